@@ -1,0 +1,16 @@
+import type { Command } from "./types.ts";
+
+/** `!pm <user> <message>`: a message only the named user sees. */
+export const pm: Command = {
+  name: "pm",
+  usage: "!pm <user> <message>",
+  summary: "sends a private message",
+  run(context) {
+    const match = /^(\S+)\s+(.+)$/su.exec(context.args);
+    if (match === null) return context.replyUsage();
+    const [, name, message] = match;
+    const target = context.chat.findUser(name);
+    if (target === undefined) return context.reply("user_not_found", { name });
+    context.chat.sendPrivate(context.user, target, message);
+  },
+};

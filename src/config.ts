@@ -1,0 +1,244 @@
+/**
+ * Configuration: the only module that reads config files and environment
+ * variables. Each environment has a folder `config/<env>/` with two YAML
+ * files, `server.yaml` (network, logging, limits) and `chat.yaml` (what users
+ * see). Flags win over environment variables, which win over the files.
+ *
+ * @module
+ */
+
+import { parse as parseYaml } from "@std/yaml";
+import { fromFileUrl, join } from "@std/path";
+import {
+  type Field,
+  integer,
+  object,
+  oneOf,
+  SchemaError,
+  showValue,
+  string,
+  template,
+} from "./_config_schema.ts";
+
+/** A configuration problem an operator can fix; the message says how. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/** The placeholders each chat message template may use. */
+export const MESSAGE_PLACEHOLDERS = {
+  welcome: ["name"],
+  connected: ["name"],
+  disconnected: ["name"],
+  chat: ["name", "message"],
+  renamed: ["old", "new"],
+  name_refused: ["name", "reason"],
+  who: ["names"],
+  env: ["env"],
+  pong: [],
+  about: [],
+  help: ["commands"],
+  usage: ["usage"],
+  pm_sent: ["to", "message"],
+  pm_received: ["from", "message"],
+  user_not_found: ["name"],
+  unknown_command: ["text"],
+  shutdown: [],
+} as const satisfies Record<string, readonly string[]>;
+
+/** The name of a chat message template. */
+export type MessageKey = keyof typeof MESSAGE_PLACEHOLDERS;
+/** The values a template needs, one per placeholder. */
+export type MessageValues<K extends MessageKey> = {
+  readonly [P in (typeof MESSAGE_PLACEHOLDERS)[K][number]]: string;
+};
+/** Every chat message template, by name. */
+export type Messages = { readonly [K in MessageKey]: string };
+
+/** Log levels accepted by `log.level` and `LOG_LEVEL`. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+/** A log level. */
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+const PORT_RANGE = { min: 0, max: 65535 } as const;
+
+const serverSchema = object({
+  host: string("127.0.0.1", { nonEmpty: true }),
+  port: integer(8080, PORT_RANGE),
+  log: object({
+    level: oneOf(LOG_LEVELS, "info"),
+    format: oneOf(["text", "json"], "text"),
+  }),
+});
+
+const messageFields = Object.fromEntries(
+  Object.entries(MESSAGE_PLACEHOLDERS).map(([key, names]) => [key, template(names)]),
+) as { [K in MessageKey]: Field<string> };
+
+const chatSchema = object({
+  environment: string(undefined, { nonEmpty: true }),
+  max_message_len: integer(1000, { min: 1, max: 1_000_000 }),
+  messages: object(messageFields),
+});
+
+/** Network and logging settings, from `server.yaml`. */
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly log: { readonly level: LogLevelName; readonly format: "text" | "json" };
+}
+
+/** What users see, from `chat.yaml`. */
+export interface ChatConfig {
+  /** Shown by `!env`, such as `LOCAL`. */
+  readonly environment: string;
+  /** Longer texts are cut to this many code points. */
+  readonly maxMessageLen: number;
+  readonly messages: Messages;
+}
+
+/** The whole, validated configuration. */
+export interface Config {
+  /** The environment folder the files came from, such as `local`. */
+  readonly env: string;
+  readonly server: ServerConfig;
+  readonly chat: ChatConfig;
+}
+
+/** Settings given on the command line; each wins over the files. */
+export interface ConfigFlags {
+  env?: string;
+  host?: string;
+  port?: string;
+  configDir?: string;
+}
+
+/** Where {@linkcode loadConfig} looks. */
+export interface LoadConfigOptions {
+  /** Command-line settings. */
+  flags?: ConfigFlags;
+  /** Reads an environment variable; defaults to `Deno.env.get`. */
+  getEnv?: (name: string) => string | undefined;
+}
+
+/** The folder holding one subfolder per environment, next to `src/`. */
+export const DEFAULT_CONFIG_DIR: string = fromFileUrl(new URL("../config", import.meta.url));
+const DEFAULT_ENV = "local";
+const ENV_NAME = /^[a-z0-9][a-z0-9_-]*$/;
+
+function fail(what: string, problem: string): never {
+  throw new ConfigError(`Cannot start server as ${what} ${problem}`);
+}
+
+async function readYamlFile(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) {
+      fail(`config file ${path}`, "does not exist: create it or choose another --env");
+    }
+    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+      fail(`config file ${path}`, "cannot be read: grant read access to it");
+    }
+    throw error;
+  }
+  try {
+    return parseYaml(text);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    return fail(`config file ${path}`, `is not valid YAML: ${detail}`);
+  }
+}
+
+function readSection<T>(schema: Field<T>, raw: unknown, path: string): T {
+  try {
+    return schema.read(raw, "");
+  } catch (error) {
+    if (error instanceof SchemaError) {
+      const where = error.key === "" ? `config file ${path}` : `"${error.key}" in ${path}`;
+      fail(where, error.problem);
+    }
+    throw error;
+  }
+}
+
+function readPort(value: string, source: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > PORT_RANGE.max) {
+    fail(
+      source,
+      `must be an integer from ${PORT_RANGE.min} to ${PORT_RANGE.max}: current value is ${
+        showValue(value)
+      }`,
+    );
+  }
+  return port;
+}
+
+/**
+ * Loads and validates the configuration of one environment. Throws
+ * {@linkcode ConfigError} naming the file, the key and the fix.
+ */
+export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
+  const { flags = {}, getEnv = (name: string) => Deno.env.get(name) } = options;
+  const env = flags.env ?? getEnv("CHAT_ENV") ?? DEFAULT_ENV;
+  const envSource = flags.env !== undefined ? "--env" : "CHAT_ENV";
+  if (!ENV_NAME.test(env)) {
+    fail(
+      envSource,
+      `must be a folder name of lowercase letters, digits, "-" and "_": current value is ${
+        showValue(env)
+      }`,
+    );
+  }
+  const configDir = flags.configDir ?? getEnv("CHAT_CONFIG_DIR") ?? DEFAULT_CONFIG_DIR;
+  const serverPath = join(configDir, env, "server.yaml");
+  const chatPath = join(configDir, env, "chat.yaml");
+  const server = readSection(serverSchema, await readYamlFile(serverPath), serverPath);
+  const chat = readSection(chatSchema, await readYamlFile(chatPath), chatPath);
+
+  const host = flags.host ?? getEnv("CHAT_HOST") ?? server.host;
+  if (host === "") fail(flags.host !== undefined ? "--host" : "CHAT_HOST", "must not be empty");
+  const portFlag = flags.port ?? getEnv("CHAT_PORT");
+  const port = portFlag === undefined
+    ? server.port
+    : readPort(portFlag, flags.port !== undefined ? "--port" : "CHAT_PORT");
+  const logLevel = getEnv("LOG_LEVEL");
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevelName)) {
+    fail(
+      "LOG_LEVEL",
+      `must be one of ${LOG_LEVELS.join(", ")}: current value is ${showValue(logLevel)}`,
+    );
+  }
+
+  return {
+    env,
+    server: {
+      host,
+      port,
+      log: { ...server.log, level: (logLevel as LogLevelName | undefined) ?? server.log.level },
+    },
+    chat: {
+      environment: chat.environment,
+      maxMessageLen: chat.max_message_len,
+      messages: chat.messages,
+    },
+  };
+}
+
+/** Fills a message template: `$name` takes `values.name`, `$$` is a dollar sign. */
+export function renderMessage<K extends MessageKey>(
+  messages: Messages,
+  key: K,
+  values: MessageValues<K>,
+): string {
+  const named = values as Readonly<Record<string, string>>;
+  return messages[key].replace(
+    /\$(\$|\w*)/g,
+    (_, name: string) => name === "$" ? "$" : named[name],
+  );
+}

@@ -1,0 +1,128 @@
+/**
+ * Entry point: reads flags and config, sets up logging, starts the server and
+ * stops it cleanly on SIGINT or SIGTERM.
+ *
+ * @module
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { getLogger } from "@logtape/logtape";
+import { Chatroom } from "./chatroom.ts";
+import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config.ts";
+import { setupLogging } from "./log.ts";
+import { createHandler } from "./server.ts";
+
+const USAGE = `Usage: chat-server [options]
+
+Options:
+  --env <name>         environment: a folder of the config directory (default: CHAT_ENV or "local")
+  --host <address>     address to listen on (default: CHAT_HOST or the config file)
+  --port <number>      port to listen on, 0 for any free port (default: CHAT_PORT or the config file)
+  --config-dir <path>  directory of environment folders (default: CHAT_CONFIG_DIR or config/)
+  --healthcheck        ask the server configured here for /healthz; exit 0 when healthy
+  --help               show this help`;
+
+/** Clients get this long to take their close frame before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 2000;
+const HEALTHCHECK_TIMEOUT_MS = 2000;
+const EXIT_USAGE = 2;
+
+const log = getLogger(["chat", "server"]);
+
+function readFlags(args: string[]): ConfigFlags & { help: boolean; healthcheck: boolean } {
+  const unknown: string[] = [];
+  const flags = parseArgs(args, {
+    string: ["env", "host", "port", "config-dir"],
+    boolean: ["help", "healthcheck"],
+    unknown: (arg: string) => {
+      unknown.push(arg);
+      return false;
+    },
+  });
+  if (unknown.length > 0) {
+    throw new ConfigError(`Cannot start server as ${unknown.join(" ")} is not an option\n${USAGE}`);
+  }
+  return {
+    env: flags.env,
+    host: flags.host,
+    port: flags.port,
+    configDir: flags["config-dir"],
+    help: flags.help,
+    healthcheck: flags.healthcheck,
+  };
+}
+
+/** The address a local client reaches a server listening on `host` at. */
+function localAddress(host: string): string {
+  if (host === "0.0.0.0") return "127.0.0.1";
+  if (host === "::") return "[::1]";
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+async function healthcheck(config: Config): Promise<number> {
+  const url = `http://${localAddress(config.server.host)}:${config.server.port}/healthz`;
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(HEALTHCHECK_TIMEOUT_MS) });
+    await response.body?.cancel();
+    return response.ok ? 0 : 1;
+  } catch {
+    return 1;
+  }
+}
+
+function serve(config: Config): void {
+  const chatroom = new Chatroom({ config: config.chat });
+  const server = Deno.serve({
+    hostname: config.server.host,
+    port: config.server.port,
+    onListen: ({ hostname, port }) => {
+      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+      const url = `http://${host}:${port}`;
+      log.info("listening on {url} (environment {env})", { url, env: config.env });
+    },
+  }, createHandler(chatroom));
+
+  let stopping = false;
+  const stop = async (signal: Deno.Signal): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info("Received {signal}; closing {count} connections", {
+      signal,
+      count: chatroom.size,
+    });
+    chatroom.shutdown();
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
+    await Promise.race([server.shutdown(), grace]);
+    Deno.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, () => stop(signal));
+  }
+}
+
+async function main(args: string[]): Promise<number | undefined> {
+  let config: Config;
+  let healthcheckOnly: boolean;
+  try {
+    const flags = readFlags(args);
+    if (flags.help) {
+      console.log(USAGE);
+      return 0;
+    }
+    healthcheckOnly = flags.healthcheck;
+    config = await loadConfig({ flags });
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    console.error(error.message);
+    return EXIT_USAGE;
+  }
+  if (healthcheckOnly) return await healthcheck(config);
+  await setupLogging(config.server.log);
+  serve(config);
+  return undefined;
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  if (code !== undefined) Deno.exit(code);
+}

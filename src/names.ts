@@ -1,0 +1,53 @@
+/**
+ * User names: generation, validation and the key two names are compared by.
+ *
+ * @module
+ */
+
+import { ADJECTIVES, ANIMALS } from "./words.ts";
+
+/** The longest name a user may take, in code points. */
+export const MAX_NAME_LENGTH = 32;
+
+/**
+ * The form two names are compared in: NFKC-normalized and case-folded, so
+ * `Alice`, `alice` and `ＡＬＩＣＥ` are one name.
+ */
+export function nameKey(name: string): string {
+  return name.normalize("NFKC").toUpperCase().toLowerCase();
+}
+
+/** Removes every whitespace character, as `!setname` does with its argument. */
+export function stripWhitespace(text: string): string {
+  return text.replace(/\s+/gu, "");
+}
+
+/** Control, format (such as zero-width and direction marks) and unassigned characters. */
+const INVISIBLE = /[\p{Cc}\p{Cf}\p{Cn}\p{Cs}]/u;
+
+/** Returns why `name` cannot be a user name, or `undefined` when it can. */
+export function nameProblem(name: string): string | undefined {
+  const length = [...name].length;
+  if (length === 0) return "it is empty";
+  if (length > MAX_NAME_LENGTH) return `it is longer than ${MAX_NAME_LENGTH} characters`;
+  if (/\s/u.test(name)) return "it contains whitespace";
+  if (INVISIBLE.test(name)) return "it contains invisible or control characters";
+  return undefined;
+}
+
+/**
+ * Makes an Adjective+Animal name that `isTaken` does not refuse. When the
+ * random pair is taken, a number is added, so the result never collides.
+ */
+export function generateName(
+  isTaken: (name: string) => boolean,
+  random: () => number = Math.random,
+): string {
+  const pick = (words: readonly string[]): string => words[Math.floor(random() * words.length)];
+  const base = pick(ADJECTIVES) + pick(ANIMALS);
+  if (!isTaken(base)) return base;
+  for (let suffix = 2;; suffix++) {
+    const name = `${base}${suffix}`;
+    if (!isTaken(name)) return name;
+  }
+}

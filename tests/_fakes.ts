@@ -1,0 +1,51 @@
+/** Fakes and fixtures shared by the unit tests. */
+
+import { Chatroom, type ChatroomOptions } from "../src/chatroom.ts";
+import { type ChatConfig, loadConfig } from "../src/config.ts";
+import type { ChatEvent, Origin, Sink } from "../src/user.ts";
+
+/** The fixed time every fake-clock event carries. */
+export const NOW = new Date("2026-01-02T03:04:05.678Z");
+
+/** The shipped test environment's chat config, read once. */
+export const TEST_CHAT_CONFIG: ChatConfig =
+  (await loadConfig({ flags: { env: "test" }, getEnv: () => undefined })).chat;
+
+/** A sink that records what it is sent. */
+export class FakeSink implements Sink {
+  readonly events: ChatEvent[] = [];
+  closed: { code: number; reason: string } | undefined;
+
+  send(event: ChatEvent): void {
+    this.events.push(event);
+  }
+
+  close(code: number, reason: string): void {
+    this.closed = { code, reason };
+  }
+
+  /** Returns and forgets what was sent so far, as `[origin, body]` pairs. */
+  take(): [Origin, string][] {
+    return this.events.splice(0).map((event) => [event.origin, event.body]);
+  }
+}
+
+/** Names `Guest1`, `Guest2`, ... in order, skipping taken ones. */
+export function sequentialNames(): (isTaken: (name: string) => boolean) => string {
+  let next = 1;
+  return (isTaken) => {
+    let name: string;
+    do name = `Guest${next++}`; while (isTaken(name));
+    return name;
+  };
+}
+
+/** A chatroom on the test config with a fixed clock and predictable names. */
+export function createTestChatroom(options: Partial<ChatroomOptions> = {}): Chatroom {
+  return new Chatroom({
+    config: TEST_CHAT_CONFIG,
+    now: () => NOW,
+    generateName: sequentialNames(),
+    ...options,
+  });
+}

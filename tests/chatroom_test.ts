@@ -1,0 +1,222 @@
+import { assertEquals, assertStrictEquals } from "@std/assert";
+import { truncateText } from "../src/chatroom.ts";
+import { createTestChatroom, FakeSink, NOW, TEST_CHAT_CONFIG } from "./_fakes.ts";
+
+const WELCOME_HINT = '(hint: type "!help" for help)';
+
+/** A chatroom with `count` users already connected and their sinks emptied. */
+function roomWith(count: number, options: Parameters<typeof createTestChatroom>[0] = {}) {
+  const chatroom = createTestChatroom(options);
+  const sinks = Array.from({ length: count }, () => new FakeSink());
+  const users = sinks.map((sink) => chatroom.connect(sink));
+  for (const sink of sinks) sink.take();
+  return { chatroom, sinks, users };
+}
+
+Deno.test("connect", async (t) => {
+  await t.step("welcomes the newcomer and tells everyone else", () => {
+    const chatroom = createTestChatroom();
+    const first = new FakeSink();
+    const second = new FakeSink();
+    chatroom.connect(first);
+    assertEquals(first.take(), [["SERVER", `Welcome, Guest1 ${WELCOME_HINT}`]]);
+    chatroom.connect(second);
+    assertEquals(second.take(), [["SERVER", `Welcome, Guest2 ${WELCOME_HINT}`]]);
+    assertEquals(first.take(), [["SERVER", "Guest2 has connected!"]]);
+    assertEquals(chatroom.size, 2);
+  });
+
+  await t.step("stamps events with the clock", () => {
+    const chatroom = createTestChatroom();
+    const sink = new FakeSink();
+    chatroom.connect(sink);
+    assertEquals(sink.events[0].sentAt, NOW);
+  });
+
+  await t.step("uses a requested name when it is valid and free", () => {
+    const chatroom = createTestChatroom();
+    const sink = new FakeSink();
+    assertEquals(chatroom.connect(sink, { name: "Alice" }).name, "Alice");
+    assertEquals(sink.take(), [["SERVER", `Welcome, Alice ${WELCOME_HINT}`]]);
+  });
+
+  await t.step("generates a name when the requested one is invalid or taken", () => {
+    const chatroom = createTestChatroom();
+    chatroom.connect(new FakeSink(), { name: "Alice" });
+    for (const name of ["alice", "ＡＬＩＣＥ", "", "two words", "x".repeat(33), "a\u200bb"]) {
+      assertEquals(chatroom.connect(new FakeSink(), { name }).name.startsWith("Guest"), true, name);
+    }
+  });
+});
+
+Deno.test("chat messages", async (t) => {
+  await t.step("reach everyone else as USER and the sender as SELF", () => {
+    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = roomWith(3);
+    chatroom.receive(aliceUser, "hello there");
+    assertEquals(alice.take(), [["SELF", "Guest1: hello there"]]);
+    assertEquals(bob.take(), [["USER", "Guest1: hello there"]]);
+    assertEquals(carol.take(), [["USER", "Guest1: hello there"]]);
+  });
+
+  await t.step("share one event object between recipients", () => {
+    const { chatroom, sinks: [, bob, carol], users: [aliceUser] } = roomWith(3);
+    chatroom.receive(aliceUser, "hi");
+    assertStrictEquals(bob.events[0], carol.events[0]);
+  });
+
+  await t.step("are cut to max_message_len code points", () => {
+    const config = { ...TEST_CHAT_CONFIG, maxMessageLen: 3 };
+    const { chatroom, sinks: [, bob], users: [aliceUser] } = roomWith(2, { config });
+    chatroom.receive(aliceUser, "abcdef");
+    chatroom.receive(aliceUser, "😀😀😀😀");
+    assertEquals(bob.take(), [["USER", "Guest1: abc"], ["USER", "Guest1: 😀😀😀"]]);
+  });
+
+  await t.step("from a user who left are ignored", () => {
+    const { chatroom, sinks: [, bob], users: [aliceUser] } = roomWith(2);
+    chatroom.disconnect(aliceUser);
+    bob.take();
+    chatroom.receive(aliceUser, "ghost");
+    assertEquals(bob.take(), []);
+  });
+});
+
+Deno.test("truncateText never splits a surrogate pair", () => {
+  assertEquals(truncateText("a😀b", 2), "a😀");
+  assertEquals(truncateText("😀😀", 1), "😀");
+  assertEquals(truncateText("short", 10), "short");
+  assertEquals(truncateText("x".repeat(1001), 1000).length, 1000);
+});
+
+Deno.test("commands", async (t) => {
+  await t.step("!help lists every command with its summary", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    chatroom.receive(aliceUser, "!help");
+    const lines = chatroom.commands.map((command) => `${command.usage} - ${command.summary}`);
+    assertEquals(alice.take(), [["SERVER", `Available commands:\n${lines.join("\n")}`]]);
+    assertEquals(chatroom.commands.map((command) => command.name), [
+      "help",
+      "about",
+      "setname",
+      "who",
+      "env",
+      "ping",
+      "pm",
+    ]);
+  });
+
+  await t.step("!about, !env and !ping answer only the caller", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    chatroom.receive(aliceUser, "!about");
+    chatroom.receive(aliceUser, "!env");
+    chatroom.receive(aliceUser, "!ping");
+    assertEquals(alice.take(), [
+      ["SERVER", TEST_CHAT_CONFIG.messages.about],
+      ["SERVER", "Environment: TEST"],
+      ["SERVER", "pong!"],
+    ]);
+    assertEquals(bob.take(), []);
+  });
+
+  await t.step("names are case-insensitive", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    chatroom.receive(aliceUser, "!PiNg");
+    assertEquals(alice.take(), [["SERVER", "pong!"]]);
+  });
+
+  await t.step("!who lists users in arrival order", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(3);
+    chatroom.receive(aliceUser, "!who");
+    assertEquals(alice.take(), [["SERVER", "Connected Users: Guest1, Guest2, Guest3"]]);
+  });
+
+  await t.step("!setname removes whitespace and tells everyone", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    chatroom.receive(aliceUser, "!setname  Big \t Bird ");
+    const notice: [string, string] = ["SERVER", '"Guest1" has changed their name to "BigBird"'];
+    assertEquals(alice.take(), [notice]);
+    assertEquals(bob.take(), [notice]);
+    assertEquals(aliceUser.name, "BigBird");
+    assertEquals(chatroom.findUser("bigbird"), aliceUser);
+    assertEquals(chatroom.findUser("Guest1"), undefined);
+  });
+
+  await t.step("!setname without a name answers with its usage", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    chatroom.receive(aliceUser, "!setname");
+    chatroom.receive(aliceUser, "!setname    ");
+    assertEquals(alice.take(), [
+      ["SERVER", "Usage: !setname <new name>"],
+      ["SERVER", "Usage: !setname <new name>"],
+    ]);
+  });
+
+  await t.step("!setname refuses a name someone else holds", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    chatroom.receive(aliceUser, "!setname guest2");
+    assertEquals(alice.take(), [["SERVER", 'Cannot change your name to "guest2": it is taken']]);
+    assertEquals(bob.take(), []);
+    assertEquals(aliceUser.name, "Guest1");
+  });
+
+  await t.step("!setname may change the case of one's own name", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    chatroom.receive(aliceUser, "!setname GUEST1");
+    assertEquals(alice.take(), [["SERVER", '"Guest1" has changed their name to "GUEST1"']]);
+  });
+
+  await t.step("!pm reaches only the target, with an echo to the sender", () => {
+    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = roomWith(3);
+    chatroom.receive(aliceUser, "!pm guest2 see  you later");
+    assertEquals(bob.take(), [["PRIVATE", "PM <- Guest1: see  you later"]]);
+    assertEquals(alice.take(), [["PRIVATE", "PM -> Guest2: see  you later"]]);
+    assertEquals(carol.take(), []);
+  });
+
+  await t.step("!pm with missing parts answers with its usage", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    chatroom.receive(aliceUser, "!pm");
+    chatroom.receive(aliceUser, "!pm Guest2");
+    chatroom.receive(aliceUser, "!pm Guest2    ");
+    const usage: [string, string] = ["SERVER", "Usage: !pm <user> <message>"];
+    assertEquals(alice.take(), [usage, usage, usage]);
+    assertEquals(bob.take(), []);
+  });
+
+  await t.step("!pm to an unknown user says so", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    chatroom.receive(aliceUser, "!pm Nobody hi");
+    assertEquals(alice.take(), [["SERVER", "!pm error: user Nobody not found"]]);
+  });
+
+  await t.step("an unknown command is named in the reply", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    chatroom.receive(aliceUser, "!dance wildly");
+    chatroom.receive(aliceUser, "!");
+    assertEquals(alice.take(), [
+      ["SERVER", '"!dance wildly" is not a valid command'],
+      ["SERVER", '"!" is not a valid command'],
+    ]);
+    assertEquals(bob.take(), []);
+  });
+});
+
+Deno.test("disconnect tells the others once", () => {
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+  chatroom.disconnect(aliceUser);
+  chatroom.disconnect(aliceUser);
+  assertEquals(bob.take(), [["SERVER", "Guest1 has disconnected!"]]);
+  assertEquals(alice.take(), []);
+  assertEquals(chatroom.size, 1);
+  assertEquals(chatroom.findUser("Guest1"), undefined);
+});
+
+Deno.test("shutdown says goodbye and closes every connection with 1001", () => {
+  const { chatroom, sinks } = roomWith(2);
+  chatroom.shutdown();
+  for (const sink of sinks) {
+    assertEquals(sink.take(), [["SERVER", "Server is shutting down... goodbye."]]);
+    assertEquals(sink.closed, { code: 1001, reason: "server shutting down" });
+  }
+  assertEquals(chatroom.size, 0);
+});

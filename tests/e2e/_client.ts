@@ -1,0 +1,149 @@
+/** Real-socket helpers for the end-to-end tests: a server on port 0 and a WebSocket client. */
+
+import { Chatroom } from "../../src/chatroom.ts";
+import { createHandler } from "../../src/server.ts";
+import { TEST_CHAT_CONFIG } from "../_fakes.ts";
+
+/** One frame of the original protocol, as sent by the server. */
+export interface Frame {
+  body: string;
+  origin: string;
+  sentAt: string;
+}
+
+/** How long a test waits for an expected event before it fails. */
+export const EVENT_TIMEOUT_MS = 5000;
+
+/** Resolves with `promise`, or rejects after `ms` with `what` in the message. */
+export async function within<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = EVENT_TIMEOUT_MS,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A WebSocket client that queues frames so tests can await them in order. */
+export class TestClient {
+  readonly socket: WebSocket;
+  /** Resolves when the socket closes, with the close code. */
+  readonly closed: Promise<CloseEvent>;
+  readonly #frames: Frame[] = [];
+  #wake: (() => void) | undefined;
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
+    this.closed = new Promise((resolve) => socket.addEventListener("close", resolve));
+    socket.addEventListener("message", (event) => {
+      this.#frames.push(JSON.parse(event.data));
+      this.#wake?.();
+    });
+    this.closed.then(() => this.#wake?.());
+  }
+
+  /** Opens a connection and waits until it is open. */
+  static async connect(url: string | URL): Promise<TestClient> {
+    const socket = new WebSocket(url);
+    const client = new TestClient(socket);
+    await within(
+      new Promise((resolve, reject) => {
+        socket.addEventListener("open", resolve);
+        socket.addEventListener("error", () => reject(new Error(`Cannot connect to ${url}`)));
+      }),
+      `the connection to ${url}`,
+    );
+    return client;
+  }
+
+  send(text: string): void {
+    this.socket.send(text);
+  }
+
+  /** The next frame, whatever it is. */
+  next(): Promise<Frame> {
+    return this.waitFor(() => true, "the next frame");
+  }
+
+  /** The next frame's `[origin, body]`, for exact comparisons. */
+  async nextPair(): Promise<[string, string]> {
+    const frame = await this.next();
+    return [frame.origin, frame.body];
+  }
+
+  /** Skips frames until one matches, and returns it. */
+  waitFor(match: (frame: Frame) => boolean, what = "a matching frame"): Promise<Frame> {
+    const search = async (): Promise<Frame> => {
+      while (true) {
+        const frame = this.#frames.shift();
+        if (frame !== undefined) {
+          if (match(frame)) return frame;
+          continue;
+        }
+        if (this.socket.readyState === WebSocket.CLOSED) {
+          throw new Error(`Socket closed while waiting for ${what}`);
+        }
+        await new Promise<void>((resolve) => this.#wake = resolve);
+      }
+    };
+    return within(search(), what);
+  }
+
+  /** Frames received and not yet read. */
+  get pending(): readonly Frame[] {
+    return this.#frames;
+  }
+
+  /** Closes the socket and waits until it is closed. */
+  async close(): Promise<void> {
+    if (this.socket.readyState !== WebSocket.CLOSED) this.socket.close();
+    await within(this.closed, "the socket to close");
+  }
+}
+
+/** A chat server on a free loopback port, for one test. */
+export interface TestServer {
+  readonly url: string;
+  readonly httpUrl: string;
+  readonly chatroom: Chatroom;
+  /** Connects a client and reads its welcome frame; returns it with its name. */
+  join(query?: string): Promise<{ client: TestClient; name: string }>;
+  /** Closes every client it opened, then the server. */
+  close(): Promise<void>;
+}
+
+/** Starts the real handler with `Deno.serve` on 127.0.0.1, port 0. */
+export function startTestServer(): TestServer {
+  const chatroom = new Chatroom({ config: TEST_CHAT_CONFIG });
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    createHandler(chatroom),
+  );
+  const httpUrl = `http://127.0.0.1:${server.addr.port}`;
+  const url = `ws://127.0.0.1:${server.addr.port}/ws`;
+  const clients: TestClient[] = [];
+  return {
+    url,
+    httpUrl,
+    chatroom,
+    async join(query = "") {
+      const client = await TestClient.connect(url + query);
+      clients.push(client);
+      const welcome = await client.next();
+      const name = /^Welcome, (\S+) /.exec(welcome.body)?.[1];
+      if (name === undefined) throw new Error(`Expected a welcome, got ${welcome.body}`);
+      return { client, name };
+    },
+    async close() {
+      await Promise.all(clients.map((client) => client.close()));
+      await server.shutdown();
+    },
+  };
+}
