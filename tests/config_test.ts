@@ -1,0 +1,256 @@
+import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
+import { join } from "@std/path";
+import { ConfigError, DEFAULT_CONFIG_DIR, loadConfig, renderMessage } from "../src/config.ts";
+
+const noEnv = () => undefined;
+
+/** A config directory with one environment, `custom`, holding these two files. */
+async function withConfig(
+  files: { server?: string; chat?: string },
+  run: (configDir: string, dir: (file: string) => string) => Promise<void>,
+): Promise<void> {
+  const configDir = await Deno.makeTempDir({ prefix: "chat-config-" });
+  try {
+    await Deno.mkdir(join(configDir, "custom"));
+    const shipped = (file: string) => Deno.readTextFile(join(DEFAULT_CONFIG_DIR, "test", file));
+    await Deno.writeTextFile(
+      join(configDir, "custom", "server.yaml"),
+      files.server ?? await shipped("server.yaml"),
+    );
+    await Deno.writeTextFile(
+      join(configDir, "custom", "chat.yaml"),
+      files.chat ?? await shipped("chat.yaml"),
+    );
+    await run(configDir, (file) => join(configDir, "custom", file));
+  } finally {
+    await Deno.remove(configDir, { recursive: true });
+  }
+}
+
+async function configError(files: { server?: string; chat?: string }): Promise<string> {
+  let message = "";
+  await withConfig(files, async (configDir) => {
+    const error = await assertRejects(
+      () => loadConfig({ flags: { env: "custom", configDir }, getEnv: noEnv }),
+      ConfigError,
+    );
+    message = error.message;
+  });
+  return message;
+}
+
+Deno.test("shipped environments load", async (t) => {
+  for (
+    const [env, environment, host] of [
+      ["local", "LOCAL", "127.0.0.1"],
+      ["prod", "PROD", "0.0.0.0"],
+      ["test", "TEST", "127.0.0.1"],
+    ]
+  ) {
+    await t.step(env, async () => {
+      const config = await loadConfig({ flags: { env }, getEnv: noEnv });
+      assertEquals(config.env, env);
+      assertEquals(config.chat.environment, environment);
+      assertEquals(config.chat.maxMessageLen, 1000);
+      assertEquals(config.server.host, host);
+      assertEquals(
+        config.chat.messages.welcome,
+        'Welcome, $name (hint: type "!help" for help)',
+      );
+    });
+  }
+});
+
+Deno.test("environment selection and overrides", async (t) => {
+  await t.step("defaults to local", async () => {
+    assertEquals((await loadConfig({ getEnv: noEnv })).env, "local");
+  });
+
+  await t.step("CHAT_ENV, CHAT_HOST, CHAT_PORT and LOG_LEVEL override the file", async () => {
+    const env: Record<string, string> = {
+      CHAT_ENV: "prod",
+      CHAT_HOST: "127.0.0.2",
+      CHAT_PORT: "9000",
+      LOG_LEVEL: "debug",
+    };
+    const config = await loadConfig({ getEnv: (name) => env[name] });
+    assertEquals(config.env, "prod");
+    assertEquals(config.server.host, "127.0.0.2");
+    assertEquals(config.server.port, 9000);
+    assertEquals(config.server.log, { level: "debug", format: "json" });
+  });
+
+  await t.step("flags win over environment variables", async () => {
+    const env: Record<string, string> = { CHAT_ENV: "prod", CHAT_PORT: "9000" };
+    const config = await loadConfig({
+      flags: { env: "test", port: "0", host: "localhost" },
+      getEnv: (name) => env[name],
+    });
+    assertEquals([config.env, config.server.host, config.server.port], ["test", "localhost", 0]);
+  });
+
+  await t.step("absent keys take their defaults", async () => {
+    await withConfig({ server: "# nothing set\n" }, async (configDir) => {
+      const config = await loadConfig({ flags: { env: "custom", configDir }, getEnv: noEnv });
+      assertEquals(config.server, {
+        host: "127.0.0.1",
+        port: 8080,
+        log: { level: "info", format: "text" },
+      });
+    });
+  });
+});
+
+Deno.test("config errors name the file, the key and the fix", async (t) => {
+  await t.step("a missing environment", async () => {
+    const error = await assertRejects(
+      () => loadConfig({ flags: { env: "staging" }, getEnv: noEnv }),
+      ConfigError,
+    );
+    assertEquals(
+      error.message,
+      `Cannot start server as config file ${
+        join(DEFAULT_CONFIG_DIR, "staging", "server.yaml")
+      } does not exist: create it or choose another --env`,
+    );
+  });
+
+  await t.step("an environment name that is not a folder name", async () => {
+    const error = await assertRejects(
+      () => loadConfig({ flags: { env: "../etc" }, getEnv: noEnv }),
+      ConfigError,
+    );
+    assertEquals(
+      error.message,
+      'Cannot start server as --env must be a folder name of lowercase letters, digits, "-" and "_": current value is "../etc"',
+    );
+  });
+
+  const cases: [string, { server?: string; chat?: string }, string, string][] = [
+    [
+      "bad YAML",
+      { server: "port: [8080\n" },
+      "server.yaml",
+      "is not valid YAML: Cannot read flow collection: unexpected end of the stream within a flow collection at line 2, column 1:",
+    ],
+    [
+      "a wrong type",
+      { server: "port: eighty\n" },
+      "server.yaml",
+      'must be an integer from 0 to 65535: current value is "eighty"',
+    ],
+    [
+      "an out-of-range value",
+      { server: "port: 70000\n" },
+      "server.yaml",
+      "must be an integer from 0 to 65535: current value is 70000",
+    ],
+    [
+      "an unknown key",
+      { server: "prot: 8080\n" },
+      "server.yaml",
+      "is not a known key: remove it or use one of host, port, log",
+    ],
+    [
+      "a nested unknown key",
+      { server: "log:\n  colour: red\n" },
+      "server.yaml",
+      "is not a known key: remove it or use one of level, format",
+    ],
+    [
+      "a bad choice",
+      { server: "log:\n  format: xml\n" },
+      "server.yaml",
+      'must be one of text, json: current value is "xml"',
+    ],
+    [
+      "a file that is not a mapping",
+      { chat: "- a\n- b\n" },
+      "chat.yaml",
+      "must be a mapping of keys to values: current value is a list",
+    ],
+    [
+      "a missing required key",
+      { chat: "max_message_len: 10\nmessages: {}\n" },
+      "chat.yaml",
+      "is required but missing",
+    ],
+    [
+      "an unknown template placeholder",
+      {
+        chat: (await Deno.readTextFile(join(DEFAULT_CONFIG_DIR, "test", "chat.yaml"))).replace(
+          "$name has connected!",
+          "$nmae has connected!",
+        ),
+      },
+      "chat.yaml",
+      'uses the unknown placeholder "$nmae" (allowed are $name; write $$ for a dollar sign)',
+    ],
+  ];
+  for (const [what, files, file, problem] of cases) {
+    await t.step(what, async () => {
+      const message = await configError(files);
+      assertStringIncludes(message, "Cannot start server as ");
+      assertStringIncludes(message, file);
+      assertStringIncludes(message, problem);
+    });
+  }
+
+  await t.step("the message names the key with its full path", async () => {
+    const message = await configError({ server: "log:\n  level: loud\n" });
+    assertStringIncludes(message, '"log.level" in ');
+    assertStringIncludes(
+      message,
+      'must be one of trace, debug, info, warning, error, fatal: current value is "loud"',
+    );
+  });
+
+  await t.step("a bad CHAT_PORT or --port", async () => {
+    for (
+      const [flags, env, source] of [
+        [{ port: "eighty" }, {}, "--port"],
+        [{}, { CHAT_PORT: "-1" }, "CHAT_PORT"],
+      ] as const
+    ) {
+      const error = await assertRejects(
+        () => loadConfig({ flags, getEnv: (name) => (env as Record<string, string>)[name] }),
+        ConfigError,
+      );
+      assertStringIncludes(error.message, `Cannot start server as ${source} must be an integer`);
+    }
+  });
+
+  await t.step("a bad LOG_LEVEL", async () => {
+    const error = await assertRejects(
+      () => loadConfig({ getEnv: (name) => name === "LOG_LEVEL" ? "verbose" : undefined }),
+      ConfigError,
+    );
+    assertStringIncludes(error.message, "LOG_LEVEL must be one of trace, debug");
+  });
+});
+
+Deno.test("renderMessage fills placeholders and keeps $$ as a dollar sign", async () => {
+  const { chat } = await loadConfig({ flags: { env: "test" }, getEnv: noEnv });
+  const messages = { ...chat.messages, pm_sent: "PM -> $to: $message ($$5)" };
+  assertEquals(
+    renderMessage(messages, "pm_sent", { to: "Bob", message: "$name stays" }),
+    "PM -> Bob: $name stays ($5)",
+  );
+});
+
+Deno.test("a config error stops the server with exit code 2 and one clear line", async () => {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-env", "--allow-net", "src/main.ts", "--port", "eighty"],
+    cwd: join(DEFAULT_CONFIG_DIR, ".."),
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const { code, stdout, stderr } = await command.output();
+  assertEquals(code, 2);
+  assertEquals(new TextDecoder().decode(stdout), "");
+  assertEquals(
+    new TextDecoder().decode(stderr),
+    'Cannot start server as --port must be an integer from 0 to 65535: current value is "eighty"\n',
+  );
+});

@@ -1,0 +1,80 @@
+/** Runs the real entry point as a child process, for signal and startup tests. */
+
+import { TextLineStream } from "@std/streams";
+import { fromFileUrl } from "@std/path";
+import { within } from "./_client.ts";
+
+const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+
+/** A server started with `deno run src/main.ts`. */
+export interface ServerProcess {
+  readonly child: Deno.ChildProcess;
+  /** `http://127.0.0.1:<port>`, read from the "listening on" log line. */
+  readonly httpUrl: string;
+  /** Every line the process wrote to stdout or stderr so far. */
+  readonly output: string[];
+  /** Sends SIGKILL if the process is still running, and waits for it. */
+  kill(): Promise<void>;
+}
+
+async function collectLines(
+  stream: ReadableStream<Uint8Array>,
+  output: string[],
+  onLine: (line: string) => void,
+): Promise<void> {
+  const lines: ReadableStream<string> = stream
+    .pipeThrough(new TextDecoderStream())
+    .pipeThrough(new TextLineStream());
+  for await (const line of lines) {
+    output.push(line);
+    onLine(line);
+  }
+}
+
+/** Starts the server on port 0 with `args` and waits for its "listening on" line. */
+export async function startServerProcess(args: string[] = []): Promise<ServerProcess> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-net", "--allow-read", "--allow-env", "src/main.ts", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1", CHAT_ENV: "test", CHAT_PORT: "0" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output: string[] = [];
+  let listening: (url: string) => void = () => {};
+  const url = new Promise<string>((resolve) => listening = resolve);
+  const onLine = (line: string): void => {
+    const match = /listening on (http:\/\/\S+)/.exec(line);
+    if (match !== null) listening(match[1]);
+  };
+  const drained = Promise.all([
+    collectLines(child.stdout, output, onLine),
+    collectLines(child.stderr, output, onLine),
+  ]);
+  const kill = async (): Promise<void> => {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It has already exited.
+    }
+    await child.status;
+    await drained;
+  };
+  try {
+    const httpUrl = await within(
+      Promise.race([
+        url,
+        child.status.then((status) => {
+          throw new Error(`Server exited with ${status.code}:\n${output.join("\n")}`);
+        }),
+      ]),
+      "the server's listening line",
+      20_000,
+    );
+    return { child, httpUrl, output, kill };
+  } catch (error) {
+    await kill();
+    throw error;
+  }
+}
