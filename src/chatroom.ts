@@ -10,11 +10,15 @@ import { getLogger } from "@logtape/logtape";
 import { COMMANDS, parseCommand } from "./commands/mod.ts";
 import type { Command, CommandContext, CommandHost } from "./commands/mod.ts";
 import { type ChatConfig, type MessageKey, type MessageValues, renderMessage } from "./config.ts";
+import { FloodGuard } from "./flood.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 import { generateName, nameKey, nameProblem } from "./names.ts";
 import { type ChatEvent, type Origin, type Sink, User } from "./user.ts";
 
 /** The WebSocket close code sent to everyone when the server stops ("going away"). */
 export const CLOSE_GOING_AWAY = 1001;
+/** The WebSocket close code for a client that broke the rules (here: kept flooding). */
+export const CLOSE_POLICY_VIOLATION = 1008;
 
 /** What a {@linkcode Chatroom} is built from; all but `config` have defaults. */
 export interface ChatroomOptions {
@@ -24,6 +28,8 @@ export interface ChatroomOptions {
   now?: () => Date;
   /** Makes a free name; receives a test for names already taken. */
   generateName?: (isTaken: (name: string) => boolean) => string;
+  /** Where drops and errors are counted. */
+  metrics?: Metrics;
 }
 
 /** Options of {@linkcode Chatroom.connect}. */
@@ -33,6 +39,17 @@ export interface ConnectOptions {
 }
 
 const log = getLogger(["chat", "room"]);
+
+/** Control and format characters other than tab: line breaks, bells, bidi overrides, zero-widths. */
+const UNSAFE_CHARACTERS = /(?!\t)[\p{Cc}\p{Cf}]/gu;
+
+/**
+ * Makes client text safe to show: unpaired surrogates become U+FFFD and
+ * control and format characters (except tab) are removed.
+ */
+export function cleanText(text: string): string {
+  return text.toWellFormed().replace(UNSAFE_CHARACTERS, "");
+}
 
 /** Cuts `text` to at most `max` code points, never splitting a surrogate pair. */
 export function truncateText(text: string, max: number): string {
@@ -51,26 +68,31 @@ export class Chatroom implements CommandHost {
   readonly #commands: ReadonlyMap<string, Command>;
   readonly #now: () => Date;
   readonly #generateName: (isTaken: (name: string) => boolean) => string;
+  readonly #metrics: Metrics;
+  /** {@linkcode nameKey}s of the reserved names. */
+  readonly #reserved: ReadonlySet<string>;
   /** Users in arrival order. */
   readonly #users = new Set<User>();
   /** Users by {@linkcode nameKey}. */
   readonly #byName = new Map<string, User>();
   #nextId = 1;
 
+  /** Every command, in the order `!help` lists them. */
+  readonly commands: readonly Command[];
+
   constructor(options: ChatroomOptions) {
     const { config, commands = COMMANDS, now = () => new Date() } = options;
     this.#config = config;
+    this.commands = commands;
     this.#commands = new Map(commands.map((command) => [command.name, command]));
     this.#now = now;
     this.#generateName = options.generateName ?? generateName;
+    this.#metrics = options.metrics ?? createMetrics();
+    this.#reserved = new Set(config.reservedNames.map(nameKey));
   }
 
   get environment(): string {
     return this.#config.environment;
-  }
-
-  get commands(): readonly Command[] {
-    return [...this.#commands.values()];
   }
 
   /** How many users are connected. */
@@ -90,36 +112,61 @@ export class Chatroom implements CommandHost {
   connect(sink: Sink, options: ConnectOptions = {}): User {
     const { name: requested } = options;
     const isTaken = (name: string): boolean => this.#byName.has(nameKey(name));
-    const name = requested !== undefined && nameProblem(requested) === undefined &&
+    const name = requested !== undefined && nameProblem(requested, this.#reserved) === undefined &&
         !isTaken(requested)
       ? requested
       : this.#generateName(isTaken);
-    const user = new User(this.#nextId++, name, sink);
+    const now = this.#now();
+    const user = new User(this.#nextId++, name, sink, new FloodGuard(this.#config.flood, +now));
     this.#users.add(user);
     this.#byName.set(nameKey(name), user);
     log.info("User {id} connected as {name}", { id: user.id, name });
     this.#send(user, "SERVER", this.#text("welcome", { name }));
-    this.#broadcast(this.#event("SERVER", this.#text("connected", { name })), user);
+    if (this.#announcesPresence()) {
+      this.#broadcast(this.#event("SERVER", this.#text("connected", { name })), user);
+    }
     return user;
   }
 
-  /** Handles one text frame from `user`: a command when it starts with `!`, else a message. */
+  /**
+   * Handles one text frame from `user`: a command when it starts with `!`,
+   * else a message. An unexpected error is logged and answered to this user
+   * only; nothing else sees it.
+   */
   receive(user: User, text: string): void {
     if (!this.#users.has(user)) return;
-    const input = truncateText(text, this.#config.maxMessageLen);
-    if (input.startsWith("!")) return this.#runCommand(user, input);
-    const body = this.#text("chat", { name: user.name, message: input });
-    const sentAt = this.#now();
-    this.#broadcast({ origin: "USER", body, sentAt }, user);
-    user.sink.send({ origin: "SELF", body, sentAt });
+    try {
+      if (!this.#passesFloodControl(user)) return;
+      const input = truncateText(cleanText(text), this.#config.maxMessageLen);
+      if (input.startsWith("!")) return this.#runCommand(user, input);
+      if (input.trim() === "") {
+        this.#metrics.messagesDropped.inc("empty");
+        return;
+      }
+      const body = this.#text("chat", { name: user.name, message: input });
+      const sentAt = this.#now();
+      this.#broadcast({ origin: "USER", body, sentAt }, user);
+      user.sink.send({ origin: "SELF", body, sentAt });
+    } catch (error) {
+      this.#metrics.errors.inc();
+      log.error("Failed to handle a frame from user {id}: {error}", { id: user.id, error });
+      this.#send(user, "SERVER", this.#text("internal_error", {}));
+    }
+  }
+
+  /** Answers a binary frame, which this protocol does not use. */
+  receiveBinary(user: User): void {
+    if (this.#users.has(user)) this.#send(user, "SERVER", this.#text("binary_refused", {}));
   }
 
   /** Removes a user and tells everyone else; safe to call more than once. */
   disconnect(user: User): void {
     if (!this.#users.delete(user)) return;
     this.#byName.delete(nameKey(user.name));
-    log.info("User {id} ({name}) disconnected", { id: user.id, name: user.name });
-    this.#broadcast(this.#event("SERVER", this.#text("disconnected", { name: user.name })));
+    log.info("User {id} ({name}) left", { id: user.id, name: user.name });
+    if (this.#announcesPresence()) {
+      this.#broadcast(this.#event("SERVER", this.#text("disconnected", { name: user.name })));
+    }
   }
 
   /** Says goodbye to everyone and closes every connection with 1001. */
@@ -134,7 +181,7 @@ export class Chatroom implements CommandHost {
   }
 
   rename(user: User, name: string): string | undefined {
-    const problem = nameProblem(name);
+    const problem = nameProblem(name, this.#reserved);
     if (problem !== undefined) return problem;
     const key = nameKey(name);
     const holder = this.#byName.get(key);
@@ -151,6 +198,27 @@ export class Chatroom implements CommandHost {
   sendPrivate(from: User, to: User, message: string): void {
     this.#send(to, "PRIVATE", this.#text("pm_received", { from: from.name, message }));
     this.#send(from, "PRIVATE", this.#text("pm_sent", { to: to.name, message }));
+  }
+
+  /** Join and leave notices stop in big rooms, where a mass reconnect would cost O(n²) frames. */
+  #announcesPresence(): boolean {
+    return this.#users.size <= this.#config.presenceNoticeMaxMembers;
+  }
+
+  #passesFloodControl(user: User): boolean {
+    const verdict = user.flood.check(+this.#now());
+    if (verdict === "accept") return true;
+    this.#metrics.messagesDropped.inc("flood");
+    if (verdict === "warn") {
+      log.info("User {id} is flooding; dropping messages", { id: user.id });
+      this.#send(user, "SERVER", this.#text("flood_warning", {}));
+    } else if (verdict === "disconnect") {
+      log.info("Closing user {id}: kept flooding", { id: user.id });
+      this.#metrics.connectionsClosed.inc("flood");
+      user.sink.close(CLOSE_POLICY_VIOLATION, "flooding");
+      this.disconnect(user);
+    }
+    return false;
   }
 
   #runCommand(user: User, input: string): void {

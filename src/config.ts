@@ -12,11 +12,13 @@ import { fromFileUrl, join } from "@std/path";
 import {
   type Field,
   integer,
+  number,
   object,
   oneOf,
   SchemaError,
   showValue,
   string,
+  stringList,
   template,
 } from "./_config_schema.ts";
 
@@ -47,6 +49,9 @@ export const MESSAGE_PLACEHOLDERS = {
   user_not_found: ["name"],
   unknown_command: ["text"],
   shutdown: [],
+  flood_warning: [],
+  binary_refused: [],
+  internal_error: [],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The name of a chat message template. */
@@ -65,12 +70,23 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
 
 const PORT_RANGE = { min: 0, max: 65535 } as const;
 
+const KIB = 1024;
+const MIB = 1024 * KIB;
+
 const serverSchema = object({
   host: string("127.0.0.1", { nonEmpty: true }),
   port: integer(8080, PORT_RANGE),
   log: object({
     level: oneOf(LOG_LEVELS, "info"),
     format: oneOf(["text", "json"], "text"),
+  }),
+  limits: object({
+    max_connections: integer(10_000, { min: 1, max: 1_000_000 }),
+    max_connections_per_ip: integer(50, { min: 1, max: 1_000_000 }),
+    max_frame_bytes: integer(64 * KIB, { min: 1 * KIB, max: 64 * MIB }),
+    max_buffered_bytes: integer(1 * MIB, { min: 1 * KIB, max: 1024 * MIB }),
+    idle_timeout: integer(30, { min: 0, max: 3600 }),
+    allowed_origins: stringList(["*"]),
   }),
 });
 
@@ -81,6 +97,13 @@ const messageFields = Object.fromEntries(
 const chatSchema = object({
   environment: string(undefined, { nonEmpty: true }),
   max_message_len: integer(1000, { min: 1, max: 1_000_000 }),
+  reserved_names: stringList(["server", "system", "admin", "root", "moderator"]),
+  presence_notice_max_members: integer(200, { min: 0, max: 1_000_000 }),
+  flood: object({
+    rate: number(5, { min: 0.01, max: 100_000 }),
+    burst: integer(10, { min: 1, max: 100_000 }),
+    disconnect_after: number(10, { min: 0.1, max: 86_400 }),
+  }),
   messages: object(messageFields),
 });
 
@@ -89,6 +112,33 @@ export interface ServerConfig {
   readonly host: string;
   readonly port: number;
   readonly log: { readonly level: LogLevelName; readonly format: "text" | "json" };
+  readonly limits: ConnectionLimits;
+}
+
+/** What one client may take of the server, from `server.yaml`'s `limits`. */
+export interface ConnectionLimits {
+  /** Open sockets in all; past it upgrades are answered 503. */
+  readonly maxConnections: number;
+  /** Open sockets from one client address; past it upgrades are answered 429. */
+  readonly maxConnectionsPerIp: number;
+  /** A larger frame closes the socket with 1009. */
+  readonly maxFrameBytes: number;
+  /** A socket with more unsent data than this is closed with 1013. */
+  readonly maxBufferedBytes: number;
+  /** Seconds of silence before a ping; no pong closes the socket. 0 disables. */
+  readonly idleTimeout: number;
+  /** `Origin` headers an upgrade may carry; `*` allows any. */
+  readonly allowedOrigins: readonly string[];
+}
+
+/** The token bucket every connection's messages and commands pass through. */
+export interface FloodLimits {
+  /** Tokens returned per second. */
+  readonly rate: number;
+  /** Tokens a quiet connection saves up. */
+  readonly burst: number;
+  /** Seconds of continuous flooding after which the socket is closed with 1008. */
+  readonly disconnectAfter: number;
 }
 
 /** What users see, from `chat.yaml`. */
@@ -97,6 +147,11 @@ export interface ChatConfig {
   readonly environment: string;
   /** Longer texts are cut to this many code points. */
   readonly maxMessageLen: number;
+  /** Names nobody may take, compared as names are. */
+  readonly reservedNames: readonly string[];
+  /** Join and leave notices stop above this many members. */
+  readonly presenceNoticeMaxMembers: number;
+  readonly flood: FloodLimits;
   readonly messages: Messages;
 }
 
@@ -221,10 +276,25 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       host,
       port,
       log: { ...server.log, level: (logLevel as LogLevelName | undefined) ?? server.log.level },
+      limits: {
+        maxConnections: server.limits.max_connections,
+        maxConnectionsPerIp: server.limits.max_connections_per_ip,
+        maxFrameBytes: server.limits.max_frame_bytes,
+        maxBufferedBytes: server.limits.max_buffered_bytes,
+        idleTimeout: server.limits.idle_timeout,
+        allowedOrigins: server.limits.allowed_origins,
+      },
     },
     chat: {
       environment: chat.environment,
       maxMessageLen: chat.max_message_len,
+      reservedNames: chat.reserved_names,
+      presenceNoticeMaxMembers: chat.presence_notice_max_members,
+      flood: {
+        rate: chat.flood.rate,
+        burst: chat.flood.burst,
+        disconnectAfter: chat.flood.disconnect_after,
+      },
       messages: chat.messages,
     },
   };

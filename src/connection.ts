@@ -1,18 +1,27 @@
 /**
  * The boundary between a WebSocket and the chat: frames in become
- * {@linkcode Chatroom} calls, events out become frames.
+ * {@linkcode Chatroom} calls, events out become frames. Transport rules live
+ * here: the frame size limit and the slow-consumer cut-off.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import type { Chatroom } from "./chatroom.ts";
+import type { ConnectionLimits } from "./config.ts";
+import type { Metrics } from "./metrics.ts";
 import { encodeTextFrame } from "./protocol/text.ts";
 import type { ChatEvent, Sink, User } from "./user.ts";
+
+/** The WebSocket close code for a frame over `max_frame_bytes`. */
+export const CLOSE_MESSAGE_TOO_BIG = 1009;
+/** The WebSocket close code for a client that cannot keep up ("try again later"). */
+export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** The part of a WebSocket the chat uses, so tests can pass a fake. */
 export interface SocketLike {
   readonly readyState: number;
+  readonly bufferedAmount: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
@@ -22,49 +31,102 @@ const CLOSING = 2;
 
 const log = getLogger(["chat", "connection"]);
 
+/** Whether `text` takes more than `max` bytes in UTF-8, without encoding it when length decides. */
+function exceedsBytes(text: string, max: number): boolean {
+  // UTF-8 takes at least one byte and at most three per UTF-16 code unit.
+  if (text.length > max) return true;
+  if (text.length * 3 <= max) return false;
+  return new TextEncoder().encode(text).length > max;
+}
+
+/** Options of a {@linkcode Connection}. */
+export interface ConnectionOptions {
+  readonly limits: Pick<ConnectionLimits, "maxFrameBytes" | "maxBufferedBytes">;
+  readonly metrics: Metrics;
+  /** The name asked for in the upgrade request (`?name=`). */
+  readonly name?: string;
+  /** Called once the socket has closed, to give back its admission place. */
+  readonly onClosed?: () => void;
+}
+
 /**
- * A {@linkcode Sink} over a socket. Sending never waits for the peer: the
- * socket buffers, so one slow client cannot hold up a broadcast.
+ * One socket's part in the chat, and the {@linkcode Sink} its user's events
+ * go to. Sending never waits for the peer: the socket buffers, and a peer
+ * whose buffer passes `max_buffered_bytes` is cut off so it cannot hold up or
+ * bloat the server.
  */
 export class Connection implements Sink {
   readonly #socket: SocketLike;
+  readonly #chatroom: Chatroom;
+  readonly #options: ConnectionOptions;
+  #user: User | undefined;
 
-  constructor(socket: SocketLike) {
+  constructor(socket: SocketLike, chatroom: Chatroom, options: ConnectionOptions) {
     this.#socket = socket;
+    this.#chatroom = chatroom;
+    this.#options = options;
+  }
+
+  /** Joins the chat; call when the socket opens. */
+  opened(): void {
+    this.#options.metrics.connectionsAccepted.inc();
+    this.#user = this.#chatroom.connect(this, { name: this.#options.name });
+  }
+
+  /** Handles one frame from the client. */
+  received(data: string | ArrayBuffer): void {
+    const user = this.#user;
+    if (user === undefined) return;
+    this.#options.metrics.messagesReceived.inc();
+    const { maxFrameBytes } = this.#options.limits;
+    const tooBig = typeof data === "string"
+      ? exceedsBytes(data, maxFrameBytes)
+      : data.byteLength > maxFrameBytes;
+    if (tooBig) return this.#cutOff(user, CLOSE_MESSAGE_TOO_BIG, "frame_too_large");
+    if (typeof data === "string") this.#chatroom.receive(user, data);
+    else this.#chatroom.receiveBinary(user);
+  }
+
+  /** Leaves the chat; call when the socket has closed. */
+  closed(): void {
+    if (this.#user !== undefined) this.#chatroom.disconnect(this.#user);
+    this.#options.onClosed?.();
   }
 
   send(event: ChatEvent): void {
-    if (this.#socket.readyState === OPEN) this.#socket.send(encodeTextFrame(event));
+    const socket = this.#socket;
+    if (socket.readyState !== OPEN) return;
+    socket.send(encodeTextFrame(event));
+    this.#options.metrics.messagesDelivered.inc();
+    if (socket.bufferedAmount > this.#options.limits.maxBufferedBytes && this.#user !== undefined) {
+      this.#cutOff(this.#user, CLOSE_TRY_AGAIN_LATER, "slow_consumer");
+    }
   }
 
   close(code: number, reason: string): void {
     if (this.#socket.readyState < CLOSING) this.#socket.close(code, reason);
   }
-}
 
-/** Options of {@linkcode serveChatSocket}. */
-export interface ServeChatSocketOptions {
-  /** The name asked for in the upgrade request (`?name=`). */
-  name?: string;
+  #cutOff(user: User, code: number, reason: "frame_too_large" | "slow_consumer"): void {
+    log.info("Closing user {id} with {code}: {reason}", { id: user.id, code, reason });
+    this.#options.metrics.connectionsClosed.inc(reason);
+    this.close(code, reason.replaceAll("_", " "));
+    // The user leaves now rather than when the close handshake ends, which a
+    // stalled peer can delay for long; after the current broadcast, so that
+    // everyone gets its events in the same order.
+    queueMicrotask(() => this.#chatroom.disconnect(user));
+  }
 }
 
 /** Joins a freshly upgraded socket to the chat for as long as it stays open. */
 export function serveChatSocket(
   socket: WebSocket,
   chatroom: Chatroom,
-  options: ServeChatSocketOptions = {},
+  options: ConnectionOptions,
 ): void {
-  const connection = new Connection(socket);
-  let user: User | undefined;
-  socket.addEventListener("open", () => {
-    user = chatroom.connect(connection, { name: options.name });
-  });
-  socket.addEventListener("message", (event) => {
-    if (user !== undefined && typeof event.data === "string") chatroom.receive(user, event.data);
-  });
-  socket.addEventListener("close", (event) => {
-    if (user === undefined) return;
-    log.debug("Socket of user {id} closed with {code}", { id: user.id, code: event.code });
-    chatroom.disconnect(user);
-  });
+  const connection = new Connection(socket, chatroom, options);
+  socket.binaryType = "arraybuffer";
+  socket.addEventListener("open", () => connection.opened());
+  socket.addEventListener("message", (event) => connection.received(event.data));
+  socket.addEventListener("close", () => connection.closed());
 }

@@ -10,6 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import { Chatroom } from "./chatroom.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config.ts";
 import { setupLogging } from "./log.ts";
+import { createMetrics } from "./metrics.ts";
 import { createHandler } from "./server.ts";
 
 const USAGE = `Usage: chat-server [options]
@@ -71,7 +72,8 @@ async function healthcheck(config: Config): Promise<number> {
 }
 
 function serve(config: Config): void {
-  const chatroom = new Chatroom({ config: config.chat });
+  const metrics = createMetrics();
+  const chatroom = new Chatroom({ config: config.chat, metrics });
   const server = Deno.serve({
     hostname: config.server.host,
     port: config.server.port,
@@ -80,7 +82,7 @@ function serve(config: Config): void {
       const url = `http://${host}:${port}`;
       log.info("listening on {url} (environment {env})", { url, env: config.env });
     },
-  }, createHandler(chatroom));
+  }, createHandler({ chatroom, limits: config.server.limits, metrics }));
 
   let stopping = false;
   const stop = async (signal: Deno.Signal): Promise<void> => {

@@ -22,16 +22,24 @@ export function stripWhitespace(text: string): string {
   return text.replace(/\s+/gu, "");
 }
 
-/** Control, format (such as zero-width and direction marks) and unassigned characters. */
-const INVISIBLE = /[\p{Cc}\p{Cf}\p{Cn}\p{Cs}]/u;
+/** Letters, digits, "_", "-" and "."; combining marks may follow a letter. */
+const NAME_PATTERN = /^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u;
 
-/** Returns why `name` cannot be a user name, or `undefined` when it can. */
-export function nameProblem(name: string): string | undefined {
+/**
+ * Returns why `name` cannot be a user name, or `undefined` when it can.
+ * `reserved` holds the {@linkcode nameKey}s of names nobody may take.
+ */
+export function nameProblem(
+  name: string,
+  reserved: ReadonlySet<string> = new Set(),
+): string | undefined {
   const length = [...name].length;
   if (length === 0) return "it is empty";
   if (length > MAX_NAME_LENGTH) return `it is longer than ${MAX_NAME_LENGTH} characters`;
-  if (/\s/u.test(name)) return "it contains whitespace";
-  if (INVISIBLE.test(name)) return "it contains invisible or control characters";
+  if (!NAME_PATTERN.test(name)) {
+    return 'it may only contain letters, digits, "_", "-" and "."';
+  }
+  if (reserved.has(nameKey(name))) return "it is reserved";
   return undefined;
 }
 

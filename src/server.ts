@@ -1,13 +1,17 @@
 /**
- * HTTP: the WebSocket upgrade, the health check and a short text page. The
- * handler is a plain function of a `Request`, so it is tested without
- * `Deno.serve`.
+ * HTTP: the WebSocket upgrade (after the origin check and connection limits),
+ * the health check, metrics and a short text page. The handler is a plain
+ * function of a `Request`, so it is tested without `Deno.serve`.
  *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
+import { Admission } from "./admission.ts";
 import type { Chatroom } from "./chatroom.ts";
+import type { ConnectionLimits } from "./config.ts";
 import { serveChatSocket } from "./connection.ts";
+import { createMetrics, type Metrics, renderMetrics } from "./metrics.ts";
 
 /** Paths where a WebSocket upgrade is accepted. */
 const SOCKET_PATHS = new Set(["/", "/ws"]);
@@ -21,29 +25,61 @@ const INDEX_PAGE = [
 ].join("\n");
 
 const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
+const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8" };
+
+const log = getLogger(["chat", "http"]);
 
 function textResponse(body: string, status: number, headers: HeadersInit = {}): Response {
   return new Response(body, { status, headers: { ...TEXT_HEADERS, ...headers } });
 }
 
-function upgrade(request: Request, url: URL, chatroom: Chatroom): Response {
-  if (!SOCKET_PATHS.has(url.pathname)) return textResponse("Not Found\n", 404);
-  let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
-  try {
-    upgraded = Deno.upgradeWebSocket(request);
-  } catch {
-    return textResponse("Bad Request: invalid WebSocket upgrade\n", 400);
-  }
-  serveChatSocket(upgraded.socket, chatroom, { name: url.searchParams.get("name") ?? undefined });
-  return upgraded.response;
+/** What {@linkcode createHandler} serves. */
+export interface HandlerOptions {
+  chatroom: Chatroom;
+  limits: ConnectionLimits;
+  /** Where traffic is counted; `/metrics` shows it. */
+  metrics?: Metrics;
 }
 
+/** A request handler for `Deno.serve`. */
+export type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response;
+
 /** Builds the request handler for `Deno.serve`. */
-export function createHandler(chatroom: Chatroom): (request: Request) => Response {
-  return (request) => {
+export function createHandler(options: HandlerOptions): Handler {
+  const { chatroom, limits, metrics = createMetrics() } = options;
+  const admission = new Admission(limits);
+
+  const upgrade = (request: Request, url: URL, address: string): Response => {
+    if (!SOCKET_PATHS.has(url.pathname)) return textResponse("Not Found\n", 404);
+    const refusal = admission.admit(request, address);
+    if (refusal !== undefined) {
+      metrics.connectionsRefused.inc(refusal.reason);
+      log.info("Refused a connection from {address}: {reason}", {
+        address,
+        reason: refusal.reason,
+      });
+      return textResponse(`${refusal.message}\n`, refusal.status);
+    }
+    let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
+    try {
+      upgraded = Deno.upgradeWebSocket(request, { idleTimeout: limits.idleTimeout });
+    } catch {
+      admission.release(address);
+      return textResponse("Bad Request: invalid WebSocket upgrade\n", 400);
+    }
+    serveChatSocket(upgraded.socket, chatroom, {
+      limits,
+      metrics,
+      name: url.searchParams.get("name") ?? undefined,
+      onClosed: () => admission.release(address),
+    });
+    return upgraded.response;
+  };
+
+  return (request, info) => {
     const url = new URL(request.url);
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      return upgrade(request, url, chatroom);
+      return upgrade(request, url, info.remoteAddr.hostname);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return textResponse("Method Not Allowed\n", 405, { allow: "GET, HEAD" });
@@ -52,7 +88,11 @@ export function createHandler(chatroom: Chatroom): (request: Request) => Respons
       case "/":
         return textResponse(INDEX_PAGE, 200);
       case "/healthz":
-        return Response.json({ status: "ok", connections: chatroom.size });
+        return Response.json({ status: "ok", connections: admission.open });
+      case "/metrics":
+        return new Response(renderMetrics(metrics, { openConnections: admission.open }), {
+          headers: METRICS_HEADERS,
+        });
       default:
         return textResponse("Not Found\n", 404);
     }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { FloodGuard } from "./flood.ts";
+
 /** Who an event is from, as the original protocol names it. */
 export type Origin = "SERVER" | "USER" | "SELF" | "PRIVATE";
 
@@ -26,12 +28,15 @@ export class User {
   /** Unique for the life of the process; used in logs. */
   readonly id: number;
   readonly sink: Sink;
+  /** This user's flood control. */
+  readonly flood: FloodGuard;
   #name: string;
 
-  constructor(id: number, name: string, sink: Sink) {
+  constructor(id: number, name: string, sink: Sink, flood: FloodGuard) {
     this.id = id;
     this.#name = name;
     this.sink = sink;
+    this.flood = flood;
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */

@@ -1,15 +1,33 @@
 /** Fakes and fixtures shared by the unit tests. */
 
 import { Chatroom, type ChatroomOptions } from "../src/chatroom.ts";
-import { type ChatConfig, loadConfig } from "../src/config.ts";
+import { type Config, loadConfig } from "../src/config.ts";
 import type { ChatEvent, Origin, Sink } from "../src/user.ts";
 
 /** The fixed time every fake-clock event carries. */
 export const NOW = new Date("2026-01-02T03:04:05.678Z");
 
-/** The shipped test environment's chat config, read once. */
-export const TEST_CHAT_CONFIG: ChatConfig =
-  (await loadConfig({ flags: { env: "test" }, getEnv: () => undefined })).chat;
+/** The shipped test environment's config, read once. */
+export const TEST_CONFIG: Config = await loadConfig({
+  flags: { env: "test" },
+  getEnv: () => undefined,
+});
+export const TEST_CHAT_CONFIG = TEST_CONFIG.chat;
+
+/** A clock that moves only when told to. */
+export class FakeClock {
+  #time: number;
+
+  constructor(start: Date = NOW) {
+    this.#time = start.getTime();
+  }
+
+  readonly now = (): Date => new Date(this.#time);
+
+  advance(ms: number): void {
+    this.#time += ms;
+  }
+}
 
 /** A sink that records what it is sent. */
 export class FakeSink implements Sink {

@@ -96,6 +96,14 @@ Deno.test("environment selection and overrides", async (t) => {
         host: "127.0.0.1",
         port: 8080,
         log: { level: "info", format: "text" },
+        limits: {
+          maxConnections: 10_000,
+          maxConnectionsPerIp: 50,
+          maxFrameBytes: 65_536,
+          maxBufferedBytes: 1_048_576,
+          idleTimeout: 30,
+          allowedOrigins: ["*"],
+        },
       });
     });
   });
@@ -149,7 +157,7 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
       "an unknown key",
       { server: "prot: 8080\n" },
       "server.yaml",
-      "is not a known key: remove it or use one of host, port, log",
+      "is not a known key: remove it or use one of host, port, log, limits",
     ],
     [
       "a nested unknown key",

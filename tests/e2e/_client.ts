@@ -1,8 +1,10 @@
 /** Real-socket helpers for the end-to-end tests: a server on port 0 and a WebSocket client. */
 
 import { Chatroom } from "../../src/chatroom.ts";
+import type { ChatConfig, ConnectionLimits } from "../../src/config.ts";
+import { createMetrics, type Metrics } from "../../src/metrics.ts";
 import { createHandler } from "../../src/server.ts";
-import { TEST_CHAT_CONFIG } from "../_fakes.ts";
+import { TEST_CONFIG } from "../_fakes.ts";
 
 /** One frame of the original protocol, as sent by the server. */
 export interface Frame {
@@ -113,18 +115,27 @@ export interface TestServer {
   readonly url: string;
   readonly httpUrl: string;
   readonly chatroom: Chatroom;
+  readonly metrics: Metrics;
   /** Connects a client and reads its welcome frame; returns it with its name. */
   join(query?: string): Promise<{ client: TestClient; name: string }>;
   /** Closes every client it opened, then the server. */
   close(): Promise<void>;
 }
 
+/** Settings that differ from the shipped test environment. */
+export interface TestServerOptions {
+  chat?: Partial<ChatConfig>;
+  limits?: Partial<ConnectionLimits>;
+}
+
 /** Starts the real handler with `Deno.serve` on 127.0.0.1, port 0. */
-export function startTestServer(): TestServer {
-  const chatroom = new Chatroom({ config: TEST_CHAT_CONFIG });
+export function startTestServer(options: TestServerOptions = {}): TestServer {
+  const metrics = createMetrics();
+  const chatroom = new Chatroom({ config: { ...TEST_CONFIG.chat, ...options.chat }, metrics });
+  const limits = { ...TEST_CONFIG.server.limits, ...options.limits };
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    createHandler(chatroom),
+    createHandler({ chatroom, limits, metrics }),
   );
   const httpUrl = `http://127.0.0.1:${server.addr.port}`;
   const url = `ws://127.0.0.1:${server.addr.port}/ws`;
@@ -133,6 +144,7 @@ export function startTestServer(): TestServer {
     url,
     httpUrl,
     chatroom,
+    metrics,
     async join(query = "") {
       const client = await TestClient.connect(url + query);
       clients.push(client);

@@ -1,6 +1,9 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { startTestServer, TestClient, within } from "./_client.ts";
 
+/** Flood limits high enough that these tests, which send fast, are never throttled. */
+const NO_FLOOD = { chat: { flood: { rate: 100_000, burst: 100_000, disconnectAfter: 60 } } };
+
 Deno.test("connecting over a real socket", async (t) => {
   const server = startTestServer();
   try {
@@ -56,7 +59,7 @@ Deno.test("connecting over a real socket", async (t) => {
 });
 
 Deno.test("chatting over a real socket", async (t) => {
-  const server = startTestServer();
+  const server = startTestServer(NO_FLOOD);
   try {
     const alice = await server.join("?name=Alice");
     const bob = await server.join("?name=Bob");
@@ -157,7 +160,7 @@ async function connectStalledClient(port: number): Promise<Deno.TcpConn> {
 }
 
 Deno.test("a client that stops reading does not hold up the others", async () => {
-  const server = startTestServer();
+  const server = startTestServer({ ...NO_FLOOD, limits: { maxBufferedBytes: 64 * 1024 * 1024 } });
   const stalled = await connectStalledClient(Number(new URL(server.httpUrl).port));
   try {
     const alice = await server.join("?name=Alice");
