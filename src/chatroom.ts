@@ -161,10 +161,13 @@ export class Chatroom implements CommandHost {
 
   /** Removes a user and tells everyone else; safe to call more than once. */
   disconnect(user: User): void {
-    if (!this.#users.delete(user)) return;
+    if (!this.#users.has(user)) return;
+    // Counted with the leaver, as a join is counted with the newcomer.
+    const announce = this.#announcesPresence();
+    this.#users.delete(user);
     this.#byName.delete(nameKey(user.name));
     log.info("User {id} ({name}) left", { id: user.id, name: user.name });
-    if (this.#announcesPresence()) {
+    if (announce) {
       this.#broadcast(this.#event("SERVER", this.#text("disconnected", { name: user.name })));
     }
   }

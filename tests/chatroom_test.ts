@@ -1,6 +1,9 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
-import { truncateText } from "../src/chatroom.ts";
-import { createTestChatroom, FakeSink, NOW, TEST_CHAT_CONFIG } from "./_fakes.ts";
+import { cleanText, truncateText } from "../src/chatroom.ts";
+import type { Command } from "../src/commands/mod.ts";
+import { COMMANDS } from "../src/commands/mod.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { createTestChatroom, FakeClock, FakeSink, NOW, TEST_CHAT_CONFIG } from "./_fakes.ts";
 
 const WELCOME_HINT = '(hint: type "!help" for help)';
 
@@ -219,4 +222,91 @@ Deno.test("shutdown says goodbye and closes every connection with 1001", () => {
     assertEquals(sink.closed, { code: 1001, reason: "server shutting down" });
   }
   assertEquals(chatroom.size, 0);
+});
+
+Deno.test("cleanText removes control and format characters but keeps tabs", () => {
+  assertEquals(cleanText("a\u0000b\tc\nd\u202ee\u200bf\ufeff"), "ab\tcdef");
+  assertEquals(cleanText("lone \ud800 high and \udc00 low"), "lone \ufffd high and \ufffd low");
+  assertEquals(cleanText("emoji 😀 and ünïcödé stay"), "emoji 😀 and ünïcödé stay");
+});
+
+Deno.test("an error while handling a frame is answered to its sender only", () => {
+  const broken: Command = {
+    name: "broken",
+    usage: "!broken",
+    summary: "always fails",
+    run() {
+      throw new Error("boom");
+    },
+  };
+  const metrics = createMetrics();
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2, {
+    commands: [...COMMANDS, broken],
+    metrics,
+  });
+  chatroom.receive(aliceUser, "!broken");
+  assertEquals(alice.take(), [
+    ["SERVER", "Sorry, something went wrong while handling your message."],
+  ]);
+  assertEquals(bob.take(), []);
+  assertEquals(metrics.errors.get(), 1);
+  chatroom.receive(aliceUser, "still here");
+  assertEquals(bob.take(), [["USER", "Guest1: still here"]]);
+});
+
+Deno.test("flood control follows the clock", async (t) => {
+  const flood = { rate: 1, burst: 2, disconnectAfter: 5 };
+  const config = { ...TEST_CHAT_CONFIG, flood };
+  const warning = TEST_CHAT_CONFIG.messages.flood_warning;
+
+  await t.step("warns once, drops, and lets messages through as tokens return", () => {
+    const clock = new FakeClock();
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2, {
+      config,
+      now: clock.now,
+    });
+    for (const text of ["a", "b", "c", "d", "!ping"]) chatroom.receive(aliceUser, text);
+    assertEquals(alice.take(), [
+      ["SELF", "Guest1: a"],
+      ["SELF", "Guest1: b"],
+      ["SERVER", warning],
+    ]);
+    assertEquals(bob.take(), [["USER", "Guest1: a"], ["USER", "Guest1: b"]]);
+    clock.advance(1000);
+    chatroom.receive(aliceUser, "e");
+    assertEquals(bob.take(), [["USER", "Guest1: e"]]);
+  });
+
+  await t.step("closes with 1008 after disconnect_after seconds of flooding", () => {
+    const clock = new FakeClock();
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2, {
+      config,
+      now: clock.now,
+    });
+    for (let second = 0; second < 5; second++) {
+      for (let i = 0; i < 3; i++) chatroom.receive(aliceUser, "spam");
+      clock.advance(1000);
+    }
+    assertEquals(alice.closed, undefined);
+    chatroom.receive(aliceUser, "spam");
+    chatroom.receive(aliceUser, "spam");
+    assertEquals(alice.closed, { code: 1008, reason: "flooding" });
+    assertEquals(bob.take().at(-1), ["SERVER", "Guest1 has disconnected!"]);
+    assertEquals(chatroom.size, 1);
+  });
+});
+
+Deno.test("binary frames get an error reply", () => {
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+  chatroom.receiveBinary(aliceUser);
+  assertEquals(alice.take(), [["SERVER", "Binary frames are not supported: send text."]]);
+  assertEquals(bob.take(), []);
+});
+
+Deno.test("presence notices stop above presence_notice_max_members", () => {
+  const config = { ...TEST_CHAT_CONFIG, presenceNoticeMaxMembers: 2 };
+  const { chatroom, sinks: [alice] } = roomWith(2, { config });
+  const carol = chatroom.connect(new FakeSink());
+  chatroom.disconnect(carol);
+  assertEquals(alice.take(), []);
 });

@@ -114,6 +114,7 @@ export class TestClient {
 export interface TestServer {
   readonly url: string;
   readonly httpUrl: string;
+  readonly port: number;
   readonly chatroom: Chatroom;
   readonly metrics: Metrics;
   /** Connects a client and reads its welcome frame; returns it with its name. */
@@ -143,6 +144,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
   return {
     url,
     httpUrl,
+    port: server.addr.port,
     chatroom,
     metrics,
     async join(query = "") {
@@ -158,4 +160,44 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
       await server.shutdown();
     },
   };
+}
+
+/** A WebSocket handshake made by hand, for clients no browser would be. */
+export interface RawUpgrade {
+  /** The HTTP status of the answer: 101 when the socket is open. */
+  readonly status: number;
+  /** The TCP connection; the caller closes it. */
+  readonly conn: Deno.TcpConn;
+}
+
+/**
+ * Sends an upgrade request over a plain TCP connection and reads the status
+ * line. After a 101 the caller may write nothing and read nothing, like a
+ * stalled client, or close the TCP connection without a close frame.
+ */
+export async function rawUpgrade(
+  port: number,
+  options: { path?: string; headers?: Record<string, string> } = {},
+): Promise<RawUpgrade> {
+  const { path = "/ws", headers = {} } = options;
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const lines = [
+    `GET ${path} HTTP/1.1`,
+    `Host: 127.0.0.1:${port}`,
+    "Upgrade: websocket",
+    "Connection: Upgrade",
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+    "Sec-WebSocket-Version: 13",
+    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
+  ];
+  await conn.write(new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`));
+  const buffer = new Uint8Array(4096);
+  const read = await within(conn.read(buffer), "the upgrade answer");
+  const head = new TextDecoder().decode(buffer.subarray(0, read ?? 0));
+  const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+  if (Number.isNaN(status)) {
+    conn.close();
+    throw new Error(`Not an HTTP answer: ${JSON.stringify(head)}`);
+  }
+  return { status, conn };
 }

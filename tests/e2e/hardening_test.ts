@@ -1,0 +1,359 @@
+/** Each hardening rule, tried against the real server the way a hostile client would. */
+
+import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
+import {
+  rawUpgrade,
+  startTestServer,
+  type TestServer,
+  type TestServerOptions,
+  within,
+} from "./_client.ts";
+
+const RELAXED_FLOOD = { rate: 100_000, burst: 100_000, disconnectAfter: 60 };
+
+/** Runs `body` against a fresh server and always closes it. */
+async function withServer(
+  options: TestServerOptions,
+  body: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = startTestServer({ ...options, chat: { flood: RELAXED_FLOOD, ...options.chat } });
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** Polls `read` until it returns `expected`, failing after the usual timeout. */
+async function eventually<T>(read: () => Promise<T>, expected: T, what: string): Promise<void> {
+  await within(
+    (async () => {
+      while (JSON.stringify(await read()) !== JSON.stringify(expected)) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    })(),
+    what,
+  );
+}
+
+async function health(server: TestServer): Promise<number> {
+  const response = await fetch(`${server.httpUrl}/healthz`);
+  return (await response.json()).connections;
+}
+
+const ONLY = 'it may only contain letters, digits, "_", "-" and "."';
+
+Deno.test("names are unique, valid and not reserved", async (t) => {
+  await withServer({}, async (server) => {
+    const alice = await server.join("?name=Alice");
+    const bob = await server.join("?name=Bob");
+    await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+
+    const refusals: [string, string][] = [
+      ["alice", "it is taken"],
+      ["ＡＬＩＣＥ", "it is taken"],
+      ["ALICE", "it is taken"],
+      ["Ali\u200bce", "it is taken"],
+      ["admin", "it is reserved"],
+      ["Server", "it is reserved"],
+      ["moderator", "it is reserved"],
+      ["bob!", ONLY],
+      ["<script>", ONLY],
+      ["x".repeat(33), "it is longer than 32 characters"],
+    ];
+    for (const [name, reason] of refusals) {
+      await t.step(`!setname ${JSON.stringify(name)} is refused: ${reason}`, async () => {
+        bob.client.send(`!setname ${name}`);
+        const shown = name.replace("\u200b", "");
+        assertEquals(await bob.client.nextPair(), [
+          "SERVER",
+          `Cannot change your name to "${shown}": ${reason}`,
+        ]);
+      });
+    }
+
+    await t.step("a refused rename changes nothing and tells nobody", async () => {
+      bob.client.send("!who");
+      assertEquals(await bob.client.nextPair(), ["SERVER", "Connected Users: Alice, Bob"]);
+      assertEquals(alice.client.pending, []);
+    });
+
+    for (const name of ["alice", "ＡＬＩＣＥ", "root", "two words", "x".repeat(33), "a\u200bb"]) {
+      await t.step(`?name=${JSON.stringify(name)} falls back to a generated name`, async () => {
+        const other = await server.join(`?name=${encodeURIComponent(name)}`);
+        assertNotEquals(other.name, name);
+        assertMatch(other.name, /^[A-Z][a-z]+[A-Z][a-z]+\d*$/);
+        await other.client.close();
+      });
+    }
+  });
+});
+
+Deno.test("chat text is cleaned and empty messages are dropped", async (t) => {
+  await withServer({}, async (server) => {
+    const alice = await server.join("?name=Alice");
+    const bob = await server.join("?name=Bob");
+    await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+
+    const cleaned: [string, string][] = [
+      ["null\u0000byte", "nullbyte"],
+      ["tab\tstays", "tab\tstays"],
+      ["line\nbreak\r\n", "linebreak"],
+      ["\u202eright-to-left override", "right-to-left override"],
+      ["zero\u200bwidth\ufeff", "zerowidth"],
+      ["bell\u0007 and escape\u001b[31m", "bell and escape[31m"],
+    ];
+    for (const [input, text] of cleaned) {
+      await t.step(`${JSON.stringify(input)} arrives as ${JSON.stringify(text)}`, async () => {
+        alice.client.send(input);
+        assertEquals(await bob.client.nextPair(), ["USER", `Alice: ${text}`]);
+        assertEquals(await alice.client.nextPair(), ["SELF", `Alice: ${text}`]);
+      });
+    }
+
+    for (const input of ["", "   ", "\n\t \r\n", "\u200b\u200e"]) {
+      await t.step(`${JSON.stringify(input)} is dropped without a broadcast`, async () => {
+        alice.client.send(input);
+        alice.client.send("marker");
+        assertEquals(await bob.client.nextPair(), ["USER", "Alice: marker"]);
+        assertEquals(await alice.client.nextPair(), ["SELF", "Alice: marker"]);
+      });
+    }
+  });
+});
+
+Deno.test("frames: binary is refused, oversized frames close with 1009", async (t) => {
+  await withServer(
+    { chat: { maxMessageLen: 100 }, limits: { maxFrameBytes: 2048 } },
+    async (server) => {
+      const alice = await server.join("?name=Alice");
+      const bob = await server.join("?name=Bob");
+      await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+
+      await t.step("a binary frame gets an error reply and nothing else", async () => {
+        alice.client.socket.send(new Uint8Array([1, 2, 3]));
+        assertEquals(await alice.client.nextPair(), [
+          "SERVER",
+          "Binary frames are not supported: send text.",
+        ]);
+        alice.client.send("marker");
+        assertEquals(await bob.client.nextPair(), ["USER", "Alice: marker"]);
+        await alice.client.next();
+      });
+
+      await t.step("text between max_message_len and max_frame_bytes is cut", async () => {
+        alice.client.send("y".repeat(2000));
+        assertEquals(await bob.client.nextPair(), ["USER", `Alice: ${"y".repeat(100)}`]);
+        await alice.client.next();
+      });
+
+      await t.step("a frame over max_frame_bytes closes the socket with 1009", async () => {
+        alice.client.send("é".repeat(1025));
+        assertEquals((await within(alice.client.closed, "the close")).code, 1009);
+        assertEquals(await bob.client.nextPair(), ["SERVER", "Alice has disconnected!"]);
+        assertEquals(server.metrics.connectionsClosed.get("frame_too_large"), 1);
+      });
+
+      await t.step("so does a binary frame over the limit", async () => {
+        const carol = await server.join("?name=Carol");
+        await bob.client.waitFor((frame) => frame.body === "Carol has connected!");
+        carol.client.socket.send(new Uint8Array(4096));
+        assertEquals((await within(carol.client.closed, "the close")).code, 1009);
+        assertEquals(await bob.client.nextPair(), ["SERVER", "Carol has disconnected!"]);
+      });
+    },
+  );
+});
+
+Deno.test("flood control", async (t) => {
+  await t.step("over the limit: one warning, the rest dropped, others see no flood", async () => {
+    await withServer(
+      { chat: { flood: { rate: 0.01, burst: 3, disconnectAfter: 60 } } },
+      async (server) => {
+        const alice = await server.join("?name=Alice");
+        const bob = await server.join("?name=Bob");
+        await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+        for (let i = 0; i < 8; i++) alice.client.send(`m${i}`);
+        alice.client.send("!ping");
+        for (let i = 0; i < 3; i++) {
+          assertEquals(await alice.client.nextPair(), ["SELF", `Alice: m${i}`]);
+          assertEquals(await bob.client.nextPair(), ["USER", `Alice: m${i}`]);
+        }
+        assertEquals(await alice.client.nextPair(), [
+          "SERVER",
+          "You are sending messages too fast: slow down, they are being dropped.",
+        ]);
+        bob.client.send("marker");
+        assertEquals(await bob.client.nextPair(), ["SELF", "Bob: marker"]);
+        assertEquals(await alice.client.nextPair(), ["USER", "Bob: marker"]);
+        assertEquals(server.metrics.messagesDropped.get("flood"), 6);
+      },
+    );
+  });
+
+  await t.step("a client that keeps flooding is closed with 1008", async () => {
+    await withServer(
+      { chat: { flood: { rate: 1, burst: 1, disconnectAfter: 0.3 } } },
+      async (server) => {
+        const alice = await server.join("?name=Alice");
+        const bob = await server.join("?name=Bob");
+        await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+        const started = performance.now();
+        while (alice.client.socket.readyState === WebSocket.OPEN) {
+          assert(performance.now() - started < 3000, "still open after 3 s of flooding");
+          alice.client.send("spam");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        assertEquals((await within(alice.client.closed, "the close")).code, 1008);
+        await bob.client.waitFor((frame) => frame.body === "Alice has disconnected!");
+        assertEquals(server.metrics.connectionsClosed.get("flood"), 1);
+      },
+    );
+  });
+});
+
+Deno.test("connection limits and origins", async (t) => {
+  await t.step("past max_connections an upgrade is answered 503", async () => {
+    await withServer({ limits: { maxConnections: 2 } }, async (server) => {
+      const first = await server.join();
+      await server.join();
+      const refused = await rawUpgrade(server.port);
+      refused.conn.close();
+      assertEquals(refused.status, 503);
+      assertEquals(server.metrics.connectionsRefused.get("max_connections"), 1);
+      await first.client.close();
+      await eventually(() => health(server), 1, "the closed socket's place to be given back");
+      const admitted = await rawUpgrade(server.port);
+      admitted.conn.close();
+      assertEquals(admitted.status, 101);
+    });
+  });
+
+  await t.step("past max_connections_per_ip an upgrade is answered 429", async () => {
+    await withServer({ limits: { maxConnectionsPerIp: 2 } }, async (server) => {
+      await server.join();
+      await server.join();
+      const refused = await rawUpgrade(server.port);
+      refused.conn.close();
+      assertEquals(refused.status, 429);
+      assertEquals(server.metrics.connectionsRefused.get("max_connections_per_ip"), 1);
+    });
+  });
+
+  await t.step("allowed_origins", async () => {
+    await withServer({ limits: { allowedOrigins: ["https://good.example"] } }, async (server) => {
+      const cases: [Record<string, string>, number][] = [
+        [{ Origin: "https://evil.example" }, 403],
+        [{ Origin: "null" }, 403],
+        [{ Origin: "https://good.example" }, 101],
+        [{ Origin: `http://127.0.0.1:${server.port}` }, 101],
+        [{}, 101],
+      ];
+      for (const [headers, status] of cases) {
+        const answer = await rawUpgrade(server.port, { headers });
+        answer.conn.close();
+        assertEquals(answer.status, status, JSON.stringify(headers));
+      }
+      assertEquals(server.metrics.connectionsRefused.get("origin"), 2);
+    });
+  });
+});
+
+Deno.test("a socket that stops answering pings is closed and its user leaves", async () => {
+  await withServer({ limits: { idleTimeout: 1 } }, async (server) => {
+    const bob = await server.join("?name=Bob");
+    const sleepy = await rawUpgrade(server.port, { path: "/ws?name=Sleepy" });
+    try {
+      assertEquals(sleepy.status, 101);
+      await bob.client.waitFor((frame) => frame.body === "Sleepy has connected!");
+      await bob.client.waitFor((frame) => frame.body === "Sleepy has disconnected!");
+      bob.client.send("!who");
+      assertEquals(await bob.client.nextPair(), ["SERVER", "Connected Users: Bob"]);
+    } finally {
+      sleepy.conn.close();
+    }
+  });
+});
+
+Deno.test("a slow consumer is closed with 1013 without slowing the others", async () => {
+  await withServer({ limits: { maxBufferedBytes: 256 * 1024 } }, async (server) => {
+    const alice = await server.join("?name=Alice");
+    const bob = await server.join("?name=Bob");
+    const stalled = await rawUpgrade(server.port, { path: "/ws?name=Stalled" });
+    try {
+      await bob.client.waitFor((frame) => frame.body === "Stalled has connected!");
+      // Alice sends in rounds that Bob keeps up with, so only the stalled
+      // socket's backlog grows, well past what the kernel buffers absorb.
+      const rounds = 300;
+      const perRound = 20;
+      const filler = "z".repeat(900);
+      let stalledLeft = false;
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < perRound; i++) alice.client.send(`${round}.${i} ${filler}`);
+        for (let i = 0; i < perRound; i++) {
+          const frame = await bob.client.waitFor((frame) => {
+            if (frame.body !== "Stalled has disconnected!") return true;
+            stalledLeft = true;
+            return false;
+          });
+          assertEquals(frame.body, `Alice: ${round}.${i} ${filler}`);
+        }
+      }
+      assert(stalledLeft, "the stalled client was not cut off");
+      assertEquals(server.metrics.connectionsClosed.get("slow_consumer"), 1);
+    } finally {
+      stalled.conn.close();
+    }
+  });
+});
+
+Deno.test("presence notices stop above presence_notice_max_members", async () => {
+  await withServer({ chat: { presenceNoticeMaxMembers: 2 } }, async (server) => {
+    const alice = await server.join("?name=Alice");
+    const bob = await server.join("?name=Bob");
+    assertEquals(await alice.client.nextPair(), ["SERVER", "Bob has connected!"]);
+    const carol = await server.join("?name=Carol");
+    await carol.client.close();
+    bob.client.send("marker");
+    assertEquals(await alice.client.nextPair(), ["USER", "Bob: marker"]);
+    await bob.client.close();
+    assertEquals(await alice.client.nextPair(), ["SERVER", "Bob has disconnected!"]);
+  });
+});
+
+Deno.test("/metrics reports traffic in the Prometheus text format", async () => {
+  await withServer({ limits: { allowedOrigins: ["https://good.example"] } }, async (server) => {
+    const alice = await server.join("?name=Alice");
+    const bob = await server.join("?name=Bob");
+    await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+    alice.client.send("hello");
+    await bob.client.next();
+    await alice.client.next();
+    const refused = await rawUpgrade(server.port, { headers: { Origin: "https://evil.example" } });
+    refused.conn.close();
+
+    const response = await fetch(`${server.httpUrl}/metrics`);
+    assertEquals(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    const lines = (await response.text()).split("\n");
+    for (
+      const line of [
+        "# TYPE chat_connections_open gauge",
+        "chat_connections_open 2",
+        "# TYPE chat_connections_accepted_total counter",
+        "chat_connections_accepted_total 2",
+        'chat_connections_refused_total{reason="origin"} 1',
+        'chat_connections_refused_total{reason="max_connections"} 0',
+        "chat_messages_received_total 1",
+        // Two welcomes, one join notice, the message and its echo.
+        "chat_messages_delivered_total 5",
+        'chat_messages_dropped_total{reason="flood"} 0',
+        'chat_connections_closed_by_server_total{reason="slow_consumer"} 0',
+        "chat_errors_total 0",
+      ]
+    ) {
+      assert(lines.includes(line), `missing ${line}`);
+    }
+    assert(lines.some((line) => /^process_resident_memory_bytes \d+$/.test(line)));
+    assert(lines.some((line) => /^process_heap_used_bytes \d+$/.test(line)));
+  });
+});

@@ -1,0 +1,125 @@
+/** Thousands of random inputs through the command parser and the message path. */
+
+import { assert, assertEquals } from "@std/assert";
+import { parseCommand } from "../src/commands/mod.ts";
+import { createMetrics } from "../src/metrics.ts";
+import { nameKey, nameProblem } from "../src/names.ts";
+import { createTestChatroom, FakeClock, FakeSink, TEST_CHAT_CONFIG } from "./_fakes.ts";
+
+/** A small seeded generator (mulberry32), so a failure can be replayed. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const PIECES = [
+  "!",
+  "!!",
+  "!pm",
+  "!PM",
+  "!setname",
+  "!SetName",
+  "!who",
+  "!help",
+  "!about",
+  "!env",
+  "!ping",
+  " ",
+  "  ",
+  "\t",
+  "\n",
+  "\r\n",
+  " ".repeat(500),
+  "\u3000",
+  "\u00a0",
+  "\ud800",
+  "\udfff",
+  "😀",
+  "\ud83d",
+  "\u202e",
+  "\u202d",
+  "\u200b",
+  "\u200f",
+  "\ufeff",
+  "\u0000",
+  "\u0007",
+  "\u001b[2J",
+  "\u0301",
+  "a",
+  "Z",
+  "é",
+  "名",
+  "ＡＬＩＣＥ",
+  "Guest1",
+  "guest2",
+  "GUEST3",
+  "admin",
+  "root",
+  ".",
+  "-",
+  "_",
+  "$",
+  "$name",
+  "$$",
+  '"',
+  "x".repeat(40),
+  "Bob",
+  "bob",
+];
+
+/** Unsafe characters that must never reach another user in a chat message. */
+const UNSAFE = /(?!\t)[\p{Cc}\p{Cf}]/u;
+
+Deno.test("random input never escapes as an exception or corrupts the room", () => {
+  const random = seededRandom(20261126);
+  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
+  const randomText = (): string => {
+    const parts: string[] = [];
+    const count = Math.floor(random() * 10);
+    for (let i = 0; i < count; i++) {
+      parts.push(
+        random() < 0.15 ? String.fromCharCode(Math.floor(random() * 0x10000)) : pick(PIECES),
+      );
+    }
+    return parts.join("");
+  };
+
+  const metrics = createMetrics();
+  const clock = new FakeClock();
+  const chatroom = createTestChatroom({ metrics, now: clock.now });
+  const sinks = [new FakeSink(), new FakeSink(), new FakeSink()];
+  const users = sinks.map((sink) => chatroom.connect(sink));
+  const reserved = new Set(TEST_CHAT_CONFIG.reservedNames.map(nameKey));
+
+  for (let i = 0; i < 5000; i++) {
+    const text = randomText();
+    // `parseCommand` alone, and with every arity of !pm.
+    parseCommand(`!${text}`);
+    const sender = pick(users);
+    chatroom.receive(sender, text);
+    chatroom.receive(sender, `!pm ${"x ".repeat(i % 4)}${text}`);
+    clock.advance(1000);
+
+    assertEquals(metrics.errors.get(), 0, `an exception for ${JSON.stringify(text)}`);
+    assertEquals(chatroom.users(), users);
+    assertEquals(new Set(users.map((user) => nameKey(user.name))).size, users.length);
+    for (const user of users) {
+      assertEquals(nameProblem(user.name, reserved), undefined, user.name);
+      assertEquals(chatroom.findUser(user.name), user);
+    }
+    for (const sink of sinks) {
+      for (const event of sink.events.splice(0)) {
+        assert(event.body.isWellFormed(), JSON.stringify(event.body));
+        if (event.origin === "USER" || event.origin === "SELF" || event.origin === "PRIVATE") {
+          assert(!UNSAFE.test(event.body), JSON.stringify(event.body));
+        }
+      }
+    }
+  }
+});
