@@ -60,40 +60,30 @@ export function string(
   };
 }
 
-/** An integer within `[min, max]`. */
-export function integer(
+/** A number within `[min, max]`; `integer` refuses fractions. */
+export function number(
   fallback: number | undefined,
-  options: { min: number; max: number },
+  options: { min: number; max: number; integer?: boolean },
 ): Field<number> {
-  const { min, max } = options;
-  const expected = `an integer from ${min} to ${max}`;
+  const { min, max, integer = false } = options;
+  const expected = `${integer ? "an integer" : "a number"} from ${min} to ${max}`;
   return {
     fallback,
     read(raw, key) {
-      if (typeof raw !== "number" || !Number.isInteger(raw) || raw < min || raw > max) {
-        throw mismatch(key, expected, raw);
-      }
+      const fits = typeof raw === "number" && Number.isFinite(raw) && raw >= min && raw <= max &&
+        (!integer || Number.isInteger(raw));
+      if (!fits) throw mismatch(key, expected, raw);
       return raw;
     },
   };
 }
 
-/** A number (integer or not) within `[min, max]`. */
-export function number(
+/** An integer within `[min, max]`. */
+export function integer(
   fallback: number | undefined,
   options: { min: number; max: number },
 ): Field<number> {
-  const { min, max } = options;
-  const expected = `a number from ${min} to ${max}`;
-  return {
-    fallback,
-    read(raw, key) {
-      if (typeof raw !== "number" || !Number.isFinite(raw) || raw < min || raw > max) {
-        throw mismatch(key, expected, raw);
-      }
-      return raw;
-    },
-  };
+  return number(fallback, { ...options, integer: true });
 }
 
 /** A boolean (`true` or `false`). */

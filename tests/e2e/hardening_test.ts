@@ -36,6 +36,14 @@ async function eventually<T>(read: () => Promise<T>, expected: T, what: string):
   );
 }
 
+/** Alice and Bob, connected, with Bob's arrival already read by Alice. */
+async function aliceAndBob(server: TestServer) {
+  const alice = await server.join("?name=Alice");
+  const bob = await server.join("?name=Bob");
+  assertEquals(await alice.client.nextPair(), ["SERVER", "Bob has connected!"]);
+  return { alice, bob };
+}
+
 async function health(server: TestServer): Promise<number> {
   const response = await fetch(`${server.httpUrl}/healthz`);
   return (await response.json()).connections;
@@ -45,9 +53,7 @@ const ONLY = 'it may only contain letters, digits, "_", "-" and "."';
 
 Deno.test("names are unique, valid and not reserved", async (t) => {
   await withServer({}, async (server) => {
-    const alice = await server.join("?name=Alice");
-    const bob = await server.join("?name=Bob");
-    await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+    const { alice, bob } = await aliceAndBob(server);
 
     const refusals: [string, string][] = [
       ["alice", "it is taken"],
@@ -91,9 +97,7 @@ Deno.test("names are unique, valid and not reserved", async (t) => {
 
 Deno.test("chat text is cleaned and empty messages are dropped", async (t) => {
   await withServer({}, async (server) => {
-    const alice = await server.join("?name=Alice");
-    const bob = await server.join("?name=Bob");
-    await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+    const { alice, bob } = await aliceAndBob(server);
 
     const cleaned: [string, string][] = [
       ["null\u0000byte", "nullbyte"],
@@ -126,9 +130,7 @@ Deno.test("frames: binary is refused, oversized frames close with 1009", async (
   await withServer(
     { chat: { maxMessageLen: 100 }, limits: { maxFrameBytes: 2048 } },
     async (server) => {
-      const alice = await server.join("?name=Alice");
-      const bob = await server.join("?name=Bob");
-      await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+      const { alice, bob } = await aliceAndBob(server);
 
       await t.step("a binary frame gets an error reply and nothing else", async () => {
         alice.client.socket.send(new Uint8Array([1, 2, 3]));
@@ -170,9 +172,7 @@ Deno.test("flood control", async (t) => {
     await withServer(
       { chat: { flood: { rate: 0.01, burst: 3, disconnectAfter: 60 } } },
       async (server) => {
-        const alice = await server.join("?name=Alice");
-        const bob = await server.join("?name=Bob");
-        await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+        const { alice, bob } = await aliceAndBob(server);
         for (let i = 0; i < 8; i++) alice.client.send(`m${i}`);
         alice.client.send("!ping");
         for (let i = 0; i < 3; i++) {
@@ -195,9 +195,7 @@ Deno.test("flood control", async (t) => {
     await withServer(
       { chat: { flood: { rate: 1, burst: 1, disconnectAfter: 0.3 } } },
       async (server) => {
-        const alice = await server.join("?name=Alice");
-        const bob = await server.join("?name=Bob");
-        await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+        const { alice, bob } = await aliceAndBob(server);
         const started = performance.now();
         while (alice.client.socket.readyState === WebSocket.OPEN) {
           assert(performance.now() - started < 3000, "still open after 3 s of flooding");
@@ -323,9 +321,7 @@ Deno.test("presence notices stop above presence_notice_max_members", async () =>
 
 Deno.test("/metrics reports traffic in the Prometheus text format", async () => {
   await withServer({ limits: { allowedOrigins: ["https://good.example"] } }, async (server) => {
-    const alice = await server.join("?name=Alice");
-    const bob = await server.join("?name=Bob");
-    await alice.client.waitFor((frame) => frame.body === "Bob has connected!");
+    const { alice, bob } = await aliceAndBob(server);
     alice.client.send("hello");
     await bob.client.next();
     await alice.client.next();
