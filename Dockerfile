@@ -9,6 +9,7 @@ WORKDIR /src
 COPY deno.json deno.lock ./
 COPY src ./src
 COPY config ./config
+COPY public ./public
 RUN deno task compile
 
 # Deno binaries need glibc and libgcc, which the distroless "cc" image has.

@@ -1,7 +1,8 @@
 /**
- * The chat itself: who is connected and what happens when someone arrives,
- * speaks, runs a command or leaves. Pure logic over {@linkcode Sink}s, a
- * clock and a name generator, so it is tested without sockets or timers.
+ * The chat itself: who is connected, which room each user is in, and what
+ * happens when someone arrives, speaks, runs a command, moves or leaves. Pure
+ * logic over {@linkcode Sink}s, a clock and a name generator, so it is tested
+ * without sockets or timers.
  *
  * @module
  */
@@ -10,15 +11,27 @@ import { getLogger } from "@logtape/logtape";
 import { COMMANDS, parseCommand } from "./commands/mod.ts";
 import type { Command, CommandContext, CommandHost } from "./commands/mod.ts";
 import { type ChatConfig, type MessageKey, type MessageValues, renderMessage } from "./config.ts";
+import type {
+  ChatEvent,
+  ClientRequest,
+  ErrorCode,
+  MessageEvent,
+  PresenceEvent,
+  SessionStart,
+  Sink,
+} from "./events.ts";
 import { FloodGuard } from "./flood.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
 import { generateName, nameKey, nameProblem } from "./names.ts";
-import { type ChatEvent, type Origin, type Sink, User } from "./user.ts";
+import { isRoomName, LOBBY, Room } from "./room.ts";
+import { User } from "./user.ts";
 
 /** The WebSocket close code sent to everyone when the server stops ("going away"). */
 export const CLOSE_GOING_AWAY = 1001;
 /** The WebSocket close code for a client that broke the rules (here: kept flooding). */
 export const CLOSE_POLICY_VIOLATION = 1008;
+/** The close code for a session taken over by a resumed connection. */
+export const CLOSE_SESSION_REPLACED = 4000;
 
 /** What a {@linkcode Chatroom} is built from; all but `config` have defaults. */
 export interface ChatroomOptions {
@@ -30,12 +43,6 @@ export interface ChatroomOptions {
   generateName?: (isTaken: (name: string) => boolean) => string;
   /** Where drops and errors are counted. */
   metrics?: Metrics;
-}
-
-/** Options of {@linkcode Chatroom.connect}. */
-export interface ConnectOptions {
-  /** The name the client asked for; a generated one is used when it is invalid or taken. */
-  name?: string;
 }
 
 const log = getLogger(["chat", "room"]);
@@ -62,7 +69,7 @@ export function truncateText(text: string, max: number): string {
   return text.slice(0, end);
 }
 
-/** The single chatroom every connected user is in. */
+/** Every user and room of one chat server. */
 export class Chatroom implements CommandHost {
   readonly #config: ChatConfig;
   readonly #commands: ReadonlyMap<string, Command>;
@@ -75,7 +82,10 @@ export class Chatroom implements CommandHost {
   readonly #users = new Set<User>();
   /** Users by {@linkcode nameKey}. */
   readonly #byName = new Map<string, User>();
-  #nextId = 1;
+  /** Rooms by {@linkcode nameKey}; the lobby is always there. */
+  readonly #rooms = new Map<string, Room>();
+  #nextUserId = 1;
+  #nextEventId = 1;
 
   /** Every command, in the order `!help` lists them. */
   readonly commands: readonly Command[];
@@ -89,6 +99,7 @@ export class Chatroom implements CommandHost {
     this.#generateName = options.generateName ?? generateName;
     this.#metrics = options.metrics ?? createMetrics();
     this.#reserved = new Set(config.reservedNames.map(nameKey));
+    this.#rooms.set(LOBBY, new Room(LOBBY, config.historySize));
   }
 
   get environment(): string {
@@ -100,6 +111,7 @@ export class Chatroom implements CommandHost {
     return this.#users.size;
   }
 
+  /** Everyone connected, in arrival order. */
   users(): readonly User[] {
     return [...this.#users];
   }
@@ -108,73 +120,104 @@ export class Chatroom implements CommandHost {
     return this.#byName.get(nameKey(name));
   }
 
-  /** Adds a user: welcomes them and tells everyone else. */
-  connect(sink: Sink, options: ConnectOptions = {}): User {
-    const { name: requested } = options;
+  /** The room with this name (compared case-insensitively), if it exists. */
+  findRoom(name: string): Room | undefined {
+    return this.#rooms.get(nameKey(name));
+  }
+
+  /**
+   * Starts a session: welcomes the user, who enters the lobby (or the room a
+   * resumed session was in) and receives its backlog. A resume whose token
+   * matches the session holding the name takes that session over.
+   */
+  connect(sink: Sink, start: SessionStart = {}): User {
+    const { name: requested, token } = start;
+    const holder = requested === undefined ? undefined : this.findUser(requested);
+    const takeOver = holder !== undefined && token !== undefined && holder.token === token;
+    const previousRoom = takeOver ? holder.room : undefined;
+    if (takeOver) this.#replace(holder);
     const isTaken = (name: string): boolean => this.#byName.has(nameKey(name));
     const name = requested !== undefined && nameProblem(requested, this.#reserved) === undefined &&
         !isTaken(requested)
       ? requested
       : this.#generateName(isTaken);
-    const now = this.#now();
-    const user = new User(this.#nextId++, name, sink, new FloodGuard(this.#config.flood, +now));
+    const user = new User(
+      this.#nextUserId++,
+      name,
+      sink,
+      new FloodGuard(this.#config.flood, +this.#now()),
+    );
     this.#users.add(user);
     this.#byName.set(nameKey(name), user);
-    log.info("User {id} connected as {name}", { id: user.id, name });
-    this.#send(user, "SERVER", this.#text("welcome", { name }));
-    if (this.#announcesPresence()) {
-      this.#broadcast(this.#event("SERVER", this.#text("connected", { name })), user);
-    }
+    log.info("User {id} connected as {name}", { id: user.id, name, resumed: takeOver });
+
+    const room = (start.room === undefined ? undefined : this.#openRoom(start.room)) ??
+      this.#lobby();
+    user.sink.send({
+      ...this.#base("SERVER", this.#text("welcome", { name })),
+      type: "welcome",
+      name,
+      room: room.name,
+      token: user.token,
+    });
+    if (room !== this.#lobby()) this.#sendMembers(user, room, true);
+    this.#enter(user, room, {
+      lastSeq: start.lastSeq,
+      notice: previousRoom === room ? undefined : "connected",
+    });
     return user;
   }
 
   /**
-   * Handles one text frame from `user`: a command when it starts with `!`,
-   * else a message. An unexpected error is logged and answered to this user
-   * only; nothing else sees it.
+   * Handles one text frame of the original protocol: a command when it
+   * starts with `!`, else a message.
    */
   receive(user: User, text: string): void {
+    this.handle(user, text.startsWith("!") ? { type: "command", text } : { type: "say", text });
+  }
+
+  /**
+   * Handles one request. An unexpected error is logged and answered to this
+   * user only; nothing else sees it.
+   */
+  handle(user: User, request: ClientRequest): void {
     if (!this.#users.has(user)) return;
     try {
       if (!this.#passesFloodControl(user)) return;
-      const input = truncateText(cleanText(text), this.#config.maxMessageLen);
-      if (input.startsWith("!")) return this.#runCommand(user, input);
-      if (input.trim() === "") {
-        this.#metrics.messagesDropped.inc("empty");
-        return;
-      }
-      const body = this.#text("chat", { name: user.name, message: input });
-      const sentAt = this.#now();
-      this.#broadcast({ origin: "USER", body, sentAt }, user);
-      user.sink.send({ origin: "SELF", body, sentAt });
+      this.#dispatch(user, request);
     } catch (error) {
       this.#metrics.errors.inc();
-      log.error("Failed to handle a frame from user {id}: {error}", { id: user.id, error });
-      this.#send(user, "SERVER", this.#text("internal_error", {}));
+      log.error("Failed to handle a {type} request from user {id}: {error}", {
+        type: request.type,
+        id: user.id,
+        error,
+      });
+      this.#fail(user, "internal", "internal_error", {});
     }
   }
 
-  /** Answers a binary frame, which this protocol does not use. */
+  /** Answers a binary frame, which neither protocol uses. */
   receiveBinary(user: User): void {
-    if (this.#users.has(user)) this.#send(user, "SERVER", this.#text("binary_refused", {}));
+    if (this.#users.has(user)) this.#fail(user, "binary_unsupported", "binary_refused", {});
   }
 
-  /** Removes a user and tells everyone else; safe to call more than once. */
+  /** Answers a request the wire format could not make sense of. */
+  refuse(user: User, reason: string): void {
+    if (this.#users.has(user)) this.#fail(user, "bad_request", "bad_request", { reason });
+  }
+
+  /** Removes a user and tells their room; safe to call more than once. */
   disconnect(user: User): void {
     if (!this.#users.has(user)) return;
-    // Counted with the leaver, as a join is counted with the newcomer.
-    const announce = this.#announcesPresence();
+    log.info("User {id} ({name}) left", { id: user.id, name: user.name });
+    this.#exit(user, "disconnected");
     this.#users.delete(user);
     this.#byName.delete(nameKey(user.name));
-    log.info("User {id} ({name}) left", { id: user.id, name: user.name });
-    if (announce) {
-      this.#broadcast(this.#event("SERVER", this.#text("disconnected", { name: user.name })));
-    }
   }
 
   /** Says goodbye to everyone and closes every connection with 1001. */
   shutdown(): void {
-    const goodbye = this.#event("SERVER", this.#text("shutdown", {}));
+    const goodbye = this.#system(this.#text("shutdown", {}));
     for (const user of this.#users) {
       user.sink.send(goodbye);
       user.sink.close(CLOSE_GOING_AWAY, "server shutting down");
@@ -182,6 +225,20 @@ export class Chatroom implements CommandHost {
     this.#users.clear();
     this.#byName.clear();
   }
+
+  /** Removes rooms that have been empty for `room_idle_ttl`, with their history. */
+  sweepRooms(): void {
+    const now = +this.#now();
+    const ttl = this.#config.roomIdleTtl * 1000;
+    for (const [key, room] of this.#rooms) {
+      if (room.emptySince !== undefined && now - room.emptySince >= ttl && key !== LOBBY) {
+        this.#rooms.delete(key);
+        log.debug("Removed idle room {room}", { room: room.name });
+      }
+    }
+  }
+
+  // ---- CommandHost: what commands may do ----
 
   rename(user: User, name: string): string | undefined {
     const problem = nameProblem(name, this.#reserved);
@@ -194,18 +251,216 @@ export class Chatroom implements CommandHost {
     this.#byName.set(key, user);
     user.rename(name);
     log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
-    this.#broadcast(this.#event("SERVER", this.#text("renamed", { old, new: name })));
+    const room = user.room!;
+    this.#broadcast(
+      room,
+      this.#presence("rename", room, name, this.#text("renamed", { old, new: name }), old),
+    );
     return undefined;
   }
 
-  sendPrivate(from: User, to: User, message: string): void {
-    this.#send(to, "PRIVATE", this.#text("pm_received", { from: from.name, message }));
-    this.#send(from, "PRIVATE", this.#text("pm_sent", { to: to.name, message }));
+  sendPrivate(from: User, to: User, text: string): void {
+    const sentAt = this.#now();
+    const event = { type: "private", from: from.name, to: to.name, text, sentAt } as const;
+    to.sink.send({
+      ...event,
+      id: this.#nextId(),
+      origin: "PRIVATE",
+      body: this.#text("pm_received", { from: from.name, message: text }),
+    });
+    from.sink.send({
+      ...event,
+      id: this.#nextId(),
+      origin: "PRIVATE",
+      body: this.#text("pm_sent", { to: to.name, message: text }),
+    });
+  }
+
+  join(user: User, name: string): void {
+    const current = user.room!;
+    if (!isRoomName(name)) return this.#fail(user, "room_invalid", "room_invalid", { room: name });
+    if (nameKey(name) === nameKey(current.name)) {
+      return this.#fail(user, "usage", "already_in_room", { room: current.name });
+    }
+    const room = this.#openRoom(name);
+    if (room === undefined) return this.#fail(user, "room_limit", "room_limit", {});
+    this.#exit(user, "left");
+    this.#sendMembers(user, room, true);
+    this.#enter(user, room, { notice: "joined" });
+  }
+
+  leave(user: User): void {
+    if (user.room === this.#lobby()) {
+      return this.#fail(user, "usage", "already_in_room", { room: LOBBY });
+    }
+    this.join(user, LOBBY);
+  }
+
+  say(user: User, text: string, emote = false): void {
+    const room = user.room!;
+    const message = room.append({
+      id: this.#nextId(),
+      sentAt: this.#now(),
+      origin: "USER",
+      from: user.name,
+      text,
+      emote,
+      body: emote
+        ? this.#text("emote", { name: user.name, action: text })
+        : this.#text("chat", { name: user.name, message: text }),
+    });
+    this.#broadcast(room, message, user);
+    user.sink.send({ ...message, origin: "SELF" });
+  }
+
+  sendMembers(user: User): void {
+    this.#sendMembers(user, user.room!, false);
+  }
+
+  sendRooms(user: User): void {
+    this.sweepRooms();
+    const rooms = [...this.#rooms.values()].map((room) => ({
+      name: room.name,
+      members: room.members.size,
+      lastSeq: room.lastSeq,
+    }));
+    const listing = rooms.map((room) => `${room.name} (${room.members})`).join(", ");
+    user.sink.send({
+      ...this.#base("SERVER", this.#text("rooms", { rooms: listing })),
+      type: "rooms",
+      rooms,
+    });
+  }
+
+  sendHistory(user: User, count = this.#config.historySize): void {
+    const room = user.room!;
+    const messages = room.recent(count);
+    if (messages.length === 0) {
+      return user.sink.send(this.#system(this.#text("history_empty", { room: room.name }), room));
+    }
+    for (const message of messages) user.sink.send(asHistory(message));
+  }
+
+  // ---- internals ----
+
+  #dispatch(user: User, request: ClientRequest): void {
+    switch (request.type) {
+      case "command":
+        return this.#runCommand(user, this.#clean(request.text));
+      case "say":
+      case "me": {
+        const text = this.#clean(request.text);
+        if (text.trim() === "") return this.#metrics.messagesDropped.inc("empty");
+        return this.say(user, text, request.type === "me");
+      }
+      case "join":
+        return this.join(user, request.room);
+      case "leave":
+        return this.leave(user);
+      case "pm": {
+        const to = this.findUser(request.to);
+        const text = this.#clean(request.text);
+        if (to === undefined) {
+          return this.#fail(user, "user_not_found", "user_not_found", { name: request.to });
+        }
+        if (text.trim() === "") return this.#metrics.messagesDropped.inc("empty");
+        return this.sendPrivate(user, to, text);
+      }
+      case "setname": {
+        const reason = this.rename(user, request.name);
+        if (reason !== undefined) {
+          this.#fail(user, "name_refused", "name_refused", { name: request.name, reason });
+        }
+        return;
+      }
+      case "rooms":
+        return this.sendRooms(user);
+      case "members":
+        return this.sendMembers(user);
+      case "history":
+        return this.sendHistory(user, request.count);
+    }
+  }
+
+  #clean(text: string): string {
+    return truncateText(cleanText(text), this.#config.maxMessageLen);
+  }
+
+  #lobby(): Room {
+    return this.#rooms.get(LOBBY)!;
+  }
+
+  /** The room called `name`, created when missing; `undefined` when invalid or over the limit. */
+  #openRoom(name: string): Room | undefined {
+    if (!isRoomName(name)) return undefined;
+    const key = nameKey(name);
+    const existing = this.#rooms.get(key);
+    if (existing !== undefined) return existing;
+    if (this.#rooms.size >= this.#config.maxRooms) this.sweepRooms();
+    if (this.#rooms.size >= this.#config.maxRooms) return undefined;
+    const room = new Room(name, this.#config.historySize);
+    this.#rooms.set(key, room);
+    return room;
+  }
+
+  /** Puts `user` in `room`: backlog first, then everyone else hears of it. */
+  #enter(
+    user: User,
+    room: Room,
+    options: { lastSeq?: number; notice: "connected" | "joined" | undefined },
+  ): void {
+    const backlog = options.lastSeq === undefined
+      ? room.recent(this.#config.historySize)
+      : room.since(options.lastSeq);
+    for (const message of backlog) user.sink.send(asHistory(message));
+    room.members.add(user);
+    room.emptySince = undefined;
+    user.room = room;
+    if (options.notice === undefined || !this.#announcesPresence(room)) return;
+    const body = options.notice === "connected"
+      ? this.#text("connected", { name: user.name })
+      : this.#text("room_joined", { name: user.name, room: room.name });
+    this.#broadcast(room, this.#presence("join", room, user.name, body), user);
+  }
+
+  /** Takes `user` out of their room, telling those left behind. */
+  #exit(user: User, notice: "disconnected" | "left" | undefined): void {
+    const room = user.room;
+    if (room === undefined) return;
+    // Counted with the leaver, as a join is counted with the newcomer.
+    const announce = notice !== undefined && this.#announcesPresence(room);
+    room.members.delete(user);
+    user.room = undefined;
+    if (room.members.size === 0) room.emptySince = +this.#now();
+    if (!announce) return;
+    const body = notice === "disconnected"
+      ? this.#text("disconnected", { name: user.name })
+      : this.#text("room_left", { name: user.name, room: room.name });
+    this.#broadcast(room, this.#presence("leave", room, user.name, body));
+  }
+
+  /** Ends a session taken over by a resume, without presence notices. */
+  #replace(user: User): void {
+    log.info("User {id} ({name}) resumed on a new connection", { id: user.id, name: user.name });
+    this.#exit(user, undefined);
+    this.#users.delete(user);
+    this.#byName.delete(nameKey(user.name));
+    user.sink.close(CLOSE_SESSION_REPLACED, "session resumed elsewhere");
+  }
+
+  #sendMembers(user: User, room: Room, entering: boolean): void {
+    const members = [...room.members].map((member) => member.name);
+    if (entering) members.push(user.name);
+    const names = members.join(", ");
+    const body = entering
+      ? this.#text("room_entered", { room: room.name, members: names })
+      : this.#text("who", { names });
+    user.sink.send({ ...this.#base("SERVER", body), type: "members", room: room.name, members });
   }
 
   /** Join and leave notices stop in big rooms, where a mass reconnect would cost O(n²) frames. */
-  #announcesPresence(): boolean {
-    return this.#users.size <= this.#config.presenceNoticeMaxMembers;
+  #announcesPresence(room: Room): boolean {
+    return room.members.size <= this.#config.presenceNoticeMaxMembers;
   }
 
   #passesFloodControl(user: User): boolean {
@@ -214,7 +469,7 @@ export class Chatroom implements CommandHost {
     this.#metrics.messagesDropped.inc("flood");
     if (verdict === "warn") {
       log.info("User {id} is flooding; dropping messages", { id: user.id });
-      this.#send(user, "SERVER", this.#text("flood_warning", {}));
+      this.#fail(user, "flood", "flood_warning", {});
     } else if (verdict === "disconnect") {
       log.info("Closing user {id}: kept flooding", { id: user.id });
       this.#metrics.connectionsClosed.inc("flood");
@@ -228,15 +483,15 @@ export class Chatroom implements CommandHost {
     const { name, args } = parseCommand(input);
     const command = this.#commands.get(name);
     if (command === undefined) {
-      return this.#send(user, "SERVER", this.#text("unknown_command", { text: input }));
+      return this.#fail(user, "unknown_command", "unknown_command", { text: input });
     }
     const context: CommandContext = {
       user,
       args,
       chat: this,
-      reply: (key, values) => this.#send(user, "SERVER", this.#text(key, values)),
-      replyText: (body) => this.#send(user, "SERVER", body),
-      replyUsage: () => this.#send(user, "SERVER", this.#text("usage", { usage: command.usage })),
+      reply: (key, values) => user.sink.send(this.#system(this.#text(key, values))),
+      fail: (code, key, values) => this.#fail(user, code, key, values),
+      replyUsage: () => this.#fail(user, "usage", "usage", { usage: command.usage }),
     };
     command.run(context);
   }
@@ -245,18 +500,52 @@ export class Chatroom implements CommandHost {
     return renderMessage(this.#config.messages, key, values);
   }
 
-  #event(origin: Origin, body: string): ChatEvent {
-    return { origin, body, sentAt: this.#now() };
+  #nextId(): string {
+    return (this.#nextEventId++).toString(36);
   }
 
-  #send(user: User, origin: Origin, body: string): void {
-    user.sink.send(this.#event(origin, body));
+  #base(
+    origin: "SERVER",
+    body: string,
+  ): { id: string; sentAt: Date; origin: "SERVER"; body: string } {
+    return { id: this.#nextId(), sentAt: this.#now(), origin, body };
   }
 
-  /** Sends one event object to everyone but `except`; sinks never block or throw. */
-  #broadcast(event: ChatEvent, except?: User): void {
-    for (const user of this.#users) {
-      if (user !== except) user.sink.send(event);
+  #system(text: string, room?: Room): ChatEvent {
+    return { ...this.#base("SERVER", text), type: "system", text, room: room?.name };
+  }
+
+  #presence(
+    action: PresenceEvent["action"],
+    room: Room,
+    from: string,
+    body: string,
+    oldName?: string,
+  ): PresenceEvent {
+    return {
+      ...this.#base("SERVER", body),
+      type: "presence",
+      action,
+      room: room.name,
+      from,
+      oldName,
+    };
+  }
+
+  #fail<K extends MessageKey>(user: User, code: ErrorCode, key: K, values: MessageValues<K>): void {
+    const text = this.#text(key, values);
+    user.sink.send({ ...this.#base("SERVER", text), type: "error", code, text });
+  }
+
+  /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
+  #broadcast(room: Room, event: ChatEvent, except?: User): void {
+    for (const member of room.members) {
+      if (member !== except) member.sink.send(event);
     }
   }
+}
+
+/** A stored message as replayed to someone arriving or catching up. */
+function asHistory(message: MessageEvent): MessageEvent {
+  return { ...message, type: "history", origin: "HISTORY" };
 }

@@ -52,6 +52,17 @@ export const MESSAGE_PLACEHOLDERS = {
   flood_warning: [],
   binary_refused: [],
   internal_error: [],
+  bad_request: ["reason"],
+  emote: ["name", "action"],
+  help_command: ["usage", "summary"],
+  rooms: ["rooms"],
+  room_entered: ["room", "members"],
+  room_joined: ["name", "room"],
+  room_left: ["name", "room"],
+  room_invalid: ["room"],
+  room_limit: [],
+  already_in_room: ["room"],
+  history_empty: ["room"],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The name of a chat message template. */
@@ -99,6 +110,9 @@ const chatSchema = object({
   max_message_len: integer(1000, { min: 1, max: 1_000_000 }),
   reserved_names: stringList(["server", "system", "admin", "root", "moderator"]),
   presence_notice_max_members: integer(200, { min: 0, max: 1_000_000 }),
+  history_size: integer(100, { min: 0, max: 100_000 }),
+  room_idle_ttl: number(3600, { min: 0, max: 31_536_000 }),
+  max_rooms: integer(1000, { min: 1, max: 1_000_000 }),
   flood: object({
     rate: number(5, { min: 0.01, max: 100_000 }),
     burst: integer(10, { min: 1, max: 100_000 }),
@@ -151,6 +165,12 @@ export interface ChatConfig {
   readonly reservedNames: readonly string[];
   /** Join and leave notices stop above this many members. */
   readonly presenceNoticeMaxMembers: number;
+  /** Messages each room keeps for newcomers and resumes. */
+  readonly historySize: number;
+  /** Seconds an empty room (other than the lobby) is kept, with its history. */
+  readonly roomIdleTtl: number;
+  /** Rooms that may exist at once. */
+  readonly maxRooms: number;
   readonly flood: FloodLimits;
   readonly messages: Messages;
 }
@@ -290,6 +310,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       maxMessageLen: chat.max_message_len,
       reservedNames: chat.reserved_names,
       presenceNoticeMaxMembers: chat.presence_notice_max_members,
+      historySize: chat.history_size,
+      roomIdleTtl: chat.room_idle_ttl,
+      maxRooms: chat.max_rooms,
       flood: {
         rate: chat.flood.rate,
         burst: chat.flood.burst,

@@ -9,9 +9,11 @@
 import { getLogger } from "@logtape/logtape";
 import type { Chatroom } from "./chatroom.ts";
 import type { ConnectionLimits } from "./config.ts";
+import type { ChatEvent, Sink } from "./events.ts";
 import type { Metrics } from "./metrics.ts";
 import { encodeTextFrame } from "./protocol/text.ts";
-import type { ChatEvent, Sink, User } from "./user.ts";
+import { decodeV2Frame, encodeV2Frame } from "./protocol/v2.ts";
+import type { User } from "./user.ts";
 
 /** The WebSocket close code for a frame over `max_frame_bytes`. */
 export const CLOSE_MESSAGE_TOO_BIG = 1009;
@@ -41,6 +43,8 @@ function exceedsBytes(text: string, max: number): boolean {
 
 /** Options of a {@linkcode Connection}. */
 export interface ConnectionOptions {
+  /** The wire format: the original `text` protocol or `v2` (subprotocol `chat.v2`). */
+  readonly protocol: "text" | "v2";
   readonly limits: Pick<ConnectionLimits, "maxFrameBytes" | "maxBufferedBytes">;
   readonly metrics: Metrics;
   /** The name asked for in the upgrade request (`?name=`). */
@@ -59,32 +63,55 @@ export class Connection implements Sink {
   readonly #socket: SocketLike;
   readonly #chatroom: Chatroom;
   readonly #options: ConnectionOptions;
+  readonly #encode: (event: ChatEvent) => string;
   #user: User | undefined;
 
   constructor(socket: SocketLike, chatroom: Chatroom, options: ConnectionOptions) {
     this.#socket = socket;
     this.#chatroom = chatroom;
     this.#options = options;
+    this.#encode = options.protocol === "v2" ? encodeV2Frame : encodeTextFrame;
   }
 
-  /** Joins the chat; call when the socket opens. */
+  /**
+   * Call when the socket opens. A text-protocol client joins at once; a v2
+   * client first says `hello` or `resume`, so that a resumed session does not
+   * start as a new one.
+   */
   opened(): void {
     this.#options.metrics.connectionsAccepted.inc();
-    this.#user = this.#chatroom.connect(this, { name: this.#options.name });
+    if (this.#options.protocol === "text") {
+      this.#user = this.#chatroom.connect(this, { name: this.#options.name });
+    }
   }
 
   /** Handles one frame from the client. */
   received(data: string | ArrayBuffer): void {
-    const user = this.#user;
-    if (user === undefined) return;
     this.#options.metrics.messagesReceived.inc();
     const { maxFrameBytes } = this.#options.limits;
     const tooBig = typeof data === "string"
       ? exceedsBytes(data, maxFrameBytes)
       : data.byteLength > maxFrameBytes;
-    if (tooBig) return this.#cutOff(user, CLOSE_MESSAGE_TOO_BIG, "frame_too_large");
-    if (typeof data === "string") this.#chatroom.receive(user, data);
-    else this.#chatroom.receiveBinary(user);
+    if (tooBig) return this.#cutOff(CLOSE_MESSAGE_TOO_BIG, "frame_too_large");
+    if (this.#options.protocol === "v2") return this.#receivedV2(data);
+    if (this.#user === undefined) return;
+    if (typeof data === "string") this.#chatroom.receive(this.#user, data);
+    else this.#chatroom.receiveBinary(this.#user);
+  }
+
+  #receivedV2(data: string | ArrayBuffer): void {
+    const input = typeof data === "string" ? decodeV2Frame(data) : undefined;
+    let user = this.#user;
+    if (user === undefined) {
+      // Any first frame other than hello or resume starts a plain session.
+      const start = input?.kind === "start" ? input.start : { name: this.#options.name };
+      user = this.#user = this.#chatroom.connect(this, start);
+      if (input?.kind === "start") return;
+    }
+    if (input === undefined) this.#chatroom.receiveBinary(user);
+    else if (input.kind === "request") this.#chatroom.handle(user, input.request);
+    else if (input.kind === "invalid") this.#chatroom.refuse(user, input.reason);
+    else this.#chatroom.refuse(user, "the session has already started");
   }
 
   /** Leaves the chat; call when the socket has closed. */
@@ -96,10 +123,10 @@ export class Connection implements Sink {
   send(event: ChatEvent): void {
     const socket = this.#socket;
     if (socket.readyState !== OPEN) return;
-    socket.send(encodeTextFrame(event));
+    socket.send(this.#encode(event));
     this.#options.metrics.messagesDelivered.inc();
-    if (socket.bufferedAmount > this.#options.limits.maxBufferedBytes && this.#user !== undefined) {
-      this.#cutOff(this.#user, CLOSE_TRY_AGAIN_LATER, "slow_consumer");
+    if (socket.bufferedAmount > this.#options.limits.maxBufferedBytes) {
+      this.#cutOff(CLOSE_TRY_AGAIN_LATER, "slow_consumer");
     }
   }
 
@@ -107,14 +134,15 @@ export class Connection implements Sink {
     if (this.#socket.readyState < CLOSING) this.#socket.close(code, reason);
   }
 
-  #cutOff(user: User, code: number, reason: "frame_too_large" | "slow_consumer"): void {
-    log.info("Closing user {id} with {code}: {reason}", { id: user.id, code, reason });
+  #cutOff(code: number, reason: "frame_too_large" | "slow_consumer"): void {
+    const user = this.#user;
+    log.info("Closing user {id} with {code}: {reason}", { id: user?.id, code, reason });
     this.#options.metrics.connectionsClosed.inc(reason);
     this.close(code, reason.replaceAll("_", " "));
     // The user leaves now rather than when the close handshake ends, which a
     // stalled peer can delay for long; after the current broadcast, so that
     // everyone gets its events in the same order.
-    queueMicrotask(() => this.#chatroom.disconnect(user));
+    if (user !== undefined) queueMicrotask(() => this.#chatroom.disconnect(user));
   }
 }
 

@@ -12,6 +12,7 @@ import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config
 import { setupLogging } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { createHandler } from "./server.ts";
+import { loadStaticFiles } from "./static.ts";
 
 const USAGE = `Usage: chat-server [options]
 
@@ -71,8 +72,9 @@ async function healthcheck(config: Config): Promise<number> {
   }
 }
 
-function serve(config: Config): void {
+async function serve(config: Config): Promise<void> {
   const metrics = createMetrics();
+  const staticFiles = await loadStaticFiles();
   const chatroom = new Chatroom({ config: config.chat, metrics });
   const server = Deno.serve({
     hostname: config.server.host,
@@ -82,7 +84,7 @@ function serve(config: Config): void {
       const url = `http://${host}:${port}`;
       log.info("listening on {url} (environment {env})", { url, env: config.env });
     },
-  }, createHandler({ chatroom, limits: config.server.limits, metrics }));
+  }, createHandler({ chatroom, limits: config.server.limits, metrics, staticFiles }));
 
   let stopping = false;
   const stop = async (signal: Deno.Signal): Promise<void> => {
@@ -120,7 +122,7 @@ async function main(args: string[]): Promise<number | undefined> {
   }
   if (healthcheckOnly) return await healthcheck(config);
   await setupLogging(config.server.log);
-  serve(config);
+  await serve(config);
   return undefined;
 }
 

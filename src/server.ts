@@ -1,7 +1,8 @@
 /**
- * HTTP: the WebSocket upgrade (after the origin check and connection limits),
- * the health check, metrics and a short text page. The handler is a plain
- * function of a `Request`, so it is tested without `Deno.serve`.
+ * HTTP: the WebSocket upgrade (after the origin check and connection limits,
+ * choosing the protocol), the health check, metrics and the browser client.
+ * The handler is a plain function of a `Request`, so it is tested without
+ * `Deno.serve`.
  *
  * @module
  */
@@ -12,17 +13,11 @@ import type { Chatroom } from "./chatroom.ts";
 import type { ConnectionLimits } from "./config.ts";
 import { serveChatSocket } from "./connection.ts";
 import { createMetrics, type Metrics, renderMetrics } from "./metrics.ts";
+import { V2_PROTOCOL } from "./protocol/v2.ts";
+import { serveStatic, type StaticFiles } from "./static.ts";
 
 /** Paths where a WebSocket upgrade is accepted. */
 const SOCKET_PATHS = new Set(["/", "/ws"]);
-
-const INDEX_PAGE = [
-  "Chat server",
-  "",
-  "Connect a WebSocket client to ws://<this host>/ws (or /), optionally with ?name=<name>.",
-  'Send plain text to chat; type "!help" for the commands.',
-  "",
-].join("\n");
 
 const TEXT_HEADERS = { "content-type": "text/plain; charset=utf-8" };
 const METRICS_HEADERS = { "content-type": "text/plain; version=0.0.4; charset=utf-8" };
@@ -39,6 +34,8 @@ export interface HandlerOptions {
   limits: ConnectionLimits;
   /** Where traffic is counted; `/metrics` shows it. */
   metrics?: Metrics;
+  /** The browser client, from {@linkcode loadStaticFiles}. */
+  staticFiles?: StaticFiles;
 }
 
 /** A request handler for `Deno.serve`. */
@@ -46,7 +43,7 @@ export type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAdd
 
 /** Builds the request handler for `Deno.serve`. */
 export function createHandler(options: HandlerOptions): Handler {
-  const { chatroom, limits, metrics = createMetrics() } = options;
+  const { chatroom, limits, metrics = createMetrics(), staticFiles = new Map() } = options;
   const admission = new Admission(limits);
 
   const upgrade = (request: Request, url: URL, address: string): Response => {
@@ -60,14 +57,20 @@ export function createHandler(options: HandlerOptions): Handler {
       });
       return textResponse(`${refusal.message}\n`, refusal.status);
     }
+    const offered = request.headers.get("sec-websocket-protocol")?.split(",") ?? [];
+    const v2 = offered.some((protocol) => protocol.trim() === V2_PROTOCOL);
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
     try {
-      upgraded = Deno.upgradeWebSocket(request, { idleTimeout: limits.idleTimeout });
+      upgraded = Deno.upgradeWebSocket(request, {
+        idleTimeout: limits.idleTimeout,
+        protocol: v2 ? V2_PROTOCOL : undefined,
+      });
     } catch {
       admission.release(address);
       return textResponse("Bad Request: invalid WebSocket upgrade\n", 400);
     }
     serveChatSocket(upgraded.socket, chatroom, {
+      protocol: v2 ? "v2" : "text",
       limits,
       metrics,
       name: url.searchParams.get("name") ?? undefined,
@@ -85,16 +88,16 @@ export function createHandler(options: HandlerOptions): Handler {
       return textResponse("Method Not Allowed\n", 405, { allow: "GET, HEAD" });
     }
     switch (url.pathname) {
-      case "/":
-        return textResponse(INDEX_PAGE, 200);
       case "/healthz":
         return Response.json({ status: "ok", connections: admission.open });
       case "/metrics":
         return new Response(renderMetrics(metrics, { openConnections: admission.open }), {
           headers: METRICS_HEADERS,
         });
-      default:
-        return textResponse("Not Found\n", 404);
+      default: {
+        const file = staticFiles.get(url.pathname);
+        return file === undefined ? textResponse("Not Found\n", 404) : serveStatic(request, file);
+      }
     }
   };
 }

@@ -5,23 +5,9 @@
  * @module
  */
 
+import type { Sink } from "./events.ts";
 import type { FloodGuard } from "./flood.ts";
-
-/** Who an event is from, as the original protocol names it. */
-export type Origin = "SERVER" | "USER" | "SELF" | "PRIVATE";
-
-/** One event the server sends to a user. */
-export interface ChatEvent {
-  readonly origin: Origin;
-  readonly body: string;
-  readonly sentAt: Date;
-}
-
-/** Where a user's events go; the connection behind it never throws. */
-export interface Sink {
-  send(event: ChatEvent): void;
-  close(code: number, reason: string): void;
-}
+import type { Room } from "./room.ts";
 
 /** A user in the chat. */
 export class User {
@@ -30,6 +16,10 @@ export class User {
   readonly sink: Sink;
   /** This user's flood control. */
   readonly flood: FloodGuard;
+  /** Secret that lets a new connection take over this session (see `resume`). */
+  readonly token: string;
+  /** The room the user is in; set by the chatroom right after connecting. */
+  room: Room | undefined;
   #name: string;
 
   constructor(id: number, name: string, sink: Sink, flood: FloodGuard) {
@@ -37,6 +27,7 @@ export class User {
     this.#name = name;
     this.sink = sink;
     this.flood = flood;
+    this.token = crypto.randomUUID();
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */

@@ -2,7 +2,7 @@
 
 import { Chatroom, type ChatroomOptions } from "../src/chatroom.ts";
 import { type Config, loadConfig } from "../src/config.ts";
-import type { ChatEvent, Origin, Sink } from "../src/user.ts";
+import type { ChatEvent, Origin, Sink } from "../src/events.ts";
 
 /** The fixed time every fake-clock event carries. */
 export const NOW = new Date("2026-01-02T03:04:05.678Z");

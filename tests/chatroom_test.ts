@@ -105,6 +105,11 @@ Deno.test("commands", async (t) => {
       "env",
       "ping",
       "pm",
+      "join",
+      "leave",
+      "rooms",
+      "me",
+      "history",
     ]);
   });
 

@@ -1,10 +1,15 @@
 import { assertEquals } from "@std/assert";
 import { createHandler } from "../src/server.ts";
+import { loadStaticFiles } from "../src/static.ts";
 import { createTestChatroom, TEST_CONFIG } from "./_fakes.ts";
 
 Deno.test("HTTP routes", async (t) => {
   const chatroom = createTestChatroom();
-  const handler = createHandler({ chatroom, limits: TEST_CONFIG.server.limits });
+  const handler = createHandler({
+    chatroom,
+    limits: TEST_CONFIG.server.limits,
+    staticFiles: await loadStaticFiles(),
+  });
   const info = {
     remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
     completed: Promise.resolve(),
@@ -19,11 +24,29 @@ Deno.test("HTTP routes", async (t) => {
     assertEquals(await response.json(), { status: "ok", connections: 0 });
   });
 
-  await t.step("GET / answers with a short text page", async () => {
+  await t.step("GET / serves the browser client, revalidated by ETag", async () => {
     const response = get("/");
     assertEquals(response.status, 200);
-    assertEquals(response.headers.get("content-type"), "text/plain; charset=utf-8");
-    assertEquals((await response.text()).startsWith("Chat server\n"), true);
+    assertEquals(response.headers.get("content-type"), "text/html; charset=utf-8");
+    assertEquals(response.headers.get("cache-control"), "no-cache");
+    assertEquals((await response.text()).startsWith("<!doctype html>"), true);
+    const etag = response.headers.get("etag")!;
+    const again = get("/", { headers: { "if-none-match": etag } });
+    assertEquals(again.status, 304);
+    assertEquals(again.body, null);
+  });
+
+  await t.step("scripts and styles carry their content types", async () => {
+    for (
+      const [path, type] of [
+        ["/app.js", "text/javascript; charset=utf-8"],
+        ["/style.css", "text/css; charset=utf-8"],
+      ]
+    ) {
+      const response = get(path);
+      assertEquals([response.status, response.headers.get("content-type")], [200, type]);
+      await response.body?.cancel();
+    }
   });
 
   await t.step("unknown paths are 404", async () => {

@@ -1,12 +1,21 @@
 import type { Command } from "./types.ts";
 
-/** `!help`: every command with its one-line summary. */
+/** `!help [command]`: every command with its summary, or one command's usage. */
 export const help: Command = {
   name: "help",
-  usage: "!help",
-  summary: "lists the commands",
+  usage: "!help [command]",
+  summary: "lists the commands, or explains one",
   run(context) {
-    const lines = context.chat.commands.map((command) => `${command.usage} - ${command.summary}`);
+    const { commands } = context.chat;
+    if (context.args !== "") {
+      const name = context.args.replace(/^!/, "").toLowerCase();
+      const command = commands.find((candidate) => candidate.name === name);
+      if (command === undefined) {
+        return context.fail("unknown_command", "unknown_command", { text: `!${name}` });
+      }
+      return context.reply("help_command", { usage: command.usage, summary: command.summary });
+    }
+    const lines = commands.map((command) => `${command.usage} - ${command.summary}`);
     context.reply("help", { commands: lines.join("\n") });
   },
 };
@@ -38,16 +47,5 @@ export const ping: Command = {
   summary: "answers pong!",
   run(context) {
     context.reply("pong", {});
-  },
-};
-
-/** `!who`: everyone connected. */
-export const who: Command = {
-  name: "who",
-  usage: "!who",
-  summary: "lists connected users",
-  run(context) {
-    const names = context.chat.users().map((user) => user.name);
-    context.reply("who", { names: names.join(", ") });
   },
 };

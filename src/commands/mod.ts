@@ -4,15 +4,29 @@
  * @module
  */
 
-import { about, env, help, ping, who } from "./info.ts";
+import { about, env, help, ping } from "./info.ts";
 import { setname } from "./names.ts";
 import { pm } from "./pm.ts";
+import { history, join, leave, me, rooms, who } from "./rooms.ts";
 import type { Command } from "./types.ts";
 
 export type { Command, CommandContext, CommandHost } from "./types.ts";
 
 /** Every command, in the order `!help` lists them. */
-export const COMMANDS: readonly Command[] = [help, about, setname, who, env, ping, pm];
+export const COMMANDS: readonly Command[] = [
+  help,
+  about,
+  setname,
+  who,
+  env,
+  ping,
+  pm,
+  join,
+  leave,
+  rooms,
+  me,
+  history,
+];
 
 /** A command line split into its lowercase name and its trimmed argument string. */
 export interface ParsedCommand {

@@ -10,6 +10,6 @@ export const setname: Command = {
     const name = stripWhitespace(context.args);
     if (name === "") return context.replyUsage();
     const reason = context.chat.rename(context.user, name);
-    if (reason !== undefined) context.reply("name_refused", { name, reason });
+    if (reason !== undefined) context.fail("name_refused", "name_refused", { name, reason });
   },
 };

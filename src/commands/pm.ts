@@ -1,6 +1,6 @@
 import type { Command } from "./types.ts";
 
-/** `!pm <user> <message>`: a message only the named user sees. */
+/** `!pm <user> <message>`: a message only the named user sees, wherever they are. */
 export const pm: Command = {
   name: "pm",
   usage: "!pm <user> <message>",
@@ -10,7 +10,7 @@ export const pm: Command = {
     if (match === null) return context.replyUsage();
     const [, name, message] = match;
     const target = context.chat.findUser(name);
-    if (target === undefined) return context.reply("user_not_found", { name });
+    if (target === undefined) return context.fail("user_not_found", "user_not_found", { name });
     context.chat.sendPrivate(context.user, target, message);
   },
 };

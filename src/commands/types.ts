@@ -1,4 +1,5 @@
 import type { MessageKey, MessageValues } from "../config.ts";
+import type { ErrorCode } from "../events.ts";
 import type { User } from "../user.ts";
 
 /** What a command may do to the chat; the chatroom implements it. */
@@ -7,14 +8,24 @@ export interface CommandHost {
   readonly environment: string;
   /** Every command, in the order `!help` lists them. */
   readonly commands: readonly Command[];
-  /** Everyone connected, in the order they arrived. */
-  users(): readonly User[];
   /** The user with this name (compared as names are), if connected. */
   findUser(name: string): User | undefined;
-  /** Renames `user` and tells everyone; returns why not when it cannot. */
+  /** Renames `user` and tells their room; returns why not when it cannot. */
   rename(user: User, name: string): string | undefined;
   /** Sends a private message and its echo. */
-  sendPrivate(from: User, to: User, message: string): void;
+  sendPrivate(from: User, to: User, text: string): void;
+  /** Moves `user` to the room called `name`, creating it when needed. */
+  join(user: User, name: string): void;
+  /** Moves `user` back to the lobby. */
+  leave(user: User): void;
+  /** Says `text` in the user's room; `emote` makes it an action (`!me`). */
+  say(user: User, text: string, emote?: boolean): void;
+  /** Tells `user` who is in their room. */
+  sendMembers(user: User): void;
+  /** Tells `user` every room with its member count. */
+  sendRooms(user: User): void;
+  /** Replays up to `count` of the newest messages of the user's room. */
+  sendHistory(user: User, count?: number): void;
 }
 
 /** One run of a command by one user. */
@@ -25,8 +36,8 @@ export interface CommandContext {
   readonly chat: CommandHost;
   /** Sends a configured message to the user who ran the command. */
   reply<K extends MessageKey>(key: K, values: MessageValues<K>): void;
-  /** Sends literal text to the user who ran the command. */
-  replyText(body: string): void;
+  /** Tells the user who ran the command that it could not be done. */
+  fail<K extends MessageKey>(code: ErrorCode, key: K, values: MessageValues<K>): void;
   /** Tells the user how the command is used. */
   replyUsage(): void;
 }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ChatEvent } from "../user.ts";
+import type { ChatEvent } from "../events.ts";
 
 /** Frames already made, so a broadcast event is serialized once, not per recipient. */
 const frames = new WeakMap<ChatEvent, string>();

@@ -4,6 +4,7 @@ import { Chatroom } from "../../src/chatroom.ts";
 import type { ChatConfig, ConnectionLimits } from "../../src/config.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
 import { createHandler } from "../../src/server.ts";
+import { loadStaticFiles, type StaticFiles } from "../../src/static.ts";
 import { TEST_CONFIG } from "../_fakes.ts";
 
 /** One frame of the original protocol, as sent by the server. */
@@ -123,6 +124,8 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+const STATIC_FILES: StaticFiles = await loadStaticFiles();
+
 /** Settings that differ from the shipped test environment. */
 export interface TestServerOptions {
   chat?: Partial<ChatConfig>;
@@ -136,7 +139,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
   const limits = { ...TEST_CONFIG.server.limits, ...options.limits };
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    createHandler({ chatroom, limits, metrics }),
+    createHandler({ chatroom, limits, metrics, staticFiles: STATIC_FILES }),
   );
   const httpUrl = `http://127.0.0.1:${server.addr.port}`;
   const url = `ws://127.0.0.1:${server.addr.port}/ws`;

@@ -109,6 +109,11 @@ Deno.test("chatting over a real socket", async (t) => {
         "!env",
         "!ping",
         "!pm",
+        "!join",
+        "!leave",
+        "!rooms",
+        "!me",
+        "!history",
       ]);
       assertEquals(bob.client.pending.length, 0);
     });

@@ -63,7 +63,8 @@ Deno.test("churn: clients come, chat and drop; the server ends clean", async () 
 
     const fresh = await server.join();
     fresh.client.send("!who");
-    assertEquals(await fresh.client.nextPair(), ["SERVER", `Connected Users: ${fresh.name}`]);
+    const who = await fresh.client.waitFor((frame) => frame.origin === "SERVER", "!who");
+    assertEquals(who.body, `Connected Users: ${fresh.name}`);
     await fresh.client.close();
 
     const grown = heapAfterCollection() - heapBefore;

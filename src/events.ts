@@ -1,0 +1,147 @@
+/**
+ * What the chat tells a user, as typed events. The chatroom builds them; each
+ * wire format in `protocol/` encodes them its own way. `body` is the line the
+ * original text protocol shows, rendered once from the chat config.
+ *
+ * @module
+ */
+
+/** Who an event is from, as the original text protocol names it. */
+export type Origin = "SERVER" | "USER" | "SELF" | "PRIVATE" | "HISTORY";
+
+/** Stable codes of `error` events, for clients to act on. */
+export type ErrorCode =
+  | "bad_request"
+  | "usage"
+  | "unknown_command"
+  | "user_not_found"
+  | "name_refused"
+  | "room_invalid"
+  | "room_limit"
+  | "flood"
+  | "binary_unsupported"
+  | "internal";
+
+/** What every event has. */
+interface EventBase {
+  /** Unique per event; a message keeps its id when replayed from history. */
+  readonly id: string;
+  readonly sentAt: Date;
+  readonly origin: Origin;
+  readonly body: string;
+}
+
+/** A chat message (or, with `emote`, an action) in a room. */
+export interface MessageEvent extends EventBase {
+  readonly type: "message" | "history";
+  readonly room: string;
+  readonly from: string;
+  readonly text: string;
+  /** Position in the room's history, from 1. */
+  readonly seq: number;
+  readonly emote: boolean;
+}
+
+/** The first event of a session. */
+export interface WelcomeEvent extends EventBase {
+  readonly type: "welcome";
+  readonly name: string;
+  readonly room: string;
+  /** Proves who this session is when it resumes after a dropped connection. */
+  readonly token: string;
+}
+
+/** A private message, to its target or echoed to its sender. */
+export interface PrivateEvent extends EventBase {
+  readonly type: "private";
+  readonly from: string;
+  readonly to: string;
+  readonly text: string;
+}
+
+/** Someone arrived in, left or was renamed in a room. */
+export interface PresenceEvent extends EventBase {
+  readonly type: "presence";
+  readonly action: "join" | "leave" | "rename";
+  readonly room: string;
+  /** The (new) name of the user concerned. */
+  readonly from: string;
+  /** The old name, for `rename`. */
+  readonly oldName?: string;
+}
+
+/** A notice or a command's answer. */
+export interface SystemEvent extends EventBase {
+  readonly type: "system";
+  readonly text: string;
+  readonly room?: string;
+}
+
+/** Something the client asked for could not be done. */
+export interface ErrorEvent extends EventBase {
+  readonly type: "error";
+  readonly code: ErrorCode;
+  readonly text: string;
+}
+
+/** One room in a `rooms` listing. */
+export interface RoomSummary {
+  readonly name: string;
+  readonly members: number;
+  /** The seq of the room's newest message, 0 when it has none. */
+  readonly lastSeq: number;
+}
+
+/** Every room, with member counts. */
+export interface RoomsEvent extends EventBase {
+  readonly type: "rooms";
+  readonly rooms: readonly RoomSummary[];
+}
+
+/** Who is in a room. */
+export interface MembersEvent extends EventBase {
+  readonly type: "members";
+  readonly room: string;
+  readonly members: readonly string[];
+}
+
+/** Any event the server sends. */
+export type ChatEvent =
+  | MessageEvent
+  | WelcomeEvent
+  | PrivateEvent
+  | PresenceEvent
+  | SystemEvent
+  | ErrorEvent
+  | RoomsEvent
+  | MembersEvent;
+
+/** Where a user's events go; the connection behind it never throws. */
+export interface Sink {
+  send(event: ChatEvent): void;
+  close(code: number, reason: string): void;
+}
+
+/** What a client asks of the chat, whatever its wire format. */
+export type ClientRequest =
+  | { readonly type: "say"; readonly text: string }
+  | { readonly type: "me"; readonly text: string }
+  | { readonly type: "command"; readonly text: string }
+  | { readonly type: "join"; readonly room: string }
+  | { readonly type: "leave" }
+  | { readonly type: "pm"; readonly to: string; readonly text: string }
+  | { readonly type: "setname"; readonly name: string }
+  | { readonly type: "rooms" }
+  | { readonly type: "members" }
+  | { readonly type: "history"; readonly count?: number };
+
+/** How a session begins: a fresh start, or picking up one that lost its connection. */
+export interface SessionStart {
+  /** The name asked for; a generated one is used when it is invalid or taken. */
+  readonly name?: string;
+  /** The token of the session to take over, from its `welcome`. */
+  readonly token?: string;
+  /** The room to enter (default: the lobby), and the seq of the last message seen there. */
+  readonly room?: string;
+  readonly lastSeq?: number;
+}

@@ -1,0 +1,159 @@
+/**
+ * Protocol v2 (WebSocket subprotocol `chat.v2`): typed JSON both ways. The
+ * client opens a session with `hello` or `resume`, then sends requests such
+ * as `{"type":"say","text":"hi"}`; every event is a JSON object with a `type`.
+ * See docs/protocol.md.
+ *
+ * @module
+ */
+
+import type { ChatEvent, ClientRequest, SessionStart } from "../events.ts";
+
+/** The subprotocol name a client offers to speak v2. */
+export const V2_PROTOCOL = "chat.v2";
+
+/** One decoded client frame. */
+export type V2Input =
+  | { readonly kind: "start"; readonly start: SessionStart }
+  | { readonly kind: "request"; readonly request: ClientRequest }
+  | { readonly kind: "invalid"; readonly reason: string };
+
+/** The JSON object sent for `event`. */
+function toWire(event: ChatEvent): Record<string, unknown> {
+  const base = { type: event.type, id: event.id, sentAt: event.sentAt.toISOString() };
+  switch (event.type) {
+    case "message":
+    case "history": {
+      const { room, from, text, seq, emote } = event;
+      return emote ? { ...base, room, from, text, seq, emote } : { ...base, room, from, text, seq };
+    }
+    case "welcome":
+      return { ...base, room: event.room, name: event.name, token: event.token, text: event.body };
+    case "private":
+      return { ...base, from: event.from, to: event.to, text: event.text };
+    case "presence": {
+      const { room, action, from, oldName } = event;
+      return oldName === undefined
+        ? { ...base, room, action, from, text: event.body }
+        : { ...base, room, action, from, oldName, text: event.body };
+    }
+    case "system":
+      return event.room === undefined
+        ? { ...base, text: event.text }
+        : { ...base, room: event.room, text: event.text };
+    case "error":
+      return { ...base, code: event.code, text: event.text };
+    case "rooms":
+      return { ...base, rooms: event.rooms };
+    case "members":
+      return { ...base, room: event.room, members: event.members };
+  }
+}
+
+/** Frames already made, so a broadcast event is serialized once, not per recipient. */
+const frames = new WeakMap<ChatEvent, string>();
+
+/** The JSON text frame for `event`. */
+export function encodeV2Frame(event: ChatEvent): string {
+  let frame = frames.get(event);
+  if (frame === undefined) {
+    frame = JSON.stringify(toWire(event));
+    frames.set(event, frame);
+  }
+  return frame;
+}
+
+type Fields = Record<string, unknown>;
+
+function stringField(fields: Fields, key: string): string | undefined {
+  const value = fields[key];
+  return typeof value === "string" ? value : undefined;
+}
+
+function invalid(reason: string): V2Input {
+  return { kind: "invalid", reason };
+}
+
+function needs(type: string, field: string): V2Input {
+  return invalid(`"${type}" needs a string "${field}"`);
+}
+
+function decodeResume(fields: Fields): V2Input {
+  const name = stringField(fields, "name");
+  if (name === undefined) return needs("resume", "name");
+  const token = stringField(fields, "token");
+  const rooms = fields.rooms ?? {};
+  if (typeof rooms !== "object" || rooms === null || Array.isArray(rooms)) {
+    return invalid('"rooms" must map a room name to the last seq seen there');
+  }
+  const entries = Object.entries(rooms);
+  if (entries.length > 1) return invalid('"rooms" may name one room, the one to return to');
+  const [room, lastSeq] = entries[0] ?? [undefined, undefined];
+  if (lastSeq !== undefined && (!Number.isSafeInteger(lastSeq) || (lastSeq as number) < 0)) {
+    return invalid('a seq in "rooms" must be a whole number of at least 0');
+  }
+  return { kind: "start", start: { name, token, room, lastSeq: lastSeq as number | undefined } };
+}
+
+/** Reads one client frame; anything malformed comes back as `invalid` with the reason. */
+export function decodeV2Frame(text: string): V2Input {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return invalid("the frame is not JSON");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    return invalid('the frame must be a JSON object with a "type"');
+  }
+  const fields = parsed as Fields;
+  const type = fields.type;
+  const request = (value: ClientRequest): V2Input => ({ kind: "request", request: value });
+  switch (type) {
+    case "hello": {
+      const name = fields.name;
+      if (name !== undefined && typeof name !== "string") return needs(type, "name");
+      return { kind: "start", start: { name } };
+    }
+    case "resume":
+      return decodeResume(fields);
+    case "say":
+    case "me":
+    case "command": {
+      const text = stringField(fields, "text");
+      return text === undefined ? needs(type, "text") : request({ type, text });
+    }
+    case "join": {
+      const room = stringField(fields, "room");
+      return room === undefined ? needs(type, "room") : request({ type, room });
+    }
+    case "pm": {
+      const to = stringField(fields, "to");
+      const text = stringField(fields, "text");
+      if (to === undefined) return needs(type, "to");
+      return text === undefined ? needs(type, "text") : request({ type, to, text });
+    }
+    case "setname": {
+      const name = stringField(fields, "name");
+      return name === undefined ? needs(type, "name") : request({ type, name });
+    }
+    case "leave":
+    case "rooms":
+    case "members":
+      return request({ type });
+    case "history": {
+      const count = fields.count;
+      if (count === undefined) return request({ type });
+      if (!Number.isSafeInteger(count) || (count as number) < 0) {
+        return invalid('"count" must be a whole number of at least 0');
+      }
+      return request({ type, count: count as number });
+    }
+    default:
+      return invalid(
+        typeof type === "string"
+          ? `unknown type ${JSON.stringify(type.slice(0, 32))}`
+          : 'the frame needs a string "type"',
+      );
+  }
+}

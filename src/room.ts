@@ -1,0 +1,74 @@
+/**
+ * A room: its members and its recent history, numbered per room.
+ *
+ * @module
+ */
+
+import type { MessageEvent } from "./events.ts";
+import type { User } from "./user.ts";
+
+/** The room everyone starts in; it is never removed. */
+export const LOBBY = "lobby";
+
+/** Letters, digits, "-" and "_", 1 to 32 of them. */
+const ROOM_NAME = /^[\p{L}\p{N}_-]{1,32}$/u;
+
+/** Whether `name` may name a room. */
+export function isRoomName(name: string): boolean {
+  return ROOM_NAME.test(name);
+}
+
+/** The fields of a message before the room numbers it. */
+export type NewMessage = Omit<MessageEvent, "seq" | "type" | "room">;
+
+/** One room of the chat. */
+export class Room {
+  /** The name as first written; rooms are looked up case-insensitively. */
+  readonly name: string;
+  readonly members: Set<User> = new Set();
+  /** When the room last became empty (milliseconds), or `undefined` while in use. */
+  emptySince: number | undefined;
+  readonly #historySize: number;
+  readonly #history: MessageEvent[] = [];
+  #lastSeq = 0;
+
+  constructor(name: string, historySize: number) {
+    this.name = name;
+    this.#historySize = historySize;
+  }
+
+  /** The seq of the newest message, 0 before the first. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Numbers a message, keeps it in the history and returns it. */
+  append(message: NewMessage): MessageEvent {
+    const stored: MessageEvent = {
+      ...message,
+      type: "message",
+      room: this.name,
+      seq: ++this.#lastSeq,
+    };
+    if (this.#historySize > 0) {
+      this.#history.push(stored);
+      if (this.#history.length > this.#historySize) this.#history.shift();
+    }
+    return stored;
+  }
+
+  /** Up to `count` of the newest messages, oldest first. */
+  recent(count: number): readonly MessageEvent[] {
+    return count <= 0 ? [] : this.#history.slice(-count);
+  }
+
+  /**
+   * The kept messages after `seq`, oldest first. A `seq` beyond the newest
+   * comes from an older life of this room (the server restarted), so all of
+   * them are new to the asker.
+   */
+  since(seq: number): readonly MessageEvent[] {
+    if (seq > this.#lastSeq) return this.#history.slice();
+    return this.#history.filter((message) => message.seq > seq);
+  }
+}
