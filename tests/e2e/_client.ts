@@ -34,28 +34,39 @@ export async function within<T>(
   }
 }
 
-/** A WebSocket client that queues frames so tests can await them in order. */
-export class TestClient {
+/** One event of protocol v2. */
+export type V2Frame = { type: string } & Record<string, unknown>;
+
+/**
+ * A WebSocket client that queues events so tests can await them in order.
+ * A frame holding a JSON array (a v2 batch) is queued event by event.
+ */
+export class TestClient<F extends object = Frame> {
   readonly socket: WebSocket;
   /** Resolves when the socket closes, with the close code. */
   readonly closed: Promise<CloseEvent>;
-  readonly #frames: Frame[] = [];
+  readonly #frames: F[] = [];
   #wake: (() => void) | undefined;
 
   private constructor(socket: WebSocket) {
     this.socket = socket;
     this.closed = new Promise((resolve) => socket.addEventListener("close", resolve));
     socket.addEventListener("message", (event) => {
-      this.#frames.push(JSON.parse(event.data));
+      const data: F | F[] = JSON.parse(event.data);
+      if (Array.isArray(data)) this.#frames.push(...data);
+      else this.#frames.push(data);
       this.#wake?.();
     });
     this.closed.then(() => this.#wake?.());
   }
 
-  /** Opens a connection and waits until it is open. */
-  static async connect(url: string | URL): Promise<TestClient> {
-    const socket = new WebSocket(url);
-    const client = new TestClient(socket);
+  /** Opens a connection, offering `protocol` when given, and waits until it is open. */
+  static async connect<F extends object = Frame>(
+    url: string | URL,
+    protocol?: string,
+  ): Promise<TestClient<F>> {
+    const socket = new WebSocket(url, protocol);
+    const client = new TestClient<F>(socket);
     await within(
       new Promise((resolve, reject) => {
         socket.addEventListener("open", resolve);
@@ -71,19 +82,19 @@ export class TestClient {
   }
 
   /** The next frame, whatever it is. */
-  next(): Promise<Frame> {
+  next(): Promise<F> {
     return this.waitFor(() => true, "the next frame");
   }
 
-  /** The next frame's `[origin, body]`, for exact comparisons. */
-  async nextPair(): Promise<[string, string]> {
+  /** The next text-protocol frame's `[origin, body]`, for exact comparisons. */
+  async nextPair(this: TestClient<Frame>): Promise<[string, string]> {
     const frame = await this.next();
     return [frame.origin, frame.body];
   }
 
   /** Skips frames until one matches, and returns it. */
-  waitFor(match: (frame: Frame) => boolean, what = "a matching frame"): Promise<Frame> {
-    const search = async (): Promise<Frame> => {
+  waitFor(match: (frame: F) => boolean, what = "a matching frame"): Promise<F> {
+    const search = async (): Promise<F> => {
       while (true) {
         const frame = this.#frames.shift();
         if (frame !== undefined) {
@@ -100,7 +111,7 @@ export class TestClient {
   }
 
   /** Frames received and not yet read. */
-  get pending(): readonly Frame[] {
+  get pending(): readonly F[] {
     return this.#frames;
   }
 
@@ -120,6 +131,8 @@ export interface TestServer {
   readonly metrics: Metrics;
   /** Connects a client and reads its welcome frame; returns it with its name. */
   join(query?: string): Promise<{ client: TestClient; name: string }>;
+  /** Connects a v2 client, says hello and reads its welcome. */
+  joinV2(name?: string): Promise<{ client: TestClient<V2Frame>; welcome: V2Frame }>;
   /** Closes every client it opened, then the server. */
   close(): Promise<void>;
 }
@@ -143,7 +156,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
   );
   const httpUrl = `http://127.0.0.1:${server.addr.port}`;
   const url = `ws://127.0.0.1:${server.addr.port}/ws`;
-  const clients: TestClient[] = [];
+  const clients: { close(): Promise<void> }[] = [];
   return {
     url,
     httpUrl,
@@ -157,6 +170,14 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
       const name = /^Welcome, (\S+) /.exec(welcome.body)?.[1];
       if (name === undefined) throw new Error(`Expected a welcome, got ${welcome.body}`);
       return { client, name };
+    },
+    async joinV2(name) {
+      const client = await TestClient.connect<V2Frame>(url, "chat.v2");
+      clients.push(client);
+      client.send(JSON.stringify({ type: "hello", name }));
+      const welcome = await client.next();
+      if (welcome.type !== "welcome") throw new Error(`Expected a welcome, got ${welcome.type}`);
+      return { client, welcome };
     },
     async close() {
       await Promise.all(clients.map((client) => client.close()));

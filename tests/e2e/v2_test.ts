@@ -1,0 +1,286 @@
+/** Protocol v2 over real sockets: every event type, resume, and mixing with the text protocol. */
+
+import { assertEquals, assertMatch } from "@std/assert";
+import { startTestServer, TestClient, type TestServer, type V2Frame, within } from "./_client.ts";
+
+const RELAXED = { chat: { flood: { rate: 100_000, burst: 100_000, disconnectAfter: 60 } } };
+
+/** The frame without its per-event `id` and `sentAt`, for exact comparisons. */
+function strip(frame: V2Frame): Record<string, unknown> {
+  const { id: _id, sentAt: _sentAt, ...rest } = frame;
+  return rest;
+}
+
+async function nextStripped(client: TestClient<V2Frame>): Promise<Record<string, unknown>> {
+  return strip(await client.next());
+}
+
+function send(client: TestClient<V2Frame>, request: Record<string, unknown>): void {
+  client.send(JSON.stringify(request));
+}
+
+async function withServer(body: (server: TestServer) => Promise<void>): Promise<void> {
+  const server = startTestServer(RELAXED);
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+Deno.test("v2: every event type", async (t) => {
+  await withServer(async (server) => {
+    const { client: ann, welcome } = await server.joinV2("Ann");
+
+    await t.step("welcome", () => {
+      assertEquals(Object.keys(welcome).sort(), [
+        "id",
+        "name",
+        "room",
+        "sentAt",
+        "text",
+        "token",
+        "type",
+      ]);
+      assertEquals([welcome.name, welcome.room], ["Ann", "lobby"]);
+      assertMatch(welcome.token as string, /^[0-9a-f-]{36}$/);
+      assertMatch(welcome.sentAt as string, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    });
+
+    const { client: bob } = await server.joinV2("Bob");
+
+    await t.step("presence: join", async () => {
+      assertEquals(await nextStripped(ann), {
+        type: "presence",
+        room: "lobby",
+        action: "join",
+        from: "Bob",
+        text: "Bob has connected!",
+      });
+    });
+
+    await t.step("message, to the others and to the sender", async () => {
+      send(ann, { type: "say", text: "hello" });
+      const expected = { type: "message", room: "lobby", from: "Ann", text: "hello", seq: 1 };
+      const atBob = await bob.next();
+      const atAnn = await ann.next();
+      assertEquals(strip(atBob), expected);
+      assertEquals(strip(atAnn), expected);
+      assertEquals(atBob.id, atAnn.id);
+    });
+
+    await t.step("message with emote", async () => {
+      send(bob, { type: "me", text: "waves" });
+      assertEquals(await nextStripped(ann), {
+        type: "message",
+        room: "lobby",
+        from: "Bob",
+        text: "waves",
+        seq: 2,
+        emote: true,
+      });
+      await bob.next();
+    });
+
+    await t.step("history, for a newcomer", async () => {
+      const { client: cat } = await server.joinV2("Cat");
+      assertEquals(await nextStripped(cat), {
+        type: "history",
+        room: "lobby",
+        from: "Ann",
+        text: "hello",
+        seq: 1,
+      });
+      assertEquals((await cat.next()).seq, 2);
+      await cat.close();
+      await ann.waitFor((frame) => frame.action === "leave");
+      await bob.waitFor((frame) => frame.action === "leave");
+    });
+
+    await t.step("private", async () => {
+      send(ann, { type: "pm", to: "bob", text: "psst" });
+      const expected = { type: "private", from: "Ann", to: "Bob", text: "psst" };
+      assertEquals(await nextStripped(bob), expected);
+      assertEquals(await nextStripped(ann), expected);
+    });
+
+    await t.step("system, for a command", async () => {
+      send(ann, { type: "command", text: "!ping" });
+      assertEquals(await nextStripped(ann), { type: "system", text: "pong!" });
+    });
+
+    await t.step("error, with a stable code", async () => {
+      const cases: [Record<string, unknown>, string, string][] = [
+        [{ type: "dance" }, "bad_request", 'Bad request: unknown type "dance"'],
+        [
+          { type: "pm", to: "Nobody", text: "hi" },
+          "user_not_found",
+          "!pm error: user Nobody not found",
+        ],
+        [{ type: "command", text: "!fly" }, "unknown_command", '"!fly" is not a valid command'],
+        [{ type: "command", text: "!me" }, "usage", "Usage: !me <action>"],
+        [
+          { type: "setname", name: "bob" },
+          "name_refused",
+          'Cannot change your name to "bob": it is taken',
+        ],
+        [{ type: "hello" }, "bad_request", "Bad request: the session has already started"],
+        [
+          { type: "join", room: "no way" },
+          "room_invalid",
+          '"no way" is not a valid room name: use 1 to 32 letters, digits, "-" and "_"',
+        ],
+      ];
+      for (const [request, code, text] of cases) {
+        send(ann, request);
+        assertEquals(
+          await nextStripped(ann),
+          { type: "error", code, text },
+          JSON.stringify(request),
+        );
+      }
+      ann.socket.send(new Uint8Array([1]));
+      assertEquals((await ann.next()).code, "binary_unsupported");
+    });
+
+    await t.step("members", async () => {
+      send(ann, { type: "members" });
+      assertEquals(await nextStripped(ann), {
+        type: "members",
+        room: "lobby",
+        members: ["Ann", "Bob"],
+      });
+    });
+
+    await t.step("presence: rename", async () => {
+      send(bob, { type: "setname", name: "Bobby" });
+      const expected = {
+        type: "presence",
+        room: "lobby",
+        action: "rename",
+        from: "Bobby",
+        oldName: "Bob",
+        text: '"Bob" has changed their name to "Bobby"',
+      };
+      assertEquals(await nextStripped(ann), expected);
+      assertEquals(await nextStripped(bob), expected);
+    });
+
+    await t.step("join answers with the new room's members; presence: leave", async () => {
+      send(bob, { type: "join", room: "games" });
+      assertEquals(await nextStripped(bob), {
+        type: "members",
+        room: "games",
+        members: ["Bobby"],
+      });
+      assertEquals(await nextStripped(ann), {
+        type: "presence",
+        room: "lobby",
+        action: "leave",
+        from: "Bobby",
+        text: "Bobby has left lobby",
+      });
+    });
+
+    await t.step("rooms", async () => {
+      send(ann, { type: "rooms" });
+      assertEquals(await nextStripped(ann), {
+        type: "rooms",
+        rooms: [{ name: "lobby", members: 1, lastSeq: 2 }, {
+          name: "games",
+          members: 1,
+          lastSeq: 0,
+        }],
+      });
+    });
+  });
+});
+
+Deno.test("v2: a first frame other than hello starts a plain session", async () => {
+  await withServer(async (server) => {
+    const client = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+    try {
+      assertEquals(client.socket.protocol, "chat.v2");
+      send(client, { type: "say", text: "straight in" });
+      assertEquals((await client.next()).type, "welcome");
+      assertEquals((await client.next()).text, "straight in");
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+Deno.test("v2 and text clients share a room, each in its own format", async () => {
+  await withServer(async (server) => {
+    const { client: ann } = await server.joinV2("Ann");
+    const old = await server.join("?name=Old");
+    await ann.next();
+    old.client.send("from the old protocol");
+    assertEquals(await nextStripped(ann), {
+      type: "message",
+      room: "lobby",
+      from: "Old",
+      text: "from the old protocol",
+      seq: 1,
+    });
+    assertEquals(await old.client.nextPair(), ["SELF", "Old: from the old protocol"]);
+    send(ann, { type: "say", text: "from v2" });
+    assertEquals(await old.client.nextPair(), ["USER", "Ann: from v2"]);
+  });
+});
+
+Deno.test("v2 resume", async (t) => {
+  await t.step(
+    "after a dropped connection: exactly the missed messages, then live ones",
+    async () => {
+      await withServer(async (server) => {
+        const { client: ann, welcome } = await server.joinV2("Ann");
+        const { client: bob } = await server.joinV2("Bob");
+        await ann.next();
+        send(bob, { type: "say", text: "one" });
+        assertEquals((await ann.next()).seq, 1);
+        await ann.close();
+        await bob.waitFor((frame) => frame.action === "leave" && frame.from === "Ann");
+        for (const text of ["two", "three"]) send(bob, { type: "say", text });
+
+        const again = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+        try {
+          send(again, { type: "resume", name: "Ann", token: welcome.token, rooms: { lobby: 1 } });
+          assertEquals((await again.next()).type, "welcome");
+          // Bob keeps talking while Ann catches up: nothing lost, nothing twice.
+          send(bob, { type: "say", text: "four" });
+          const seen = [];
+          for (let i = 0; i < 3; i++) {
+            const frame = await again.next();
+            seen.push([frame.type, frame.text, frame.seq]);
+          }
+          assertEquals(seen, [["history", "two", 2], ["history", "three", 3], [
+            "message",
+            "four",
+            4,
+          ]]);
+        } finally {
+          await again.close();
+        }
+      });
+    },
+  );
+
+  await t.step("while the old connection lingers: it is replaced, silently", async () => {
+    await withServer(async (server) => {
+      const { client: ann, welcome } = await server.joinV2("Ann");
+      const { client: bob } = await server.joinV2("Bob");
+      await ann.next();
+      const again = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+      try {
+        send(again, { type: "resume", name: "Ann", token: welcome.token, rooms: { lobby: 0 } });
+        assertEquals(strip(await again.next()).name, "Ann");
+        assertEquals((await within(ann.closed, "the old socket to close")).code, 4000);
+        send(bob, { type: "members" });
+        assertEquals((await bob.next()).members, ["Bob", "Ann"]);
+      } finally {
+        await again.close();
+      }
+    });
+  });
+});

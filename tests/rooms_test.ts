@@ -1,0 +1,235 @@
+import { assertEquals } from "@std/assert";
+import type { MessageEvent } from "../src/events.ts";
+import { createTestChatroom, FakeClock, FakeSink, TEST_CHAT_CONFIG } from "./_fakes.ts";
+
+type Options = Parameters<typeof createTestChatroom>[0];
+
+/** A chatroom with `count` users in the lobby and their sinks emptied. */
+function lobbyWith(count: number, options: Options = {}) {
+  const chatroom = createTestChatroom(options);
+  const sinks = Array.from({ length: count }, () => new FakeSink());
+  const users = sinks.map((sink) => chatroom.connect(sink));
+  for (const sink of sinks) sink.take();
+  return { chatroom, sinks, users };
+}
+
+Deno.test("rooms", async (t) => {
+  await t.step("everyone starts in the lobby", () => {
+    const { users } = lobbyWith(2);
+    assertEquals(users.map((user) => user.room?.name), ["lobby", "lobby"]);
+  });
+
+  await t.step("!join moves a user, and both rooms hear of it", () => {
+    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser, , carolUser] } = lobbyWith(3);
+    chatroom.receive(carolUser, "!join games");
+    for (const sink of [alice, bob, carol]) sink.take();
+    chatroom.receive(aliceUser, "!join Games");
+    assertEquals(alice.take(), [["SERVER", "You are now in games with: Guest3, Guest1"]]);
+    assertEquals(bob.take(), [["SERVER", "Guest1 has left lobby"]]);
+    assertEquals(carol.take(), [["SERVER", "Guest1 has joined games"]]);
+    assertEquals(aliceUser.room?.name, "games");
+  });
+
+  await t.step("messages stay in their room; !pm crosses rooms", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = lobbyWith(2);
+    chatroom.receive(aliceUser, "!join games");
+    alice.take();
+    bob.take();
+    chatroom.receive(bobUser, "lobby only");
+    assertEquals(alice.take(), []);
+    chatroom.receive(bobUser, "!pm Guest1 psst");
+    assertEquals(alice.take(), [["PRIVATE", "PM <- Guest2: psst"]]);
+  });
+
+  await t.step("!leave returns to the lobby; there it is refused", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "!leave");
+    assertEquals(alice.take(), [["SERVER", "You are already in lobby"]]);
+    chatroom.receive(aliceUser, "!join games");
+    alice.take();
+    chatroom.receive(aliceUser, "!leave");
+    assertEquals(alice.take(), [["SERVER", "You are now in lobby with: Guest1"]]);
+    assertEquals(aliceUser.room?.name, "lobby");
+  });
+
+  await t.step("invalid room names and a second !join of the same room are refused", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "!join no spaces");
+    chatroom.receive(aliceUser, `!join ${"r".repeat(33)}`);
+    chatroom.receive(aliceUser, "!join LOBBY");
+    chatroom.receive(aliceUser, "!join");
+    const invalid = (room: string) =>
+      `"${room}" is not a valid room name: use 1 to 32 letters, digits, "-" and "_"`;
+    assertEquals(alice.take(), [
+      ["SERVER", invalid("no spaces")],
+      ["SERVER", invalid("r".repeat(33))],
+      ["SERVER", "You are already in lobby"],
+      ["SERVER", "Usage: !join <room>"],
+    ]);
+  });
+
+  await t.step("!rooms lists rooms with member counts; !who the current room", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser, bobUser] } = lobbyWith(3);
+    chatroom.receive(bobUser, "!join games");
+    chatroom.receive(aliceUser, "!rooms");
+    chatroom.receive(aliceUser, "!who");
+    assertEquals(alice.take().slice(-2), [
+      ["SERVER", "Rooms: lobby (2), games (1)"],
+      ["SERVER", "Connected Users: Guest1, Guest3"],
+    ]);
+  });
+
+  await t.step("!me is an emote in the room", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = lobbyWith(2);
+    chatroom.receive(aliceUser, "!me waves");
+    chatroom.receive(aliceUser, "!me");
+    assertEquals(bob.take(), [["USER", "* Guest1 waves"]]);
+    assertEquals(alice.take(), [["SELF", "* Guest1 waves"], ["SERVER", "Usage: !me <action>"]]);
+  });
+
+  await t.step("!help <command> explains one command", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "!help join");
+    chatroom.receive(aliceUser, "!help !PM");
+    chatroom.receive(aliceUser, "!help fly");
+    assertEquals(alice.take(), [
+      ["SERVER", "!join <room> - moves you to a room (created if new)"],
+      ["SERVER", "!pm <user> <message> - sends a private message"],
+      ["SERVER", '"!fly" is not a valid command'],
+    ]);
+  });
+});
+
+Deno.test("history", async (t) => {
+  await t.step("a newcomer gets the backlog, oldest first, as HISTORY", () => {
+    const { chatroom, users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "one");
+    chatroom.receive(aliceUser, "!me two");
+    const bob = new FakeSink();
+    chatroom.connect(bob);
+    assertEquals(bob.take().slice(1), [["HISTORY", "Guest1: one"], ["HISTORY", "* Guest1 two"]]);
+  });
+
+  await t.step("each room numbers its own messages and keeps history_size of them", () => {
+    const config = { ...TEST_CHAT_CONFIG, historySize: 2 };
+    const { chatroom, users: [aliceUser, bobUser] } = lobbyWith(2, { config });
+    chatroom.receive(bobUser, "!join games");
+    for (const text of ["a", "b", "c"]) chatroom.receive(aliceUser, text);
+    chatroom.receive(bobUser, "g");
+    assertEquals(chatroom.findRoom("lobby")?.lastSeq, 3);
+    assertEquals(chatroom.findRoom("games")?.lastSeq, 1);
+    assertEquals(chatroom.findRoom("lobby")?.recent(10).map((message) => message.text), ["b", "c"]);
+  });
+
+  await t.step("!history [n] replays the newest messages", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "!history");
+    for (const text of ["a", "b", "c"]) chatroom.receive(aliceUser, text);
+    alice.take();
+    chatroom.receive(aliceUser, "!history 2");
+    chatroom.receive(aliceUser, "!history lots");
+    assertEquals(alice.take(), [
+      ["HISTORY", "Guest1: b"],
+      ["HISTORY", "Guest1: c"],
+      ["SERVER", "Usage: !history [n]"],
+    ]);
+  });
+
+  await t.step("with nothing said, !history says so", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "!history");
+    assertEquals(alice.take(), [["SERVER", "No messages in lobby yet"]]);
+  });
+});
+
+Deno.test("idle rooms", async (t) => {
+  await t.step("an empty room goes, with its history, after room_idle_ttl", () => {
+    const clock = new FakeClock();
+    const config = { ...TEST_CHAT_CONFIG, roomIdleTtl: 60 };
+    const { chatroom, users: [aliceUser] } = lobbyWith(1, { config, now: clock.now });
+    chatroom.receive(aliceUser, "!join games");
+    chatroom.receive(aliceUser, "remember me");
+    chatroom.receive(aliceUser, "!leave");
+    clock.advance(59_000);
+    chatroom.sweepRooms();
+    assertEquals(chatroom.findRoom("games")?.lastSeq, 1);
+    clock.advance(1000);
+    chatroom.sweepRooms();
+    assertEquals(chatroom.findRoom("games"), undefined);
+    assertEquals(chatroom.findRoom("lobby") !== undefined, true);
+  });
+
+  await t.step("max_rooms bounds how many rooms exist", () => {
+    const config = { ...TEST_CHAT_CONFIG, maxRooms: 2 };
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1, { config });
+    chatroom.receive(aliceUser, "!join one");
+    chatroom.receive(aliceUser, "!join two");
+    assertEquals(alice.take().at(-1), [
+      "SERVER",
+      "No more rooms can be created right now: join an existing one.",
+    ]);
+    assertEquals(aliceUser.room?.name, "one");
+  });
+});
+
+Deno.test("resume", async (t) => {
+  const history = (sink: FakeSink) =>
+    sink.events.filter((event): event is MessageEvent => event.type === "history")
+      .map((event) => event.text);
+
+  await t.step("with the token, takes the session over and replays only what was missed", () => {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = lobbyWith(2);
+    chatroom.receive(bobUser, "seen");
+    chatroom.receive(bobUser, "missed 1");
+    chatroom.receive(bobUser, "missed 2");
+    bob.take();
+    const fresh = new FakeSink();
+    const resumed = chatroom.connect(fresh, {
+      name: aliceUser.name,
+      token: aliceUser.token,
+      room: "lobby",
+      lastSeq: 1,
+    });
+    assertEquals(alice.closed, { code: 4000, reason: "session resumed elsewhere" });
+    assertEquals(resumed.name, "Guest1");
+    assertEquals(history(fresh), ["missed 1", "missed 2"]);
+    assertEquals(bob.take(), []);
+    assertEquals(chatroom.size, 2);
+  });
+
+  await t.step("into the room it was in", () => {
+    const { chatroom, sinks: [, bob], users: [aliceUser, bobUser] } = lobbyWith(2);
+    chatroom.receive(aliceUser, "!join games");
+    chatroom.receive(bobUser, "!join games");
+    chatroom.receive(bobUser, "hi");
+    bob.take();
+    const fresh = new FakeSink();
+    const resumed = chatroom.connect(fresh, {
+      name: aliceUser.name,
+      token: aliceUser.token,
+      room: "games",
+      lastSeq: 0,
+    });
+    assertEquals(resumed.room?.name, "games");
+    assertEquals(fresh.take().slice(1), [
+      ["SERVER", "You are now in games with: Guest2, Guest1"],
+      ["HISTORY", "Guest2: hi"],
+    ]);
+    assertEquals(bob.take(), []);
+  });
+
+  await t.step("without the right token, the name is not taken over", () => {
+    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const stranger = chatroom.connect(new FakeSink(), { name: aliceUser.name, token: "guess" });
+    assertEquals(stranger.name, "Guest2");
+    assertEquals(alice.closed, undefined);
+  });
+
+  await t.step("a seq from before a restart replays the whole history", () => {
+    const { chatroom, users: [aliceUser] } = lobbyWith(1);
+    chatroom.receive(aliceUser, "new life");
+    const fresh = new FakeSink();
+    chatroom.connect(fresh, { name: "Returning", room: "lobby", lastSeq: 99 });
+    assertEquals(history(fresh), ["new life"]);
+  });
+});
