@@ -88,7 +88,10 @@ function connect(resume) {
     state.attempt = 0;
     setStatus("Connected");
     if (resume !== undefined) send({ type: "resume", ...resume });
-    else send({ type: "hello" });
+    else {send({
+        type: "hello",
+        name: new URLSearchParams(location.search).get("name") ?? undefined,
+      });}
   });
   socket.addEventListener("message", (event) => {
     const data = JSON.parse(event.data);

@@ -27,6 +27,8 @@ Options:
 /** Clients get this long to take their close frame before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 2000;
 const HEALTHCHECK_TIMEOUT_MS = 2000;
+/** How often idle rooms are looked for; a room outlives its TTL by at most this. */
+const ROOM_SWEEP_INTERVAL_MS = 60_000;
 const EXIT_USAGE = 2;
 
 const log = getLogger(["chat", "server"]);
@@ -85,6 +87,12 @@ async function serve(config: Config): Promise<void> {
       log.info("listening on {url} (environment {env})", { url, env: config.env });
     },
   }, createHandler({ chatroom, limits: config.server.limits, metrics, staticFiles }));
+
+  const sweepEvery = Math.max(
+    1000,
+    Math.min(ROOM_SWEEP_INTERVAL_MS, config.chat.roomIdleTtl * 1000),
+  );
+  setInterval(() => chatroom.sweepRooms(), sweepEvery);
 
   let stopping = false;
   const stop = async (signal: Deno.Signal): Promise<void> => {

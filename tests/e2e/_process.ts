@@ -31,12 +31,12 @@ async function collectLines(
   }
 }
 
-/** Starts the server on port 0 with `args` and waits for its "listening on" line. */
-export async function startServerProcess(args: string[] = []): Promise<ServerProcess> {
+/** Starts the test environment's server (on `port`, default any free one) and waits until it listens. */
+export async function startServerProcess(options: { port?: number } = {}): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", "src/main.ts", ...args],
+    args: ["run", "--allow-net", "--allow-read", "--allow-env", "src/main.ts"],
     cwd: ROOT,
-    env: { NO_COLOR: "1", CHAT_ENV: "test", CHAT_PORT: "0" },
+    env: { NO_COLOR: "1", CHAT_ENV: "test", CHAT_PORT: String(options.port ?? 0) },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
