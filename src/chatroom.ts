@@ -8,6 +8,16 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { LocalBroker } from "./broker/local.ts";
+import type {
+  Author,
+  Broker,
+  BrokerHandler,
+  MessageNote,
+  PresenceNote,
+  PrivateNote,
+  RoomNote,
+} from "./broker/types.ts";
 import { COMMANDS, parseCommand } from "./commands/mod.ts";
 import type { Command, CommandContext, CommandHost } from "./commands/mod.ts";
 import { type ChatConfig, type MessageKey, type MessageValues, renderMessage } from "./config.ts";
@@ -16,7 +26,6 @@ import type {
   ClientRequest,
   ErrorCode,
   MessageEvent,
-  PresenceEvent,
   SessionStart,
   Sink,
 } from "./events.ts";
@@ -43,6 +52,8 @@ export interface ChatroomOptions {
   generateName?: (isTaken: (name: string) => boolean) => string;
   /** Where drops and errors are counted. */
   metrics?: Metrics;
+  /** The link to other instances; by default the server runs alone. */
+  broker?: Broker;
 }
 
 const log = getLogger(["chat", "room"]);
@@ -69,19 +80,26 @@ export function truncateText(text: string, max: number): string {
   return text.slice(0, end);
 }
 
-/** Every user and room of one chat server. */
-export class Chatroom implements CommandHost {
+/**
+ * Every user and room of one chat server. Room events and private messages
+ * go out through the {@linkcode Broker} and take effect when it delivers them
+ * back, at once when the server runs alone, in the cluster's order otherwise.
+ */
+export class Chatroom implements CommandHost, BrokerHandler {
   readonly #config: ChatConfig;
   readonly #commands: ReadonlyMap<string, Command>;
   readonly #now: () => Date;
   readonly #generateName: (isTaken: (name: string) => boolean) => string;
   readonly #metrics: Metrics;
+  readonly #broker: Broker;
   /** {@linkcode nameKey}s of the reserved names. */
   readonly #reserved: ReadonlySet<string>;
   /** Users in arrival order. */
   readonly #users = new Set<User>();
   /** Users by {@linkcode nameKey}. */
   readonly #byName = new Map<string, User>();
+  /** Users by id, to recognize their own events coming back from the broker. */
+  readonly #byId = new Map<number, User>();
   /** Rooms by {@linkcode nameKey}; the lobby is always there. */
   readonly #rooms = new Map<string, Room>();
   #nextUserId = 1;
@@ -100,6 +118,8 @@ export class Chatroom implements CommandHost {
     this.#metrics = options.metrics ?? createMetrics();
     this.#reserved = new Set(config.reservedNames.map(nameKey));
     this.#rooms.set(LOBBY, new Room(LOBBY, config.historySize));
+    this.#broker = options.broker ?? new LocalBroker();
+    this.#broker.attach(this);
   }
 
   get environment(): string {
@@ -136,7 +156,7 @@ export class Chatroom implements CommandHost {
     const takeOver = holder !== undefined && token !== undefined && holder.token === token;
     const previousRoom = takeOver ? holder.room : undefined;
     if (takeOver) this.#replace(holder);
-    const isTaken = (name: string): boolean => this.#byName.has(nameKey(name));
+    const isTaken = (name: string): boolean => this.#isTaken(name);
     const name = requested !== undefined && nameProblem(requested, this.#reserved) === undefined &&
         !isTaken(requested)
       ? requested
@@ -149,6 +169,7 @@ export class Chatroom implements CommandHost {
     );
     this.#users.add(user);
     this.#byName.set(nameKey(name), user);
+    this.#byId.set(user.id, user);
     log.info("User {id} connected as {name}", { id: user.id, name, resumed: takeOver });
 
     const room = (start.room === undefined ? undefined : this.#openRoom(start.room)) ??
@@ -211,8 +232,7 @@ export class Chatroom implements CommandHost {
     if (!this.#users.has(user)) return;
     log.info("User {id} ({name}) left", { id: user.id, name: user.name });
     this.#exit(user, "disconnected");
-    this.#users.delete(user);
-    this.#byName.delete(nameKey(user.name));
+    this.#forget(user);
   }
 
   /** Says goodbye to everyone and closes every connection with 1001. */
@@ -222,20 +242,68 @@ export class Chatroom implements CommandHost {
       user.sink.send(goodbye);
       user.sink.close(CLOSE_GOING_AWAY, "server shutting down");
     }
+    for (const user of this.#users) this.#broker.withdraw(user.name);
     this.#users.clear();
     this.#byName.clear();
+    this.#byId.clear();
   }
 
   /** Removes rooms that have been empty for `room_idle_ttl`, with their history. */
   sweepRooms(): void {
     const now = +this.#now();
     const ttl = this.#config.roomIdleTtl * 1000;
+    const usedElsewhere = new Set(
+      [...this.#broker.remoteUsers()].map((user) => nameKey(user.room)),
+    );
     for (const [key, room] of this.#rooms) {
-      if (room.emptySince !== undefined && now - room.emptySince >= ttl && key !== LOBBY) {
+      if (key === LOBBY || room.emptySince === undefined) continue;
+      if (usedElsewhere.has(key)) {
+        room.emptySince = now;
+      } else if (now - room.emptySince >= ttl) {
         this.#rooms.delete(key);
+        this.#broker.roomRemoved(room.name);
         log.debug("Removed idle room {room}", { room: room.name });
       }
     }
+  }
+
+  // ---- BrokerHandler: what the broker delivers ----
+
+  deliverRoomNote(note: RoomNote, seq?: number): void {
+    const room = this.#roomOf(note.room);
+    const author = this.#localAuthor(note.author);
+    if (note.kind === "message") return this.#deliverMessage(room, note, author, seq);
+    this.#deliverPresence(room, note, author);
+  }
+
+  deliverPrivate(note: PrivateNote): void {
+    const to = this.findUser(note.to);
+    if (to === undefined) return;
+    to.sink.send({
+      type: "private",
+      id: note.id,
+      sentAt: new Date(note.sentAt),
+      origin: "PRIVATE",
+      from: note.from,
+      to: to.name,
+      text: note.text,
+      body: this.#text("pm_received", { from: note.from, message: note.text }),
+    });
+  }
+
+  nameLost(name: string): void {
+    const user = this.findUser(name);
+    if (user === undefined) return;
+    log.warning("User {id} lost the name {name} to another instance", { id: user.id, name });
+    this.#fail(user, "name_refused", "name_refused", { name, reason: "it is taken" });
+    this.#applyRename(user, this.#generateName((candidate) => this.#isTaken(candidate)));
+  }
+
+  setDegraded(degraded: boolean): void {
+    if (degraded) log.warning("Lost the link to the other instances; serving local users only");
+    else log.info("The link to the other instances is back");
+    const notice = this.#system(this.#text(degraded ? "degraded" : "recovered", {}));
+    for (const user of this.#users) user.sink.send(notice);
   }
 
   // ---- CommandHost: what commands may do ----
@@ -243,37 +311,37 @@ export class Chatroom implements CommandHost {
   rename(user: User, name: string): string | undefined {
     const problem = nameProblem(name, this.#reserved);
     if (problem !== undefined) return problem;
-    const key = nameKey(name);
-    const holder = this.#byName.get(key);
-    if (holder !== undefined && holder !== user) return "it is taken";
-    const old = user.name;
-    this.#byName.delete(nameKey(old));
-    this.#byName.set(key, user);
-    user.rename(name);
-    log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
-    const room = user.room!;
-    this.#broadcast(
-      room,
-      this.#presence("rename", room, name, this.#text("renamed", { old, new: name }), old),
-    );
+    const holder = this.findUser(name);
+    if ((holder !== undefined && holder !== user) || this.#isRemote(name)) return "it is taken";
+    this.#applyRename(user, name);
     return undefined;
   }
 
-  sendPrivate(from: User, to: User, text: string): void {
-    const sentAt = this.#now();
-    const event = { type: "private", from: from.name, to: to.name, text, sentAt } as const;
-    to.sink.send({
-      ...event,
+  sendPrivate(from: User, name: string, text: string): boolean {
+    const local = this.findUser(name);
+    const remote = local === undefined ? this.#broker.findRemote(nameKey(name)) : undefined;
+    const to = local?.name ?? remote?.name;
+    if (to === undefined) return false;
+    const note: PrivateNote = {
       id: this.#nextId(),
-      origin: "PRIVATE",
-      body: this.#text("pm_received", { from: from.name, message: text }),
-    });
+      sentAt: +this.#now(),
+      from: from.name,
+      to,
+      text,
+    };
+    if (remote === undefined) this.deliverPrivate(note);
+    else this.#broker.publishPrivate(note, remote);
     from.sink.send({
-      ...event,
+      type: "private",
       id: this.#nextId(),
+      sentAt: new Date(note.sentAt),
       origin: "PRIVATE",
-      body: this.#text("pm_sent", { to: to.name, message: text }),
+      from: from.name,
+      to,
+      text,
+      body: this.#text("pm_sent", { to, message: text }),
     });
+    return true;
   }
 
   join(user: User, name: string): void {
@@ -297,20 +365,15 @@ export class Chatroom implements CommandHost {
   }
 
   say(user: User, text: string, emote = false): void {
-    const room = user.room!;
-    const message = room.append({
+    this.#broker.publishRoomNote({
+      kind: "message",
+      room: user.room!.name,
       id: this.#nextId(),
-      sentAt: this.#now(),
-      origin: "USER",
-      from: user.name,
+      sentAt: +this.#now(),
+      author: this.#author(user),
       text,
       emote,
-      body: emote
-        ? this.#text("emote", { name: user.name, action: text })
-        : this.#text("chat", { name: user.name, message: text }),
     });
-    this.#broadcast(room, message, user);
-    user.sink.send({ ...message, origin: "SELF" });
   }
 
   sendMembers(user: User): void {
@@ -319,9 +382,14 @@ export class Chatroom implements CommandHost {
 
   sendRooms(user: User): void {
     this.sweepRooms();
-    const rooms = [...this.#rooms.values()].map((room) => ({
+    const remote = new Map<string, number>();
+    for (const other of this.#broker.remoteUsers()) {
+      this.#roomOf(other.room);
+      remote.set(nameKey(other.room), (remote.get(nameKey(other.room)) ?? 0) + 1);
+    }
+    const rooms = [...this.#rooms].map(([key, room]) => ({
       name: room.name,
-      members: room.members.size,
+      members: room.members.size + (remote.get(key) ?? 0),
       lastSeq: room.lastSeq,
     }));
     const listing = rooms.map((room) => `${room.name} (${room.members})`).join(", ");
@@ -358,13 +426,12 @@ export class Chatroom implements CommandHost {
       case "leave":
         return this.leave(user);
       case "pm": {
-        const to = this.findUser(request.to);
         const text = this.#clean(request.text);
-        if (to === undefined) {
-          return this.#fail(user, "user_not_found", "user_not_found", { name: request.to });
-        }
         if (text.trim() === "") return this.#metrics.messagesDropped.inc("empty");
-        return this.sendPrivate(user, to, text);
+        if (!this.sendPrivate(user, request.to, text)) {
+          this.#fail(user, "user_not_found", "user_not_found", { name: request.to });
+        }
+        return;
       }
       case "setname": {
         const reason = this.rename(user, request.name);
@@ -403,6 +470,46 @@ export class Chatroom implements CommandHost {
     return room;
   }
 
+  /** The room called `name` as another instance named it, created here when missing. */
+  #roomOf(name: string): Room {
+    const key = nameKey(name);
+    let room = this.#rooms.get(key);
+    if (room === undefined) {
+      room = new Room(name, this.#config.historySize);
+      room.emptySince = +this.#now();
+      this.#rooms.set(key, room);
+    }
+    return room;
+  }
+
+  /** Whether someone, here or on another instance, holds `name`. */
+  #isTaken(name: string): boolean {
+    return this.#byName.has(nameKey(name)) || this.#isRemote(name);
+  }
+
+  #isRemote(name: string): boolean {
+    return this.#broker.findRemote(nameKey(name)) !== undefined;
+  }
+
+  #author(user: User): Author {
+    return { instance: this.#broker.instance, userId: user.id, name: user.name };
+  }
+
+  /** The local user an event is about, if it is one of ours. */
+  #localAuthor(author: Author): User | undefined {
+    return author.instance === this.#broker.instance ? this.#byId.get(author.userId) : undefined;
+  }
+
+  /** Everyone in `room`, here and on other instances. */
+  #memberNames(room: Room): string[] {
+    const names = [...room.members].map((member) => member.name);
+    const key = nameKey(room.name);
+    for (const other of this.#broker.remoteUsers()) {
+      if (nameKey(other.room) === key) names.push(other.name);
+    }
+    return names;
+  }
+
   /** Puts `user` in `room`: backlog first, then everyone else hears of it. */
   #enter(
     user: User,
@@ -416,11 +523,10 @@ export class Chatroom implements CommandHost {
     room.members.add(user);
     room.emptySince = undefined;
     user.room = room;
-    if (options.notice === undefined || !this.#announcesPresence(room)) return;
-    const body = options.notice === "connected"
-      ? this.#text("connected", { name: user.name })
-      : this.#text("room_joined", { name: user.name, room: room.name });
-    this.#broadcast(room, this.#presence("join", room, user.name, body), user);
+    this.#broker.announce(user.name, room.name, user.id);
+    if (options.notice !== undefined && this.#announcesPresence(room)) {
+      this.#publishPresence(user, room, "join", options.notice);
+    }
   }
 
   /** Takes `user` out of their room, telling those left behind. */
@@ -432,24 +538,98 @@ export class Chatroom implements CommandHost {
     room.members.delete(user);
     user.room = undefined;
     if (room.members.size === 0) room.emptySince = +this.#now();
-    if (!announce) return;
-    const body = notice === "disconnected"
-      ? this.#text("disconnected", { name: user.name })
-      : this.#text("room_left", { name: user.name, room: room.name });
-    this.#broadcast(room, this.#presence("leave", room, user.name, body));
+    if (announce) this.#publishPresence(user, room, "leave", notice);
+  }
+
+  #publishPresence(
+    user: User,
+    room: Room,
+    action: PresenceNote["action"],
+    notice: PresenceNote["notice"],
+    oldName?: string,
+  ): void {
+    this.#broker.publishRoomNote({
+      kind: "presence",
+      room: room.name,
+      id: this.#nextId(),
+      sentAt: +this.#now(),
+      author: this.#author(user),
+      action,
+      notice,
+      oldName,
+    });
+  }
+
+  #deliverMessage(room: Room, note: MessageNote, author: User | undefined, seq?: number): void {
+    const name = note.author.name;
+    const message = room.append({
+      id: note.id,
+      sentAt: new Date(note.sentAt),
+      origin: "USER",
+      from: name,
+      text: note.text,
+      emote: note.emote,
+      body: note.emote
+        ? this.#text("emote", { name, action: note.text })
+        : this.#text("chat", { name, message: note.text }),
+    }, seq);
+    this.#broadcast(room, message, author);
+    author?.sink.send({ ...message, origin: "SELF" });
+  }
+
+  #deliverPresence(room: Room, note: PresenceNote, author: User | undefined): void {
+    const name = note.author.name;
+    const body = note.notice === "renamed"
+      ? this.#text("renamed", { old: note.oldName ?? name, new: name })
+      : note.notice === "joined" || note.notice === "left"
+      ? this.#text(note.notice === "joined" ? "room_joined" : "room_left", {
+        name,
+        room: room.name,
+      })
+      : this.#text(note.notice, { name });
+    const event = {
+      ...this.#base("SERVER", body),
+      id: note.id,
+      sentAt: new Date(note.sentAt),
+      type: "presence",
+      action: note.action,
+      room: room.name,
+      from: name,
+      oldName: note.oldName,
+    } as const;
+    // A rename is news to the renamed user too; an arrival or departure is not.
+    this.#broadcast(room, event, note.action === "rename" ? undefined : author);
+  }
+
+  #applyRename(user: User, name: string): void {
+    const old = user.name;
+    this.#byName.delete(nameKey(old));
+    this.#byName.set(nameKey(name), user);
+    this.#broker.withdraw(old);
+    user.rename(name);
+    this.#broker.announce(name, user.room!.name, user.id);
+    log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
+    this.#publishPresence(user, user.room!, "rename", "renamed", old);
+  }
+
+  /** Drops every trace of a user who has left. */
+  #forget(user: User): void {
+    this.#users.delete(user);
+    this.#byName.delete(nameKey(user.name));
+    this.#byId.delete(user.id);
+    this.#broker.withdraw(user.name);
   }
 
   /** Ends a session taken over by a resume, without presence notices. */
   #replace(user: User): void {
     log.info("User {id} ({name}) resumed on a new connection", { id: user.id, name: user.name });
     this.#exit(user, undefined);
-    this.#users.delete(user);
-    this.#byName.delete(nameKey(user.name));
+    this.#forget(user);
     user.sink.close(CLOSE_SESSION_REPLACED, "session resumed elsewhere");
   }
 
   #sendMembers(user: User, room: Room, entering: boolean): void {
-    const members = [...room.members].map((member) => member.name);
+    const members = this.#memberNames(room);
     if (entering) members.push(user.name);
     const names = members.join(", ");
     const body = entering
@@ -460,7 +640,13 @@ export class Chatroom implements CommandHost {
 
   /** Join and leave notices stop in big rooms, where a mass reconnect would cost O(n²) frames. */
   #announcesPresence(room: Room): boolean {
-    return room.members.size <= this.#config.presenceNoticeMaxMembers;
+    let members = room.members.size;
+    if (members > this.#config.presenceNoticeMaxMembers) return false;
+    const key = nameKey(room.name);
+    for (const other of this.#broker.remoteUsers()) {
+      if (nameKey(other.room) === key) members++;
+    }
+    return members <= this.#config.presenceNoticeMaxMembers;
   }
 
   #passesFloodControl(user: User): boolean {
@@ -500,8 +686,10 @@ export class Chatroom implements CommandHost {
     return renderMessage(this.#config.messages, key, values);
   }
 
+  /** Ids unique across the cluster: the instance's id is their prefix. */
   #nextId(): string {
-    return (this.#nextEventId++).toString(36);
+    const serial = (this.#nextEventId++).toString(36);
+    return this.#broker.instance === "" ? serial : `${this.#broker.instance}.${serial}`;
   }
 
   #base(
@@ -513,23 +701,6 @@ export class Chatroom implements CommandHost {
 
   #system(text: string, room?: Room): ChatEvent {
     return { ...this.#base("SERVER", text), type: "system", text, room: room?.name };
-  }
-
-  #presence(
-    action: PresenceEvent["action"],
-    room: Room,
-    from: string,
-    body: string,
-    oldName?: string,
-  ): PresenceEvent {
-    return {
-      ...this.#base("SERVER", body),
-      type: "presence",
-      action,
-      room: room.name,
-      from,
-      oldName,
-    };
   }
 
   #fail<K extends MessageKey>(user: User, code: ErrorCode, key: K, values: MessageValues<K>): void {

@@ -63,6 +63,8 @@ export const MESSAGE_PLACEHOLDERS = {
   room_limit: [],
   already_in_room: ["room"],
   history_empty: ["room"],
+  degraded: [],
+  recovered: [],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The name of a chat message template. */

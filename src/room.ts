@@ -42,14 +42,14 @@ export class Room {
     return this.#lastSeq;
   }
 
-  /** Numbers a message, keeps it in the history and returns it. */
-  append(message: NewMessage): MessageEvent {
-    const stored: MessageEvent = {
-      ...message,
-      type: "message",
-      room: this.name,
-      seq: ++this.#lastSeq,
-    };
+  /**
+   * Keeps a message in the history and returns it, numbered: with `seq` when
+   * it was numbered elsewhere (it must be above {@linkcode Room.lastSeq}),
+   * else with the next number.
+   */
+  append(message: NewMessage, seq: number = this.#lastSeq + 1): MessageEvent {
+    this.#lastSeq = seq;
+    const stored: MessageEvent = { ...message, type: "message", room: this.name, seq };
     if (this.#historySize > 0) {
       this.#history.push(stored);
       if (this.#history.length > this.#historySize) this.#history.shift();

@@ -9,8 +9,8 @@ export const pm: Command = {
     const match = /^(\S+)\s+(.+)$/su.exec(context.args);
     if (match === null) return context.replyUsage();
     const [, name, message] = match;
-    const target = context.chat.findUser(name);
-    if (target === undefined) return context.fail("user_not_found", "user_not_found", { name });
-    context.chat.sendPrivate(context.user, target, message);
+    if (!context.chat.sendPrivate(context.user, name, message)) {
+      context.fail("user_not_found", "user_not_found", { name });
+    }
   },
 };

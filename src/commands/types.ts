@@ -8,12 +8,10 @@ export interface CommandHost {
   readonly environment: string;
   /** Every command, in the order `!help` lists them. */
   readonly commands: readonly Command[];
-  /** The user with this name (compared as names are), if connected. */
-  findUser(name: string): User | undefined;
   /** Renames `user` and tells their room; returns why not when it cannot. */
   rename(user: User, name: string): string | undefined;
-  /** Sends a private message and its echo. */
-  sendPrivate(from: User, to: User, text: string): void;
+  /** Sends a private message to the user called `name`, wherever they are, and its echo; false when there is none. */
+  sendPrivate(from: User, name: string, text: string): boolean;
   /** Moves `user` to the room called `name`, creating it when needed. */
   join(user: User, name: string): void;
   /** Moves `user` back to the lobby. */
