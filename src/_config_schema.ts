@@ -152,6 +152,11 @@ export function template(placeholders: readonly string[], fallback?: string): Fi
   };
 }
 
+/** A section that may be left out entirely; absent, it reads as `null`. */
+export function optional<T>(field: Field<T>): Field<T | null> {
+  return { fallback: null, read: (raw, key) => raw === null ? null : field.read(raw, key) };
+}
+
 type Shape = Record<string, Field<unknown>>;
 type FromShape<S extends Shape> = { readonly [K in keyof S]: Infer<S[K]> };
 

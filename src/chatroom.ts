@@ -235,17 +235,22 @@ export class Chatroom implements CommandHost, BrokerHandler {
     this.#forget(user);
   }
 
-  /** Says goodbye to everyone and closes every connection with 1001. */
+  /**
+   * Says goodbye to everyone and closes every connection with 1001. Users of
+   * other instances see everyone here leave.
+   */
   shutdown(): void {
     const goodbye = this.#system(this.#text("shutdown", {}));
-    for (const user of this.#users) {
+    const leaving = [...this.#users];
+    for (const user of leaving) {
       user.sink.send(goodbye);
       user.sink.close(CLOSE_GOING_AWAY, "server shutting down");
+      user.room?.members.delete(user);
     }
-    for (const user of this.#users) this.#broker.withdraw(user.name);
-    this.#users.clear();
-    this.#byName.clear();
-    this.#byId.clear();
+    for (const user of leaving) {
+      if (user.room !== undefined) this.#publishPresence(user, user.room, "leave", "disconnected");
+      this.#forget(user);
+    }
   }
 
   /** Removes rooms that have been empty for `room_idle_ttl`, with their history. */

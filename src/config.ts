@@ -15,6 +15,7 @@ import {
   number,
   object,
   oneOf,
+  optional,
   SchemaError,
   showValue,
   string,
@@ -101,6 +102,17 @@ const serverSchema = object({
     idle_timeout: integer(30, { min: 0, max: 3600 }),
     allowed_origins: stringList(["*"]),
   }),
+  history: object({
+    store: oneOf(["memory", "kv"], "memory"),
+    path: string("data/history.kv", { nonEmpty: true }),
+  }),
+  cluster: optional(object({
+    nats: object({
+      servers: stringList(),
+      name_ttl: number(15, { min: 1, max: 3600 }),
+      heartbeat: number(5, { min: 0.1, max: 600 }),
+    }),
+  })),
 });
 
 const messageFields = Object.fromEntries(
@@ -129,6 +141,20 @@ export interface ServerConfig {
   readonly port: number;
   readonly log: { readonly level: LogLevelName; readonly format: "text" | "json" };
   readonly limits: ConnectionLimits;
+  /** Where room history is kept when the server runs alone. */
+  readonly history: { readonly store: "memory" | "kv"; readonly path: string };
+  /** Set when instances form one chat through NATS; `undefined` runs alone. */
+  readonly cluster: ClusterConfig | undefined;
+}
+
+/** `server.yaml`'s `cluster.nats`. */
+export interface ClusterConfig {
+  /** WebSocket URLs of the NATS servers. */
+  readonly servers: readonly string[];
+  /** Seconds a user's name outlives their instance's last heartbeat. */
+  readonly nameTtl: number;
+  /** Seconds between heartbeats; well under `nameTtl`. */
+  readonly heartbeat: number;
 }
 
 /** What one client may take of the server, from `server.yaml`'s `limits`. */
@@ -306,6 +332,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         idleTimeout: server.limits.idle_timeout,
         allowedOrigins: server.limits.allowed_origins,
       },
+      history: server.history,
+      cluster: readCluster(server.cluster, serverPath),
     },
     chat: {
       environment: chat.environment,
@@ -323,6 +351,36 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       messages: chat.messages,
     },
   };
+}
+
+function readCluster(
+  cluster:
+    | { readonly nats: { servers: readonly string[]; name_ttl: number; heartbeat: number } }
+    | null,
+  path: string,
+): ClusterConfig | undefined {
+  if (cluster === null) return undefined;
+  const { servers, name_ttl: nameTtl, heartbeat } = cluster.nats;
+  if (servers.length === 0) {
+    fail(`"cluster.nats.servers" in ${path}`, "must list at least one ws:// URL of a NATS server");
+  }
+  for (const server of servers) {
+    if (!/^wss?:\/\//.test(server)) {
+      fail(
+        `"cluster.nats.servers" in ${path}`,
+        `must hold ws:// or wss:// URLs of NATS WebSocket listeners: current value is ${
+          showValue(server)
+        }`,
+      );
+    }
+  }
+  if (heartbeat * 2 > nameTtl) {
+    fail(
+      `"cluster.nats.heartbeat" in ${path}`,
+      `must be at most half of name_ttl (${nameTtl}) so a live instance never loses its names: current value is ${heartbeat}`,
+    );
+  }
+  return { servers, nameTtl, heartbeat };
 }
 
 /** Fills a message template: `$name` takes `values.name`, `$$` is a dollar sign. */

@@ -7,6 +7,7 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { getLogger } from "@logtape/logtape";
+import { NatsBroker } from "./broker/nats.ts";
 import { Chatroom } from "./chatroom.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config.ts";
 import { setupLogging } from "./log.ts";
@@ -30,6 +31,10 @@ const HEALTHCHECK_TIMEOUT_MS = 2000;
 /** How often idle rooms are looked for; a room outlives its TTL by at most this. */
 const ROOM_SWEEP_INTERVAL_MS = 60_000;
 const EXIT_USAGE = 2;
+const EXIT_UNAVAILABLE = 1;
+
+/** A service the server needs is not there; the message says which. */
+class StartError extends Error {}
 
 const log = getLogger(["chat", "server"]);
 
@@ -74,10 +79,26 @@ async function healthcheck(config: Config): Promise<number> {
   }
 }
 
+/** The link to other instances when `cluster` is configured; `undefined` runs alone. */
+async function connectCluster(config: Config): Promise<NatsBroker | undefined> {
+  const cluster = config.server.cluster;
+  if (cluster === undefined) return undefined;
+  try {
+    return await NatsBroker.connect({ ...cluster, historySize: config.chat.historySize });
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new StartError(
+      `Cannot start server as NATS at ${cluster.servers.join(", ")} cannot be reached: ${reason}`,
+    );
+  }
+}
+
 async function serve(config: Config): Promise<void> {
   const metrics = createMetrics();
   const staticFiles = await loadStaticFiles();
-  const chatroom = new Chatroom({ config: config.chat, metrics });
+  const broker = await connectCluster(config);
+  const chatroom = new Chatroom({ config: config.chat, metrics, broker });
+  await broker?.start();
   const server = Deno.serve({
     hostname: config.server.host,
     port: config.server.port,
@@ -104,7 +125,7 @@ async function serve(config: Config): Promise<void> {
     });
     chatroom.shutdown();
     const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
-    await Promise.race([server.shutdown(), grace]);
+    await Promise.race([Promise.all([server.shutdown(), broker?.close()]), grace]);
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -130,7 +151,13 @@ async function main(args: string[]): Promise<number | undefined> {
   }
   if (healthcheckOnly) return await healthcheck(config);
   await setupLogging(config.server.log);
-  await serve(config);
+  try {
+    await serve(config);
+  } catch (error) {
+    if (!(error instanceof StartError)) throw error;
+    console.error(error.message);
+    return EXIT_UNAVAILABLE;
+  }
   return undefined;
 }
 

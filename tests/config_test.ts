@@ -104,6 +104,8 @@ Deno.test("environment selection and overrides", async (t) => {
           idleTimeout: 30,
           allowedOrigins: ["*"],
         },
+        history: { store: "memory", path: "data/history.kv" },
+        cluster: undefined,
       });
     });
   });
@@ -157,7 +159,7 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
       "an unknown key",
       { server: "prot: 8080\n" },
       "server.yaml",
-      "is not a known key: remove it or use one of host, port, log, limits",
+      "is not a known key: remove it or use one of host, port, log, limits, history, cluster",
     ],
     [
       "a nested unknown key",
@@ -170,6 +172,27 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
       { server: "log:\n  format: xml\n" },
       "server.yaml",
       'must be one of text, json: current value is "xml"',
+    ],
+    [
+      "a cluster without servers",
+      { server: "cluster:\n  nats:\n    servers: []\n" },
+      "server.yaml",
+      '"cluster.nats.servers" in',
+    ],
+    [
+      "a cluster server that is not a WebSocket URL",
+      { server: "cluster:\n  nats:\n    servers: [nats://127.0.0.1:4222]\n" },
+      "server.yaml",
+      'must hold ws:// or wss:// URLs of NATS WebSocket listeners: current value is "nats://127.0.0.1:4222"',
+    ],
+    [
+      "a heartbeat too slow for the name TTL",
+      {
+        server:
+          "cluster:\n  nats:\n    servers: [ws://127.0.0.1:8222]\n    name_ttl: 4\n    heartbeat: 3\n",
+      },
+      "server.yaml",
+      "must be at most half of name_ttl (4)",
     ],
     [
       "a file that is not a mapping",

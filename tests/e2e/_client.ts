@@ -92,8 +92,12 @@ export class TestClient<F extends object = Frame> {
     return [frame.origin, frame.body];
   }
 
-  /** Skips frames until one matches, and returns it. */
-  waitFor(match: (frame: F) => boolean, what = "a matching frame"): Promise<F> {
+  /** Skips frames until one matches, and returns it; fails after `timeoutMs`. */
+  waitFor(
+    match: (frame: F) => boolean,
+    what = "a matching frame",
+    timeoutMs = EVENT_TIMEOUT_MS,
+  ): Promise<F> {
     const search = async (): Promise<F> => {
       while (true) {
         const frame = this.#frames.shift();
@@ -107,7 +111,7 @@ export class TestClient<F extends object = Frame> {
         await new Promise<void>((resolve) => this.#wake = resolve);
       }
     };
-    return within(search(), what);
+    return within(search(), what, timeoutMs);
   }
 
   /** Frames received and not yet read. */

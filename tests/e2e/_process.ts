@@ -31,12 +31,35 @@ async function collectLines(
   }
 }
 
-/** Starts the test environment's server (on `port`, default any free one) and waits until it listens. */
-export async function startServerProcess(options: { port?: number } = {}): Promise<ServerProcess> {
+/** How to start a server process. */
+export interface ServerProcessOptions {
+  /** The port to listen on; by default any free one. */
+  port?: number;
+  /** More environment variables, such as `CHAT_CONFIG_DIR`. */
+  env?: Record<string, string>;
+}
+
+/** Starts the test environment's server and waits until it listens. */
+export async function startServerProcess(
+  options: ServerProcessOptions = {},
+): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-net", "--allow-read", "--allow-env", "src/main.ts"],
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "--unstable-kv",
+      "src/main.ts",
+    ],
     cwd: ROOT,
-    env: { NO_COLOR: "1", CHAT_ENV: "test", CHAT_PORT: String(options.port ?? 0) },
+    env: {
+      NO_COLOR: "1",
+      CHAT_ENV: "test",
+      CHAT_PORT: String(options.port ?? 0),
+      ...options.env,
+    },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

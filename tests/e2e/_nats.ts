@@ -1,0 +1,108 @@
+/** A private nats-server on loopback (Debian's package), with JetStream and a WebSocket listener. */
+
+import { TextLineStream } from "@std/streams";
+import { join } from "@std/path";
+import { within } from "./_client.ts";
+
+const INSTALL_HINT = "apt-get install nats-server";
+
+function natsServerInstalled(): boolean {
+  try {
+    return new Deno.Command("nats-server", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether the cluster tests run here. Without `nats-server` they are skipped
+ * with the command that installs it, except in CI, where that is a failure.
+ */
+export function natsAvailable(): boolean {
+  if (natsServerInstalled()) return true;
+  if (Deno.env.get("CI") === "true") {
+    throw new Error(`Cluster tests need nats-server: run \`${INSTALL_HINT}\``);
+  }
+  console.warn(`Skipping cluster tests: nats-server is missing (\`${INSTALL_HINT}\`)`);
+  return false;
+}
+
+/** A free TCP port on 127.0.0.1, as the kernel hands out for port 0. */
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+/** A running nats-server; `stop` and `start` keep its ports and its JetStream data. */
+export interface NatsServer {
+  /** The WebSocket URL instances connect to. */
+  readonly wsUrl: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Stops the server and deletes its data. */
+  dispose(): Promise<void>;
+}
+
+/** Starts nats-server in a temporary directory and waits until it is ready. */
+export async function startNats(): Promise<NatsServer> {
+  const dir = await Deno.makeTempDir({ prefix: "chat-nats-" });
+  const wsPort = freePort();
+  const config = join(dir, "nats.conf");
+  await Deno.writeTextFile(
+    config,
+    [
+      `listen: "127.0.0.1:${freePort()}"`,
+      `websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }`,
+      `jetstream { store_dir: "${join(dir, "jetstream")}" }`,
+      "",
+    ].join("\n"),
+  );
+  let child: Deno.ChildProcess | undefined;
+  const start = async (): Promise<void> => {
+    const process = new Deno.Command("nats-server", {
+      args: ["-c", config],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+    child = process;
+    const lines: ReadableStream<string> = process.stderr
+      .pipeThrough(new TextDecoderStream())
+      .pipeThrough(new TextLineStream());
+    const reader = lines.getReader();
+    await within(
+      (async () => {
+        while (true) {
+          const { value, done } = await reader.read();
+          if (done) throw new Error("nats-server exited before it was ready");
+          if (value.includes("Server is ready")) break;
+        }
+      })(),
+      "nats-server to be ready",
+      10_000,
+    );
+    // Keep draining its log so that it never blocks on a full pipe.
+    (async () => {
+      while (!(await reader.read()).done);
+    })();
+  };
+  const stop = async (): Promise<void> => {
+    if (child === undefined) return;
+    child.kill("SIGTERM");
+    await child.status;
+    child = undefined;
+  };
+  await start();
+  return {
+    wsUrl: `ws://127.0.0.1:${wsPort}`,
+    start,
+    stop,
+    async dispose() {
+      await stop();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
