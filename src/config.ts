@@ -84,6 +84,8 @@ export type LogLevelName = (typeof LOG_LEVELS)[number];
 
 const PORT_RANGE = { min: 0, max: 65535 } as const;
 
+const DEFAULT_NAME_TTL = 15;
+const DEFAULT_HEARTBEAT = 5;
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
@@ -109,8 +111,8 @@ const serverSchema = object({
   cluster: optional(object({
     nats: object({
       servers: stringList(),
-      name_ttl: number(15, { min: 1, max: 3600 }),
-      heartbeat: number(5, { min: 0.1, max: 600 }),
+      name_ttl: number(DEFAULT_NAME_TTL, { min: 1, max: 3600 }),
+      heartbeat: number(DEFAULT_HEARTBEAT, { min: 0.1, max: 600 }),
     }),
   })),
 });
@@ -333,7 +335,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         allowedOrigins: server.limits.allowed_origins,
       },
       history: server.history,
-      cluster: readCluster(server.cluster, serverPath),
+      cluster: readCluster(server.cluster, getEnv("CHAT_NATS_SERVERS"), serverPath),
     },
     chat: {
       environment: chat.environment,
@@ -353,21 +355,29 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   };
 }
 
+/** The cluster settings: the file's, with `CHAT_NATS_SERVERS` (comma-separated) winning. */
 function readCluster(
   cluster:
     | { readonly nats: { servers: readonly string[]; name_ttl: number; heartbeat: number } }
     | null,
+  serversOverride: string | undefined,
   path: string,
 ): ClusterConfig | undefined {
-  if (cluster === null) return undefined;
-  const { servers, name_ttl: nameTtl, heartbeat } = cluster.nats;
-  if (servers.length === 0) {
-    fail(`"cluster.nats.servers" in ${path}`, "must list at least one ws:// URL of a NATS server");
+  if (cluster === null && serversOverride === undefined) return undefined;
+  const source = serversOverride === undefined
+    ? `"cluster.nats.servers" in ${path}`
+    : "CHAT_NATS_SERVERS";
+  const servers = serversOverride?.split(",").map((server) => server.trim()) ??
+    cluster?.nats.servers ?? [];
+  const nameTtl = cluster?.nats.name_ttl ?? DEFAULT_NAME_TTL;
+  const heartbeat = cluster?.nats.heartbeat ?? DEFAULT_HEARTBEAT;
+  if (servers.length === 0 || servers.includes("")) {
+    fail(source, "must list at least one ws:// URL of a NATS server");
   }
   for (const server of servers) {
     if (!/^wss?:\/\//.test(server)) {
       fail(
-        `"cluster.nats.servers" in ${path}`,
+        source,
         `must hold ws:// or wss:// URLs of NATS WebSocket listeners: current value is ${
           showValue(server)
         }`,

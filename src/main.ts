@@ -7,12 +7,14 @@
 
 import { parseArgs } from "@std/cli/parse-args";
 import { getLogger } from "@logtape/logtape";
+import { LocalBroker } from "./broker/local.ts";
 import { NatsBroker } from "./broker/nats.ts";
 import { Chatroom } from "./chatroom.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config.ts";
 import { setupLogging } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { createHandler } from "./server.ts";
+import { KvHistoryStore } from "./history/kv_store.ts";
 import { loadStaticFiles } from "./static.ts";
 
 const USAGE = `Usage: chat-server [options]
@@ -79,10 +81,13 @@ async function healthcheck(config: Config): Promise<number> {
   }
 }
 
-/** The link to other instances when `cluster` is configured; `undefined` runs alone. */
-async function connectCluster(config: Config): Promise<NatsBroker | undefined> {
-  const cluster = config.server.cluster;
-  if (cluster === undefined) return undefined;
+/** The link to other instances when `cluster` is configured; else the local broker. */
+async function createBroker(config: Config): Promise<NatsBroker | LocalBroker> {
+  const { cluster, history } = config.server;
+  if (cluster === undefined) {
+    if (history.store === "memory") return new LocalBroker();
+    return new LocalBroker(await KvHistoryStore.open(history.path, config.chat.historySize));
+  }
   try {
     return await NatsBroker.connect({ ...cluster, historySize: config.chat.historySize });
   } catch (error) {
@@ -96,9 +101,9 @@ async function connectCluster(config: Config): Promise<NatsBroker | undefined> {
 async function serve(config: Config): Promise<void> {
   const metrics = createMetrics();
   const staticFiles = await loadStaticFiles();
-  const broker = await connectCluster(config);
+  const broker = await createBroker(config);
   const chatroom = new Chatroom({ config: config.chat, metrics, broker });
-  await broker?.start();
+  await broker.start();
   const server = Deno.serve({
     hostname: config.server.host,
     port: config.server.port,
@@ -125,7 +130,7 @@ async function serve(config: Config): Promise<void> {
     });
     chatroom.shutdown();
     const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
-    await Promise.race([Promise.all([server.shutdown(), broker?.close()]), grace]);
+    await Promise.race([Promise.all([server.shutdown(), broker.close()]), grace]);
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

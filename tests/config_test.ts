@@ -80,6 +80,18 @@ Deno.test("environment selection and overrides", async (t) => {
     assertEquals(config.server.log, { level: "debug", format: "json" });
   });
 
+  await t.step("CHAT_NATS_SERVERS turns the cluster on with default timings", async () => {
+    const env: Record<string, string> = {
+      CHAT_NATS_SERVERS: "ws://127.0.0.1:8222, ws://127.0.0.1:8223",
+    };
+    const config = await loadConfig({ getEnv: (name) => env[name] });
+    assertEquals(config.server.cluster, {
+      servers: ["ws://127.0.0.1:8222", "ws://127.0.0.1:8223"],
+      nameTtl: 15,
+      heartbeat: 5,
+    });
+  });
+
   await t.step("flags win over environment variables", async () => {
     const env: Record<string, string> = { CHAT_ENV: "prod", CHAT_PORT: "9000" };
     const config = await loadConfig({

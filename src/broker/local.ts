@@ -5,19 +5,47 @@
  * @module
  */
 
+import type { KvHistoryStore } from "../history/kv_store.ts";
+import { nameKey } from "../names.ts";
 import type { Broker, BrokerHandler, PrivateNote, RemoteUser, RoomNote } from "./types.ts";
 
-/** Delivers every note straight back to the chatroom. */
+/**
+ * Delivers every note straight back to the chatroom. With a store, it also
+ * numbers messages itself, keeps them, and replays them on start.
+ */
 export class LocalBroker implements Broker {
   readonly instance = "";
+  readonly #store: KvHistoryStore | undefined;
+  /** The newest seq per room key, when numbering for the store. */
+  readonly #lastSeq = new Map<string, number>();
   #handler: BrokerHandler | undefined;
+
+  constructor(store?: KvHistoryStore) {
+    this.#store = store;
+  }
 
   attach(handler: BrokerHandler): void {
     this.#handler = handler;
   }
 
+  /** Replays the stored history, if any, into the chatroom. */
+  async start(): Promise<void> {
+    if (this.#store === undefined) return;
+    for await (const { note, seq } of this.#store.load()) {
+      this.#lastSeq.set(nameKey(note.room), seq);
+      this.#handler?.deliverRoomNote(note, seq);
+    }
+  }
+
   publishRoomNote(note: RoomNote): void {
-    this.#handler?.deliverRoomNote(note);
+    if (this.#store === undefined || note.kind !== "message") {
+      return this.#handler?.deliverRoomNote(note);
+    }
+    const room = nameKey(note.room);
+    const seq = (this.#lastSeq.get(room) ?? 0) + 1;
+    this.#lastSeq.set(room, seq);
+    this.#store.append(note, seq);
+    this.#handler?.deliverRoomNote(note, seq);
   }
 
   publishPrivate(note: PrivateNote, _to: RemoteUser): void {
@@ -36,9 +64,13 @@ export class LocalBroker implements Broker {
 
   withdraw(_name: string): void {}
 
-  roomRemoved(_room: string): void {}
+  roomRemoved(room: string): void {
+    this.#lastSeq.delete(nameKey(room));
+    this.#store?.removeRoom(room);
+  }
 
   close(): Promise<void> {
+    this.#store?.close();
     return Promise.resolve();
   }
 }
