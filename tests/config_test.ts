@@ -283,7 +283,16 @@ Deno.test("renderMessage fills placeholders and keeps $$ as a dollar sign", asyn
 
 Deno.test("a config error stops the server with exit code 2 and one clear line", async () => {
   const command = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-env", "--allow-net", "src/main.ts", "--port", "eighty"],
+    args: [
+      "run",
+      "--quiet",
+      "--allow-read",
+      "--allow-env",
+      "--allow-net",
+      "src/main.ts",
+      "--port",
+      "eighty",
+    ],
     cwd: join(DEFAULT_CONFIG_DIR, ".."),
     env: { NO_COLOR: "1" },
     stdout: "piped",

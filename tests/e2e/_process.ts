@@ -46,6 +46,7 @@ export async function startServerProcess(
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      "--quiet",
       "--allow-net",
       "--allow-read",
       "--allow-write",
