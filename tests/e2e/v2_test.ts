@@ -242,6 +242,7 @@ Deno.test("v2 resume", async (t) => {
         await ann.close();
         await bob.waitFor((frame) => frame.action === "leave" && frame.from === "Ann");
         for (const text of ["two", "three"]) send(bob, { type: "say", text });
+        await bob.waitFor((frame) => frame.text === "three");
 
         const again = await TestClient.connect<V2Frame>(server.url, "chat.v2");
         try {
@@ -282,5 +283,25 @@ Deno.test("v2 resume", async (t) => {
         await again.close();
       }
     });
+  });
+});
+
+Deno.test("v2: the events of one turn go out as one frame holding a JSON array", async () => {
+  await withServer(async (server) => {
+    const { client: ann } = await server.joinV2("Ann");
+    for (const text of ["a", "b", "c"]) {
+      send(ann, { type: "say", text });
+      await ann.next();
+    }
+    const raw: string[] = [];
+    ann.socket.addEventListener("message", (event) => raw.push(event.data));
+    send(ann, { type: "history" });
+    for (let i = 0; i < 3; i++) await ann.next();
+    assertEquals(raw.length, 1);
+    const batch = JSON.parse(raw[0]);
+    assertEquals(
+      batch.map((event: V2Frame) => [event.type, event.text]),
+      [["history", "a"], ["history", "b"], ["history", "c"]],
+    );
   });
 });
