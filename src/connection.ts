@@ -113,18 +113,21 @@ export class Connection implements Sink {
   }
 
   #receivedV2(data: string | ArrayBuffer): void {
-    const input = typeof data === "string" ? decodeV2Frame(data) : undefined;
+    const inputs = typeof data === "string" ? decodeV2Frame(data) : undefined;
     let user = this.#user;
     if (user === undefined) {
-      // Any first frame other than hello or resume starts a plain session.
-      const start = input?.kind === "start" ? input.start : { name: this.#options.name };
+      // A session starts with hello or resume; any other first request starts a plain one.
+      const first = inputs?.[0];
+      const start = first?.kind === "start" ? first.start : { name: this.#options.name };
       user = this.#user = this.#chatroom.connect(this, start);
-      if (input?.kind === "start") return;
+      if (first?.kind === "start") inputs!.shift();
     }
-    if (input === undefined) this.#chatroom.receiveBinary(user);
-    else if (input.kind === "request") this.#chatroom.handle(user, input.request);
-    else if (input.kind === "invalid") this.#chatroom.refuse(user, input.reason);
-    else this.#chatroom.refuse(user, "the session has already started");
+    if (inputs === undefined) return this.#chatroom.receiveBinary(user);
+    for (const input of inputs) {
+      if (input.kind === "request") this.#chatroom.handle(user, input.request);
+      else if (input.kind === "invalid") this.#chatroom.refuse(user, input.reason);
+      else this.#chatroom.refuse(user, "the session has already started");
+    }
   }
 
   /** Leaves the chat; call when the socket has closed. */

@@ -17,17 +17,21 @@ export class Counter {
     this.name = name;
     this.help = help;
     this.label = label?.name;
-    for (const value of label?.values ?? [""]) this.#values.set(value, 0);
+    for (const value of label?.values ?? []) this.#values.set(value, 0);
   }
+
+  /** The count of a counter without a label, kept apart: it is bumped once per delivery. */
+  #total = 0;
 
   /** Adds `by` to the count for `labelValue` (leave it out when the counter has no label). */
   inc(labelValue = "", by = 1): void {
-    this.#values.set(labelValue, (this.#values.get(labelValue) ?? 0) + by);
+    if (labelValue === "") this.#total += by;
+    else this.#values.set(labelValue, (this.#values.get(labelValue) ?? 0) + by);
   }
 
   /** The current count for `labelValue`. */
   get(labelValue = ""): number {
-    return this.#values.get(labelValue) ?? 0;
+    return labelValue === "" ? this.#total : this.#values.get(labelValue) ?? 0;
   }
 
   /** The sample lines, in exposition format. */

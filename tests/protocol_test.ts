@@ -49,15 +49,24 @@ Deno.test("v2 decodes every request", () => {
     }],
   ];
   for (const [frame, expected] of cases) {
-    assertEquals(decodeV2Frame(JSON.stringify(frame)), expected, JSON.stringify(frame));
+    assertEquals(decodeV2Frame(JSON.stringify(frame)), [expected], JSON.stringify(frame));
   }
+});
+
+Deno.test("v2 reads a JSON array of requests in order", () => {
+  assertEquals(decodeV2Frame('[{"type":"say","text":"a"},{"type":"leave"},{"type":"nope"}]'), [
+    { kind: "request", request: { type: "say", text: "a" } },
+    { kind: "request", request: { type: "leave" } },
+    { kind: "invalid", reason: 'unknown type "nope"' },
+  ]);
 });
 
 Deno.test("v2 explains what is wrong with a malformed frame", () => {
   const cases: [string, string][] = [
     ["not json", "the frame is not JSON"],
-    ["[1,2]", 'the frame must be a JSON object with a "type"'],
-    ["null", 'the frame must be a JSON object with a "type"'],
+    ["null", 'a request must be a JSON object with a "type"'],
+    ["[[]]", 'a request must be a JSON object with a "type"'],
+    [JSON.stringify(Array(257).fill({ type: "rooms" })), "a frame may carry at most 256 requests"],
     ["{}", 'the frame needs a string "type"'],
     ['{"type":"dance"}', 'unknown type "dance"'],
     ['{"type":"say"}', '"say" needs a string "text"'],
@@ -81,7 +90,7 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
     ['{"type":"history","count":1.5}', '"count" must be a whole number of at least 0'],
   ];
   for (const [frame, reason] of cases) {
-    assertEquals(decodeV2Frame(frame), { kind: "invalid", reason }, frame);
+    assertEquals(decodeV2Frame(frame), [{ kind: "invalid", reason }], frame);
   }
 });
 

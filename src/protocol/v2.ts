@@ -95,16 +95,31 @@ function decodeResume(fields: Fields): V2Input {
   return { kind: "start", start: { name, token, room, lastSeq: lastSeq as number | undefined } };
 }
 
-/** Reads one client frame; anything malformed comes back as `invalid` with the reason. */
-export function decodeV2Frame(text: string): V2Input {
+/** Most requests one client frame may carry. */
+export const MAX_REQUESTS_PER_FRAME = 256;
+
+/**
+ * Reads one client frame: a request, or a JSON array of them (a client that
+ * coalesces its sends, as the server does). Anything malformed comes back as
+ * `invalid` with the reason.
+ */
+export function decodeV2Frame(text: string): V2Input[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return invalid("the frame is not JSON");
+    return [invalid("the frame is not JSON")];
   }
+  if (!Array.isArray(parsed)) return [decodeRequest(parsed)];
+  if (parsed.length > MAX_REQUESTS_PER_FRAME) {
+    return [invalid(`a frame may carry at most ${MAX_REQUESTS_PER_FRAME} requests`)];
+  }
+  return parsed.map(decodeRequest);
+}
+
+function decodeRequest(parsed: unknown): V2Input {
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    return invalid('the frame must be a JSON object with a "type"');
+    return invalid('a request must be a JSON object with a "type"');
   }
   const fields = parsed as Fields;
   const type = fields.type;

@@ -305,3 +305,30 @@ Deno.test("v2: the events of one turn go out as one frame holding a JSON array",
     );
   });
 });
+
+Deno.test("v2: a client may send several requests in one frame", async () => {
+  await withServer(async (server) => {
+    const client = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+    try {
+      client.send(JSON.stringify([
+        { type: "hello", name: "Ann" },
+        { type: "say", text: "one" },
+        { type: "say", text: "two" },
+        { type: "dance" },
+      ]));
+      const events = [];
+      for (let i = 0; i < 4; i++) {
+        const event = await client.next();
+        events.push([event.type, event.name ?? event.text]);
+      }
+      assertEquals(events, [
+        ["welcome", "Ann"],
+        ["message", "one"],
+        ["message", "two"],
+        ["error", 'Bad request: unknown type "dance"'],
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
+});

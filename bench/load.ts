@@ -1,0 +1,129 @@
+/**
+ * The load client: N clients, each sending K messages a round; a round ends
+ * when every client has received every message. Clients are spread over
+ * worker threads so that the client is not the bottleneck.
+ */
+
+import type { FromWorker, ToWorker, WorkerSetup } from "./load_worker.ts";
+
+export interface LoadOptions {
+  url: string;
+  protocol: "text" | "v2" | "v2-batched";
+  clients: number;
+  messages: number;
+  rounds: number;
+  workers: number;
+}
+
+/** What one run of the load measured, over its rounds (the first, a warm-up, excluded). */
+export interface LoadResult {
+  /** Events delivered per second, each event of a batched frame counted. */
+  deliveriesPerSecond: number;
+  /** Median round time, milliseconds. */
+  roundMs: number;
+  /** Per-delivery latency percentiles, milliseconds. */
+  p50Ms: number;
+  p99Ms: number;
+  /** Frames received per delivered event (below 1 when frames are batched). */
+  framesPerEvent: number;
+  /** CPU time the load client used, as a share of the wall time of the rounds (1 = one core). */
+  clientCpu: number;
+}
+
+/** CPU seconds (user + system) this process has used, from /proc. */
+export function processCpuSeconds(pid: number | "self" = "self"): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+export function percentile(sorted: Float64Array | number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))];
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
+function waitFor<T extends FromWorker["type"]>(
+  worker: Worker,
+  type: T,
+): Promise<Extract<FromWorker, { type: T }>> {
+  return new Promise((resolve) => {
+    const listener = (event: MessageEvent<FromWorker>) => {
+      if (event.data.type !== type) return;
+      worker.removeEventListener("message", listener);
+      resolve(event.data as Extract<FromWorker, { type: T }>);
+    };
+    worker.addEventListener("message", listener);
+  });
+}
+
+/** Runs the load against `url` and reports what it measured. */
+export async function runLoad(options: LoadOptions): Promise<LoadResult> {
+  const { clients, messages, rounds, workers: threads } = options;
+  const workers = Array.from(
+    { length: threads },
+    () => new Worker(new URL("./load_worker.ts", import.meta.url), { type: "module" }),
+  );
+  try {
+    await Promise.all(workers.map((worker, w) => {
+      const ids = Array.from({ length: clients }, (_, id) => id).filter((id) => id % threads === w);
+      const setup: WorkerSetup = {
+        url: options.url,
+        protocol: options.protocol,
+        ids,
+        expected: clients * messages,
+        messages,
+      };
+      const ready = waitFor(worker, "ready");
+      worker.postMessage({ type: "setup", setup } satisfies ToWorker);
+      return ready;
+    }));
+
+    const roundTimes: number[] = [];
+    const latencies: number[] = [];
+    let frames = 0;
+    let events = 0;
+    let cpu = 0;
+    let wall = 0;
+    for (let round = 0; round <= rounds; round++) {
+      const cpuBefore = processCpuSeconds();
+      const started = performance.now();
+      const done = Promise.all(workers.map((worker) => waitFor(worker, "done")));
+      for (const worker of workers) worker.postMessage({ type: "round", round } satisfies ToWorker);
+      const results = await done;
+      const elapsed = performance.now() - started;
+      if (round === 0) continue; // warm-up
+      roundTimes.push(elapsed);
+      wall += elapsed / 1000;
+      cpu += processCpuSeconds() - cpuBefore;
+      for (const result of results) {
+        latencies.push(...result.latencies);
+        frames += result.frames;
+        events += result.events;
+      }
+    }
+    latencies.sort((a, b) => a - b);
+    const deliveries = clients * clients * messages;
+    return {
+      deliveriesPerSecond: deliveries / (median(roundTimes) / 1000),
+      roundMs: median(roundTimes),
+      p50Ms: percentile(latencies, 0.5),
+      p99Ms: percentile(latencies, 0.99),
+      framesPerEvent: frames / events,
+      clientCpu: cpu / wall,
+    };
+  } finally {
+    await Promise.all(workers.map((worker) => {
+      const closed = waitFor(worker, "closed");
+      worker.postMessage({ type: "close" } satisfies ToWorker);
+      return Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
+    }));
+    for (const worker of workers) worker.terminate();
+  }
+}

@@ -1,0 +1,349 @@
+/**
+ * `deno task bench`: the chat server against the runtime's ceiling and its
+ * peers, under the same load, in the same run. Servers take turns (the order
+ * rotates every run); the report gives medians of the runs and ratios taken
+ * within each run. Writes docs/benchmarks.md and docs/benchmarks.svg.
+ *
+ * Options: --runs 5 --clients 32 --messages 20 --rounds 5 --workers 1
+ *          --idle 10000 (0 skips the idle-memory test) --no-peers
+ */
+
+import { parseArgs } from "@std/cli/parse-args";
+import { fromFileUrl, join } from "@std/path";
+import { barChart } from "./chart.ts";
+import { type LoadOptions, type LoadResult, median, processCpuSeconds, runLoad } from "./load.ts";
+
+const ROOT = fromFileUrl(new URL("../", import.meta.url));
+const BENCH = join(ROOT, "bench");
+const PEERS_DIR = join(BENCH, "peers");
+
+const flags = parseArgs(Deno.args, {
+  string: ["runs", "clients", "messages", "rounds", "workers", "idle"],
+  boolean: ["peers"],
+  default: {
+    runs: "5",
+    clients: "32",
+    messages: "20",
+    rounds: "5",
+    workers: "1",
+    idle: "10000",
+    peers: true,
+  },
+  negatable: ["peers"],
+});
+const options = {
+  runs: Number(flags.runs),
+  clients: Number(flags.clients),
+  messages: Number(flags.messages),
+  rounds: Number(flags.rounds),
+  workers: Number(flags.workers),
+  idle: Number(flags.idle),
+};
+
+interface Target {
+  name: string;
+  protocol: LoadOptions["protocol"];
+  command(port: number): Deno.Command;
+}
+
+const denoServer = (port: number): Deno.Command =>
+  new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "src/main.ts",
+    ],
+    cwd: ROOT,
+    env: { CHAT_CONFIG_DIR: join(BENCH, "config"), CHAT_ENV: "bench", CHAT_PORT: String(port) },
+    stdout: "null",
+    stderr: "inherit",
+  });
+
+const TARGETS: Target[] = [
+  { name: "chat, text protocol", protocol: "text", command: denoServer },
+  { name: "chat, v2", protocol: "v2", command: denoServer },
+  { name: "chat, v2, batched sends", protocol: "v2-batched", command: denoServer },
+  {
+    name: "Deno baseline",
+    protocol: "text",
+    command: (port) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", "--allow-net", join(BENCH, "baseline.ts"), String(port)],
+        stdout: "null",
+      }),
+  },
+];
+const PEERS: Target[] = [
+  {
+    name: "Node.js + ws",
+    protocol: "text",
+    command: (port) =>
+      new Deno.Command("node", {
+        args: [join(PEERS_DIR, "node_ws.mjs"), String(port)],
+        cwd: PEERS_DIR,
+        stdout: "null",
+      }),
+  },
+  {
+    name: "Bun",
+    protocol: "text",
+    command: (port) =>
+      new Deno.Command(join(PEERS_DIR, "node_modules", ".bin", "bun"), {
+        args: [join(PEERS_DIR, "bun.ts"), String(port)],
+        cwd: PEERS_DIR,
+        stdout: "null",
+      }),
+  },
+];
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+function memoryKiB(pid: number, field: "VmRSS" | "VmHWM"): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1]);
+}
+
+interface Running {
+  child: Deno.ChildProcess;
+  url: string;
+  stop(): Promise<void>;
+}
+
+async function start(target: Target): Promise<Running> {
+  const port = freePort();
+  const child = target.command(port).spawn();
+  const deadline = performance.now() + 20_000;
+  while (true) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      break;
+    } catch {
+      if (performance.now() > deadline) throw new Error(`${target.name} did not start`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  return {
+    child,
+    url: `ws://127.0.0.1:${port}/ws`,
+    async stop() {
+      child.kill("SIGTERM");
+      const killer = setTimeout(() => child.kill("SIGKILL"), 3000);
+      await child.status;
+      clearTimeout(killer);
+    },
+  };
+}
+
+interface Sample extends LoadResult {
+  serverCpuSeconds: number;
+  peakRssMiB: number;
+}
+
+async function measure(target: Target): Promise<Sample> {
+  const server = await start(target);
+  try {
+    const cpuBefore = processCpuSeconds(server.child.pid);
+    const result = await runLoad({ url: server.url, protocol: target.protocol, ...options });
+    return {
+      ...result,
+      serverCpuSeconds: processCpuSeconds(server.child.pid) - cpuBefore,
+      peakRssMiB: memoryKiB(server.child.pid, "VmHWM") / 1024,
+    };
+  } finally {
+    await server.stop();
+  }
+}
+
+/** Server RSS per open idle connection, in KiB. */
+async function idleMemory(target: Target, count: number): Promise<number> {
+  const server = await start(target);
+  const sockets: WebSocket[] = [];
+  try {
+    const before = memoryKiB(server.child.pid, "VmRSS");
+    for (let opened = 0; opened < count; opened += 250) {
+      const batch = Array.from({ length: Math.min(250, count - opened) }, () => {
+        const socket = new WebSocket(server.url);
+        sockets.push(socket);
+        return new Promise((resolve, reject) => {
+          socket.addEventListener("open", resolve, { once: true });
+          socket.addEventListener("error", reject, { once: true });
+        });
+      });
+      await Promise.all(batch);
+    }
+    // Let the server finish its side of every handshake before reading its memory.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    return (memoryKiB(server.child.pid, "VmRSS") - before) / count;
+  } finally {
+    for (const socket of sockets) socket.close();
+    await server.stop();
+  }
+}
+
+async function ensurePeers(): Promise<boolean> {
+  try {
+    await Deno.stat(join(PEERS_DIR, "node_modules", ".bin", "bun"));
+    return true;
+  } catch {
+    console.error("Installing the peers (npm install in bench/peers/)…");
+    const { success } = await new Deno.Command("npm", {
+      args: ["install", "--no-audit", "--no-fund"],
+      cwd: PEERS_DIR,
+      stdout: "inherit",
+      stderr: "inherit",
+    }).output();
+    if (!success) console.error("Cannot install ws and bun: the peers are left out.");
+    return success;
+  }
+}
+
+const targets = [...TARGETS, ...(flags.peers && await ensurePeers() ? PEERS : [])];
+const samples = new Map<string, Sample[]>(targets.map((target) => [target.name, []]));
+const ratios = {
+  text: [] as number[],
+  v2: [] as number[],
+  v2Batched: [] as number[],
+  v2Bun: [] as number[],
+};
+
+for (let run = 0; run < options.runs; run++) {
+  const order = [...targets.slice(run % targets.length), ...targets.slice(0, run % targets.length)];
+  const thisRun = new Map<string, Sample>();
+  for (const target of order) {
+    const sample = await measure(target);
+    thisRun.set(target.name, sample);
+    samples.get(target.name)!.push(sample);
+    console.error(
+      `run ${run + 1}/${options.runs} ${target.name}: ${
+        Math.round(sample.deliveriesPerSecond)
+      }/s, p50 ${sample.p50Ms.toFixed(1)} ms, p99 ${sample.p99Ms.toFixed(1)} ms, client CPU ${
+        (sample.clientCpu * 100).toFixed(0)
+      }%`,
+    );
+  }
+  const rate = (name: string) => thisRun.get(name)?.deliveriesPerSecond ?? NaN;
+  ratios.text.push(rate("chat, text protocol") / rate("Deno baseline"));
+  ratios.v2.push(rate("chat, v2") / rate("Deno baseline"));
+  ratios.v2Batched.push(rate("chat, v2, batched sends") / rate("Deno baseline"));
+  ratios.v2Bun.push(rate("chat, v2, batched sends") / rate("Bun"));
+}
+
+const idle = options.idle > 0
+  ? {
+    chat: await idleMemory(TARGETS[0], options.idle),
+    baseline: await idleMemory(TARGETS[3], options.idle),
+  }
+  : undefined;
+
+const summary = targets.map((target) => {
+  const list = samples.get(target.name)!;
+  const of = (pick: (sample: Sample) => number) => median(list.map(pick));
+  return {
+    name: target.name,
+    rate: of((sample) => sample.deliveriesPerSecond),
+    roundMs: of((sample) => sample.roundMs),
+    p50: of((sample) => sample.p50Ms),
+    p99: of((sample) => sample.p99Ms),
+    framesPerEvent: of((sample) => sample.framesPerEvent),
+    serverCpu: of((sample) => sample.serverCpuSeconds),
+    peakRss: of((sample) => sample.peakRssMiB),
+    clientCpu: of((sample) => sample.clientCpu),
+  };
+});
+
+const number = (value: number, digits = 0) =>
+  Number.isFinite(value)
+    ? value.toLocaleString("en-US", {
+      maximumFractionDigits: digits,
+      minimumFractionDigits: digits,
+    })
+    : "n/a";
+const cpuModel = /model name\s*:\s*(.+)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ??
+  "unknown CPU";
+const command = `deno task bench${Deno.args.length ? ` ${Deno.args.join(" ")}` : ""}`;
+const deliveries = options.clients * options.clients * options.messages;
+
+const table = [
+  "| server | deliveries/s | round | p50 latency | p99 latency | frames/event | server CPU | server peak RSS | client CPU |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ...summary.map((row) =>
+    `| ${row.name} | ${number(row.rate)} | ${number(row.roundMs, 1)} ms | ${
+      number(row.p50, 2)
+    } ms | ${number(row.p99, 2)} ms | ${number(row.framesPerEvent, 3)} | ${
+      number(row.serverCpu, 2)
+    } s | ${number(row.peakRss, 1)} MiB | ${number(row.clientCpu * 100)}% |`
+  ),
+];
+
+const report = `# Benchmarks
+
+Produced by \`${command}\` on ${
+  new Date().toISOString().slice(0, 10)
+}: ${navigator.hardwareConcurrency} cores (${cpuModel}), Deno ${Deno.version.deno}. Every number below comes from that one command;
+run it again to refresh this page and [the chart](benchmarks.svg).
+
+## Fan-out under load
+
+${options.clients} clients in one room each send ${options.messages} messages a round; a round ends
+when every client has received every message (${
+  number(deliveries)
+} deliveries). ${options.rounds} rounds per measurement after a warm-up round; ${options.runs} runs,
+the servers taking turns in a rotating order. Figures are medians over the runs. Latency is per
+delivery (the send time travels in the message). "Client CPU" is the load client's CPU time over
+the rounds' wall time: below 100% of its core, the client was not the bottleneck.
+
+![Deliveries per second](benchmarks.svg)
+
+${table.join("\n")}
+
+Ratios, each taken within one run and then the median over the runs:
+
+- chat (text protocol, every protection on) / Deno baseline: **${number(median(ratios.text), 2)}x**
+- chat (v2, batched frames) / Deno baseline: **${number(median(ratios.v2), 2)}x**
+- chat (v2, batched frames) / Bun: **${number(median(ratios.v2Bun), 2)}x**
+
+The chat server runs with \`bench/config/bench/\`: the test environment's rules, all on (flood
+control, frame and buffer limits, origin check, metrics), with the flood limits raised so the load
+is not throttled. The Deno baseline (\`bench/baseline.ts\`) is the ceiling for a Deno server that
+sends frame by frame: no rooms, no checks, one JSON serialization per message. Node.js runs the
+\`ws\` package (\`bench/peers/node_ws.mjs\`); Bun runs its built-in server with its own
+publish/subscribe fan-out (\`bench/peers/bun.ts\`). The text-protocol servers send one frame per
+event; v2 sends the events queued for a socket in one turn of the event loop as one frame, which is
+where its lead comes from.
+
+## Idle connections
+
+${
+  idle === undefined
+    ? "Skipped (`--idle 0`)."
+    : `${
+      number(options.idle)
+    } idle WebSocket clients, each connected and then silent: server resident memory grows by
+**${number(idle.chat, 1)} KiB per connection** for the chat server and ${
+      number(idle.baseline, 1)
+    } KiB for the Deno baseline.`
+}
+`;
+
+const chart = barChart(
+  `Deliveries per second, ${options.clients} clients × ${options.messages} messages (median of ${options.runs} runs)`,
+  summary.map((row) => ({
+    label: row.name,
+    value: row.rate,
+    caption: `${number(row.rate)}/s`,
+    highlight: row.name.startsWith("chat"),
+  })),
+);
+
+await Deno.writeTextFile(join(ROOT, "docs", "benchmarks.md"), report);
+await Deno.writeTextFile(join(ROOT, "docs", "benchmarks.svg"), chart);
+console.log(report);
