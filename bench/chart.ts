@@ -14,7 +14,7 @@ function escape(text: string): string {
 
 export function barChart(title: string, bars: Bar[]): string {
   const width = 760;
-  const labelWidth = 150;
+  const labelWidth = 190;
   const barArea = width - labelWidth - 170;
   const rowHeight = 34;
   const top = 44;

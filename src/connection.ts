@@ -28,9 +28,6 @@ export interface SocketLike {
   close(code?: number, reason?: string): void;
 }
 
-const OPEN = 1;
-const CLOSING = 2;
-
 const log = getLogger(["chat", "connection"]);
 
 /** Whether `text` takes more than `max` bytes in UTF-8, without encoding it when length decides. */
@@ -40,6 +37,9 @@ function exceedsBytes(text: string, max: number): boolean {
   if (text.length * 3 <= max) return false;
   return new TextEncoder().encode(text).length > max;
 }
+
+/** Frames between two looks at a socket's unsent data. */
+const BUFFER_CHECK_EVERY = 8;
 
 /** Most events one v2 frame carries; a longer queue goes out in several. */
 const MAX_BATCH = 256;
@@ -78,12 +78,21 @@ export class Connection implements Sink {
   readonly #options: ConnectionOptions;
   /** v2 frames waiting for the end of this turn of the event loop. */
   #batch: string[] = [];
+  #writes = 0;
+  /** Whether this socket speaks the original text protocol (else v2). */
+  readonly #text: boolean;
+  /**
+   * Set once the socket is closing, so sends stop; kept here because reading
+   * the socket's readyState is a checked call on every one of them.
+   */
+  #closing = false;
   #user: User | undefined;
 
   constructor(socket: SocketLike, chatroom: Chatroom, options: ConnectionOptions) {
     this.#socket = socket;
     this.#chatroom = chatroom;
     this.#options = options;
+    this.#text = options.protocol === "text";
   }
 
   /**
@@ -132,6 +141,7 @@ export class Connection implements Sink {
 
   /** Leaves the chat; call when the socket has closed. */
   closed(): void {
+    this.#closing = true;
     if (this.#user !== undefined) this.#chatroom.disconnect(this.#user);
     this.#options.onClosed?.();
   }
@@ -142,9 +152,9 @@ export class Connection implements Sink {
    * when there are several), so a busy room costs far fewer sends.
    */
   send(event: ChatEvent): void {
-    if (this.#socket.readyState !== OPEN) return;
+    if (this.#closing) return;
     this.#options.metrics.messagesDelivered.inc();
-    if (this.#options.protocol === "text") return this.#write(encodeTextFrame(event));
+    if (this.#text) return this.#write(encodeTextFrame(event));
     this.#batch.push(encodeV2Frame(event));
     if (this.#batch.length >= MAX_BATCH) return this.flush();
     if (this.#batch.length > 1) return;
@@ -158,20 +168,25 @@ export class Connection implements Sink {
   /** Sends the queued v2 events. */
   flush(): void {
     const batch = this.#batch;
-    if (batch.length === 0 || this.#socket.readyState !== OPEN) return;
+    if (batch.length === 0 || this.#closing) return;
     this.#batch = [];
     this.#write(batch.length === 1 ? batch[0] : `[${batch.join(",")}]`);
   }
 
   #write(frame: string): void {
     this.#socket.send(frame);
+    // Reading bufferedAmount is a call into the runtime: every few frames is
+    // enough, as each is at most max_frame_bytes.
+    if (++this.#writes % BUFFER_CHECK_EVERY !== 0) return;
     if (this.#socket.bufferedAmount > this.#options.limits.maxBufferedBytes) {
       this.#cutOff(CLOSE_TRY_AGAIN_LATER, "slow_consumer");
     }
   }
 
   close(code: number, reason: string): void {
-    if (this.#socket.readyState < CLOSING) this.#socket.close(code, reason);
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#socket.close(code, reason);
   }
 
   #cutOff(code: number, reason: "frame_too_large" | "slow_consumer"): void {

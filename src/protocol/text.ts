@@ -7,19 +7,22 @@
 
 import type { ChatEvent } from "../events.ts";
 
-/** Frames already made, so a broadcast event is serialized once, not per recipient. */
-const frames = new WeakMap<ChatEvent, string>();
+/**
+ * The last event encoded and its frame: a broadcast hands the same event to
+ * every recipient in a row, so it is serialized once, not per recipient.
+ */
+let lastEvent: ChatEvent | undefined;
+let lastFrame = "";
 
 /** The JSON text frame for `event`. */
 export function encodeTextFrame(event: ChatEvent): string {
-  let frame = frames.get(event);
-  if (frame === undefined) {
-    frame = JSON.stringify({
+  if (event !== lastEvent) {
+    lastFrame = JSON.stringify({
       body: event.body,
       origin: event.origin,
       sentAt: event.sentAt.toISOString(),
     });
-    frames.set(event, frame);
+    lastEvent = event;
   }
-  return frame;
+  return lastFrame;
 }

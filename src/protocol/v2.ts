@@ -50,17 +50,20 @@ function toWire(event: ChatEvent): Record<string, unknown> {
   }
 }
 
-/** Frames already made, so a broadcast event is serialized once, not per recipient. */
-const frames = new WeakMap<ChatEvent, string>();
+/**
+ * The last event encoded and its JSON: a broadcast hands the same event to
+ * every recipient in a row, so it is serialized once, not per recipient.
+ */
+let lastEvent: ChatEvent | undefined;
+let lastJson = "";
 
-/** The JSON text frame for `event`. */
+/** The JSON of one event; a frame holds one, or an array of several. */
 export function encodeV2Frame(event: ChatEvent): string {
-  let frame = frames.get(event);
-  if (frame === undefined) {
-    frame = JSON.stringify(toWire(event));
-    frames.set(event, frame);
+  if (event !== lastEvent) {
+    lastJson = JSON.stringify(toWire(event));
+    lastEvent = event;
   }
-  return frame;
+  return lastJson;
 }
 
 type Fields = Record<string, unknown>;
