@@ -29,7 +29,9 @@ export function barChart(title: string, bars: Bar[]): string {
       `<rect x="${labelWidth}" y="${y + 3}" width="${length.toFixed(1)}" height="${
         rowHeight - 10
       }" rx="3" fill="${fill}"/>`,
-      `<text x="${labelWidth + length + 8}" y="${y + 17}">${escape(bar.caption)}</text>`,
+      `<text x="${(labelWidth + length + 8).toFixed(1)}" y="${y + 17}">${
+        escape(bar.caption)
+      }</text>`,
     ].join("");
   });
   return [
