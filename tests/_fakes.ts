@@ -3,6 +3,7 @@
 import { Chatroom, type ChatroomOptions } from "../src/chatroom.ts";
 import { type Config, loadConfig } from "../src/config.ts";
 import type { ChatEvent, Origin, Sink } from "../src/events.ts";
+import type { User } from "../src/user.ts";
 
 /** The fixed time every fake-clock event carries. */
 export const NOW = new Date("2026-01-02T03:04:05.678Z");
@@ -66,4 +67,16 @@ export function createTestChatroom(options: Partial<ChatroomOptions> = {}): Chat
     generateName: sequentialNames(),
     ...options,
   });
+}
+
+/** A test chatroom with `count` users already connected and their sinks emptied. */
+export function chatroomWith(
+  count: number,
+  options: Partial<ChatroomOptions> = {},
+): { chatroom: Chatroom; sinks: FakeSink[]; users: User[] } {
+  const chatroom = createTestChatroom(options);
+  const sinks = Array.from({ length: count }, () => new FakeSink());
+  const users = sinks.map((sink) => chatroom.connect(sink));
+  for (const sink of sinks) sink.take();
+  return { chatroom, sinks, users };
 }

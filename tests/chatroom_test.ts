@@ -3,18 +3,16 @@ import { cleanText, truncateText } from "../src/chatroom.ts";
 import type { Command } from "../src/commands/mod.ts";
 import { COMMANDS } from "../src/commands/mod.ts";
 import { createMetrics } from "../src/metrics.ts";
-import { createTestChatroom, FakeClock, FakeSink, NOW, TEST_CHAT_CONFIG } from "./_fakes.ts";
+import {
+  chatroomWith,
+  createTestChatroom,
+  FakeClock,
+  FakeSink,
+  NOW,
+  TEST_CHAT_CONFIG,
+} from "./_fakes.ts";
 
 const WELCOME_HINT = '(hint: type "!help" for help)';
-
-/** A chatroom with `count` users already connected and their sinks emptied. */
-function roomWith(count: number, options: Parameters<typeof createTestChatroom>[0] = {}) {
-  const chatroom = createTestChatroom(options);
-  const sinks = Array.from({ length: count }, () => new FakeSink());
-  const users = sinks.map((sink) => chatroom.connect(sink));
-  for (const sink of sinks) sink.take();
-  return { chatroom, sinks, users };
-}
 
 Deno.test("connect", async (t) => {
   await t.step("welcomes the newcomer and tells everyone else", () => {
@@ -54,7 +52,7 @@ Deno.test("connect", async (t) => {
 
 Deno.test("chat messages", async (t) => {
   await t.step("reach everyone else as USER and the sender as SELF", () => {
-    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = roomWith(3);
+    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = chatroomWith(3);
     chatroom.receive(aliceUser, "hello there");
     assertEquals(alice.take(), [["SELF", "Guest1: hello there"]]);
     assertEquals(bob.take(), [["USER", "Guest1: hello there"]]);
@@ -62,21 +60,21 @@ Deno.test("chat messages", async (t) => {
   });
 
   await t.step("share one event object between recipients", () => {
-    const { chatroom, sinks: [, bob, carol], users: [aliceUser] } = roomWith(3);
+    const { chatroom, sinks: [, bob, carol], users: [aliceUser] } = chatroomWith(3);
     chatroom.receive(aliceUser, "hi");
     assertStrictEquals(bob.events[0], carol.events[0]);
   });
 
   await t.step("are cut to max_message_len code points", () => {
     const config = { ...TEST_CHAT_CONFIG, maxMessageLen: 3 };
-    const { chatroom, sinks: [, bob], users: [aliceUser] } = roomWith(2, { config });
+    const { chatroom, sinks: [, bob], users: [aliceUser] } = chatroomWith(2, { config });
     chatroom.receive(aliceUser, "abcdef");
     chatroom.receive(aliceUser, "😀😀😀😀");
     assertEquals(bob.take(), [["USER", "Guest1: abc"], ["USER", "Guest1: 😀😀😀"]]);
   });
 
   await t.step("from a user who left are ignored", () => {
-    const { chatroom, sinks: [, bob], users: [aliceUser] } = roomWith(2);
+    const { chatroom, sinks: [, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.disconnect(aliceUser);
     bob.take();
     chatroom.receive(aliceUser, "ghost");
@@ -93,7 +91,7 @@ Deno.test("truncateText never splits a surrogate pair", () => {
 
 Deno.test("commands", async (t) => {
   await t.step("!help lists every command with its summary", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!help");
     const lines = chatroom.commands.map((command) => `${command.usage} - ${command.summary}`);
     assertEquals(alice.take(), [["SERVER", `Available commands:\n${lines.join("\n")}`]]);
@@ -114,7 +112,7 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("!about, !env and !ping answer only the caller", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!about");
     chatroom.receive(aliceUser, "!env");
     chatroom.receive(aliceUser, "!ping");
@@ -127,19 +125,19 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("names are case-insensitive", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!PiNg");
     assertEquals(alice.take(), [["SERVER", "pong!"]]);
   });
 
   await t.step("!who lists users in arrival order", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(3);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(3);
     chatroom.receive(aliceUser, "!who");
     assertEquals(alice.take(), [["SERVER", "Connected Users: Guest1, Guest2, Guest3"]]);
   });
 
   await t.step("!setname removes whitespace and tells everyone", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!setname  Big \t Bird ");
     const notice: [string, string] = ["SERVER", '"Guest1" has changed their name to "BigBird"'];
     assertEquals(alice.take(), [notice]);
@@ -150,7 +148,7 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("!setname without a name answers with its usage", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!setname");
     chatroom.receive(aliceUser, "!setname    ");
     assertEquals(alice.take(), [
@@ -160,7 +158,7 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("!setname refuses a name someone else holds", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!setname guest2");
     assertEquals(alice.take(), [["SERVER", 'Cannot change your name to "guest2": it is taken']]);
     assertEquals(bob.take(), []);
@@ -168,13 +166,13 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("!setname may change the case of one's own name", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!setname GUEST1");
     assertEquals(alice.take(), [["SERVER", '"Guest1" has changed their name to "GUEST1"']]);
   });
 
   await t.step("!pm reaches only the target, with an echo to the sender", () => {
-    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = roomWith(3);
+    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = chatroomWith(3);
     chatroom.receive(aliceUser, "!pm guest2 see  you later");
     assertEquals(bob.take(), [["PRIVATE", "PM <- Guest1: see  you later"]]);
     assertEquals(alice.take(), [["PRIVATE", "PM -> Guest2: see  you later"]]);
@@ -182,7 +180,7 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("!pm with missing parts answers with its usage", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!pm");
     chatroom.receive(aliceUser, "!pm Guest2");
     chatroom.receive(aliceUser, "!pm Guest2    ");
@@ -192,13 +190,13 @@ Deno.test("commands", async (t) => {
   });
 
   await t.step("!pm to an unknown user says so", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = roomWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!pm Nobody hi");
     assertEquals(alice.take(), [["SERVER", "!pm error: user Nobody not found"]]);
   });
 
   await t.step("an unknown command is named in the reply", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!dance wildly");
     chatroom.receive(aliceUser, "!");
     assertEquals(alice.take(), [
@@ -210,7 +208,7 @@ Deno.test("commands", async (t) => {
 });
 
 Deno.test("disconnect tells the others once", () => {
-  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
   chatroom.disconnect(aliceUser);
   chatroom.disconnect(aliceUser);
   assertEquals(bob.take(), [["SERVER", "Guest1 has disconnected!"]]);
@@ -220,7 +218,7 @@ Deno.test("disconnect tells the others once", () => {
 });
 
 Deno.test("shutdown says goodbye and closes every connection with 1001", () => {
-  const { chatroom, sinks } = roomWith(2);
+  const { chatroom, sinks } = chatroomWith(2);
   chatroom.shutdown();
   for (const sink of sinks) {
     assertEquals(sink.take(), [["SERVER", "Server is shutting down... goodbye."]]);
@@ -245,7 +243,7 @@ Deno.test("an error while handling a frame is answered to its sender only", () =
     },
   };
   const metrics = createMetrics();
-  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2, {
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
     commands: [...COMMANDS, broken],
     metrics,
   });
@@ -266,7 +264,7 @@ Deno.test("flood control follows the clock", async (t) => {
 
   await t.step("warns once, drops, and lets messages through as tokens return", () => {
     const clock = new FakeClock();
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2, {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
       config,
       now: clock.now,
     });
@@ -284,7 +282,7 @@ Deno.test("flood control follows the clock", async (t) => {
 
   await t.step("closes with 1008 after disconnect_after seconds of flooding", () => {
     const clock = new FakeClock();
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2, {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
       config,
       now: clock.now,
     });
@@ -302,7 +300,7 @@ Deno.test("flood control follows the clock", async (t) => {
 });
 
 Deno.test("binary frames get an error reply", () => {
-  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = roomWith(2);
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
   chatroom.receiveBinary(aliceUser);
   assertEquals(alice.take(), [["SERVER", "Binary frames are not supported: send text."]]);
   assertEquals(bob.take(), []);
@@ -310,7 +308,7 @@ Deno.test("binary frames get an error reply", () => {
 
 Deno.test("presence notices stop above presence_notice_max_members", () => {
   const config = { ...TEST_CHAT_CONFIG, presenceNoticeMaxMembers: 2 };
-  const { chatroom, sinks: [alice] } = roomWith(2, { config });
+  const { chatroom, sinks: [alice] } = chatroomWith(2, { config });
   const carol = chatroom.connect(new FakeSink());
   chatroom.disconnect(carol);
   assertEquals(alice.take(), []);

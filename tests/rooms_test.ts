@@ -1,26 +1,17 @@
 import { assertEquals } from "@std/assert";
 import type { MessageEvent } from "../src/events.ts";
-import { createTestChatroom, FakeClock, FakeSink, TEST_CHAT_CONFIG } from "./_fakes.ts";
-
-type Options = Parameters<typeof createTestChatroom>[0];
-
-/** A chatroom with `count` users in the lobby and their sinks emptied. */
-function lobbyWith(count: number, options: Options = {}) {
-  const chatroom = createTestChatroom(options);
-  const sinks = Array.from({ length: count }, () => new FakeSink());
-  const users = sinks.map((sink) => chatroom.connect(sink));
-  for (const sink of sinks) sink.take();
-  return { chatroom, sinks, users };
-}
+import { chatroomWith, FakeClock, FakeSink, TEST_CHAT_CONFIG } from "./_fakes.ts";
 
 Deno.test("rooms", async (t) => {
   await t.step("everyone starts in the lobby", () => {
-    const { users } = lobbyWith(2);
+    const { users } = chatroomWith(2);
     assertEquals(users.map((user) => user.room?.name), ["lobby", "lobby"]);
   });
 
   await t.step("!join moves a user, and both rooms hear of it", () => {
-    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser, , carolUser] } = lobbyWith(3);
+    const { chatroom, sinks: [alice, bob, carol], users: [aliceUser, , carolUser] } = chatroomWith(
+      3,
+    );
     chatroom.receive(carolUser, "!join games");
     for (const sink of [alice, bob, carol]) sink.take();
     chatroom.receive(aliceUser, "!join Games");
@@ -31,7 +22,7 @@ Deno.test("rooms", async (t) => {
   });
 
   await t.step("messages stay in their room; !pm crosses rooms", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = lobbyWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!join games");
     alice.take();
     bob.take();
@@ -42,7 +33,7 @@ Deno.test("rooms", async (t) => {
   });
 
   await t.step("!leave returns to the lobby; there it is refused", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!leave");
     assertEquals(alice.take(), [["SERVER", "You are already in lobby"]]);
     chatroom.receive(aliceUser, "!join games");
@@ -53,7 +44,7 @@ Deno.test("rooms", async (t) => {
   });
 
   await t.step("invalid room names and a second !join of the same room are refused", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!join no spaces");
     chatroom.receive(aliceUser, `!join ${"r".repeat(33)}`);
     chatroom.receive(aliceUser, "!join LOBBY");
@@ -69,7 +60,7 @@ Deno.test("rooms", async (t) => {
   });
 
   await t.step("!rooms lists rooms with member counts; !who the current room", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser, bobUser] } = lobbyWith(3);
+    const { chatroom, sinks: [alice], users: [aliceUser, bobUser] } = chatroomWith(3);
     chatroom.receive(bobUser, "!join games");
     chatroom.receive(aliceUser, "!rooms");
     chatroom.receive(aliceUser, "!who");
@@ -80,7 +71,7 @@ Deno.test("rooms", async (t) => {
   });
 
   await t.step("!me is an emote in the room", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = lobbyWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!me waves");
     chatroom.receive(aliceUser, "!me");
     assertEquals(bob.take(), [["USER", "* Guest1 waves"]]);
@@ -88,7 +79,7 @@ Deno.test("rooms", async (t) => {
   });
 
   await t.step("!help <command> explains one command", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!help join");
     chatroom.receive(aliceUser, "!help !PM");
     chatroom.receive(aliceUser, "!help fly");
@@ -102,7 +93,7 @@ Deno.test("rooms", async (t) => {
 
 Deno.test("history", async (t) => {
   await t.step("a newcomer gets the backlog, oldest first, as HISTORY", () => {
-    const { chatroom, users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "one");
     chatroom.receive(aliceUser, "!me two");
     const bob = new FakeSink();
@@ -112,7 +103,7 @@ Deno.test("history", async (t) => {
 
   await t.step("each room numbers its own messages and keeps history_size of them", () => {
     const config = { ...TEST_CHAT_CONFIG, historySize: 2 };
-    const { chatroom, users: [aliceUser, bobUser] } = lobbyWith(2, { config });
+    const { chatroom, users: [aliceUser, bobUser] } = chatroomWith(2, { config });
     chatroom.receive(bobUser, "!join games");
     for (const text of ["a", "b", "c"]) chatroom.receive(aliceUser, text);
     chatroom.receive(bobUser, "g");
@@ -122,7 +113,7 @@ Deno.test("history", async (t) => {
   });
 
   await t.step("!history [n] replays the newest messages", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!history");
     for (const text of ["a", "b", "c"]) chatroom.receive(aliceUser, text);
     alice.take();
@@ -136,7 +127,7 @@ Deno.test("history", async (t) => {
   });
 
   await t.step("with nothing said, !history says so", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "!history");
     assertEquals(alice.take(), [["SERVER", "No messages in lobby yet"]]);
   });
@@ -146,7 +137,7 @@ Deno.test("idle rooms", async (t) => {
   await t.step("an empty room goes, with its history, after room_idle_ttl", () => {
     const clock = new FakeClock();
     const config = { ...TEST_CHAT_CONFIG, roomIdleTtl: 60 };
-    const { chatroom, users: [aliceUser] } = lobbyWith(1, { config, now: clock.now });
+    const { chatroom, users: [aliceUser] } = chatroomWith(1, { config, now: clock.now });
     chatroom.receive(aliceUser, "!join games");
     chatroom.receive(aliceUser, "remember me");
     chatroom.receive(aliceUser, "!leave");
@@ -161,7 +152,7 @@ Deno.test("idle rooms", async (t) => {
 
   await t.step("max_rooms bounds how many rooms exist", () => {
     const config = { ...TEST_CHAT_CONFIG, maxRooms: 2 };
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1, { config });
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1, { config });
     chatroom.receive(aliceUser, "!join one");
     chatroom.receive(aliceUser, "!join two");
     assertEquals(alice.take().at(-1), [
@@ -178,7 +169,7 @@ Deno.test("resume", async (t) => {
       .map((event) => event.text);
 
   await t.step("with the token, takes the session over and replays only what was missed", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = lobbyWith(2);
+    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
     chatroom.receive(bobUser, "seen");
     chatroom.receive(bobUser, "missed 1");
     chatroom.receive(bobUser, "missed 2");
@@ -198,7 +189,7 @@ Deno.test("resume", async (t) => {
   });
 
   await t.step("into the room it was in", () => {
-    const { chatroom, sinks: [, bob], users: [aliceUser, bobUser] } = lobbyWith(2);
+    const { chatroom, sinks: [, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
     chatroom.receive(aliceUser, "!join games");
     chatroom.receive(bobUser, "!join games");
     chatroom.receive(bobUser, "hi");
@@ -219,14 +210,14 @@ Deno.test("resume", async (t) => {
   });
 
   await t.step("without the right token, the name is not taken over", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     const stranger = chatroom.connect(new FakeSink(), { name: aliceUser.name, token: "guess" });
     assertEquals(stranger.name, "Guest2");
     assertEquals(alice.closed, undefined);
   });
 
   await t.step("a seq from before a restart replays the whole history", () => {
-    const { chatroom, users: [aliceUser] } = lobbyWith(1);
+    const { chatroom, users: [aliceUser] } = chatroomWith(1);
     chatroom.receive(aliceUser, "new life");
     const fresh = new FakeSink();
     chatroom.connect(fresh, { name: "Returning", room: "lobby", lastSeq: 99 });
