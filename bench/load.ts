@@ -49,17 +49,35 @@ export function median(values: number[]): number {
   return sorted.length % 2 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
 }
 
+/** How long a worker may take to report, before the measurement fails instead of hanging. */
+const WORKER_TIMEOUT_MS = 60_000;
+
 function waitFor<T extends FromWorker["type"]>(
   worker: Worker,
   type: T,
 ): Promise<Extract<FromWorker, { type: T }>> {
-  return new Promise((resolve) => {
-    const listener = (event: MessageEvent<FromWorker>) => {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cleanUp();
+      reject(new Error(`A load worker sent no "${type}" within ${WORKER_TIMEOUT_MS / 1000} s`));
+    }, WORKER_TIMEOUT_MS);
+    const onMessage = (event: MessageEvent<FromWorker>) => {
       if (event.data.type !== type) return;
-      worker.removeEventListener("message", listener);
+      cleanUp();
       resolve(event.data as Extract<FromWorker, { type: T }>);
     };
-    worker.addEventListener("message", listener);
+    const onError = (event: ErrorEvent) => {
+      event.preventDefault();
+      cleanUp();
+      reject(new Error(`A load worker failed: ${event.message}`));
+    };
+    const cleanUp = () => {
+      clearTimeout(timer);
+      worker.removeEventListener("message", onMessage);
+      worker.removeEventListener("error", onError);
+    };
+    worker.addEventListener("message", onMessage);
+    worker.addEventListener("error", onError);
   });
 }
 
@@ -119,11 +137,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       clientCpu: cpu / wall,
     };
   } finally {
-    await Promise.all(workers.map((worker) => {
-      const closed = waitFor(worker, "closed");
-      worker.postMessage({ type: "close" } satisfies ToWorker);
-      return Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 2000))]);
-    }));
+    // Ending a worker closes its sockets.
     for (const worker of workers) worker.terminate();
   }
 }

@@ -16,14 +16,11 @@ export interface WorkerSetup {
   messages: number;
 }
 
-export type ToWorker = { type: "setup"; setup: WorkerSetup } | { type: "round"; round: number } | {
-  type: "close";
-};
+export type ToWorker = { type: "setup"; setup: WorkerSetup } | { type: "round"; round: number };
 
 export type FromWorker =
   | { type: "ready" }
-  | { type: "done"; round: number; latencies: Float64Array; frames: number; events: number }
-  | { type: "closed" };
+  | { type: "done"; round: number; latencies: Float64Array; frames: number; events: number };
 
 const now = (): number => performance.timeOrigin + performance.now();
 const PIPE = 124;
@@ -103,7 +100,7 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     setup = message.setup;
     sockets = await Promise.all(setup.ids.map((_, index) => connect(index)));
     self.postMessage({ type: "ready" } satisfies FromWorker);
-  } else if (message.type === "round") {
+  } else {
     round = message.round;
     received = sockets.map(() => 0);
     latencies = new Float64Array(sockets.length * setup.expected);
@@ -111,8 +108,5 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
     events = 0;
     finished = 0;
     sockets.forEach((socket, index) => sendRound(socket, setup.ids[index]));
-  } else {
-    for (const socket of sockets) socket.close();
-    self.postMessage({ type: "closed" } satisfies FromWorker);
   }
 };
