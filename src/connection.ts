@@ -22,7 +22,6 @@ export const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /** The part of a WebSocket the chat uses, so tests can pass a fake. */
 export interface SocketLike {
-  readonly readyState: number;
   readonly bufferedAmount: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
