@@ -370,7 +370,7 @@ export class Chatroom implements CommandHost, BrokerHandler {
   }
 
   say(user: User, text: string, emote = false): void {
-    this.#broker.publishRoomNote({
+    const accepted = this.#broker.publishRoomNote({
       kind: "message",
       room: user.room!.name,
       id: this.#nextId(),
@@ -379,6 +379,7 @@ export class Chatroom implements CommandHost, BrokerHandler {
       text,
       emote,
     });
+    if (!accepted) this.#fail(user, "unavailable", "not_sent", {});
   }
 
   sendMembers(user: User): void {

@@ -66,6 +66,7 @@ export const MESSAGE_PLACEHOLDERS = {
   history_empty: ["room"],
   degraded: [],
   recovered: [],
+  not_sent: [],
 } as const satisfies Record<string, readonly string[]>;
 
 /** The name of a chat message template. */

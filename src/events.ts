@@ -20,6 +20,7 @@ export type ErrorCode =
   | "room_limit"
   | "flood"
   | "binary_unsupported"
+  | "unavailable"
   | "internal";
 
 /** What every event has. */

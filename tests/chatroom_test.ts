@@ -1,4 +1,6 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
+import { LocalBroker } from "../src/broker/local.ts";
+import type { RoomNote } from "../src/broker/types.ts";
 import { cleanText, truncateText } from "../src/chatroom.ts";
 import type { Command } from "../src/commands/mod.ts";
 import { COMMANDS } from "../src/commands/mod.ts";
@@ -312,4 +314,21 @@ Deno.test("presence notices stop above presence_notice_max_members", () => {
   const carol = chatroom.connect(new FakeSink());
   chatroom.disconnect(carol);
   assertEquals(alice.take(), []);
+});
+
+Deno.test("a message the broker cannot queue is refused to its sender", () => {
+  class FullBroker extends LocalBroker {
+    override publishRoomNote(note: RoomNote): boolean {
+      return note.kind === "message" ? false : super.publishRoomNote(note);
+    }
+  }
+  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
+    broker: new FullBroker(),
+  });
+  chatroom.receive(aliceUser, "lost in the outage");
+  assertEquals(alice.take(), [[
+    "SERVER",
+    "Your message was not sent: the link to the other servers has been down too long. Try again later.",
+  ]]);
+  assertEquals(bob.take(), []);
 });

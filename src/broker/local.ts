@@ -37,15 +37,17 @@ export class LocalBroker implements Broker {
     }
   }
 
-  publishRoomNote(note: RoomNote): void {
+  publishRoomNote(note: RoomNote): boolean {
     if (this.#store === undefined || note.kind !== "message") {
-      return this.#handler?.deliverRoomNote(note);
+      this.#handler?.deliverRoomNote(note);
+      return true;
     }
     const room = nameKey(note.room);
     const seq = (this.#lastSeq.get(room) ?? 0) + 1;
     this.#lastSeq.set(room, seq);
     this.#store.append(note, seq);
     this.#handler?.deliverRoomNote(note, seq);
+    return true;
   }
 
   publishPrivate(note: PrivateNote, _to: RemoteUser): void {

@@ -29,6 +29,8 @@ const ROOM_SUBJECTS = "chat.room.>";
 const BUCKET = "chat_names";
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
 const RETRY_MS = 500;
+/** Room events kept while NATS is away; beyond this, users are told to try later. */
+const MAX_OUTBOX = 10_000;
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -172,9 +174,11 @@ export class NatsBroker implements Broker {
     log.info("Joined the cluster as instance {instance}", { instance: this.instance });
   }
 
-  publishRoomNote(note: RoomNote): void {
+  publishRoomNote(note: RoomNote): boolean {
+    if (this.#outbox.length >= MAX_OUTBOX) return false;
     this.#outbox.push(note);
     this.#flush();
+    return true;
   }
 
   publishPrivate(note: PrivateNote, to: RemoteUser): void {

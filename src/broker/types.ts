@@ -77,8 +77,11 @@ export interface Broker {
   readonly instance: string;
   /** Sets who receives deliveries; called once by the chatroom. */
   attach(handler: BrokerHandler): void;
-  /** Sends a room event to every instance, this one included. */
-  publishRoomNote(note: RoomNote): void;
+  /**
+   * Sends a room event to every instance, this one included. Returns false
+   * when it cannot even be queued (the cluster is away and the queue is full).
+   */
+  publishRoomNote(note: RoomNote): boolean;
   /** Sends a private message to the instance where `to` is connected. */
   publishPrivate(note: PrivateNote, to: RemoteUser): void;
   /** The user of another instance holding this name key, if any. */
