@@ -478,7 +478,8 @@ export class Chatroom implements CommandHost, BrokerHandler {
 
   /** The room called `name` as another instance named it, created here when missing. */
   #roomOf(name: string): Room {
-    const key = nameKey(name);
+    // Notes carry the room's own spelling, so the usual case needs no normalizing.
+    const key = this.#rooms.has(name) ? name : nameKey(name);
     let room = this.#rooms.get(key);
     if (room === undefined) {
       room = new Room(name, this.#config.historySize);

@@ -394,6 +394,28 @@ function readCluster(
   return { servers, nameTtl, heartbeat };
 }
 
+/** A template split once into literal text and the names of its placeholders, alternating. */
+const compiled = new Map<string, readonly string[]>();
+
+function compile(template: string): readonly string[] {
+  let parts = compiled.get(template);
+  if (parts === undefined) {
+    // split() with a capturing group alternates literal, name, literal, ...
+    parts = template.split(/\$(\$|\w*)/).map((part, index) =>
+      index % 2 === 1 && part === "$" ? "" : part
+    );
+    // "$$" is a literal dollar sign: fold it into the text around it.
+    const folded: string[] = [parts[0]];
+    for (let index = 1; index < parts.length; index += 2) {
+      if (parts[index] === "") folded[folded.length - 1] += "$" + parts[index + 1];
+      else folded.push(parts[index], parts[index + 1]);
+    }
+    parts = folded;
+    compiled.set(template, parts);
+  }
+  return parts;
+}
+
 /** Fills a message template: `$name` takes `values.name`, `$$` is a dollar sign. */
 export function renderMessage<K extends MessageKey>(
   messages: Messages,
@@ -401,8 +423,10 @@ export function renderMessage<K extends MessageKey>(
   values: MessageValues<K>,
 ): string {
   const named = values as Readonly<Record<string, string>>;
-  return messages[key].replace(
-    /\$(\$|\w*)/g,
-    (_, name: string) => name === "$" ? "$" : named[name],
-  );
+  const parts = compile(messages[key]);
+  let text = parts[0];
+  for (let index = 1; index < parts.length; index += 2) {
+    text += named[parts[index]] + parts[index + 1];
+  }
+  return text;
 }
