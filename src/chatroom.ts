@@ -510,10 +510,7 @@ export class Chatroom implements CommandHost, BrokerHandler {
   /** Everyone in `room`, here and on other instances. */
   #memberNames(room: Room): string[] {
     const names = [...room.members].map((member) => member.name);
-    const key = nameKey(room.name);
-    for (const other of this.#broker.remoteUsers()) {
-      if (nameKey(other.room) === key) names.push(other.name);
-    }
+    for (const other of this.#broker.remoteMembers(room.name)) names.push(other.name);
     return names;
   }
 
@@ -648,10 +645,8 @@ export class Chatroom implements CommandHost, BrokerHandler {
   /** Join and leave notices stop in big rooms, where a mass reconnect would cost O(n²) frames. */
   #announcesPresence(room: Room): boolean {
     let members = room.members.size;
-    if (members > this.#config.presenceNoticeMaxMembers) return false;
-    const key = nameKey(room.name);
-    for (const other of this.#broker.remoteUsers()) {
-      if (nameKey(other.room) === key) members++;
+    for (const _ of this.#broker.remoteMembers(room.name)) {
+      if (++members > this.#config.presenceNoticeMaxMembers) return false;
     }
     return members <= this.#config.presenceNoticeMaxMembers;
   }

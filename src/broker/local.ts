@@ -62,6 +62,10 @@ export class LocalBroker implements Broker {
     return [];
   }
 
+  remoteMembers(_room: string): Iterable<RemoteUser> {
+    return [];
+  }
+
   announce(_name: string, _room: string, _userId: number): void {}
 
   withdraw(_name: string): void {}

@@ -77,6 +77,8 @@ export class NatsBroker implements Broker {
   #handler: BrokerHandler | undefined;
   /** Users of other instances, by bucket key. */
   readonly #remote = new Map<string, NameEntry>();
+  /** The same users by room key, then bucket key, so a room's members cost O(room). */
+  readonly #remoteByRoom = new Map<string, Map<string, NameEntry>>();
   /** Names this instance holds, by name key. */
   readonly #local = new Map<string, NameEntry>();
   /** When each other instance last showed signs of life. */
@@ -193,6 +195,29 @@ export class NatsBroker implements Broker {
     return this.#remote.values();
   }
 
+  remoteMembers(room: string): Iterable<RemoteUser> {
+    return this.#remoteByRoom.get(nameKey(room))?.values() ?? [];
+  }
+
+  #setRemote(key: string, user: NameEntry): void {
+    this.#deleteRemote(key);
+    this.#remote.set(key, user);
+    const room = nameKey(user.room);
+    let members = this.#remoteByRoom.get(room);
+    if (members === undefined) this.#remoteByRoom.set(room, members = new Map());
+    members.set(key, user);
+  }
+
+  #deleteRemote(key: string): void {
+    const user = this.#remote.get(key);
+    if (user === undefined) return;
+    this.#remote.delete(key);
+    const room = nameKey(user.room);
+    const members = this.#remoteByRoom.get(room);
+    members?.delete(key);
+    if (members?.size === 0) this.#remoteByRoom.delete(room);
+  }
+
   announce(name: string, room: string, userId: number): void {
     const key = nameKey(name);
     const entry: NameEntry = { name, room, instance: this.instance, userId };
@@ -262,12 +287,12 @@ export class NatsBroker implements Broker {
     (async () => {
       for await (const entry of watch) {
         if (entry.operation !== "PUT") {
-          this.#remote.delete(entry.key);
+          this.#deleteRemote(entry.key);
           continue;
         }
         const user = entry.json<NameEntry>();
         if (user.instance === this.instance) continue;
-        this.#remote.set(entry.key, user);
+        this.#setRemote(entry.key, user);
         this.#lastSeen.set(user.instance, Date.now());
       }
     })();
@@ -328,7 +353,7 @@ export class NatsBroker implements Broker {
       log.warning("Instance {instance} is gone; releasing its users", { instance });
       for (const [key, user] of this.#remote) {
         if (user.instance !== instance) continue;
-        this.#remote.delete(key);
+        this.#deleteRemote(key);
         if (!speaker) continue;
         this.#kv.delete(key).catch(() => {});
         this.publishRoomNote({

@@ -88,6 +88,8 @@ export interface Broker {
   findRemote(key: string): RemoteUser | undefined;
   /** Every user of the other instances. */
   remoteUsers(): Iterable<RemoteUser>;
+  /** The users of the other instances who are in `room`. */
+  remoteMembers(room: string): Iterable<RemoteUser>;
   /** Records that a local user holds `name` and is in `room`. */
   announce(name: string, room: string, userId: number): void;
   /** Gives up a name a local user held. */
