@@ -5,6 +5,8 @@
 
 /// <reference lib="deno.worker" />
 
+import { WsClient } from "./ws_client.ts";
+
 export interface WorkerSetup {
   url: string;
   /** `v2-batched` sends each client's messages of a round as one frame (a JSON array). */
@@ -23,11 +25,13 @@ export type FromWorker =
   | { type: "done"; round: number; latencies: Float64Array; frames: number; events: number };
 
 const now = (): number => performance.timeOrigin + performance.now();
-const PIPE = 124;
-const ZERO = 48;
+const B = 98; // "b"
+const PIPE = 124; // "|"
+const ZERO = 48; // "0"
+const DOT = 46; // "."
 
 let setup: WorkerSetup;
-let sockets: WebSocket[] = [];
+let sockets: WsClient[] = [];
 let round = -1;
 let received: number[] = [];
 /** One slot per delivery this worker's clients receive in a round. */
@@ -36,25 +40,36 @@ let frames = 0;
 let events = 0;
 let finished = 0;
 
+/** Reads the decimal number (digits and at most one point) at `cursor` up to `end`. */
+function readNumber(data: Uint8Array, cursor: number): number {
+  let value = 0;
+  let scale = 0;
+  for (let code = data[cursor]; cursor < data.length; code = data[++cursor]) {
+    if (code === DOT) scale = 1;
+    else if (code >= ZERO && code <= ZERO + 9) {
+      value = value * 10 + code - ZERO;
+      if (scale) scale *= 10;
+    } else break;
+  }
+  return scale ? value / scale : value;
+}
+
 /**
- * Counts the bench messages in one frame without parsing its JSON: each is
- * "b|<round>|<client>|<n>|<sent at>" inside a string, wherever the protocol
- * puts it, and a batched v2 frame holds many. Scanning by hand keeps the
- * client far cheaper than the servers it measures.
+ * Counts the bench messages in one frame without parsing its JSON or decoding
+ * its UTF-8: each is "b|<round>|<client>|<n>|<sent at>" inside a string,
+ * wherever the protocol puts it, and a batched v2 frame holds many. Scanning
+ * bytes keeps the client far cheaper than the servers it measures.
  */
-function onFrame(index: number, data: string): void {
+function onFrame(index: number, data: Uint8Array): void {
   frames++;
   const at = now();
-  for (let start = data.indexOf("b|"); start >= 0; start = data.indexOf("b|", start + 2)) {
+  for (let start = data.indexOf(B); start >= 0; start = data.indexOf(B, start + 1)) {
+    if (data[start + 1] !== PIPE) continue;
     let cursor = start + 2;
-    let messageRound = 0;
-    for (let code = data.charCodeAt(cursor++); code !== PIPE; code = data.charCodeAt(cursor++)) {
-      messageRound = messageRound * 10 + code - ZERO;
-    }
-    if (messageRound !== round) continue;
-    // Skip <client> and <n>; what follows the next bar is the send time.
-    cursor = data.indexOf("|", data.indexOf("|", cursor) + 1) + 1;
-    latencies[events++] = at - parseFloat(data.slice(cursor, data.indexOf('"', cursor)));
+    if (readNumber(data, cursor) !== round) continue;
+    // Skip <round>, <client> and <n>; what follows the next bar is the send time.
+    for (let bars = 0; bars < 3; cursor++) if (data[cursor] === PIPE) bars++;
+    latencies[events++] = at - readNumber(data, cursor);
     if (++received[index] === setup.expected && ++finished === sockets.length) {
       const done: FromWorker = {
         type: "done",
@@ -68,30 +83,24 @@ function onFrame(index: number, data: string): void {
   }
 }
 
-async function connect(index: number): Promise<WebSocket> {
+function connect(index: number): Promise<WsClient> {
   const v2 = setup.protocol !== "text";
-  const socket = v2 ? new WebSocket(setup.url, "chat.v2") : new WebSocket(setup.url);
-  await new Promise((resolve, reject) => {
-    socket.addEventListener("open", resolve, { once: true });
-    socket.addEventListener("error", reject, { once: true });
-  });
-  if (v2) socket.send(JSON.stringify({ type: "hello" }));
-  socket.addEventListener("message", (event) => onFrame(index, event.data));
-  return socket;
+  return WsClient.open(setup.url, v2 ? "chat.v2" : undefined, (data) => onFrame(index, data))
+    .then(async (socket) => {
+      if (v2) await socket.send(JSON.stringify({ type: "hello" }));
+      return socket;
+    });
 }
 
-function sendRound(socket: WebSocket, id: number): void {
+function sendRound(socket: WsClient, id: number): void {
   const texts = Array.from(
     { length: setup.messages },
     (_, n) => `b|${round}|${id}|${n}|${now()}`,
   );
-  if (setup.protocol === "text") {
-    for (const text of texts) socket.send(text);
-  } else if (setup.protocol === "v2") {
-    for (const text of texts) socket.send(JSON.stringify({ type: "say", text }));
-  } else {
-    socket.send(JSON.stringify(texts.map((text) => ({ type: "say", text }))));
-  }
+  if (setup.protocol === "text") socket.send(...texts);
+  else if (setup.protocol === "v2") {
+    socket.send(...texts.map((text) => JSON.stringify({ type: "say", text })));
+  } else socket.send(JSON.stringify(texts.map((text) => ({ type: "say", text }))));
 }
 
 self.onmessage = async (event: MessageEvent<ToWorker>) => {
