@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import type { ChatEvent } from "../src/events.ts";
+import type { ChatEvent, MessageEvent } from "../src/events.ts";
 import { encodeTextFrame } from "../src/protocol/text.ts";
 import { decodeV2Frame, encodeV2Frame, type V2Input } from "../src/protocol/v2.ts";
 
@@ -153,6 +153,25 @@ Deno.test("v2 encodes every event type", () => {
   for (const [event, wire] of cases) {
     assertEquals(JSON.parse(encodeV2Frame(event)), wire, event.type);
   }
+});
+
+Deno.test("v2 sends a message's author the same frame as everyone else", () => {
+  const message: MessageEvent = {
+    ...base,
+    origin: "USER",
+    type: "message",
+    room: "lobby",
+    from: "Ann",
+    text: "hi",
+    seq: 3,
+    emote: false,
+  };
+  const others = encodeV2Frame(message);
+  assertEquals(encodeV2Frame({ ...message, origin: "SELF" }), others);
+  // Only the author's copy is taken for the event just encoded.
+  const edited: MessageEvent = { ...message, text: "bye" };
+  assertEquals(JSON.parse(encodeV2Frame(edited)).text, "bye");
+  assertEquals(JSON.parse(encodeV2Frame({ ...message, origin: "HISTORY" })).text, "hi");
 });
 
 Deno.test("the text protocol shows body, origin and sentAt only", () => {

@@ -20,13 +20,16 @@ export type V2Input =
 
 /** The JSON object sent for `event`. */
 function toWire(event: ChatEvent): Record<string, unknown> {
+  if (event.type === "message" || event.type === "history") {
+    // The hot path: one object literal, no spread.
+    const { type, id, room, from, text, seq } = event;
+    const sentAt = event.sentAt.toISOString();
+    return event.emote
+      ? { type, id, sentAt, room, from, text, seq, emote: true }
+      : { type, id, sentAt, room, from, text, seq };
+  }
   const base = { type: event.type, id: event.id, sentAt: event.sentAt.toISOString() };
   switch (event.type) {
-    case "message":
-    case "history": {
-      const { room, from, text, seq, emote } = event;
-      return emote ? { ...base, room, from, text, seq, emote } : { ...base, room, from, text, seq };
-    }
     case "welcome":
       return { ...base, room: event.room, name: event.name, token: event.token, text: event.body };
     case "private":
@@ -57,9 +60,18 @@ function toWire(event: ChatEvent): Record<string, unknown> {
 let lastEvent: ChatEvent | undefined;
 let lastJson = "";
 
+/**
+ * Whether `event` is the author's copy of `last`, which the broadcast just
+ * encoded: the copies differ only in `origin`, which v2 does not carry.
+ */
+function isAuthorsCopy(event: ChatEvent, last: ChatEvent | undefined): boolean {
+  return event.origin === "SELF" && last !== undefined && last.id === event.id &&
+    last.type === event.type;
+}
+
 /** The JSON of one event; a frame holds one, or an array of several. */
 export function encodeV2Frame(event: ChatEvent): string {
-  if (event !== lastEvent) {
+  if (event !== lastEvent && !isAuthorsCopy(event, lastEvent)) {
     lastJson = JSON.stringify(toWire(event));
     lastEvent = event;
   }
