@@ -59,6 +59,31 @@ function flushWaiting(): void {
   waiting.clear();
 }
 
+/**
+ * The last batch joined into a frame and that frame: everyone in a busy room
+ * is flushed one after another with the same events, so their frame is
+ * joined once. Comparing the batches costs a pointer check per event.
+ */
+let lastBatch: readonly string[] = [];
+let lastFrame = "";
+
+function batchFrame(batch: readonly string[]): string {
+  if (batch.length === 1) return batch[0];
+  if (!sameEvents(batch, lastBatch)) {
+    lastBatch = batch;
+    lastFrame = `[${batch.join(",")}]`;
+  }
+  return lastFrame;
+}
+
+function sameEvents(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return false;
+  }
+  return true;
+}
+
 /** Options of a {@linkcode Connection}. */
 export interface ConnectionOptions {
   /** The wire format: the original `text` protocol or `v2` (subprotocol `chat.v2`). */
@@ -175,7 +200,7 @@ export class Connection implements Sink {
     const batch = this.#batch;
     if (batch.length === 0 || this.#closing) return;
     this.#batch = [];
-    this.#write(batch.length === 1 ? batch[0] : `[${batch.join(",")}]`);
+    this.#write(batchFrame(batch));
   }
 
   #write(frame: string): void {
