@@ -213,17 +213,25 @@ export class Connection implements Sink {
     }
   }
 
+  /** Sends what is queued, then closes the socket; nothing more is sent. */
   close(code: number, reason: string): void {
+    this.flush();
+    this.#shut(code, reason);
+  }
+
+  #shut(code: number, reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
     this.#socket.close(code, reason);
   }
 
   #cutOff(code: number, reason: "frame_too_large" | "slow_consumer"): void {
+    if (this.#closing) return;
     const user = this.#user;
     log.info("Closing user {id} with {code}: {reason}", { id: user?.id, code, reason });
     this.#options.metrics.connectionsClosed.inc(reason);
-    this.close(code, reason.replaceAll("_", " "));
+    // What is queued is dropped: this peer broke a rule or cannot keep up.
+    this.#shut(code, reason.replaceAll("_", " "));
     // The user leaves now rather than when the close handshake ends, which a
     // stalled peer can delay for long; after the current broadcast, so that
     // everyone gets its events in the same order.

@@ -7,12 +7,17 @@ import { createTestChatroom, NOW } from "./_fakes.ts";
 class FakeSocket implements SocketLike {
   readonly bufferedAmount = 0;
   readonly frames: string[] = [];
+  /** The close code, once closed; nothing may be sent after it. */
+  closedWith: number | undefined;
 
   send(data: string): void {
+    if (this.closedWith !== undefined) throw new Error("sent on a closed socket");
     this.frames.push(data);
   }
 
-  close(): void {}
+  close(code: number): void {
+    this.closedWith = code;
+  }
 }
 
 function v2Connection(): { connection: Connection; socket: FakeSocket } {
@@ -68,4 +73,14 @@ Deno.test("v2 splits a long queue into frames of at most 256 events", async () =
   await endOfTurn();
   assertEquals(texts(socket).map((frame) => frame.length), [256, 44]);
   assertEquals(texts(socket).flat(), events.map((event) => event.id));
+});
+
+Deno.test("v2 sends what is queued before it closes a socket", async () => {
+  const { connection, socket } = v2Connection();
+  connection.send(system("goodbye"));
+  connection.close(1001, "server shutting down");
+  connection.send(system("too late"));
+  await endOfTurn();
+  assertEquals(texts(socket), [["goodbye"]]);
+  assertEquals(socket.closedWith, 1001);
 });
