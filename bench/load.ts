@@ -104,7 +104,7 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     }));
 
     const roundTimes: number[] = [];
-    const latencies: number[] = [];
+    const latencyParts: Float64Array[] = [];
     let frames = 0;
     let events = 0;
     let cpu = 0;
@@ -121,12 +121,18 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
       wall += elapsed / 1000;
       cpu += processCpuSeconds() - cpuBefore;
       for (const result of results) {
-        latencies.push(...result.latencies);
+        latencyParts.push(result.latencies);
         frames += result.frames;
         events += result.events;
       }
     }
-    latencies.sort((a, b) => a - b);
+    const latencies = new Float64Array(latencyParts.reduce((sum, part) => sum + part.length, 0));
+    let offset = 0;
+    for (const part of latencyParts) {
+      latencies.set(part, offset);
+      offset += part.length;
+    }
+    latencies.sort();
     const deliveries = clients * clients * messages;
     return {
       deliveriesPerSecond: deliveries / (median(roundTimes) / 1000),

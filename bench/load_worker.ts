@@ -33,14 +33,36 @@ const DOT = 46; // "."
 let setup: WorkerSetup;
 let sockets: WsClient[] = [];
 let round = -1;
-let received: number[] = [];
-/** One slot per delivery this worker's clients receive in a round. */
-let latencies = new Float64Array(0);
-let frames = 0;
-let events = 0;
-let finished = 0;
 
-/** Reads the decimal number (digits and at most one point) at `cursor` up to `end`. */
+/** What this worker's clients received of one round. */
+class Tally {
+  readonly received: number[];
+  /** One slot per delivery this worker's clients receive in a round. */
+  readonly latencies: Float64Array;
+  events = 0;
+  frames = 0;
+  finished = 0;
+
+  constructor() {
+    this.received = sockets.map(() => 0);
+    this.latencies = new Float64Array(sockets.length * setup.expected);
+  }
+
+  /** Counts one delivery to client `index`; true when it completes the round for this worker. */
+  count(index: number, latency: number): boolean {
+    this.latencies[this.events++] = latency;
+    return ++this.received[index] === setup.expected && ++this.finished === sockets.length;
+  }
+}
+
+let current: Tally;
+/**
+ * The next round's messages: the workers hear of a round one after another,
+ * so another worker's clients may send before this one has started it.
+ */
+let next: Tally;
+
+/** Reads the decimal number (digits and at most one point) at `cursor`. */
 function readNumber(data: Uint8Array, cursor: number): number {
   let value = 0;
   let scale = 0;
@@ -54,6 +76,17 @@ function readNumber(data: Uint8Array, cursor: number): number {
   return scale ? value / scale : value;
 }
 
+function report(tally: Tally): void {
+  const done: FromWorker = {
+    type: "done",
+    round,
+    latencies: tally.latencies.slice(0, tally.events),
+    frames: tally.frames,
+    events: tally.events,
+  };
+  self.postMessage(done);
+}
+
 /**
  * Counts the bench messages in one frame without parsing its JSON or decoding
  * its UTF-8: each is "b|<round>|<client>|<n>|<sent at>" inside a string,
@@ -61,25 +94,17 @@ function readNumber(data: Uint8Array, cursor: number): number {
  * bytes keeps the client far cheaper than the servers it measures.
  */
 function onFrame(index: number, data: Uint8Array): void {
-  frames++;
+  current.frames++;
   const at = now();
   for (let start = data.indexOf(B); start >= 0; start = data.indexOf(B, start + 1)) {
     if (data[start + 1] !== PIPE) continue;
     let cursor = start + 2;
-    if (readNumber(data, cursor) !== round) continue;
+    const messageRound = readNumber(data, cursor);
+    const tally = messageRound === round ? current : messageRound === round + 1 ? next : undefined;
+    if (tally === undefined) continue;
     // Skip <round>, <client> and <n>; what follows the next bar is the send time.
     for (let bars = 0; bars < 3; cursor++) if (data[cursor] === PIPE) bars++;
-    latencies[events++] = at - readNumber(data, cursor);
-    if (++received[index] === setup.expected && ++finished === sockets.length) {
-      const done: FromWorker = {
-        type: "done",
-        round,
-        latencies: latencies.slice(0, events),
-        frames,
-        events,
-      };
-      self.postMessage(done);
-    }
+    if (tally.count(index, at - readNumber(data, cursor)) && tally === current) report(current);
   }
 }
 
@@ -108,14 +133,13 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   if (message.type === "setup") {
     setup = message.setup;
     sockets = await Promise.all(setup.ids.map((_, index) => connect(index)));
+    current = new Tally();
+    next = new Tally();
     self.postMessage({ type: "ready" } satisfies FromWorker);
   } else {
     round = message.round;
-    received = sockets.map(() => 0);
-    latencies = new Float64Array(sockets.length * setup.expected);
-    frames = 0;
-    events = 0;
-    finished = 0;
+    current = next;
+    next = new Tally();
     sockets.forEach((socket, index) => sendRound(socket, setup.ids[index]));
   }
 };
