@@ -43,15 +43,16 @@ class Tally {
   frames = 0;
   finished = 0;
 
-  constructor() {
-    this.received = sockets.map(() => 0);
-    this.latencies = new Float64Array(sockets.length * setup.expected);
+  constructor(clients: number) {
+    this.received = new Array(clients).fill(0);
+    this.latencies = new Float64Array(clients * setup.expected);
   }
 
   /** Counts one delivery to client `index`; true when it completes the round for this worker. */
   count(index: number, latency: number): boolean {
     this.latencies[this.events++] = latency;
-    return ++this.received[index] === setup.expected && ++this.finished === sockets.length;
+    return ++this.received[index] === setup.expected &&
+      ++this.finished === this.received.length;
   }
 }
 
@@ -132,14 +133,14 @@ self.onmessage = async (event: MessageEvent<ToWorker>) => {
   const message = event.data;
   if (message.type === "setup") {
     setup = message.setup;
+    current = new Tally(setup.ids.length);
+    next = new Tally(setup.ids.length);
     sockets = await Promise.all(setup.ids.map((_, index) => connect(index)));
-    current = new Tally();
-    next = new Tally();
     self.postMessage({ type: "ready" } satisfies FromWorker);
   } else {
     round = message.round;
     current = next;
-    next = new Tally();
+    next = new Tally(setup.ids.length);
     sockets.forEach((socket, index) => sendRound(socket, setup.ids[index]));
   }
 };

@@ -145,6 +145,8 @@ export class WsClient {
 
   async #readLoop(): Promise<void> {
     try {
+      // Frames may have come in with the handshake's response.
+      if (!this.#parseFrames()) return this.close();
       while (true) {
         if (this.#buffer.length - this.#end < MIN_READ) this.#makeRoom();
         const read = await this.#conn.read(this.#buffer.subarray(this.#end));
