@@ -1,6 +1,7 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
 import type { ChatEvent, MessageEvent } from "../src/events.ts";
 import { encodeTextFrame } from "../src/protocol/text.ts";
+import { isoTime } from "../src/protocol/time.ts";
 import { decodeV2Frame, encodeV2Frame, type V2Input } from "../src/protocol/v2.ts";
 
 const sentAt = new Date("2026-11-26T09:30:00.000Z");
@@ -180,4 +181,10 @@ Deno.test("the text protocol shows body, origin and sentAt only", () => {
     encodeTextFrame(event),
     '{"body":"shown","origin":"SERVER","sentAt":"2026-11-26T09:30:00.000Z"}',
   );
+});
+
+Deno.test("event times are ISO 8601, also when several share a millisecond", () => {
+  const times = [0, 1764155100123, 1764155100123, 1764155100124, 0].map((ms) => new Date(ms));
+  assertEquals(times.map(isoTime), times.map((date) => date.toISOString()));
+  assertThrows(() => isoTime(new Date(NaN)), RangeError);
 });

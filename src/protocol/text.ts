@@ -5,6 +5,7 @@
  * @module
  */
 
+import { isoTime } from "./time.ts";
 import type { ChatEvent } from "../events.ts";
 
 /**
@@ -20,7 +21,7 @@ export function encodeTextFrame(event: ChatEvent): string {
     lastFrame = JSON.stringify({
       body: event.body,
       origin: event.origin,
-      sentAt: event.sentAt.toISOString(),
+      sentAt: isoTime(event.sentAt),
     });
     lastEvent = event;
   }

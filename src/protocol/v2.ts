@@ -7,6 +7,7 @@
  * @module
  */
 
+import { isoTime } from "./time.ts";
 import type { ChatEvent, ClientRequest, SessionStart } from "../events.ts";
 
 /** The subprotocol name a client offers to speak v2. */
@@ -23,12 +24,12 @@ function toWire(event: ChatEvent): Record<string, unknown> {
   if (event.type === "message" || event.type === "history") {
     // The hot path: one object literal, no spread.
     const { type, id, room, from, text, seq } = event;
-    const sentAt = event.sentAt.toISOString();
+    const sentAt = isoTime(event.sentAt);
     return event.emote
       ? { type, id, sentAt, room, from, text, seq, emote: true }
       : { type, id, sentAt, room, from, text, seq };
   }
-  const base = { type: event.type, id: event.id, sentAt: event.sentAt.toISOString() };
+  const base = { type: event.type, id: event.id, sentAt: isoTime(event.sentAt) };
   switch (event.type) {
     case "welcome":
       return { ...base, room: event.room, name: event.name, token: event.token, text: event.body };
