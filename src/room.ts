@@ -29,7 +29,9 @@ export class Room {
   /** When the room last became empty (milliseconds), or `undefined` while in use. */
   emptySince: number | undefined;
   readonly #historySize: number;
+  /** The kept messages: once full, a ring whose oldest message is at `#oldest`. */
   readonly #history: MessageEvent[] = [];
+  #oldest = 0;
   #lastSeq = 0;
 
   constructor(name: string, historySize: number) {
@@ -49,17 +51,37 @@ export class Room {
    */
   append(message: NewMessage, seq: number = this.#lastSeq + 1): MessageEvent {
     this.#lastSeq = seq;
-    const stored: MessageEvent = { ...message, type: "message", room: this.name, seq };
-    if (this.#historySize > 0) {
-      this.#history.push(stored);
-      if (this.#history.length > this.#historySize) this.#history.shift();
+    const { id, sentAt, origin, body, from, text, emote } = message;
+    const stored: MessageEvent = {
+      type: "message",
+      id,
+      sentAt,
+      origin,
+      body,
+      room: this.name,
+      from,
+      text,
+      seq,
+      emote,
+    };
+    if (this.#history.length < this.#historySize) this.#history.push(stored);
+    else if (this.#historySize > 0) {
+      // Overwrite the oldest in place: shifting an array costs more than the rest of a message.
+      this.#history[this.#oldest] = stored;
+      this.#oldest = (this.#oldest + 1) % this.#historySize;
     }
     return stored;
   }
 
+  /** The kept messages, oldest first. */
+  #kept(): MessageEvent[] {
+    const history = this.#history;
+    return [...history.slice(this.#oldest), ...history.slice(0, this.#oldest)];
+  }
+
   /** Up to `count` of the newest messages, oldest first. */
   recent(count: number): readonly MessageEvent[] {
-    return count <= 0 ? [] : this.#history.slice(-count);
+    return count <= 0 ? [] : this.#kept().slice(-count);
   }
 
   /**
@@ -68,7 +90,7 @@ export class Room {
    * them are new to the asker.
    */
   since(seq: number): readonly MessageEvent[] {
-    if (seq > this.#lastSeq) return this.#history.slice();
-    return this.#history.filter((message) => message.seq > seq);
+    const kept = this.#kept();
+    return seq > this.#lastSeq ? kept : kept.filter((message) => message.seq > seq);
   }
 }

@@ -1,6 +1,7 @@
 import { assertEquals } from "@std/assert";
 import type { MessageEvent } from "../src/events.ts";
 import { chatroomWith, FakeClock, FakeSink, TEST_CHAT_CONFIG } from "./_fakes.ts";
+import { Room } from "../src/room.ts";
 
 Deno.test("rooms", async (t) => {
   await t.step("everyone starts in the lobby", () => {
@@ -110,6 +111,25 @@ Deno.test("history", async (t) => {
     assertEquals(chatroom.findRoom("lobby")?.lastSeq, 3);
     assertEquals(chatroom.findRoom("games")?.lastSeq, 1);
     assertEquals(chatroom.findRoom("lobby")?.recent(10).map((message) => message.text), ["b", "c"]);
+  });
+
+  await t.step("a room's history stays in order however often it wraps", () => {
+    const room = new Room("lobby", 3);
+    const message = (n: number) => ({
+      id: String(n),
+      sentAt: new Date(0),
+      origin: "USER" as const,
+      body: String(n),
+      from: "Ann",
+      text: String(n),
+      emote: false,
+    });
+    for (let n = 1; n <= 8; n++) room.append(message(n));
+    assertEquals(room.recent(10).map((kept) => kept.seq), [6, 7, 8]);
+    assertEquals(room.recent(2).map((kept) => kept.seq), [7, 8]);
+    assertEquals(room.since(6).map((kept) => kept.seq), [7, 8]);
+    assertEquals(room.since(99).map((kept) => kept.seq), [6, 7, 8]);
+    assertEquals(new Room("quiet", 0).append(message(1)).seq, 1);
   });
 
   await t.step("!history [n] replays the newest messages", () => {
