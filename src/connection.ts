@@ -44,16 +44,30 @@ const BUFFER_CHECK_EVERY = 8;
 const MAX_BATCH = 256;
 
 /**
- * Connections with v2 events waiting. They are flushed together in a
- * microtask, once the work of the current turn of the event loop is done, so
- * everything one incoming frame causes leaves as one frame per socket. (A
- * timer would batch a little more, but setTimeout(0) costs 1 to 2 ms in Deno,
- * which every delivery would wait.)
+ * Connections with v2 events waiting. They are flushed together at the end
+ * of the current turn of the event loop, so that everything the frames read
+ * in one turn cause leaves as one frame per socket. The end of a turn is
+ * found with microtasks: frames already read are handled in microtasks too,
+ * so the flush steps aside, one microtask at a time, for as long as the last
+ * step queued more events. (A timer would wait for the next turn, but
+ * setTimeout(0) costs 1 to 2 ms in Deno, which every delivery would wait.)
  */
 const waiting = new Set<Connection>();
 let flushScheduled = false;
+/** Whether an event was queued since the flush last looked. */
+let queuedSinceLook = false;
+let looks = 0;
+/** Most times a flush steps aside, so a turn that keeps queuing still flushes. */
+const MAX_LOOKS = 64;
 
 function flushWaiting(): void {
+  if (queuedSinceLook && looks < MAX_LOOKS) {
+    queuedSinceLook = false;
+    looks++;
+    queueMicrotask(flushWaiting);
+    return;
+  }
+  looks = 0;
   flushScheduled = false;
   for (const connection of waiting) connection.flush();
   waiting.clear();
@@ -186,6 +200,7 @@ export class Connection implements Sink {
     this.#options.metrics.messagesDelivered.inc();
     if (this.#text) return this.#write(encodeTextFrame(event));
     this.#batch.push(encodeV2Frame(event));
+    queuedSinceLook = true;
     if (this.#batch.length >= MAX_BATCH) return this.flush();
     if (this.#batch.length > 1) return;
     waiting.add(this);

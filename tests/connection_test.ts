@@ -42,7 +42,8 @@ function texts(socket: FakeSocket): string[][] {
   });
 }
 
-const endOfTurn = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+/** Resolves in the next turn of the event loop, after every microtask of this one. */
+const endOfTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 Deno.test("v2 sends the events of one turn as one frame per socket", async () => {
   const [ann, bob, cat] = [v2Connection(), v2Connection(), v2Connection()];
@@ -64,6 +65,18 @@ Deno.test("v2 sends the events of one turn as one frame per socket", async () =>
   await endOfTurn();
   assertEquals(ann.socket.frames.length, 2);
   assertEquals(JSON.parse(ann.socket.frames[1]).text, "one");
+});
+
+Deno.test("v2 gathers events queued in later microtasks of the same turn", async () => {
+  const { connection, socket } = v2Connection();
+  // As when several frames read in one turn are handled one microtask after another.
+  for (const text of ["one", "two", "three"]) {
+    connection.send(system(text));
+    await Promise.resolve();
+  }
+  assertEquals(socket.frames, []);
+  await endOfTurn();
+  assertEquals(texts(socket), [["one", "two", "three"]]);
 });
 
 Deno.test("v2 splits a long queue into frames of at most 256 events", async () => {
