@@ -11,11 +11,10 @@ export interface LoadOptions {
   protocol: "text" | "v2" | "v2-batched";
   clients: number;
   messages: number;
-  rounds: number;
   workers: number;
 }
 
-/** What one run of the load measured, over its rounds (the first, a warm-up, excluded). */
+/** What the load on one server measured, over its rounds (the first, a warm-up, excluded). */
 export interface LoadResult {
   /** Events delivered per second, each event of a batched frame counted. */
   deliveriesPerSecond: number;
@@ -81,69 +80,102 @@ function waitFor<T extends FromWorker["type"]>(
   });
 }
 
-/** Runs the load against `url` and reports what it measured. */
-export async function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const { clients, messages, rounds, workers: threads } = options;
-  const workers = Array.from(
-    { length: threads },
-    () => new Worker(new URL("./load_worker.ts", import.meta.url), { type: "module" }),
-  );
-  try {
-    await Promise.all(workers.map((worker, w) => {
-      const ids = Array.from({ length: clients }, (_, id) => id).filter((id) => id % threads === w);
-      const setup: WorkerSetup = {
-        url: options.url,
-        protocol: options.protocol,
-        ids,
-        expected: clients * messages,
-        messages,
-      };
-      const ready = waitFor(worker, "ready");
-      worker.postMessage({ type: "setup", setup } satisfies ToWorker);
-      return ready;
-    }));
+/**
+ * The load on one server: its clients stay connected between rounds, so the
+ * bench can run a round on each server in turn and compare servers measured
+ * moments apart rather than minutes apart on a machine whose speed drifts.
+ */
+export class Load {
+  readonly #options: LoadOptions;
+  readonly #workers: Worker[];
+  #round = 0;
+  readonly #roundTimes: number[] = [];
+  readonly #latencies: Float64Array[] = [];
+  #frames = 0;
+  #events = 0;
+  #cpu = 0;
+  #wall = 0;
 
-    const roundTimes: number[] = [];
-    const latencyParts: Float64Array[] = [];
-    let frames = 0;
-    let events = 0;
-    let cpu = 0;
-    let wall = 0;
-    for (let round = 0; round <= rounds; round++) {
-      const cpuBefore = processCpuSeconds();
-      const started = performance.now();
-      const done = Promise.all(workers.map((worker) => waitFor(worker, "done")));
-      for (const worker of workers) worker.postMessage({ type: "round", round } satisfies ToWorker);
-      const results = await done;
-      const elapsed = performance.now() - started;
-      if (round === 0) continue; // warm-up
-      roundTimes.push(elapsed);
-      wall += elapsed / 1000;
-      cpu += processCpuSeconds() - cpuBefore;
-      for (const result of results) {
-        latencyParts.push(result.latencies);
-        frames += result.frames;
-        events += result.events;
-      }
+  private constructor(options: LoadOptions, workers: Worker[]) {
+    this.#options = options;
+    this.#workers = workers;
+  }
+
+  /** Starts the worker threads and connects every client. */
+  static async open(options: LoadOptions): Promise<Load> {
+    const { clients, messages, workers: threads } = options;
+    const workers = Array.from(
+      { length: threads },
+      () => new Worker(new URL("./load_worker.ts", import.meta.url), { type: "module" }),
+    );
+    const load = new Load(options, workers);
+    try {
+      await Promise.all(workers.map((worker, w) => {
+        const ids = Array.from({ length: clients }, (_, id) => id)
+          .filter((id) => id % threads === w);
+        const setup: WorkerSetup = {
+          url: options.url,
+          protocol: options.protocol,
+          ids,
+          expected: clients * messages,
+          messages,
+        };
+        const ready = waitFor(worker, "ready");
+        worker.postMessage({ type: "setup", setup } satisfies ToWorker);
+        return ready;
+      }));
+    } catch (error) {
+      load.close();
+      throw error;
     }
-    const latencies = new Float64Array(latencyParts.reduce((sum, part) => sum + part.length, 0));
+    return load;
+  }
+
+  /** Runs one round; the first is a warm-up and is not counted. */
+  async round(): Promise<void> {
+    const round = this.#round++;
+    const cpuBefore = processCpuSeconds();
+    const started = performance.now();
+    const done = Promise.all(this.#workers.map((worker) => waitFor(worker, "done")));
+    for (const worker of this.#workers) {
+      worker.postMessage({ type: "round", round } satisfies ToWorker);
+    }
+    const results = await done;
+    const elapsed = performance.now() - started;
+    if (round === 0) return;
+    this.#roundTimes.push(elapsed);
+    this.#wall += elapsed / 1000;
+    this.#cpu += processCpuSeconds() - cpuBefore;
+    for (const result of results) {
+      this.#latencies.push(result.latencies);
+      this.#frames += result.frames;
+      this.#events += result.events;
+    }
+  }
+
+  /** What the counted rounds measured. */
+  result(): LoadResult {
+    const { clients, messages } = this.#options;
+    const latencies = new Float64Array(this.#latencies.reduce((sum, part) => sum + part.length, 0));
     let offset = 0;
-    for (const part of latencyParts) {
+    for (const part of this.#latencies) {
       latencies.set(part, offset);
       offset += part.length;
     }
     latencies.sort();
-    const deliveries = clients * clients * messages;
+    const roundMs = median(this.#roundTimes);
     return {
-      deliveriesPerSecond: deliveries / (median(roundTimes) / 1000),
-      roundMs: median(roundTimes),
+      deliveriesPerSecond: clients * clients * messages / (roundMs / 1000),
+      roundMs,
       p50Ms: percentile(latencies, 0.5),
       p99Ms: percentile(latencies, 0.99),
-      framesPerEvent: frames / events,
-      clientCpu: cpu / wall,
+      framesPerEvent: this.#frames / this.#events,
+      clientCpu: this.#cpu / this.#wall,
     };
-  } finally {
-    // Ending a worker closes its sockets.
-    for (const worker of workers) worker.terminate();
+  }
+
+  /** Ends the workers, which closes their sockets. */
+  close(): void {
+    for (const worker of this.#workers) worker.terminate();
   }
 }

@@ -97,15 +97,17 @@ function report(tally: Tally): void {
 function onFrame(index: number, data: Uint8Array): void {
   current.frames++;
   const at = now();
-  for (let start = data.indexOf(B); start >= 0; start = data.indexOf(B, start + 1)) {
-    if (data[start + 1] !== PIPE) continue;
-    let cursor = start + 2;
+  // A bar is rare outside the bench messages: look for bars, not for "b".
+  for (let bar = data.indexOf(PIPE); bar >= 0; bar = data.indexOf(PIPE, bar + 1)) {
+    if (data[bar - 1] !== B) continue;
+    let cursor = bar + 1;
     const messageRound = readNumber(data, cursor);
     const tally = messageRound === round ? current : messageRound === round + 1 ? next : undefined;
     if (tally === undefined) continue;
     // Skip <round>, <client> and <n>; what follows the next bar is the send time.
     for (let bars = 0; bars < 3; cursor++) if (data[cursor] === PIPE) bars++;
     if (tally.count(index, at - readNumber(data, cursor)) && tally === current) report(current);
+    bar = cursor;
   }
 }
 

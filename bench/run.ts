@@ -1,17 +1,18 @@
 /**
  * `deno task bench`: the chat server against the runtime's ceiling and its
- * peers, under the same load, in the same run. Servers take turns (the order
- * rotates every run); the report gives medians of the runs and ratios taken
- * within each run. Writes docs/benchmarks.md and docs/benchmarks.svg.
+ * peers, under the same load, in the same run. In every run all servers are
+ * up and loaded at once and take turns round by round (the order rotating);
+ * the report gives medians of the runs and ratios taken within each run.
+ * Writes docs/benchmarks.md and docs/benchmarks.svg.
  *
- * Options: --runs 5 --clients 32 --messages 20 --rounds 5 --workers 1
+ * Options: --runs 5 --clients 32 --messages 20 --rounds 10 --workers 2
  *          --idle 10000 (0 skips the idle-memory test) --no-peers
  */
 
 import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, join } from "@std/path";
 import { barChart } from "./chart.ts";
-import { type LoadOptions, type LoadResult, median, processCpuSeconds, runLoad } from "./load.ts";
+import { Load, type LoadOptions, type LoadResult, median, processCpuSeconds } from "./load.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const BENCH = join(ROOT, "bench");
@@ -24,8 +25,8 @@ const flags = parseArgs(Deno.args, {
     runs: "5",
     clients: "32",
     messages: "20",
-    rounds: "5",
-    workers: "1",
+    rounds: "10",
+    workers: "2",
     idle: "10000",
     peers: true,
   },
@@ -148,18 +149,40 @@ interface Sample extends LoadResult {
   peakRssMiB: number;
 }
 
-async function measure(target: Target): Promise<Sample> {
-  const server = await start(target);
+/**
+ * One run: every target started and loaded at once, then each round run on
+ * each target in turn (the order rotating), so that targets are compared
+ * under the same machine conditions.
+ */
+async function measureRun(order: Target[]): Promise<Map<string, Sample>> {
+  const running: { target: Target; server: Running; load?: Load; cpuSeconds: number }[] = [];
   try {
-    const cpuBefore = processCpuSeconds(server.child.pid);
-    const result = await runLoad({ url: server.url, protocol: target.protocol, ...options });
-    return {
-      ...result,
-      serverCpuSeconds: processCpuSeconds(server.child.pid) - cpuBefore,
+    for (const target of order) {
+      running.push({ target, server: await start(target), cpuSeconds: 0 });
+    }
+    for (const entry of running) {
+      entry.load = await Load.open({
+        url: entry.server.url,
+        protocol: entry.target.protocol,
+        ...options,
+      });
+    }
+    for (let round = 0; round <= options.rounds; round++) {
+      for (let turn = 0; turn < running.length; turn++) {
+        const entry = running[(turn + round) % running.length];
+        const cpuBefore = processCpuSeconds(entry.server.child.pid);
+        await entry.load!.round();
+        if (round > 0) entry.cpuSeconds += processCpuSeconds(entry.server.child.pid) - cpuBefore;
+      }
+    }
+    return new Map(running.map(({ target, server, load, cpuSeconds }) => [target.name, {
+      ...load!.result(),
+      serverCpuSeconds: cpuSeconds,
       peakRssMiB: memoryKiB(server.child.pid, "VmHWM") / 1024,
-    };
+    }]));
   } finally {
-    await server.stop();
+    for (const { load } of running) load?.close();
+    await Promise.all(running.map(({ server }) => server.stop()));
   }
 }
 
@@ -217,17 +240,13 @@ const ratios = {
 
 for (let run = 0; run < options.runs; run++) {
   const order = [...targets.slice(run % targets.length), ...targets.slice(0, run % targets.length)];
-  const thisRun = new Map<string, Sample>();
-  for (const target of order) {
-    const sample = await measure(target);
-    thisRun.set(target.name, sample);
-    samples.get(target.name)!.push(sample);
+  const thisRun = await measureRun(order);
+  for (const [name, sample] of thisRun) {
+    samples.get(name)!.push(sample);
     console.error(
-      `run ${run + 1}/${options.runs} ${target.name}: ${
-        Math.round(sample.deliveriesPerSecond)
-      }/s, p50 ${sample.p50Ms.toFixed(1)} ms, p99 ${sample.p99Ms.toFixed(1)} ms, client CPU ${
-        (sample.clientCpu * 100).toFixed(0)
-      }%`,
+      `run ${run + 1}/${options.runs} ${name}: ${Math.round(sample.deliveriesPerSecond)}/s, p50 ${
+        sample.p50Ms.toFixed(1)
+      } ms, p99 ${sample.p99Ms.toFixed(1)} ms, client CPU ${(sample.clientCpu * 100).toFixed(0)}%`,
     );
   }
   const rate = (name: string) => thisRun.get(name)?.deliveriesPerSecond ?? NaN;
@@ -315,10 +334,14 @@ run it again to refresh this page and [the chart](benchmarks.svg).
 ${options.clients} clients in one room each send ${options.messages} messages a round; a round ends when
 every client has received every message (${
   number(deliveries)
-} deliveries). ${options.rounds} rounds per
-measurement after a warm-up round; ${options.runs} runs, the servers taking turns in a rotating order. Figures are medians over the runs. Latency is per
-delivery (the send time travels in the message). "Client CPU" is the load client's CPU time over
-the rounds' wall time: below 100% of its core, the client was not the bottleneck.
+} deliveries). In each of ${options.runs} runs
+every server is started and loaded at once, then they take turns round by round in a rotating order,
+${options.rounds} rounds each after a warm-up round, so that servers are compared moments apart on a
+machine whose speed drifts. Figures are medians of the rounds, then medians over the runs. Latency
+is per delivery (the send time travels in the message). "Client CPU" is the load client's CPU time
+(${options.workers} worker threads and the main thread) over the rounds' wall time: ${
+  options.workers * 100
+}% would be every client thread busy.
 
 ![Deliveries per second](benchmarks.svg)
 
@@ -333,11 +356,14 @@ Ratios, each taken within one run and then the median over the runs:
 }x**
 - chat, v2 with batched sends / Bun: **${number(median(ratios.v2Bun), 2)}x**
 
-Where the client CPU column passes 100%, the load client (one worker thread plus the main thread)
-was the bottleneck and that server's figure is a lower bound: Bun's server, in particular, spends
-very little CPU per delivery, and receiving one frame per event costs the client more than it costs
-Bun. Frames per event is what batching changes: v2 sends a few large frames where the others send
-one small frame per delivery.
+The load client (\`bench/ws_client.ts\`) is a minimal WebSocket client over TCP with Nagle's
+algorithm off (Deno's built-in client turns it on, and batched rounds then stalled 40 ms on delayed
+acknowledgements); it counts messages by scanning the frames' bytes instead of parsing their JSON.
+Where the client CPU column nears ${
+  options.workers * 100
+}%, the client was the bottleneck and that server's figure is a lower bound. Frames per event is
+what batching changes: v2 sends a few large frames where the others send one small frame per
+delivery.
 
 The chat server runs with \`bench/config/bench/\`: the test environment's rules, all on (flood
 control, frame and buffer limits, origin check, metrics), with the flood limits raised so the load
@@ -345,8 +371,8 @@ is not throttled. The Deno baseline (\`bench/baseline.ts\`) is the ceiling for a
 sends frame by frame: no rooms, no checks, one JSON serialization per message. Node.js runs the
 \`ws\` package (\`bench/peers/node_ws.mjs\`); Bun runs its built-in server with its own
 publish/subscribe fan-out (\`bench/peers/bun.ts\`). The text-protocol servers send one frame per
-event; v2 sends the events queued for a socket in one turn of the event loop as one frame, which is
-where its lead comes from. "chat, v2" clients send one request per frame; "batched sends" clients
+event; v2 sends the events queued for a socket in one turn of the event loop as one frame, joined
+once for everyone who gets the same events, which is where its lead comes from. "chat, v2" clients send one request per frame; "batched sends" clients
 send each round's messages as one frame holding a JSON array, as a v2 client may.
 
 ## Targets
