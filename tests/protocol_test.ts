@@ -6,6 +6,16 @@ import { decodeV2Frame, encodeV2Frame, type V2Input } from "../src/protocol/v2.t
 
 const sentAt = new Date("2026-11-26T09:30:00.000Z");
 const base = { id: "7", sentAt, origin: "SERVER", body: "shown" } as const;
+const message: MessageEvent = {
+  ...base,
+  origin: "USER",
+  type: "message",
+  room: "lobby",
+  from: "Ann",
+  text: "hi",
+  seq: 3,
+  emote: false,
+};
 
 Deno.test("v2 decodes every request", () => {
   const cases: [unknown, V2Input][] = [
@@ -96,16 +106,6 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
 });
 
 Deno.test("v2 encodes every event type", () => {
-  const message = {
-    ...base,
-    origin: "USER",
-    type: "message",
-    room: "lobby",
-    from: "Ann",
-    text: "hi",
-    seq: 3,
-    emote: false,
-  } as const;
   const common = { id: "7", sentAt: "2026-11-26T09:30:00.000Z" };
   const cases: [ChatEvent, Record<string, unknown>][] = [
     [message, { type: "message", ...common, room: "lobby", from: "Ann", text: "hi", seq: 3 }],
@@ -157,16 +157,6 @@ Deno.test("v2 encodes every event type", () => {
 });
 
 Deno.test("v2 sends a message's author the same frame as everyone else", () => {
-  const message: MessageEvent = {
-    ...base,
-    origin: "USER",
-    type: "message",
-    room: "lobby",
-    from: "Ann",
-    text: "hi",
-    seq: 3,
-    emote: false,
-  };
   const others = encodeV2Frame(message);
   assertEquals(encodeV2Frame({ ...message, origin: "SELF" }), others);
   // Only the author's copy is taken for the event just encoded.
