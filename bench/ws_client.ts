@@ -43,25 +43,48 @@ async function acceptKey(key: string): Promise<string> {
   return base64(new Uint8Array(digest));
 }
 
-/** The bytes of one client frame: header, mask key and masked payload. */
-function frameBytes(opcode: number, payload: Uint8Array): Uint8Array {
+/** The size of a client frame carrying `length` bytes. */
+function frameSize(length: number): number {
+  return 2 + (length < 126 ? 0 : length < 0x10000 ? 2 : 8) + 4 + length;
+}
+
+/** Writes one client frame (header, mask key, masked payload) at `at`; returns where it ends. */
+function writeFrame(
+  out: Uint8Array,
+  at: number,
+  opcode: number,
+  payload: Uint8Array,
+  mask: Uint8Array,
+): number {
   const length = payload.length;
-  const lengthBytes = length < 126 ? 0 : length < 0x10000 ? 2 : 8;
-  const header = 2 + lengthBytes + 4;
-  const frame = new Uint8Array(header + length);
-  frame[0] = 0x80 | opcode;
-  if (lengthBytes === 0) frame[1] = 0x80 | length;
-  else if (lengthBytes === 2) {
-    frame[1] = 0x80 | 126;
-    new DataView(frame.buffer).setUint16(2, length);
+  out[at++] = 0x80 | opcode;
+  if (length < 126) out[at++] = 0x80 | length;
+  else if (length < 0x10000) {
+    out[at++] = 0x80 | 126;
+    out[at++] = length >> 8;
+    out[at++] = length & 0xff;
   } else {
-    frame[1] = 0x80 | 127;
-    new DataView(frame.buffer).setBigUint64(2, BigInt(length));
+    out[at++] = 0x80 | 127;
+    new DataView(out.buffer, out.byteOffset).setBigUint64(at, BigInt(length));
+    at += 8;
   }
-  const mask = frame.subarray(header - 4, header);
-  crypto.getRandomValues(mask);
-  for (let i = 0; i < length; i++) frame[header + i] = payload[i] ^ mask[i & 3];
-  return frame;
+  out.set(mask, at);
+  at += 4;
+  for (let i = 0; i < length; i++) out[at + i] = payload[i] ^ mask[i & 3];
+  return at + length;
+}
+
+/** Client frames for `payloads`, back to back in one buffer, each with a fresh mask key. */
+function framesBytes(opcode: number, payloads: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(
+    payloads.reduce((size, payload) => size + frameSize(payload.length), 0),
+  );
+  const masks = crypto.getRandomValues(new Uint8Array(4 * payloads.length));
+  let at = 0;
+  payloads.forEach((payload, i) => {
+    at = writeFrame(out, at, opcode, payload, masks.subarray(4 * i, 4 * i + 4));
+  });
+  return out;
 }
 
 /** One client connection; opened with {@linkcode WsClient.open}. */
@@ -125,8 +148,7 @@ export class WsClient {
 
   /** Sends texts as text frames, all in one write. */
   send(...texts: string[]): Promise<void> {
-    const frames = texts.map((text) => frameBytes(OP_TEXT, encoder.encode(text)));
-    return this.#write(frames.length === 1 ? frames[0] : frames.reduce(concat));
+    return this.#write(framesBytes(OP_TEXT, texts.map((text) => encoder.encode(text))));
   }
 
   /** Closes the TCP connection (the bench does not wait for a close handshake). */
@@ -192,7 +214,7 @@ export class WsClient {
         if (!(first & 0x80)) throw new Error("The bench client does not take fragmented frames");
         this.#onFrame(payload);
       } else if (opcode === OP_PING) {
-        this.#write(frameBytes(OP_PONG, payload.slice()));
+        this.#write(framesBytes(OP_PONG, [payload.slice()]));
       } else if (opcode === OP_CLOSE) {
         return false;
       }
