@@ -304,9 +304,11 @@ const table = [
 ];
 
 const ratioText = (values: number[]) =>
-  `**${number(median(values), 2)}x** (${number(Math.min(...values), 2)}–${
-    number(Math.max(...values), 2)
-  })`;
+  values.every(Number.isNaN)
+    ? "not measured in this run"
+    : `**${number(median(values), 2)}x** (${number(Math.min(...values), 2)}–${
+      number(Math.max(...values), 2)
+    })`;
 const rowOf = (name: string) => summary.find((row) => row.name === name);
 const check = (met: boolean) => met ? "met" : "**not met**";
 const goals = [
@@ -318,7 +320,9 @@ const goals = [
   }; ${number(median(ratios.v2), 2)}x with one request per frame, ${
     check(median(ratios.v2) >= 8)
   }.`,
-  `- v2 ahead of Bun: ${number(median(ratios.v2Bun), 2)}x, ${check(median(ratios.v2Bun) > 1)}.`,
+  Number.isFinite(median(ratios.v2Bun))
+    ? `- v2 ahead of Bun: ${number(median(ratios.v2Bun), 2)}x, ${check(median(ratios.v2Bun) > 1)}.`
+    : "- v2 ahead of Bun: not measured in this run (the peers were left out).",
   `- v2 p99 latency below the baseline's: ${number(rowOf("chat, v2")?.p99 ?? NaN, 1)} ms against ${
     number(rowOf("Deno baseline")?.p99 ?? NaN, 1)
   } ms, ${check((rowOf("chat, v2")?.p99 ?? Infinity) < (rowOf("Deno baseline")?.p99 ?? 0))}.`,
