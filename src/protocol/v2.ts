@@ -86,6 +86,10 @@ function stringField(fields: Fields, key: string): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+function request(value: ClientRequest): V2Input {
+  return { kind: "request", request: value };
+}
+
 function invalid(reason: string): V2Input {
   return { kind: "invalid", reason };
 }
@@ -139,7 +143,6 @@ function decodeRequest(parsed: unknown): V2Input {
   }
   const fields = parsed as Fields;
   const type = fields.type;
-  const request = (value: ClientRequest): V2Input => ({ kind: "request", request: value });
   switch (type) {
     case "hello": {
       const name = fields.name;
