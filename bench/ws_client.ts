@@ -26,8 +26,8 @@ const OP_PONG = 0xa;
 /** Called with the payload of each data frame; valid only until it returns. */
 export type FrameHandler = (payload: Uint8Array) => void;
 
-function indexOfSequence(haystack: Uint8Array, needle: Uint8Array, end: number): number {
-  for (let i = haystack.indexOf(needle[0]); i >= 0 && i + needle.length <= end;) {
+function indexOfSequence(haystack: Uint8Array, needle: Uint8Array): number {
+  for (let i = haystack.indexOf(needle[0]); i >= 0 && i + needle.length <= haystack.length;) {
     if (needle.every((byte, k) => haystack[i + k] === byte)) return i;
     i = haystack.indexOf(needle[0], i + 1);
   }
@@ -95,8 +95,6 @@ export class WsClient {
   #start = 0;
   #end = 0;
   #writing: Promise<void> = Promise.resolve();
-  /** Settles when the connection has ended; rejects on a protocol error. */
-  readonly ended: Promise<void>;
 
   private constructor(conn: Deno.TcpConn, onFrame: FrameHandler, rest: Uint8Array) {
     this.#conn = conn;
@@ -104,7 +102,8 @@ export class WsClient {
     this.#buffer = new Uint8Array(Math.max(1 << 18, rest.length));
     this.#buffer.set(rest);
     this.#end = rest.length;
-    this.ended = this.#readLoop();
+    // Not awaited: a protocol error rejects unhandled and fails the load worker loudly.
+    this.#readLoop();
   }
 
   /** Connects to a `ws://` URL on loopback and completes the handshake. */
@@ -135,7 +134,7 @@ export class WsClient {
       const read = await conn.read(chunk);
       if (read === null) throw new Error(`${url}: the server closed during the handshake`);
       response = concat(response, chunk.subarray(0, read));
-      headerEnd = indexOfSequence(response, HEADER_END, response.length);
+      headerEnd = indexOfSequence(response, HEADER_END);
     }
     const head = new TextDecoder().decode(response.subarray(0, headerEnd));
     const accept = /^sec-websocket-accept:\s*(\S+)/im.exec(head)?.[1];
