@@ -120,6 +120,7 @@ export type ChatEvent =
 /** Where a user's events go; the connection behind it never throws. */
 export interface Sink {
   send(event: ChatEvent): void;
+  /** Closes the connection once the events sent before are on their way; later sends are dropped. */
   close(code: number, reason: string): void;
 }
 
