@@ -3,12 +3,14 @@
  * peers, under the same load, in the same run. In every run all servers are
  * up and loaded at once and take turns round by round (the order rotating);
  * the report gives medians of the runs and ratios taken within each run.
- * Writes docs/benchmarks.md and docs/benchmarks.svg.
+ * Prints the report; with --write, also writes docs/benchmarks.md and
+ * docs/benchmarks.svg.
  *
  * Options: --runs 5 --clients 32 --messages 20 --rounds 10 --workers 2
- *          --idle 10000 (0 skips the idle-memory test) --no-peers
+ *          --idle 10000 (0 skips the idle-memory test) --no-peers --write
  */
 
+import { delay } from "@std/async/delay";
 import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, join } from "@std/path";
 import { barChart } from "./chart.ts";
@@ -20,7 +22,7 @@ const PEERS_DIR = join(BENCH, "peers");
 
 const flags = parseArgs(Deno.args, {
   string: ["runs", "clients", "messages", "rounds", "workers", "idle"],
-  boolean: ["peers"],
+  boolean: ["peers", "write"],
   default: {
     runs: "5",
     clients: "32",
@@ -29,6 +31,7 @@ const flags = parseArgs(Deno.args, {
     workers: "2",
     idle: "10000",
     peers: true,
+    write: false,
   },
   negatable: ["peers"],
 });
@@ -129,7 +132,7 @@ async function start(target: Target): Promise<Running> {
       break;
     } catch {
       if (performance.now() > deadline) throw new Error(`${target.name} did not start`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await delay(50);
     }
   }
   return {
@@ -204,7 +207,7 @@ async function idleMemory(target: Target, count: number): Promise<number> {
       await Promise.all(batch);
     }
     // Let the server finish its side of every handshake before reading its memory.
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await delay(1000);
     return (memoryKiB(server.child.pid, "VmRSS") - before) / count;
   } finally {
     for (const socket of sockets) socket.close();
@@ -414,11 +417,16 @@ const chart = barChart(
   })),
 );
 
-const reportPath = join(ROOT, "docs", "benchmarks.md");
-const chartPath = join(ROOT, "docs", "benchmarks.svg");
-await Deno.writeTextFile(reportPath, report);
-await Deno.writeTextFile(chartPath, chart);
-// Keep both as `deno fmt` would write them, so `deno task check` stays clean.
-await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", reportPath, chartPath] })
-  .output();
-console.log(await Deno.readTextFile(reportPath));
+if (flags.write) {
+  const reportPath = join(ROOT, "docs", "benchmarks.md");
+  const chartPath = join(ROOT, "docs", "benchmarks.svg");
+  await Deno.writeTextFile(reportPath, report);
+  await Deno.writeTextFile(chartPath, chart);
+  // Keep both as `deno fmt` would write them, so `deno task check` stays clean.
+  await new Deno.Command(Deno.execPath(), { args: ["fmt", "--quiet", reportPath, chartPath] })
+    .output();
+  console.log(await Deno.readTextFile(reportPath));
+} else {
+  console.log(report);
+  console.log("(Not written: run with --write to update docs/benchmarks.md and its chart.)");
+}
