@@ -8,21 +8,6 @@ const ROOMS_REFRESH_MS = 5000;
 const MAX_BACKOFF_MS = 30000;
 const MAX_SHOWN_MESSAGES = 500;
 
-const COMMANDS = [
-  ["!help [command]", "lists the commands, or explains one"],
-  ["!join <room>", "moves you to a room (created if new)"],
-  ["!leave", "takes you back to the lobby"],
-  ["!rooms", "lists the rooms"],
-  ["!who", "lists the users in your room"],
-  ["!me <action>", "describes what you do"],
-  ["!pm <user> <message>", "sends a private message"],
-  ["!setname <new name>", "changes your name"],
-  ["!history [n]", "replays the newest messages of your room"],
-  ["!about", "describes this server"],
-  ["!env", "shows the server environment"],
-  ["!ping", "answers pong!"],
-];
-
 const $ = (id) => document.getElementById(id);
 const view = {
   status: $("status"),
@@ -47,6 +32,10 @@ const state = {
   seen: new Map(),
   rooms: [],
   members: [],
+  /** The server's commands, from its `help` answer, for the hints. */
+  commands: [],
+  /** Whether the next `help` event answers our own request for the hints (not shown). */
+  helpForHints: false,
   socket: undefined,
   attempt: 0,
 };
@@ -133,6 +122,9 @@ function handle(event) {
       show(event, "system", event.text);
       send({ type: "members" });
       send({ type: "rooms" });
+      if (state.commands.length === 0) {
+        state.helpForHints = send({ type: "help" });
+      }
       break;
     case "message":
     case "history":
@@ -165,6 +157,15 @@ function handle(event) {
       break;
     case "system":
       show(event, "system", event.text);
+      break;
+    case "help":
+      if (state.helpForHints) {
+        state.helpForHints = false;
+        state.commands = event.commands;
+        showHints();
+      } else {
+        show(event, "system", event.text);
+      }
       break;
     case "error":
       show(event, "error", event.text);
@@ -285,11 +286,11 @@ function showHints() {
     view.hints.textContent = "";
     return;
   }
-  const typed = text.split(/\s/, 1)[0].toLowerCase();
-  const matches = COMMANDS.filter(([usage]) =>
-    usage.startsWith(typed) || typed.startsWith(usage.split(" ")[0])
+  const typed = text.split(/\s/, 1)[0].slice(1).toLowerCase();
+  const matches = state.commands.filter(({ name }) =>
+    name.startsWith(typed) || typed.startsWith(name)
   );
-  view.hints.textContent = matches.map(([usage, summary]) => `${usage}: ${summary}`).join(" · ");
+  view.hints.textContent = matches.map(({ usage, summary }) => `${usage}: ${summary}`).join(" · ");
 }
 
 view.input.addEventListener("input", showHints);

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { ConnectionLimits } from "./config.ts";
+import type { ConnectionLimits } from "./config/mod.ts";
 
 /** Why an upgrade was refused, with the HTTP answer to give. */
 export interface Refusal {

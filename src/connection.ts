@@ -1,24 +1,40 @@
 /**
- * The boundary between a WebSocket and the chat: frames in become
- * {@linkcode Chatroom} calls, events out become frames. Transport rules live
- * here: the frame size limit and the slow-consumer cut-off.
+ * The boundary between a WebSocket and the chat: frames in are decoded into
+ * requests for the {@linkcode Chatroom}, events out are encoded into frames.
+ * Transport rules live here: close codes, the frame size limit and the
+ * slow-consumer cut-off.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Chatroom } from "./chatroom.ts";
-import type { ConnectionLimits } from "./config.ts";
-import type { ChatEvent, Sink } from "./events.ts";
+import type { ChatEvent, Chatroom, ClientRequest, CloseReason, Sink, User } from "./chat/mod.ts";
+import type { ConnectionLimits } from "./config/mod.ts";
 import type { Metrics } from "./metrics.ts";
-import { encodeTextFrame } from "./protocol/text.ts";
-import { decodeV2Frame, encodeV2Frame } from "./protocol/v2.ts";
-import type { User } from "./user.ts";
+import type { Outbox } from "./outbox.ts";
+import { decodeV1Frame } from "./protocol/v1.ts";
+import { decodeV2Frame, type V2Input } from "./protocol/v2.ts";
 
-/** The WebSocket close code for a frame over `max_frame_bytes`. */
-export const CLOSE_MESSAGE_TOO_BIG = 1009;
-/** The WebSocket close code for a client that cannot keep up ("try again later"). */
-export const CLOSE_TRY_AGAIN_LATER = 1013;
+/** WebSocket close codes the server sends. */
+export const CLOSE_CODES = {
+  /** The server is stopping ("going away"). */
+  shutdown: 1001,
+  /** The client broke a rule: here, it kept flooding. */
+  flood: 1008,
+  /** A frame over `max_frame_bytes`. */
+  frameTooLarge: 1009,
+  /** A client that cannot keep up ("try again later"). */
+  slowConsumer: 1013,
+  /** The session was resumed on another connection. */
+  replaced: 4000,
+} as const;
+
+/** The reason sent with each close the chat asks for. */
+const CLOSE_REASONS: Readonly<Record<CloseReason, string>> = {
+  shutdown: "server shutting down",
+  flood: "flooding",
+  replaced: "session resumed elsewhere",
+};
 
 /** The part of a WebSocket the chat uses, so tests can pass a fake. */
 export interface SocketLike {
@@ -43,68 +59,16 @@ const BUFFER_CHECK_EVERY = 8;
 /** Most events one v2 frame carries; a longer queue goes out in several. */
 const MAX_BATCH = 256;
 
-/**
- * Connections with v2 events waiting. They are flushed together at the end
- * of the current turn of the event loop, so that everything the frames read
- * in one turn cause leaves as one frame per socket. The end of a turn is
- * found with microtasks: frames already read are handled in microtasks too,
- * so the flush steps aside, one microtask at a time, for as long as the last
- * step queued more events. (A timer would wait for the next turn, but
- * setTimeout(0) costs 1 to 2 ms in Deno, which every delivery would wait.)
- */
-const waiting = new Set<Connection>();
-let flushScheduled = false;
-/** Whether an event was queued since the flush last looked. */
-let queuedSinceLook = false;
-let looks = 0;
-/** Most times a flush steps aside, so a turn that keeps queuing still flushes. */
-const MAX_LOOKS = 64;
-
-function flushWaiting(): void {
-  if (queuedSinceLook && looks < MAX_LOOKS) {
-    queuedSinceLook = false;
-    looks++;
-    queueMicrotask(flushWaiting);
-    return;
-  }
-  looks = 0;
-  flushScheduled = false;
-  for (const connection of waiting) connection.flush();
-  waiting.clear();
-}
-
-/**
- * The last batch joined into a frame and that frame: everyone in a busy room
- * is flushed one after another with the same events, so their frame is
- * joined once. Comparing two batches costs a pointer check per event when
- * they hold the same event strings, and stops at the first that differs.
- */
-let lastBatch: readonly string[] = [];
-let lastFrame = "";
-
-function batchFrame(batch: readonly string[]): string {
-  if (batch.length === 1) return batch[0];
-  if (!sameEvents(batch, lastBatch)) {
-    lastBatch = batch;
-    lastFrame = `[${batch.join(",")}]`;
-  }
-  return lastFrame;
-}
-
-function sameEvents(a: readonly string[], b: readonly string[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) return false;
-  }
-  return true;
-}
+const BINARY: ClientRequest = { type: "invalid", problem: { code: "binary_unsupported" } };
 
 /** Options of a {@linkcode Connection}. */
 export interface ConnectionOptions {
-  /** The wire format: the original `text` protocol or `v2` (subprotocol `chat.v2`). */
-  readonly protocol: "text" | "v2";
+  /** The wire format: the original `v1` text protocol or `v2` (subprotocol `chat.v2`). */
+  readonly protocol: "v1" | "v2";
   readonly limits: Pick<ConnectionLimits, "maxFrameBytes" | "maxBufferedBytes">;
   readonly metrics: Metrics;
+  /** Encodes and batches what this server's connections send. */
+  readonly outbox: Outbox;
   /** The name asked for in the upgrade request (`?name=`). */
   readonly name?: string;
   /** Called once the socket has closed, to give back its admission place. */
@@ -121,11 +85,12 @@ export class Connection implements Sink {
   readonly #socket: SocketLike;
   readonly #chatroom: Chatroom;
   readonly #options: ConnectionOptions;
-  /** v2 frames waiting for the end of this turn of the event loop. */
+  readonly #outbox: Outbox;
+  /** Whether this socket speaks v2, which batches its events. */
+  readonly #v2: boolean;
+  /** v2 events waiting for the end of this turn of the event loop. */
   #batch: string[] = [];
   #writes = 0;
-  /** Whether this socket speaks the original text protocol (else v2). */
-  readonly #text: boolean;
   /**
    * Set once the socket is closing, so sends stop; kept here because reading
    * the socket's readyState is a checked call on every one of them.
@@ -137,7 +102,8 @@ export class Connection implements Sink {
     this.#socket = socket;
     this.#chatroom = chatroom;
     this.#options = options;
-    this.#text = options.protocol === "text";
+    this.#outbox = options.outbox;
+    this.#v2 = options.protocol === "v2";
   }
 
   /**
@@ -147,40 +113,44 @@ export class Connection implements Sink {
    */
   opened(): void {
     this.#options.metrics.connectionsAccepted.inc();
-    if (this.#options.protocol === "text") {
-      this.#user = this.#chatroom.connect(this, { name: this.#options.name });
-    }
+    if (!this.#v2) this.#user = this.#chatroom.connect(this, { name: this.#options.name });
   }
 
-  /** Handles one frame from the client. */
+  /** Handles one frame from the client: decoded, then handed to the chat request by request. */
   received(data: string | ArrayBuffer): void {
     this.#options.metrics.messagesReceived.inc();
     const { maxFrameBytes } = this.#options.limits;
     const tooBig = typeof data === "string"
       ? exceedsBytes(data, maxFrameBytes)
       : data.byteLength > maxFrameBytes;
-    if (tooBig) return this.#cutOff(CLOSE_MESSAGE_TOO_BIG, "frame_too_large");
-    if (this.#options.protocol === "v2") return this.#receivedV2(data);
+    if (tooBig) return this.#cutOff(CLOSE_CODES.frameTooLarge, "frame_too_large");
+    if (this.#v2) return this.#receivedV2(data);
     if (this.#user === undefined) return;
-    if (typeof data === "string") this.#chatroom.receive(this.#user, data);
-    else this.#chatroom.receiveBinary(this.#user);
+    this.#chatroom.handle(this.#user, typeof data === "string" ? decodeV1Frame(data) : BINARY);
   }
 
   #receivedV2(data: string | ArrayBuffer): void {
-    const inputs = typeof data === "string" ? decodeV2Frame(data) : undefined;
+    const inputs: readonly V2Input[] = typeof data === "string"
+      ? decodeV2Frame(data)
+      : [{ kind: "request", request: BINARY }];
+    let first = 0;
     let user = this.#user;
     if (user === undefined) {
       // A session starts with hello or resume; any other first request starts a plain one.
-      const first = inputs?.[0];
-      const start = first?.kind === "start" ? first.start : { name: this.#options.name };
+      const opening = inputs[0];
+      const start = opening?.kind === "start" ? opening.start : { name: this.#options.name };
+      if (opening?.kind === "start") first = 1;
       user = this.#user = this.#chatroom.connect(this, start);
-      if (first?.kind === "start") inputs!.shift();
     }
-    if (inputs === undefined) return this.#chatroom.receiveBinary(user);
-    for (const input of inputs) {
-      if (input.kind === "request") this.#chatroom.handle(user, input.request);
-      else if (input.kind === "invalid") this.#chatroom.refuse(user, input.reason);
-      else this.#chatroom.refuse(user, "the session has already started");
+    for (let index = first; index < inputs.length; index++) {
+      const input = inputs[index];
+      this.#chatroom.handle(
+        user,
+        input.kind === "request" ? input.request : {
+          type: "invalid",
+          problem: { code: "bad_request", reason: "the session has already started" },
+        },
+      );
     }
   }
 
@@ -196,19 +166,14 @@ export class Connection implements Sink {
    * others of this turn of the event loop and sent as one frame (a JSON array
    * when there are several), so a busy room costs far fewer sends.
    */
-  send(event: ChatEvent): void {
+  send(event: ChatEvent, own = false): void {
     if (this.#closing) return;
     this.#options.metrics.messagesDelivered.inc();
-    if (this.#text) return this.#write(encodeTextFrame(event));
-    this.#batch.push(encodeV2Frame(event));
-    queuedSinceLook = true;
-    if (this.#batch.length >= MAX_BATCH) return this.flush();
-    if (this.#batch.length > 1) return;
-    waiting.add(this);
-    if (!flushScheduled) {
-      flushScheduled = true;
-      queueMicrotask(flushWaiting);
-    }
+    if (!this.#v2) return this.#write(this.#outbox.v1Frame(event, own));
+    const batch = this.#batch;
+    batch.push(this.#outbox.v2Event(event));
+    if (batch.length >= MAX_BATCH) return this.flush();
+    this.#outbox.queued(this, batch.length === 1);
   }
 
   /** Sends the queued v2 events. */
@@ -216,7 +181,7 @@ export class Connection implements Sink {
     const batch = this.#batch;
     if (batch.length === 0 || this.#closing) return;
     this.#batch = [];
-    this.#write(batchFrame(batch));
+    this.#write(this.#outbox.batchFrame(batch));
   }
 
   #write(frame: string): void {
@@ -225,14 +190,14 @@ export class Connection implements Sink {
     // enough, as each is at most max_frame_bytes.
     if (++this.#writes % BUFFER_CHECK_EVERY !== 0) return;
     if (this.#socket.bufferedAmount > this.#options.limits.maxBufferedBytes) {
-      this.#cutOff(CLOSE_TRY_AGAIN_LATER, "slow_consumer");
+      this.#cutOff(CLOSE_CODES.slowConsumer, "slow_consumer");
     }
   }
 
-  /** Sends what is queued, then closes the socket; nothing more is sent. */
-  close(code: number, reason: string): void {
+  /** Sends what is queued, then closes the socket with the code for `reason`. */
+  close(reason: CloseReason): void {
     this.flush();
-    this.#shut(code, reason);
+    this.#shut(CLOSE_CODES[reason], CLOSE_REASONS[reason]);
   }
 
   #shut(code: number, reason: string): void {

@@ -5,12 +5,13 @@
  * @module
  */
 
+import { delay } from "@std/async/delay";
 import { parseArgs } from "@std/cli/parse-args";
 import { getLogger } from "@logtape/logtape";
 import { LocalBroker } from "./broker/local.ts";
 import { NatsBroker } from "./broker/nats.ts";
-import { Chatroom } from "./chatroom.ts";
-import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config.ts";
+import { Chatroom } from "./chat/mod.ts";
+import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config/mod.ts";
 import { setupLogging } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { createHandler } from "./server.ts";
@@ -129,8 +130,10 @@ async function serve(config: Config): Promise<void> {
       count: chatroom.size,
     });
     chatroom.shutdown();
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, SHUTDOWN_GRACE_MS));
-    await Promise.race([Promise.all([server.shutdown(), broker.close()]), grace]);
+    await Promise.race([
+      Promise.all([server.shutdown(), broker.close()]),
+      delay(SHUTDOWN_GRACE_MS),
+    ]);
     Deno.exit(0);
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {

@@ -1,56 +1,83 @@
 /**
  * Counters for `GET /metrics`, rendered in the Prometheus text format.
- * Counting is a map update, cheap enough for the per-message path.
+ * Counting is a field update, cheap enough for the per-delivery path.
  *
  * @module
  */
 
-/** A monotonically increasing count, optionally split by one label. */
+/** A count that only goes up. */
 export class Counter {
   readonly name: string;
   readonly help: string;
-  readonly label: string | undefined;
-  readonly #values = new Map<string, number>();
+  #value = 0;
 
-  /** `label` names the label and the values reported from the start, at zero. */
-  constructor(name: string, help: string, label?: { name: string; values: readonly string[] }) {
+  constructor(name: string, help: string) {
     this.name = name;
     this.help = help;
-    this.label = label?.name;
-    for (const value of label?.values ?? []) this.#values.set(value, 0);
   }
 
-  /** The count of a counter without a label, kept apart: it is bumped once per delivery. */
-  #total = 0;
-
-  /** Adds `by` to the count for `labelValue` (leave it out when the counter has no label). */
-  inc(labelValue = "", by = 1): void {
-    if (labelValue === "") this.#total += by;
-    else this.#values.set(labelValue, (this.#values.get(labelValue) ?? 0) + by);
+  /** Adds `by` (default 1). */
+  inc(by = 1): void {
+    this.#value += by;
   }
 
-  /** The current count for `labelValue`. */
-  get(labelValue = ""): number {
-    return labelValue === "" ? this.#total : this.#values.get(labelValue) ?? 0;
+  get(): number {
+    return this.#value;
   }
 
   /** The sample lines, in exposition format. */
   samples(): string[] {
-    if (this.label === undefined) return [`${this.name} ${this.get()}`];
+    return [`${this.name} ${this.#value}`];
+  }
+}
+
+/** Counts that only go up, one per value of a label. */
+export class LabeledCounter<L extends string> {
+  readonly name: string;
+  readonly help: string;
+  readonly label: string;
+  readonly #values = new Map<L, number>();
+
+  /** Every value of the label is reported from the start, at zero. */
+  constructor(name: string, help: string, label: { name: string; values: readonly L[] }) {
+    this.name = name;
+    this.help = help;
+    this.label = label.name;
+    for (const value of label.values) this.#values.set(value, 0);
+  }
+
+  /** Adds `by` (default 1) to the count for `value`. */
+  inc(value: L, by = 1): void {
+    this.#values.set(value, (this.#values.get(value) ?? 0) + by);
+  }
+
+  get(value: L): number {
+    return this.#values.get(value) ?? 0;
+  }
+
+  /** The sample lines, in exposition format. */
+  samples(): string[] {
     return [...this.#values].map(([value, count]) =>
       `${this.name}{${this.label}="${value}"} ${count}`
     );
   }
 }
 
+/** Why an upgrade was refused. */
+export type RefusalReason = "origin" | "max_connections" | "max_connections_per_ip";
+/** Why the server closed a connection. */
+export type CloseCause = "flood" | "slow_consumer" | "frame_too_large";
+/** Why a message was not sent on. */
+export type DropReason = "flood" | "empty";
+
 /** Every counter the server keeps. */
 export interface Metrics {
   readonly connectionsAccepted: Counter;
-  readonly connectionsRefused: Counter;
-  readonly connectionsClosed: Counter;
+  readonly connectionsRefused: LabeledCounter<RefusalReason>;
+  readonly connectionsClosed: LabeledCounter<CloseCause>;
   readonly messagesReceived: Counter;
   readonly messagesDelivered: Counter;
-  readonly messagesDropped: Counter;
+  readonly messagesDropped: LabeledCounter<DropReason>;
   readonly errors: Counter;
 }
 
@@ -61,12 +88,12 @@ export function createMetrics(): Metrics {
       "chat_connections_accepted_total",
       "WebSocket connections accepted.",
     ),
-    connectionsRefused: new Counter(
+    connectionsRefused: new LabeledCounter(
       "chat_connections_refused_total",
       "WebSocket upgrades refused, by reason.",
       { name: "reason", values: ["origin", "max_connections", "max_connections_per_ip"] },
     ),
-    connectionsClosed: new Counter(
+    connectionsClosed: new LabeledCounter(
       "chat_connections_closed_by_server_total",
       "Connections the server closed, by reason.",
       { name: "reason", values: ["flood", "slow_consumer", "frame_too_large"] },
@@ -79,7 +106,7 @@ export function createMetrics(): Metrics {
       "chat_messages_delivered_total",
       "Events sent to clients.",
     ),
-    messagesDropped: new Counter(
+    messagesDropped: new LabeledCounter(
       "chat_messages_dropped_total",
       "Messages dropped instead of sent on, by reason.",
       { name: "reason", values: ["flood", "empty"] },
@@ -104,7 +131,7 @@ function family(name: string, help: string, type: string, samples: string[]): st
 /** The whole `/metrics` page. */
 export function renderMetrics(metrics: Metrics, gauges: Gauges): string {
   const memory = Deno.memoryUsage();
-  const counters = Object.values(metrics).map((counter: Counter) =>
+  const counters = Object.values(metrics).map((counter: Counter | LabeledCounter<string>) =>
     family(counter.name, counter.help, "counter", counter.samples())
   );
   return [

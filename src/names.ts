@@ -17,11 +17,6 @@ export function nameKey(name: string): string {
   return name.normalize("NFKC").toUpperCase().toLowerCase();
 }
 
-/** Removes every whitespace character, as `!setname` does with its argument. */
-export function stripWhitespace(text: string): string {
-  return text.replace(/\s+/gu, "");
-}
-
 /** Letters, digits, "_", "-" and "."; combining marks may follow a letter. */
 const NAME_PATTERN = /^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u;
 

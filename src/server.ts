@@ -9,10 +9,11 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Admission } from "./admission.ts";
-import type { Chatroom } from "./chatroom.ts";
-import type { ConnectionLimits } from "./config.ts";
+import type { Chatroom } from "./chat/mod.ts";
+import type { ConnectionLimits } from "./config/mod.ts";
 import { serveChatSocket } from "./connection.ts";
 import { createMetrics, type Metrics, renderMetrics } from "./metrics.ts";
+import { Outbox } from "./outbox.ts";
 import { V2_PROTOCOL } from "./protocol/v2.ts";
 import { serveStatic, type StaticFiles } from "./static.ts";
 
@@ -45,6 +46,7 @@ export type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAdd
 export function createHandler(options: HandlerOptions): Handler {
   const { chatroom, limits, metrics = createMetrics(), staticFiles = new Map() } = options;
   const admission = new Admission(limits);
+  const outbox = new Outbox();
 
   const upgrade = (request: Request, url: URL, address: string): Response => {
     if (!SOCKET_PATHS.has(url.pathname)) return textResponse("Not Found\n", 404);
@@ -70,9 +72,10 @@ export function createHandler(options: HandlerOptions): Handler {
       return textResponse("Bad Request: invalid WebSocket upgrade\n", 400);
     }
     serveChatSocket(upgraded.socket, chatroom, {
-      protocol: v2 ? "v2" : "text",
+      protocol: v2 ? "v2" : "v1",
       limits,
       metrics,
+      outbox,
       name: url.searchParams.get("name") ?? undefined,
       onClosed: () => admission.release(address),
     });

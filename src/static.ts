@@ -5,6 +5,8 @@
  * @module
  */
 
+import { eTag, ifNoneMatch } from "@std/http/etag";
+import { contentType } from "@std/media-types/content-type";
 import { extname, fromFileUrl, join } from "@std/path";
 
 /** One file ready to serve. */
@@ -20,32 +22,15 @@ export type StaticFiles = ReadonlyMap<string, StaticFile>;
 /** The folder of the browser client, next to `src/`. */
 export const PUBLIC_DIR: string = fromFileUrl(new URL("../public", import.meta.url));
 
-const CONTENT_TYPES: Readonly<Record<string, string>> = {
-  ".html": "text/html; charset=utf-8",
-  ".js": "text/javascript; charset=utf-8",
-  ".css": "text/css; charset=utf-8",
-  ".svg": "image/svg+xml",
-  ".png": "image/png",
-  ".ico": "image/x-icon",
-  ".json": "application/json",
-  ".webmanifest": "application/manifest+json",
-};
-
-async function etagOf(body: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
-  const hex = Array.from(digest.subarray(0, 12), (byte) => byte.toString(16).padStart(2, "0"));
-  return `"${hex.join("")}"`;
-}
-
-/** Reads every file of known type directly inside `dir`. */
+/** Reads every file of a known type directly inside `dir`. */
 export async function loadStaticFiles(dir: string = PUBLIC_DIR): Promise<StaticFiles> {
   const files = new Map<string, StaticFile>();
   for await (const entry of Deno.readDir(dir)) {
-    const contentType = CONTENT_TYPES[extname(entry.name)];
-    if (!entry.isFile || contentType === undefined) continue;
+    const type: string | undefined = contentType(extname(entry.name));
+    if (!entry.isFile || type === undefined) continue;
     const body = await Deno.readFile(join(dir, entry.name));
     const path = entry.name === "index.html" ? "/" : `/${entry.name}`;
-    files.set(path, { body, contentType, etag: await etagOf(body) });
+    files.set(path, { body, contentType: type, etag: await eTag(body) });
   }
   return files;
 }
@@ -58,7 +43,7 @@ export function serveStatic(request: Request, file: StaticFile): Response {
     etag: file.etag,
     "x-content-type-options": "nosniff",
   };
-  if (request.headers.get("if-none-match") === file.etag) {
+  if (!ifNoneMatch(request.headers.get("if-none-match"), file.etag)) {
     return new Response(null, { status: 304, headers });
   }
   const body = request.method === "HEAD" ? null : file.body;

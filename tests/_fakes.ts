@@ -1,12 +1,13 @@
 /** Fakes and fixtures shared by the unit tests. */
 
-import { Chatroom, type ChatroomOptions } from "../src/chatroom.ts";
-import { type Config, loadConfig } from "../src/config.ts";
-import type { ChatEvent, Origin, Sink } from "../src/events.ts";
-import type { User } from "../src/user.ts";
+import { Chatroom, type ChatroomOptions } from "../src/chat/chatroom.ts";
+import type { ChatEvent, CloseReason, Origin, Sink } from "../src/chat/events.ts";
+import type { User } from "../src/chat/user.ts";
+import { type Config, loadConfig } from "../src/config/mod.ts";
+import { decodeV1Frame } from "../src/protocol/v1.ts";
 
-/** The fixed time every fake-clock event carries. */
-export const NOW = new Date("2026-01-02T03:04:05.678Z");
+/** The fixed time every fake-clock event carries, in milliseconds since the Unix epoch. */
+export const NOW: number = Date.parse("2026-01-02T03:04:05.678Z");
 
 /** The shipped test environment's config, read once. */
 export const TEST_CONFIG: Config = await loadConfig({
@@ -19,11 +20,11 @@ export const TEST_CHAT_CONFIG = TEST_CONFIG.chat;
 export class FakeClock {
   #time: number;
 
-  constructor(start: Date = NOW) {
-    this.#time = start.getTime();
+  constructor(start: number = NOW) {
+    this.#time = start;
   }
 
-  readonly now = (): Date => new Date(this.#time);
+  readonly now = (): number => this.#time;
 
   advance(ms: number): void {
     this.#time += ms;
@@ -33,20 +34,32 @@ export class FakeClock {
 /** A sink that records what it is sent. */
 export class FakeSink implements Sink {
   readonly events: ChatEvent[] = [];
-  closed: { code: number; reason: string } | undefined;
+  /** For each event, whether it was sent as its author's own copy. */
+  readonly own: boolean[] = [];
+  closed: CloseReason | undefined;
 
-  send(event: ChatEvent): void {
+  send(event: ChatEvent, own = false): void {
     this.events.push(event);
+    this.own.push(own);
   }
 
-  close(code: number, reason: string): void {
-    this.closed = { code, reason };
+  close(reason: CloseReason): void {
+    this.closed = reason;
   }
 
-  /** Returns and forgets what was sent so far, as `[origin, body]` pairs. */
+  /** Returns and forgets what was sent so far, as `[origin, body]` pairs (`SELF` for own copies). */
   take(): [Origin, string][] {
-    return this.events.splice(0).map((event) => [event.origin, event.body]);
+    const own = this.own.splice(0);
+    return this.events.splice(0).map((event, index) => [
+      own[index] ? "SELF" : event.origin,
+      event.body,
+    ]);
   }
+}
+
+/** Hands `user`'s text frame of the original protocol to the chat, as a connection does. */
+export function receive(chatroom: Chatroom, user: User, text: string): void {
+  chatroom.handle(user, decodeV1Frame(text));
 }
 
 /** Names `Guest1`, `Guest2`, ... in order, skipping taken ones. */

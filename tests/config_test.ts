@@ -1,6 +1,7 @@
 import { assertEquals, assertRejects, assertStringIncludes } from "@std/assert";
 import { join } from "@std/path";
-import { ConfigError, DEFAULT_CONFIG_DIR, loadConfig, renderMessage } from "../src/config.ts";
+import { ConfigError, DEFAULT_CONFIG_DIR, loadConfig } from "../src/config/mod.ts";
+import { createCatalog } from "../src/messages.ts";
 
 const noEnv = () => undefined;
 
@@ -272,13 +273,14 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
   });
 });
 
-Deno.test("renderMessage fills placeholders and keeps $$ as a dollar sign", async () => {
+Deno.test("a catalog fills placeholders and keeps $$ as a dollar sign", async () => {
   const { chat } = await loadConfig({ flags: { env: "test" }, getEnv: noEnv });
-  const messages = { ...chat.messages, pm_sent: "PM -> $to: $message ($$5)" };
+  const catalog = createCatalog({ ...chat.messages, pm_sent: "PM -> $to: $message ($$5)$$" });
   assertEquals(
-    renderMessage(messages, "pm_sent", { to: "Bob", message: "$name stays" }),
-    "PM -> Bob: $name stays ($5)",
+    catalog.render("pm_sent", { to: "Bob", message: "$name stays" }),
+    "PM -> Bob: $name stays ($5)$",
   );
+  assertEquals(catalog.render("pong", {}), "pong!");
 });
 
 Deno.test("a config error stops the server with exit code 2 and one clear line", async () => {

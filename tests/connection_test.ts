@@ -1,7 +1,8 @@
-import { assertEquals } from "@std/assert";
+import { assertEquals, assertThrows } from "@std/assert";
+import type { ChatEvent, MessageEvent } from "../src/chat/events.ts";
 import { Connection, type SocketLike } from "../src/connection.ts";
-import type { ChatEvent } from "../src/events.ts";
 import { createMetrics } from "../src/metrics.ts";
+import { Outbox } from "../src/outbox.ts";
 import { createTestChatroom, NOW } from "./_fakes.ts";
 
 class FakeSocket implements SocketLike {
@@ -20,15 +21,22 @@ class FakeSocket implements SocketLike {
   }
 }
 
-function v2Connection(): { connection: Connection; socket: FakeSocket } {
+/** A connection on a fake socket; connections of one server share its `outbox`. */
+function fakeConnection(
+  outbox = new Outbox(),
+  protocol: "v1" | "v2" = "v2",
+): { connection: Connection; socket: FakeSocket } {
   const socket = new FakeSocket();
   const connection = new Connection(socket, createTestChatroom(), {
-    protocol: "v2",
+    protocol,
     limits: { maxFrameBytes: 65536, maxBufferedBytes: 1 << 20 },
     metrics: createMetrics(),
+    outbox,
   });
   return { connection, socket };
 }
+
+const v2Connection = fakeConnection;
 
 function system(text: string): ChatEvent {
   return { type: "system", id: text, sentAt: NOW, origin: "SERVER", body: text, text };
@@ -46,7 +54,8 @@ function texts(socket: FakeSocket): string[][] {
 const endOfTurn = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
 Deno.test("v2 sends the events of one turn as one frame per socket", async () => {
-  const [ann, bob, cat] = [v2Connection(), v2Connection(), v2Connection()];
+  const outbox = new Outbox();
+  const [ann, bob, cat] = [v2Connection(outbox), v2Connection(outbox), v2Connection(outbox)];
   const [one, two] = [system("one"), system("two")];
   // Ann and Bob get the same events, Cat the same number but not the same ones.
   for (const { connection } of [ann, bob]) {
@@ -91,9 +100,65 @@ Deno.test("v2 splits a long queue into frames of at most 256 events", async () =
 Deno.test("v2 sends what is queued before it closes a socket", async () => {
   const { connection, socket } = v2Connection();
   connection.send(system("goodbye"));
-  connection.close(1001, "server shutting down");
+  connection.close("shutdown");
   connection.send(system("too late"));
   await endOfTurn();
   assertEquals(texts(socket), [["goodbye"]]);
   assertEquals(socket.closedWith, 1001);
+});
+
+Deno.test("close reasons become WebSocket close codes", () => {
+  for (const [reason, code] of [["shutdown", 1001], ["flood", 1008], ["replaced", 4000]] as const) {
+    const { connection, socket } = v2Connection();
+    connection.close(reason);
+    assertEquals(socket.closedWith, code, reason);
+  }
+});
+
+const message: MessageEvent = {
+  type: "message",
+  id: "9",
+  sentAt: NOW,
+  origin: "USER",
+  body: "Ann: hi",
+  room: "lobby",
+  from: "Ann",
+  text: "hi",
+  seq: 1,
+  emote: false,
+};
+
+Deno.test("the author's copy of a message is SELF in the text protocol, the same in v2", async () => {
+  const outbox = new Outbox();
+  const [author, other] = [fakeConnection(outbox, "v1"), fakeConnection(outbox, "v1")];
+  other.connection.send(message);
+  author.connection.send(message, true);
+  assertEquals(JSON.parse(other.socket.frames[0]).origin, "USER");
+  assertEquals(JSON.parse(author.socket.frames[0]).origin, "SELF");
+  const [v2Author, v2Other] = [v2Connection(outbox), v2Connection(outbox)];
+  v2Author.connection.send(message, true);
+  v2Other.connection.send(message);
+  await endOfTurn();
+  assertEquals(v2Author.socket.frames, v2Other.socket.frames);
+});
+
+Deno.test("servers in one process share no encoding state", () => {
+  const first = fakeConnection(new Outbox(), "v1");
+  const second = fakeConnection(new Outbox(), "v1");
+  first.connection.send(message);
+  // The same event on another server, then its author's copy on the first.
+  second.connection.send(message);
+  first.connection.send(message, true);
+  assertEquals(first.socket.frames.map((frame) => JSON.parse(frame).origin), ["USER", "SELF"]);
+  assertEquals(JSON.parse(second.socket.frames[0]).origin, "USER");
+});
+
+Deno.test("event times are ISO 8601, also when several share a millisecond", () => {
+  const outbox = new Outbox();
+  const times = [0, 1764155100123, 1764155100123, 1764155100124, 0];
+  assertEquals(
+    times.map((time) => outbox.time(time)),
+    times.map((time) => new Date(time).toISOString()),
+  );
+  assertThrows(() => outbox.time(NaN), RangeError);
 });

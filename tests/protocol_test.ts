@@ -1,11 +1,57 @@
-import { assertEquals, assertThrows } from "@std/assert";
-import type { ChatEvent, MessageEvent } from "../src/events.ts";
-import { encodeTextFrame } from "../src/protocol/text.ts";
-import { isoTime } from "../src/protocol/time.ts";
-import { decodeV2Frame, encodeV2Frame, type V2Input } from "../src/protocol/v2.ts";
+import { assertEquals } from "@std/assert";
+import type { ChatEvent, ClientRequest, MessageEvent } from "../src/chat/events.ts";
+import { COMMANDS } from "../src/commands.ts";
+import { decodeV1Frame, encodeV1Frame } from "../src/protocol/v1.ts";
+import { decodeV2Frame, encodeV2Event, type V2Input } from "../src/protocol/v2.ts";
 
-const sentAt = new Date("2026-11-26T09:30:00.000Z");
+const sentAt = Date.parse("2026-11-26T09:30:00.000Z");
 const base = { id: "7", sentAt, origin: "SERVER", body: "shown" } as const;
+const SENT_AT = "2026-11-26T09:30:00.000Z";
+
+function invalid(reason: string): V2Input {
+  return {
+    kind: "request",
+    request: { type: "invalid", problem: { code: "bad_request", reason } },
+  };
+}
+
+Deno.test("v1 reads text as a message and ! lines as the requests they spell", () => {
+  const cases: [string, ClientRequest][] = [
+    ["hello there", { type: "say", text: "hello there" }],
+    [" !not a command", { type: "say", text: " !not a command" }],
+    ["!help", { type: "help", command: undefined }],
+    ["!HELP Join ", { type: "help", command: "Join" }],
+    ["!about", { type: "about" }],
+    ["!setname  Big \t Bird ", { type: "setname", name: "Big \t Bird" }],
+    ["!who", { type: "members" }],
+    ["!env", { type: "env" }],
+    ["!Ping", { type: "ping" }],
+    ["!pm Bob see you\nat noon", { type: "pm", to: "Bob", text: "see you\nat noon" }],
+    ["!pm Bob", { type: "pm", to: "Bob", text: "" }],
+    ["!pm", { type: "pm", to: "", text: "" }],
+    ["!join games", { type: "join", room: "games" }],
+    ["!join", { type: "join", room: "" }],
+    ["!leave", { type: "leave" }],
+    ["!rooms", { type: "rooms" }],
+    ["!me waves", { type: "me", text: "waves" }],
+    ["!history", { type: "history" }],
+    ["!history 12345678", { type: "history", count: 12345678 }],
+    ["!history lots", { type: "invalid", problem: { code: "usage", usage: "!history [n]" } }],
+    ["!dance wildly", {
+      type: "invalid",
+      problem: { code: "unknown_command", command: "!dance wildly" },
+    }],
+    ["!", { type: "invalid", problem: { code: "unknown_command", command: "!" } }],
+  ];
+  for (const [frame, request] of cases) assertEquals(decodeV1Frame(frame), request, frame);
+});
+
+Deno.test("every command spells a request", () => {
+  for (const command of COMMANDS) {
+    const request = command.parse("x");
+    assertEquals(request === undefined || request.type !== "invalid", true, command.name);
+  }
+});
 const message: MessageEvent = {
   ...base,
   origin: "USER",
@@ -34,10 +80,22 @@ Deno.test("v2 decodes every request", () => {
     ],
     [{ type: "say", text: "hi" }, { kind: "request", request: { type: "say", text: "hi" } }],
     [{ type: "me", text: "waves" }, { kind: "request", request: { type: "me", text: "waves" } }],
+    [{ type: "command", text: "!who" }, { kind: "request", request: { type: "members" } }],
     [
-      { type: "command", text: "!who" },
-      { kind: "request", request: { type: "command", text: "!who" } },
+      { type: "command", text: "hi" },
+      {
+        kind: "request",
+        request: { type: "invalid", problem: { code: "unknown_command", command: "hi" } },
+      },
     ],
+    [{ type: "help" }, { kind: "request", request: { type: "help", command: undefined } }],
+    [{ type: "help", command: "pm" }, {
+      kind: "request",
+      request: { type: "help", command: "pm" },
+    }],
+    [{ type: "about" }, { kind: "request", request: { type: "about" } }],
+    [{ type: "env" }, { kind: "request", request: { type: "env" } }],
+    [{ type: "ping" }, { kind: "request", request: { type: "ping" } }],
     [{ type: "join", room: "games" }, {
       kind: "request",
       request: { type: "join", room: "games" },
@@ -68,7 +126,7 @@ Deno.test("v2 reads a JSON array of requests in order", () => {
   assertEquals(decodeV2Frame('[{"type":"say","text":"a"},{"type":"leave"},{"type":"nope"}]'), [
     { kind: "request", request: { type: "say", text: "a" } },
     { kind: "request", request: { type: "leave" } },
-    { kind: "invalid", reason: 'unknown type "nope"' },
+    invalid('unknown type "nope"'),
   ]);
 });
 
@@ -99,14 +157,15 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
       'a seq in "rooms" must be a whole number of at least 0',
     ],
     ['{"type":"history","count":1.5}', '"count" must be a whole number of at least 0'],
+    ['{"type":"help","command":1}', '"help" needs a string "command"'],
   ];
   for (const [frame, reason] of cases) {
-    assertEquals(decodeV2Frame(frame), [{ kind: "invalid", reason }], frame);
+    assertEquals(decodeV2Frame(frame), [invalid(reason)], frame);
   }
 });
 
 Deno.test("v2 encodes every event type", () => {
-  const common = { id: "7", sentAt: "2026-11-26T09:30:00.000Z" };
+  const common = { id: "7", sentAt: SENT_AT };
   const cases: [ChatEvent, Record<string, unknown>][] = [
     [message, { type: "message", ...common, room: "lobby", from: "Ann", text: "hi", seq: 3 }],
     [
@@ -150,31 +209,29 @@ Deno.test("v2 encodes every event type", () => {
       { ...base, type: "members", room: "lobby", members: ["Ann", "Bob"] },
       { type: "members", ...common, room: "lobby", members: ["Ann", "Bob"] },
     ],
+    [
+      { ...base, type: "help", commands: [{ name: "ping", usage: "!ping", summary: "pong" }] },
+      {
+        type: "help",
+        ...common,
+        commands: [{ name: "ping", usage: "!ping", summary: "pong" }],
+        text: "shown",
+      },
+    ],
   ];
   for (const [event, wire] of cases) {
-    assertEquals(JSON.parse(encodeV2Frame(event)), wire, event.type);
+    assertEquals(JSON.parse(encodeV2Event(event, SENT_AT)), wire, event.type);
   }
-});
-
-Deno.test("v2 sends a message's author the same frame as everyone else", () => {
-  const others = encodeV2Frame(message);
-  assertEquals(encodeV2Frame({ ...message, origin: "SELF" }), others);
-  // Only the author's copy is taken for the event just encoded.
-  const edited: MessageEvent = { ...message, text: "bye" };
-  assertEquals(JSON.parse(encodeV2Frame(edited)).text, "bye");
-  assertEquals(JSON.parse(encodeV2Frame({ ...message, origin: "HISTORY" })).text, "hi");
 });
 
 Deno.test("the text protocol shows body, origin and sentAt only", () => {
   const event: ChatEvent = { ...base, type: "members", room: "lobby", members: ["Ann"] };
   assertEquals(
-    encodeTextFrame(event),
-    '{"body":"shown","origin":"SERVER","sentAt":"2026-11-26T09:30:00.000Z"}',
+    encodeV1Frame(event, false, SENT_AT),
+    `{"body":"shown","origin":"SERVER","sentAt":"${SENT_AT}"}`,
   );
-});
-
-Deno.test("event times are ISO 8601, also when several share a millisecond", () => {
-  const times = [0, 1764155100123, 1764155100123, 1764155100124, 0].map((ms) => new Date(ms));
-  assertEquals(times.map(isoTime), times.map((date) => date.toISOString()));
-  assertThrows(() => isoTime(new Date(NaN)), RangeError);
+  assertEquals(
+    encodeV1Frame(message, true, SENT_AT),
+    `{"body":"shown","origin":"SELF","sentAt":"${SENT_AT}"}`,
+  );
 });

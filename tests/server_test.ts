@@ -27,7 +27,7 @@ Deno.test("HTTP routes", async (t) => {
   await t.step("GET / serves the browser client, revalidated by ETag", async () => {
     const response = get("/");
     assertEquals(response.status, 200);
-    assertEquals(response.headers.get("content-type"), "text/html; charset=utf-8");
+    assertEquals(response.headers.get("content-type"), "text/html; charset=UTF-8");
     assertEquals(response.headers.get("cache-control"), "no-cache");
     assertEquals((await response.text()).startsWith("<!doctype html>"), true);
     const etag = response.headers.get("etag")!;
@@ -39,8 +39,8 @@ Deno.test("HTTP routes", async (t) => {
   await t.step("scripts and styles carry their content types", async () => {
     for (
       const [path, type] of [
-        ["/app.js", "text/javascript; charset=utf-8"],
-        ["/style.css", "text/css; charset=utf-8"],
+        ["/app.js", "text/javascript; charset=UTF-8"],
+        ["/style.css", "text/css; charset=UTF-8"],
       ]
     ) {
       const response = get(path);

@@ -1,7 +1,9 @@
 /**
- * What the chat tells a user, as typed events. The chatroom builds them; each
- * wire format in `protocol/` encodes them its own way. `body` is the line the
- * original text protocol shows, rendered once from the chat config.
+ * What the chat says and hears, whatever the wire format: the typed events it
+ * sends, the requests it handles, and the {@linkcode Sink} a user's events go
+ * to. Each format in `protocol/` turns frames into {@linkcode ClientRequest}s
+ * and events into frames; `body` is the line the original text protocol
+ * shows, rendered once from the chat config.
  *
  * @module
  */
@@ -27,8 +29,10 @@ export type ErrorCode =
 interface EventBase {
   /** Unique per event; a message keeps its id when replayed from history. */
   readonly id: string;
-  readonly sentAt: Date;
-  readonly origin: Origin;
+  /** When it happened, in milliseconds since the Unix epoch. */
+  readonly sentAt: number;
+  /** Who the event is from; a message's author is sent it as `SELF` (see {@linkcode Sink.send}). */
+  readonly origin: Exclude<Origin, "SELF">;
   readonly body: string;
 }
 
@@ -106,6 +110,19 @@ export interface MembersEvent extends EventBase {
   readonly members: readonly string[];
 }
 
+/** One command as `help` describes it. */
+export interface CommandSummary {
+  readonly name: string;
+  readonly usage: string;
+  readonly summary: string;
+}
+
+/** The commands (all, or the one asked about), for people and for clients' hints. */
+export interface HelpEvent extends EventBase {
+  readonly type: "help";
+  readonly commands: readonly CommandSummary[];
+}
+
 /** Any event the server sends. */
 export type ChatEvent =
   | MessageEvent
@@ -115,27 +132,60 @@ export type ChatEvent =
   | SystemEvent
   | ErrorEvent
   | RoomsEvent
-  | MembersEvent;
+  | MembersEvent
+  | HelpEvent;
+
+/** Why the chat ends a session; the connection picks the close code. */
+export type CloseReason =
+  /** The server is stopping. */
+  | "shutdown"
+  /** The client kept flooding. */
+  | "flood"
+  /** The session was resumed on another connection. */
+  | "replaced";
 
 /** Where a user's events go; the connection behind it never throws. */
 export interface Sink {
-  send(event: ChatEvent): void;
-  /** Closes the connection once the events sent before are on their way; later sends are dropped. */
-  close(code: number, reason: string): void;
+  /**
+   * Sends an event. `own` marks the author's copy of their own message: the
+   * same event object everyone else gets, shown to its author as theirs.
+   */
+  send(event: ChatEvent, own?: boolean): void;
+  /**
+   * Closes the connection once the events sent before have gone out (the chat
+   * counts on a goodbye arriving before the close); later sends are dropped.
+   */
+  close(reason: CloseReason): void;
 }
 
-/** What a client asks of the chat, whatever its wire format. */
+/** A request that could not be read, with what is needed to say why. */
+export type RequestProblem =
+  | { readonly code: "usage"; readonly usage: string }
+  | { readonly code: "unknown_command"; readonly command: string }
+  | { readonly code: "bad_request"; readonly reason: string }
+  | { readonly code: "binary_unsupported" };
+
+/**
+ * What a client asks of the chat, whatever its wire format: a `!` command
+ * and the v2 request of the same name are the same request. Text fields come
+ * as the client sent them; the chat cleans and checks them.
+ */
 export type ClientRequest =
   | { readonly type: "say"; readonly text: string }
   | { readonly type: "me"; readonly text: string }
-  | { readonly type: "command"; readonly text: string }
+  | { readonly type: "pm"; readonly to: string; readonly text: string }
   | { readonly type: "join"; readonly room: string }
   | { readonly type: "leave" }
-  | { readonly type: "pm"; readonly to: string; readonly text: string }
   | { readonly type: "setname"; readonly name: string }
   | { readonly type: "rooms" }
   | { readonly type: "members" }
-  | { readonly type: "history"; readonly count?: number };
+  | { readonly type: "history"; readonly count?: number }
+  | { readonly type: "help"; readonly command?: string }
+  | { readonly type: "about" }
+  | { readonly type: "env" }
+  | { readonly type: "ping" }
+  /** A frame that could not be read as a request; the chat answers with the problem. */
+  | { readonly type: "invalid"; readonly problem: RequestProblem };
 
 /** How a session begins: a fresh start, or picking up one that lost its connection. */
 export interface SessionStart {

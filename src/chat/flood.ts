@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { FloodLimits } from "./config.ts";
+import type { FloodLimits } from "../config/mod.ts";
 
 /** What to do with one message: pass it, or drop it (warning first, closing at last). */
 export type FloodVerdict = "accept" | "warn" | "drop" | "disconnect";

@@ -5,7 +5,6 @@
  */
 
 import type { MessageEvent } from "./events.ts";
-import type { User } from "./user.ts";
 
 /** The room everyone starts in; it is never removed. */
 export const LOBBY = "lobby";
@@ -18,16 +17,11 @@ export function isRoomName(name: string): boolean {
   return ROOM_NAME.test(name);
 }
 
-/** The fields of a message before the room numbers it. */
-export type NewMessage = Omit<MessageEvent, "seq" | "type" | "room">;
-
-/** One room of the chat. */
-export class Room {
+/** One room of the chat, whose members are of type `M`. */
+export class Room<M> {
   /** The name as first written; rooms are looked up case-insensitively. */
   readonly name: string;
-  readonly members: Set<User> = new Set();
-  /** When the room last became empty (milliseconds), or `undefined` while in use. */
-  emptySince: number | undefined;
+  readonly members: Set<M> = new Set();
   readonly #historySize: number;
   /** The kept messages: once full, a ring whose oldest message is at `#oldest`. */
   readonly #history: MessageEvent[] = [];
@@ -44,33 +38,25 @@ export class Room {
     return this.#lastSeq;
   }
 
-  /**
-   * Keeps a message in the history and returns it, numbered: with `seq` when
-   * it was numbered elsewhere (it must be above {@linkcode Room.lastSeq}),
-   * else with the next number.
-   */
-  append(message: NewMessage, seq: number = this.#lastSeq + 1): MessageEvent {
-    this.#lastSeq = seq;
-    const { id, sentAt, origin, body, from, text, emote } = message;
-    const stored: MessageEvent = {
-      type: "message",
-      id,
-      sentAt,
-      origin,
-      body,
-      room: this.name,
-      from,
-      text,
-      seq,
-      emote,
-    };
-    if (this.#history.length < this.#historySize) this.#history.push(stored);
+  /** The seq the next message gets when the room numbers it itself. */
+  get nextSeq(): number {
+    return this.#lastSeq + 1;
+  }
+
+  /** Keeps a message of this room, numbered above {@linkcode Room.lastSeq}, in the history. */
+  append(message: MessageEvent): void {
+    if (message.seq <= this.#lastSeq) {
+      throw new RangeError(
+        `Cannot append message ${message.seq} to ${this.name} as it is not after ${this.#lastSeq}`,
+      );
+    }
+    this.#lastSeq = message.seq;
+    if (this.#history.length < this.#historySize) this.#history.push(message);
     else if (this.#historySize > 0) {
       // Overwrite the oldest in place: shifting an array costs more than the rest of a message.
-      this.#history[this.#oldest] = stored;
+      this.#history[this.#oldest] = message;
       this.#oldest = (this.#oldest + 1) % this.#historySize;
     }
-    return stored;
   }
 
   /** The kept messages, oldest first. */

@@ -17,17 +17,21 @@ export class User {
   /** This user's flood control. */
   readonly flood: FloodGuard;
   /** Secret that lets a new connection take over this session (see `resume`). */
-  readonly token: string;
-  /** The room the user is in; set by the chatroom right after connecting. */
-  room: Room | undefined;
+  readonly token: string = crypto.randomUUID();
+  /** The room the user is in, or is entering. */
+  room: Room<User>;
   #name: string;
 
-  constructor(id: number, name: string, sink: Sink, flood: FloodGuard) {
+  constructor(
+    id: number,
+    name: string,
+    options: { sink: Sink; flood: FloodGuard; room: Room<User> },
+  ) {
     this.id = id;
     this.#name = name;
-    this.sink = sink;
-    this.flood = flood;
-    this.token = crypto.randomUUID();
+    this.sink = options.sink;
+    this.flood = options.flood;
+    this.room = options.room;
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */

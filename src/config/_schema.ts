@@ -86,17 +86,6 @@ export function integer(
   return number(fallback, { ...options, integer: true });
 }
 
-/** A boolean (`true` or `false`). */
-export function boolean(fallback?: boolean): Field<boolean> {
-  return {
-    fallback,
-    read(raw, key) {
-      if (typeof raw !== "boolean") throw mismatch(key, "true or false", raw);
-      return raw;
-    },
-  };
-}
-
 /** One of a fixed set of strings. */
 export function oneOf<const T extends string>(
   choices: readonly T[],
@@ -112,13 +101,38 @@ export function oneOf<const T extends string>(
   };
 }
 
+/** What a {@linkcode stringList}'s items must be, besides strings. */
+export interface StringListOptions {
+  /** Refuses an empty list. */
+  nonEmpty?: boolean;
+  /** A pattern every item must match, and how to describe such items. */
+  item?: { readonly pattern: RegExp; readonly expected: string };
+}
+
 /** A list of strings. */
-export function stringList(fallback?: readonly string[]): Field<readonly string[]> {
+export function stringList(
+  fallback?: readonly string[],
+  options: StringListOptions = {},
+): Field<readonly string[]> {
+  const { nonEmpty = false, item } = options;
   return {
     fallback,
     read(raw, key) {
-      if (!Array.isArray(raw) || raw.some((item) => typeof item !== "string")) {
+      if (!Array.isArray(raw) || raw.some((value) => typeof value !== "string")) {
         throw mismatch(key, "a list of strings", raw);
+      }
+      if (nonEmpty && raw.length === 0) {
+        throw new SchemaError(
+          key,
+          `must list at least one item${item ? `: ${item.expected}` : ""}`,
+        );
+      }
+      const bad = item && raw.find((value) => !item.pattern.test(value));
+      if (item && bad !== undefined) {
+        throw new SchemaError(
+          key,
+          `must hold ${item.expected}: current value is ${showValue(bad)}`,
+        );
       }
       return raw as string[];
     },

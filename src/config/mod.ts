@@ -2,13 +2,16 @@
  * Configuration: the only module that reads config files and environment
  * variables. Each environment has a folder `config/<env>/` with two YAML
  * files, `server.yaml` (network, logging, limits) and `chat.yaml` (what users
- * see). Flags win over environment variables, which win over the files.
+ * see). Flags win over environment variables, which win over the files; all
+ * three are checked by the same schema, so an error names where the value
+ * came from.
  *
  * @module
  */
 
 import { parse as parseYaml } from "@std/yaml";
 import { fromFileUrl, join } from "@std/path";
+import { MESSAGE_PLACEHOLDERS, type MessageKey } from "../messages.ts";
 import {
   type Field,
   integer,
@@ -21,7 +24,19 @@ import {
   string,
   stringList,
   template,
-} from "./_config_schema.ts";
+} from "./_schema.ts";
+import { type Config, LOG_LEVELS } from "./types.ts";
+
+export type {
+  ChatConfig,
+  ClusterConfig,
+  Config,
+  ConnectionLimits,
+  FloodLimits,
+  LogLevelName,
+  ServerConfig,
+} from "./types.ts";
+export { LOG_LEVELS } from "./types.ts";
 
 /** A configuration problem an operator can fix; the message says how. */
 export class ConfigError extends Error {
@@ -31,68 +46,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** The placeholders each chat message template may use. */
-export const MESSAGE_PLACEHOLDERS = {
-  welcome: ["name"],
-  connected: ["name"],
-  disconnected: ["name"],
-  chat: ["name", "message"],
-  renamed: ["old", "new"],
-  name_refused: ["name", "reason"],
-  who: ["names"],
-  env: ["env"],
-  pong: [],
-  about: [],
-  help: ["commands"],
-  usage: ["usage"],
-  pm_sent: ["to", "message"],
-  pm_received: ["from", "message"],
-  user_not_found: ["name"],
-  unknown_command: ["text"],
-  shutdown: [],
-  flood_warning: [],
-  binary_refused: [],
-  internal_error: [],
-  bad_request: ["reason"],
-  emote: ["name", "action"],
-  help_command: ["usage", "summary"],
-  rooms: ["rooms"],
-  room_entered: ["room", "members"],
-  room_joined: ["name", "room"],
-  room_left: ["name", "room"],
-  room_invalid: ["room"],
-  room_limit: [],
-  already_in_room: ["room"],
-  history_empty: ["room"],
-  degraded: [],
-  recovered: [],
-  not_sent: [],
-} as const satisfies Record<string, readonly string[]>;
-
-/** The name of a chat message template. */
-export type MessageKey = keyof typeof MESSAGE_PLACEHOLDERS;
-/** The values a template needs, one per placeholder. */
-export type MessageValues<K extends MessageKey> = {
-  readonly [P in (typeof MESSAGE_PLACEHOLDERS)[K][number]]: string;
-};
-/** Every chat message template, by name. */
-export type Messages = { readonly [K in MessageKey]: string };
-
-/** Log levels accepted by `log.level` and `LOG_LEVEL`. */
-export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
-/** A log level. */
-export type LogLevelName = (typeof LOG_LEVELS)[number];
-
-const PORT_RANGE = { min: 0, max: 65535 } as const;
-
-const DEFAULT_NAME_TTL = 15;
-const DEFAULT_HEARTBEAT = 5;
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
 const serverSchema = object({
   host: string("127.0.0.1", { nonEmpty: true }),
-  port: integer(8080, PORT_RANGE),
+  port: integer(8080, { min: 0, max: 65535 }),
   log: object({
     level: oneOf(LOG_LEVELS, "info"),
     format: oneOf(["text", "json"], "text"),
@@ -111,9 +70,15 @@ const serverSchema = object({
   }),
   cluster: optional(object({
     nats: object({
-      servers: stringList(),
-      name_ttl: number(DEFAULT_NAME_TTL, { min: 1, max: 3600 }),
-      heartbeat: number(DEFAULT_HEARTBEAT, { min: 0.1, max: 600 }),
+      servers: stringList(undefined, {
+        nonEmpty: true,
+        item: {
+          pattern: /^wss?:\/\/./,
+          expected: "ws:// or wss:// URLs of NATS WebSocket listeners",
+        },
+      }),
+      name_ttl: number(15, { min: 1, max: 3600 }),
+      heartbeat: number(5, { min: 0.1, max: 600 }),
     }),
   })),
 });
@@ -138,82 +103,6 @@ const chatSchema = object({
   messages: object(messageFields),
 });
 
-/** Network and logging settings, from `server.yaml`. */
-export interface ServerConfig {
-  readonly host: string;
-  readonly port: number;
-  readonly log: { readonly level: LogLevelName; readonly format: "text" | "json" };
-  readonly limits: ConnectionLimits;
-  /** Where room history is kept when the server runs alone. */
-  readonly history: { readonly store: "memory" | "kv"; readonly path: string };
-  /** Set when instances form one chat through NATS; `undefined` runs alone. */
-  readonly cluster: ClusterConfig | undefined;
-}
-
-/** `server.yaml`'s `cluster.nats`. */
-export interface ClusterConfig {
-  /** WebSocket URLs of the NATS servers. */
-  readonly servers: readonly string[];
-  /** Seconds a user's name outlives their instance's last heartbeat. */
-  readonly nameTtl: number;
-  /** Seconds between heartbeats; well under `nameTtl`. */
-  readonly heartbeat: number;
-}
-
-/** What one client may take of the server, from `server.yaml`'s `limits`. */
-export interface ConnectionLimits {
-  /** Open sockets in all; past it upgrades are answered 503. */
-  readonly maxConnections: number;
-  /** Open sockets from one client address; past it upgrades are answered 429. */
-  readonly maxConnectionsPerIp: number;
-  /** A larger frame closes the socket with 1009. */
-  readonly maxFrameBytes: number;
-  /** A socket with more unsent data than this is closed with 1013. */
-  readonly maxBufferedBytes: number;
-  /** Seconds of silence before a ping; no pong closes the socket. 0 disables. */
-  readonly idleTimeout: number;
-  /** `Origin` headers an upgrade may carry; `*` allows any. */
-  readonly allowedOrigins: readonly string[];
-}
-
-/** The token bucket every connection's messages and commands pass through. */
-export interface FloodLimits {
-  /** Tokens returned per second. */
-  readonly rate: number;
-  /** Tokens a quiet connection saves up. */
-  readonly burst: number;
-  /** Seconds of continuous flooding after which the socket is closed with 1008. */
-  readonly disconnectAfter: number;
-}
-
-/** What users see, from `chat.yaml`. */
-export interface ChatConfig {
-  /** Shown by `!env`, such as `LOCAL`. */
-  readonly environment: string;
-  /** Longer texts are cut to this many code points. */
-  readonly maxMessageLen: number;
-  /** Names nobody may take, compared as names are. */
-  readonly reservedNames: readonly string[];
-  /** Join and leave notices stop above this many members. */
-  readonly presenceNoticeMaxMembers: number;
-  /** Messages each room keeps for newcomers and resumes. */
-  readonly historySize: number;
-  /** Seconds an empty room (other than the lobby) is kept, with its history. */
-  readonly roomIdleTtl: number;
-  /** Rooms that may exist at once. */
-  readonly maxRooms: number;
-  readonly flood: FloodLimits;
-  readonly messages: Messages;
-}
-
-/** The whole, validated configuration. */
-export interface Config {
-  /** The environment folder the files came from, such as `local`. */
-  readonly env: string;
-  readonly server: ServerConfig;
-  readonly chat: ChatConfig;
-}
-
 /** Settings given on the command line; each wins over the files. */
 export interface ConfigFlags {
   env?: string;
@@ -230,8 +119,34 @@ export interface LoadConfigOptions {
   getEnv?: (name: string) => string | undefined;
 }
 
+/** A key of `server.yaml` that a flag or an environment variable may set. */
+interface Override {
+  /** The dotted key in `server.yaml`. */
+  readonly key: string;
+  readonly flag?: keyof ConfigFlags;
+  readonly variable: string;
+  /** How the text of a flag or variable becomes the value the schema checks. */
+  readonly read: (text: string) => unknown;
+}
+
+/** A number when the text is one; else the text, for the schema to refuse by name. */
+function numberOrText(text: string): unknown {
+  return /^[+-]?(\d+\.?\d*|\.\d+)$/.test(text) ? Number(text) : text;
+}
+
+const OVERRIDES: readonly Override[] = [
+  { key: "host", flag: "host", variable: "CHAT_HOST", read: (text) => text },
+  { key: "port", flag: "port", variable: "CHAT_PORT", read: numberOrText },
+  { key: "log.level", variable: "LOG_LEVEL", read: (text) => text },
+  {
+    key: "cluster.nats.servers",
+    variable: "CHAT_NATS_SERVERS",
+    read: (text) => text.split(",").map((server) => server.trim()),
+  },
+];
+
 /** The folder holding one subfolder per environment, next to `src/`. */
-export const DEFAULT_CONFIG_DIR: string = fromFileUrl(new URL("../config", import.meta.url));
+export const DEFAULT_CONFIG_DIR: string = fromFileUrl(new URL("../../config", import.meta.url));
 const DEFAULT_ENV = "local";
 const ENV_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
@@ -260,42 +175,54 @@ async function readYamlFile(path: string): Promise<unknown> {
   }
 }
 
-function readSection<T>(schema: Field<T>, raw: unknown, path: string): T {
+/** Sets the dotted `key` of a parsed YAML document, making the mappings on the way. */
+function setKey(document: unknown, key: string, value: unknown): unknown {
+  const root = isMapping(document) ? { ...document } : {};
+  let mapping: Record<string, unknown> = root;
+  const names = key.split(".");
+  for (const name of names.slice(0, -1)) {
+    const inner = mapping[name];
+    mapping = mapping[name] = isMapping(inner) ? { ...inner } : {};
+  }
+  mapping[names[names.length - 1]] = value;
+  return root;
+}
+
+function isMapping(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Reads one file's document with `schema`. `sources` names where a key's
+ * value came from when it was not the file (`--port`, `CHAT_PORT`).
+ */
+function readSection<T>(
+  schema: Field<T>,
+  raw: unknown,
+  path: string,
+  sources: ReadonlyMap<string, string> = new Map(),
+): T {
   try {
     return schema.read(raw, "");
   } catch (error) {
-    if (error instanceof SchemaError) {
-      const where = error.key === "" ? `config file ${path}` : `"${error.key}" in ${path}`;
-      fail(where, error.problem);
-    }
-    throw error;
+    if (!(error instanceof SchemaError)) throw error;
+    const where = sources.get(error.key) ??
+      (error.key === "" ? `config file ${path}` : `"${error.key}" in ${path}`);
+    return fail(where, error.problem);
   }
-}
-
-function readPort(value: string, source: string): number {
-  const port = Number(value);
-  if (!/^\d+$/.test(value) || port > PORT_RANGE.max) {
-    fail(
-      source,
-      `must be an integer from ${PORT_RANGE.min} to ${PORT_RANGE.max}: current value is ${
-        showValue(value)
-      }`,
-    );
-  }
-  return port;
 }
 
 /**
  * Loads and validates the configuration of one environment. Throws
- * {@linkcode ConfigError} naming the file, the key and the fix.
+ * {@linkcode ConfigError} naming the file (or flag, or variable), the key
+ * and the fix.
  */
 export async function loadConfig(options: LoadConfigOptions = {}): Promise<Config> {
   const { flags = {}, getEnv = (name: string) => Deno.env.get(name) } = options;
   const env = flags.env ?? getEnv("CHAT_ENV") ?? DEFAULT_ENV;
-  const envSource = flags.env !== undefined ? "--env" : "CHAT_ENV";
   if (!ENV_NAME.test(env)) {
     fail(
-      envSource,
+      flags.env !== undefined ? "--env" : "CHAT_ENV",
       `must be a folder name of lowercase letters, digits, "-" and "_": current value is ${
         showValue(env)
       }`,
@@ -304,29 +231,33 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const configDir = flags.configDir ?? getEnv("CHAT_CONFIG_DIR") ?? DEFAULT_CONFIG_DIR;
   const serverPath = join(configDir, env, "server.yaml");
   const chatPath = join(configDir, env, "chat.yaml");
-  const server = readSection(serverSchema, await readYamlFile(serverPath), serverPath);
+
+  let serverDocument = await readYamlFile(serverPath);
+  const sources = new Map<string, string>();
+  for (const { key, flag, variable, read } of OVERRIDES) {
+    const flagText = flag === undefined ? undefined : flags[flag];
+    const text = flagText ?? getEnv(variable);
+    if (text === undefined) continue;
+    serverDocument = setKey(serverDocument, key, read(text));
+    sources.set(key, flagText !== undefined ? `--${flag}` : variable);
+  }
+  const server = readSection(serverSchema, serverDocument, serverPath, sources);
   const chat = readSection(chatSchema, await readYamlFile(chatPath), chatPath);
 
-  const host = flags.host ?? getEnv("CHAT_HOST") ?? server.host;
-  if (host === "") fail(flags.host !== undefined ? "--host" : "CHAT_HOST", "must not be empty");
-  const portFlag = flags.port ?? getEnv("CHAT_PORT");
-  const port = portFlag === undefined
-    ? server.port
-    : readPort(portFlag, flags.port !== undefined ? "--port" : "CHAT_PORT");
-  const logLevel = getEnv("LOG_LEVEL");
-  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel as LogLevelName)) {
+  const nats = server.cluster?.nats;
+  if (nats !== undefined && nats.heartbeat * 2 > nats.name_ttl) {
     fail(
-      "LOG_LEVEL",
-      `must be one of ${LOG_LEVELS.join(", ")}: current value is ${showValue(logLevel)}`,
+      `"cluster.nats.heartbeat" in ${serverPath}`,
+      `must be at most half of name_ttl (${nats.name_ttl}) so a live instance never loses its names: current value is ${nats.heartbeat}`,
     );
   }
 
   return {
     env,
     server: {
-      host,
-      port,
-      log: { ...server.log, level: (logLevel as LogLevelName | undefined) ?? server.log.level },
+      host: server.host,
+      port: server.port,
+      log: server.log,
       limits: {
         maxConnections: server.limits.max_connections,
         maxConnectionsPerIp: server.limits.max_connections_per_ip,
@@ -336,7 +267,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         allowedOrigins: server.limits.allowed_origins,
       },
       history: server.history,
-      cluster: readCluster(server.cluster, getEnv("CHAT_NATS_SERVERS"), serverPath),
+      cluster: nats === undefined
+        ? undefined
+        : { servers: nats.servers, nameTtl: nats.name_ttl, heartbeat: nats.heartbeat },
     },
     chat: {
       environment: chat.environment,
@@ -354,79 +287,4 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       messages: chat.messages,
     },
   };
-}
-
-/** The cluster settings: the file's, with `CHAT_NATS_SERVERS` (comma-separated) winning. */
-function readCluster(
-  cluster:
-    | { readonly nats: { servers: readonly string[]; name_ttl: number; heartbeat: number } }
-    | null,
-  serversOverride: string | undefined,
-  path: string,
-): ClusterConfig | undefined {
-  if (cluster === null && serversOverride === undefined) return undefined;
-  const source = serversOverride === undefined
-    ? `"cluster.nats.servers" in ${path}`
-    : "CHAT_NATS_SERVERS";
-  const servers = serversOverride?.split(",").map((server) => server.trim()) ??
-    cluster?.nats.servers ?? [];
-  const nameTtl = cluster?.nats.name_ttl ?? DEFAULT_NAME_TTL;
-  const heartbeat = cluster?.nats.heartbeat ?? DEFAULT_HEARTBEAT;
-  if (servers.length === 0 || servers.includes("")) {
-    fail(source, "must list at least one ws:// URL of a NATS server");
-  }
-  for (const server of servers) {
-    if (!/^wss?:\/\//.test(server)) {
-      fail(
-        source,
-        `must hold ws:// or wss:// URLs of NATS WebSocket listeners: current value is ${
-          showValue(server)
-        }`,
-      );
-    }
-  }
-  if (heartbeat * 2 > nameTtl) {
-    fail(
-      `"cluster.nats.heartbeat" in ${path}`,
-      `must be at most half of name_ttl (${nameTtl}) so a live instance never loses its names: current value is ${heartbeat}`,
-    );
-  }
-  return { servers, nameTtl, heartbeat };
-}
-
-/** A template split once into literal text and the names of its placeholders, alternating. */
-const compiled = new Map<string, readonly string[]>();
-
-function compile(template: string): readonly string[] {
-  let parts = compiled.get(template);
-  if (parts === undefined) {
-    // split() with a capturing group alternates literal, name, literal, ...
-    parts = template.split(/\$(\$|\w*)/).map((part, index) =>
-      index % 2 === 1 && part === "$" ? "" : part
-    );
-    // "$$" is a literal dollar sign: fold it into the text around it.
-    const folded: string[] = [parts[0]];
-    for (let index = 1; index < parts.length; index += 2) {
-      if (parts[index] === "") folded[folded.length - 1] += "$" + parts[index + 1];
-      else folded.push(parts[index], parts[index + 1]);
-    }
-    parts = folded;
-    compiled.set(template, parts);
-  }
-  return parts;
-}
-
-/** Fills a message template: `$name` takes `values.name`, `$$` is a dollar sign. */
-export function renderMessage<K extends MessageKey>(
-  messages: Messages,
-  key: K,
-  values: MessageValues<K>,
-): string {
-  const named = values as Readonly<Record<string, string>>;
-  const parts = compile(messages[key]);
-  let text = parts[0];
-  for (let index = 1; index < parts.length; index += 2) {
-    text += named[parts[index]] + parts[index + 1];
-  }
-  return text;
 }

@@ -1,29 +1,46 @@
 /**
- * The original wire format: clients send plain text frames; the server sends
- * each event as one JSON text frame `{"body", "origin", "sentAt"}`.
+ * The original wire format: clients send plain text frames, where text
+ * starting with `!` is a command and anything else a chat message; the
+ * server sends each event as one JSON text frame `{"body", "origin", "sentAt"}`.
  *
  * @module
  */
 
-import { isoTime } from "./time.ts";
-import type { ChatEvent } from "../events.ts";
+import type { ChatEvent, ClientRequest, Origin } from "../chat/events.ts";
+import { findCommand } from "../commands.ts";
+
+/** Reads one text frame: a chat message, or the request a `!` command spells. */
+export function decodeV1Frame(text: string): ClientRequest {
+  return text.startsWith("!") ? decodeCommand(text) : { type: "say", text };
+}
 
 /**
- * The last event encoded and its frame: a broadcast hands the same event to
- * every recipient in a row, so it is serialized once, not per recipient.
+ * Reads a command line such as `!pm Bob hi` (the name is case-insensitive);
+ * an unknown command or arguments that do not fit come back as `invalid`.
  */
-let lastEvent: ChatEvent | undefined;
-let lastFrame = "";
-
-/** The JSON text frame for `event`. */
-export function encodeTextFrame(event: ChatEvent): string {
-  if (event !== lastEvent) {
-    lastFrame = JSON.stringify({
-      body: event.body,
-      origin: event.origin,
-      sentAt: isoTime(event.sentAt),
-    });
-    lastEvent = event;
+export function decodeCommand(line: string): ClientRequest {
+  const [, name = "", args = ""] = /^!(\S*)\s*(.*)$/su.exec(line) ?? [];
+  const command = line.startsWith("!") ? findCommand(name) : undefined;
+  if (command === undefined) {
+    return { type: "invalid", problem: { code: "unknown_command", command: line } };
   }
-  return lastFrame;
+  return command.parse(args.trimEnd()) ??
+    { type: "invalid", problem: { code: "usage", usage: command.usage } };
+}
+
+/**
+ * The frame for `event`, whose time is `sentAt` (ISO 8601); `own` marks the
+ * author's copy of their own message.
+ */
+export function encodeV1Frame(event: ChatEvent, own: boolean, sentAt: string): string {
+  return joinV1Frame(JSON.stringify(event.body), own ? "SELF" : event.origin, sentAt);
+}
+
+/**
+ * A frame from its parts, where `bodyJson` is the body already written as
+ * JSON: the author's copy of a message differs from everyone else's only in
+ * `origin`, so escaping the body once serves both.
+ */
+export function joinV1Frame(bodyJson: string, origin: Origin, sentAt: string): string {
+  return `{"body":${bodyJson},"origin":"${origin}","sentAt":"${sentAt}"}`;
 }

@@ -7,29 +7,31 @@
  * @module
  */
 
-import { isoTime } from "./time.ts";
-import type { ChatEvent, ClientRequest, SessionStart } from "../events.ts";
+import type { ChatEvent, ClientRequest, SessionStart } from "../chat/events.ts";
+import { decodeCommand } from "./v1.ts";
 
 /** The subprotocol name a client offers to speak v2. */
 export const V2_PROTOCOL = "chat.v2";
 
-/** One decoded client frame. */
+/**
+ * One request of a client frame: the start of a session (`hello` or
+ * `resume`), or a request to the chat; a malformed one is an `invalid`
+ * request saying why.
+ */
 export type V2Input =
   | { readonly kind: "start"; readonly start: SessionStart }
-  | { readonly kind: "request"; readonly request: ClientRequest }
-  | { readonly kind: "invalid"; readonly reason: string };
+  | { readonly kind: "request"; readonly request: ClientRequest };
 
-/** The JSON object sent for `event`. */
-function toWire(event: ChatEvent): Record<string, unknown> {
+/** The JSON object sent for `event`, whose time is `sentAt` (ISO 8601). */
+function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
   if (event.type === "message" || event.type === "history") {
     // The hot path: one object literal, no spread.
     const { type, id, room, from, text, seq } = event;
-    const sentAt = isoTime(event.sentAt);
     return event.emote
       ? { type, id, sentAt, room, from, text, seq, emote: true }
       : { type, id, sentAt, room, from, text, seq };
   }
-  const base = { type: event.type, id: event.id, sentAt: isoTime(event.sentAt) };
+  const base = { type: event.type, id: event.id, sentAt };
   switch (event.type) {
     case "welcome":
       return { ...base, room: event.room, name: event.name, token: event.token, text: event.body };
@@ -51,32 +53,18 @@ function toWire(event: ChatEvent): Record<string, unknown> {
       return { ...base, rooms: event.rooms };
     case "members":
       return { ...base, room: event.room, members: event.members };
+    case "help":
+      return { ...base, commands: event.commands, text: event.body };
   }
 }
 
 /**
- * The last event encoded and its JSON: a broadcast hands the same event to
- * every recipient in a row, so it is serialized once, not per recipient.
+ * The JSON of one event, whose time is `sentAt` (ISO 8601); a frame holds
+ * one, or an array of several. Every recipient gets the same JSON: the
+ * author's copy of a message differs only in `origin`, which v2 does not carry.
  */
-let lastEvent: ChatEvent | undefined;
-let lastJson = "";
-
-/**
- * Whether `event` is the author's copy of `last`, which the broadcast just
- * encoded: the copies differ only in `origin`, which v2 does not carry.
- */
-function isAuthorsCopy(event: ChatEvent, last: ChatEvent | undefined): boolean {
-  return event.origin === "SELF" && last !== undefined && last.id === event.id &&
-    last.type === event.type;
-}
-
-/** The JSON of one event; a frame holds one, or an array of several. */
-export function encodeV2Frame(event: ChatEvent): string {
-  if (event !== lastEvent && !isAuthorsCopy(event, lastEvent)) {
-    lastJson = JSON.stringify(toWire(event));
-    lastEvent = event;
-  }
-  return lastJson;
+export function encodeV2Event(event: ChatEvent, sentAt: string): string {
+  return JSON.stringify(toWire(event, sentAt));
 }
 
 type Fields = Record<string, unknown>;
@@ -91,7 +79,7 @@ function request(value: ClientRequest): V2Input {
 }
 
 function invalid(reason: string): V2Input {
-  return { kind: "invalid", reason };
+  return request({ type: "invalid", problem: { code: "bad_request", reason } });
 }
 
 function needs(type: string, field: string): V2Input {
@@ -121,7 +109,7 @@ export const MAX_REQUESTS_PER_FRAME = 256;
 /**
  * Reads one client frame: a request, or a JSON array of them (a client that
  * coalesces its sends, as the server does). Anything malformed comes back as
- * `invalid` with the reason.
+ * an `invalid` request with the reason.
  */
 export function decodeV2Frame(text: string): V2Input[] {
   let parsed: unknown;
@@ -152,10 +140,13 @@ function decodeRequest(parsed: unknown): V2Input {
     case "resume":
       return decodeResume(fields);
     case "say":
-    case "me":
-    case "command": {
+    case "me": {
       const text = stringField(fields, "text");
       return text === undefined ? needs(type, "text") : request({ type, text });
+    }
+    case "command": {
+      const text = stringField(fields, "text");
+      return text === undefined ? needs(type, "text") : request(decodeCommand(text));
     }
     case "join": {
       const room = stringField(fields, "room");
@@ -174,7 +165,15 @@ function decodeRequest(parsed: unknown): V2Input {
     case "leave":
     case "rooms":
     case "members":
+    case "about":
+    case "env":
+    case "ping":
       return request({ type });
+    case "help": {
+      const command = fields.command;
+      if (command !== undefined && typeof command !== "string") return needs(type, "command");
+      return request({ type, command });
+    }
     case "history": {
       const count = fields.count;
       if (count === undefined) return request({ type });

@@ -1,18 +1,20 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
-import { LocalBroker } from "../src/broker/local.ts";
-import type { RoomNote } from "../src/broker/types.ts";
-import { cleanText, truncateText } from "../src/chatroom.ts";
-import type { Command } from "../src/commands/mod.ts";
-import { COMMANDS } from "../src/commands/mod.ts";
-import { createMetrics } from "../src/metrics.ts";
+import { LocalBroker } from "../../src/broker/local.ts";
+import type { RoomNote } from "../../src/broker/types.ts";
+import { cleanText, truncateText } from "../../src/chat/sanitize.ts";
+import { COMMANDS } from "../../src/commands.ts";
+import type { Origin } from "../../src/chat/events.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import { decodeV2Frame } from "../../src/protocol/v2.ts";
 import {
   chatroomWith,
   createTestChatroom,
   FakeClock,
   FakeSink,
   NOW,
+  receive,
   TEST_CHAT_CONFIG,
-} from "./_fakes.ts";
+} from "../_fakes.ts";
 
 const WELCOME_HINT = '(hint: type "!help" for help)';
 
@@ -55,7 +57,7 @@ Deno.test("connect", async (t) => {
 Deno.test("chat messages", async (t) => {
   await t.step("reach everyone else as USER and the sender as SELF", () => {
     const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = chatroomWith(3);
-    chatroom.receive(aliceUser, "hello there");
+    receive(chatroom, aliceUser, "hello there");
     assertEquals(alice.take(), [["SELF", "Guest1: hello there"]]);
     assertEquals(bob.take(), [["USER", "Guest1: hello there"]]);
     assertEquals(carol.take(), [["USER", "Guest1: hello there"]]);
@@ -63,15 +65,15 @@ Deno.test("chat messages", async (t) => {
 
   await t.step("share one event object between recipients", () => {
     const { chatroom, sinks: [, bob, carol], users: [aliceUser] } = chatroomWith(3);
-    chatroom.receive(aliceUser, "hi");
+    receive(chatroom, aliceUser, "hi");
     assertStrictEquals(bob.events[0], carol.events[0]);
   });
 
   await t.step("are cut to max_message_len code points", () => {
     const config = { ...TEST_CHAT_CONFIG, maxMessageLen: 3 };
     const { chatroom, sinks: [, bob], users: [aliceUser] } = chatroomWith(2, { config });
-    chatroom.receive(aliceUser, "abcdef");
-    chatroom.receive(aliceUser, "😀😀😀😀");
+    receive(chatroom, aliceUser, "abcdef");
+    receive(chatroom, aliceUser, "😀😀😀😀");
     assertEquals(bob.take(), [["USER", "Guest1: abc"], ["USER", "Guest1: 😀😀😀"]]);
   });
 
@@ -79,7 +81,7 @@ Deno.test("chat messages", async (t) => {
     const { chatroom, sinks: [, bob], users: [aliceUser] } = chatroomWith(2);
     chatroom.disconnect(aliceUser);
     bob.take();
-    chatroom.receive(aliceUser, "ghost");
+    receive(chatroom, aliceUser, "ghost");
     assertEquals(bob.take(), []);
   });
 });
@@ -94,10 +96,10 @@ Deno.test("truncateText never splits a surrogate pair", () => {
 Deno.test("commands", async (t) => {
   await t.step("!help lists every command with its summary", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!help");
-    const lines = chatroom.commands.map((command) => `${command.usage} - ${command.summary}`);
+    receive(chatroom, aliceUser, "!help");
+    const lines = COMMANDS.map((command) => `${command.usage} - ${command.summary}`);
     assertEquals(alice.take(), [["SERVER", `Available commands:\n${lines.join("\n")}`]]);
-    assertEquals(chatroom.commands.map((command) => command.name), [
+    assertEquals(COMMANDS.map((command) => command.name), [
       "help",
       "about",
       "setname",
@@ -115,9 +117,9 @@ Deno.test("commands", async (t) => {
 
   await t.step("!about, !env and !ping answer only the caller", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!about");
-    chatroom.receive(aliceUser, "!env");
-    chatroom.receive(aliceUser, "!ping");
+    receive(chatroom, aliceUser, "!about");
+    receive(chatroom, aliceUser, "!env");
+    receive(chatroom, aliceUser, "!ping");
     assertEquals(alice.take(), [
       ["SERVER", TEST_CHAT_CONFIG.messages.about],
       ["SERVER", "Environment: TEST"],
@@ -128,19 +130,19 @@ Deno.test("commands", async (t) => {
 
   await t.step("names are case-insensitive", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!PiNg");
+    receive(chatroom, aliceUser, "!PiNg");
     assertEquals(alice.take(), [["SERVER", "pong!"]]);
   });
 
   await t.step("!who lists users in arrival order", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(3);
-    chatroom.receive(aliceUser, "!who");
+    receive(chatroom, aliceUser, "!who");
     assertEquals(alice.take(), [["SERVER", "Connected Users: Guest1, Guest2, Guest3"]]);
   });
 
   await t.step("!setname removes whitespace and tells everyone", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!setname  Big \t Bird ");
+    receive(chatroom, aliceUser, "!setname  Big \t Bird ");
     const notice: [string, string] = ["SERVER", '"Guest1" has changed their name to "BigBird"'];
     assertEquals(alice.take(), [notice]);
     assertEquals(bob.take(), [notice]);
@@ -151,8 +153,8 @@ Deno.test("commands", async (t) => {
 
   await t.step("!setname without a name answers with its usage", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!setname");
-    chatroom.receive(aliceUser, "!setname    ");
+    receive(chatroom, aliceUser, "!setname");
+    receive(chatroom, aliceUser, "!setname    ");
     assertEquals(alice.take(), [
       ["SERVER", "Usage: !setname <new name>"],
       ["SERVER", "Usage: !setname <new name>"],
@@ -161,7 +163,7 @@ Deno.test("commands", async (t) => {
 
   await t.step("!setname refuses a name someone else holds", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!setname guest2");
+    receive(chatroom, aliceUser, "!setname guest2");
     assertEquals(alice.take(), [["SERVER", 'Cannot change your name to "guest2": it is taken']]);
     assertEquals(bob.take(), []);
     assertEquals(aliceUser.name, "Guest1");
@@ -169,13 +171,13 @@ Deno.test("commands", async (t) => {
 
   await t.step("!setname may change the case of one's own name", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!setname GUEST1");
+    receive(chatroom, aliceUser, "!setname GUEST1");
     assertEquals(alice.take(), [["SERVER", '"Guest1" has changed their name to "GUEST1"']]);
   });
 
   await t.step("!pm reaches only the target, with an echo to the sender", () => {
     const { chatroom, sinks: [alice, bob, carol], users: [aliceUser] } = chatroomWith(3);
-    chatroom.receive(aliceUser, "!pm guest2 see  you later");
+    receive(chatroom, aliceUser, "!pm guest2 see  you later");
     assertEquals(bob.take(), [["PRIVATE", "PM <- Guest1: see  you later"]]);
     assertEquals(alice.take(), [["PRIVATE", "PM -> Guest2: see  you later"]]);
     assertEquals(carol.take(), []);
@@ -183,9 +185,9 @@ Deno.test("commands", async (t) => {
 
   await t.step("!pm with missing parts answers with its usage", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!pm");
-    chatroom.receive(aliceUser, "!pm Guest2");
-    chatroom.receive(aliceUser, "!pm Guest2    ");
+    receive(chatroom, aliceUser, "!pm");
+    receive(chatroom, aliceUser, "!pm Guest2");
+    receive(chatroom, aliceUser, "!pm Guest2    ");
     const usage: [string, string] = ["SERVER", "Usage: !pm <user> <message>"];
     assertEquals(alice.take(), [usage, usage, usage]);
     assertEquals(bob.take(), []);
@@ -193,14 +195,14 @@ Deno.test("commands", async (t) => {
 
   await t.step("!pm to an unknown user says so", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!pm Nobody hi");
+    receive(chatroom, aliceUser, "!pm Nobody hi");
     assertEquals(alice.take(), [["SERVER", "!pm error: user Nobody not found"]]);
   });
 
   await t.step("an unknown command is named in the reply", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!dance wildly");
-    chatroom.receive(aliceUser, "!");
+    receive(chatroom, aliceUser, "!dance wildly");
+    receive(chatroom, aliceUser, "!");
     assertEquals(alice.take(), [
       ["SERVER", '"!dance wildly" is not a valid command'],
       ["SERVER", '"!" is not a valid command'],
@@ -224,7 +226,7 @@ Deno.test("shutdown says goodbye and closes every connection with 1001", () => {
   chatroom.shutdown();
   for (const sink of sinks) {
     assertEquals(sink.take(), [["SERVER", "Server is shutting down... goodbye."]]);
-    assertEquals(sink.closed, { code: 1001, reason: "server shutting down" });
+    assertEquals(sink.closed, "shutdown");
   }
   assertEquals(chatroom.size, 0);
 });
@@ -236,26 +238,24 @@ Deno.test("cleanText removes control and format characters but keeps tabs", () =
 });
 
 Deno.test("an error while handling a frame is answered to its sender only", () => {
-  const broken: Command = {
-    name: "broken",
-    usage: "!broken",
-    summary: "always fails",
-    run() {
-      throw new Error("boom");
-    },
-  };
+  class BrokenBroker extends LocalBroker {
+    override publishRoomNote(note: RoomNote): boolean {
+      if (note.kind === "message" && note.text === "boom") throw new Error("boom");
+      return super.publishRoomNote(note);
+    }
+  }
   const metrics = createMetrics();
   const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
-    commands: [...COMMANDS, broken],
+    broker: new BrokenBroker(),
     metrics,
   });
-  chatroom.receive(aliceUser, "!broken");
+  receive(chatroom, aliceUser, "boom");
   assertEquals(alice.take(), [
     ["SERVER", "Sorry, something went wrong while handling your message."],
   ]);
   assertEquals(bob.take(), []);
   assertEquals(metrics.errors.get(), 1);
-  chatroom.receive(aliceUser, "still here");
+  receive(chatroom, aliceUser, "still here");
   assertEquals(bob.take(), [["USER", "Guest1: still here"]]);
 });
 
@@ -270,7 +270,7 @@ Deno.test("flood control follows the clock", async (t) => {
       config,
       now: clock.now,
     });
-    for (const text of ["a", "b", "c", "d", "!ping"]) chatroom.receive(aliceUser, text);
+    for (const text of ["a", "b", "c", "d", "!ping"]) receive(chatroom, aliceUser, text);
     assertEquals(alice.take(), [
       ["SELF", "Guest1: a"],
       ["SELF", "Guest1: b"],
@@ -278,7 +278,7 @@ Deno.test("flood control follows the clock", async (t) => {
     ]);
     assertEquals(bob.take(), [["USER", "Guest1: a"], ["USER", "Guest1: b"]]);
     clock.advance(1000);
-    chatroom.receive(aliceUser, "e");
+    receive(chatroom, aliceUser, "e");
     assertEquals(bob.take(), [["USER", "Guest1: e"]]);
   });
 
@@ -289,13 +289,13 @@ Deno.test("flood control follows the clock", async (t) => {
       now: clock.now,
     });
     for (let second = 0; second < 5; second++) {
-      for (let i = 0; i < 3; i++) chatroom.receive(aliceUser, "spam");
+      for (let i = 0; i < 3; i++) receive(chatroom, aliceUser, "spam");
       clock.advance(1000);
     }
     assertEquals(alice.closed, undefined);
-    chatroom.receive(aliceUser, "spam");
-    chatroom.receive(aliceUser, "spam");
-    assertEquals(alice.closed, { code: 1008, reason: "flooding" });
+    receive(chatroom, aliceUser, "spam");
+    receive(chatroom, aliceUser, "spam");
+    assertEquals(alice.closed, "flood");
     assertEquals(bob.take().at(-1), ["SERVER", "Guest1 has disconnected!"]);
     assertEquals(chatroom.size, 1);
   });
@@ -303,7 +303,7 @@ Deno.test("flood control follows the clock", async (t) => {
 
 Deno.test("binary frames get an error reply", () => {
   const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-  chatroom.receiveBinary(aliceUser);
+  chatroom.handle(aliceUser, { type: "invalid", problem: { code: "binary_unsupported" } });
   assertEquals(alice.take(), [["SERVER", "Binary frames are not supported: send text."]]);
   assertEquals(bob.take(), []);
 });
@@ -325,10 +325,64 @@ Deno.test("a message the broker cannot queue is refused to its sender", () => {
   const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
     broker: new FullBroker(),
   });
-  chatroom.receive(aliceUser, "lost in the outage");
+  receive(chatroom, aliceUser, "lost in the outage");
   assertEquals(alice.take(), [[
     "SERVER",
     "Your message was not sent: the link to the other servers has been down too long. Try again later.",
   ]]);
   assertEquals(bob.take(), []);
+});
+
+Deno.test("a ! command and its v2 request take one road and get one answer", async (t) => {
+  /** What a user is sent for one text frame, and for one v2 frame. */
+  const answers = (text: string, v2: Record<string, unknown>) => {
+    const viaText = chatroomWith(2);
+    receive(viaText.chatroom, viaText.users[0], "one");
+    receive(viaText.chatroom, viaText.users[0], "two");
+    viaText.sinks[0].take();
+    receive(viaText.chatroom, viaText.users[0], text);
+    const viaV2 = chatroomWith(2);
+    receive(viaV2.chatroom, viaV2.users[0], "one");
+    receive(viaV2.chatroom, viaV2.users[0], "two");
+    viaV2.sinks[0].take();
+    for (const input of decodeV2Frame(JSON.stringify(v2))) {
+      if (input.kind === "request") viaV2.chatroom.handle(viaV2.users[0], input.request);
+    }
+    return [viaText.sinks[0].take(), viaV2.sinks[0].take()];
+  };
+  const cases: [string, string, Record<string, unknown>, [Origin, string][]][] = [
+    ["an empty emote is a usage error", "!me", { type: "me", text: " \u200b " }, [
+      ["SERVER", "Usage: !me <action>"],
+    ]],
+    ["a private message with no text is a usage error", "!pm Guest2", {
+      type: "pm",
+      to: "Guest2",
+      text: "",
+    }, [["SERVER", "Usage: !pm <user> <message>"]]],
+    ["a private message with no target is a usage error", "!pm", { type: "pm", to: "", text: "" }, [
+      ["SERVER", "Usage: !pm <user> <message>"],
+    ]],
+    ["setname removes whitespace", "!setname  Big \t Bird ", {
+      type: "setname",
+      name: " Big \t Bird ",
+    }, [["SERVER", '"Guest1" has changed their name to "BigBird"']]],
+    ["history takes any whole number", "!history 12345678", { type: "history", count: 12345678 }, [
+      ["HISTORY", "Guest1: one"],
+      ["HISTORY", "Guest1: two"],
+    ]],
+    ["join with no room is a usage error", "!join", { type: "join", room: " " }, [
+      ["SERVER", "Usage: !join <room>"],
+    ]],
+    ["ping, about and env", "!ping", { type: "ping" }, [["SERVER", "pong!"]]],
+    ["help about one command", "!help pm", { type: "help", command: "!PM" }, [
+      ["SERVER", "!pm <user> <message> - sends a private message"],
+    ]],
+  ];
+  for (const [what, text, v2, expected] of cases) {
+    await t.step(what, () => {
+      const [viaText, viaV2] = answers(text, v2);
+      assertEquals(viaText, expected, "text protocol");
+      assertEquals(viaV2, expected, "v2");
+    });
+  }
 });

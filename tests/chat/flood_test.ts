@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import { FloodGuard, type FloodVerdict } from "../src/flood.ts";
+import { FloodGuard, type FloodVerdict } from "../../src/chat/flood.ts";
 
 const limits = { rate: 2, burst: 3, disconnectAfter: 5 };
 

@@ -1,7 +1,7 @@
-import { assertEquals } from "@std/assert";
-import type { MessageEvent } from "../src/events.ts";
-import { chatroomWith, FakeClock, FakeSink, TEST_CHAT_CONFIG } from "./_fakes.ts";
-import { Room } from "../src/room.ts";
+import { assertEquals, assertThrows } from "@std/assert";
+import type { MessageEvent } from "../../src/chat/events.ts";
+import { chatroomWith, FakeClock, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
+import { Room } from "../../src/chat/room.ts";
 
 Deno.test("rooms", async (t) => {
   await t.step("everyone starts in the lobby", () => {
@@ -13,9 +13,9 @@ Deno.test("rooms", async (t) => {
     const { chatroom, sinks: [alice, bob, carol], users: [aliceUser, , carolUser] } = chatroomWith(
       3,
     );
-    chatroom.receive(carolUser, "!join games");
+    receive(chatroom, carolUser, "!join games");
     for (const sink of [alice, bob, carol]) sink.take();
-    chatroom.receive(aliceUser, "!join Games");
+    receive(chatroom, aliceUser, "!join Games");
     assertEquals(alice.take(), [["SERVER", "You are now in games with: Guest3, Guest1"]]);
     assertEquals(bob.take(), [["SERVER", "Guest1 has left lobby"]]);
     assertEquals(carol.take(), [["SERVER", "Guest1 has joined games"]]);
@@ -24,32 +24,32 @@ Deno.test("rooms", async (t) => {
 
   await t.step("messages stay in their room; !pm crosses rooms", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!join games");
+    receive(chatroom, aliceUser, "!join games");
     alice.take();
     bob.take();
-    chatroom.receive(bobUser, "lobby only");
+    receive(chatroom, bobUser, "lobby only");
     assertEquals(alice.take(), []);
-    chatroom.receive(bobUser, "!pm Guest1 psst");
+    receive(chatroom, bobUser, "!pm Guest1 psst");
     assertEquals(alice.take(), [["PRIVATE", "PM <- Guest2: psst"]]);
   });
 
   await t.step("!leave returns to the lobby; there it is refused", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!leave");
+    receive(chatroom, aliceUser, "!leave");
     assertEquals(alice.take(), [["SERVER", "You are already in lobby"]]);
-    chatroom.receive(aliceUser, "!join games");
+    receive(chatroom, aliceUser, "!join games");
     alice.take();
-    chatroom.receive(aliceUser, "!leave");
+    receive(chatroom, aliceUser, "!leave");
     assertEquals(alice.take(), [["SERVER", "You are now in lobby with: Guest1"]]);
     assertEquals(aliceUser.room?.name, "lobby");
   });
 
   await t.step("invalid room names and a second !join of the same room are refused", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!join no spaces");
-    chatroom.receive(aliceUser, `!join ${"r".repeat(33)}`);
-    chatroom.receive(aliceUser, "!join LOBBY");
-    chatroom.receive(aliceUser, "!join");
+    receive(chatroom, aliceUser, "!join no spaces");
+    receive(chatroom, aliceUser, `!join ${"r".repeat(33)}`);
+    receive(chatroom, aliceUser, "!join LOBBY");
+    receive(chatroom, aliceUser, "!join");
     const invalid = (room: string) =>
       `"${room}" is not a valid room name: use 1 to 32 letters, digits, "-" and "_"`;
     assertEquals(alice.take(), [
@@ -62,9 +62,9 @@ Deno.test("rooms", async (t) => {
 
   await t.step("!rooms lists rooms with member counts; !who the current room", () => {
     const { chatroom, sinks: [alice], users: [aliceUser, bobUser] } = chatroomWith(3);
-    chatroom.receive(bobUser, "!join games");
-    chatroom.receive(aliceUser, "!rooms");
-    chatroom.receive(aliceUser, "!who");
+    receive(chatroom, bobUser, "!join games");
+    receive(chatroom, aliceUser, "!rooms");
+    receive(chatroom, aliceUser, "!who");
     assertEquals(alice.take().slice(-2), [
       ["SERVER", "Rooms: lobby (2), games (1)"],
       ["SERVER", "Connected Users: Guest1, Guest3"],
@@ -73,17 +73,17 @@ Deno.test("rooms", async (t) => {
 
   await t.step("!me is an emote in the room", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!me waves");
-    chatroom.receive(aliceUser, "!me");
+    receive(chatroom, aliceUser, "!me waves");
+    receive(chatroom, aliceUser, "!me");
     assertEquals(bob.take(), [["USER", "* Guest1 waves"]]);
     assertEquals(alice.take(), [["SELF", "* Guest1 waves"], ["SERVER", "Usage: !me <action>"]]);
   });
 
   await t.step("!help <command> explains one command", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!help join");
-    chatroom.receive(aliceUser, "!help !PM");
-    chatroom.receive(aliceUser, "!help fly");
+    receive(chatroom, aliceUser, "!help join");
+    receive(chatroom, aliceUser, "!help !PM");
+    receive(chatroom, aliceUser, "!help fly");
     assertEquals(alice.take(), [
       ["SERVER", "!join <room> - moves you to a room (created if new)"],
       ["SERVER", "!pm <user> <message> - sends a private message"],
@@ -95,8 +95,8 @@ Deno.test("rooms", async (t) => {
 Deno.test("history", async (t) => {
   await t.step("a newcomer gets the backlog, oldest first, as HISTORY", () => {
     const { chatroom, users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "one");
-    chatroom.receive(aliceUser, "!me two");
+    receive(chatroom, aliceUser, "one");
+    receive(chatroom, aliceUser, "!me two");
     const bob = new FakeSink();
     chatroom.connect(bob);
     assertEquals(bob.take().slice(1), [["HISTORY", "Guest1: one"], ["HISTORY", "* Guest1 two"]]);
@@ -105,9 +105,9 @@ Deno.test("history", async (t) => {
   await t.step("each room numbers its own messages and keeps history_size of them", () => {
     const config = { ...TEST_CHAT_CONFIG, historySize: 2 };
     const { chatroom, users: [aliceUser, bobUser] } = chatroomWith(2, { config });
-    chatroom.receive(bobUser, "!join games");
-    for (const text of ["a", "b", "c"]) chatroom.receive(aliceUser, text);
-    chatroom.receive(bobUser, "g");
+    receive(chatroom, bobUser, "!join games");
+    for (const text of ["a", "b", "c"]) receive(chatroom, aliceUser, text);
+    receive(chatroom, bobUser, "g");
     assertEquals(chatroom.findRoom("lobby")?.lastSeq, 3);
     assertEquals(chatroom.findRoom("games")?.lastSeq, 1);
     assertEquals(chatroom.findRoom("lobby")?.recent(10).map((message) => message.text), ["b", "c"]);
@@ -115,13 +115,16 @@ Deno.test("history", async (t) => {
 
   await t.step("a room's history stays in order however often it wraps", () => {
     const room = new Room("lobby", 3);
-    const message = (n: number) => ({
-      id: String(n),
-      sentAt: new Date(0),
-      origin: "USER" as const,
-      body: String(n),
+    const message = (seq: number): MessageEvent => ({
+      type: "message",
+      id: String(seq),
+      sentAt: 0,
+      origin: "USER",
+      body: String(seq),
+      room: "lobby",
       from: "Ann",
-      text: String(n),
+      text: String(seq),
+      seq,
       emote: false,
     });
     for (let n = 1; n <= 8; n++) room.append(message(n));
@@ -129,16 +132,19 @@ Deno.test("history", async (t) => {
     assertEquals(room.recent(2).map((kept) => kept.seq), [7, 8]);
     assertEquals(room.since(6).map((kept) => kept.seq), [7, 8]);
     assertEquals(room.since(99).map((kept) => kept.seq), [6, 7, 8]);
-    assertEquals(new Room("quiet", 0).append(message(1)).seq, 1);
+    const quiet = new Room("quiet", 0);
+    quiet.append(message(1));
+    assertEquals([quiet.lastSeq, quiet.recent(1)], [1, []]);
+    assertThrows(() => quiet.append(message(1)), RangeError);
   });
 
   await t.step("!history [n] replays the newest messages", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!history");
-    for (const text of ["a", "b", "c"]) chatroom.receive(aliceUser, text);
+    receive(chatroom, aliceUser, "!history");
+    for (const text of ["a", "b", "c"]) receive(chatroom, aliceUser, text);
     alice.take();
-    chatroom.receive(aliceUser, "!history 2");
-    chatroom.receive(aliceUser, "!history lots");
+    receive(chatroom, aliceUser, "!history 2");
+    receive(chatroom, aliceUser, "!history lots");
     assertEquals(alice.take(), [
       ["HISTORY", "Guest1: b"],
       ["HISTORY", "Guest1: c"],
@@ -148,7 +154,7 @@ Deno.test("history", async (t) => {
 
   await t.step("with nothing said, !history says so", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "!history");
+    receive(chatroom, aliceUser, "!history");
     assertEquals(alice.take(), [["SERVER", "No messages in lobby yet"]]);
   });
 });
@@ -158,9 +164,9 @@ Deno.test("idle rooms", async (t) => {
     const clock = new FakeClock();
     const config = { ...TEST_CHAT_CONFIG, roomIdleTtl: 60 };
     const { chatroom, users: [aliceUser] } = chatroomWith(1, { config, now: clock.now });
-    chatroom.receive(aliceUser, "!join games");
-    chatroom.receive(aliceUser, "remember me");
-    chatroom.receive(aliceUser, "!leave");
+    receive(chatroom, aliceUser, "!join games");
+    receive(chatroom, aliceUser, "remember me");
+    receive(chatroom, aliceUser, "!leave");
     clock.advance(59_000);
     chatroom.sweepRooms();
     assertEquals(chatroom.findRoom("games")?.lastSeq, 1);
@@ -173,8 +179,8 @@ Deno.test("idle rooms", async (t) => {
   await t.step("max_rooms bounds how many rooms exist", () => {
     const config = { ...TEST_CHAT_CONFIG, maxRooms: 2 };
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1, { config });
-    chatroom.receive(aliceUser, "!join one");
-    chatroom.receive(aliceUser, "!join two");
+    receive(chatroom, aliceUser, "!join one");
+    receive(chatroom, aliceUser, "!join two");
     assertEquals(alice.take().at(-1), [
       "SERVER",
       "No more rooms can be created right now: join an existing one.",
@@ -190,9 +196,9 @@ Deno.test("resume", async (t) => {
 
   await t.step("with the token, takes the session over and replays only what was missed", () => {
     const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
-    chatroom.receive(bobUser, "seen");
-    chatroom.receive(bobUser, "missed 1");
-    chatroom.receive(bobUser, "missed 2");
+    receive(chatroom, bobUser, "seen");
+    receive(chatroom, bobUser, "missed 1");
+    receive(chatroom, bobUser, "missed 2");
     bob.take();
     const fresh = new FakeSink();
     const resumed = chatroom.connect(fresh, {
@@ -201,7 +207,7 @@ Deno.test("resume", async (t) => {
       room: "lobby",
       lastSeq: 1,
     });
-    assertEquals(alice.closed, { code: 4000, reason: "session resumed elsewhere" });
+    assertEquals(alice.closed, "replaced");
     assertEquals(resumed.name, "Guest1");
     assertEquals(history(fresh), ["missed 1", "missed 2"]);
     assertEquals(bob.take(), []);
@@ -210,9 +216,9 @@ Deno.test("resume", async (t) => {
 
   await t.step("into the room it was in", () => {
     const { chatroom, sinks: [, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
-    chatroom.receive(aliceUser, "!join games");
-    chatroom.receive(bobUser, "!join games");
-    chatroom.receive(bobUser, "hi");
+    receive(chatroom, aliceUser, "!join games");
+    receive(chatroom, bobUser, "!join games");
+    receive(chatroom, bobUser, "hi");
     bob.take();
     const fresh = new FakeSink();
     const resumed = chatroom.connect(fresh, {
@@ -238,7 +244,7 @@ Deno.test("resume", async (t) => {
 
   await t.step("a seq from before a restart replays the whole history", () => {
     const { chatroom, users: [aliceUser] } = chatroomWith(1);
-    chatroom.receive(aliceUser, "new life");
+    receive(chatroom, aliceUser, "new life");
     const fresh = new FakeSink();
     chatroom.connect(fresh, { name: "Returning", room: "lobby", lastSeq: 99 });
     assertEquals(history(fresh), ["new life"]);

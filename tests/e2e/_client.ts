@@ -1,7 +1,7 @@
 /** Real-socket helpers for the end-to-end tests: a server on port 0 and a WebSocket client. */
 
-import { Chatroom } from "../../src/chatroom.ts";
-import type { ChatConfig, ConnectionLimits } from "../../src/config.ts";
+import { Chatroom } from "../../src/chat/mod.ts";
+import type { ChatConfig, ConnectionLimits } from "../../src/config/mod.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
 import { createHandler } from "../../src/server.ts";
 import { loadStaticFiles, type StaticFiles } from "../../src/static.ts";

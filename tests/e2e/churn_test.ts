@@ -1,5 +1,6 @@
 /** Hundreds of clients connecting, chatting and dropping; afterwards nothing is left behind. */
 
+import { delay } from "@std/async/delay";
 import { assert, assertEquals } from "@std/assert";
 import { rawUpgrade, startTestServer, TestClient, within } from "./_client.ts";
 
@@ -54,7 +55,7 @@ Deno.test("churn: clients come, chat and drop; the server ends clean", async () 
         while (true) {
           const { connections } = await (await fetch(`${server.httpUrl}/healthz`)).json();
           if (connections === 0 && server.chatroom.size === 0) return;
-          await new Promise((resolve) => setTimeout(resolve, 20));
+          await delay(20);
         }
       })(),
       "every connection to be gone",

@@ -1,5 +1,6 @@
 /** Three server processes joined through a private nats-server behave as one chat. */
 
+import { delay } from "@std/async/delay";
 import { assert, assertEquals } from "@std/assert";
 import { fromFileUrl, join } from "@std/path";
 import { type Frame, TestClient, type V2Frame, within } from "./_client.ts";
@@ -51,7 +52,7 @@ async function whoShows(client: TestClient, names: string[]): Promise<void> {
         const frame = await client.waitFor((frame) => frame.body.startsWith("Connected Users: "));
         const listed = frame.body.slice("Connected Users: ".length).split(", ").sort().join(", ");
         if (listed === expected) return;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await delay(50);
       }
     })(),
     `!who to list ${expected}`,

@@ -1,5 +1,6 @@
 /** Each hardening rule, tried against the real server the way a hostile client would. */
 
+import { delay } from "@std/async/delay";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
 import {
   rawUpgrade,
@@ -29,7 +30,7 @@ async function eventually<T>(read: () => Promise<T>, expected: T, what: string):
   await within(
     (async () => {
       while (JSON.stringify(await read()) !== JSON.stringify(expected)) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await delay(20);
       }
     })(),
     what,
@@ -200,7 +201,7 @@ Deno.test("flood control", async (t) => {
         while (alice.client.socket.readyState === WebSocket.OPEN) {
           assert(performance.now() - started < 3000, "still open after 3 s of flooding");
           alice.client.send("spam");
-          await new Promise((resolve) => setTimeout(resolve, 10));
+          await delay(10);
         }
         assertEquals((await within(alice.client.closed, "the close")).code, 1008);
         await bob.client.waitFor((frame) => frame.body === "Alice has disconnected!");

@@ -1,0 +1,180 @@
+/**
+ * Builds every event the chat sends: ids, times and the rendered text lines
+ * come from one place.
+ *
+ * @module
+ */
+
+import type { MessageNote, PresenceNote, PrivateNote } from "../broker/types.ts";
+import type { Catalog, MessageKey, MessageValues } from "../messages.ts";
+import type {
+  CommandSummary,
+  ErrorCode,
+  ErrorEvent,
+  HelpEvent,
+  MembersEvent,
+  MessageEvent,
+  PresenceEvent,
+  PrivateEvent,
+  RequestProblem,
+  RoomsEvent,
+  RoomSummary,
+  SystemEvent,
+  WelcomeEvent,
+} from "./events.ts";
+
+/** What an {@linkcode EventFactory} is built from. */
+export interface EventFactoryOptions {
+  readonly catalog: Catalog;
+  /** The clock stamped on events, in milliseconds since the Unix epoch. */
+  readonly now: () => number;
+  /** Makes ids unique across instances: this instance's id, or "" alone. */
+  readonly idPrefix: string;
+}
+
+/** Builds the events of one chat. */
+export class EventFactory {
+  readonly #catalog: Catalog;
+  readonly #now: () => number;
+  readonly #idPrefix: string;
+  #nextSerial = 1;
+
+  constructor(options: EventFactoryOptions) {
+    this.#catalog = options.catalog;
+    this.#now = options.now;
+    this.#idPrefix = options.idPrefix === "" ? "" : `${options.idPrefix}.`;
+  }
+
+  /** A new event id, unique across the cluster: the instance's id is its prefix. */
+  nextId(): string {
+    return this.#idPrefix + (this.#nextSerial++).toString(36);
+  }
+
+  /** Renders one of the configured texts. */
+  text<K extends MessageKey>(key: K, values: MessageValues<K>): string {
+    return this.#catalog.render(key, values);
+  }
+
+  welcome(name: string, room: string, token: string): WelcomeEvent {
+    const body = this.text("welcome", { name });
+    return { ...this.#base("SERVER", body), type: "welcome", name, room, token };
+  }
+
+  /** A notice or a command's answer; `room` when it is about one room. */
+  system<K extends MessageKey>(key: K, values: MessageValues<K>, room?: string): SystemEvent {
+    const text = this.text(key, values);
+    return { ...this.#base("SERVER", text), type: "system", text, room };
+  }
+
+  /** A request that could not be done: a stable `code`, and the configured text `key`. */
+  error<K extends MessageKey>(code: ErrorCode, key: K, values: MessageValues<K>): ErrorEvent {
+    const text = this.text(key, values);
+    return { ...this.#base("SERVER", text), type: "error", code, text };
+  }
+
+  /** The error answering a request that could not be read. */
+  problem(problem: RequestProblem): ErrorEvent {
+    switch (problem.code) {
+      case "usage":
+        return this.error("usage", "usage", { usage: problem.usage });
+      case "unknown_command":
+        return this.error("unknown_command", "unknown_command", { text: problem.command });
+      case "bad_request":
+        return this.error("bad_request", "bad_request", { reason: problem.reason });
+      case "binary_unsupported":
+        return this.error("binary_unsupported", "binary_refused", {});
+    }
+  }
+
+  /** Who is in `room`: on entering it (the newcomer last), or as asked. */
+  members(room: string, members: readonly string[], entering: boolean): MembersEvent {
+    const names = members.join(", ");
+    const body = entering
+      ? this.text("room_entered", { room, members: names })
+      : this.text("who", { names });
+    return { ...this.#base("SERVER", body), type: "members", room, members };
+  }
+
+  rooms(rooms: readonly RoomSummary[]): RoomsEvent {
+    const listing = rooms.map((room) => `${room.name} (${room.members})`).join(", ");
+    return {
+      ...this.#base("SERVER", this.text("rooms", { rooms: listing })),
+      type: "rooms",
+      rooms,
+    };
+  }
+
+  /** Every command, or the one asked about. */
+  help(commands: readonly CommandSummary[], one: boolean): HelpEvent {
+    const body = one
+      ? this.text("help_command", { usage: commands[0].usage, summary: commands[0].summary })
+      : this.text("help", {
+        commands: commands.map((command) => `${command.usage} - ${command.summary}`).join("\n"),
+      });
+    return { ...this.#base("SERVER", body), type: "help", commands };
+  }
+
+  /** A message said in `room`, where it is number `seq`. */
+  message(note: MessageNote, room: string, seq: number): MessageEvent {
+    const { id, sentAt, author: { name: from }, text, emote } = note;
+    const body = emote
+      ? this.text("emote", { name: from, action: text })
+      : this.text("chat", { name: from, message: text });
+    return { type: "message", id, sentAt, origin: "USER", body, room, from, text, seq, emote };
+  }
+
+  presence(note: PresenceNote, room: string): PresenceEvent {
+    const { author: { name }, notice, action, oldName } = note;
+    const body = notice === "renamed"
+      ? this.text("renamed", { old: oldName ?? name, new: name })
+      : notice === "joined"
+      ? this.text("room_joined", { name, room })
+      : notice === "left"
+      ? this.text("room_left", { name, room })
+      : this.text(notice, { name });
+    return {
+      id: note.id,
+      sentAt: note.sentAt,
+      origin: "SERVER",
+      body,
+      type: "presence",
+      action,
+      room,
+      from: name,
+      oldName,
+    };
+  }
+
+  /** A private message as its target sees it, or (`sent`) as its sender does. */
+  private(note: PrivateNote, copy: "received" | "sent"): PrivateEvent {
+    const { from, to, text } = note;
+    const received = copy === "received";
+    const body = received
+      ? this.text("pm_received", { from, message: text })
+      : this.text("pm_sent", { to, message: text });
+    return {
+      id: received ? note.id : this.nextId(),
+      sentAt: note.sentAt,
+      origin: "PRIVATE",
+      body,
+      type: "private",
+      from,
+      to,
+      text,
+    };
+  }
+
+  #base(origin: "SERVER", body: string): {
+    id: string;
+    sentAt: number;
+    origin: "SERVER";
+    body: string;
+  } {
+    return { id: this.nextId(), sentAt: this.#now(), origin, body };
+  }
+}
+
+/** A kept message as replayed to someone arriving or catching up. */
+export function asHistory(message: MessageEvent): MessageEvent {
+  return { ...message, type: "history", origin: "HISTORY" };
+}

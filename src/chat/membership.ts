@@ -1,0 +1,156 @@
+/**
+ * Who is in which room, here and on other instances: entering and leaving
+ * rooms, the notices that go with it, member lists, room listings and the
+ * idle-room sweep. The chatroom decides when; this decides how.
+ *
+ * @module
+ */
+
+import type { Author, Broker, PresenceNote } from "../broker/types.ts";
+import { nameKey } from "../names.ts";
+import { asHistory, type EventFactory } from "./event_factory.ts";
+import type { MembersEvent, RoomSummary } from "./events.ts";
+import type { Room } from "./room.ts";
+import type { OpenProblem, RoomDirectory } from "./rooms.ts";
+import type { User } from "./user.ts";
+
+/** What a {@linkcode Membership} works with. */
+export interface MembershipOptions {
+  readonly rooms: RoomDirectory<User>;
+  readonly broker: Broker;
+  readonly events: EventFactory;
+  /** The clock, in milliseconds since the Unix epoch. */
+  readonly now: () => number;
+  /** Messages replayed to someone entering a room. */
+  readonly historySize: number;
+  /** Join and leave notices stop above this many members. */
+  readonly presenceNoticeMaxMembers: number;
+}
+
+/** The notice that goes with arriving in a room. */
+export type ArrivalNotice = "connected" | "joined";
+/** The notice that goes with leaving a room. */
+export type DepartureNotice = "disconnected" | "left";
+
+/** Room membership across the cluster, for one server's users. */
+export class Membership {
+  readonly #rooms: RoomDirectory<User>;
+  readonly #broker: Broker;
+  readonly #events: EventFactory;
+  readonly #now: () => number;
+  readonly #historySize: number;
+  readonly #noticeMaxMembers: number;
+
+  constructor(options: MembershipOptions) {
+    this.#rooms = options.rooms;
+    this.#broker = options.broker;
+    this.#events = options.events;
+    this.#now = options.now;
+    this.#historySize = options.historySize;
+    this.#noticeMaxMembers = options.presenceNoticeMaxMembers;
+  }
+
+  /** The room called `name`, created when missing (see {@linkcode RoomDirectory.open}). */
+  open(name: string): Room<User> | OpenProblem {
+    return this.#rooms.open(name, () => this.#inUseElsewhere());
+  }
+
+  /**
+   * Puts `user` in `room`: its backlog first (after `lastSeq` when given),
+   * then everyone else hears of it unless `notice` is `undefined`.
+   */
+  enter(
+    user: User,
+    room: Room<User>,
+    options: { lastSeq?: number; notice: ArrivalNotice | undefined },
+  ): void {
+    const backlog = options.lastSeq === undefined
+      ? room.recent(this.#historySize)
+      : room.since(options.lastSeq);
+    for (const message of backlog) user.sink.send(asHistory(message));
+    room.members.add(user);
+    this.#rooms.occupied(room);
+    user.room = room;
+    this.#broker.announce(user.name, room.name, user.id);
+    if (options.notice !== undefined && this.#announcesPresence(room)) {
+      this.announce(user, "join", options.notice);
+    }
+  }
+
+  /** Takes `user` out of their room, telling those left behind unless `notice` is `undefined`. */
+  exit(user: User, notice: DepartureNotice | undefined): void {
+    const room = user.room;
+    if (!room.members.has(user)) return;
+    // Counted with the leaver, as a join is counted with the newcomer.
+    const announce = notice !== undefined && this.#announcesPresence(room);
+    room.members.delete(user);
+    if (room.members.size === 0) this.#rooms.vacated(room);
+    if (announce) this.announce(user, "leave", notice);
+  }
+
+  /** Tells the user's room, here and elsewhere, that they arrived, left or were renamed. */
+  announce(
+    user: User,
+    action: PresenceNote["action"],
+    notice: PresenceNote["notice"],
+    oldName?: string,
+  ): void {
+    this.#broker.publishRoomNote({
+      kind: "presence",
+      room: user.room.name,
+      id: this.#events.nextId(),
+      sentAt: this.#now(),
+      author: this.author(user),
+      action,
+      notice,
+      oldName,
+    });
+  }
+
+  /** Who a note from `user` is by. */
+  author(user: User): Author {
+    return { instance: this.#broker.instance, userId: user.id, name: user.name };
+  }
+
+  /** Who is in `room`, here and elsewhere; when `user` is entering it, they come last. */
+  members(user: User, room: Room<User>, entering: boolean): MembersEvent {
+    const names = [...room.members].map((member) => member.name);
+    for (const other of this.#broker.remoteMembers(room.name)) names.push(other.name);
+    if (entering) names.push(user.name);
+    return this.#events.members(room.name, names, entering);
+  }
+
+  /** Every room in the cluster with its members everywhere. */
+  summaries(): RoomSummary[] {
+    const remote = new Map<string, number>();
+    for (const other of this.#broker.remoteUsers()) {
+      this.#rooms.ensure(other.room);
+      const key = nameKey(other.room);
+      remote.set(key, (remote.get(key) ?? 0) + 1);
+    }
+    return this.#rooms.summaries(remote);
+  }
+
+  /** Removes the rooms idle for `room_idle_ttl` everywhere, with their history, and returns them. */
+  sweep(): Room<User>[] {
+    const removed = this.#rooms.sweep(this.#inUseElsewhere());
+    for (const room of removed) this.#broker.roomRemoved(room.name);
+    return removed;
+  }
+
+  /** Name keys of the rooms that have members on other instances. */
+  #inUseElsewhere(): Set<string> {
+    const rooms = new Set<string>();
+    for (const other of this.#broker.remoteUsers()) rooms.add(nameKey(other.room));
+    return rooms;
+  }
+
+  /** Join and leave notices stop in big rooms, where a mass reconnect would cost O(n²) frames. */
+  #announcesPresence(room: Room<User>): boolean {
+    let members = room.members.size;
+    for (const _ of this.#broker.remoteMembers(room.name)) {
+      if (++members > this.#noticeMaxMembers) return false;
+    }
+    return members <= this.#noticeMaxMembers;
+  }
+}

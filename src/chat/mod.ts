@@ -1,0 +1,10 @@
+/**
+ * The chat's state and rules, as the server and the wire formats see them.
+ *
+ * @module
+ */
+
+export { Chatroom, type ChatroomOptions } from "./chatroom.ts";
+export type * from "./events.ts";
+export { LOBBY, type Room } from "./room.ts";
+export type { User } from "./user.ts";

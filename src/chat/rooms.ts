@@ -1,0 +1,123 @@
+/**
+ * Every room of one server: the lobby, finding and opening rooms within the
+ * room limit, and removing the ones left empty too long.
+ *
+ * @module
+ */
+
+import { nameKey } from "../names.ts";
+import type { RoomSummary } from "./events.ts";
+import { isRoomName, LOBBY, Room } from "./room.ts";
+
+/** What a {@linkcode RoomDirectory} is built from. */
+export interface RoomDirectoryOptions {
+  /** Messages each room keeps. */
+  readonly historySize: number;
+  /** Rooms that may exist at once, the lobby included. */
+  readonly maxRooms: number;
+  /** Seconds an empty room (not the lobby) is kept. */
+  readonly idleTtl: number;
+  /** The clock, in milliseconds. */
+  readonly now: () => number;
+}
+
+/** Why {@linkcode RoomDirectory.open} could not give a room. */
+export type OpenProblem = "room_invalid" | "room_limit";
+
+/** The rooms of one server, by {@linkcode nameKey}. */
+export class RoomDirectory<M> {
+  readonly lobby: Room<M>;
+  readonly #options: RoomDirectoryOptions;
+  readonly #rooms = new Map<string, Room<M>>();
+  /** When each room with no member here became empty (milliseconds). */
+  readonly #emptySince = new Map<Room<M>, number>();
+
+  constructor(options: RoomDirectoryOptions) {
+    this.#options = options;
+    this.lobby = new Room(LOBBY, options.historySize);
+    this.#rooms.set(LOBBY, this.lobby);
+  }
+
+  /** Every room, oldest first. */
+  all(): IterableIterator<Room<M>> {
+    return this.#rooms.values();
+  }
+
+  /** The room with this name (compared as names are), if it exists. */
+  find(name: string): Room<M> | undefined {
+    // Rooms are usually named in their own spelling, which needs no normalizing.
+    return this.#rooms.get(name) ?? this.#rooms.get(nameKey(name));
+  }
+
+  /**
+   * The room called `name`, created when missing; a problem when the name is
+   * not a room name or no more rooms may be created.
+   */
+  open(name: string, inUseElsewhere: () => ReadonlySet<string>): Room<M> | OpenProblem {
+    if (!isRoomName(name)) return "room_invalid";
+    const existing = this.find(name);
+    if (existing !== undefined) return existing;
+    if (this.#rooms.size >= this.#options.maxRooms) this.sweep(inUseElsewhere());
+    if (this.#rooms.size >= this.#options.maxRooms) return "room_limit";
+    return this.#create(name);
+  }
+
+  /**
+   * The room called `name`, as another instance named it: created here when
+   * missing, whatever the limit, since it exists in the cluster already.
+   */
+  ensure(name: string): Room<M> {
+    const existing = this.find(name);
+    if (existing !== undefined) return existing;
+    return this.#create(name);
+  }
+
+  /** Records that `room` has members here again. */
+  occupied(room: Room<M>): void {
+    this.#emptySince.delete(room);
+  }
+
+  /** Records that the last member here left `room`. */
+  vacated(room: Room<M>): void {
+    if (room !== this.lobby) this.#emptySince.set(room, this.#options.now());
+  }
+
+  /**
+   * Removes the rooms empty for the idle TTL and returns them. Rooms in
+   * `inUseElsewhere` (name keys) have members on other instances: they stay,
+   * and their idle time starts again.
+   */
+  sweep(inUseElsewhere: ReadonlySet<string>): Room<M>[] {
+    const now = this.#options.now();
+    const ttl = this.#options.idleTtl * 1000;
+    const removed: Room<M>[] = [];
+    for (const [room, since] of this.#emptySince) {
+      const key = nameKey(room.name);
+      if (inUseElsewhere.has(key)) {
+        this.#emptySince.set(room, now);
+      } else if (now - since >= ttl) {
+        this.#emptySince.delete(room);
+        this.#rooms.delete(key);
+        removed.push(room);
+      }
+    }
+    return removed;
+  }
+
+  /** Every room with its member count: `remote` adds members elsewhere, by name key. */
+  summaries(remote: ReadonlyMap<string, number>): RoomSummary[] {
+    return [...this.#rooms].map(([key, room]) => ({
+      name: room.name,
+      members: room.members.size + (remote.get(key) ?? 0),
+      lastSeq: room.lastSeq,
+    }));
+  }
+
+  /** A new room, empty until someone here enters it. */
+  #create(name: string): Room<M> {
+    const room = new Room<M>(name, this.#options.historySize);
+    this.#rooms.set(nameKey(name), room);
+    this.#emptySince.set(room, this.#options.now());
+    return room;
+  }
+}

@@ -1,0 +1,66 @@
+/**
+ * Everyone connected to one server, found by name (compared as names are)
+ * or by id.
+ *
+ * @module
+ */
+
+import { nameKey } from "../names.ts";
+import type { Sink } from "./events.ts";
+import type { FloodGuard } from "./flood.ts";
+import type { Room } from "./room.ts";
+import { User } from "./user.ts";
+
+/** The users of one server, in arrival order. */
+export class UserDirectory {
+  readonly #users = new Set<User>();
+  /** Users by {@linkcode nameKey}. */
+  readonly #byName = new Map<string, User>();
+  /** Users by id, to recognize their own events coming back from the broker. */
+  readonly #byId = new Map<number, User>();
+  #nextId = 1;
+
+  get size(): number {
+    return this.#users.size;
+  }
+
+  /** Everyone, in arrival order. */
+  all(): IterableIterator<User> {
+    return this.#users.values();
+  }
+
+  has(user: User): boolean {
+    return this.#users.has(user);
+  }
+
+  /** The user holding `name` (compared as names are). */
+  find(name: string): User | undefined {
+    return this.#byName.get(nameKey(name));
+  }
+
+  byId(id: number): User | undefined {
+    return this.#byId.get(id);
+  }
+
+  /** A new user called `name`, which must be free. */
+  add(name: string, options: { sink: Sink; flood: FloodGuard; room: Room<User> }): User {
+    const user = new User(this.#nextId++, name, options);
+    this.#users.add(user);
+    this.#byName.set(nameKey(name), user);
+    this.#byId.set(user.id, user);
+    return user;
+  }
+
+  /** Gives `user` the free name `name`. */
+  rename(user: User, name: string): void {
+    this.#byName.delete(nameKey(user.name));
+    this.#byName.set(nameKey(name), user);
+    user.rename(name);
+  }
+
+  remove(user: User): void {
+    this.#users.delete(user);
+    this.#byName.delete(nameKey(user.name));
+    this.#byId.delete(user.id);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * The validated configuration, as the rest of the server reads it.
+ *
+ * @module
+ */
+
+import type { Messages } from "../messages.ts";
+
+/** Log levels accepted by `log.level` and `LOG_LEVEL`. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"] as const;
+/** A log level. */
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+/** Network and logging settings, from `server.yaml`. */
+export interface ServerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly log: { readonly level: LogLevelName; readonly format: "text" | "json" };
+  readonly limits: ConnectionLimits;
+  /** Where room history is kept when the server runs alone. */
+  readonly history: { readonly store: "memory" | "kv"; readonly path: string };
+  /** Set when instances form one chat through NATS; `undefined` runs alone. */
+  readonly cluster: ClusterConfig | undefined;
+}
+
+/** `server.yaml`'s `cluster.nats`. */
+export interface ClusterConfig {
+  /** WebSocket URLs of the NATS servers. */
+  readonly servers: readonly string[];
+  /** Seconds a user's name outlives their instance's last heartbeat. */
+  readonly nameTtl: number;
+  /** Seconds between heartbeats; well under `nameTtl`. */
+  readonly heartbeat: number;
+}
+
+/** What one client may take of the server, from `server.yaml`'s `limits`. */
+export interface ConnectionLimits {
+  /** Open sockets in all; past it upgrades are answered 503. */
+  readonly maxConnections: number;
+  /** Open sockets from one client address; past it upgrades are answered 429. */
+  readonly maxConnectionsPerIp: number;
+  /** A larger frame closes the socket with 1009. */
+  readonly maxFrameBytes: number;
+  /** A socket with more unsent data than this is closed with 1013. */
+  readonly maxBufferedBytes: number;
+  /** Seconds of silence before a ping; no pong closes the socket. 0 disables. */
+  readonly idleTimeout: number;
+  /** `Origin` headers an upgrade may carry; `*` allows any. */
+  readonly allowedOrigins: readonly string[];
+}
+
+/** The token bucket every connection's messages and commands pass through. */
+export interface FloodLimits {
+  /** Tokens returned per second. */
+  readonly rate: number;
+  /** Tokens a quiet connection saves up. */
+  readonly burst: number;
+  /** Seconds of continuous flooding after which the socket is closed with 1008. */
+  readonly disconnectAfter: number;
+}
+
+/** What users see, from `chat.yaml`. */
+export interface ChatConfig {
+  /** Shown by `!env`, such as `LOCAL`. */
+  readonly environment: string;
+  /** Longer texts are cut to this many code points. */
+  readonly maxMessageLen: number;
+  /** Names nobody may take, compared as names are. */
+  readonly reservedNames: readonly string[];
+  /** Join and leave notices stop above this many members. */
+  readonly presenceNoticeMaxMembers: number;
+  /** Messages each room keeps for newcomers and resumes. */
+  readonly historySize: number;
+  /** Seconds an empty room (other than the lobby) is kept, with its history. */
+  readonly roomIdleTtl: number;
+  /** Rooms that may exist at once. */
+  readonly maxRooms: number;
+  readonly flood: FloodLimits;
+  readonly messages: Messages;
+}
+
+/** The whole, validated configuration. */
+export interface Config {
+  /** The environment folder the files came from, such as `local`. */
+  readonly env: string;
+  readonly server: ServerConfig;
+  readonly chat: ChatConfig;
+}
