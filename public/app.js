@@ -30,6 +30,8 @@ const state = {
   room: "lobby",
   /** Last seq seen per room, for resuming and for unread counts. */
   seen: new Map(),
+  /** The epoch of each room's log: seqs from another epoch say nothing. */
+  epochs: new Map(),
   rooms: [],
   members: [],
   /** The server's commands, from its `help` answer, for the hints. */
@@ -108,9 +110,10 @@ function scheduleReconnect() {
   }, delay);
 }
 
-function resumeRequest(lastSeq) {
+function resumeRequest(seq) {
   if (state.name === undefined) return undefined;
-  return { name: state.name, token: state.token, rooms: { [state.room]: lastSeq } };
+  const room = { name: state.room, epoch: state.epochs.get(state.room), seq };
+  return { name: state.name, token: state.token, room };
 }
 
 function handle(event) {
@@ -118,6 +121,7 @@ function handle(event) {
     case "welcome":
       state.name = event.name;
       state.token = event.token;
+      noteEpoch(event.room, event.epoch);
       enterRoom(event.room);
       show(event, "system", event.text);
       send({ type: "members" });
@@ -126,8 +130,17 @@ function handle(event) {
         state.helpForHints = send({ type: "help" });
       }
       break;
-    case "message":
     case "history":
+      noteEpoch(event.room, event.epoch);
+      noteSeen(event.room, event.seq);
+      show(event, classesOf(event), event.text, event.from);
+      break;
+    case "gap":
+      noteEpoch(event.room, event.epoch);
+      state.seen.delete(event.room);
+      show(event, "gap", event.text);
+      break;
+    case "message":
       noteSeen(event.room, event.seq);
       show(event, classesOf(event), event.text, event.from);
       break;
@@ -144,6 +157,7 @@ function handle(event) {
       show(event, "presence", event.text);
       break;
     case "members":
+      noteEpoch(event.room, event.epoch);
       if (event.room !== state.room) {
         enterRoom(event.room);
         send({ type: "rooms" });
@@ -188,6 +202,13 @@ function enterRoom(room) {
   document.title = `${room} · Chat`;
   saveSession();
   renderRooms();
+}
+
+/** Seqs are counted within an epoch: a new one starts the count again. */
+function noteEpoch(room, epoch) {
+  if (epoch === undefined || state.epochs.get(room) === epoch) return;
+  state.epochs.set(room, epoch);
+  state.seen.delete(room);
 }
 
 function noteSeen(room, seq) {

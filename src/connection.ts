@@ -138,7 +138,9 @@ export class Connection implements Sink {
     if (user === undefined) {
       // A session starts with hello or resume; any other first request starts a plain one.
       const opening = inputs[0];
-      const start = opening?.kind === "start" ? opening.start : { name: this.#options.name };
+      const start = opening?.kind === "start"
+        ? opening.start
+        : { name: this.#options.name, resumable: true };
       if (opening?.kind === "start") first = 1;
       user = this.#user = this.#chatroom.connect(this, start);
     }
@@ -154,10 +156,10 @@ export class Connection implements Sink {
     }
   }
 
-  /** Leaves the chat; call when the socket has closed. */
+  /** Tells the chat this connection is gone; call when the socket has closed. */
   closed(): void {
     this.#closing = true;
-    if (this.#user !== undefined) this.#chatroom.disconnect(this.#user);
+    if (this.#user !== undefined) this.#chatroom.detach(this.#user, this);
     this.#options.onClosed?.();
   }
 
@@ -216,7 +218,7 @@ export class Connection implements Sink {
     // The user leaves now rather than when the close handshake ends, which a
     // stalled peer can delay for long; after the current broadcast, so that
     // everyone gets its events in the same order.
-    if (user !== undefined) queueMicrotask(() => this.#chatroom.disconnect(user));
+    if (user !== undefined) queueMicrotask(() => this.#chatroom.detach(user, this));
   }
 }
 

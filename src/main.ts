@@ -13,9 +13,9 @@ import { NatsBroker } from "./broker/nats.ts";
 import { Chatroom } from "./chat/mod.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config/mod.ts";
 import { setupLogging } from "./log.ts";
-import { createMetrics } from "./metrics.ts";
+import { createMetrics, type Metrics } from "./metrics.ts";
 import { createHandler } from "./server.ts";
-import { KvHistoryStore } from "./history/kv_store.ts";
+import { KvStore, StoreOpenError } from "./broker/kv_store.ts";
 import { loadStaticFiles } from "./static.ts";
 
 const USAGE = `Usage: chat-server [options]
@@ -31,13 +31,23 @@ Options:
 /** Clients get this long to take their close frame before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 2000;
 const HEALTHCHECK_TIMEOUT_MS = 2000;
+/** How often lingering sessions are looked at; one outlives `session_linger` by at most this. */
+const SESSION_CHECK_INTERVAL_MS = 1000;
 /** How often idle rooms are looked for; a room outlives its TTL by at most this. */
 const ROOM_SWEEP_INTERVAL_MS = 60_000;
 const EXIT_USAGE = 2;
 const EXIT_UNAVAILABLE = 1;
 
-/** A service the server needs is not there; the message says which. */
-class StartError extends Error {}
+/** The server cannot start; the message says why, `code` is the exit status. */
+class StartError extends Error {
+  readonly code: number;
+
+  constructor(message: string, code = EXIT_UNAVAILABLE) {
+    super(message);
+    this.name = "StartError";
+    this.code = code;
+  }
+}
 
 const log = getLogger(["chat", "server"]);
 
@@ -82,12 +92,28 @@ async function healthcheck(config: Config): Promise<number> {
   }
 }
 
+/** The history store of `history.store: kv`; an unusable path stops the start (exit 2). */
+async function openStore(config: Config): Promise<KvStore> {
+  const { path } = config.server.history;
+  try {
+    return await KvStore.open(path, config.chat.historySize);
+  } catch (error) {
+    if (!(error instanceof StoreOpenError)) throw error;
+    throw new StartError(
+      `Cannot start server as "history.path" in ${config.files.server} cannot be opened as a Deno KV store (${error.message}): current value is ${
+        JSON.stringify(path)
+      }; point it at a file in a writable folder, or move the damaged file away`,
+      EXIT_USAGE,
+    );
+  }
+}
+
 /** The link to other instances when `cluster` is configured; else the local broker. */
-async function createBroker(config: Config): Promise<NatsBroker | LocalBroker> {
+async function createBroker(config: Config, metrics: Metrics): Promise<NatsBroker | LocalBroker> {
   const { cluster, history } = config.server;
   if (cluster === undefined) {
     if (history.store === "memory") return new LocalBroker();
-    return new LocalBroker(await KvHistoryStore.open(history.path, config.chat.historySize));
+    return await LocalBroker.open({ store: await openStore(config), metrics });
   }
   try {
     return await NatsBroker.connect({ ...cluster, historySize: config.chat.historySize });
@@ -102,7 +128,7 @@ async function createBroker(config: Config): Promise<NatsBroker | LocalBroker> {
 async function serve(config: Config): Promise<void> {
   const metrics = createMetrics();
   const staticFiles = await loadStaticFiles();
-  const broker = await createBroker(config);
+  const broker = await createBroker(config, metrics);
   const chatroom = new Chatroom({ config: config.chat, metrics, broker });
   await broker.start();
   const server = Deno.serve({
@@ -120,6 +146,7 @@ async function serve(config: Config): Promise<void> {
     Math.min(ROOM_SWEEP_INTERVAL_MS, config.chat.roomIdleTtl * 1000),
   );
   setInterval(() => chatroom.sweepRooms(), sweepEvery);
+  setInterval(() => chatroom.expireSessions(), SESSION_CHECK_INTERVAL_MS);
 
   let stopping = false;
   const stop = async (signal: Deno.Signal): Promise<void> => {
@@ -164,7 +191,7 @@ async function main(args: string[]): Promise<number | undefined> {
   } catch (error) {
     if (!(error instanceof StartError)) throw error;
     console.error(error.message);
-    return EXIT_UNAVAILABLE;
+    return error.code;
   }
   return undefined;
 }

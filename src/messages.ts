@@ -1,55 +1,188 @@
 /**
  * The catalog of everything users read: one template per message key, with
- * the `$placeholders` each may use. `chat.yaml` supplies the texts (checked
- * against {@linkcode MESSAGE_PLACEHOLDERS} when the config loads); the chat
- * renders them through a {@linkcode Catalog}.
+ * the `$placeholders` each may use and its shipped text. `chat.yaml` may
+ * replace any text (checked against the placeholders when the config loads);
+ * the chat renders them through a {@linkcode Catalog}.
  *
  * @module
  */
 
-/** The placeholders each message template may use. */
-export const MESSAGE_PLACEHOLDERS = {
-  welcome: ["name"],
-  connected: ["name"],
-  disconnected: ["name"],
-  chat: ["name", "message"],
-  renamed: ["old", "new"],
-  name_refused: ["name", "reason"],
-  who: ["names"],
-  env: ["env"],
-  pong: [],
-  about: [],
-  help: ["commands"],
-  usage: ["usage"],
-  pm_sent: ["to", "message"],
-  pm_received: ["from", "message"],
-  user_not_found: ["name"],
-  unknown_command: ["text"],
-  shutdown: [],
-  flood_warning: [],
-  binary_refused: [],
-  internal_error: [],
-  bad_request: ["reason"],
-  emote: ["name", "action"],
-  help_command: ["usage", "summary"],
-  rooms: ["rooms"],
-  room_entered: ["room", "members"],
-  room_joined: ["name", "room"],
-  room_left: ["name", "room"],
-  room_invalid: ["room"],
-  room_limit: [],
-  already_in_room: ["room"],
-  history_empty: ["room"],
-  degraded: [],
-  recovered: [],
-  not_sent: [],
-} as const satisfies Record<string, readonly string[]>;
+/**
+ * Every message template: the `$placeholders` it may use and the text
+ * shipped for it, used when `chat.yaml` leaves the key out.
+ */
+export const MESSAGE_CATALOG = {
+  welcome: {
+    placeholders: ["name"],
+    text: 'Welcome, $name (hint: type "!help" for help)',
+  },
+  connected: {
+    placeholders: ["name"],
+    text: "$name has connected!",
+  },
+  disconnected: {
+    placeholders: ["name"],
+    text: "$name has disconnected!",
+  },
+  chat: {
+    placeholders: ["name", "message"],
+    text: "$name: $message",
+  },
+  renamed: {
+    placeholders: ["old", "new"],
+    text: '"$old" has changed their name to "$new"',
+  },
+  name_refused: {
+    placeholders: ["name", "reason"],
+    text: 'Cannot change your name to "$name": $reason',
+  },
+  who: {
+    placeholders: ["names"],
+    text: "Connected Users: $names",
+  },
+  env: {
+    placeholders: ["env"],
+    text: "Environment: $env",
+  },
+  pong: {
+    placeholders: [],
+    text: "pong!",
+  },
+  about: {
+    placeholders: [],
+    text:
+      "A WebSocket chatroom written in TypeScript for Deno: generated names, private messages and a handful of ! commands.",
+  },
+  help: {
+    placeholders: ["commands"],
+    text: "Available commands:\n$commands",
+  },
+  usage: {
+    placeholders: ["usage"],
+    text: "Usage: $usage",
+  },
+  pm_sent: {
+    placeholders: ["to", "message"],
+    text: "PM -> $to: $message",
+  },
+  pm_received: {
+    placeholders: ["from", "message"],
+    text: "PM <- $from: $message",
+  },
+  user_not_found: {
+    placeholders: ["name"],
+    text: "!pm error: user $name not found",
+  },
+  unknown_command: {
+    placeholders: ["text"],
+    text: '"$text" is not a valid command',
+  },
+  shutdown: {
+    placeholders: [],
+    text: "Server is shutting down... goodbye.",
+  },
+  flood_warning: {
+    placeholders: [],
+    text: "You are sending messages too fast: slow down, they are being dropped.",
+  },
+  binary_refused: {
+    placeholders: [],
+    text: "Binary frames are not supported: send text.",
+  },
+  internal_error: {
+    placeholders: [],
+    text: "Sorry, something went wrong while handling your message.",
+  },
+  bad_request: {
+    placeholders: ["reason"],
+    text: "Bad request: $reason",
+  },
+  emote: {
+    placeholders: ["name", "action"],
+    text: "* $name $action",
+  },
+  help_command: {
+    placeholders: ["usage", "summary"],
+    text: "$usage - $summary",
+  },
+  rooms: {
+    placeholders: ["rooms"],
+    text: "Rooms: $rooms",
+  },
+  room_entered: {
+    placeholders: ["room", "members"],
+    text: "You are now in $room with: $members",
+  },
+  room_joined: {
+    placeholders: ["name", "room"],
+    text: "$name has joined $room",
+  },
+  room_left: {
+    placeholders: ["name", "room"],
+    text: "$name has left $room",
+  },
+  room_invalid: {
+    placeholders: ["room"],
+    text: '"$room" is not a valid room name: use 1 to 32 letters, digits, "-" and "_"',
+  },
+  room_limit: {
+    placeholders: [],
+    text: "No more rooms can be created right now: join an existing one.",
+  },
+  already_in_room: {
+    placeholders: ["room"],
+    text: "You are already in $room",
+  },
+  history_empty: {
+    placeholders: ["room"],
+    text: "No messages in $room yet",
+  },
+  degraded: {
+    placeholders: [],
+    text:
+      "The chat is degraded: the link to the other servers is down. Your messages will go out when it is back.",
+  },
+  recovered: {
+    placeholders: [],
+    text: "The link to the other servers is back.",
+  },
+  not_sent: {
+    placeholders: [],
+    text:
+      "Your message was not sent: the link to the other servers has been down too long. Try again later.",
+  },
+  name_unavailable: {
+    placeholders: ["requested", "reason", "name"],
+    text: 'Cannot use the name "$requested": $reason. You are $name.',
+  },
+  gap_epoch: {
+    placeholders: ["room"],
+    text: "Messages of $room may be missing: its history started again while you were away.",
+  },
+  gap_trimmed: {
+    placeholders: ["room"],
+    text: "Some messages of $room from while you were away are no longer kept.",
+  },
+  history_unsaved: {
+    placeholders: [],
+    text:
+      "Room history cannot be saved right now: messages still reach everyone, but a restart would lose them.",
+  },
+  history_saved: {
+    placeholders: [],
+    text: "Room history is being saved again.",
+  },
+  privates_dropped: {
+    placeholders: ["count"],
+    text: "$count private messages sent to you while you were away could not be kept.",
+  },
+} as const satisfies Record<string, { placeholders: readonly string[]; text: string }>;
 
 /** The name of a message template. */
-export type MessageKey = keyof typeof MESSAGE_PLACEHOLDERS;
+export type MessageKey = keyof typeof MESSAGE_CATALOG;
 /** The values a template needs, one per placeholder. */
 export type MessageValues<K extends MessageKey> = {
-  readonly [P in (typeof MESSAGE_PLACEHOLDERS)[K][number]]: string;
+  readonly [P in (typeof MESSAGE_CATALOG)[K]["placeholders"][number]]: string;
 };
 /** Every message template, by key. */
 export type Messages = { readonly [K in MessageKey]: string };

@@ -79,6 +79,10 @@ export interface Metrics {
   readonly messagesDelivered: Counter;
   readonly messagesDropped: LabeledCounter<DropReason>;
   readonly errors: Counter;
+  readonly historyWriteFailures: Counter;
+  readonly historyUnsaved: Counter;
+  readonly sessionsResumed: Counter;
+  readonly sessionsExpired: Counter;
 }
 
 /** A fresh set of counters, all at zero. */
@@ -114,6 +118,22 @@ export function createMetrics(): Metrics {
     errors: new Counter(
       "chat_errors_total",
       "Unexpected errors while handling a client's frame.",
+    ),
+    historyWriteFailures: new Counter(
+      "chat_history_write_failures_total",
+      "Writes of room history to the store that failed.",
+    ),
+    historyUnsaved: new Counter(
+      "chat_history_unsaved_messages_total",
+      "Messages delivered without being stored, because writing failed.",
+    ),
+    sessionsResumed: new Counter(
+      "chat_sessions_resumed_total",
+      "Dropped sessions picked up again with their token.",
+    ),
+    sessionsExpired: new Counter(
+      "chat_sessions_expired_total",
+      "Dropped sessions that were not resumed within session_linger.",
     ),
   };
 }

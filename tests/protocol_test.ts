@@ -65,17 +65,43 @@ const message: MessageEvent = {
 
 Deno.test("v2 decodes every request", () => {
   const cases: [unknown, V2Input][] = [
-    [{ type: "hello" }, { kind: "start", start: { name: undefined } }],
-    [{ type: "hello", name: "Ann" }, { kind: "start", start: { name: "Ann" } }],
+    [{ type: "hello" }, { kind: "start", start: { name: undefined, resumable: true } }],
+    [{ type: "hello", name: "Ann" }, {
+      kind: "start",
+      start: { name: "Ann", resumable: true },
+    }],
+    [
+      { type: "resume", name: "Ann", token: "t", room: { name: "games", epoch: "e1", seq: 4 } },
+      {
+        kind: "start",
+        start: {
+          name: "Ann",
+          token: "t",
+          room: "games",
+          epoch: "e1",
+          lastSeq: 4,
+          resumable: true,
+        },
+      },
+    ],
     [
       { type: "resume", name: "Ann", token: "t", rooms: { games: 4 } },
-      { kind: "start", start: { name: "Ann", token: "t", room: "games", lastSeq: 4 } },
+      {
+        kind: "start",
+        start: { name: "Ann", token: "t", room: "games", lastSeq: 4, resumable: true },
+      },
     ],
     [
       { type: "resume", name: "Ann" },
       {
         kind: "start",
-        start: { name: "Ann", token: undefined, room: undefined, lastSeq: undefined },
+        start: {
+          name: "Ann",
+          token: undefined,
+          room: undefined,
+          lastSeq: undefined,
+          resumable: true,
+        },
       },
     ],
     [{ type: "say", text: "hi" }, { kind: "request", request: { type: "say", text: "hi" } }],
@@ -157,6 +183,19 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
       'a seq in "rooms" must be a whole number of at least 0',
     ],
     ['{"type":"history","count":1.5}', '"count" must be a whole number of at least 0'],
+    [
+      '{"type":"resume","name":"a","room":"lobby"}',
+      '"room" must be {"name", "epoch", "seq"}: where you were and what you saw',
+    ],
+    ['{"type":"resume","name":"a","room":{"seq":1}}', '"room" needs a string "name"'],
+    [
+      '{"type":"resume","name":"a","room":{"name":"x","epoch":3}}',
+      '"room" needs a string "epoch", from the last welcome, members or history',
+    ],
+    [
+      '{"type":"resume","name":"a","room":{"name":"x","seq":-2}}',
+      '"seq" in "room" must be a whole number of at least 0',
+    ],
     ['{"type":"help","command":1}', '"help" needs a string "command"'],
   ];
   for (const [frame, reason] of cases) {
@@ -169,12 +208,29 @@ Deno.test("v2 encodes every event type", () => {
   const cases: [ChatEvent, Record<string, unknown>][] = [
     [message, { type: "message", ...common, room: "lobby", from: "Ann", text: "hi", seq: 3 }],
     [
-      { ...message, type: "history", origin: "HISTORY", emote: true },
-      { type: "history", ...common, room: "lobby", from: "Ann", text: "hi", seq: 3, emote: true },
+      { ...message, type: "history", origin: "HISTORY", emote: true, epoch: "e1" },
+      {
+        type: "history",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        from: "Ann",
+        text: "hi",
+        seq: 3,
+        emote: true,
+      },
     ],
     [
-      { ...base, type: "welcome", name: "Ann", room: "lobby", token: "secret" },
-      { type: "welcome", ...common, room: "lobby", name: "Ann", token: "secret", text: "shown" },
+      { ...base, type: "welcome", name: "Ann", room: "lobby", epoch: "e1", token: "secret" },
+      {
+        type: "welcome",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        name: "Ann",
+        token: "secret",
+        text: "shown",
+      },
     ],
     [
       { ...base, origin: "PRIVATE", type: "private", from: "Ann", to: "Bob", text: "psst" },
@@ -206,8 +262,12 @@ Deno.test("v2 encodes every event type", () => {
       { type: "rooms", ...common, rooms: [{ name: "lobby", members: 2, lastSeq: 9 }] },
     ],
     [
-      { ...base, type: "members", room: "lobby", members: ["Ann", "Bob"] },
-      { type: "members", ...common, room: "lobby", members: ["Ann", "Bob"] },
+      { ...base, type: "members", room: "lobby", epoch: "e1", members: ["Ann", "Bob"] },
+      { type: "members", ...common, room: "lobby", epoch: "e1", members: ["Ann", "Bob"] },
+    ],
+    [
+      { ...base, type: "gap", room: "lobby", epoch: "e2", reason: "epoch" },
+      { type: "gap", ...common, room: "lobby", epoch: "e2", reason: "epoch", text: "shown" },
     ],
     [
       { ...base, type: "help", commands: [{ name: "ping", usage: "!ping", summary: "pong" }] },
@@ -225,7 +285,13 @@ Deno.test("v2 encodes every event type", () => {
 });
 
 Deno.test("the text protocol shows body, origin and sentAt only", () => {
-  const event: ChatEvent = { ...base, type: "members", room: "lobby", members: ["Ann"] };
+  const event: ChatEvent = {
+    ...base,
+    type: "members",
+    room: "lobby",
+    epoch: "e1",
+    members: ["Ann"],
+  };
   assertEquals(
     encodeV1Frame(event, false, SENT_AT),
     `{"body":"shown","origin":"SERVER","sentAt":"${SENT_AT}"}`,

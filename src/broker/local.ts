@@ -1,52 +1,165 @@
 /**
- * The broker of a server running alone: everything is delivered at once, in
- * this process. With a history store, messages are also kept on disk.
+ * The broker of a server running alone. It numbers each room's messages and
+ * keeps each room's epoch; with a store, it writes every message before it
+ * delivers it, so no message a client saw is missing after a restart.
  *
  * @module
  */
 
-import type { KvHistoryStore } from "../history/kv_store.ts";
+import { getLogger } from "@logtape/logtape";
+import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../names.ts";
-import type { Broker, BrokerHandler, PrivateNote, RemoteUser, RoomNote } from "./types.ts";
+import type { KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
+import {
+  type Broker,
+  type BrokerHandler,
+  type MessageNote,
+  type PresenceNote,
+  type PrivateNote,
+  randomId,
+  type RemoteUser,
+  type RoomNote,
+} from "./types.ts";
+
+const log = getLogger(["chat", "history"]);
+
+/** One room's log, as this broker numbers it. */
+interface RoomLog {
+  readonly name: string;
+  /** The epoch the room was created with; its stored messages are filed under it. */
+  readonly life: string;
+  epoch: string;
+  lastSeq: number;
+  /** Set once the room is removed, so nothing more of it is stored. */
+  removed: boolean;
+}
+
+/** A message on its way, with its log and number. */
+interface MessageEntry {
+  readonly note: MessageNote;
+  readonly log: RoomLog;
+  readonly seq: number;
+}
+
+/** A room event on its way: a message, or a presence note (not numbered). */
+type Entry = MessageEntry | { readonly note: PresenceNote };
+
+function isMessage(entry: Entry): entry is MessageEntry {
+  return entry.note.kind === "message";
+}
+
+/** What a {@linkcode LocalBroker} keeps its logs in; by default, memory only. */
+export interface LocalBrokerOptions {
+  /** Where messages are written before they are delivered. */
+  readonly store?: KvStore;
+  /** Where failed writes are counted. */
+  readonly metrics?: Metrics;
+}
 
 /**
- * Delivers every note straight back to the chatroom. With a store, it also
- * numbers messages itself, keeps them, and replays them on start.
+ * Delivers every note back to the chatroom, in the order published. With a
+ * store, the messages published in one go are written in one batch (one
+ * atomic operation when they fit), and delivered once it is written; while
+ * a batch is being written, the next one gathers.
  */
 export class LocalBroker implements Broker {
-  readonly instance = "";
-  readonly #store: KvHistoryStore | undefined;
-  /** The newest seq per room key, when numbering for the store. */
-  readonly #lastSeq = new Map<string, number>();
+  readonly instance: string = randomId();
+  readonly #store: KvStore | undefined;
+  readonly #metrics: Metrics | undefined;
+  readonly #logs = new Map<string, RoomLog>();
   #handler: BrokerHandler | undefined;
+  /** Notes published and not yet delivered, in order. */
+  readonly #queue: Entry[] = [];
+  /** Resolves when the queue is empty and nothing is being written. */
+  #drained: Promise<void> = Promise.resolve();
+  #flushing = false;
+  /** Store writes, one after another, so a room's record is never written out of order. */
+  #writes: Promise<void> = Promise.resolve();
+  /** Whether the last write succeeded. */
+  #saving = true;
+  /** Logs whose record the store does not have yet (new epoch, or a failed write). */
+  readonly #dirty = new Set<RoomLog>();
+  /** Logs with messages delivered without being stored: their next stored message starts a new epoch. */
+  readonly #unsaved = new Set<RoomLog>();
+  /** Deletions running in the background, stopped by {@linkcode LocalBroker.close}. */
+  readonly #cleanups = new Set<Promise<void>>();
+  readonly #closing = new AbortController();
+  /** What the store held at start, replayed by {@linkcode LocalBroker.start}. */
+  #loaded: LoadedRoom[] = [];
+  #loadedFailing = false;
 
-  constructor(store?: KvHistoryStore) {
-    this.#store = store;
+  constructor(options: LocalBrokerOptions = {}) {
+    this.#store = options.store;
+    this.#metrics = options.metrics;
+  }
+
+  /**
+   * A broker over the logs in `options.store`, read now so that every room's
+   * epoch is known before the chatroom asks. When writes were failing as the
+   * last run ended, messages may have been delivered and not stored, so
+   * every room starts a new epoch.
+   */
+  static async open(options: LocalBrokerOptions): Promise<LocalBroker> {
+    const broker = new LocalBroker(options);
+    if (options.store === undefined) return broker;
+    const { rooms, wasFailing } = await options.store.load();
+    for (const { room } of rooms) {
+      const roomLog: RoomLog = { ...room, removed: false };
+      if (wasFailing) {
+        roomLog.epoch = randomId();
+        broker.#dirty.add(roomLog);
+      }
+      broker.#logs.set(nameKey(room.name), roomLog);
+    }
+    broker.#loaded = rooms;
+    broker.#loadedFailing = wasFailing;
+    return broker;
   }
 
   attach(handler: BrokerHandler): void {
     this.#handler = handler;
   }
 
-  /** Replays the stored history, if any, into the chatroom. */
+  /** Replays the stored logs into the chatroom, and clears what earlier runs left behind. */
   async start(): Promise<void> {
-    if (this.#store === undefined) return;
-    for await (const { note, seq } of this.#store.load()) {
-      this.#lastSeq.set(nameKey(note.room), seq);
-      this.#handler?.deliverRoomNote(note, seq);
+    const store = this.#store;
+    if (store === undefined) return;
+    for (const { room, messages } of this.#loaded.splice(0)) {
+      const epoch = this.epochOf(room.name);
+      for (const { note, seq } of messages) this.#handler?.deliverRoomNote(note, { epoch, seq });
     }
+    if (this.#loadedFailing) {
+      log.warning(
+        "Writes were failing when the server last stopped: every room starts a new epoch",
+      );
+      await this.#write([]);
+    }
+    this.#cleanUp(() =>
+      store.removeOrphans((key, life) => this.#logs.get(key)?.life === life, this.#closing.signal)
+    );
+  }
+
+  epochOf(room: string): string {
+    return this.#logOf(room).epoch;
   }
 
   publishRoomNote(note: RoomNote): boolean {
-    if (this.#store === undefined || note.kind !== "message") {
-      this.#handler?.deliverRoomNote(note);
+    let entry: Entry;
+    if (note.kind === "message") {
+      const roomLog = this.#logOf(note.room);
+      entry = { note, log: roomLog, seq: ++roomLog.lastSeq };
+    } else {
+      entry = { note };
+    }
+    if (this.#store === undefined) {
+      this.#deliver(entry);
       return true;
     }
-    const room = nameKey(note.room);
-    const seq = (this.#lastSeq.get(room) ?? 0) + 1;
-    this.#lastSeq.set(room, seq);
-    this.#store.append(note, seq);
-    this.#handler?.deliverRoomNote(note, seq);
+    this.#queue.push(entry);
+    if (!this.#flushing) {
+      this.#flushing = true;
+      this.#drained = new Promise((resolve) => queueMicrotask(() => this.#flush().then(resolve)));
+    }
     return true;
   }
 
@@ -71,12 +184,124 @@ export class LocalBroker implements Broker {
   withdraw(_name: string): void {}
 
   roomRemoved(room: string): void {
-    this.#lastSeq.delete(nameKey(room));
-    this.#store?.removeRoom(room);
+    const key = nameKey(room);
+    const removed = this.#logs.get(key);
+    if (removed === undefined) return;
+    this.#logs.delete(key);
+    removed.removed = true;
+    this.#dirty.delete(removed);
+    this.#unsaved.delete(removed);
+    const store = this.#store;
+    if (store === undefined) return;
+    // The record goes in turn with the writes; the messages in the background.
+    this.#cleanUp(async () => {
+      await this.#inTurn(() => store.removeRoom(removed.name, removed.life));
+      await store.removeMessages(removed.name, removed.life, this.#closing.signal);
+    });
   }
 
-  close(): Promise<void> {
+  /** Waits until everything published is written and delivered, then closes the store. */
+  async close(): Promise<void> {
+    await this.#drained;
+    await this.#writes;
+    this.#closing.abort();
+    await Promise.allSettled(this.#cleanups);
     this.#store?.close();
-    return Promise.resolve();
   }
+
+  #logOf(room: string): RoomLog {
+    const key = nameKey(room);
+    let roomLog = this.#logs.get(key);
+    if (roomLog === undefined) {
+      const epoch = randomId();
+      roomLog = { name: room, life: epoch, epoch, lastSeq: 0, removed: false };
+      this.#logs.set(key, roomLog);
+    }
+    return roomLog;
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue.splice(0);
+      await this.#write(batch);
+      for (const entry of batch) this.#deliver(entry);
+    }
+    this.#flushing = false;
+  }
+
+  /**
+   * Stores the messages of `batch` and every room record not yet stored.
+   * A failure is logged, counted and told to users, never thrown: the
+   * messages are delivered anyway, from memory.
+   */
+  #write(batch: readonly Entry[]): Promise<void> {
+    const store = this.#store;
+    if (store === undefined) return Promise.resolve();
+    return this.#inTurn(async () => {
+      const messages = batch.filter(isMessage).filter((entry) => !entry.log.removed);
+      if (messages.length === 0 && this.#dirty.size === 0) return;
+      // A room whose messages went unsaved starts a new epoch with its next stored one.
+      for (const roomLog of this.#unsaved) roomLog.epoch = randomId();
+      const rooms = new Set(this.#dirty);
+      for (const { log: roomLog } of messages) rooms.add(roomLog);
+      try {
+        await store.commit({
+          messages: messages.map(({ note, log: roomLog, seq }) => ({
+            room: record(roomLog),
+            message: { note, seq },
+          })),
+          rooms: [...rooms].map(record),
+        });
+      } catch (error) {
+        this.#metrics?.historyWriteFailures.inc();
+        this.#metrics?.historyUnsaved.inc(messages.length);
+        for (const roomLog of rooms) this.#dirty.add(roomLog);
+        for (const { log: roomLog } of messages) this.#unsaved.add(roomLog);
+        if (this.#saving) {
+          this.#saving = false;
+          log.error("Cannot store room history, serving from memory: {error}", { error });
+          this.#handler?.setHistorySaved(false);
+          await store.markFailing();
+        }
+        return;
+      }
+      this.#dirty.clear();
+      this.#unsaved.clear();
+      if (!this.#saving) {
+        this.#saving = true;
+        log.info("Room history is stored again");
+        this.#handler?.setHistorySaved(true);
+      }
+    });
+  }
+
+  #deliver(entry: Entry): void {
+    if (isMessage(entry)) {
+      this.#handler?.deliverRoomNote(entry.note, { epoch: entry.log.epoch, seq: entry.seq });
+    } else {
+      this.#handler?.deliverRoomNote(entry.note);
+    }
+  }
+
+  /** Runs `write` after every store write started before it. */
+  #inTurn(write: () => Promise<void>): Promise<void> {
+    const next = this.#writes.then(write);
+    this.#writes = next.catch(() => {});
+    return next;
+  }
+
+  /** Runs a deletion in the background; a failure is logged, and close() waits for it. */
+  #cleanUp(task: () => Promise<void>): void {
+    const running = task().catch((error) => {
+      if (this.#closing.signal.aborted) return;
+      log.error("Cannot remove stored history: {error}", { error });
+    }).finally(() => this.#cleanups.delete(running));
+    this.#cleanups.add(running);
+  }
+}
+
+/** What the store keeps of a log. */
+function record(roomLog: RoomLog): StoredRoom {
+  const { name, life, epoch, lastSeq } = roomLog;
+  return { name, life, epoch, lastSeq };
 }

@@ -22,11 +22,20 @@ import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-i
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import { nameKey } from "../names.ts";
-import type { Broker, BrokerHandler, PrivateNote, RemoteUser, RoomNote } from "./types.ts";
+import {
+  type Broker,
+  type BrokerHandler,
+  type PrivateNote,
+  randomId,
+  type RemoteUser,
+  type RoomNote,
+} from "./types.ts";
 
 const STREAM = "CHAT_ROOMS";
 const ROOM_SUBJECTS = "chat.room.>";
 const BUCKET = "chat_names";
+/** Each room's epoch, so every instance numbers a room's log in the same one. */
+const ROOMS_BUCKET = "chat_rooms";
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
 const RETRY_MS = 500;
 /** Room events kept while NATS is away; beyond this, users are told to try later. */
@@ -61,6 +70,12 @@ function bucketKey(key: string): string {
     .replaceAll("=", "");
 }
 
+function decodeBucketKey(key: string): string {
+  const base64 = key.replaceAll("-", "+").replaceAll("_", "/");
+  const bytes = Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
+  return new TextDecoder().decode(bytes);
+}
+
 /** Subject tokens may not hold ".", "*", ">" or spaces; room keys never do. */
 function roomSubject(room: string, kind: RoomNote["kind"]): string {
   return `chat.room.${nameKey(room)}.${kind}`;
@@ -68,12 +83,15 @@ function roomSubject(room: string, kind: RoomNote["kind"]): string {
 
 /** Instances joined through NATS. */
 export class NatsBroker implements Broker {
-  readonly instance: string = crypto.randomUUID().slice(0, 8);
+  readonly instance: string = randomId();
   readonly #options: NatsBrokerOptions;
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #kv: KV;
+  readonly #roomsKv: KV;
+  /** Each room's epoch, by room key. */
+  readonly #epochs = new Map<string, string>();
   #handler: BrokerHandler | undefined;
   /** Users of other instances, by bucket key. */
   readonly #remote = new Map<string, NameEntry>();
@@ -94,13 +112,14 @@ export class NatsBroker implements Broker {
     options: NatsBrokerOptions,
     nc: NatsConnection,
     jsm: JetStreamManager,
-    kv: KV,
+    buckets: { names: KV; rooms: KV },
   ) {
     this.#options = options;
     this.#nc = nc;
     this.#jsm = jsm;
     this.#js = jetstream(nc);
-    this.#kv = kv;
+    this.#kv = buckets.names;
+    this.#roomsKv = buckets.rooms;
   }
 
   /** Connects to NATS and makes sure the stream and the names bucket exist. */
@@ -126,16 +145,36 @@ export class NatsBroker implements Broker {
     } catch {
       await jsm.streams.add(stream);
     }
-    const kv = await new Kvm(nc).create(BUCKET, {
+    const kvm = new Kvm(nc);
+    const names = await kvm.create(BUCKET, {
       history: 1,
       ttl: options.nameTtl * 1000,
       storage: StorageType.File,
     });
-    return new NatsBroker(options, nc, jsm, kv);
+    const rooms = await kvm.create(ROOMS_BUCKET, { history: 1, storage: StorageType.File });
+    return new NatsBroker(options, nc, jsm, { names, rooms });
   }
 
   attach(handler: BrokerHandler): void {
     this.#handler = handler;
+  }
+
+  /**
+   * The room's epoch: the one the cluster agreed on, or a new one proposed
+   * now (the first instance to create it in the rooms bucket wins, and the
+   * others learn it by watching the bucket).
+   */
+  epochOf(room: string): string {
+    const key = nameKey(room);
+    const known = this.#epochs.get(key);
+    if (known !== undefined) return known;
+    const epoch = randomId();
+    this.#epochs.set(key, epoch);
+    this.#roomsKv.create(bucketKey(key), epoch).catch(async () => {
+      const current = await this.#roomsKv.get(bucketKey(key)).catch(() => null);
+      if (current?.value.length) this.#epochs.set(key, current.string());
+    });
+    return epoch;
   }
 
   /**
@@ -146,6 +185,7 @@ export class NatsBroker implements Broker {
     const handler = this.#handler;
     if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
     await this.#watchNames();
+    await this.#watchEpochs();
     this.#subscribe(HEARTBEAT_SUBJECT, (data) => {
       const { instance } = JSON.parse(data) as { instance: string };
       if (instance !== this.instance) this.#lastSeen.set(instance, Date.now());
@@ -162,7 +202,8 @@ export class NatsBroker implements Broker {
     (async () => {
       for await (const message of messages) {
         try {
-          handler.deliverRoomNote(JSON.parse(message.string()) as RoomNote, message.seq);
+          const note = JSON.parse(message.string()) as RoomNote;
+          handler.deliverRoomNote(note, { epoch: this.epochOf(note.room), seq: message.seq });
         } catch (error) {
           log.error("Cannot deliver stream message {seq}: {error}", { seq: message.seq, error });
         }
@@ -247,6 +288,9 @@ export class NatsBroker implements Broker {
   }
 
   roomRemoved(room: string): void {
+    const key = nameKey(room);
+    this.#epochs.delete(key);
+    this.#roomsKv.delete(bucketKey(key)).catch(() => {});
     for (const kind of ["message", "presence"] as const) {
       this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) }).catch(() => {});
     }
@@ -294,6 +338,15 @@ export class NatsBroker implements Broker {
         if (user.instance === this.instance) continue;
         this.#setRemote(entry.key, user);
         this.#lastSeen.set(user.instance, Date.now());
+      }
+    })();
+  }
+
+  async #watchEpochs(): Promise<void> {
+    const watch = await this.#roomsKv.watch();
+    (async () => {
+      for await (const entry of watch) {
+        if (entry.operation === "PUT") this.#epochs.set(decodeBucketKey(entry.key), entry.string());
       }
     })();
   }

@@ -2,7 +2,9 @@
  * What travels between instances of the chat. The chatroom hands every room
  * event and private message to a {@linkcode Broker} and acts on what the broker
  * delivers back, so one process alone (the local broker) and several joined
- * through NATS run the same code. Everything here is plain JSON-friendly data.
+ * through NATS run the same code. The broker owns each room's log: it numbers
+ * messages, keeps the log's epoch and stores the log before it delivers.
+ * Everything here is plain JSON-friendly data.
  *
  * @module
  */
@@ -43,6 +45,17 @@ export interface PresenceNote {
 /** A room event, delivered to every instance in one order per room. */
 export type RoomNote = MessageNote | PresenceNote;
 
+/**
+ * Where a message stands in its room's log. Within one epoch, seqs only
+ * grow and every message numbered is kept (until the oldest fall out of the
+ * history); a new epoch means the numbering started again or the log may
+ * have lost messages, so a client's position from another epoch says nothing.
+ */
+export interface LogPosition {
+  readonly epoch: string;
+  readonly seq: number;
+}
+
 /** A private message on its way to the instance of its target. */
 export interface PrivateNote {
   readonly id: string;
@@ -61,25 +74,30 @@ export interface RemoteUser {
 
 /** What the chatroom does with what the broker delivers. */
 export interface BrokerHandler {
-  /** A room event, numbered: `seq` is set when the broker numbers messages itself. */
-  deliverRoomNote(note: RoomNote, seq?: number): void;
+  /** A room event; a message comes with its place in the room's log. */
+  deliverRoomNote(note: RoomNote, position?: LogPosition): void;
   /** A private message for a local user. */
   deliverPrivate(note: PrivateNote): void;
   /** A local user's name turned out to be held elsewhere. */
   nameLost(name: string): void;
   /** The link to the other instances was lost (`true`) or is back (`false`). */
   setDegraded(degraded: boolean): void;
+  /** Room history stopped being saved (`false`), or is saved again (`true`). */
+  setHistorySaved(saved: boolean): void;
 }
 
 /** The link between the chatroom and the other instances, if any. */
 export interface Broker {
-  /** This instance's id; "" when running alone. */
+  /** This instance's id, different at every start, so event ids never repeat. */
   readonly instance: string;
   /** Sets who receives deliveries; called once by the chatroom. */
   attach(handler: BrokerHandler): void;
+  /** The epoch of a room's log, started now when the room has none yet. */
+  epochOf(room: string): string;
   /**
-   * Sends a room event to every instance, this one included. Returns false
-   * when it cannot even be queued (the cluster is away and the queue is full).
+   * Sends a room event to every instance, this one included. Messages are
+   * numbered and stored first. Returns false when it cannot even be queued
+   * (the cluster is away and the queue is full).
    */
   publishRoomNote(note: RoomNote): boolean;
   /** Sends a private message to the instance where `to` is connected. */
@@ -94,8 +112,13 @@ export interface Broker {
   announce(name: string, room: string, userId: number): void;
   /** Gives up a name a local user held. */
   withdraw(name: string): void;
-  /** Forgets a room's stored history after the room was removed. */
+  /** Forgets a room's log after the room was removed; a room of that name later starts a new one. */
   roomRemoved(room: string): void;
-  /** Stops, releasing what this instance holds. */
+  /** Stops once what was published is stored, releasing what this instance holds. */
   close(): Promise<void>;
+}
+
+/** A new random id of 8 hex digits, for instances and epochs. */
+export function randomId(): string {
+  return crypto.randomUUID().slice(0, 8);
 }

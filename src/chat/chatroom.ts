@@ -9,7 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { LocalBroker } from "../broker/local.ts";
-import type { Author, Broker, PrivateNote, RoomNote } from "../broker/types.ts";
+import type { Author, Broker, LogPosition, PrivateNote, RoomNote } from "../broker/types.ts";
 import { COMMAND_SUMMARIES, findCommand, usageOf } from "../commands.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog, type MessageKey, type MessageValues } from "../messages.ts";
@@ -22,7 +22,7 @@ import { LOBBY, type Room } from "./room.ts";
 import { Membership } from "./membership.ts";
 import { RoomDirectory } from "./rooms.ts";
 import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
-import type { User } from "./user.ts";
+import { LingeringSink, type User } from "./user.ts";
 import { UserDirectory } from "./users.ts";
 
 /** What a {@linkcode Chatroom} is built from; all but `config` have defaults. */
@@ -55,6 +55,8 @@ export class Chatroom {
   readonly #rooms: RoomDirectory<User>;
   readonly #membership: Membership;
   readonly #users = new UserDirectory();
+  /** Users whose connection dropped, waiting to be resumed. */
+  readonly #lingering = new Set<User>();
   /** {@linkcode nameKey}s of the reserved names. */
   readonly #reserved: ReadonlySet<string>;
 
@@ -75,6 +77,7 @@ export class Chatroom {
       maxRooms: config.maxRooms,
       idleTtl: config.roomIdleTtl,
       now,
+      epochOf: (room) => broker.epochOf(room),
     });
     this.#membership = new Membership({
       rooms: this.#rooms,
@@ -87,10 +90,11 @@ export class Chatroom {
     this.#reserved = new Set(config.reservedNames.map(nameKey));
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach({
-      deliverRoomNote: (note, seq) => this.#deliverRoomNote(note, seq),
+      deliverRoomNote: (note, position) => this.#deliverRoomNote(note, position),
       deliverPrivate: (note) => this.#deliverPrivate(note),
       nameLost: (name) => this.#nameLost(name),
-      setDegraded: (degraded) => this.#setDegraded(degraded),
+      setDegraded: (degraded) => this.#notifyAll(degraded ? "degraded" : "recovered"),
+      setHistorySaved: (saved) => this.#notifyAll(saved ? "history_saved" : "history_unsaved"),
     });
   }
 
@@ -114,33 +118,71 @@ export class Chatroom {
   }
 
   /**
-   * Starts a session: welcomes the user, who enters the lobby (or the room a
-   * resumed session was in) and receives its backlog. A resume whose token
-   * matches the session holding the name takes that session over.
+   * Starts a session: welcomes the user, who enters the lobby (or the room
+   * asked for) and receives what they missed of it. A `token` that matches
+   * the session holding the name picks that session up instead, whether it
+   * lingers after a dropped connection or is still open elsewhere.
    */
   connect(sink: Sink, start: SessionStart = {}): User {
     const { name: requested, token } = start;
     const holder = requested === undefined ? undefined : this.findUser(requested);
-    const takeOver = holder !== undefined && token !== undefined && holder.token === token;
-    if (takeOver) this.#replace(holder);
+    if (holder !== undefined && token !== undefined && holder.token === token) {
+      return this.#resume(holder, sink, start);
+    }
     const isTaken = (name: string): boolean => this.#isTaken(name);
-    const name = requested !== undefined && nameProblem(requested, this.#reserved) === undefined &&
-        !isTaken(requested)
-      ? requested
-      : this.#generateName(isTaken);
+    const refusal = requested === undefined
+      ? undefined
+      : nameProblem(requested, this.#reserved) ?? (isTaken(requested) ? "it is taken" : undefined);
+    const name = requested === undefined || refusal !== undefined
+      ? this.#generateName(isTaken)
+      : requested;
     const opened = start.room === undefined ? undefined : this.#membership.open(start.room);
     const room = typeof opened === "object" ? opened : this.#rooms.lobby;
     const flood = new FloodGuard(this.#config.flood, this.#now());
-    const user = this.#users.add(name, { sink, flood, room });
-    log.info("User {id} connected as {name}", { id: user.id, name, resumed: takeOver });
+    const resumable = start.resumable ?? false;
+    const user = this.#users.add(name, { sink, flood, room, resumable });
+    log.info("User {id} connected as {name}", { id: user.id, name });
 
-    sink.send(this.#events.welcome(name, room.name, user.token));
+    sink.send(this.#events.welcome({ name, token: user.token, room }));
+    if (requested !== undefined && refusal !== undefined) {
+      this.#fail(user, "name_refused", "name_unavailable", { requested, reason: refusal, name });
+    }
     if (room !== this.#rooms.lobby) sink.send(this.#membership.members(user, room, true));
-    this.#membership.enter(user, room, {
-      lastSeq: start.lastSeq,
-      notice: takeOver && holder.room === room ? undefined : "connected",
-    });
+    const seen = opened === room && start.lastSeq !== undefined
+      ? { epoch: start.epoch, seq: start.lastSeq }
+      : undefined;
+    this.#membership.sendBacklog(user, room, seen);
+    this.#membership.enter(user, room, "connected");
     return user;
+  }
+
+  /**
+   * The connection behind `sink` closed. A session that can resume lingers
+   * for `session_linger`, keeping its name, room and token, and nobody sees
+   * it leave unless it does not come back; any other session ends now.
+   */
+  detach(user: User, sink: Sink): void {
+    if (!this.#users.has(user) || user.sink !== sink) return;
+    const linger = this.#config.sessionLinger;
+    if (!user.resumable || linger === 0) return this.disconnect(user);
+    user.attach(new LingeringSink(this.#now() + linger * 1000, this.#config.sessionBuffer));
+    this.#lingering.add(user);
+    log.info("User {id} ({name}) dropped; keeping the session {seconds} s", {
+      id: user.id,
+      name: user.name,
+      seconds: linger,
+    });
+  }
+
+  /** Ends the lingering sessions whose time is up; call every second or so. */
+  expireSessions(): void {
+    const now = this.#now();
+    for (const user of this.#lingering) {
+      const lingering = user.lingering;
+      if (lingering !== undefined && lingering.until > now) continue;
+      this.#metrics.sessionsExpired.inc();
+      this.disconnect(user);
+    }
   }
 
   /**
@@ -165,6 +207,7 @@ export class Chatroom {
 
   /** Removes a user and tells their room; safe to call more than once. */
   disconnect(user: User): void {
+    this.#lingering.delete(user);
     if (!this.#users.has(user)) return;
     log.info("User {id} ({name}) left", { id: user.id, name: user.name });
     this.#membership.exit(user, "disconnected");
@@ -290,7 +333,8 @@ export class Chatroom {
     if (room === "room_limit") return this.#fail(user, room, room, {});
     this.#membership.exit(user, "left");
     user.sink.send(this.#membership.members(user, room, true));
-    this.#membership.enter(user, room, { notice: "joined" });
+    this.#membership.sendBacklog(user, room);
+    this.#membership.enter(user, room, "joined");
   }
 
   #rename(user: User, name: string): void {
@@ -316,7 +360,7 @@ export class Chatroom {
     if (messages.length === 0) {
       return user.sink.send(this.#events.system("history_empty", { room: room.name }, room.name));
     }
-    for (const message of messages) user.sink.send(asHistory(message));
+    for (const message of messages) user.sink.send(asHistory(message, room.epoch));
   }
 
   #help(user: User, asked: string | undefined): void {
@@ -337,12 +381,13 @@ export class Chatroom {
 
   // ---- what the broker delivers ----
 
-  #deliverRoomNote(note: RoomNote, seq?: number): void {
+  #deliverRoomNote(note: RoomNote, position?: LogPosition): void {
     const room = this.#rooms.ensure(note.room);
     const author = this.#localAuthor(note.author);
     if (note.kind === "message") {
-      const message = this.#events.message(note, room.name, seq ?? room.nextSeq);
-      room.append(message);
+      const { epoch = room.epoch, seq = room.nextSeq } = position ?? {};
+      const message = this.#events.message(note, room.name, seq);
+      room.append(message, epoch);
       this.#broadcast(room, message, author);
       author?.sink.send(message, true);
       return;
@@ -364,11 +409,36 @@ export class Chatroom {
     this.#applyRename(user, this.#generateName((candidate) => this.#isTaken(candidate)));
   }
 
-  #setDegraded(degraded: boolean): void {
-    if (degraded) log.warning("Lost the link to the other instances; serving local users only");
-    else log.info("The link to the other instances is back");
-    const notice = this.#events.system(degraded ? "degraded" : "recovered", {});
+  /** Tells every user something about the server as a whole. */
+  #notifyAll(key: "degraded" | "recovered" | "history_saved" | "history_unsaved"): void {
+    if (key === "degraded") {
+      log.warning("Lost the link to the other instances; serving local users only");
+    }
+    if (key === "recovered") log.info("The link to the other instances is back");
+    const notice = this.#events.system(key, {});
     for (const user of this.#users.all()) user.sink.send(notice);
+  }
+
+  /** Picks up `user`'s session on a new connection, sending what they missed. */
+  #resume(user: User, sink: Sink, start: SessionStart): User {
+    const previous = user.sink;
+    const lingering = user.lingering;
+    if (lingering === undefined) previous.close("replaced");
+    this.#lingering.delete(user);
+    user.attach(sink);
+    this.#metrics.sessionsResumed.inc();
+    log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
+    const room = user.room;
+    sink.send(this.#events.welcome({ name: user.name, token: user.token, room }));
+    sink.send(this.#membership.members(user, room, true));
+    const sameRoom = start.room !== undefined && nameKey(start.room) === nameKey(room.name);
+    const seen = sameRoom ? { epoch: start.epoch, seq: start.lastSeq ?? 0 } : { seq: 0 };
+    this.#membership.sendBacklog(user, room, seen);
+    for (const event of lingering?.kept ?? []) sink.send(event);
+    if (lingering !== undefined && lingering.dropped > 0) {
+      sink.send(this.#events.system("privates_dropped", { count: String(lingering.dropped) }));
+    }
+    return user;
   }
 
   // ---- membership and names ----
@@ -386,14 +456,6 @@ export class Chatroom {
   #forget(user: User): void {
     this.#users.remove(user);
     this.#broker.withdraw(user.name);
-  }
-
-  /** Ends a session taken over by a resume, without presence notices. */
-  #replace(user: User): void {
-    log.info("User {id} ({name}) resumed on a new connection", { id: user.id, name: user.name });
-    this.#membership.exit(user, undefined);
-    this.#forget(user);
-    user.sink.close("replaced");
   }
 
   /** Whether someone, here or on another instance, holds `name`. */

@@ -11,6 +11,8 @@ import type {
   CommandSummary,
   ErrorCode,
   ErrorEvent,
+  GapEvent,
+  GapReason,
   HelpEvent,
   MembersEvent,
   MessageEvent,
@@ -22,6 +24,12 @@ import type {
   SystemEvent,
   WelcomeEvent,
 } from "./events.ts";
+
+/** A room as events name it: its name and the epoch of its log. */
+export interface RoomLike {
+  readonly name: string;
+  readonly epoch: string;
+}
 
 /** What an {@linkcode EventFactory} is built from. */
 export interface EventFactoryOptions {
@@ -55,9 +63,30 @@ export class EventFactory {
     return this.#catalog.render(key, values);
   }
 
-  welcome(name: string, room: string, token: string): WelcomeEvent {
+  /** The first event of a session: who the user is, where, and the token to resume with. */
+  welcome(session: { name: string; token: string; room: RoomLike }): WelcomeEvent {
+    const { name, token, room } = session;
     const body = this.text("welcome", { name });
-    return { ...this.#base("SERVER", body), type: "welcome", name, room, token };
+    return {
+      ...this.#base("SERVER", body),
+      type: "welcome",
+      name,
+      room: room.name,
+      epoch: room.epoch,
+      token,
+    };
+  }
+
+  /** Said before a backlog that may not hold everything the client missed. */
+  gap(room: RoomLike, reason: GapReason): GapEvent {
+    const body = this.text(reason === "epoch" ? "gap_epoch" : "gap_trimmed", { room: room.name });
+    return {
+      ...this.#base("SERVER", body),
+      type: "gap",
+      room: room.name,
+      epoch: room.epoch,
+      reason,
+    };
   }
 
   /** A notice or a command's answer; `room` when it is about one room. */
@@ -87,12 +116,18 @@ export class EventFactory {
   }
 
   /** Who is in `room`: on entering it (the newcomer last), or as asked. */
-  members(room: string, members: readonly string[], entering: boolean): MembersEvent {
+  members(room: RoomLike, members: readonly string[], entering: boolean): MembersEvent {
     const names = members.join(", ");
     const body = entering
-      ? this.text("room_entered", { room, members: names })
+      ? this.text("room_entered", { room: room.name, members: names })
       : this.text("who", { names });
-    return { ...this.#base("SERVER", body), type: "members", room, members };
+    return {
+      ...this.#base("SERVER", body),
+      type: "members",
+      room: room.name,
+      members,
+      epoch: room.epoch,
+    };
   }
 
   rooms(rooms: readonly RoomSummary[]): RoomsEvent {
@@ -174,7 +209,7 @@ export class EventFactory {
   }
 }
 
-/** A kept message as replayed to someone arriving or catching up. */
-export function asHistory(message: MessageEvent): MessageEvent {
-  return { ...message, type: "history", origin: "HISTORY" };
+/** A kept message of a room in `epoch`, as replayed to someone arriving or catching up. */
+export function asHistory(message: MessageEvent, epoch: string): MessageEvent {
+  return { ...message, type: "history", origin: "HISTORY", epoch };
 }

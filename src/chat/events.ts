@@ -42,9 +42,11 @@ export interface MessageEvent extends EventBase {
   readonly room: string;
   readonly from: string;
   readonly text: string;
-  /** Position in the room's history, from 1. */
+  /** Position in the room's log, within its epoch. */
   readonly seq: number;
   readonly emote: boolean;
+  /** The epoch of the room's log, on messages replayed from history. */
+  readonly epoch?: string;
 }
 
 /** The first event of a session. */
@@ -52,6 +54,8 @@ export interface WelcomeEvent extends EventBase {
   readonly type: "welcome";
   readonly name: string;
   readonly room: string;
+  /** The epoch of the room's log: keep it with the seq of the last message seen, to resume. */
+  readonly epoch: string;
   /** Proves who this session is when it resumes after a dropped connection. */
   readonly token: string;
 }
@@ -108,6 +112,24 @@ export interface MembersEvent extends EventBase {
   readonly type: "members";
   readonly room: string;
   readonly members: readonly string[];
+  /** The epoch of the room's log. */
+  readonly epoch: string;
+}
+
+/** Why a backlog may not hold everything a client missed. */
+export type GapReason =
+  /** The client's position is from another epoch of the room's log: it started again. */
+  | "epoch"
+  /** Messages after the client's position are no longer kept. */
+  | "trimmed";
+
+/** Said before a backlog that may not hold everything the client missed. */
+export interface GapEvent extends EventBase {
+  readonly type: "gap";
+  readonly room: string;
+  /** The epoch of the room's log now. */
+  readonly epoch: string;
+  readonly reason: GapReason;
 }
 
 /** One command as `help` describes it. */
@@ -133,7 +155,8 @@ export type ChatEvent =
   | ErrorEvent
   | RoomsEvent
   | MembersEvent
-  | HelpEvent;
+  | HelpEvent
+  | GapEvent;
 
 /** Why the chat ends a session; the connection picks the close code. */
 export type CloseReason =
@@ -191,9 +214,13 @@ export type ClientRequest =
 export interface SessionStart {
   /** The name asked for; a generated one is used when it is invalid or taken. */
   readonly name?: string;
-  /** The token of the session to take over, from its `welcome`. */
+  /** The token of the session to pick up, from its `welcome`. */
   readonly token?: string;
-  /** The room to enter (default: the lobby), and the seq of the last message seen there. */
+  /** The room to enter (default: the lobby)... */
   readonly room?: string;
+  /** ...and the position of the last message seen there: the log's epoch and the seq. */
+  readonly epoch?: string;
   readonly lastSeq?: number;
+  /** Whether the client can resume: its session then lingers when the connection drops. */
+  readonly resumable?: boolean;
 }

@@ -56,25 +56,25 @@ export class Membership {
   }
 
   /**
-   * Puts `user` in `room`: its backlog first (after `lastSeq` when given),
-   * then everyone else hears of it unless `notice` is `undefined`.
+   * Sends `user` what they missed of `room`: with the position of the last
+   * message they saw there, exactly what came after it (preceded by a gap
+   * event when that cannot be exact), else its recent history.
    */
-  enter(
-    user: User,
-    room: Room<User>,
-    options: { lastSeq?: number; notice: ArrivalNotice | undefined },
-  ): void {
-    const backlog = options.lastSeq === undefined
-      ? room.recent(this.#historySize)
-      : room.since(options.lastSeq);
-    for (const message of backlog) user.sink.send(asHistory(message));
+  sendBacklog(user: User, room: Room<User>, seen?: { epoch?: string; seq: number }): void {
+    const { messages, gap } = seen === undefined
+      ? { messages: room.recent(this.#historySize), gap: undefined }
+      : room.backlogAfter(seen.epoch, seen.seq);
+    if (gap !== undefined) user.sink.send(this.#events.gap(room, gap));
+    for (const message of messages) user.sink.send(asHistory(message, room.epoch));
+  }
+
+  /** Puts `user` in `room`; everyone else hears of it unless `notice` is `undefined`. */
+  enter(user: User, room: Room<User>, notice: ArrivalNotice | undefined): void {
     room.members.add(user);
     this.#rooms.occupied(room);
     user.room = room;
     this.#broker.announce(user.name, room.name, user.id);
-    if (options.notice !== undefined && this.#announcesPresence(room)) {
-      this.announce(user, "join", options.notice);
-    }
+    if (notice !== undefined && this.#announcesPresence(room)) this.announce(user, "join", notice);
   }
 
   /** Takes `user` out of their room, telling those left behind unless `notice` is `undefined`. */
@@ -112,12 +112,15 @@ export class Membership {
     return { instance: this.#broker.instance, userId: user.id, name: user.name };
   }
 
-  /** Who is in `room`, here and elsewhere; when `user` is entering it, they come last. */
+  /** Who is in `room`, here and elsewhere; when `user` is entering (or back in) it, they come last. */
   members(user: User, room: Room<User>, entering: boolean): MembersEvent {
-    const names = [...room.members].map((member) => member.name);
+    const names: string[] = [];
+    for (const member of room.members) {
+      if (!entering || member !== user) names.push(member.name);
+    }
     for (const other of this.#broker.remoteMembers(room.name)) names.push(other.name);
     if (entering) names.push(user.name);
-    return this.#events.members(room.name, names, entering);
+    return this.#events.members(room, names, entering);
   }
 
   /** Every room in the cluster with its members everywhere. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { MessageEvent } from "./events.ts";
+import type { GapReason, MessageEvent } from "./events.ts";
 
 /** The room everyone starts in; it is never removed. */
 export const LOBBY = "lobby";
@@ -17,20 +17,31 @@ export function isRoomName(name: string): boolean {
   return ROOM_NAME.test(name);
 }
 
+/** The messages a client missed, and whether some may be missing from them. */
+export interface Backlog {
+  readonly messages: readonly MessageEvent[];
+  readonly gap?: GapReason;
+}
+
 /** One room of the chat, whose members are of type `M`. */
 export class Room<M> {
   /** The name as first written; rooms are looked up case-insensitively. */
   readonly name: string;
   readonly members: Set<M> = new Set();
+  /** The epoch of the room's log, from its broker; it changes when the numbering may have broken. */
+  epoch: string;
   readonly #historySize: number;
   /** The kept messages: once full, a ring whose oldest message is at `#oldest`. */
   readonly #history: MessageEvent[] = [];
   #oldest = 0;
   #lastSeq = 0;
+  /** The seq of the newest message no longer kept (0 when none was dropped). */
+  #trimmedThrough = 0;
 
-  constructor(name: string, historySize: number) {
+  constructor(name: string, options: { historySize: number; epoch: string }) {
     this.name = name;
-    this.#historySize = historySize;
+    this.#historySize = options.historySize;
+    this.epoch = options.epoch;
   }
 
   /** The seq of the newest message, 0 before the first. */
@@ -43,17 +54,27 @@ export class Room<M> {
     return this.#lastSeq + 1;
   }
 
-  /** Keeps a message of this room, numbered above {@linkcode Room.lastSeq}, in the history. */
-  append(message: MessageEvent): void {
+  /**
+   * Keeps a message of this room, numbered above {@linkcode Room.lastSeq} in
+   * the epoch `epoch`, in the history.
+   */
+  append(message: MessageEvent, epoch: string): void {
     if (message.seq <= this.#lastSeq) {
       throw new RangeError(
         `Cannot append message ${message.seq} to ${this.name} as it is not after ${this.#lastSeq}`,
       );
     }
+    // The first message of a log joined midway may have had others before it.
+    if (this.#lastSeq === 0) this.#trimmedThrough = message.seq - 1;
     this.#lastSeq = message.seq;
-    if (this.#history.length < this.#historySize) this.#history.push(message);
-    else if (this.#historySize > 0) {
+    this.epoch = epoch;
+    if (this.#history.length < this.#historySize) {
+      this.#history.push(message);
+    } else if (this.#historySize === 0) {
+      this.#trimmedThrough = message.seq;
+    } else {
       // Overwrite the oldest in place: shifting an array costs more than the rest of a message.
+      this.#trimmedThrough = this.#history[this.#oldest].seq;
       this.#history[this.#oldest] = message;
       this.#oldest = (this.#oldest + 1) % this.#historySize;
     }
@@ -71,12 +92,19 @@ export class Room<M> {
   }
 
   /**
-   * The kept messages after `seq`, oldest first. A `seq` beyond the newest
-   * comes from an older life of this room (the server restarted), so all of
-   * them are new to the asker.
+   * What a client whose last message here was `seq` (0 for none) in `epoch`
+   * missed: exactly the kept messages after it when its position is in this
+   * epoch and the history still reaches back to it, else every kept message
+   * and why some may be missing. Without an epoch (older clients), a seq
+   * beyond the newest still shows that the numbering started again.
    */
-  since(seq: number): readonly MessageEvent[] {
+  backlogAfter(epoch: string | undefined, seq: number): Backlog {
     const kept = this.#kept();
-    return seq > this.#lastSeq ? kept : kept.filter((message) => message.seq > seq);
+    if (seq === 0) return { messages: kept };
+    if ((epoch !== undefined && epoch !== this.epoch) || seq > this.#lastSeq) {
+      return { messages: kept, gap: "epoch" };
+    }
+    if (seq < this.#trimmedThrough) return { messages: kept, gap: "trimmed" };
+    return { messages: kept.filter((message) => message.seq > seq) };
   }
 }

@@ -19,6 +19,8 @@ export interface RoomDirectoryOptions {
   readonly idleTtl: number;
   /** The clock, in milliseconds. */
   readonly now: () => number;
+  /** The epoch of a room's log, from the broker that keeps it. */
+  readonly epochOf: (room: string) => string;
 }
 
 /** Why {@linkcode RoomDirectory.open} could not give a room. */
@@ -34,7 +36,10 @@ export class RoomDirectory<M> {
 
   constructor(options: RoomDirectoryOptions) {
     this.#options = options;
-    this.lobby = new Room(LOBBY, options.historySize);
+    this.lobby = new Room(LOBBY, {
+      historySize: options.historySize,
+      epoch: options.epochOf(LOBBY),
+    });
     this.#rooms.set(LOBBY, this.lobby);
   }
 
@@ -115,7 +120,8 @@ export class RoomDirectory<M> {
 
   /** A new room, empty until someone here enters it. */
   #create(name: string): Room<M> {
-    const room = new Room<M>(name, this.#options.historySize);
+    const { historySize, epochOf } = this.#options;
+    const room = new Room<M>(name, { historySize, epoch: epochOf(name) });
     this.#rooms.set(nameKey(name), room);
     this.#emptySince.set(room, this.#options.now());
     return room;

@@ -5,33 +5,68 @@
  * @module
  */
 
-import type { Sink } from "./events.ts";
+import type { PrivateEvent, Sink } from "./events.ts";
 import type { FloodGuard } from "./flood.ts";
 import type { Room } from "./room.ts";
+
+/**
+ * Where a dropped session's events go while it lingers, waiting to be
+ * resumed: room messages are in the room's history already, so only private
+ * messages are kept, up to a bound.
+ */
+export class LingeringSink implements Sink {
+  /** When the session ends unless resumed (milliseconds since the Unix epoch). */
+  readonly until: number;
+  /** The private messages kept for the user's return, oldest first. */
+  readonly kept: PrivateEvent[] = [];
+  /** Private messages not kept, for want of room. */
+  dropped = 0;
+  readonly #limit: number;
+
+  constructor(until: number, limit: number) {
+    this.until = until;
+    this.#limit = limit;
+  }
+
+  send(event: Parameters<Sink["send"]>[0]): void {
+    if (event.type !== "private") return;
+    if (this.kept.length < this.#limit) this.kept.push(event);
+    else this.dropped++;
+  }
+
+  close(): void {}
+}
+
+/** What a user starts with. */
+export interface UserOptions {
+  readonly sink: Sink;
+  readonly flood: FloodGuard;
+  readonly room: Room<User>;
+  /** Whether the client can resume, so the session lingers when its connection drops. */
+  readonly resumable: boolean;
+}
 
 /** A user in the chat. */
 export class User {
   /** Unique for the life of the process; used in logs. */
   readonly id: number;
-  readonly sink: Sink;
   /** This user's flood control. */
   readonly flood: FloodGuard;
-  /** Secret that lets a new connection take over this session (see `resume`). */
+  /** Secret that lets a new connection pick this session up (see `resume`). */
   readonly token: string = crypto.randomUUID();
+  readonly resumable: boolean;
   /** The room the user is in, or is entering. */
   room: Room<User>;
   #name: string;
+  #sink: Sink;
 
-  constructor(
-    id: number,
-    name: string,
-    options: { sink: Sink; flood: FloodGuard; room: Room<User> },
-  ) {
+  constructor(id: number, name: string, options: UserOptions) {
     this.id = id;
     this.#name = name;
-    this.sink = options.sink;
+    this.#sink = options.sink;
     this.flood = options.flood;
     this.room = options.room;
+    this.resumable = options.resumable;
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */
@@ -39,8 +74,23 @@ export class User {
     return this.#name;
   }
 
+  /** Where this user's events go: their connection, or a {@linkcode LingeringSink}. */
+  get sink(): Sink {
+    return this.#sink;
+  }
+
+  /** The kept events of a dropped session, while it lingers. */
+  get lingering(): LingeringSink | undefined {
+    return this.#sink instanceof LingeringSink ? this.#sink : undefined;
+  }
+
   /** @internal Called by the chatroom, which keeps the name index. */
   rename(name: string): void {
     this.#name = name;
+  }
+
+  /** @internal Called by the chatroom when the session moves to another sink. */
+  attach(sink: Sink): void {
+    this.#sink = sink;
   }
 }

@@ -6,10 +6,7 @@
  */
 
 import { nameKey } from "../names.ts";
-import type { Sink } from "./events.ts";
-import type { FloodGuard } from "./flood.ts";
-import type { Room } from "./room.ts";
-import { User } from "./user.ts";
+import { User, type UserOptions } from "./user.ts";
 
 /** The users of one server, in arrival order. */
 export class UserDirectory {
@@ -43,7 +40,7 @@ export class UserDirectory {
   }
 
   /** A new user called `name`, which must be free. */
-  add(name: string, options: { sink: Sink; flood: FloodGuard; room: Room<User> }): User {
+  add(name: string, options: UserOptions): User {
     const user = new User(this.#nextId++, name, options);
     this.#users.add(user);
     this.#byName.set(nameKey(name), user);

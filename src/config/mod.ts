@@ -11,7 +11,7 @@
 
 import { parse as parseYaml } from "@std/yaml";
 import { fromFileUrl, join } from "@std/path";
-import { MESSAGE_PLACEHOLDERS, type MessageKey } from "../messages.ts";
+import { MESSAGE_CATALOG, type MessageKey } from "../messages.ts";
 import {
   type Field,
   integer,
@@ -84,7 +84,9 @@ const serverSchema = object({
 });
 
 const messageFields = Object.fromEntries(
-  Object.entries(MESSAGE_PLACEHOLDERS).map(([key, names]) => [key, template(names)]),
+  Object.entries(MESSAGE_CATALOG).map((
+    [key, { placeholders, text }],
+  ) => [key, template(placeholders, text)]),
 ) as { [K in MessageKey]: Field<string> };
 
 const chatSchema = object({
@@ -100,6 +102,8 @@ const chatSchema = object({
     burst: integer(10, { min: 1, max: 100_000 }),
     disconnect_after: number(10, { min: 0.1, max: 86_400 }),
   }),
+  session_linger: number(60, { min: 0, max: 86_400 }),
+  session_buffer: integer(100, { min: 0, max: 10_000 }),
   messages: object(messageFields),
 });
 
@@ -254,6 +258,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 
   return {
     env,
+    files: { server: serverPath, chat: chatPath },
     server: {
       host: server.host,
       port: server.port,
@@ -284,6 +289,8 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         burst: chat.flood.burst,
         disconnectAfter: chat.flood.disconnect_after,
       },
+      sessionLinger: chat.session_linger,
+      sessionBuffer: chat.session_buffer,
       messages: chat.messages,
     },
   };

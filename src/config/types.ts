@@ -76,6 +76,10 @@ export interface ChatConfig {
   /** Rooms that may exist at once. */
   readonly maxRooms: number;
   readonly flood: FloodLimits;
+  /** Seconds a dropped session that can resume keeps its name, room and token; 0 ends it at once. */
+  readonly sessionLinger: number;
+  /** Private messages kept for a lingering session. */
+  readonly sessionBuffer: number;
   readonly messages: Messages;
 }
 
@@ -83,6 +87,8 @@ export interface ChatConfig {
 export interface Config {
   /** The environment folder the files came from, such as `local`. */
   readonly env: string;
+  /** The files read, for messages about their settings. */
+  readonly files: { readonly server: string; readonly chat: string };
   readonly server: ServerConfig;
   readonly chat: ChatConfig;
 }

@@ -24,17 +24,25 @@ export type V2Input =
 
 /** The JSON object sent for `event`, whose time is `sentAt` (ISO 8601). */
 function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
-  if (event.type === "message" || event.type === "history") {
+  if (event.type === "message") {
     // The hot path: one object literal, no spread.
     const { type, id, room, from, text, seq } = event;
     return event.emote
       ? { type, id, sentAt, room, from, text, seq, emote: true }
       : { type, id, sentAt, room, from, text, seq };
   }
+  if (event.type === "history") {
+    const { type, id, room, epoch, from, text, seq } = event;
+    return event.emote
+      ? { type, id, sentAt, room, epoch, from, text, seq, emote: true }
+      : { type, id, sentAt, room, epoch, from, text, seq };
+  }
   const base = { type: event.type, id: event.id, sentAt };
   switch (event.type) {
-    case "welcome":
-      return { ...base, room: event.room, name: event.name, token: event.token, text: event.body };
+    case "welcome": {
+      const { room, epoch, name, token } = event;
+      return { ...base, room, epoch, name, token, text: event.body };
+    }
     case "private":
       return { ...base, from: event.from, to: event.to, text: event.text };
     case "presence": {
@@ -52,7 +60,15 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
     case "rooms":
       return { ...base, rooms: event.rooms };
     case "members":
-      return { ...base, room: event.room, members: event.members };
+      return { ...base, room: event.room, epoch: event.epoch, members: event.members };
+    case "gap":
+      return {
+        ...base,
+        room: event.room,
+        epoch: event.epoch,
+        reason: event.reason,
+        text: event.body,
+      };
     case "help":
       return { ...base, commands: event.commands, text: event.body };
   }
@@ -86,10 +102,34 @@ function needs(type: string, field: string): V2Input {
   return invalid(`"${type}" needs a string "${field}"`);
 }
 
+/**
+ * Reads `resume`: `room` says where the client was and the last message it
+ * saw there (`{"name", "epoch", "seq"}`); clients from before epochs send
+ * `rooms`, one room name mapped to a seq.
+ */
 function decodeResume(fields: Fields): V2Input {
   const name = stringField(fields, "name");
   if (name === undefined) return needs("resume", "name");
   const token = stringField(fields, "token");
+  const resumable = true;
+  if (fields.room !== undefined) {
+    const room = fields.room;
+    if (typeof room !== "object" || room === null || Array.isArray(room)) {
+      return invalid('"room" must be {"name", "epoch", "seq"}: where you were and what you saw');
+    }
+    const { name: roomName, epoch, seq = 0 } = room as Fields;
+    if (typeof roomName !== "string") return invalid('"room" needs a string "name"');
+    if (epoch !== undefined && typeof epoch !== "string") {
+      return invalid('"room" needs a string "epoch", from the last welcome, members or history');
+    }
+    if (!Number.isSafeInteger(seq) || (seq as number) < 0) {
+      return invalid('"seq" in "room" must be a whole number of at least 0');
+    }
+    return {
+      kind: "start",
+      start: { name, token, room: roomName, epoch, lastSeq: seq as number, resumable },
+    };
+  }
   const rooms = fields.rooms ?? {};
   if (typeof rooms !== "object" || rooms === null || Array.isArray(rooms)) {
     return invalid('"rooms" must map a room name to the last seq seen there');
@@ -100,7 +140,10 @@ function decodeResume(fields: Fields): V2Input {
   if (lastSeq !== undefined && (!Number.isSafeInteger(lastSeq) || (lastSeq as number) < 0)) {
     return invalid('a seq in "rooms" must be a whole number of at least 0');
   }
-  return { kind: "start", start: { name, token, room, lastSeq: lastSeq as number | undefined } };
+  return {
+    kind: "start",
+    start: { name, token, room, lastSeq: lastSeq as number | undefined, resumable },
+  };
 }
 
 /** Most requests one client frame may carry. */
@@ -135,7 +178,7 @@ function decodeRequest(parsed: unknown): V2Input {
     case "hello": {
       const name = fields.name;
       if (name !== undefined && typeof name !== "string") return needs(type, "name");
-      return { kind: "start", start: { name } };
+      return { kind: "start", start: { name, resumable: true } };
     }
     case "resume":
       return decodeResume(fields);

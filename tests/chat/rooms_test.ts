@@ -114,7 +114,7 @@ Deno.test("history", async (t) => {
   });
 
   await t.step("a room's history stays in order however often it wraps", () => {
-    const room = new Room("lobby", 3);
+    const room = new Room("lobby", { historySize: 3, epoch: "e1" });
     const message = (seq: number): MessageEvent => ({
       type: "message",
       id: String(seq),
@@ -127,15 +127,49 @@ Deno.test("history", async (t) => {
       seq,
       emote: false,
     });
-    for (let n = 1; n <= 8; n++) room.append(message(n));
-    assertEquals(room.recent(10).map((kept) => kept.seq), [6, 7, 8]);
-    assertEquals(room.recent(2).map((kept) => kept.seq), [7, 8]);
-    assertEquals(room.since(6).map((kept) => kept.seq), [7, 8]);
-    assertEquals(room.since(99).map((kept) => kept.seq), [6, 7, 8]);
-    const quiet = new Room("quiet", 0);
-    quiet.append(message(1));
+    for (let n = 1; n <= 8; n++) room.append(message(n), "e1");
+    const seqs = (messages: readonly MessageEvent[]) => messages.map((kept) => kept.seq);
+    assertEquals(seqs(room.recent(10)), [6, 7, 8]);
+    assertEquals(seqs(room.recent(2)), [7, 8]);
+    const quiet = new Room("quiet", { historySize: 0, epoch: "e1" });
+    quiet.append(message(1), "e1");
     assertEquals([quiet.lastSeq, quiet.recent(1)], [1, []]);
-    assertThrows(() => quiet.append(message(1)), RangeError);
+    assertThrows(() => quiet.append(message(1), "e1"), RangeError);
+  });
+
+  await t.step("a backlog is exact in the same epoch, else whole and marked as a gap", () => {
+    const room = new Room("lobby", { historySize: 3, epoch: "e1" });
+    const message = (seq: number): MessageEvent => ({
+      type: "message",
+      id: String(seq),
+      sentAt: 0,
+      origin: "USER",
+      body: String(seq),
+      room: "lobby",
+      from: "Ann",
+      text: String(seq),
+      seq,
+      emote: false,
+    });
+    for (let n = 1; n <= 8; n++) room.append(message(n), "e1");
+    const backlog = (epoch: string | undefined, seq: number) => {
+      const { messages, gap } = room.backlogAfter(epoch, seq);
+      return [messages.map((kept) => kept.seq), gap];
+    };
+    assertEquals(backlog("e1", 6), [[7, 8], undefined]);
+    assertEquals(backlog("e1", 5), [[6, 7, 8], undefined]);
+    assertEquals(backlog("e1", 8), [[], undefined]);
+    assertEquals(backlog("e1", 4), [[6, 7, 8], "trimmed"]);
+    assertEquals(backlog("e0", 6), [[6, 7, 8], "epoch"]);
+    assertEquals(backlog("e1", 0), [[6, 7, 8], undefined]);
+    // Clients from before epochs: a seq beyond the newest shows a new numbering.
+    assertEquals(backlog(undefined, 6), [[7, 8], undefined]);
+    assertEquals(backlog(undefined, 99), [[6, 7, 8], "epoch"]);
+    // A log joined midway may have had messages before its first.
+    const joined = new Room("games", { historySize: 3, epoch: "e9" });
+    joined.append(message(40), "e9");
+    assertEquals(joined.backlogAfter("e9", 12).gap, "trimmed");
+    assertEquals(joined.backlogAfter("e9", 39).gap, undefined);
   });
 
   await t.step("!history [n] replays the newest messages", () => {
@@ -186,67 +220,5 @@ Deno.test("idle rooms", async (t) => {
       "No more rooms can be created right now: join an existing one.",
     ]);
     assertEquals(aliceUser.room?.name, "one");
-  });
-});
-
-Deno.test("resume", async (t) => {
-  const history = (sink: FakeSink) =>
-    sink.events.filter((event): event is MessageEvent => event.type === "history")
-      .map((event) => event.text);
-
-  await t.step("with the token, takes the session over and replays only what was missed", () => {
-    const { chatroom, sinks: [alice, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
-    receive(chatroom, bobUser, "seen");
-    receive(chatroom, bobUser, "missed 1");
-    receive(chatroom, bobUser, "missed 2");
-    bob.take();
-    const fresh = new FakeSink();
-    const resumed = chatroom.connect(fresh, {
-      name: aliceUser.name,
-      token: aliceUser.token,
-      room: "lobby",
-      lastSeq: 1,
-    });
-    assertEquals(alice.closed, "replaced");
-    assertEquals(resumed.name, "Guest1");
-    assertEquals(history(fresh), ["missed 1", "missed 2"]);
-    assertEquals(bob.take(), []);
-    assertEquals(chatroom.size, 2);
-  });
-
-  await t.step("into the room it was in", () => {
-    const { chatroom, sinks: [, bob], users: [aliceUser, bobUser] } = chatroomWith(2);
-    receive(chatroom, aliceUser, "!join games");
-    receive(chatroom, bobUser, "!join games");
-    receive(chatroom, bobUser, "hi");
-    bob.take();
-    const fresh = new FakeSink();
-    const resumed = chatroom.connect(fresh, {
-      name: aliceUser.name,
-      token: aliceUser.token,
-      room: "games",
-      lastSeq: 0,
-    });
-    assertEquals(resumed.room?.name, "games");
-    assertEquals(fresh.take().slice(1), [
-      ["SERVER", "You are now in games with: Guest2, Guest1"],
-      ["HISTORY", "Guest2: hi"],
-    ]);
-    assertEquals(bob.take(), []);
-  });
-
-  await t.step("without the right token, the name is not taken over", () => {
-    const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
-    const stranger = chatroom.connect(new FakeSink(), { name: aliceUser.name, token: "guess" });
-    assertEquals(stranger.name, "Guest2");
-    assertEquals(alice.closed, undefined);
-  });
-
-  await t.step("a seq from before a restart replays the whole history", () => {
-    const { chatroom, users: [aliceUser] } = chatroomWith(1);
-    receive(chatroom, aliceUser, "new life");
-    const fresh = new FakeSink();
-    chatroom.connect(fresh, { name: "Returning", room: "lobby", lastSeq: 99 });
-    assertEquals(history(fresh), ["new life"]);
   });
 });

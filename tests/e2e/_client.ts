@@ -158,6 +158,8 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
     createHandler({ chatroom, limits, metrics, staticFiles: STATIC_FILES }),
   );
+  // As the entry point does: dropped sessions end once session_linger passes.
+  const expiry = setInterval(() => chatroom.expireSessions(), 50);
   const httpUrl = `http://127.0.0.1:${server.addr.port}`;
   const url = `ws://127.0.0.1:${server.addr.port}/ws`;
   const clients: { close(): Promise<void> }[] = [];
@@ -184,6 +186,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
       return { client, welcome };
     },
     async close() {
+      clearInterval(expiry);
       await Promise.all(clients.map((client) => client.close()));
       await server.shutdown();
     },

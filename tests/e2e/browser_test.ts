@@ -99,11 +99,17 @@ Deno.test({
         await message(bob, "just between us", ".private");
       });
 
-      await t.step("after a reload the room and its history are back", async () => {
+      await t.step("after a reload the session is back, and nobody saw it leave", async () => {
         await ann.reload();
         await textOf(ann, "#current-room", "games");
         await textOf(ann, "#me", "Ann");
         await message(ann, "second in games", ".history");
+        await say(bob, "seen after the reload");
+        await message(ann, "seen after the reload", ".message");
+        assertEquals(
+          await bob.locator("#messages li", { hasText: /Ann has (left|disconnected)/ }).count(),
+          0,
+        );
       });
 
       await t.step("both pages recover after the server restarts", async () => {
@@ -114,6 +120,8 @@ Deno.test({
         await textOf(ann, "#status", "Connected");
         await textOf(bob, "#status", "Connected");
         await textOf(ann, "#current-room", "games");
+        // The restarted server kept no history: the page says what may be missing.
+        await message(ann, "Messages of games may be missing", ".gap");
         await say(ann, "back after the restart");
         await message(bob, "back after the restart", ".message");
       });

@@ -17,7 +17,9 @@ async function clusterConfig(natsUrl: string): Promise<string> {
   await Deno.mkdir(join(dir, "test"));
   const chat = (await Deno.readTextFile(join(TEST_CONFIG, "chat.yaml")))
     .replace(/rate: \d+/, "rate: 10000")
-    .replace(/burst: \d+/, "burst: 10000");
+    .replace(/burst: \d+/, "burst: 10000") +
+    // A dropped session ends at once, so another instance can take its name.
+    "session_linger: 0\n";
   await Deno.writeTextFile(join(dir, "test", "chat.yaml"), chat);
   const server = (await Deno.readTextFile(join(TEST_CONFIG, "server.yaml"))) +
     `cluster:\n  nats:\n    servers: ["${natsUrl}"]\n    name_ttl: ${NAME_TTL}\n    heartbeat: 0.5\n`;

@@ -1,9 +1,11 @@
 /** Protocol v2 over real sockets: every event type, resume, and mixing with the text protocol. */
 
-import { assertEquals, assertMatch } from "@std/assert";
+import { assertEquals, assertMatch, assertNotEquals } from "@std/assert";
 import { startTestServer, TestClient, type TestServer, type V2Frame, within } from "./_client.ts";
 
-const RELAXED = { chat: { flood: { rate: 100_000, burst: 100_000, disconnectAfter: 60 } } };
+const FLOOD_OFF = { rate: 100_000, burst: 100_000, disconnectAfter: 60 };
+/** Flood control out of the way; a dropped session ends at once unless a test says otherwise. */
+const RELAXED = { chat: { flood: FLOOD_OFF, sessionLinger: 0 } };
 
 /** The frame without its per-event `id` and `sentAt`, for exact comparisons. */
 function strip(frame: V2Frame): Record<string, unknown> {
@@ -19,8 +21,11 @@ function send(client: TestClient<V2Frame>, request: Record<string, unknown>): vo
   client.send(JSON.stringify(request));
 }
 
-async function withServer(body: (server: TestServer) => Promise<void>): Promise<void> {
-  const server = startTestServer(RELAXED);
+async function withServer(
+  body: (server: TestServer) => Promise<void>,
+  options: { sessionLinger?: number } = {},
+): Promise<void> {
+  const server = startTestServer({ chat: { ...RELAXED.chat, ...options } });
   try {
     await body(server);
   } finally {
@@ -34,6 +39,7 @@ Deno.test("v2: every event type", async (t) => {
 
     await t.step("welcome", () => {
       assertEquals(Object.keys(welcome).sort(), [
+        "epoch",
         "id",
         "name",
         "room",
@@ -87,6 +93,7 @@ Deno.test("v2: every event type", async (t) => {
       assertEquals(await nextStripped(cat), {
         type: "history",
         room: "lobby",
+        epoch: welcome.epoch,
         from: "Ann",
         text: "hello",
         seq: 1,
@@ -148,6 +155,7 @@ Deno.test("v2: every event type", async (t) => {
       assertEquals(await nextStripped(ann), {
         type: "members",
         room: "lobby",
+        epoch: welcome.epoch,
         members: ["Ann", "Bob"],
       });
     });
@@ -168,9 +176,13 @@ Deno.test("v2: every event type", async (t) => {
 
     await t.step("join answers with the new room's members; presence: leave", async () => {
       send(bob, { type: "join", room: "games" });
-      assertEquals(await nextStripped(bob), {
+      const members = await nextStripped(bob);
+      assertMatch(members.epoch as string, /^[0-9a-f]{8}$/);
+      assertNotEquals(members.epoch, welcome.epoch);
+      assertEquals(members, {
         type: "members",
         room: "games",
+        epoch: members.epoch,
         members: ["Bobby"],
       });
       assertEquals(await nextStripped(ann), {
@@ -231,7 +243,7 @@ Deno.test("v2 and text clients share a room, each in its own format", async () =
 
 Deno.test("v2 resume", async (t) => {
   await t.step(
-    "after a dropped connection: exactly the missed messages, then live ones",
+    "within session_linger: nobody sees a leave, and exactly the missed messages follow",
     async () => {
       await withServer(async (server) => {
         const { client: ann, welcome } = await server.joinV2("Ann");
@@ -240,34 +252,64 @@ Deno.test("v2 resume", async (t) => {
         send(bob, { type: "say", text: "one" });
         assertEquals((await ann.next()).seq, 1);
         await ann.close();
-        await bob.waitFor((frame) => frame.action === "leave" && frame.from === "Ann");
         for (const text of ["two", "three"]) send(bob, { type: "say", text });
-        await bob.waitFor((frame) => frame.text === "three");
+        send(bob, { type: "pm", to: "Ann", text: "psst" });
+        await bob.waitFor((frame) => frame.type === "private");
 
         const again = await TestClient.connect<V2Frame>(server.url, "chat.v2");
         try {
-          send(again, { type: "resume", name: "Ann", token: welcome.token, rooms: { lobby: 1 } });
-          assertEquals((await again.next()).type, "welcome");
+          const room = { name: "lobby", epoch: welcome.epoch, seq: 1 };
+          send(again, { type: "resume", name: "Ann", token: welcome.token, room });
+          assertEquals(strip(await again.next()).name, "Ann");
+          assertEquals((await again.next()).type, "members");
           // Bob keeps talking while Ann catches up: nothing lost, nothing twice.
           send(bob, { type: "say", text: "four" });
           const seen = [];
-          for (let i = 0; i < 3; i++) {
+          for (let i = 0; i < 4; i++) {
             const frame = await again.next();
             seen.push([frame.type, frame.text, frame.seq]);
           }
-          assertEquals(seen, [["history", "two", 2], ["history", "three", 3], [
-            "message",
-            "four",
-            4,
-          ]]);
+          assertEquals(seen, [
+            ["history", "two", 2],
+            ["history", "three", 3],
+            ["private", "psst", undefined],
+            ["message", "four", 4],
+          ]);
+          send(bob, { type: "members" });
+          const members = await bob.waitFor((frame) => frame.type === "members");
+          assertEquals(members.members, ["Ann", "Bob"]);
+          assertEquals(bob.pending.filter((frame) => frame.type === "presence"), []);
         } finally {
           await again.close();
         }
-      });
+      }, { sessionLinger: 30 });
     },
   );
 
-  await t.step("while the old connection lingers: it is replaced, silently", async () => {
+  await t.step(
+    "after session_linger: the others saw the leave, and the name was free",
+    async () => {
+      await withServer(async (server) => {
+        const { client: ann, welcome } = await server.joinV2("Ann");
+        const { client: bob } = await server.joinV2("Bob");
+        await ann.next();
+        await ann.close();
+        const leave = await bob.waitFor((frame) => frame.action === "leave");
+        assertEquals(leave.from, "Ann");
+        const again = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+        try {
+          const room = { name: "lobby", epoch: welcome.epoch, seq: 0 };
+          send(again, { type: "resume", name: "Ann", token: welcome.token, room });
+          assertEquals(strip(await again.next()).name, "Ann");
+          assertEquals((await bob.waitFor((frame) => frame.type === "presence")).action, "join");
+        } finally {
+          await again.close();
+        }
+      }, { sessionLinger: 0.2 });
+    },
+  );
+
+  await t.step("while the old connection is open: it is replaced, silently", async () => {
     await withServer(async (server) => {
       const { client: ann, welcome } = await server.joinV2("Ann");
       const { client: bob } = await server.joinV2("Bob");
@@ -278,11 +320,31 @@ Deno.test("v2 resume", async (t) => {
         assertEquals(strip(await again.next()).name, "Ann");
         assertEquals((await within(ann.closed, "the old socket to close")).code, 4000);
         send(bob, { type: "members" });
-        assertEquals((await bob.next()).members, ["Bob", "Ann"]);
+        assertEquals((await bob.next()).members, ["Ann", "Bob"]);
       } finally {
         await again.close();
       }
     });
+  });
+
+  await t.step("with a wrong token while the session lingers: another name, and why", async () => {
+    await withServer(async (server) => {
+      const { client: ann } = await server.joinV2("Ann");
+      await ann.close();
+      const thief = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+      try {
+        send(thief, { type: "resume", name: "Ann", token: "guessed", room: { name: "lobby" } });
+        const welcome = await thief.next();
+        assertNotEquals(welcome.name, "Ann");
+        assertEquals(strip(await thief.next()), {
+          type: "error",
+          code: "name_refused",
+          text: `Cannot use the name "Ann": it is taken. You are ${welcome.name}.`,
+        });
+      } finally {
+        await thief.close();
+      }
+    }, { sessionLinger: 30 });
   });
 });
 
