@@ -116,7 +116,7 @@ async function createBroker(config: Config, metrics: Metrics): Promise<NatsBroke
     return await LocalBroker.open({ store: await openStore(config), metrics });
   }
   try {
-    return await NatsBroker.connect({ ...cluster, historySize: config.chat.historySize });
+    return await NatsBroker.connect({ ...cluster, historySize: config.chat.historySize, metrics });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new StartError(
@@ -131,15 +131,24 @@ async function serve(config: Config): Promise<void> {
   const broker = await createBroker(config, metrics);
   const chatroom = new Chatroom({ config: config.chat, metrics, broker });
   await broker.start();
-  const server = Deno.serve({
-    hostname: config.server.host,
-    port: config.server.port,
-    onListen: ({ hostname, port }) => {
-      const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-      const url = `http://${host}:${port}`;
-      log.info("listening on {url} (environment {env})", { url, env: config.env });
+  const server = Deno.serve(
+    {
+      hostname: config.server.host,
+      port: config.server.port,
+      onListen: ({ hostname, port }) => {
+        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+        const url = `http://${host}:${port}`;
+        log.info("listening on {url} (environment {env})", { url, env: config.env });
+      },
     },
-  }, createHandler({ chatroom, limits: config.server.limits, metrics, staticFiles }));
+    createHandler({
+      chatroom,
+      limits: config.server.limits,
+      metrics,
+      staticFiles,
+      healthy: () => broker.healthy,
+    }),
+  );
 
   const sweepEvery = Math.max(
     1000,

@@ -63,6 +63,13 @@ export class LabeledCounter<L extends string> {
   }
 }
 
+/** A value read when `/metrics` is asked for. */
+export interface Gauge {
+  readonly name: string;
+  readonly help: string;
+  read(): number;
+}
+
 /** Why an upgrade was refused. */
 export type RefusalReason = "origin" | "max_connections" | "max_connections_per_ip";
 /** Why the server closed a connection. */
@@ -83,6 +90,11 @@ export interface Metrics {
   readonly historyUnsaved: Counter;
   readonly sessionsResumed: Counter;
   readonly sessionsExpired: Counter;
+  readonly clusterPublishFailures: Counter;
+  readonly clusterMalformed: Counter;
+  readonly clusterRefused: Counter;
+  /** Values the parts of the server report as they are asked; add to it. */
+  readonly gauges: Gauge[];
 }
 
 /** A fresh set of counters, all at zero. */
@@ -135,6 +147,19 @@ export function createMetrics(): Metrics {
       "chat_sessions_expired_total",
       "Dropped sessions that were not resumed within session_linger.",
     ),
+    clusterPublishFailures: new Counter(
+      "chat_cluster_publish_failures_total",
+      "Publishes to NATS that failed and were retried.",
+    ),
+    clusterMalformed: new Counter(
+      "chat_cluster_malformed_total",
+      "Messages from the cluster that could not be read and were dropped.",
+    ),
+    clusterRefused: new Counter(
+      "chat_cluster_refused_total",
+      "Room events refused because too many waited for NATS.",
+    ),
+    gauges: [],
   };
 }
 
@@ -151,14 +176,20 @@ function family(name: string, help: string, type: string, samples: string[]): st
 /** The whole `/metrics` page. */
 export function renderMetrics(metrics: Metrics, gauges: Gauges): string {
   const memory = Deno.memoryUsage();
-  const counters = Object.values(metrics).map((counter: Counter | LabeledCounter<string>) =>
-    family(counter.name, counter.help, "counter", counter.samples())
+  const counters = Object.values(metrics)
+    .filter((value): value is Counter | LabeledCounter<string> =>
+      value instanceof Counter || value instanceof LabeledCounter
+    )
+    .map((counter) => family(counter.name, counter.help, "counter", counter.samples()));
+  const reported = metrics.gauges.map((gauge) =>
+    family(gauge.name, gauge.help, "gauge", [`${gauge.name} ${gauge.read()}`])
   );
   return [
     family("chat_connections_open", "Open WebSocket connections.", "gauge", [
       `chat_connections_open ${gauges.openConnections}`,
     ]),
     ...counters,
+    ...reported,
     family("process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", [
       `process_resident_memory_bytes ${memory.rss}`,
     ]),

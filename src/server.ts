@@ -37,6 +37,8 @@ export interface HandlerOptions {
   metrics?: Metrics;
   /** The browser client, from {@linkcode loadStaticFiles}. */
   staticFiles?: StaticFiles;
+  /** Whether the link to the other instances works (always, alone). */
+  healthy?: () => boolean;
 }
 
 /** A request handler for `Deno.serve`. */
@@ -44,7 +46,13 @@ export type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAdd
 
 /** Builds the request handler for `Deno.serve`. */
 export function createHandler(options: HandlerOptions): Handler {
-  const { chatroom, limits, metrics = createMetrics(), staticFiles = new Map() } = options;
+  const {
+    chatroom,
+    limits,
+    metrics = createMetrics(),
+    staticFiles = new Map(),
+    healthy = () => true,
+  } = options;
   const admission = new Admission(limits);
   const outbox = new Outbox();
 
@@ -92,7 +100,11 @@ export function createHandler(options: HandlerOptions): Handler {
     }
     switch (url.pathname) {
       case "/healthz":
-        return Response.json({ status: "ok", connections: admission.open });
+        // Degraded still serves: local users chat on while the cluster is away.
+        return Response.json({
+          status: healthy() ? "ok" : "degraded",
+          connections: admission.open,
+        });
       case "/metrics":
         return new Response(renderMetrics(metrics, { openConnections: admission.open }), {
           headers: METRICS_HEADERS,

@@ -179,9 +179,25 @@ export class LocalBroker implements Broker {
     return [];
   }
 
+  /** Alone, the chatroom's own index is the whole truth about names. */
+  claim(_name: string): boolean {
+    return true;
+  }
+
   announce(_name: string, _room: string, _userId: number): void {}
 
   withdraw(_name: string): void {}
+
+  takeOver(): undefined {
+    return undefined;
+  }
+
+  follow(_room: string): void {}
+
+  unfollow(_room: string): void {}
+
+  /** Alone, there is no link to lose. */
+  readonly healthy = true;
 
   roomRemoved(room: string): void {
     const key = nameKey(room);

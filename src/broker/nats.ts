@@ -2,16 +2,23 @@
  * The broker of a cluster: instances joined through NATS (its WebSocket
  * listener, through `wsconnect`).
  *
- * - Room events go into one JetStream stream (file storage, `history_size`
- *   kept per room). Every instance reads the whole stream in order with an
- *   ordered consumer, so all of them see the same events in the same order,
- *   once each, numbered by the stream; the stream is also every room's history.
- * - Names live in a JetStream KV bucket: taken with create-if-absent, kept
- *   alive by each instance's heartbeat and expiring after `name_ttl`. Every
- *   instance watches the bucket, which tells it who is where.
- * - Private messages go straight to the target's instance over core NATS.
+ * - Each room has its own subjects in one JetStream stream, which is also
+ *   every room's history. An instance reads a room (see `nats_feed.ts`) only
+ *   while it has members there, so it pays for the rooms it serves, not for
+ *   the whole cluster. Room events are published in batches, acknowledgements
+ *   pipelined (see `nats_publisher.ts`).
+ * - Names live in a KV bucket, taken with create-if-absent: a name is used
+ *   only once that succeeded. Entries are kept alive by each instance's
+ *   heartbeat and expire after `name_ttl`. Every instance watches the bucket,
+ *   which tells it who is where.
+ * - Each room's epoch is in a second bucket, so all instances agree on it.
+ * - Private messages and session handovers go straight to the target's
+ *   instance over core NATS.
  * - When an instance stops sending heartbeats, the lowest-id survivor says
  *   goodbye for its users and releases their names.
+ *
+ * Everything read from NATS is checked (`wire.ts`); what cannot be read is
+ * logged, counted and dropped.
  *
  * @module
  */
@@ -21,25 +28,45 @@ import { type NatsConnection, type Subscription, wsconnect } from "@nats-io/nats
 import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../names.ts";
+import { RoomFeed } from "./nats_feed.ts";
+import { Publisher } from "./nats_publisher.ts";
 import {
   type Broker,
   type BrokerHandler,
+  type Handover,
   type PrivateNote,
   randomId,
   type RemoteUser,
   type RoomNote,
 } from "./types.ts";
+import {
+  type NameEntry,
+  readHeartbeat,
+  readNameEntry,
+  readPrivateNote,
+  readTakeoverReply,
+  readTakeoverRequest,
+  WireError,
+} from "./wire.ts";
 
 const STREAM = "CHAT_ROOMS";
 const ROOM_SUBJECTS = "chat.room.>";
-const BUCKET = "chat_names";
+const NAMES_BUCKET = "chat_names";
 /** Each room's epoch, so every instance numbers a room's log in the same one. */
 const ROOMS_BUCKET = "chat_rooms";
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
-const RETRY_MS = 500;
-/** Room events kept while NATS is away; beyond this, users are told to try later. */
-const MAX_OUTBOX = 10_000;
+/** A room no local user is in any more is read this much longer, in case someone comes back. */
+const UNFOLLOW_AFTER_MS = 10_000;
+/** How long a handover may take before the resume goes on without it. */
+const HANDOVER_TIMEOUT_MS = 3000;
+/** How long a name claim waits for NATS to come back before it gives up... */
+const CLAIM_WAIT_MS = 30_000;
+/** ...and how many times it tries. */
+const MAX_CLAIM_TRIES = 40;
+/** Notes in one stream message: a message's seq is the stream's times this, plus its index. */
+const SEQ_FACTOR = 1000;
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -53,17 +80,11 @@ export interface NatsBrokerOptions {
   readonly heartbeat: number;
   /** Messages kept per room. */
   readonly historySize: number;
+  /** Where cluster troubles are counted and reported. */
+  readonly metrics?: Metrics;
 }
 
-/** What the names bucket holds for each name. */
-interface NameEntry {
-  readonly name: string;
-  readonly room: string;
-  readonly instance: string;
-  readonly userId: number;
-}
-
-/** KV keys allow only a few characters, so names are stored base64url-encoded. */
+/** KV keys allow only a few characters, so keys are stored base64url-encoded. */
 function bucketKey(key: string): string {
   const bytes = new TextEncoder().encode(key);
   return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
@@ -72,13 +93,12 @@ function bucketKey(key: string): string {
 
 function decodeBucketKey(key: string): string {
   const base64 = key.replaceAll("-", "+").replaceAll("_", "/");
-  const bytes = Uint8Array.from(atob(base64), (char) => char.charCodeAt(0));
-  return new TextDecoder().decode(bytes);
+  return new TextDecoder().decode(Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)));
 }
 
-/** Subject tokens may not hold ".", "*", ">" or spaces; room keys never do. */
-function roomSubject(room: string, kind: RoomNote["kind"]): string {
-  return `chat.room.${nameKey(room)}.${kind}`;
+/** A name held by another instance, with the revision of its entry. */
+interface RemoteEntry extends NameEntry {
+  readonly revision: number;
 }
 
 /** Instances joined through NATS. */
@@ -88,25 +108,30 @@ export class NatsBroker implements Broker {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
-  readonly #kv: KV;
-  readonly #roomsKv: KV;
-  /** Each room's epoch, by room key. */
-  readonly #epochs = new Map<string, string>();
+  readonly #names: KV;
+  readonly #rooms: KV;
+  readonly #publisher: Publisher;
   #handler: BrokerHandler | undefined;
   /** Users of other instances, by bucket key. */
-  readonly #remote = new Map<string, NameEntry>();
+  readonly #remote = new Map<string, RemoteEntry>();
   /** The same users by room key, then bucket key, so a room's members cost O(room). */
-  readonly #remoteByRoom = new Map<string, Map<string, NameEntry>>();
+  readonly #remoteByRoom = new Map<string, Map<string, RemoteEntry>>();
   /** Names this instance holds, by name key. */
   readonly #local = new Map<string, NameEntry>();
   /** When each other instance last showed signs of life. */
   readonly #lastSeen = new Map<string, number>();
-  /** Room events not yet accepted by the stream, in order; kept while NATS is away. */
-  readonly #outbox: RoomNote[] = [];
+  /** Each room's epoch, by room key. */
+  readonly #epochs = new Map<string, string>();
+  /** The rooms this instance reads, by room key. */
+  readonly #feeds = new Map<string, RoomFeed>();
+  /** Rooms about to be no longer read, by room key. */
+  readonly #unfollowing = new Map<string, ReturnType<typeof setTimeout>>();
   readonly #subscriptions: Subscription[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #connected = true;
-  #flushing = false;
+  /** Resolves when NATS is back, while it is away. */
+  #back: Promise<void> = Promise.resolve();
+  #markBack: () => void = () => {};
 
   private constructor(
     options: NatsBrokerOptions,
@@ -118,18 +143,43 @@ export class NatsBroker implements Broker {
     this.#nc = nc;
     this.#jsm = jsm;
     this.#js = jetstream(nc);
-    this.#kv = buckets.names;
-    this.#roomsKv = buckets.rooms;
+    this.#names = buckets.names;
+    this.#rooms = buckets.rooms;
+    this.#publisher = new Publisher(this.#js, options.metrics);
+    options.metrics?.gauges.push(
+      {
+        name: "chat_cluster_connected",
+        help: "1 while the link to NATS works, else 0.",
+        read: () => this.#connected ? 1 : 0,
+      },
+      {
+        name: "chat_cluster_outbox",
+        help: "Room events waiting to be stored in the stream.",
+        read: () => this.#publisher.waiting,
+      },
+      {
+        name: "chat_cluster_rooms_followed",
+        help: "Rooms this instance reads from the stream.",
+        read: () => this.#feeds.size,
+      },
+      {
+        name: "chat_cluster_lag",
+        help: "Stream messages of followed rooms not yet read.",
+        read: () => [...this.#feeds.values()].reduce((sum, feed) => sum + feed.lag, 0),
+      },
+    );
   }
 
-  /** Connects to NATS and makes sure the stream and the names bucket exist. */
+  /** Connects to NATS and makes sure the stream and the buckets exist. */
   static async connect(options: NatsBrokerOptions): Promise<NatsBroker> {
     const nc = await wsconnect({
       servers: [...options.servers],
       name: "chat-server",
       maxReconnectAttempts: -1,
-      reconnectTimeWait: 1000,
+      reconnectTimeWait: 250,
       pingInterval: 5000,
+      // Error objects for async traces cost more than the rest of a publish.
+      noAsyncTraces: true,
     });
     const jsm = await jetstreamManager(nc);
     const stream = {
@@ -138,6 +188,7 @@ export class NatsBroker implements Broker {
       storage: StorageType.File,
       max_msgs_per_subject: Math.max(1, options.historySize),
       discard: DiscardPolicy.Old,
+      allow_direct: true,
     };
     try {
       await jsm.streams.info(STREAM);
@@ -146,7 +197,7 @@ export class NatsBroker implements Broker {
       await jsm.streams.add(stream);
     }
     const kvm = new Kvm(nc);
-    const names = await kvm.create(BUCKET, {
+    const names = await kvm.create(NAMES_BUCKET, {
       history: 1,
       ttl: options.nameTtl * 1000,
       storage: StorageType.File,
@@ -155,8 +206,33 @@ export class NatsBroker implements Broker {
     return new NatsBroker(options, nc, jsm, { names, rooms });
   }
 
+  get healthy(): boolean {
+    return this.#connected;
+  }
+
   attach(handler: BrokerHandler): void {
     this.#handler = handler;
+  }
+
+  /** Starts watching names and epochs and listening for what is addressed to this instance. */
+  async start(): Promise<void> {
+    const handler = this.#handler;
+    if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
+    await this.#watchNames();
+    await this.#watchEpochs();
+    this.#subscribe(HEARTBEAT_SUBJECT, (data) => {
+      const instance = readHeartbeat(data);
+      if (instance !== this.instance) this.#lastSeen.set(instance, Date.now());
+    });
+    this.#subscribe(
+      `chat.pm.${this.instance}`,
+      (data) => handler.deliverPrivate(readPrivateNote(data)),
+    );
+    this.#listenForHandovers(handler);
+    this.#watchStatus();
+    this.#timer = setInterval(() => this.#beat(), this.#options.heartbeat * 1000);
+    this.#beat();
+    log.info("Joined the cluster as instance {instance}", { instance: this.instance });
   }
 
   /**
@@ -170,58 +246,19 @@ export class NatsBroker implements Broker {
     if (known !== undefined) return known;
     const epoch = randomId();
     this.#epochs.set(key, epoch);
-    this.#roomsKv.create(bucketKey(key), epoch).catch(async () => {
-      const current = await this.#roomsKv.get(bucketKey(key)).catch(() => null);
-      if (current?.value.length) this.#epochs.set(key, current.string());
+    this.#rooms.create(bucketKey(key), epoch).catch(async (error) => {
+      const current = await this.#rooms.get(bucketKey(key)).catch(() => null);
+      if (current !== null && current.operation === "PUT") {
+        this.#epochs.set(key, current.string());
+      } else {
+        log.warning("Cannot record the epoch of room {room}: {error}", { room, error });
+      }
     });
     return epoch;
   }
 
-  /**
-   * Starts delivering: replays the stream (every room's history) and resolves
-   * once caught up, so the first client already sees the whole backlog.
-   */
-  async start(): Promise<void> {
-    const handler = this.#handler;
-    if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
-    await this.#watchNames();
-    await this.#watchEpochs();
-    this.#subscribe(HEARTBEAT_SUBJECT, (data) => {
-      const { instance } = JSON.parse(data) as { instance: string };
-      if (instance !== this.instance) this.#lastSeen.set(instance, Date.now());
-    });
-    this.#subscribe(`chat.pm.${this.instance}`, (data) => {
-      handler.deliverPrivate(JSON.parse(data) as PrivateNote);
-    });
-    const { state } = await this.#jsm.streams.info(STREAM);
-    const consumer = await this.#js.consumers.get(STREAM, { filter_subjects: ROOM_SUBJECTS });
-    const messages = await consumer.consume();
-    let caughtUp: () => void = () => {};
-    const ready = new Promise<void>((resolve) => caughtUp = resolve);
-    if (state.last_seq === 0) caughtUp();
-    (async () => {
-      for await (const message of messages) {
-        try {
-          const note = JSON.parse(message.string()) as RoomNote;
-          handler.deliverRoomNote(note, { epoch: this.epochOf(note.room), seq: message.seq });
-        } catch (error) {
-          log.error("Cannot deliver stream message {seq}: {error}", { seq: message.seq, error });
-        }
-        if (message.seq >= state.last_seq) caughtUp();
-      }
-    })();
-    this.#watchStatus();
-    this.#timer = setInterval(() => this.#beat(), this.#options.heartbeat * 1000);
-    this.#beat();
-    await ready;
-    log.info("Joined the cluster as instance {instance}", { instance: this.instance });
-  }
-
   publishRoomNote(note: RoomNote): boolean {
-    if (this.#outbox.length >= MAX_OUTBOX) return false;
-    this.#outbox.push(note);
-    this.#flush();
-    return true;
+    return this.#publisher.publish(note);
   }
 
   publishPrivate(note: PrivateNote, to: RemoteUser): void {
@@ -240,7 +277,193 @@ export class NatsBroker implements Broker {
     return this.#remoteByRoom.get(nameKey(room))?.values() ?? [];
   }
 
-  #setRemote(key: string, user: NameEntry): void {
+  /**
+   * Takes `name` with create-if-absent, so two instances can never both
+   * grant it. While NATS is away, the claim waits for it (up to a limit).
+   */
+  async claim(
+    name: string,
+    holder: { userId: number; room: string; token: string },
+  ): Promise<boolean> {
+    const key = nameKey(name);
+    const entry: NameEntry = {
+      name,
+      room: holder.room,
+      instance: this.instance,
+      userId: holder.userId,
+    };
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (let tries = 1;; tries++) {
+      try {
+        await this.#names.create(bucketKey(key), JSON.stringify(entry));
+        this.#local.set(key, entry);
+        return true;
+      } catch (error) {
+        const current = await this.#names.get(bucketKey(key)).catch(() => undefined);
+        if (current !== undefined && current !== null && current.operation === "PUT") {
+          // Ours already (a release still on its way), or someone else's.
+          if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
+          await this.#names.put(bucketKey(key), JSON.stringify(entry));
+          this.#local.set(key, entry);
+          return true;
+        }
+        if (Date.now() > deadline || tries >= MAX_CLAIM_TRIES) {
+          log.warning("Cannot claim the name {name}: {error}", { name, error });
+          return false;
+        }
+        // Released meanwhile: try again at once; NATS away: wait for it.
+        if (current === undefined) {
+          await Promise.race([this.#back, new Promise((resolve) => setTimeout(resolve, 1000))]);
+        }
+      }
+    }
+  }
+
+  #isOwnEntry(data: string): boolean {
+    try {
+      return readNameEntry(data).instance === this.instance;
+    } catch (error) {
+      this.#malformed(`$KV.${NAMES_BUCKET}`, error);
+      return false;
+    }
+  }
+
+  announce(name: string, room: string, userId: number): void {
+    const key = nameKey(name);
+    const entry: NameEntry = { name, room, instance: this.instance, userId };
+    const held = this.#local.get(key);
+    if (held !== undefined && held.room === room && held.userId === userId) return;
+    this.#local.set(key, entry);
+    this.#names.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+      log.warning("Cannot record that {name} is in {room}: {error}", { name, room, error });
+    });
+  }
+
+  withdraw(name: string): void {
+    const key = nameKey(name);
+    if (!this.#local.delete(key)) return;
+    this.#names.delete(bucketKey(key)).catch((error) => {
+      log.warning("Cannot release the name {name}: {error}", { name, error });
+    });
+  }
+
+  /** Asks the instance holding `name` to hand its session over; the name is then ours. */
+  async takeOver(name: string, token: string, userId: number): Promise<Handover | undefined> {
+    const key = nameKey(name);
+    const holder = this.#remote.get(bucketKey(key));
+    if (holder === undefined) return undefined;
+    let reply;
+    try {
+      const answer = await this.#nc.request(
+        `chat.ctl.${holder.instance}`,
+        JSON.stringify({ name, token }),
+        { timeout: HANDOVER_TIMEOUT_MS },
+      );
+      reply = readTakeoverReply(answer.string());
+    } catch (error) {
+      log.warning("Instance {instance} did not hand {name} over: {error}", {
+        instance: holder.instance,
+        name,
+        error,
+      });
+      return undefined;
+    }
+    if (!reply.ok) return undefined;
+    const entry: NameEntry = { name, room: reply.room, instance: this.instance, userId };
+    this.#local.set(key, entry);
+    await this.#names.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+      log.warning("Cannot record that {name} moved here: {error}", { name, error });
+    });
+    return { room: reply.room, privates: reply.privates };
+  }
+
+  follow(room: string): void | Promise<void> {
+    const key = nameKey(room);
+    const leaving = this.#unfollowing.get(key);
+    if (leaving !== undefined) {
+      clearTimeout(leaving);
+      this.#unfollowing.delete(key);
+    }
+    let feed = this.#feeds.get(key);
+    if (feed === undefined) {
+      feed = new RoomFeed({
+        js: this.#js,
+        jsm: this.#jsm,
+        stream: STREAM,
+        room,
+        deliver: (notes, seq, live) => this.#deliver(room, notes, seq, live),
+        malformed: (subject, error) => this.#malformed(subject, error),
+      });
+      this.#feeds.set(key, feed);
+    }
+    return feed.caughtUp ? undefined : feed.ready;
+  }
+
+  unfollow(room: string): void {
+    const key = nameKey(room);
+    if (!this.#feeds.has(key) || this.#unfollowing.has(key)) return;
+    this.#unfollowing.set(
+      key,
+      setTimeout(() => {
+        this.#unfollowing.delete(key);
+        this.#feeds.get(key)?.stop();
+        this.#feeds.delete(key);
+        this.#handler?.forgetHistory(room);
+      }, UNFOLLOW_AFTER_MS),
+    );
+  }
+
+  roomRemoved(room: string): void {
+    const key = nameKey(room);
+    this.#epochs.delete(key);
+    this.#rooms.delete(bucketKey(key)).catch((error) => {
+      log.warning("Cannot forget the epoch of room {room}: {error}", { room, error });
+    });
+    for (const kind of ["m", "p"]) {
+      this.#jsm.streams.purge(STREAM, { filter: `chat.room.${key}.${kind}` }).catch((error) => {
+        log.warning("Cannot remove the history of room {room}: {error}", { room, error });
+      });
+    }
+  }
+
+  /** Stores what waits (while NATS is there), releases this instance's names and disconnects. */
+  async close(): Promise<void> {
+    clearInterval(this.#timer);
+    await this.#publisher.drained();
+    this.#publisher.close();
+    for (const timer of this.#unfollowing.values()) clearTimeout(timer);
+    for (const feed of this.#feeds.values()) feed.stop();
+    await Promise.allSettled(
+      [...this.#local.keys()].map((key) => this.#names.delete(bucketKey(key))),
+    );
+    this.#local.clear();
+    await this.#nc.drain().catch(() => {});
+  }
+
+  /** Delivers the notes of one stream message of `room`, each numbered after the stream's. */
+  #deliver(room: string, notes: RoomNote[], seq: number, live: boolean): void {
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    const epoch = this.epochOf(room);
+    notes.forEach((note, index) => {
+      if (note.kind === "message") {
+        handler.deliverRoomNote(note, { epoch, seq: seq * SEQ_FACTOR + index });
+      } else if (live) {
+        // Arrivals and departures from before this instance followed the room are not news.
+        handler.deliverRoomNote(note);
+      }
+    });
+  }
+
+  #malformed(subject: string, error: unknown): void {
+    this.#options.metrics?.clusterMalformed.inc();
+    log.warning("Dropped a message on {subject} that could not be read: {error}", {
+      subject,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
+
+  #setRemote(key: string, user: RemoteEntry): void {
     this.#deleteRemote(key);
     this.#remote.set(key, user);
     const room = nameKey(user.room);
@@ -259,94 +482,73 @@ export class NatsBroker implements Broker {
     if (members?.size === 0) this.#remoteByRoom.delete(room);
   }
 
-  announce(name: string, room: string, userId: number): void {
-    const key = nameKey(name);
-    const entry: NameEntry = { name, room, instance: this.instance, userId };
-    const held = this.#local.get(key);
-    this.#local.set(key, entry);
-    if (held?.userId === userId) {
-      this.#kv.put(bucketKey(key), JSON.stringify(entry)).catch(() => {});
-      return;
-    }
-    this.#kv.create(bucketKey(key), JSON.stringify(entry)).catch(async () => {
-      // Taken: by a user of ours that just left (the delete is in flight), or elsewhere.
-      const current = await this.#kv.get(bucketKey(key)).catch(() => null);
-      const holder = current?.value.length ? current.json<NameEntry>() : undefined;
-      if (holder === undefined) {
-        await this.#kv.put(bucketKey(key), JSON.stringify(entry)).catch(() => {});
-      } else if (holder.instance !== this.instance && this.#local.get(key)?.userId === userId) {
-        this.#local.delete(key);
-        this.#handler?.nameLost(name);
-      }
-    });
-  }
-
-  withdraw(name: string): void {
-    const key = nameKey(name);
-    if (!this.#local.delete(key)) return;
-    this.#kv.delete(bucketKey(key)).catch(() => {});
-  }
-
-  roomRemoved(room: string): void {
-    const key = nameKey(room);
-    this.#epochs.delete(key);
-    this.#roomsKv.delete(bucketKey(key)).catch(() => {});
-    for (const kind of ["message", "presence"] as const) {
-      this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) }).catch(() => {});
-    }
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.#timer);
-    await Promise.allSettled(
-      [...this.#local.keys()].map((key) => this.#kv.delete(bucketKey(key))),
-    );
-    this.#local.clear();
-    await this.#nc.drain().catch(() => {});
-  }
-
-  /** Publishes what waits in the outbox, in order; stops at the first failure and retries. */
-  async #flush(): Promise<void> {
-    if (this.#flushing || !this.#connected) return;
-    this.#flushing = true;
-    try {
-      while (this.#outbox.length > 0 && this.#connected) {
-        const note = this.#outbox[0];
-        // The msgID makes a retry of a publish whose ack was lost harmless.
-        await this.#js.publish(roomSubject(note.room, note.kind), JSON.stringify(note), {
-          msgID: note.id,
-        });
-        this.#outbox.shift();
-      }
-    } catch (error) {
-      log.warning("Cannot publish to the stream, retrying: {error}", { error });
-      setTimeout(() => this.#flush(), RETRY_MS);
-    } finally {
-      this.#flushing = false;
-    }
-  }
-
   async #watchNames(): Promise<void> {
-    const watch = await this.#kv.watch();
+    const watch = await this.#names.watch();
     (async () => {
       for await (const entry of watch) {
         if (entry.operation !== "PUT") {
           this.#deleteRemote(entry.key);
           continue;
         }
-        const user = entry.json<NameEntry>();
-        if (user.instance === this.instance) continue;
-        this.#setRemote(entry.key, user);
-        this.#lastSeen.set(user.instance, Date.now());
+        try {
+          const user = readNameEntry(entry.string());
+          if (user.instance === this.instance) {
+            this.#deleteRemote(entry.key);
+            continue;
+          }
+          const key = nameKey(user.name);
+          // A name we held was taken over by another instance's claim or handover.
+          if (this.#local.has(key) && bucketKey(key) === entry.key) {
+            this.#local.delete(key);
+            this.#handler?.nameLost(user.name);
+          }
+          this.#setRemote(entry.key, { ...user, revision: entry.revision });
+          this.#lastSeen.set(user.instance, Date.now());
+        } catch (error) {
+          this.#malformed(`$KV.${NAMES_BUCKET}.${entry.key}`, error);
+        }
       }
     })();
   }
 
   async #watchEpochs(): Promise<void> {
-    const watch = await this.#roomsKv.watch();
+    const watch = await this.#rooms.watch();
     (async () => {
       for await (const entry of watch) {
-        if (entry.operation === "PUT") this.#epochs.set(decodeBucketKey(entry.key), entry.string());
+        try {
+          const key = decodeBucketKey(entry.key);
+          if (entry.operation !== "PUT") continue;
+          const epoch = entry.string();
+          if (!/^[0-9a-f]{8}$/.test(epoch)) throw new WireError("an epoch is not 8 hex digits");
+          this.#epochs.set(key, epoch);
+        } catch (error) {
+          this.#malformed(`$KV.${ROOMS_BUCKET}.${entry.key}`, error);
+        }
+      }
+    })();
+  }
+
+  /** Hands a local session to the instance where it is resumed, if its token is right. */
+  #listenForHandovers(handler: BrokerHandler): void {
+    const subscription = this.#nc.subscribe(`chat.ctl.${this.instance}`);
+    this.#subscriptions.push(subscription);
+    (async () => {
+      for await (const message of subscription) {
+        try {
+          const { name, token } = readTakeoverRequest(message.string());
+          const handover = handler.handOver(name, token);
+          if (handover !== undefined) this.#local.delete(nameKey(name));
+          message.respond(JSON.stringify(
+            handover === undefined ? { ok: false } : {
+              ok: true,
+              room: handover.room,
+              privates: handover.privates,
+            },
+          ));
+        } catch (error) {
+          this.#malformed(message.subject, error);
+          message.respond(JSON.stringify({ ok: false }));
+        }
       }
     })();
   }
@@ -359,7 +561,7 @@ export class NatsBroker implements Broker {
         try {
           onData(message.string());
         } catch (error) {
-          log.warning("Ignored a bad message on {subject}: {error}", { subject, error });
+          this.#malformed(subject, error);
         }
       }
     })();
@@ -370,14 +572,18 @@ export class NatsBroker implements Broker {
       for await (const status of this.#nc.status()) {
         if (status.type === "disconnect" && this.#connected) {
           this.#connected = false;
+          this.#back = new Promise((resolve) => this.#markBack = resolve);
+          this.#publisher.connected = false;
           this.#handler?.setDegraded(true);
         } else if (status.type === "reconnect" && !this.#connected) {
           this.#connected = true;
+          this.#markBack();
           // Nobody could be heard while we were away: give everyone a fresh start.
           for (const instance of this.#lastSeen.keys()) this.#lastSeen.set(instance, Date.now());
           this.#handler?.setDegraded(false);
           this.#beat();
-          this.#flush();
+          this.#publisher.connected = true;
+          for (const feed of this.#feeds.values()) feed.restart();
         }
       }
     })();
@@ -388,7 +594,9 @@ export class NatsBroker implements Broker {
     if (!this.#connected) return;
     this.#nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance: this.instance }));
     for (const [key, entry] of this.#local) {
-      this.#kv.put(bucketKey(key), JSON.stringify(entry)).catch(() => {});
+      this.#names.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+        log.warning("Cannot keep the name {name} alive: {error}", { name: entry.name, error });
+      });
     }
     this.#releaseDead();
   }
@@ -408,7 +616,9 @@ export class NatsBroker implements Broker {
         if (user.instance !== instance) continue;
         this.#deleteRemote(key);
         if (!speaker) continue;
-        this.#kv.delete(key).catch(() => {});
+        this.#names.delete(key, { previousSeq: user.revision }).catch((error) => {
+          log.warning("Cannot release the name {name}: {error}", { name: user.name, error });
+        });
         this.publishRoomNote({
           kind: "presence",
           room: user.room,

@@ -72,6 +72,17 @@ export interface RemoteUser {
   readonly instance: string;
 }
 
+/** A result that is ready now (alone) or later (when other instances must agree). */
+export type Settled<T> = T | Promise<T>;
+
+/** What the instance handing a session over tells the one picking it up. */
+export interface Handover {
+  /** The room the session was in. */
+  readonly room: string;
+  /** Private messages kept for it while it lingered, oldest first. */
+  readonly privates: readonly PrivateNote[];
+}
+
 /** What the chatroom does with what the broker delivers. */
 export interface BrokerHandler {
   /** A room event; a message comes with its place in the room's log. */
@@ -84,6 +95,13 @@ export interface BrokerHandler {
   setDegraded(degraded: boolean): void;
   /** Room history stopped being saved (`false`), or is saved again (`true`). */
   setHistorySaved(saved: boolean): void;
+  /**
+   * Another instance resumes the local session holding `name` with `token`:
+   * if the token is right, end it here silently and say where it was.
+   */
+  handOver(name: string, token: string): Handover | undefined;
+  /** This instance stopped following `room`: what it kept of its history is stale. */
+  forgetHistory(room: string): void;
 }
 
 /** The link between the chatroom and the other instances, if any. */
@@ -108,10 +126,26 @@ export interface Broker {
   remoteUsers(): Iterable<RemoteUser>;
   /** The users of the other instances who are in `room`. */
   remoteMembers(room: string): Iterable<RemoteUser>;
-  /** Records that a local user holds `name` and is in `room`. */
+  /**
+   * Takes `name` for a local user, cluster-wide; false when someone else
+   * holds it. A name is used only once this says true.
+   */
+  claim(name: string, holder: { userId: number; room: string; token: string }): Settled<boolean>;
+  /** Records that a local user holding `name` is now in `room`. */
   announce(name: string, room: string, userId: number): void;
   /** Gives up a name a local user held. */
   withdraw(name: string): void;
+  /**
+   * Picks up the session of another instance's user holding `name`, if
+   * `token` is theirs; the name is then this instance's.
+   */
+  takeOver(name: string, token: string, userId: number): Settled<Handover | undefined>;
+  /** Starts delivering `room`'s events here; settles once its kept history is delivered. */
+  follow(room: string): Settled<void>;
+  /** No local user is in `room` any more: its events need not come here. */
+  unfollow(room: string): void;
+  /** Whether the link to the other instances works. */
+  readonly healthy: boolean;
   /** Forgets a room's log after the room was removed; a room of that name later starts a new one. */
   roomRemoved(room: string): void;
   /** Stops once what was published is stored, releasing what this instance holds. */

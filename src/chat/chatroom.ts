@@ -9,20 +9,27 @@
 
 import { getLogger } from "@logtape/logtape";
 import { LocalBroker } from "../broker/local.ts";
-import type { Author, Broker, LogPosition, PrivateNote, RoomNote } from "../broker/types.ts";
+import type {
+  Author,
+  Broker,
+  LogPosition,
+  PrivateNote,
+  RoomNote,
+  Settled,
+} from "../broker/types.ts";
 import { COMMAND_SUMMARIES, findCommand, usageOf } from "../commands.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog, type MessageKey, type MessageValues } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
-import { generateName, nameKey, nameProblem } from "../names.ts";
+import { generateName, nameKey } from "../names.ts";
 import { asHistory, EventFactory } from "./event_factory.ts";
 import type { ChatEvent, ClientRequest, ErrorCode, SessionStart, Sink } from "./events.ts";
-import { FloodGuard } from "./flood.ts";
-import { LOBBY, type Room } from "./room.ts";
 import { Membership } from "./membership.ts";
+import { LOBBY, type Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
 import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
-import { LingeringSink, type User } from "./user.ts";
+import { Sessions } from "./sessions.ts";
+import type { User } from "./user.ts";
 import { UserDirectory } from "./users.ts";
 
 /** What a {@linkcode Chatroom} is built from; all but `config` have defaults. */
@@ -38,6 +45,9 @@ export interface ChatroomOptions {
   broker?: Broker;
 }
 
+/** Requests a user may have waiting while an earlier one waits for the cluster. */
+const MAX_WAITING = 64;
+
 const log = getLogger(["chat", "room"]);
 
 /**
@@ -48,23 +58,18 @@ const log = getLogger(["chat", "room"]);
 export class Chatroom {
   readonly #config: ChatConfig;
   readonly #now: () => number;
-  readonly #generateName: (isTaken: (name: string) => boolean) => string;
   readonly #metrics: Metrics;
   readonly #broker: Broker;
   readonly #events: EventFactory;
   readonly #rooms: RoomDirectory<User>;
   readonly #membership: Membership;
   readonly #users = new UserDirectory();
-  /** Users whose connection dropped, waiting to be resumed. */
-  readonly #lingering = new Set<User>();
-  /** {@linkcode nameKey}s of the reserved names. */
-  readonly #reserved: ReadonlySet<string>;
+  readonly #sessions: Sessions;
 
   constructor(options: ChatroomOptions) {
     const { config, now = Date.now, broker = new LocalBroker() } = options;
     this.#config = config;
     this.#now = now;
-    this.#generateName = options.generateName ?? generateName;
     this.#metrics = options.metrics ?? createMetrics();
     this.#broker = broker;
     this.#events = new EventFactory({
@@ -87,18 +92,35 @@ export class Chatroom {
       historySize: config.historySize,
       presenceNoticeMaxMembers: config.presenceNoticeMaxMembers,
     });
-    this.#reserved = new Set(config.reservedNames.map(nameKey));
+    this.#sessions = new Sessions({
+      config,
+      now,
+      metrics: this.#metrics,
+      broker,
+      events: this.#events,
+      rooms: this.#rooms,
+      membership: this.#membership,
+      users: this.#users,
+      generateName: options.generateName ?? generateName,
+      after: (user, settled, then) => this.#after(user, settled, then),
+      end: (user) => this.disconnect(user),
+    });
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach({
       deliverRoomNote: (note, position) => this.#deliverRoomNote(note, position),
       deliverPrivate: (note) => this.#deliverPrivate(note),
-      nameLost: (name) => this.#nameLost(name),
+      nameLost: (name) => {
+        const user = this.findUser(name);
+        if (user !== undefined) this.#sessions.nameLost(user);
+      },
       setDegraded: (degraded) => this.#notifyAll(degraded ? "degraded" : "recovered"),
       setHistorySaved: (saved) => this.#notifyAll(saved ? "history_saved" : "history_unsaved"),
+      handOver: (name, token) => this.#sessions.handOver(name, token),
+      forgetHistory: (room) => this.#rooms.find(room)?.forget(),
     });
   }
 
-  /** How many users are connected. */
+  /** How many users are connected (or lingering). */
   get size(): number {
     return this.#users.size;
   }
@@ -124,36 +146,7 @@ export class Chatroom {
    * lingers after a dropped connection or is still open elsewhere.
    */
   connect(sink: Sink, start: SessionStart = {}): User {
-    const { name: requested, token } = start;
-    const holder = requested === undefined ? undefined : this.findUser(requested);
-    if (holder !== undefined && token !== undefined && holder.token === token) {
-      return this.#resume(holder, sink, start);
-    }
-    const isTaken = (name: string): boolean => this.#isTaken(name);
-    const refusal = requested === undefined
-      ? undefined
-      : nameProblem(requested, this.#reserved) ?? (isTaken(requested) ? "it is taken" : undefined);
-    const name = requested === undefined || refusal !== undefined
-      ? this.#generateName(isTaken)
-      : requested;
-    const opened = start.room === undefined ? undefined : this.#membership.open(start.room);
-    const room = typeof opened === "object" ? opened : this.#rooms.lobby;
-    const flood = new FloodGuard(this.#config.flood, this.#now());
-    const resumable = start.resumable ?? false;
-    const user = this.#users.add(name, { sink, flood, room, resumable });
-    log.info("User {id} connected as {name}", { id: user.id, name });
-
-    sink.send(this.#events.welcome({ name, token: user.token, room }));
-    if (requested !== undefined && refusal !== undefined) {
-      this.#fail(user, "name_refused", "name_unavailable", { requested, reason: refusal, name });
-    }
-    if (room !== this.#rooms.lobby) sink.send(this.#membership.members(user, room, true));
-    const seen = opened === room && start.lastSeq !== undefined
-      ? { epoch: start.epoch, seq: start.lastSeq }
-      : undefined;
-    this.#membership.sendBacklog(user, room, seen);
-    this.#membership.enter(user, room, "connected");
-    return user;
+    return this.#sessions.start(sink, start);
   }
 
   /**
@@ -162,56 +155,36 @@ export class Chatroom {
    * it leave unless it does not come back; any other session ends now.
    */
   detach(user: User, sink: Sink): void {
-    if (!this.#users.has(user) || user.sink !== sink) return;
-    const linger = this.#config.sessionLinger;
-    if (!user.resumable || linger === 0) return this.disconnect(user);
-    user.attach(new LingeringSink(this.#now() + linger * 1000, this.#config.sessionBuffer));
-    this.#lingering.add(user);
-    log.info("User {id} ({name}) dropped; keeping the session {seconds} s", {
-      id: user.id,
-      name: user.name,
-      seconds: linger,
-    });
+    this.#sessions.detach(user, sink);
   }
 
   /** Ends the lingering sessions whose time is up; call every second or so. */
   expireSessions(): void {
-    const now = this.#now();
-    for (const user of this.#lingering) {
-      const lingering = user.lingering;
-      if (lingering !== undefined && lingering.until > now) continue;
-      this.#metrics.sessionsExpired.inc();
-      this.disconnect(user);
-    }
+    this.#sessions.expire();
   }
 
   /**
    * Handles one request, after flood control. The request's text is cleaned
-   * and checked here, once, whichever protocol it came in. An unexpected
-   * error is logged and answered to this user only; nothing else sees it.
+   * and checked here, once, whichever protocol it came in. While an earlier
+   * request waits for the other instances, later ones wait after it. An
+   * unexpected error is logged and answered to this user only.
    */
   handle(user: User, request: ClientRequest): void {
-    if (!this.#users.has(user)) return;
-    try {
-      if (this.#passesFloodControl(user)) this.#dispatch(user, request);
-    } catch (error) {
-      this.#metrics.errors.inc();
-      log.error("Failed to handle a {type} request from user {id}: {error}", {
-        type: request.type,
-        id: user.id,
-        error,
-      });
-      this.#fail(user, "internal", "internal_error", {});
-    }
+    if (!this.#users.has(user) || !this.#passesFloodControl(user)) return;
+    const waiting = user.waiting;
+    if (waiting === undefined) return this.#dispatchSafely(user, request);
+    if (waiting.length < MAX_WAITING) waiting.push(request);
+    else this.#metrics.messagesDropped.inc("flood");
   }
 
   /** Removes a user and tells their room; safe to call more than once. */
   disconnect(user: User): void {
-    this.#lingering.delete(user);
+    this.#sessions.forget(user);
     if (!this.#users.has(user)) return;
     log.info("User {id} ({name}) left", { id: user.id, name: user.name });
-    this.#membership.exit(user, "disconnected");
-    this.#forget(user);
+    this.#exit(user, "disconnected");
+    this.#users.remove(user);
+    this.#broker.withdraw(user.name);
   }
 
   /** Says goodbye to everyone and closes every session. Other instances see everyone here leave. */
@@ -224,8 +197,10 @@ export class Chatroom {
       this.#membership.exit(user, undefined);
     }
     for (const user of leaving) {
-      this.#membership.announce(user, "leave", "disconnected");
-      this.#forget(user);
+      if (user.started) this.#membership.announce(user, "leave", "disconnected");
+      this.#sessions.forget(user);
+      this.#users.remove(user);
+      this.#broker.withdraw(user.name);
     }
   }
 
@@ -237,6 +212,20 @@ export class Chatroom {
   }
 
   // ---- requests ----
+
+  #dispatchSafely(user: User, request: ClientRequest): void {
+    try {
+      this.#dispatch(user, request);
+    } catch (error) {
+      this.#metrics.errors.inc();
+      log.error("Failed to handle a {type} request from user {id}: {error}", {
+        type: request.type,
+        id: user.id,
+        error,
+      });
+      this.#fail(user, "internal", "internal_error", {});
+    }
+  }
 
   #dispatch(user: User, request: ClientRequest): void {
     switch (request.type) {
@@ -262,10 +251,16 @@ export class Chatroom {
         return this.#fail(user, "usage", "already_in_room", { room: LOBBY });
       case "setname": {
         const name = stripWhitespace(this.#clean(request.name));
-        return name === "" ? this.#usage(user, "setname") : this.#rename(user, name);
+        if (name === "") return this.#usage(user, "setname");
+        const reason = this.#sessions.rename(user, name);
+        if (reason !== undefined) {
+          this.#fail(user, "name_refused", "name_refused", { name, reason });
+        }
+        return;
       }
       case "rooms":
-        return this.#sendRooms(user);
+        this.sweepRooms();
+        return user.sink.send(this.#events.rooms(this.#membership.summaries()));
       case "members":
         return user.sink.send(this.#membership.members(user, user.room, false));
       case "history":
@@ -287,6 +282,37 @@ export class Chatroom {
         ));
       }
     }
+  }
+
+  /**
+   * Runs `then` once `settled` is: at once when it is ready, else later,
+   * with the user's requests waiting meanwhile and handled after it, in order.
+   */
+  #after<T>(user: User, settled: Settled<T>, then: (value: T) => void): void {
+    if (!(settled instanceof Promise)) return then(settled);
+    const step = {};
+    user.step = step;
+    user.waiting ??= [];
+    settled.then(then).catch((error) => {
+      log.error("A request of user {id} could not be completed: {error}", { id: user.id, error });
+      if (this.#users.has(user)) this.#fail(user, "unavailable", "not_sent", {});
+    }).finally(() => {
+      // A step started by `then` takes the waiting requests over.
+      if (user.step !== step) return;
+      user.step = undefined;
+      const waiting = user.waiting ?? [];
+      user.waiting = undefined;
+      for (let request = waiting.shift(); request !== undefined; request = waiting.shift()) {
+        if (!this.#users.has(user)) return;
+        this.#handleInTurn(user, request);
+      }
+    });
+  }
+
+  /** Handles a request that waited, unless a newer step makes it wait again. */
+  #handleInTurn(user: User, request: ClientRequest): void {
+    if (user.waiting === undefined) this.#dispatchSafely(user, request);
+    else user.waiting.push(request);
   }
 
   /** Client text made safe to show and cut to `max_message_len`. */
@@ -324,6 +350,7 @@ export class Chatroom {
     from.sink.send(this.#events.private(note, "sent"));
   }
 
+  /** Moves `user` to the room `name`, once this instance follows it. */
   #join(user: User, name: string): void {
     if (nameKey(name) === nameKey(user.room.name)) {
       return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
@@ -331,27 +358,20 @@ export class Chatroom {
     const room = this.#membership.open(name);
     if (room === "room_invalid") return this.#fail(user, room, room, { room: name });
     if (room === "room_limit") return this.#fail(user, room, room, {});
-    this.#membership.exit(user, "left");
-    user.sink.send(this.#membership.members(user, room, true));
-    this.#membership.sendBacklog(user, room);
-    this.#membership.enter(user, room, "joined");
+    this.#after(user, this.#broker.follow(room.name), () => {
+      if (!this.#users.has(user)) return;
+      this.#exit(user, "left");
+      user.sink.send(this.#membership.members(user, room, true));
+      this.#membership.sendBacklog(user, room);
+      this.#membership.enter(user, room, "joined");
+    });
   }
 
-  #rename(user: User, name: string): void {
-    const holder = this.findUser(name);
-    const reason = nameProblem(name, this.#reserved) ??
-      ((holder !== undefined && holder !== user) || this.#isRemote(name)
-        ? "it is taken"
-        : undefined);
-    if (reason !== undefined) {
-      return this.#fail(user, "name_refused", "name_refused", { name, reason });
-    }
-    this.#applyRename(user, name);
-  }
-
-  #sendRooms(user: User): void {
-    this.sweepRooms();
-    user.sink.send(this.#events.rooms(this.#membership.summaries()));
+  /** Takes `user` out of their room; a room nobody here is in any more need not come here. */
+  #exit(user: User, notice: "disconnected" | "left"): void {
+    const room = user.room;
+    this.#membership.exit(user, user.started ? notice : undefined);
+    if (room.members.size === 0) this.#broker.unfollow(room.name);
   }
 
   #sendHistory(user: User, count: number): void {
@@ -387,7 +407,8 @@ export class Chatroom {
     if (note.kind === "message") {
       const { epoch = room.epoch, seq = room.nextSeq } = position ?? {};
       const message = this.#events.message(note, room.name, seq);
-      room.append(message, epoch);
+      // A message seen before (delivered again after a reconnect) is not news.
+      if (!room.append(message, epoch)) return;
       this.#broadcast(room, message, author);
       author?.sink.send(message, true);
       return;
@@ -401,14 +422,6 @@ export class Chatroom {
     this.findUser(note.to)?.sink.send(this.#events.private(note, "received"));
   }
 
-  #nameLost(name: string): void {
-    const user = this.findUser(name);
-    if (user === undefined) return;
-    log.warning("User {id} lost the name {name} to another instance", { id: user.id, name });
-    this.#fail(user, "name_refused", "name_refused", { name, reason: "it is taken" });
-    this.#applyRename(user, this.#generateName((candidate) => this.#isTaken(candidate)));
-  }
-
   /** Tells every user something about the server as a whole. */
   #notifyAll(key: "degraded" | "recovered" | "history_saved" | "history_unsaved"): void {
     if (key === "degraded") {
@@ -417,54 +430,6 @@ export class Chatroom {
     if (key === "recovered") log.info("The link to the other instances is back");
     const notice = this.#events.system(key, {});
     for (const user of this.#users.all()) user.sink.send(notice);
-  }
-
-  /** Picks up `user`'s session on a new connection, sending what they missed. */
-  #resume(user: User, sink: Sink, start: SessionStart): User {
-    const previous = user.sink;
-    const lingering = user.lingering;
-    if (lingering === undefined) previous.close("replaced");
-    this.#lingering.delete(user);
-    user.attach(sink);
-    this.#metrics.sessionsResumed.inc();
-    log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
-    const room = user.room;
-    sink.send(this.#events.welcome({ name: user.name, token: user.token, room }));
-    sink.send(this.#membership.members(user, room, true));
-    const sameRoom = start.room !== undefined && nameKey(start.room) === nameKey(room.name);
-    const seen = sameRoom ? { epoch: start.epoch, seq: start.lastSeq ?? 0 } : { seq: 0 };
-    this.#membership.sendBacklog(user, room, seen);
-    for (const event of lingering?.kept ?? []) sink.send(event);
-    if (lingering !== undefined && lingering.dropped > 0) {
-      sink.send(this.#events.system("privates_dropped", { count: String(lingering.dropped) }));
-    }
-    return user;
-  }
-
-  // ---- membership and names ----
-
-  #applyRename(user: User, name: string): void {
-    const old = user.name;
-    this.#broker.withdraw(old);
-    this.#users.rename(user, name);
-    this.#broker.announce(name, user.room.name, user.id);
-    log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
-    this.#membership.announce(user, "rename", "renamed", old);
-  }
-
-  /** Drops every trace of a user who has left. */
-  #forget(user: User): void {
-    this.#users.remove(user);
-    this.#broker.withdraw(user.name);
-  }
-
-  /** Whether someone, here or on another instance, holds `name`. */
-  #isTaken(name: string): boolean {
-    return this.#users.find(name) !== undefined || this.#isRemote(name);
-  }
-
-  #isRemote(name: string): boolean {
-    return this.#broker.findRemote(nameKey(name)) !== undefined;
   }
 
   /** The local user an event is about, if it is one of ours. */

@@ -55,15 +55,12 @@ export class Room<M> {
   }
 
   /**
-   * Keeps a message of this room, numbered above {@linkcode Room.lastSeq} in
-   * the epoch `epoch`, in the history.
+   * Keeps a message of this room, numbered in the epoch `epoch`, in the
+   * history. Returns false, keeping nothing, for a message not numbered
+   * after {@linkcode Room.lastSeq}: one delivered before.
    */
-  append(message: MessageEvent, epoch: string): void {
-    if (message.seq <= this.#lastSeq) {
-      throw new RangeError(
-        `Cannot append message ${message.seq} to ${this.name} as it is not after ${this.#lastSeq}`,
-      );
-    }
+  append(message: MessageEvent, epoch: string): boolean {
+    if (message.seq <= this.#lastSeq) return false;
     // The first message of a log joined midway may have had others before it.
     if (this.#lastSeq === 0) this.#trimmedThrough = message.seq - 1;
     this.#lastSeq = message.seq;
@@ -78,6 +75,18 @@ export class Room<M> {
       this.#history[this.#oldest] = message;
       this.#oldest = (this.#oldest + 1) % this.#historySize;
     }
+    return true;
+  }
+
+  /**
+   * Drops the kept history, which is stale once the server stopped following
+   * the room; the next message delivered starts it again.
+   */
+  forget(): void {
+    this.#history.length = 0;
+    this.#oldest = 0;
+    this.#lastSeq = 0;
+    this.#trimmedThrough = 0;
   }
 
   /** The kept messages, oldest first. */

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { PrivateEvent, Sink } from "./events.ts";
+import type { ClientRequest, PrivateEvent, Sink } from "./events.ts";
 import type { FloodGuard } from "./flood.ts";
 import type { Room } from "./room.ts";
 
@@ -57,6 +57,15 @@ export class User {
   readonly resumable: boolean;
   /** The room the user is in, or is entering. */
   room: Room<User>;
+  /** Set once the session is welcomed: its name is agreed and its room followed. */
+  started = false;
+  /**
+   * While a request waits for the other instances (a name claim, a room to
+   * follow), the user's later requests, in order; `undefined` otherwise.
+   */
+  waiting: ClientRequest[] | undefined;
+  /** What `waiting` waits for; a newer step takes the queue over. */
+  step: object | undefined;
   #name: string;
   #sink: Sink;
 

@@ -17,9 +17,7 @@ async function clusterConfig(natsUrl: string): Promise<string> {
   await Deno.mkdir(join(dir, "test"));
   const chat = (await Deno.readTextFile(join(TEST_CONFIG, "chat.yaml")))
     .replace(/rate: \d+/, "rate: 10000")
-    .replace(/burst: \d+/, "burst: 10000") +
-    // A dropped session ends at once, so another instance can take its name.
-    "session_linger: 0\n";
+    .replace(/burst: \d+/, "burst: 10000");
   await Deno.writeTextFile(join(dir, "test", "chat.yaml"), chat);
   const server = (await Deno.readTextFile(join(TEST_CONFIG, "server.yaml"))) +
     `cluster:\n  nats:\n    servers: ["${natsUrl}"]\n    name_ttl: ${NAME_TTL}\n    heartbeat: 0.5\n`;
@@ -136,19 +134,25 @@ Deno.test({
         bob.send("before the drop");
         const seen = await first.waitFor((frame) => frame.text === "before the drop");
         await first.close();
-        await whoShows(bob, ["Bob", "Cat"]);
+        // The session lingers on its instance: nobody sees Eve leave.
         bob.send("while away");
         await expectBody(bob, "Bob: while away");
+        bob.send("!pm Eve sent while you were away");
+        await expectBody(bob, "PM -> Eve: sent while you were away");
         const again = open(await TestClient.connect<V2Frame>(wsUrl(c), "chat.v2"));
         again.send(JSON.stringify({
           type: "resume",
           name: "Eve",
           token: welcome.token,
-          rooms: { lobby: seen.seq },
+          room: { name: "lobby", epoch: welcome.epoch, seq: seen.seq },
         }));
         assertEquals((await again.next()).name, "Eve");
+        assertEquals((await again.next()).type, "members");
         const missed = await again.next();
         assertEquals([missed.type, missed.text], ["history", "while away"]);
+        const kept = await again.next();
+        assertEquals([kept.type, kept.text], ["private", "sent while you were away"]);
+        assertEquals(bob.pending.filter((frame) => /Eve has/.test(frame.body)), []);
         bob.send("live again");
         const live = await again.next();
         assertEquals([live.type, live.text], ["message", "live again"]);

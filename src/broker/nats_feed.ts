@@ -1,0 +1,147 @@
+/**
+ * One room's events, read from the stream by an instance with members in
+ * that room: its kept history first, then live events, in the stream's
+ * order. After NATS comes back, the feed starts again right after the last
+ * message it delivered, at once, instead of waiting for the client library to
+ * notice that its consumer is gone.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
+import type { ConsumerMessages } from "@nats-io/jetstream";
+import { nameKey } from "../names.ts";
+import type { RoomNote } from "./types.ts";
+import { readRoomNotes, WireError } from "./wire.ts";
+
+const log = getLogger(["chat", "cluster"]);
+
+/** Stream messages one pull asks for. */
+const PULL_BATCH = 256;
+/** Wait before reading again after the read failed. */
+const RETRY_MS = 500;
+
+/** What a {@linkcode RoomFeed} reads from and where it delivers. */
+export interface RoomFeedOptions {
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly stream: string;
+  /** The room's name as first written. */
+  readonly room: string;
+  /**
+   * The notes of one stream message, numbered `seq`; `live` is false while
+   * the feed replays what the stream kept from before it started.
+   */
+  readonly deliver: (notes: RoomNote[], seq: number, live: boolean) => void;
+  /** A stream message that could not be read, and why. */
+  readonly malformed: (subject: string, error: WireError) => void;
+}
+
+/** The events of one room, as long as this instance follows it. */
+export class RoomFeed {
+  readonly room: string;
+  readonly #options: RoomFeedOptions;
+  /** The stream sequence of the last message delivered. */
+  #lastSeq = 0;
+  #caughtUp = false;
+  #ready: Promise<void>;
+  #markReady: () => void = () => {};
+  #messages: ConsumerMessages | undefined;
+  #stopped = false;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  /** Messages the stream held after the last delivered one, when last heard of. */
+  #lag = 0;
+
+  constructor(options: RoomFeedOptions) {
+    this.#options = options;
+    this.room = options.room;
+    this.#ready = new Promise((resolve) => this.#markReady = resolve);
+    this.#run();
+  }
+
+  /** Whether the kept history has been delivered. */
+  get caughtUp(): boolean {
+    return this.#caughtUp;
+  }
+
+  /** Resolves once the kept history has been delivered. */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /** Messages behind the stream's newest, as of the last one read. */
+  get lag(): number {
+    return this.#lag;
+  }
+
+  /** Reads again from right after the last message delivered (after a reconnect). */
+  restart(): void {
+    if (this.#stopped) return;
+    const messages = this.#messages;
+    this.#messages = undefined;
+    clearTimeout(this.#retry);
+    messages?.close().catch(() => {});
+    this.#run();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#retry);
+    this.#messages?.close().catch(() => {});
+    this.#messages = undefined;
+  }
+
+  async #run(): Promise<void> {
+    const { js, jsm, stream } = this.#options;
+    const subjects = `chat.room.${nameKey(this.room)}.>`;
+    try {
+      if (!this.#caughtUp && this.#lastSeq === 0) {
+        const info = await jsm.streams.info(stream, { subjects_filter: subjects });
+        if (Object.keys(info.state.subjects ?? {}).length === 0) this.#catchUp();
+      }
+      const start = this.#lastSeq === 0
+        ? { deliver_policy: DeliverPolicy.All }
+        : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: this.#lastSeq + 1 };
+      const consumer = await js.consumers.get(stream, { filter_subjects: subjects, ...start });
+      if (this.#stopped) return;
+      const messages = await consumer.consume({ max_messages: PULL_BATCH });
+      if (this.#stopped) {
+        await messages.close();
+        return;
+      }
+      this.#messages = messages;
+      for await (const message of messages) {
+        if (message.seq <= this.#lastSeq) continue;
+        this.#lastSeq = message.seq;
+        this.#lag = message.info.pending;
+        try {
+          this.#options.deliver(
+            readRoomNotes(message.string(), this.room),
+            message.seq,
+            this.#caughtUp,
+          );
+        } catch (error) {
+          if (!(error instanceof WireError)) throw error;
+          this.#options.malformed(message.subject, error);
+        }
+        if (message.info.pending === 0) this.#catchUp();
+      }
+      if (this.#messages !== messages || this.#stopped) return;
+      throw new Error("the consumer stopped");
+    } catch (error) {
+      if (this.#stopped) return;
+      log.warning("Cannot read room {room} from the stream, trying again: {error}", {
+        room: this.room,
+        error,
+      });
+      this.#retry = setTimeout(() => this.restart(), RETRY_MS);
+    }
+  }
+
+  #catchUp(): void {
+    if (this.#caughtUp) return;
+    this.#caughtUp = true;
+    this.#markReady();
+  }
+}

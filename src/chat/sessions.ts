@@ -1,0 +1,377 @@
+/**
+ * Who is who: starting sessions under a name the whole cluster agrees on,
+ * renaming, resuming a session on a new connection (here or from another
+ * instance), and keeping a dropped session for its return.
+ *
+ * A name is used only once the broker has claimed it; alone that is at once,
+ * in a cluster it waits for the other instances, and the user's requests
+ * wait with it.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Broker, Handover, Settled } from "../broker/types.ts";
+import type { ChatConfig } from "../config/mod.ts";
+import type { Metrics } from "../metrics.ts";
+import { nameKey, nameProblem } from "../names.ts";
+import type { EventFactory } from "./event_factory.ts";
+import type { PrivateEvent, SessionStart, Sink } from "./events.ts";
+import { FloodGuard } from "./flood.ts";
+import type { Membership } from "./membership.ts";
+import type { Room } from "./room.ts";
+import type { RoomDirectory } from "./rooms.ts";
+import { LingeringSink, type User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+const log = getLogger(["chat", "session"]);
+
+/** How many generated names a session tries before it gives up on the cluster agreeing. */
+const MAX_NAME_TRIES = 10;
+
+/** What {@linkcode Sessions} works with, shared with the chatroom. */
+export interface SessionsOptions {
+  readonly config: ChatConfig;
+  readonly now: () => number;
+  readonly metrics: Metrics;
+  readonly broker: Broker;
+  readonly events: EventFactory;
+  readonly rooms: RoomDirectory<User>;
+  readonly membership: Membership;
+  readonly users: UserDirectory;
+  readonly generateName: (isTaken: (name: string) => boolean) => string;
+  /** Runs `then` once `settled` is; the user's requests wait meanwhile, in order. */
+  readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
+  /** Ends a session: the room is told, the name released. */
+  readonly end: (user: User) => void;
+}
+
+/** Settles when both do: at once when both are ready. */
+function both<A, B>(a: Settled<A>, b: Settled<B>): Settled<[A, B]> {
+  return a instanceof Promise || b instanceof Promise ? Promise.all([a, b]) : [a, b];
+}
+
+/** The sessions of one server. */
+export class Sessions {
+  readonly #options: SessionsOptions;
+  readonly #reserved: ReadonlySet<string>;
+  /** Users whose connection dropped, waiting to be resumed. */
+  readonly #lingering = new Set<User>();
+  /** Names being claimed for a rename, by name key, so nobody here takes them meanwhile. */
+  readonly #claiming = new Map<string, User>();
+
+  constructor(options: SessionsOptions) {
+    this.#options = options;
+    this.#reserved = new Set(options.config.reservedNames.map(nameKey));
+  }
+
+  /**
+   * Starts a session on `sink`: the user gets the name asked for when it is
+   * valid and free (else a generated one, and the reason), enters the room
+   * asked for (else the lobby) and receives what they missed of it. A `token`
+   * that matches the session holding the name picks that session up instead,
+   * wherever it is.
+   */
+  start(sink: Sink, start: SessionStart): User {
+    const { users, broker } = this.#options;
+    const { name: requested, token } = start;
+    const holder = requested === undefined ? undefined : users.find(requested);
+    if (holder !== undefined && token !== undefined && holder.token === token) {
+      return this.#resume(holder, sink, start);
+    }
+    const opened = start.room === undefined ? undefined : this.#options.membership.open(start.room);
+    const room = typeof opened === "object" ? opened : this.#options.rooms.lobby;
+    // Another instance holds the name: with the right token, its session moves here.
+    const takeOver = requested !== undefined && token !== undefined && holder === undefined &&
+      broker.findRemote(nameKey(requested)) !== undefined;
+    const refusal = requested === undefined || takeOver ? undefined : this.#refusal(requested);
+    const name = requested !== undefined && refusal === undefined ? requested : this.#generate();
+    const user = users.add(name, {
+      sink,
+      flood: new FloodGuard(this.#options.config.flood, this.#options.now()),
+      room,
+      resumable: start.resumable ?? false,
+    });
+    if (takeOver && token !== undefined) {
+      this.#options.after(user, broker.takeOver(name, token, user.id), (handover) => {
+        if (handover !== undefined) return this.#welcomeBack(user, handover, start);
+        this.#claimThenWelcome(user, start, "it is taken", this.#generate());
+      });
+      return user;
+    }
+    this.#claimThenWelcome(user, start, refusal, name);
+    return user;
+  }
+
+  /**
+   * The connection behind `sink` closed. A session that can resume lingers
+   * for `session_linger`, keeping its name, room and token, and nobody sees
+   * it leave unless it does not come back; any other session ends now.
+   */
+  detach(user: User, sink: Sink): void {
+    if (!this.#options.users.has(user) || user.sink !== sink) return;
+    const linger = this.#options.config.sessionLinger;
+    if (!user.resumable || linger === 0 || !user.started) return this.#options.end(user);
+    const until = this.#options.now() + linger * 1000;
+    user.attach(new LingeringSink(until, this.#options.config.sessionBuffer));
+    this.#lingering.add(user);
+    log.info("User {id} ({name}) dropped; keeping the session {seconds} s", {
+      id: user.id,
+      name: user.name,
+      seconds: linger,
+    });
+  }
+
+  /** Ends the lingering sessions whose time is up. */
+  expire(): void {
+    const now = this.#options.now();
+    for (const user of this.#lingering) {
+      const lingering = user.lingering;
+      if (lingering !== undefined && lingering.until > now) continue;
+      this.#options.metrics.sessionsExpired.inc();
+      this.#options.end(user);
+    }
+  }
+
+  /** Forgets a session that ended. */
+  forget(user: User): void {
+    this.#lingering.delete(user);
+    for (const [key, claimer] of this.#claiming) {
+      if (claimer === user) this.#claiming.delete(key);
+    }
+  }
+
+  /**
+   * Another instance resumes the session holding `name` with `token`: ends
+   * it here without a word to its room, and says where it was.
+   */
+  handOver(name: string, token: string): Handover | undefined {
+    const user = this.#options.users.find(name);
+    if (user === undefined || !user.started || !sameToken(user.token, token)) return undefined;
+    const lingering = user.lingering;
+    if (lingering === undefined) user.sink.close("replaced");
+    const privates = (lingering?.kept ?? []).map(toPrivateNote);
+    log.info("User {id} ({name}) resumed on another instance", { id: user.id, name });
+    this.#options.membership.exit(user, undefined);
+    this.forget(user);
+    // The name moves with the session: the other instance holds it now.
+    this.#options.users.remove(user);
+    return { room: user.room.name, privates };
+  }
+
+  /**
+   * Renames `user`, once the cluster agrees the name is free; their room is
+   * told. Returns why not, when it can be told at once.
+   */
+  rename(user: User, name: string): string | undefined {
+    if (name === user.name) return "it is already yours";
+    const sameKey = nameKey(name) === nameKey(user.name);
+    const reason = nameProblem(name, this.#reserved) ??
+      (!sameKey && this.#isTaken(name) ? "it is taken" : undefined);
+    if (reason !== undefined) return reason;
+    const claimed = sameKey ? true : this.#claim(user, name);
+    this.#claiming.set(nameKey(name), user);
+    this.#options.after(user, claimed, (granted) => {
+      this.#claiming.delete(nameKey(name));
+      if (!this.#options.users.has(user)) {
+        if (granted && !sameKey) this.#options.broker.withdraw(name);
+        return;
+      }
+      if (!granted) {
+        return user.sink.send(
+          this.#options.events.error("name_refused", "name_refused", {
+            name,
+            reason: "it is taken",
+          }),
+        );
+      }
+      this.#applyRename(user, name);
+    });
+    return undefined;
+  }
+
+  /** A local user's name turned out to be held elsewhere: they get a generated one. */
+  nameLost(user: User): void {
+    log.warning("User {id} lost the name {name} to another instance", {
+      id: user.id,
+      name: user.name,
+    });
+    const name = this.#generate();
+    user.sink.send(this.#options.events.error("name_refused", "name_refused", {
+      name: user.name,
+      reason: "it is taken",
+    }));
+    this.#claimGenerated(user, name, (granted) => this.#applyRename(user, granted));
+  }
+
+  /** Whether someone, here or on another instance, holds or is taking `name`. */
+  #isTaken(name: string): boolean {
+    return this.#options.users.find(name) !== undefined || this.#claiming.has(nameKey(name)) ||
+      this.#options.broker.findRemote(nameKey(name)) !== undefined;
+  }
+
+  /** Why `name` cannot be taken now, or `undefined`. */
+  #refusal(name: string): string | undefined {
+    return nameProblem(name, this.#reserved) ?? (this.#isTaken(name) ? "it is taken" : undefined);
+  }
+
+  #generate(): string {
+    return this.#options.generateName((candidate) => this.#isTaken(candidate));
+  }
+
+  #claim(user: User, name: string): Settled<boolean> {
+    return this.#options.broker.claim(name, {
+      userId: user.id,
+      room: user.room.name,
+      token: user.token,
+    });
+  }
+
+  /**
+   * Claims the user's name and follows their room, then welcomes them;
+   * when the claim is refused, claims generated names until one is granted.
+   */
+  #claimThenWelcome(user: User, start: SessionStart, refusal: string | undefined, name: string) {
+    const { broker, users } = this.#options;
+    if (user.name !== name) users.rename(user, name);
+    const ready = both(this.#claim(user, name), broker.follow(user.room.name));
+    this.#options.after(user, ready, ([granted]) => {
+      if (!users.has(user)) {
+        if (granted) broker.withdraw(name);
+        return;
+      }
+      if (granted) return this.#welcome(user, start, refusal);
+      const requested = start.name ?? name;
+      this.#claimGenerated(user, this.#generate(), () => {
+        this.#welcome(user, { ...start, name: requested }, refusal ?? "it is taken");
+      });
+    });
+  }
+
+  /** Claims `name` for `user`, then generated ones until one is granted; then `done`. */
+  #claimGenerated(user: User, name: string, done: (name: string) => void, tries = 1): void {
+    const { broker, users } = this.#options;
+    this.#claiming.set(nameKey(name), user);
+    this.#options.after(user, this.#claim(user, name), (granted) => {
+      this.#claiming.delete(nameKey(name));
+      if (!users.has(user)) {
+        if (granted) broker.withdraw(name);
+        return;
+      }
+      if (granted) {
+        if (user.started) return done(name);
+        users.rename(user, name);
+        return done(name);
+      }
+      if (tries >= MAX_NAME_TRIES) {
+        log.error("Cannot agree on a name for user {id} with the other instances", { id: user.id });
+        user.sink.close("shutdown");
+        return this.#options.end(user);
+      }
+      this.#claimGenerated(user, this.#generate(), done, tries + 1);
+    });
+  }
+
+  /** The first events of a session, once its name is agreed and its room followed. */
+  #welcome(user: User, start: SessionStart, refusal: string | undefined): void {
+    const { events, membership, rooms } = this.#options;
+    const room = user.room;
+    user.started = true;
+    log.info("User {id} connected as {name}", { id: user.id, name: user.name });
+    user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
+    if (start.name !== undefined && refusal !== undefined) {
+      user.sink.send(events.error("name_refused", "name_unavailable", {
+        requested: start.name,
+        reason: refusal,
+        name: user.name,
+      }));
+    }
+    if (room !== rooms.lobby) user.sink.send(membership.members(user, room, true));
+    const seen = start.room !== undefined && nameKey(start.room) === nameKey(room.name) &&
+        start.lastSeq !== undefined
+      ? { epoch: start.epoch, seq: start.lastSeq }
+      : undefined;
+    membership.sendBacklog(user, room, seen);
+    membership.enter(user, room, "connected");
+  }
+
+  /** Picks up `user`'s session here on a new connection, sending what they missed. */
+  #resume(user: User, sink: Sink, start: SessionStart): User {
+    const lingering = user.lingering;
+    if (lingering === undefined) user.sink.close("replaced");
+    this.#lingering.delete(user);
+    user.attach(sink);
+    this.#options.metrics.sessionsResumed.inc();
+    log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
+    this.#sendResumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);
+    return user;
+  }
+
+  /** Goes on with a session another instance handed over. */
+  #welcomeBack(user: User, handover: Handover, start: SessionStart): void {
+    const { membership, rooms, broker, events } = this.#options;
+    const opened = membership.open(handover.room);
+    const room = typeof opened === "object" ? opened : rooms.lobby;
+    user.room = room;
+    this.#options.after(user, broker.follow(room.name), () => {
+      if (!this.#options.users.has(user)) return;
+      user.started = true;
+      this.#options.metrics.sessionsResumed.inc();
+      log.info("User {id} ({name}) resumed from another instance", {
+        id: user.id,
+        name: user.name,
+      });
+      const privates = handover.privates.map((note) => events.private(note, "received"));
+      this.#sendResumed(user, start, privates, 0);
+      membership.enter(user, room, undefined);
+    });
+  }
+
+  #sendResumed(
+    user: User,
+    start: SessionStart,
+    privates: readonly PrivateEvent[],
+    dropped: number,
+  ): void {
+    const { events, membership } = this.#options;
+    const room: Room<User> = user.room;
+    user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
+    user.sink.send(membership.members(user, room, true));
+    const sameRoom = start.room !== undefined && nameKey(start.room) === nameKey(room.name);
+    membership.sendBacklog(
+      user,
+      room,
+      sameRoom ? { epoch: start.epoch, seq: start.lastSeq ?? 0 } : { seq: 0 },
+    );
+    for (const event of privates) user.sink.send(event);
+    if (dropped > 0) {
+      user.sink.send(events.system("privates_dropped", { count: String(dropped) }));
+    }
+  }
+
+  #applyRename(user: User, name: string): void {
+    const { broker, users, membership } = this.#options;
+    const old = user.name;
+    if (nameKey(old) !== nameKey(name)) broker.withdraw(old);
+    users.rename(user, name);
+    broker.announce(name, user.room.name, user.id);
+    log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
+    membership.announce(user, "rename", "renamed", old);
+  }
+}
+
+/** Compares two tokens in time that does not depend on where they differ. */
+function sameToken(a: string, b: string): boolean {
+  const left = new TextEncoder().encode(a);
+  const right = new TextEncoder().encode(b);
+  let difference = left.length ^ right.length;
+  for (let index = 0; index < left.length; index++) {
+    difference |= left[index] ^ (right[index % right.length] ?? 0);
+  }
+  return difference === 0;
+}
+
+function toPrivateNote(event: PrivateEvent): Handover["privates"][number] {
+  const { id, sentAt, from, to, text } = event;
+  return { id, sentAt, from, to, text };
+}
