@@ -7,6 +7,7 @@
 import type { FromWorker, ToWorker, WorkerSetup } from "./load_worker.ts";
 
 export interface LoadOptions {
+  /** Where the clients connect, with `?room=` to start them in a room of their own. */
   url: string;
   protocol: "text" | "v2" | "v2-batched";
   clients: number;
@@ -29,12 +30,21 @@ export interface LoadResult {
   clientCpu: number;
 }
 
-/** CPU seconds (user + system) this process has used, from /proc. */
+/** CPU seconds this process (all its threads) has used, from /proc. */
 export function processCpuSeconds(pid: number | "self" = "self"): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // utime and stime are fields 14 and 15 of the whole line, in clock ticks (100 per second).
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+  // Each thread's schedstat starts with its time on a CPU in nanoseconds, far finer than
+  // the clock ticks (10 ms) of /proc/<pid>/stat.
+  let nanoseconds = 0;
+  for (const task of Deno.readDirSync(`/proc/${pid}/task`)) {
+    try {
+      nanoseconds += Number(
+        Deno.readTextFileSync(`/proc/${pid}/task/${task.name}/schedstat`).split(" ")[0],
+      );
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return nanoseconds / 1e9;
 }
 
 export function percentile(sorted: Float64Array | number[], p: number): number {

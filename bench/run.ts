@@ -8,12 +8,21 @@
  *
  * Options: --runs 5 --clients 32 --messages 20 --rounds 10 --workers 2
  *          --idle 10000 (0 skips the idle-memory test) --no-peers --write
+ *          --cluster (also measure instances joined through NATS; needs nats-server)
  */
 
 import { delay } from "@std/async/delay";
 import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, join } from "@std/path";
 import { barChart } from "./chart.ts";
+import {
+  ALONE_ONE,
+  ALONE_THREE,
+  benchCluster,
+  type ClusterReport,
+  NATS_ONE,
+  NATS_THREE,
+} from "./cluster.ts";
 import { Load, type LoadOptions, type LoadResult, median, processCpuSeconds } from "./load.ts";
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
@@ -22,7 +31,7 @@ const PEERS_DIR = join(BENCH, "peers");
 
 const flags = parseArgs(Deno.args, {
   string: ["runs", "clients", "messages", "rounds", "workers", "idle"],
-  boolean: ["peers", "write"],
+  boolean: ["peers", "write", "cluster"],
   default: {
     runs: "5",
     clients: "32",
@@ -32,6 +41,7 @@ const flags = parseArgs(Deno.args, {
     idle: "10000",
     peers: true,
     write: false,
+    cluster: false,
   },
   negatable: ["peers"],
 });
@@ -289,6 +299,10 @@ for (let run = 0; run < options.runs; run++) {
   );
 }
 
+const cluster: ClusterReport | undefined = flags.cluster
+  ? await benchCluster({ ...options, runs: Math.max(1, Math.min(options.runs, 3)) })
+  : undefined;
+
 const idle = options.idle > 0
   ? {
     chat: await idleMemory(TARGETS[0], options.idle),
@@ -432,6 +446,10 @@ send each round's messages as one frame holding a JSON array, as a v2 client may
 
 ${goals.join("\n")}
 
+## Several instances through NATS
+
+${clusterSection(cluster)}
+
 ## Idle connections
 
 ${
@@ -471,3 +489,48 @@ if (flags.write) {
 }
 
 await Deno.remove(SCRATCH, { recursive: true });
+
+/** The report's section on the cluster, from `--cluster`. */
+function clusterSection(report: ClusterReport | undefined): string {
+  if (report === undefined) {
+    return "Not measured in this run (`deno task bench --cluster`, with `nats-server` installed).";
+  }
+  const rate = (name: string, protocol: string) =>
+    report.rows.find((row) => row.name === name && row.protocol === protocol)
+      ?.deliveriesPerSecond ?? NaN;
+  const rows = report.rows.map((row) =>
+    `| ${row.name} | ${row.protocol} | ${number(row.deliveriesPerSecond)} | ${
+      number(row.instanceCpuPerMessageUs, 1)
+    } µs | ${number(row.natsCpuPerMessageUs, 1)} µs |`
+  );
+  const ratio = (protocol: string, name: string, base: string) =>
+    number(rate(name, protocol) / rate(base, protocol), 2);
+  const cpu = (protocol: string) => {
+    const of = (setup: string) =>
+      report.rows.find((row) => row.name === setup && row.protocol === protocol)
+        ?.instanceCpuPerMessageUs ?? NaN;
+    return number(of(NATS_ONE) / of(ALONE_ONE), 2);
+  };
+  return `The same load (${options.clients} clients, ${options.messages} messages each a round) on one
+instance alone and on the same instance joined to NATS (nats-server runs on this machine too); then
+the clients split into three rooms, on one instance alone and on three instances on NATS, one room
+each (deliveries counted in all three rooms together). CPU is per room message: the instances'
+together, and nats-server's. Medians of ${Math.max(1, Math.min(options.runs, 3))} runs; every
+process shares the same ${navigator.hardwareConcurrency} cores.
+
+| setup | protocol | deliveries/s | instance CPU per message | nats-server CPU per message |
+| --- | --- | ---: | ---: | ---: |
+${rows.join("\n")}
+
+- One instance on NATS / alone: text ${
+    ratio("text", NATS_ONE, ALONE_ONE)
+  }x, v2 with batched sends ${ratio("v2-batched", NATS_ONE, ALONE_ONE)}x; CPU per room message ${
+    cpu("text")
+  }x and ${cpu("v2-batched")}x the instance alone's.
+- Three instances on NATS, a room each / one instance alone with the same three rooms: text ${
+    ratio("text", NATS_THREE, ALONE_THREE)
+  }x, v2 with batched sends ${ratio("v2-batched", NATS_THREE, ALONE_THREE)}x.
+- Interest-based routing: an instance whose users all sit in a quiet room used ${
+    number(report.quietOverBusyCpu * 100, 1)
+  }% of the CPU of the instance serving the busy room meanwhile.`;
+}

@@ -112,12 +112,12 @@ export class WsClient {
     protocol: string | undefined,
     onFrame: FrameHandler,
   ): Promise<WsClient> {
-    const { hostname, port, pathname } = new URL(url);
+    const { hostname, port, pathname, search } = new URL(url);
     const conn = await Deno.connect({ hostname, port: Number(port) });
     conn.setNoDelay(true);
     const key = base64(crypto.getRandomValues(new Uint8Array(16)));
     const lines = [
-      `GET ${pathname} HTTP/1.1`,
+      `GET ${pathname}${search} HTTP/1.1`,
       `Host: ${hostname}:${port}`,
       "Upgrade: websocket",
       "Connection: Upgrade",

@@ -71,6 +71,8 @@ export interface ConnectionOptions {
   readonly outbox: Outbox;
   /** The name asked for in the upgrade request (`?name=`). */
   readonly name?: string;
+  /** The room asked for in the upgrade request (`?room=`); the lobby by default. */
+  readonly room?: string;
   /** Called once the socket has closed, to give back its admission place. */
   readonly onClosed?: () => void;
 }
@@ -113,7 +115,10 @@ export class Connection implements Sink {
    */
   opened(): void {
     this.#options.metrics.connectionsAccepted.inc();
-    if (!this.#v2) this.#user = this.#chatroom.connect(this, { name: this.#options.name });
+    if (!this.#v2) {
+      const { name, room } = this.#options;
+      this.#user = this.#chatroom.connect(this, { name, room });
+    }
   }
 
   /** Handles one frame from the client: decoded, then handed to the chat request by request. */
@@ -138,9 +143,11 @@ export class Connection implements Sink {
     if (user === undefined) {
       // A session starts with hello or resume; any other first request starts a plain one.
       const opening = inputs[0];
+      // What the upgrade asked for (?name=, ?room=) holds where the first frame says nothing.
+      const { name, room } = this.#options;
       const start = opening?.kind === "start"
-        ? opening.start
-        : { name: this.#options.name, resumable: true };
+        ? { ...opening.start, name: opening.start.name ?? name, room: opening.start.room ?? room }
+        : { name, room, resumable: true };
       if (opening?.kind === "start") first = 1;
       user = this.#user = this.#chatroom.connect(this, start);
     }

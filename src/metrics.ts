@@ -93,6 +93,7 @@ export interface Metrics {
   readonly clusterPublishFailures: Counter;
   readonly clusterMalformed: Counter;
   readonly clusterRefused: Counter;
+  readonly clusterNotesReceived: Counter;
   /** Values the parts of the server report as they are asked; add to it. */
   readonly gauges: Gauge[];
 }
@@ -158,6 +159,10 @@ export function createMetrics(): Metrics {
     clusterRefused: new Counter(
       "chat_cluster_refused_total",
       "Room events refused because too many waited for NATS.",
+    ),
+    clusterNotesReceived: new Counter(
+      "chat_cluster_notes_received_total",
+      "Room events read from the stream (only rooms with members here are read).",
     ),
     gauges: [],
   };

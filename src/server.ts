@@ -85,6 +85,7 @@ export function createHandler(options: HandlerOptions): Handler {
       metrics,
       outbox,
       name: url.searchParams.get("name") ?? undefined,
+      room: url.searchParams.get("room") ?? undefined,
       onClosed: () => admission.release(address),
     });
     return upgraded.response;

@@ -90,6 +90,7 @@ Deno.test("environment selection and overrides", async (t) => {
       servers: ["ws://127.0.0.1:8222", "ws://127.0.0.1:8223"],
       nameTtl: 15,
       heartbeat: 5,
+      maxOutbox: 10_000,
     });
   });
 

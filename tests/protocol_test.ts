@@ -65,10 +65,13 @@ const message: MessageEvent = {
 
 Deno.test("v2 decodes every request", () => {
   const cases: [unknown, V2Input][] = [
-    [{ type: "hello" }, { kind: "start", start: { name: undefined, resumable: true } }],
-    [{ type: "hello", name: "Ann" }, {
+    [{ type: "hello" }, {
       kind: "start",
-      start: { name: "Ann", resumable: true },
+      start: { name: undefined, room: undefined, resumable: true },
+    }],
+    [{ type: "hello", name: "Ann", room: "games" }, {
+      kind: "start",
+      start: { name: "Ann", room: "games", resumable: true },
     }],
     [
       { type: "resume", name: "Ann", token: "t", room: { name: "games", epoch: "e1", seq: 4 } },
@@ -169,6 +172,7 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
     ['{"type":"pm","text":"x"}', '"pm" needs a string "to"'],
     ['{"type":"join","room":["a"]}', '"join" needs a string "room"'],
     ['{"type":"hello","name":1}', '"hello" needs a string "name"'],
+    ['{"type":"hello","room":1}', '"hello" needs a string "room"'],
     ['{"type":"resume"}', '"resume" needs a string "name"'],
     [
       '{"type":"resume","name":"a","rooms":[]}',

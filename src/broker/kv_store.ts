@@ -203,7 +203,9 @@ export class KvStore {
 
   /** Notes that writes are failing; best effort, as the store is failing. */
   async markFailing(): Promise<void> {
-    await this.#kv.set(["failing"], true).catch(() => {});
+    await this.#kv.set(["failing"], true).catch((error) => {
+      log.warning("Cannot mark the store as failing, either: {error}", { error });
+    });
   }
 
   /**

@@ -302,7 +302,8 @@ export class LocalBroker implements Broker {
   /** Runs `write` after every store write started before it. */
   #inTurn(write: () => Promise<void>): Promise<void> {
     const next = this.#writes.then(write);
-    this.#writes = next.catch(() => {});
+    // The caller of this write handles its failure; the next write waits either way.
+    this.#writes = next.catch(() => undefined);
     return next;
   }
 

@@ -80,6 +80,8 @@ export interface NatsBrokerOptions {
   readonly heartbeat: number;
   /** Messages kept per room. */
   readonly historySize: number;
+  /** Room events kept while NATS is away. */
+  readonly maxOutbox: number;
   /** Where cluster troubles are counted and reported. */
   readonly metrics?: Metrics;
 }
@@ -145,7 +147,10 @@ export class NatsBroker implements Broker {
     this.#js = jetstream(nc);
     this.#names = buckets.names;
     this.#rooms = buckets.rooms;
-    this.#publisher = new Publisher(this.#js, options.metrics);
+    this.#publisher = new Publisher(this.#js, {
+      maxOutbox: options.maxOutbox,
+      metrics: options.metrics,
+    });
     options.metrics?.gauges.push(
       {
         name: "chat_cluster_connected",
@@ -437,13 +442,16 @@ export class NatsBroker implements Broker {
       [...this.#local.keys()].map((key) => this.#names.delete(bucketKey(key))),
     );
     this.#local.clear();
-    await this.#nc.drain().catch(() => {});
+    await this.#nc.drain().catch((error) => {
+      log.warning("Cannot leave NATS cleanly: {error}", { error });
+    });
   }
 
   /** Delivers the notes of one stream message of `room`, each numbered after the stream's. */
   #deliver(room: string, notes: RoomNote[], seq: number, live: boolean): void {
     const handler = this.#handler;
     if (handler === undefined) return;
+    this.#options.metrics?.clusterNotesReceived.inc(notes.length);
     const epoch = this.epochOf(room);
     notes.forEach((note, index) => {
       if (note.kind === "message") {

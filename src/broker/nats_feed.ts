@@ -81,15 +81,19 @@ export class RoomFeed {
     const messages = this.#messages;
     this.#messages = undefined;
     clearTimeout(this.#retry);
-    messages?.close().catch(() => {});
+    messages?.close().catch((error) => this.#closeFailed(error));
     this.#run();
   }
 
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#retry);
-    this.#messages?.close().catch(() => {});
+    this.#messages?.close().catch((error) => this.#closeFailed(error));
     this.#messages = undefined;
+  }
+
+  #closeFailed(error: unknown): void {
+    log.debug("Cannot close the reader of room {room}: {error}", { room: this.room, error });
   }
 
   async #run(): Promise<void> {

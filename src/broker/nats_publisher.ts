@@ -17,8 +17,6 @@ import type { RoomNote } from "./types.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
-/** Room events kept while NATS is away; beyond this, users are told to try later. */
-export const MAX_OUTBOX = 10_000;
 /** Stream messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 64;
 /** Notes in one stream message, at most (a seq is the stream's times 1000, plus the index). */
@@ -48,7 +46,9 @@ interface Batch {
 export class Publisher {
   readonly #js: JetStreamClient;
   readonly #metrics: Metrics | undefined;
-  /** This turn's notes, by room key. */
+  /** Room events kept while NATS is away; beyond this, users are told to try later. */
+  readonly #maxOutbox: number;
+  /** This turn's notes, by room (as spelled: a spelling costs less to look up than a key). */
   readonly #pending = new Map<string, RoomNote[]>();
   #pendingNotes = 0;
   #scheduled = false;
@@ -64,9 +64,10 @@ export class Publisher {
   #retry: ReturnType<typeof setTimeout> | undefined;
   #idle: (() => void) | undefined;
 
-  constructor(js: JetStreamClient, metrics?: Metrics) {
+  constructor(js: JetStreamClient, options: { maxOutbox: number; metrics?: Metrics }) {
     this.#js = js;
-    this.#metrics = metrics;
+    this.#maxOutbox = options.maxOutbox;
+    this.#metrics = options.metrics;
   }
 
   /** Notes waiting to be stored. */
@@ -76,13 +77,12 @@ export class Publisher {
 
   /** Queues a note for the end of this turn; false when too many wait already. */
   publish(note: RoomNote): boolean {
-    if (this.waiting >= MAX_OUTBOX) {
+    if (this.waiting >= this.#maxOutbox) {
       this.#metrics?.clusterRefused.inc();
       return false;
     }
-    const key = nameKey(note.room);
-    const notes = this.#pending.get(key);
-    if (notes === undefined) this.#pending.set(key, [note]);
+    const notes = this.#pending.get(note.room);
+    if (notes === undefined) this.#pending.set(note.room, [note]);
     else notes.push(note);
     this.#pendingNotes++;
     if (!this.#scheduled) {

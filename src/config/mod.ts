@@ -79,6 +79,7 @@ const serverSchema = object({
       }),
       name_ttl: number(15, { min: 1, max: 3600 }),
       heartbeat: number(5, { min: 0.1, max: 600 }),
+      max_outbox: integer(10_000, { min: 1, max: 1_000_000 }),
     }),
   })),
 });
@@ -272,9 +273,12 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         allowedOrigins: server.limits.allowed_origins,
       },
       history: server.history,
-      cluster: nats === undefined
-        ? undefined
-        : { servers: nats.servers, nameTtl: nats.name_ttl, heartbeat: nats.heartbeat },
+      cluster: nats === undefined ? undefined : {
+        servers: nats.servers,
+        nameTtl: nats.name_ttl,
+        heartbeat: nats.heartbeat,
+        maxOutbox: nats.max_outbox,
+      },
     },
     chat: {
       environment: chat.environment,

@@ -31,6 +31,8 @@ export interface ClusterConfig {
   readonly nameTtl: number;
   /** Seconds between heartbeats; well under `nameTtl`. */
   readonly heartbeat: number;
+  /** Room events kept while NATS is away; beyond, users are told to try later. */
+  readonly maxOutbox: number;
 }
 
 /** What one client may take of the server, from `server.yaml`'s `limits`. */

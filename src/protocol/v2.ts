@@ -176,9 +176,10 @@ function decodeRequest(parsed: unknown): V2Input {
   const type = fields.type;
   switch (type) {
     case "hello": {
-      const name = fields.name;
+      const { name, room } = fields;
       if (name !== undefined && typeof name !== "string") return needs(type, "name");
-      return { kind: "start", start: { name, resumable: true } };
+      if (room !== undefined && typeof room !== "string") return needs(type, "room");
+      return { kind: "start", start: { name, room, resumable: true } };
     }
     case "resume":
       return decodeResume(fields);

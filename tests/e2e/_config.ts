@@ -8,6 +8,8 @@ const TEST_ENV = fromFileUrl(new URL("../../config/test/", import.meta.url));
 export interface ConfigChanges {
   /** YAML appended to `server.yaml` (whole sections such as `history:`). */
   server?: string;
+  /** Keys of `server.yaml`'s `limits` to set, as YAML values. */
+  limits?: Record<string, string>;
   /** Top-level keys of `chat.yaml` to set, as YAML values (`history_size: "500"`). */
   chat?: Record<string, string>;
   /** Flood control out of the way, for tests that send fast on purpose. */
@@ -18,7 +20,10 @@ export interface ConfigChanges {
 export async function testConfigDir(changes: ConfigChanges = {}): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "chat-config-" });
   await Deno.mkdir(join(dir, "test"));
-  const server = await Deno.readTextFile(join(TEST_ENV, "server.yaml"));
+  let server = await Deno.readTextFile(join(TEST_ENV, "server.yaml"));
+  for (const [key, value] of Object.entries(changes.limits ?? {})) {
+    server = server.replace(new RegExp(`^  ${key}: .*$`, "m"), `  ${key}: ${value}`);
+  }
   await Deno.writeTextFile(join(dir, "test", "server.yaml"), server + (changes.server ?? ""));
   let chat = await Deno.readTextFile(join(TEST_ENV, "chat.yaml"));
   const set: Record<string, string> = { ...changes.chat };

@@ -41,7 +41,8 @@ export interface NatsServer {
   /** The WebSocket URL instances connect to. */
   readonly wsUrl: string;
   start(): Promise<void>;
-  stop(): Promise<void>;
+  /** Stops it with `signal` (SIGTERM by default; SIGKILL for a crash). */
+  stop(signal?: Deno.Signal): Promise<void>;
   /** Stops the server and deletes its data. */
   dispose(): Promise<void>;
 }
@@ -89,9 +90,9 @@ export async function startNats(): Promise<NatsServer> {
       while (!(await reader.read()).done);
     })();
   };
-  const stop = async (): Promise<void> => {
+  const stop = async (signal: Deno.Signal = "SIGTERM"): Promise<void> => {
     if (child === undefined) return;
-    child.kill("SIGTERM");
+    child.kill(signal);
     await child.status;
     child = undefined;
   };

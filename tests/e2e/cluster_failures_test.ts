@@ -1,0 +1,257 @@
+/**
+ * The cluster where it matters: NATS restarts (gracefully or killed),
+ * simultaneous claims of one name, rooms nobody here is in, malformed
+ * messages on the cluster's subjects, and more waiting than the outbox takes.
+ */
+
+import { assert, assertEquals, assertNotEquals } from "@std/assert";
+import { wsconnect } from "@nats-io/nats-core";
+import type { TestClient, V2Frame } from "./_client.ts";
+import { type Cluster, startCluster } from "./_cluster.ts";
+import { natsAvailable } from "./_nats.ts";
+
+const ignore = !natsAvailable();
+const options = { ignore, sanitizeOps: false, sanitizeResources: false };
+
+/** Says each text, in frames of 200 requests. */
+function burst(client: TestClient<V2Frame>, texts: readonly string[]): void {
+  for (let start = 0; start < texts.length; start += 200) {
+    client.send(JSON.stringify(
+      texts.slice(start, start + 200).map((text) => ({ type: "say", text })),
+    ));
+  }
+}
+
+/** The texts of the messages starting with `prefix` a client receives, until `last`. */
+async function receivedUntil(
+  client: TestClient<V2Frame>,
+  prefix: string,
+  last: string,
+  timeoutMs: number,
+): Promise<string[]> {
+  const texts: string[] = [];
+  await client.waitFor(
+    (frame) => {
+      if (frame.type !== "message" || !String(frame.text).startsWith(prefix)) return false;
+      texts.push(frame.text as string);
+      return frame.text === last;
+    },
+    `the message ${last}`,
+    timeoutMs,
+  );
+  return texts;
+}
+
+Deno.test({
+  name: "after NATS comes back, what was said while it was away reaches everyone within 2 s",
+  ...options,
+  async fn(t) {
+    const maxOutbox = 600;
+    const cluster = await startCluster({ instances: 2, nats: `    max_outbox: ${maxOutbox}\n` });
+    try {
+      for (const signal of ["SIGTERM", "SIGKILL"] as const) {
+        for (const count of [0, 1, 8, 500, maxOutbox + 50]) {
+          await t.step(
+            `${count} messages during an outage, NATS stopped with ${signal}`,
+            async () => {
+              const prefix = `${signal}-${count}-`;
+              const { client: sender } = await cluster.v2(0, { type: "hello" });
+              const { client: reader } = await cluster.v2(1, { type: "hello" });
+              await cluster.nats.stop(signal);
+              await sender.waitFor((frame) =>
+                frame.type === "system" && /degraded/.test(frame.text as string)
+              );
+              const health = await fetch(`${cluster.instances[0].httpUrl}/healthz`);
+              assertEquals([health.status, (await health.json()).status], [200, "degraded"]);
+
+              const texts = Array.from({ length: count }, (_, i) => prefix + i);
+              burst(sender, texts);
+              const accepted = texts.slice(0, maxOutbox);
+              if (count > maxOutbox) {
+                // The rest is refused, each with its reason, while waiting for NATS.
+                let refused = 0;
+                await sender.waitFor((frame) => {
+                  if (frame.type === "error" && frame.code === "unavailable") refused++;
+                  return refused === count - maxOutbox;
+                }, "the refusals");
+                assert(await cluster.metric(0, "chat_cluster_refused_total") >= count - maxOutbox);
+              }
+
+              await cluster.nats.start();
+              const back = performance.now();
+              const expected = count === 0 ? [`${prefix}after`] : accepted;
+              if (count === 0) sender.send(JSON.stringify({ type: "say", text: `${prefix}after` }));
+              const last = expected[expected.length - 1];
+              const [atReader, atSender] = await Promise.all([
+                receivedUntil(reader, prefix, last, 10_000),
+                receivedUntil(sender, prefix, last, 10_000),
+              ]);
+              const elapsed = performance.now() - back;
+              assertEquals(atReader, expected);
+              assertEquals(atSender, expected);
+              assert(
+                elapsed < 2000,
+                `the last message arrived ${Math.round(elapsed)} ms after NATS was back`,
+              );
+              const health2 = await (await fetch(`${cluster.instances[0].httpUrl}/healthz`)).json();
+              assertEquals(health2.status, "ok");
+              await sender.close();
+              await reader.close();
+            },
+          );
+        }
+      }
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "100 simultaneous claims of one name on three instances: one winner, 99 told why",
+  ...options,
+  async fn() {
+    const cluster = await startCluster({ instances: 3 });
+    try {
+      const observers = await Promise.all(
+        [0, 1, 2].map((index) => cluster.v2(index, { type: "hello", name: `Watch${index}` })),
+      );
+      const claims = await Promise.all(
+        Array.from({ length: 100 }, (_, i) => cluster.v2(i % 3, { type: "hello", name: "Zed" })),
+      );
+      const winners = claims.filter(({ welcome }) => welcome.name === "Zed");
+      assertEquals(winners.length, 1);
+      for (const { client, welcome } of claims) {
+        if (welcome.name === "Zed") continue;
+        const refusal = await client.waitFor((frame) => frame.type === "error");
+        assertEquals([refusal.code, refusal.text], [
+          "name_refused",
+          `Cannot use the name "Zed": it is taken. You are ${welcome.name}.`,
+        ]);
+      }
+      // Every observer sees exactly one arrival under that name, and no rename.
+      const marker = await cluster.v2(0, { type: "hello", name: "Marker" });
+      for (const { client } of observers) {
+        const seen: V2Frame[] = [];
+        await client.waitFor((frame) => {
+          if (frame.type === "presence") seen.push(frame);
+          return frame.type === "presence" && frame.from === "Marker";
+        }, "the marker's arrival");
+        assertEquals(seen.filter((frame) => frame.from === "Zed").map((frame) => frame.action), [
+          "join",
+        ]);
+        assertEquals(seen.filter((frame) => frame.action === "rename"), []);
+      }
+      await marker.client.close();
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "two renames to one name on two instances at once: one succeeds, one is told why",
+  ...options,
+  async fn() {
+    const cluster = await startCluster({ instances: 2 });
+    try {
+      for (let round = 0; round < 10; round++) {
+        const name = `Kim${round}`;
+        const left = await cluster.v2(0, { type: "hello" });
+        const right = await cluster.v2(1, { type: "hello" });
+        for (const { client } of [left, right]) {
+          client.send(JSON.stringify({ type: "setname", name }));
+        }
+        // Each hears either of its own rename or of its own refusal.
+        const outcome = await Promise.all(
+          [left, right].map(({ client, welcome }) =>
+            client.waitFor((frame) =>
+              (frame.type === "presence" && frame.action === "rename" &&
+                frame.oldName === welcome.name) ||
+              (frame.type === "error" && frame.code === "name_refused")
+            )
+          ),
+        );
+        const renamed = outcome.filter((frame) => frame.type === "presence");
+        const refused = outcome.filter((frame) => frame.type === "error");
+        assertEquals([renamed.length, refused.length], [1, 1], JSON.stringify(outcome));
+        assertEquals(renamed[0].from, name);
+        await left.client.close();
+        await right.client.close();
+      }
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "an instance reads only the rooms its users are in",
+  ...options,
+  async fn() {
+    const cluster = await startCluster({ instances: 2 });
+    try {
+      const { client: quiet } = await cluster.v2(0, { type: "hello", name: "Quiet" });
+      quiet.send(JSON.stringify({ type: "join", room: "quiet" }));
+      await quiet.waitFor((frame) => frame.type === "members" && frame.room === "quiet");
+      const { client: busy } = await cluster.v2(1, { type: "hello", name: "Busy" });
+      busy.send(JSON.stringify({ type: "join", room: "busy" }));
+      await busy.waitFor((frame) => frame.type === "members" && frame.room === "busy");
+      const before = await cluster.metric(0, "chat_cluster_notes_received_total");
+      const busyBefore = await cluster.metric(1, "chat_cluster_notes_received_total");
+      const texts = Array.from({ length: 300 }, (_, i) => `busy ${i}`);
+      burst(busy, texts);
+      await busy.waitFor((frame) => frame.text === "busy 299");
+      quiet.send(JSON.stringify({ type: "say", text: "still here" }));
+      await quiet.waitFor((frame) => frame.text === "still here");
+      assertEquals(await cluster.metric(0, "chat_cluster_notes_received_total"), before + 1);
+      assert(await cluster.metric(1, "chat_cluster_notes_received_total") >= busyBefore + 300);
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "malformed messages on the cluster's subjects are dropped, logged and counted",
+  ...options,
+  async fn() {
+    const cluster: Cluster = await startCluster({ instances: 2 });
+    const nc = await wsconnect({ servers: cluster.nats.wsUrl });
+    try {
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
+      for (
+        const [subject, data] of [
+          ["chat.room.lobby.m", "not json at all"],
+          ["chat.room.lobby.m", '[{"kind":"message","room":"lobby"}]'],
+          [
+            "chat.room.lobby.m",
+            '[{"kind":"message","room":"elsewhere","id":"x","sentAt":1,"author":{"instance":"i","userId":1,"name":"n"},"text":"t","emote":false}]',
+          ],
+          ["chat.room.lobby.p", "[]"],
+          ["chat.heartbeat", "{}"],
+        ] as const
+      ) {
+        await nc.publish(subject, data);
+      }
+      await nc.flush();
+      ann.send(JSON.stringify({ type: "say", text: "after the garbage" }));
+      for (const client of [ann, bob]) {
+        await client.waitFor((frame) => frame.text === "after the garbage");
+      }
+      for (const index of [0, 1]) {
+        assert(await cluster.metric(index, "chat_cluster_malformed_total") >= 2);
+        const health = await (await fetch(`${cluster.instances[index].httpUrl}/healthz`)).json();
+        assertEquals(health.status, "ok");
+      }
+      assertNotEquals(
+        cluster.instances[0].output.find((line) => /could not be read/.test(line)),
+        undefined,
+      );
+    } finally {
+      await nc.close();
+      await cluster.dispose();
+    }
+  },
+});
