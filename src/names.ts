@@ -1,21 +1,17 @@
 /**
- * User names: generation, validation and the key two names are compared by.
+ * User names: generation, validation and the key two names are compared by
+ * (see `identifiers.ts`).
  *
  * @module
  */
 
+import { identifierProblem, nameKey } from "./identifiers.ts";
 import { ADJECTIVES, ANIMALS } from "./words.ts";
+
+export { nameKey };
 
 /** The longest name a user may take, in code points. */
 export const MAX_NAME_LENGTH = 32;
-
-/**
- * The form two names are compared in: NFKC-normalized and case-folded, so
- * `Alice`, `alice` and `ＡＬＩＣＥ` are one name.
- */
-export function nameKey(name: string): string {
-  return name.normalize("NFKC").toUpperCase().toLowerCase();
-}
 
 /** Letters, digits, "_", "-" and "."; combining marks may follow a letter. */
 const NAME_PATTERN = /^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u;
@@ -31,6 +27,8 @@ export function nameProblem(
   const length = [...name].length;
   if (length === 0) return "it is empty";
   if (length > MAX_NAME_LENGTH) return `it is longer than ${MAX_NAME_LENGTH} characters`;
+  const problem = identifierProblem(name);
+  if (problem !== undefined) return problem;
   if (!NAME_PATTERN.test(name)) {
     return 'it may only contain letters, digits, "_", "-" and "."';
   }

@@ -40,6 +40,8 @@ Deno.test("nameKey treats case and compatibility forms as one name", () => {
 });
 
 const ONLY = 'it may only contain letters, digits, "_", "-" and "."';
+const INVISIBLE = "it holds invisible characters";
+const MIXED = "it mixes writing systems";
 
 Deno.test("nameProblem", () => {
   const cases: [string, string | undefined][] = [
@@ -48,17 +50,92 @@ Deno.test("nameProblem", () => {
     ["", "it is empty"],
     ["x".repeat(MAX_NAME_LENGTH + 1), "it is longer than 32 characters"],
     ["two words", ONLY],
-    ["zero\u200bwidth", ONLY],
+    ["zero\u200bwidth", INVISIBLE],
     ["bell\u0007", ONLY],
-    ["rtl\u202eevil", ONLY],
+    ["rtl\u202eevil", INVISIBLE],
     ["Bob!", ONLY],
-    ["\u0301accent", ONLY],
+    ["\u0301accent", "it starts with a combining mark"],
     ["e\u0301", undefined],
     ["Ünïcödé_名前-1.0", undefined],
     ["ＡＬＩＣＥ", undefined],
     ["Admin", "it is reserved"],
     ["ＲＯＯＴ", "it is reserved"],
+    ["ADMİN", "it is reserved"],
+    ["Аdmin", MIXED],
   ];
-  const reserved = new Set(["admin", "root"]);
+  const reserved = new Set(["admin", "root"].map(nameKey));
   for (const [name, problem] of cases) assertEquals(nameProblem(name, reserved), problem, name);
+});
+
+Deno.test("invisible and look-alike names are refused or are one name", async (t) => {
+  await t.step("invisible characters and fillers are refused", () => {
+    const invisible = [
+      "Alice\uFE0F", // variation selector 16
+      "Alice\uFE00", // variation selector 1
+      "Alice\u034F", // combining grapheme joiner
+      "Alice\u{E0100}", // variation selector 17
+      "Alice\u180B", // Mongolian free variation selector
+      "Alice\u3164", // Hangul filler
+      "\u3164", // a name of a filler alone
+      "\uFFA0", // halfwidth Hangul filler
+      "\u3164\u3164",
+      "Ali\u200Dce", // zero-width joiner
+      "Ali\u200Cce", // zero-width non-joiner
+      "Ali\u2060ce", // word joiner
+      "Ali\u00ADce", // soft hyphen
+      "Alice\u115F", // Hangul choseong filler
+      "Alice\u1160", // Hangul jungseong filler
+      "Ali\uFEFFce", // byte order mark
+      "Alice\u2066", // bidi isolate
+      "Alice\u{E0041}", // tag letter
+    ];
+    for (const name of invisible) assertEquals(nameProblem(name), INVISIBLE, JSON.stringify(name));
+  });
+
+  await t.step("names mixing writing systems are refused", () => {
+    const mixed = [
+      "\u0410lice", // Cyrillic A
+      "Ali\u0441e", // Cyrillic s
+      "B\u043Eb", // Cyrillic o
+      "\u0391lice", // Greek Alpha
+      "pay\u0440al", // Cyrillic er
+      "lobby\u0660", // Arabic-Indic zero
+      "lobby\u06F0", // extended Arabic-Indic zero
+      "Alice\u05D0", // Hebrew alef
+      "Anna\u0966", // Devanagari zero
+    ];
+    for (const name of mixed) assertEquals(nameProblem(name), MIXED, JSON.stringify(name));
+  });
+
+  await t.step("look-alikes share one key, so the second is taken", () => {
+    const alike: [string, string][] = [
+      ["Alice", "alice"],
+      ["Alice", "ＡＬＩＣＥ"],
+      ["Alice", "\u0430l\u0456\u0441\u0435"], // Cyrillic a, i, es and e around a Latin l
+      ["admin", "ADMİN"],
+      ["admin", "adrnin"], // rn looks like m
+      ["lobby", "l\u043Ebby"], // Cyrillic o
+      ["lobby", "1obby"], // digit one looks like l
+      ["paypal", "\u0440\u0430\u0443\u0440\u0430l"], // all Cyrillic
+      ["scope", "\u0455\u0441\u043E\u0440\u0435"], // all Cyrillic
+      ["apple", "\u0430\u0440\u0440l\u0435"], // Cyrillic a, er, er and e
+      ["ice", "\u0456ce"], // Ukrainian i
+      ["Oscar", "0scar"], // zero and O
+      ["STRASSE", "straße"],
+      ["Zoe", "Z\u043Ee"],
+      ["xyz", "\u0445\u0443z"],
+      ["cool", "c\u03BF\u03BFl"], // Greek omicrons
+    ];
+    for (const [name, twin] of alike) assertEquals(nameKey(twin), nameKey(name), twin);
+  });
+
+  await t.step("different names stay different", () => {
+    const apart: [string, string][] = [
+      ["Alice", "Alicia"],
+      ["Anna", "Hanna"],
+      ["José", "Jose"],
+      ["名前", "名字"],
+    ];
+    for (const [name, other] of apart) assert(nameKey(name) !== nameKey(other), other);
+  });
 });

@@ -31,7 +31,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../names.ts";
 import { RoomFeed } from "./nats_feed.ts";
-import { Publisher } from "./nats_publisher.ts";
+import { Publisher, roomSubject } from "./nats_publisher.ts";
 import {
   type Broker,
   type BrokerHandler,
@@ -424,8 +424,8 @@ export class NatsBroker implements Broker {
     this.#rooms.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot forget the epoch of room {room}: {error}", { room, error });
     });
-    for (const kind of ["m", "p"]) {
-      this.#jsm.streams.purge(STREAM, { filter: `chat.room.${key}.${kind}` }).catch((error) => {
+    for (const kind of ["m", "p"] as const) {
+      this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) }).catch((error) => {
         log.warning("Cannot remove the history of room {room}: {error}", { room, error });
       });
     }

@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import { nameKey } from "../names.ts";
+import { roomToken } from "./nats_publisher.ts";
 import type { RoomNote } from "./types.ts";
 import { readRoomNotes, WireError } from "./wire.ts";
 
@@ -98,7 +98,7 @@ export class RoomFeed {
 
   async #run(): Promise<void> {
     const { js, jsm, stream } = this.#options;
-    const subjects = `chat.room.${nameKey(this.room)}.>`;
+    const subjects = `chat.room.${roomToken(this.room)}.>`;
     try {
       if (!this.#caughtUp && this.#lastSeq === 0) {
         const info = await jsm.streams.info(stream, { subjects_filter: subjects });

@@ -26,9 +26,20 @@ const MAX_BATCH_BYTES = 256 * 1024;
 /** Wait before sending again after a failure, while connected. */
 const RETRY_MS = 250;
 
+/**
+ * The room's part of its subjects: its key, with what a subject token may
+ * not hold (".", "*", ">", spaces, and "%" itself) written as %XX.
+ */
+export function roomToken(room: string): string {
+  return nameKey(room).replace(
+    /[.*>%\s]/gu,
+    (char) => encodeURIComponent(char).replace(".", "%2E").replace("*", "%2A"),
+  );
+}
+
 /** The subject a room's notes go to: messages (with the presence around them), or presence alone. */
 export function roomSubject(room: string, kind: "m" | "p"): string {
-  return `chat.room.${nameKey(room)}.${kind}`;
+  return `chat.room.${roomToken(room)}.${kind}`;
 }
 
 /** One stream message to send. */

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { identifierProblem } from "../identifiers.ts";
 import type { GapReason, MessageEvent } from "./events.ts";
 
 /** The room everyone starts in; it is never removed. */
@@ -12,9 +13,9 @@ export const LOBBY = "lobby";
 /** Letters, digits, "-" and "_", 1 to 32 of them. */
 const ROOM_NAME = /^[\p{L}\p{N}_-]{1,32}$/u;
 
-/** Whether `name` may name a room. */
+/** Whether `name` may name a room: see also `identifierProblem`. */
 export function isRoomName(name: string): boolean {
-  return ROOM_NAME.test(name);
+  return ROOM_NAME.test(name) && identifierProblem(name) === undefined;
 }
 
 /** The messages a client missed, and whether some may be missing from them. */

