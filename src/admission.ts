@@ -1,23 +1,48 @@
 /**
- * Who may open a socket: the origin check and the connection limits, decided
- * before the upgrade so a refused client costs one HTTP response.
+ * Who may come in: the host check (for every request), then for sockets the
+ * origin check, the rate of new connections and the connection limits, all
+ * decided before the upgrade so a refused client costs one HTTP response.
  *
  * @module
  */
 
+import { Buckets, Limiter } from "./chat/flood.ts";
 import type { ConnectionLimits } from "./config/mod.ts";
+import type { RefusalReason } from "./metrics.ts";
 
-/** Why an upgrade was refused, with the HTTP answer to give. */
+/** Why a request was refused, with the HTTP answer to give. */
 export interface Refusal {
-  readonly reason: "origin" | "max_connections" | "max_connections_per_ip";
-  readonly status: 403 | 429 | 503;
+  readonly reason: RefusalReason;
+  readonly status: 403 | 421 | 429 | 503;
   readonly message: string;
+}
+
+/** Hosts a request may always name: this machine, for local clients and health checks. */
+const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** The host part of a `Host` header (without the port), lowercased. */
+function hostName(host: string): string {
+  const lower = host.toLowerCase();
+  return lower.startsWith("[") ? lower.slice(0, lower.indexOf("]") + 1) : lower.split(":")[0];
+}
+
+/**
+ * Whether a request may name `host`. Answering any host would let a page
+ * of another site reach this server through a name it controls (DNS
+ * rebinding); loopback names are always allowed.
+ */
+export function isHostAllowed(host: string | null, allowed: readonly string[]): boolean {
+  if (allowed.includes("*")) return true;
+  if (host === null) return false;
+  const name = hostName(host);
+  return LOOPBACK_HOSTS.has(name) || allowed.some((entry) => hostName(entry) === name);
 }
 
 /**
  * Whether a page from `origin` may open a socket here. Clients that send no
  * `Origin` are not browsers, so cross-site hijacking does not apply to them;
- * a page served by this very host is always allowed.
+ * a page served by this very host is allowed, the host being one the host
+ * check let through.
  */
 export function isOriginAllowed(
   origin: string | null,
@@ -36,15 +61,27 @@ export function isOriginAllowed(
 export class Admission {
   readonly #limits: ConnectionLimits;
   readonly #perAddress = new Map<string, number>();
+  /** New connections left to each address, by address. */
+  readonly #connects: Buckets<Limiter>;
+  readonly #now: () => number;
   #open = 0;
 
-  constructor(limits: ConnectionLimits) {
+  constructor(limits: ConnectionLimits, now: () => number = Date.now) {
     this.#limits = limits;
+    this.#now = now;
+    const rate = { rate: limits.connectRate, burst: limits.connectBurst };
+    this.#connects = new Buckets((time) => new Limiter(rate, time));
   }
 
   /** Open sockets (and upgrades under way). */
   get open(): number {
     return this.#open;
+  }
+
+  /** Why any request naming `host` is refused, or `undefined` when it is welcome. */
+  checkHost(host: string | null): Refusal | undefined {
+    if (isHostAllowed(host, this.#limits.allowedHosts)) return undefined;
+    return { reason: "host", status: 421, message: `This server does not answer for ${host}` };
   }
 
   /**
@@ -72,6 +109,14 @@ export class Admission {
         message: `Too many connections from your address (at most ${maxConnectionsPerIp})`,
       };
     }
+    const now = this.#now();
+    if (!this.#connects.get(address, now).take(now)) {
+      return {
+        reason: "connect_rate",
+        status: 429,
+        message: "Too many new connections from your address: wait a moment",
+      };
+    }
     this.#open++;
     this.#perAddress.set(address, fromAddress + 1);
     return undefined;
@@ -83,5 +128,10 @@ export class Admission {
     const fromAddress = (this.#perAddress.get(address) ?? 1) - 1;
     if (fromAddress === 0) this.#perAddress.delete(address);
     else this.#perAddress.set(address, fromAddress);
+  }
+
+  /** Forgets the connection rates of addresses quiet long enough. */
+  sweep(): void {
+    this.#connects.sweep(this.#now());
   }
 }

@@ -104,7 +104,7 @@ export const COMMANDS: readonly Command[] = [
     summary: "replays the newest messages of your room",
     parse(args) {
       if (args === "") return { type: "history" };
-      return /^\d+$/.test(args) ? { type: "history", count: Number(args) } : undefined;
+      return /^0*[1-9]\d*$/.test(args) ? { type: "history", count: Number(args) } : undefined;
     },
   },
 ];

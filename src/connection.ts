@@ -73,6 +73,8 @@ export interface ConnectionOptions {
   readonly name?: string;
   /** The room asked for in the upgrade request (`?room=`); the lobby by default. */
   readonly room?: string;
+  /** The client's address. */
+  readonly address?: string;
   /** Called once the socket has closed, to give back its admission place. */
   readonly onClosed?: () => void;
 }
@@ -116,8 +118,8 @@ export class Connection implements Sink {
   opened(): void {
     this.#options.metrics.connectionsAccepted.inc();
     if (!this.#v2) {
-      const { name, room } = this.#options;
-      this.#user = this.#chatroom.connect(this, { name, room });
+      const { name, room, address } = this.#options;
+      this.#user = this.#chatroom.connect(this, { name, room, address });
     }
   }
 
@@ -144,10 +146,15 @@ export class Connection implements Sink {
       // A session starts with hello or resume; any other first request starts a plain one.
       const opening = inputs[0];
       // What the upgrade asked for (?name=, ?room=) holds where the first frame says nothing.
-      const { name, room } = this.#options;
+      const { name, room, address } = this.#options;
       const start = opening?.kind === "start"
-        ? { ...opening.start, name: opening.start.name ?? name, room: opening.start.room ?? room }
-        : { name, room, resumable: true };
+        ? {
+          ...opening.start,
+          name: opening.start.name ?? name,
+          room: opening.start.room ?? room,
+          address,
+        }
+        : { name, room, address, resumable: true };
       if (opening?.kind === "start") first = 1;
       user = this.#user = this.#chatroom.connect(this, start);
     }

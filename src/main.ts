@@ -14,7 +14,9 @@ import { Chatroom } from "./chat/mod.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config/mod.ts";
 import { setupLogging } from "./log.ts";
 import { createMetrics, type Metrics } from "./metrics.ts";
-import { createHandler } from "./server.ts";
+import { Admission } from "./admission.ts";
+import { watchDescriptors } from "./resources.ts";
+import { createHandler, type Handler } from "./server.ts";
 import { KvStore, StoreOpenError } from "./broker/kv_store.ts";
 import { loadStaticFiles } from "./static.ts";
 
@@ -33,6 +35,10 @@ const SHUTDOWN_GRACE_MS = 2000;
 const HEALTHCHECK_TIMEOUT_MS = 2000;
 /** How often lingering sessions are looked at; one outlives `session_linger` by at most this. */
 const SESSION_CHECK_INTERVAL_MS = 1000;
+/** How often open file descriptors are counted. */
+const DESCRIPTOR_SAMPLE_MS = 1000;
+/** Wait before listening again after accepting failed. */
+const ACCEPT_RETRY_MS = 1000;
 /** How often idle rooms are looked for; a room outlives its TTL by at most this. */
 const ROOM_SWEEP_INTERVAL_MS = 60_000;
 const EXIT_USAGE = 2;
@@ -125,36 +131,101 @@ async function createBroker(config: Config, metrics: Metrics): Promise<NatsBroke
   }
 }
 
+/**
+ * Starts serving `handler` on the configured port, or on `port` when given
+ * (listening again on the port first chosen); a port that cannot be had is
+ * a {@linkcode StartError}.
+ */
+function listen(
+  config: Config,
+  handler: Handler,
+  port = config.server.port,
+): Deno.HttpServer<Deno.NetAddr> {
+  const { host } = config.server;
+  try {
+    return Deno.serve({
+      hostname: host,
+      port,
+      onListen: ({ hostname, port }) => {
+        const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+        log.info("listening on {url} (environment {env})", {
+          url: `http://${shown}:${port}`,
+          env: config.env,
+        });
+      },
+    }, handler);
+  } catch (error) {
+    const where = `"host" and "port" in ${config.files.server} (or --host, --port)`;
+    if (error instanceof Deno.errors.AddrInUse) {
+      throw new StartError(
+        `Cannot start server as port ${port} on ${host} is in use: stop what uses it, or choose another port with ${where}`,
+        EXIT_UNAVAILABLE,
+      );
+    }
+    if (error instanceof Deno.errors.AddrNotAvailable) {
+      throw new StartError(
+        `Cannot start server as ${host} is not an address of this machine: choose one it has (127.0.0.1 or 0.0.0.0) with ${where}`,
+        EXIT_USAGE,
+      );
+    }
+    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
+      throw new StartError(
+        `Cannot start server as port ${port} on ${host} may not be used by this user: choose a port above 1023 with ${where}`,
+        EXIT_USAGE,
+      );
+    }
+    throw error;
+  }
+}
+
 async function serve(config: Config): Promise<void> {
   const metrics = createMetrics();
+  // Nothing may end the process unnoticed: a failure nobody awaited is logged and counted.
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    metrics.errors.inc();
+    log.error("Unexpected failure, carrying on: {error}", { error: event.reason });
+  });
   const staticFiles = await loadStaticFiles();
   const broker = await createBroker(config, metrics);
   const chatroom = new Chatroom({ config: config.chat, metrics, broker });
   await broker.start();
-  const server = Deno.serve(
-    {
-      hostname: config.server.host,
-      port: config.server.port,
-      onListen: ({ hostname, port }) => {
-        const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-        const url = `http://${host}:${port}`;
-        log.info("listening on {url} (environment {env})", { url, env: config.env });
+  const descriptors = watchDescriptors(DESCRIPTOR_SAMPLE_MS);
+  if (descriptors !== undefined) {
+    metrics.gauges.push(
+      {
+        name: "process_open_fds",
+        help: "Open file descriptors.",
+        read: () => descriptors.current().open,
       },
-    },
-    createHandler({
-      chatroom,
-      limits: config.server.limits,
-      metrics,
-      staticFiles,
-      healthy: () => broker.healthy,
-    }),
-  );
+      {
+        name: "process_max_fds",
+        help: "The limit on open file descriptors.",
+        read: () => descriptors.current().limit,
+      },
+    );
+  }
+  const admission = new Admission(config.server.limits);
+  const handler = createHandler({
+    chatroom,
+    limits: config.server.limits,
+    metrics,
+    staticFiles,
+    healthy: () => broker.healthy,
+    descriptors: descriptors?.current,
+    admission,
+  });
+  let server = listen(config, handler);
 
+  const { roomIdleTtl, unusedRoomTtl } = config.chat;
   const sweepEvery = Math.max(
     1000,
-    Math.min(ROOM_SWEEP_INTERVAL_MS, config.chat.roomIdleTtl * 1000),
+    Math.min(ROOM_SWEEP_INTERVAL_MS, roomIdleTtl * 1000, unusedRoomTtl * 1000),
   );
-  setInterval(() => chatroom.sweepRooms(), sweepEvery);
+  setInterval(() => {
+    chatroom.sweepRooms();
+    admission.sweep();
+  }, sweepEvery);
   setInterval(() => chatroom.expireSessions(), SESSION_CHECK_INTERVAL_MS);
 
   let stopping = false;
@@ -166,6 +237,7 @@ async function serve(config: Config): Promise<void> {
       count: chatroom.size,
     });
     chatroom.shutdown();
+    descriptors?.stop();
     await Promise.race([
       Promise.all([server.shutdown(), broker.close()]),
       delay(SHUTDOWN_GRACE_MS),
@@ -174,6 +246,28 @@ async function serve(config: Config): Promise<void> {
   };
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     Deno.addSignalListener(signal, () => stop(signal));
+  }
+
+  // When accepting fails (out of file descriptors, say), the listener stops: the
+  // connections already open go on, and a new listener takes over once it can.
+  while (!stopping) {
+    try {
+      await server.finished;
+    } catch (error) {
+      if (stopping) break;
+      metrics.acceptFailures.inc();
+      log.error("Cannot accept connections ({error}); accepting again in {seconds} s", {
+        error: error instanceof Error ? error.message : String(error),
+        seconds: ACCEPT_RETRY_MS / 1000,
+      });
+      await delay(ACCEPT_RETRY_MS);
+      if (stopping) break;
+      try {
+        server = listen(config, handler, server.addr.port);
+      } catch (retryError) {
+        log.error("Cannot listen again yet: {error}", { error: retryError });
+      }
+    }
   }
 }
 

@@ -172,6 +172,14 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "Room history is being saved again.",
   },
+  flood_closed: {
+    placeholders: [],
+    text: "Disconnected: you kept sending too fast.",
+  },
+  room_create_limit: {
+    placeholders: [],
+    text: "You are creating rooms too fast: join an existing one, or wait a moment.",
+  },
   privates_dropped: {
     placeholders: ["count"],
     text: "$count private messages sent to you while you were away could not be kept.",

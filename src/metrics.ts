@@ -71,7 +71,12 @@ export interface Gauge {
 }
 
 /** Why an upgrade was refused. */
-export type RefusalReason = "origin" | "max_connections" | "max_connections_per_ip";
+export type RefusalReason =
+  | "origin"
+  | "host"
+  | "max_connections"
+  | "max_connections_per_ip"
+  | "connect_rate";
 /** Why the server closed a connection. */
 export type CloseCause = "flood" | "slow_consumer" | "frame_too_large";
 /** Why a message was not sent on. */
@@ -94,6 +99,8 @@ export interface Metrics {
   readonly clusterMalformed: Counter;
   readonly clusterRefused: Counter;
   readonly clusterNotesReceived: Counter;
+  readonly presenceSuppressed: Counter;
+  readonly acceptFailures: Counter;
   /** Values the parts of the server report as they are asked; add to it. */
   readonly gauges: Gauge[];
 }
@@ -107,8 +114,17 @@ export function createMetrics(): Metrics {
     ),
     connectionsRefused: new LabeledCounter(
       "chat_connections_refused_total",
-      "WebSocket upgrades refused, by reason.",
-      { name: "reason", values: ["origin", "max_connections", "max_connections_per_ip"] },
+      "Requests and WebSocket upgrades refused, by reason.",
+      {
+        name: "reason",
+        values: [
+          "origin",
+          "host",
+          "max_connections",
+          "max_connections_per_ip",
+          "connect_rate",
+        ],
+      },
     ),
     connectionsClosed: new LabeledCounter(
       "chat_connections_closed_by_server_total",
@@ -159,6 +175,14 @@ export function createMetrics(): Metrics {
     clusterRefused: new Counter(
       "chat_cluster_refused_total",
       "Room events refused because too many waited for NATS.",
+    ),
+    presenceSuppressed: new Counter(
+      "chat_presence_suppressed_total",
+      "Join and leave notices left out because a room had too many at once.",
+    ),
+    acceptFailures: new Counter(
+      "chat_accept_failures_total",
+      "Times the server could not accept connections (such as out of file descriptors).",
     ),
     clusterNotesReceived: new Counter(
       "chat_cluster_notes_received_total",

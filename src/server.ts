@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { Admission } from "./admission.ts";
+import { Admission, type Refusal } from "./admission.ts";
 import type { Chatroom } from "./chat/mod.ts";
 import type { ConnectionLimits } from "./config/mod.ts";
 import { serveChatSocket } from "./connection.ts";
@@ -39,6 +39,16 @@ export interface HandlerOptions {
   staticFiles?: StaticFiles;
   /** Whether the link to the other instances works (always, alone). */
   healthy?: () => boolean;
+  /** Open file descriptors and their limit, when the process may read them. */
+  descriptors?: () => Descriptors | undefined;
+  /** Where the rates of new connections are kept; one per server. */
+  admission?: Admission;
+}
+
+/** Open file descriptors against the process's limit. */
+export interface Descriptors {
+  readonly open: number;
+  readonly limit: number;
 }
 
 /** A request handler for `Deno.serve`. */
@@ -52,21 +62,28 @@ export function createHandler(options: HandlerOptions): Handler {
     metrics = createMetrics(),
     staticFiles = new Map(),
     healthy = () => true,
+    descriptors = () => undefined,
+    admission = new Admission(limits),
   } = options;
-  const admission = new Admission(limits);
   const outbox = new Outbox();
+
+  const refuse = (refusal: Refusal, address: string, request: Request): Response => {
+    metrics.connectionsRefused.inc(refusal.reason);
+    log.info("Refused {method} {path} from {address}: {why} (host {host}, origin {origin})", {
+      method: request.method,
+      path: new URL(request.url).pathname,
+      address,
+      why: refusal.message,
+      host: request.headers.get("host"),
+      origin: request.headers.get("origin"),
+    });
+    return textResponse(`${refusal.message}\n`, refusal.status, { connection: "close" });
+  };
 
   const upgrade = (request: Request, url: URL, address: string): Response => {
     if (!SOCKET_PATHS.has(url.pathname)) return textResponse("Not Found\n", 404);
     const refusal = admission.admit(request, address);
-    if (refusal !== undefined) {
-      metrics.connectionsRefused.inc(refusal.reason);
-      log.info("Refused a connection from {address}: {reason}", {
-        address,
-        reason: refusal.reason,
-      });
-      return textResponse(`${refusal.message}\n`, refusal.status);
-    }
+    if (refusal !== undefined) return refuse(refusal, address, request);
     const offered = request.headers.get("sec-websocket-protocol")?.split(",") ?? [];
     const v2 = offered.some((protocol) => protocol.trim() === V2_PROTOCOL);
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
@@ -86,6 +103,7 @@ export function createHandler(options: HandlerOptions): Handler {
       outbox,
       name: url.searchParams.get("name") ?? undefined,
       room: url.searchParams.get("room") ?? undefined,
+      address,
       onClosed: () => admission.release(address),
     });
     return upgraded.response;
@@ -93,8 +111,11 @@ export function createHandler(options: HandlerOptions): Handler {
 
   return (request, info) => {
     const url = new URL(request.url);
+    const address = info.remoteAddr.hostname;
+    const wrongHost = admission.checkHost(request.headers.get("host"));
+    if (wrongHost !== undefined) return refuse(wrongHost, address, request);
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      return upgrade(request, url, info.remoteAddr.hostname);
+      return upgrade(request, url, address);
     }
     if (request.method !== "GET" && request.method !== "HEAD") {
       return textResponse("Method Not Allowed\n", 405, { allow: "GET, HEAD" });
@@ -105,6 +126,7 @@ export function createHandler(options: HandlerOptions): Handler {
         return Response.json({
           status: healthy() ? "ok" : "degraded",
           connections: admission.open,
+          descriptors: descriptors(),
         });
       case "/metrics":
         return new Response(renderMetrics(metrics, { openConnections: admission.open }), {

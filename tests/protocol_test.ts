@@ -186,7 +186,8 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
       '{"type":"resume","name":"a","rooms":{"x":-1}}',
       'a seq in "rooms" must be a whole number of at least 0',
     ],
-    ['{"type":"history","count":1.5}', '"count" must be a whole number of at least 0'],
+    ['{"type":"history","count":1.5}', '"count" must be a whole number of at least 1'],
+    ['{"type":"history","count":0}', '"count" must be a whole number of at least 1'],
     [
       '{"type":"resume","name":"a","room":"lobby"}',
       '"room" must be {"name", "epoch", "seq"}: where you were and what you saw',

@@ -1,4 +1,5 @@
 import { assertEquals } from "@std/assert";
+import { isHostAllowed, isOriginAllowed } from "../src/admission.ts";
 import { createHandler } from "../src/server.ts";
 import { loadStaticFiles } from "../src/static.ts";
 import { createTestChatroom, TEST_CONFIG } from "./_fakes.ts";
@@ -73,4 +74,39 @@ Deno.test("HTTP routes", async (t) => {
     assertEquals(response.status, 400);
     await response.body?.cancel();
   });
+});
+
+Deno.test("isHostAllowed answers only the listed names, and loopback", () => {
+  const listed = ["chat.example.com"];
+  const cases: [string | null, readonly string[], boolean][] = [
+    ["chat.example.com", listed, true],
+    ["CHAT.example.com:443", listed, true],
+    ["evil.net", listed, false],
+    ["chat.example.com.evil.net", listed, false],
+    [null, listed, false],
+    ["localhost:8080", listed, true],
+    ["127.0.0.1:8080", listed, true],
+    ["[::1]:8080", listed, true],
+    ["evil.net", ["*"], true],
+    [null, ["*"], true],
+  ];
+  for (const [host, allowed, expected] of cases) {
+    assertEquals(isHostAllowed(host, allowed), expected, `${host} against ${allowed}`);
+  }
+});
+
+Deno.test("isOriginAllowed: listed origins, this host's own pages, and non-browsers", () => {
+  const listed = ["https://chat.example.com"];
+  const cases: [string | null, string | null, boolean][] = [
+    [null, "chat.example.com", true],
+    ["https://chat.example.com", "chat.example.com", true],
+    ["https://chat.example.com", "other.example.com", true],
+    ["http://127.0.0.1:8080", "127.0.0.1:8080", true],
+    ["https://evil.net", "chat.example.com", false],
+    ["not a url", "chat.example.com", false],
+    ["https://evil.net", null, false],
+  ];
+  for (const [origin, host, expected] of cases) {
+    assertEquals(isOriginAllowed(origin, host, listed), expected, `${origin} on ${host}`);
+  }
 });

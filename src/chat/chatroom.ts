@@ -24,6 +24,7 @@ import { createMetrics, type Metrics } from "../metrics.ts";
 import { generateName, nameKey } from "../names.ts";
 import { asHistory, EventFactory } from "./event_factory.ts";
 import type { ChatEvent, ClientRequest, ErrorCode, SessionStart, Sink } from "./events.ts";
+import { Buckets, FloodGuard, worse } from "./flood.ts";
 import { Membership } from "./membership.ts";
 import { LOBBY, type Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
@@ -65,6 +66,8 @@ export class Chatroom {
   readonly #membership: Membership;
   readonly #users = new UserDirectory();
   readonly #sessions: Sessions;
+  /** Flood control of each client address, across its connections and reconnects. */
+  readonly #addressFlood: Buckets<FloodGuard>;
 
   constructor(options: ChatroomOptions) {
     const { config, now = Date.now, broker = new LocalBroker() } = options;
@@ -81,6 +84,7 @@ export class Chatroom {
       historySize: config.historySize,
       maxRooms: config.maxRooms,
       idleTtl: config.roomIdleTtl,
+      unusedTtl: Math.min(config.unusedRoomTtl, config.roomIdleTtl),
       now,
       epochOf: (room) => broker.epochOf(room),
     });
@@ -91,7 +95,14 @@ export class Chatroom {
       now,
       historySize: config.historySize,
       presenceNoticeMaxMembers: config.presenceNoticeMaxMembers,
+      presenceRate: { rate: config.presenceRate, burst: config.presenceBurst },
+      roomCreateRate: { rate: config.roomCreateRate, burst: config.roomCreateBurst },
+      metrics: this.#metrics,
     });
+    const { addressRate, addressBurst, disconnectAfter } = config.flood;
+    this.#addressFlood = new Buckets((now) =>
+      new FloodGuard({ rate: addressRate, burst: addressBurst, disconnectAfter }, now)
+    );
     this.#sessions = new Sessions({
       config,
       now,
@@ -204,11 +215,17 @@ export class Chatroom {
     }
   }
 
-  /** Removes rooms that have been empty for `room_idle_ttl`, with their history. */
+  /**
+   * Removes rooms that have been empty for `room_idle_ttl` (`unused_room_ttl`
+   * for rooms that never held a message), with their history, and forgets
+   * the rate limits of whoever has been quiet long enough.
+   */
   sweepRooms(): void {
     for (const room of this.#membership.sweep()) {
       log.debug("Removed idle room {room}", { room: room.name });
     }
+    this.#membership.sweepLimits();
+    this.#addressFlood.sweep(this.#now());
   }
 
   // ---- requests ----
@@ -355,9 +372,10 @@ export class Chatroom {
     if (nameKey(name) === nameKey(user.room.name)) {
       return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
     }
-    const room = this.#membership.open(name);
+    const room = this.#membership.open(name, { user, address: user.address });
     if (room === "room_invalid") return this.#fail(user, room, room, { room: name });
     if (room === "room_limit") return this.#fail(user, room, room, {});
+    if (room === "room_create_limit") return this.#fail(user, "room_limit", room, {});
     this.#after(user, this.#broker.follow(room.name), () => {
       if (!this.#users.has(user)) return;
       this.#exit(user, "left");
@@ -437,8 +455,13 @@ export class Chatroom {
     return author.instance === this.#broker.instance ? this.#users.byId(author.userId) : undefined;
   }
 
+  /** Every request draws from the user's bucket and from their address's. */
   #passesFloodControl(user: User): boolean {
-    const verdict = user.flood.check(this.#now());
+    const now = this.#now();
+    const own = user.flood.check(now);
+    const verdict = user.address === undefined
+      ? own
+      : worse(own, this.#addressFlood.get(user.address, now).check(now));
     if (verdict === "accept") return true;
     this.#metrics.messagesDropped.inc("flood");
     if (verdict === "warn") {
@@ -447,6 +470,8 @@ export class Chatroom {
     } else if (verdict === "disconnect") {
       log.info("Closing user {id}: kept flooding", { id: user.id });
       this.#metrics.connectionsClosed.inc("flood");
+      // Said before the close frame: a client that keeps sending may never read that.
+      this.#fail(user, "flood", "flood_closed", {});
       user.sink.close("flood");
       this.disconnect(user);
     }

@@ -223,4 +223,6 @@ export interface SessionStart {
   readonly lastSeq?: number;
   /** Whether the client can resume: its session then lingers when the connection drops. */
   readonly resumable?: boolean;
+  /** The client's address: flood control and room creation are also counted per address. */
+  readonly address?: string;
 }

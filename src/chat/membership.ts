@@ -8,7 +8,9 @@
 
 import type { Author, Broker, PresenceNote } from "../broker/types.ts";
 import { nameKey } from "../names.ts";
+import type { Metrics } from "../metrics.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
+import { Buckets, Limiter, type Rate } from "./flood.ts";
 import type { MembersEvent, RoomSummary } from "./events.ts";
 import type { Room } from "./room.ts";
 import type { OpenProblem, RoomDirectory } from "./rooms.ts";
@@ -25,7 +27,15 @@ export interface MembershipOptions {
   readonly historySize: number;
   /** Join and leave notices stop above this many members. */
   readonly presenceNoticeMaxMembers: number;
+  /** How many join and leave notices one room shows. */
+  readonly presenceRate: Rate;
+  /** How many rooms one user, and one client address, may create. */
+  readonly roomCreateRate: Rate;
+  readonly metrics: Metrics;
 }
+
+/** Why a room could not be opened: see {@linkcode OpenProblem}, or created too fast. */
+export type OpenRefusal = OpenProblem | "room_create_limit";
 
 /** The notice that goes with arriving in a room. */
 export type ArrivalNotice = "connected" | "joined";
@@ -40,6 +50,11 @@ export class Membership {
   readonly #now: () => number;
   readonly #historySize: number;
   readonly #noticeMaxMembers: number;
+  readonly #metrics: Metrics;
+  /** Join and leave notices left, by room key. */
+  readonly #notices: Buckets<Limiter>;
+  /** Rooms left to create, by `user:<id>` and `address:<address>`. */
+  readonly #creations: Buckets<Limiter>;
 
   constructor(options: MembershipOptions) {
     this.#rooms = options.rooms;
@@ -48,11 +63,39 @@ export class Membership {
     this.#now = options.now;
     this.#historySize = options.historySize;
     this.#noticeMaxMembers = options.presenceNoticeMaxMembers;
+    this.#metrics = options.metrics;
+    this.#notices = new Buckets((now) => new Limiter(options.presenceRate, now));
+    this.#creations = new Buckets((now) => new Limiter(options.roomCreateRate, now));
   }
 
-  /** The room called `name`, created when missing (see {@linkcode RoomDirectory.open}). */
-  open(name: string): Room<User> | OpenProblem {
-    return this.#rooms.open(name, () => this.#inUseElsewhere());
+  /**
+   * The room called `name`, created when missing (see {@linkcode RoomDirectory.open});
+   * a user or an address that creates rooms too fast is refused.
+   */
+  open(name: string, by: { user?: User; address?: string } = {}): Room<User> | OpenRefusal {
+    const existing = this.#rooms.find(name);
+    if (existing !== undefined) return existing;
+    const now = this.#now();
+    const takers = [
+      ...(by.user === undefined ? [] : [`user:${by.user.id}`]),
+      ...(by.address === undefined ? [] : [`address:${by.address}`]),
+    ];
+    // Both must have a creation left; a refusal takes nothing.
+    if (takers.some((key) => !this.#creations.get(key, now).available(now))) {
+      return "room_create_limit";
+    }
+    const opened = this.#rooms.open(name, () => this.#inUseElsewhere());
+    if (typeof opened === "object") {
+      for (const key of takers) this.#creations.get(key, now).take(now);
+    }
+    return opened;
+  }
+
+  /** Forgets the rate limits of whoever has been quiet long enough. */
+  sweepLimits(): void {
+    const now = this.#now();
+    this.#notices.sweep(now);
+    this.#creations.sweep(now);
   }
 
   /**
@@ -148,12 +191,19 @@ export class Membership {
     return rooms;
   }
 
-  /** Join and leave notices stop in big rooms, where a mass reconnect would cost O(n²) frames. */
+  /**
+   * Join and leave notices stop in big rooms, where a mass reconnect would
+   * cost O(n²) frames, and beyond the room's notice rate, so that churn
+   * cannot flood a room with them.
+   */
   #announcesPresence(room: Room<User>): boolean {
     let members = room.members.size;
     for (const _ of this.#broker.remoteMembers(room.name)) {
       if (++members > this.#noticeMaxMembers) return false;
     }
-    return members <= this.#noticeMaxMembers;
+    if (members > this.#noticeMaxMembers) return false;
+    if (this.#notices.get(nameKey(room.name), this.#now()).take(this.#now())) return true;
+    this.#metrics.presenceSuppressed.inc();
+    return false;
   }
 }

@@ -15,8 +15,10 @@ export interface RoomDirectoryOptions {
   readonly historySize: number;
   /** Rooms that may exist at once, the lobby included. */
   readonly maxRooms: number;
-  /** Seconds an empty room (not the lobby) is kept. */
+  /** Seconds an empty room (not the lobby) is kept once it has held a message. */
   readonly idleTtl: number;
+  /** Seconds an empty room that never held a message is kept. */
+  readonly unusedTtl: number;
   /** The clock, in milliseconds. */
   readonly now: () => number;
   /** The epoch of a room's log, from the broker that keeps it. */
@@ -94,10 +96,11 @@ export class RoomDirectory<M> {
    */
   sweep(inUseElsewhere: ReadonlySet<string>): Room<M>[] {
     const now = this.#options.now();
-    const ttl = this.#options.idleTtl * 1000;
     const removed: Room<M>[] = [];
     for (const [room, since] of this.#emptySince) {
       const key = nameKey(room.name);
+      // A room nobody ever spoke in goes soon, so that empty rooms cannot fill the limit.
+      const ttl = (room.lastSeq === 0 ? this.#options.unusedTtl : this.#options.idleTtl) * 1000;
       if (inUseElsewhere.has(key)) {
         this.#emptySince.set(room, now);
       } else if (now - since >= ttl) {

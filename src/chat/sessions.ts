@@ -79,7 +79,9 @@ export class Sessions {
     if (holder !== undefined && token !== undefined && holder.token === token) {
       return this.#resume(holder, sink, start);
     }
-    const opened = start.room === undefined ? undefined : this.#options.membership.open(start.room);
+    const opened = start.room === undefined
+      ? undefined
+      : this.#options.membership.open(start.room, { address: start.address });
     const room = typeof opened === "object" ? opened : this.#options.rooms.lobby;
     // Another instance holds the name: with the right token, its session moves here.
     const takeOver = requested !== undefined && token !== undefined && holder === undefined &&
@@ -91,6 +93,7 @@ export class Sessions {
       flood: new FloodGuard(this.#options.config.flood, this.#options.now()),
       room,
       resumable: start.resumable ?? false,
+      address: start.address,
     });
     if (takeOver && token !== undefined) {
       this.#options.after(user, broker.takeOver(name, token, user.id), (handover) => {
@@ -310,7 +313,7 @@ export class Sessions {
   /** Goes on with a session another instance handed over. */
   #welcomeBack(user: User, handover: Handover, start: SessionStart): void {
     const { membership, rooms, broker, events } = this.#options;
-    const opened = membership.open(handover.room);
+    const opened = membership.open(handover.room, { user, address: user.address });
     const room = typeof opened === "object" ? opened : rooms.lobby;
     user.room = room;
     this.#options.after(user, broker.follow(room.name), () => {

@@ -44,6 +44,8 @@ export interface UserOptions {
   readonly room: Room<User>;
   /** Whether the client can resume, so the session lingers when its connection drops. */
   readonly resumable: boolean;
+  /** The client's address, when known. */
+  readonly address?: string;
 }
 
 /** A user in the chat. */
@@ -55,6 +57,8 @@ export class User {
   /** Secret that lets a new connection pick this session up (see `resume`). */
   readonly token: string = crypto.randomUUID();
   readonly resumable: boolean;
+  /** The client's address, when known (not for users of tests). */
+  readonly address: string | undefined;
   /** The room the user is in, or is entering. */
   room: Room<User>;
   /** Set once the session is welcomed: its name is agreed and its room followed. */
@@ -76,6 +80,7 @@ export class User {
     this.flood = options.flood;
     this.room = options.room;
     this.resumable = options.resumable;
+    this.address = options.address;
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */

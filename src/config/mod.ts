@@ -63,6 +63,9 @@ const serverSchema = object({
     max_buffered_bytes: integer(1 * MIB, { min: 1 * KIB, max: 1024 * MIB }),
     idle_timeout: integer(30, { min: 0, max: 3600 }),
     allowed_origins: stringList(["*"]),
+    allowed_hosts: stringList(["*"]),
+    connect_rate: number(10, { min: 0.01, max: 100_000 }),
+    connect_burst: integer(20, { min: 1, max: 100_000 }),
   }),
   history: object({
     store: oneOf(["memory", "kv"], "memory"),
@@ -102,7 +105,14 @@ const chatSchema = object({
     rate: number(5, { min: 0.01, max: 100_000 }),
     burst: integer(10, { min: 1, max: 100_000 }),
     disconnect_after: number(10, { min: 0.1, max: 86_400 }),
+    address_rate: number(20, { min: 0.01, max: 100_000 }),
+    address_burst: integer(40, { min: 1, max: 100_000 }),
   }),
+  unused_room_ttl: number(60, { min: 0, max: 31_536_000 }),
+  room_create_rate: number(0.1, { min: 0.001, max: 100_000 }),
+  room_create_burst: integer(5, { min: 1, max: 100_000 }),
+  presence_rate: number(2, { min: 0.01, max: 100_000 }),
+  presence_burst: integer(10, { min: 1, max: 100_000 }),
   session_linger: number(60, { min: 0, max: 86_400 }),
   session_buffer: integer(100, { min: 0, max: 10_000 }),
   messages: object(messageFields),
@@ -162,15 +172,25 @@ function fail(what: string, problem: string): never {
 async function readYamlFile(path: string): Promise<unknown> {
   let text: string;
   try {
+    // A folder cannot be read, and a named pipe would wait for a writer forever.
+    const info = await Deno.stat(path);
+    if (!info.isFile) {
+      fail(
+        `config file ${path}`,
+        "is not a regular file: point --env or CHAT_CONFIG_DIR at a folder of YAML files",
+      );
+    }
     text = await Deno.readTextFile(path);
   } catch (error) {
+    if (error instanceof ConfigError) throw error;
     if (error instanceof Deno.errors.NotFound) {
       fail(`config file ${path}`, "does not exist: create it or choose another --env");
     }
     if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
       fail(`config file ${path}`, "cannot be read: grant read access to it");
     }
-    throw error;
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    fail(`config file ${path}`, `cannot be read (${reason}): check the file`);
   }
   try {
     return parseYaml(text);
@@ -271,6 +291,9 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         maxBufferedBytes: server.limits.max_buffered_bytes,
         idleTimeout: server.limits.idle_timeout,
         allowedOrigins: server.limits.allowed_origins,
+        allowedHosts: server.limits.allowed_hosts,
+        connectRate: server.limits.connect_rate,
+        connectBurst: server.limits.connect_burst,
       },
       history: server.history,
       cluster: nats === undefined ? undefined : {
@@ -288,10 +311,17 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       historySize: chat.history_size,
       roomIdleTtl: chat.room_idle_ttl,
       maxRooms: chat.max_rooms,
+      unusedRoomTtl: chat.unused_room_ttl,
+      roomCreateRate: chat.room_create_rate,
+      roomCreateBurst: chat.room_create_burst,
+      presenceRate: chat.presence_rate,
+      presenceBurst: chat.presence_burst,
       flood: {
         rate: chat.flood.rate,
         burst: chat.flood.burst,
         disconnectAfter: chat.flood.disconnect_after,
+        addressRate: chat.flood.address_rate,
+        addressBurst: chat.flood.address_burst,
       },
       sessionLinger: chat.session_linger,
       sessionBuffer: chat.session_buffer,

@@ -49,6 +49,12 @@ export interface ConnectionLimits {
   readonly idleTimeout: number;
   /** `Origin` headers an upgrade may carry; `*` allows any. */
   readonly allowedOrigins: readonly string[];
+  /** `Host` headers a request may carry (this server's names); `*` allows any. */
+  readonly allowedHosts: readonly string[];
+  /** New connections one client address earns back per second... */
+  readonly connectRate: number;
+  /** ...and may open at once; past it upgrades are answered 429. */
+  readonly connectBurst: number;
 }
 
 /** The token bucket every connection's messages and commands pass through. */
@@ -59,6 +65,10 @@ export interface FloodLimits {
   readonly burst: number;
   /** Seconds of continuous flooding after which the socket is closed with 1008. */
   readonly disconnectAfter: number;
+  /** Tokens returned per second to one client address, across all its connections... */
+  readonly addressRate: number;
+  /** ...and the tokens it saves up. */
+  readonly addressBurst: number;
 }
 
 /** What users see, from `chat.yaml`. */
@@ -77,6 +87,16 @@ export interface ChatConfig {
   readonly roomIdleTtl: number;
   /** Rooms that may exist at once. */
   readonly maxRooms: number;
+  /** Seconds an empty room that never held a message is kept. */
+  readonly unusedRoomTtl: number;
+  /** Rooms one user, and one client address, may create per second... */
+  readonly roomCreateRate: number;
+  /** ...and at once. */
+  readonly roomCreateBurst: number;
+  /** Join and leave notices one room shows per second... */
+  readonly presenceRate: number;
+  /** ...and at once; past it they are left out. */
+  readonly presenceBurst: number;
   readonly flood: FloodLimits;
   /** Seconds a dropped session that can resume keeps its name, room and token; 0 ends it at once. */
   readonly sessionLinger: number;

@@ -221,8 +221,8 @@ function decodeRequest(parsed: unknown): V2Input {
     case "history": {
       const count = fields.count;
       if (count === undefined) return request({ type });
-      if (!Number.isSafeInteger(count) || (count as number) < 0) {
-        return invalid('"count" must be a whole number of at least 0');
+      if (!Number.isSafeInteger(count) || (count as number) < 1) {
+        return invalid('"count" must be a whole number of at least 1');
       }
       return request({ type, count: count as number });
     }

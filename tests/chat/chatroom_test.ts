@@ -260,7 +260,7 @@ Deno.test("an error while handling a frame is answered to its sender only", () =
 });
 
 Deno.test("flood control follows the clock", async (t) => {
-  const flood = { rate: 1, burst: 2, disconnectAfter: 5 };
+  const flood = { rate: 1, burst: 2, disconnectAfter: 5, addressRate: 1, addressBurst: 2 };
   const config = { ...TEST_CHAT_CONFIG, flood };
   const warning = TEST_CHAT_CONFIG.messages.flood_warning;
 

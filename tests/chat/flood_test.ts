@@ -1,5 +1,12 @@
 import { assertEquals } from "@std/assert";
-import { FloodGuard, type FloodVerdict } from "../../src/chat/flood.ts";
+import {
+  Buckets,
+  FloodGuard,
+  type FloodVerdict,
+  Limiter,
+  TokenBucket,
+  worse,
+} from "../../src/chat/flood.ts";
 
 const limits = { rate: 2, burst: 3, disconnectAfter: 5 };
 
@@ -62,4 +69,43 @@ Deno.test("FloodGuard", async (t) => {
       "warn",
     ]);
   });
+});
+
+Deno.test("TokenBucket", async (t) => {
+  await t.step("starts full, empties, and refills at the rate up to the burst", () => {
+    const bucket = new TokenBucket({ rate: 1, burst: 2 }, 0);
+    assertEquals([bucket.take(0), bucket.take(0), bucket.take(0)], [true, true, false]);
+    assertEquals([bucket.available(999), bucket.available(1000)], [false, true]);
+    assertEquals(bucket.full(1999), false);
+    assertEquals(bucket.full(10_000), true);
+    assertEquals([bucket.take(10_000), bucket.take(10_000), bucket.take(10_000)], [
+      true,
+      true,
+      false,
+    ]);
+  });
+
+  await t.step("a clock that goes back gives nothing back", () => {
+    const bucket = new TokenBucket({ rate: 1, burst: 1 }, 5000);
+    assertEquals([bucket.take(5000), bucket.take(1000)], [true, false]);
+  });
+});
+
+Deno.test("worse picks the harsher verdict", () => {
+  const order: FloodVerdict[] = ["accept", "drop", "warn", "disconnect"];
+  for (const [i, a] of order.entries()) {
+    for (const [j, b] of order.entries()) assertEquals(worse(a, b), order[Math.max(i, j)]);
+  }
+});
+
+Deno.test("Buckets keep one bucket per key and forget the full ones", () => {
+  const buckets = new Buckets((now) => new Limiter({ rate: 1, burst: 1 }, now));
+  assertEquals(buckets.get("a", 0).take(0), true);
+  assertEquals(buckets.get("a", 0).take(0), false, "the same bucket again");
+  assertEquals(buckets.get("b", 0).take(0), true, "another key has its own");
+  buckets.sweep(500);
+  assertEquals(buckets.get("a", 500).take(500), false, "not yet full: still remembered");
+  buckets.sweep(2000);
+  const fresh = buckets.get("a", 2000);
+  assertEquals([fresh.take(2000), fresh.take(2000)], [true, false]);
 });

@@ -94,7 +94,13 @@ Deno.test("random input never escapes as an exception or corrupts the room", () 
   const metrics = createMetrics();
   const clock = new FakeClock();
   // Flood control is tested on its own; here every request should reach the chat.
-  const flood = { rate: 1000, burst: 1000, disconnectAfter: 60 };
+  const flood = {
+    rate: 1000,
+    burst: 1000,
+    disconnectAfter: 60,
+    addressRate: 1000,
+    addressBurst: 1000,
+  };
   const config = { ...TEST_CHAT_CONFIG, flood };
   const chatroom = createTestChatroom({ config, metrics, now: clock.now });
   const sinks = [new FakeSink(), new FakeSink(), new FakeSink()];

@@ -1,5 +1,6 @@
 /** Real-socket helpers for the end-to-end tests: a server on port 0 and a WebSocket client. */
 
+import { delay } from "@std/async/delay";
 import { Chatroom } from "../../src/chat/mod.ts";
 import type { ChatConfig, ConnectionLimits } from "../../src/config/mod.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
@@ -199,12 +200,15 @@ export interface RawUpgrade {
   readonly status: number;
   /** The TCP connection; the caller closes it. */
   readonly conn: Deno.TcpConn;
+  /** What was read past the answer's head: the start of the first frames. */
+  readonly after: Uint8Array;
 }
 
 /**
  * Sends an upgrade request over a plain TCP connection and reads the status
  * line. After a 101 the caller may write nothing and read nothing, like a
  * stalled client, or close the TCP connection without a close frame.
+ * `headers` may replace the `Host` header.
  */
 export async function rawUpgrade(
   port: number,
@@ -214,21 +218,117 @@ export async function rawUpgrade(
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const lines = [
     `GET ${path} HTTP/1.1`,
-    `Host: 127.0.0.1:${port}`,
+    ...Object.entries({ Host: `127.0.0.1:${port}`, ...headers })
+      .map(([name, value]) => `${name}: ${value}`),
     "Upgrade: websocket",
     "Connection: Upgrade",
     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
     "Sec-WebSocket-Version: 13",
-    ...Object.entries(headers).map(([name, value]) => `${name}: ${value}`),
   ];
   await conn.write(new TextEncoder().encode(`${lines.join("\r\n")}\r\n\r\n`));
   const buffer = new Uint8Array(4096);
   const read = await within(conn.read(buffer), "the upgrade answer");
-  const head = new TextDecoder().decode(buffer.subarray(0, read ?? 0));
+  const received = buffer.subarray(0, read ?? 0);
+  const headEnd = received.findIndex((_, i) =>
+    received[i] === 13 && received[i + 1] === 10 && received[i + 2] === 13 && received[i + 3] === 10
+  );
+  const head = new TextDecoder().decode(headEnd < 0 ? received : received.subarray(0, headEnd));
   const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
   if (Number.isNaN(status)) {
     conn.close();
     throw new Error(`Not an HTTP answer: ${JSON.stringify(head)}`);
   }
-  return { status, conn };
+  return { status, conn, after: headEnd < 0 ? new Uint8Array(0) : received.slice(headEnd + 4) };
+}
+
+/** A masked client text frame (payloads under 126 bytes). */
+function clientFrame(text: string): Uint8Array {
+  const payload = new TextEncoder().encode(text);
+  if (payload.length > 125) throw new Error("clientFrame takes short texts only");
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const frame = new Uint8Array(6 + payload.length);
+  frame.set([0x81, 0x80 | payload.length, ...mask]);
+  payload.forEach((byte, i) => frame[6 + i] = byte ^ mask[i % 4]);
+  return frame;
+}
+
+/** The close frame a raw client read: its code and reason. */
+export interface RawClose {
+  readonly code: number;
+  readonly reason: string;
+}
+
+/**
+ * A client that sends `text` every `gapMs` over a raw socket and never stops
+ * to read the server's close: it returns the close frame the server managed
+ * to deliver, or `undefined` when the connection ended without one.
+ */
+export async function floodUntilClosed(
+  port: number,
+  text: string,
+  gapMs: number,
+): Promise<RawClose | undefined> {
+  const { status, conn, after } = await rawUpgrade(port);
+  if (status !== 101) throw new Error(`Upgrade answered ${status}`);
+  let sending = true;
+  const sender = (async () => {
+    while (sending) {
+      try {
+        await conn.write(clientFrame(text));
+      } catch {
+        return;
+      }
+      await delay(gapMs);
+    }
+  })();
+  try {
+    return await within(readCloseFrame(conn, after), "the end of the connection", 20_000);
+  } finally {
+    sending = false;
+    await sender;
+    conn.close();
+  }
+}
+
+/** Reads server frames (unmasked) until a close frame or the end of the connection. */
+async function readCloseFrame(
+  conn: Deno.Conn,
+  start: Uint8Array,
+): Promise<RawClose | undefined> {
+  let buffered = start;
+  const chunk = new Uint8Array(65_536);
+  while (true) {
+    let at = 0;
+    while (at + 2 <= buffered.length) {
+      let length = buffered[at + 1] & 0x7f;
+      let header = 2;
+      if (length === 126) {
+        if (at + 4 > buffered.length) break;
+        length = (buffered[at + 2] << 8) | buffered[at + 3];
+        header = 4;
+      } else if (length === 127) {
+        throw new Error("The server sent a frame over 64 KiB");
+      }
+      if (at + header + length > buffered.length) break;
+      if ((buffered[at] & 0x0f) === 0x8) {
+        const body = buffered.subarray(at + header, at + header + length);
+        return {
+          code: (body[0] << 8) | body[1],
+          reason: new TextDecoder().decode(body.subarray(2)),
+        };
+      }
+      at += header + length;
+    }
+    let read: number | null;
+    try {
+      read = await conn.read(chunk);
+    } catch {
+      return undefined;
+    }
+    if (read === null) return undefined;
+    const merged = new Uint8Array(buffered.length - at + read);
+    merged.set(buffered.subarray(at));
+    merged.set(chunk.subarray(0, read), buffered.length - at);
+    buffered = merged;
+  }
 }

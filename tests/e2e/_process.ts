@@ -6,6 +6,9 @@ import { within } from "./_client.ts";
 
 const ROOT = fromFileUrl(new URL("../../", import.meta.url));
 
+/** What `deno task start` allows the server. */
+const START_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--allow-env"];
+
 /** A server started with `deno run src/main.ts`. */
 export interface ServerProcess {
   readonly child: Deno.ChildProcess;
@@ -37,23 +40,29 @@ export interface ServerProcessOptions {
   port?: number;
   /** More environment variables, such as `CHAT_CONFIG_DIR`. */
   env?: Record<string, string>;
+  /** A lower limit on open files for the process (`ulimit -n`). */
+  maxOpenFiles?: number;
+  /** Run with `--allow-all` instead of the permissions `deno task start` grants. */
+  allowAll?: boolean;
 }
 
 /** Starts the test environment's server and waits until it listens. */
 export async function startServerProcess(
   options: ServerProcessOptions = {},
 ): Promise<ServerProcess> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      "--allow-net",
-      "--allow-read",
-      "--allow-write",
-      "--allow-env",
-      "--unstable-kv",
-      "src/main.ts",
-    ],
+  const run = [
+    Deno.execPath(),
+    "run",
+    "--quiet",
+    ...(options.allowAll ? ["--allow-all"] : START_PERMISSIONS),
+    "--unstable-kv",
+    "src/main.ts",
+  ];
+  const command = options.maxOpenFiles === undefined
+    ? run
+    : ["sh", "-c", `ulimit -n ${options.maxOpenFiles} && exec "$@"`, "sh", ...run];
+  const child = new Deno.Command(command[0], {
+    args: command.slice(1),
     cwd: ROOT,
     env: {
       NO_COLOR: "1",

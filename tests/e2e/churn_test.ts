@@ -14,7 +14,15 @@ function heapAfterCollection(): number {
 
 Deno.test("churn: clients come, chat and drop; the server ends clean", async () => {
   const server = startTestServer({
-    chat: { flood: { rate: 100_000, burst: 100_000, disconnectAfter: 60 } },
+    chat: {
+      flood: {
+        rate: 100_000,
+        burst: 100_000,
+        disconnectAfter: 60,
+        addressRate: 100_000,
+        addressBurst: 100_000,
+      },
+    },
     // Deno keeps a socket that vanished without a close frame until its ping
     // timer fires (idle_timeout seconds later); without pings, what remains
     // afterwards is only what the server itself failed to let go.

@@ -10,7 +10,13 @@ import {
   within,
 } from "./_client.ts";
 
-const RELAXED_FLOOD = { rate: 100_000, burst: 100_000, disconnectAfter: 60 };
+const RELAXED_FLOOD = {
+  rate: 100_000,
+  burst: 100_000,
+  disconnectAfter: 60,
+  addressRate: 100_000,
+  addressBurst: 100_000,
+};
 
 /** Runs `body` against a fresh server and always closes it. */
 async function withServer(
@@ -171,7 +177,11 @@ Deno.test("frames: binary is refused, oversized frames close with 1009", async (
 Deno.test("flood control", async (t) => {
   await t.step("over the limit: one warning, the rest dropped, others see no flood", async () => {
     await withServer(
-      { chat: { flood: { rate: 0.01, burst: 3, disconnectAfter: 60 } } },
+      {
+        chat: {
+          flood: { ...RELAXED_FLOOD, rate: 0.01, burst: 3, disconnectAfter: 60 },
+        },
+      },
       async (server) => {
         const { alice, bob } = await aliceAndBob(server);
         for (let i = 0; i < 8; i++) alice.client.send(`m${i}`);
@@ -194,7 +204,11 @@ Deno.test("flood control", async (t) => {
 
   await t.step("a client that keeps flooding is closed with 1008", async () => {
     await withServer(
-      { chat: { flood: { rate: 1, burst: 1, disconnectAfter: 0.3 } } },
+      {
+        chat: {
+          flood: { ...RELAXED_FLOOD, rate: 1, burst: 1, disconnectAfter: 0.3 },
+        },
+      },
       async (server) => {
         const { alice, bob } = await aliceAndBob(server);
         const started = performance.now();

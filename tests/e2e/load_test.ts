@@ -24,7 +24,15 @@ interface LoadClient {
 
 Deno.test("under load everyone gets every message of their room once, in one order", async () => {
   const server = startTestServer({
-    chat: { flood: { rate: 100_000, burst: 100_000, disconnectAfter: 60 } },
+    chat: {
+      flood: {
+        rate: 100_000,
+        burst: 100_000,
+        disconnectAfter: 60,
+        addressRate: 100_000,
+        addressBurst: 100_000,
+      },
+    },
   });
   try {
     const clients: LoadClient[] = [];
