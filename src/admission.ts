@@ -13,7 +13,7 @@ import type { RefusalReason } from "./metrics.ts";
 /** Why a request was refused, with the HTTP answer to give. */
 export interface Refusal {
   readonly reason: RefusalReason;
-  readonly status: 403 | 421 | 429 | 503;
+  readonly status: 401 | 403 | 421 | 429 | 503;
   readonly message: string;
 }
 

@@ -8,7 +8,16 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { ChatEvent, Chatroom, ClientRequest, CloseReason, Sink, User } from "./chat/mod.ts";
+import type { Identity, TokenVerifier } from "./auth.ts";
+import type {
+  ChatEvent,
+  Chatroom,
+  ClientRequest,
+  CloseReason,
+  SessionStart,
+  Sink,
+  User,
+} from "./chat/mod.ts";
 import type { ConnectionLimits } from "./config/mod.ts";
 import type { Metrics } from "./metrics.ts";
 import type { Outbox } from "./outbox.ts";
@@ -27,6 +36,10 @@ export const CLOSE_CODES = {
   slowConsumer: 1013,
   /** The session was resumed on another connection. */
   replaced: 4000,
+  /** Token mode: no valid signed token, or it expired. */
+  unauthorized: 4001,
+  /** A moderator removed the user (a kick or a ban). */
+  removed: 4003,
 } as const;
 
 /** The reason sent with each close the chat asks for. */
@@ -34,6 +47,8 @@ const CLOSE_REASONS: Readonly<Record<CloseReason, string>> = {
   shutdown: "server shutting down",
   flood: "flooding",
   replaced: "session resumed elsewhere",
+  unauthorized: "sign-in token missing, refused or expired",
+  removed: "removed by a moderator",
 };
 
 /** The part of a WebSocket the chat uses, so tests can pass a fake. */
@@ -75,9 +90,16 @@ export interface ConnectionOptions {
   readonly room?: string;
   /** The client's address. */
   readonly address?: string;
+  /** Token mode: who the upgrade's `?token=` says the client is... */
+  readonly identity?: Identity;
+  /** ...or, for a v2 client that sends its token in `hello` or `resume`, what checks it. */
+  readonly verifier?: TokenVerifier;
   /** Called once the socket has closed, to give back its admission place. */
   readonly onClosed?: () => void;
 }
+
+/** Frames a v2 client may send while its token is being checked; later ones are dropped. */
+const MAX_FRAMES_WHILE_VERIFYING = 16;
 
 /**
  * One socket's part in the chat, and the {@linkcode Sink} its user's events
@@ -101,6 +123,8 @@ export class Connection implements Sink {
    */
   #closing = false;
   #user: User | undefined;
+  /** Token mode, v2: frames that came while the token of `hello` or `resume` is checked. */
+  #verifying: (string | ArrayBuffer)[] | undefined;
 
   constructor(socket: SocketLike, chatroom: Chatroom, options: ConnectionOptions) {
     this.#socket = socket;
@@ -118,8 +142,8 @@ export class Connection implements Sink {
   opened(): void {
     this.#options.metrics.connectionsAccepted.inc();
     if (!this.#v2) {
-      const { name, room, address } = this.#options;
-      this.#user = this.#chatroom.connect(this, { name, room, address });
+      const { name, room, address, identity } = this.#options;
+      this.#user = this.#chatroom.connect(this, { name, room, address, identity });
     }
   }
 
@@ -137,6 +161,10 @@ export class Connection implements Sink {
   }
 
   #receivedV2(data: string | ArrayBuffer): void {
+    if (this.#verifying !== undefined) {
+      if (this.#verifying.length < MAX_FRAMES_WHILE_VERIFYING) this.#verifying.push(data);
+      return;
+    }
     const inputs: readonly V2Input[] = typeof data === "string"
       ? decodeV2Frame(data)
       : [{ kind: "request", request: BINARY }];
@@ -146,28 +174,74 @@ export class Connection implements Sink {
       // A session starts with hello or resume; any other first request starts a plain one.
       const opening = inputs[0];
       // What the upgrade asked for (?name=, ?room=) holds where the first frame says nothing.
-      const { name, room, address } = this.#options;
-      const start = opening?.kind === "start"
+      const { name, room, address, identity, verifier } = this.#options;
+      const start: SessionStart = opening?.kind === "start"
         ? {
           ...opening.start,
           name: opening.start.name ?? name,
           room: opening.start.room ?? room,
           address,
+          identity,
         }
-        : { name, room, address, resumable: true };
+        : { name, room, address, identity, resumable: true };
+      if (identity === undefined && verifier !== undefined) {
+        const auth = opening?.kind === "start" ? opening.auth : undefined;
+        return this.#verify(verifier, auth, start, inputs.slice(opening?.kind === "start" ? 1 : 0));
+      }
       if (opening?.kind === "start") first = 1;
       user = this.#user = this.#chatroom.connect(this, start);
     }
-    for (let index = first; index < inputs.length; index++) {
-      const input = inputs[index];
-      this.#chatroom.handle(
-        user,
-        input.kind === "request" ? input.request : {
-          type: "invalid",
-          problem: { code: "bad_request", reason: "the session has already started" },
-        },
-      );
+    for (let index = first; index < inputs.length; index++) this.#handleV2(user, inputs[index]);
+  }
+
+  #handleV2(user: User, input: V2Input): void {
+    this.#chatroom.handle(
+      user,
+      input.kind === "request" ? input.request : {
+        type: "invalid",
+        problem: { code: "bad_request", reason: "the session has already started" },
+      },
+    );
+  }
+
+  /**
+   * Token mode, v2: checks the token of `hello` or `resume`, then starts the
+   * session as the user it names and handles what came meanwhile, in order.
+   */
+  #verify(
+    verifier: TokenVerifier,
+    auth: string | undefined,
+    start: SessionStart,
+    rest: readonly V2Input[],
+  ): void {
+    if (auth === undefined) {
+      return this.#refuse('a token is required: send it as "auth" in hello or resume');
     }
+    this.#verifying = [];
+    verifier.verify(auth).then((identity) => {
+      if (this.#closing) return;
+      const ban = this.#chatroom.moderation.banOf(identity.name, this.#options.address);
+      if (ban !== undefined) return this.#refuse(`${identity.name} is banned`);
+      const user = this.#user = this.#chatroom.connect(this, { ...start, identity });
+      for (const input of rest) this.#handleV2(user, input);
+      const waiting = this.#verifying ?? [];
+      this.#verifying = undefined;
+      for (const data of waiting) this.#receivedV2(data);
+    }, (error: unknown) => {
+      this.#refuse(error instanceof Error ? error.message : "the token could not be checked");
+    });
+  }
+
+  /** Token mode: says why the client may not start a session, and closes with 4001. */
+  #refuse(reason: string): void {
+    if (this.#closing) return;
+    log.info("Refused a token from {address}: {reason}", {
+      address: this.#options.address,
+      reason,
+    });
+    this.#options.metrics.connectionsClosed.inc("unauthorized");
+    this.#chatroom.refuse(this, reason);
+    this.close("unauthorized");
   }
 
   /** Tells the chat this connection is gone; call when the socket has closed. */

@@ -8,16 +8,22 @@
 import { delay } from "@std/async/delay";
 import { parseArgs } from "@std/cli/parse-args";
 import { getLogger } from "@logtape/logtape";
-import { LocalBroker } from "./broker/local.ts";
-import { NatsBroker } from "./broker/nats.ts";
 import { Chatroom } from "./chat/mod.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config/mod.ts";
 import { setupLogging } from "./log.ts";
-import { createMetrics, type Metrics } from "./metrics.ts";
+import { createMetrics } from "./metrics.ts";
 import { Admission } from "./admission.ts";
 import { watchDescriptors } from "./resources.ts";
-import { createHandler, type Handler } from "./server.ts";
-import { KvStore, StoreOpenError } from "./broker/kv_store.ts";
+import { createHandler } from "./server.ts";
+import {
+  createBroker,
+  EXIT_USAGE,
+  listen,
+  loadVerifier,
+  probeHealth,
+  readTls,
+  StartError,
+} from "./startup.ts";
 import { loadStaticFiles } from "./static.ts";
 
 const USAGE = `Usage: chat-server [options]
@@ -28,6 +34,7 @@ Options:
   --port <number>      port to listen on, 0 for any free port (default: CHAT_PORT or the config file)
   --config-dir <path>  directory of environment folders (default: CHAT_CONFIG_DIR or config/)
   --healthcheck        ask the server configured here for /healthz; exit 0 when healthy
+  --dev                for deno task dev: a signal stops the server at once, watcher included
   --help               show this help`;
 
 /** Clients get this long to take their close frame before the process exits anyway. */
@@ -41,27 +48,16 @@ const DESCRIPTOR_SAMPLE_MS = 1000;
 const ACCEPT_RETRY_MS = 1000;
 /** How often idle rooms are looked for; a room outlives its TTL by at most this. */
 const ROOM_SWEEP_INTERVAL_MS = 60_000;
-const EXIT_USAGE = 2;
-const EXIT_UNAVAILABLE = 1;
-
-/** The server cannot start; the message says why, `code` is the exit status. */
-class StartError extends Error {
-  readonly code: number;
-
-  constructor(message: string, code = EXIT_UNAVAILABLE) {
-    super(message);
-    this.name = "StartError";
-    this.code = code;
-  }
-}
 
 const log = getLogger(["chat", "server"]);
 
-function readFlags(args: string[]): ConfigFlags & { help: boolean; healthcheck: boolean } {
+function readFlags(
+  args: string[],
+): ConfigFlags & { help: boolean; healthcheck: boolean; dev: boolean } {
   const unknown: string[] = [];
   const flags = parseArgs(args, {
     string: ["env", "host", "port", "config-dir"],
-    boolean: ["help", "healthcheck"],
+    boolean: ["help", "healthcheck", "dev"],
     unknown: (arg: string) => {
       unknown.push(arg);
       return false;
@@ -77,108 +73,15 @@ function readFlags(args: string[]): ConfigFlags & { help: boolean; healthcheck: 
     configDir: flags["config-dir"],
     help: flags.help,
     healthcheck: flags.healthcheck,
+    dev: flags.dev,
   };
 }
 
-/** The address a local client reaches a server listening on `host` at. */
-function localAddress(host: string): string {
-  if (host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::") return "[::1]";
-  return host.includes(":") ? `[${host}]` : host;
-}
-
 async function healthcheck(config: Config): Promise<number> {
-  const url = `http://${localAddress(config.server.host)}:${config.server.port}/healthz`;
-  try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(HEALTHCHECK_TIMEOUT_MS) });
-    await response.body?.cancel();
-    return response.ok ? 0 : 1;
-  } catch {
-    return 1;
-  }
+  return await probeHealth(config, HEALTHCHECK_TIMEOUT_MS) ? 0 : 1;
 }
 
-/** The history store of `history.store: kv`; an unusable path stops the start (exit 2). */
-async function openStore(config: Config): Promise<KvStore> {
-  const { path } = config.server.history;
-  try {
-    return await KvStore.open(path, config.chat.historySize);
-  } catch (error) {
-    if (!(error instanceof StoreOpenError)) throw error;
-    throw new StartError(
-      `Cannot start server as "history.path" in ${config.files.server} cannot be opened as a Deno KV store (${error.message}): current value is ${
-        JSON.stringify(path)
-      }; point it at a file in a writable folder, or move the damaged file away`,
-      EXIT_USAGE,
-    );
-  }
-}
-
-/** The link to other instances when `cluster` is configured; else the local broker. */
-async function createBroker(config: Config, metrics: Metrics): Promise<NatsBroker | LocalBroker> {
-  const { cluster, history } = config.server;
-  if (cluster === undefined) {
-    if (history.store === "memory") return new LocalBroker();
-    return await LocalBroker.open({ store: await openStore(config), metrics });
-  }
-  try {
-    return await NatsBroker.connect({ ...cluster, historySize: config.chat.historySize, metrics });
-  } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new StartError(
-      `Cannot start server as NATS at ${cluster.servers.join(", ")} cannot be reached: ${reason}`,
-    );
-  }
-}
-
-/**
- * Starts serving `handler` on the configured port, or on `port` when given
- * (listening again on the port first chosen); a port that cannot be had is
- * a {@linkcode StartError}.
- */
-function listen(
-  config: Config,
-  handler: Handler,
-  port = config.server.port,
-): Deno.HttpServer<Deno.NetAddr> {
-  const { host } = config.server;
-  try {
-    return Deno.serve({
-      hostname: host,
-      port,
-      onListen: ({ hostname, port }) => {
-        const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-        log.info("listening on {url} (environment {env})", {
-          url: `http://${shown}:${port}`,
-          env: config.env,
-        });
-      },
-    }, handler);
-  } catch (error) {
-    const where = `"host" and "port" in ${config.files.server} (or --host, --port)`;
-    if (error instanceof Deno.errors.AddrInUse) {
-      throw new StartError(
-        `Cannot start server as port ${port} on ${host} is in use: stop what uses it, or choose another port with ${where}`,
-        EXIT_UNAVAILABLE,
-      );
-    }
-    if (error instanceof Deno.errors.AddrNotAvailable) {
-      throw new StartError(
-        `Cannot start server as ${host} is not an address of this machine: choose one it has (127.0.0.1 or 0.0.0.0) with ${where}`,
-        EXIT_USAGE,
-      );
-    }
-    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
-      throw new StartError(
-        `Cannot start server as port ${port} on ${host} may not be used by this user: choose a port above 1023 with ${where}`,
-        EXIT_USAGE,
-      );
-    }
-    throw error;
-  }
-}
-
-async function serve(config: Config): Promise<void> {
+async function serve(config: Config, options: { dev: boolean }): Promise<void> {
   const metrics = createMetrics();
   // Nothing may end the process unnoticed: a failure nobody awaited is logged and counted.
   globalThis.addEventListener("unhandledrejection", (event) => {
@@ -187,8 +90,21 @@ async function serve(config: Config): Promise<void> {
     log.error("Unexpected failure, carrying on: {error}", { error: event.reason });
   });
   const staticFiles = await loadStaticFiles();
+  const tls = await readTls(config);
+  const verifier = await loadVerifier(config);
   const broker = await createBroker(config, metrics);
-  const chatroom = new Chatroom({ config: config.chat, metrics, broker });
+  const { auth } = config.server;
+  const chatroom = new Chatroom({
+    config: config.chat,
+    metrics,
+    broker,
+    auth: {
+      tokenMode: auth.mode === "token",
+      verify: verifier === undefined ? undefined : (token) => verifier.verify(token),
+      expiryWarning: auth.expiryWarning,
+      operatorPassword: auth.operatorPassword,
+    },
+  });
   await broker.start();
   const descriptors = watchDescriptors(DESCRIPTOR_SAMPLE_MS);
   if (descriptors !== undefined) {
@@ -214,8 +130,10 @@ async function serve(config: Config): Promise<void> {
     healthy: () => broker.healthy,
     descriptors: descriptors?.current,
     admission,
+    verifier,
+    apiKeys: config.server.apiKeys,
   });
-  let server = listen(config, handler);
+  let server = listen(config, handler, tls);
 
   const { roomIdleTtl, unusedRoomTtl } = config.chat;
   const sweepEvery = Math.max(
@@ -244,8 +162,12 @@ async function serve(config: Config): Promise<void> {
     ]);
     Deno.exit(0);
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    Deno.addSignalListener(signal, () => stop(signal));
+  // Under `deno run --watch` exiting would end only this run, and the watcher
+  // would go on; so `deno task dev` leaves signals their default: stop at once.
+  if (!options.dev) {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      Deno.addSignalListener(signal, () => stop(signal));
+    }
   }
 
   // When accepting fails (out of file descriptors, say), the listener stops: the
@@ -263,7 +185,7 @@ async function serve(config: Config): Promise<void> {
       await delay(ACCEPT_RETRY_MS);
       if (stopping) break;
       try {
-        server = listen(config, handler, server.addr.port);
+        server = listen(config, handler, tls, server.addr.port);
       } catch (retryError) {
         log.error("Cannot listen again yet: {error}", { error: retryError });
       }
@@ -274,6 +196,7 @@ async function serve(config: Config): Promise<void> {
 async function main(args: string[]): Promise<number | undefined> {
   let config: Config;
   let healthcheckOnly: boolean;
+  let devMode: boolean;
   try {
     const flags = readFlags(args);
     if (flags.help) {
@@ -281,6 +204,7 @@ async function main(args: string[]): Promise<number | undefined> {
       return 0;
     }
     healthcheckOnly = flags.healthcheck;
+    devMode = flags.dev;
     config = await loadConfig({ flags });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
@@ -290,7 +214,7 @@ async function main(args: string[]): Promise<number | undefined> {
   if (healthcheckOnly) return await healthcheck(config);
   await setupLogging(config.server.log);
   try {
-    await serve(config);
+    await serve(config, { dev: devMode });
   } catch (error) {
     if (!(error instanceof StartError)) throw error;
     console.error(error.message);

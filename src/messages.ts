@@ -184,6 +184,102 @@ export const MESSAGE_CATALOG = {
     placeholders: ["count"],
     text: "$count private messages sent to you while you were away could not be kept.",
   },
+  kicked: {
+    placeholders: ["name", "by", "reason"],
+    text: "$name was kicked by $by: $reason",
+  },
+  banned: {
+    placeholders: ["name", "by", "reason"],
+    text: "$name was banned by $by: $reason",
+  },
+  removed: {
+    placeholders: ["by", "reason"],
+    text: "You were removed from the chat by $by: $reason",
+  },
+  muted: {
+    placeholders: ["duration", "by", "reason"],
+    text: "You are muted for $duration by $by: $reason",
+  },
+  unmuted: {
+    placeholders: [],
+    text: "You may speak again.",
+  },
+  still_muted: {
+    placeholders: ["duration"],
+    text: "You are muted for $duration more: your message was not sent.",
+  },
+  slow_wait: {
+    placeholders: ["room", "seconds"],
+    text: "Slow mode in $room: wait $seconds s before your next message.",
+  },
+  done: {
+    placeholders: ["what"],
+    text: "Done: $what.",
+  },
+  topic: {
+    placeholders: ["room", "topic"],
+    text: "Topic of $room: $topic",
+  },
+  no_topic: {
+    placeholders: ["room"],
+    text: "$room has no topic.",
+  },
+  topic_set: {
+    placeholders: ["by", "room", "topic"],
+    text: "$by set the topic of $room: $topic",
+  },
+  topic_cleared: {
+    placeholders: ["by", "room"],
+    text: "$by cleared the topic of $room.",
+  },
+  slow_set: {
+    placeholders: ["by", "room", "seconds"],
+    text: "$by set slow mode in $room: one message every $seconds s per user.",
+  },
+  slow_off: {
+    placeholders: ["by", "room"],
+    text: "$by turned slow mode off in $room.",
+  },
+  op_granted: {
+    placeholders: [],
+    text: "You are now a moderator.",
+  },
+  op_refused: {
+    placeholders: [],
+    text: "Wrong operator password.",
+  },
+  op_unavailable: {
+    placeholders: [],
+    text: "Moderators are not made with !op on this server.",
+  },
+  forbidden: {
+    placeholders: ["command"],
+    text: "Only moderators may use !$command.",
+  },
+  outranked: {
+    placeholders: ["name"],
+    text: "You may not moderate $name.",
+  },
+  not_saved: {
+    placeholders: [],
+    text: "That could not be saved right now: try again.",
+  },
+  expiry_warning: {
+    placeholders: ["seconds"],
+    text: "Your sign-in expires in $seconds s: send a fresh token to stay.",
+  },
+  refreshed: {
+    placeholders: [],
+    text: "Your sign-in is renewed.",
+  },
+  unauthorized: {
+    placeholders: ["reason"],
+    text: "Your token was refused: $reason",
+  },
+  expired: {
+    placeholders: [],
+    text: "Your sign-in has expired: connect again with a fresh token.",
+  },
 } as const satisfies Record<string, { placeholders: readonly string[]; text: string }>;
 
 /** The name of a message template. */

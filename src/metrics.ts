@@ -76,9 +76,20 @@ export type RefusalReason =
   | "host"
   | "max_connections"
   | "max_connections_per_ip"
-  | "connect_rate";
+  | "connect_rate"
+  | "token"
+  | "banned";
 /** Why the server closed a connection. */
-export type CloseCause = "flood" | "slow_consumer" | "frame_too_large";
+export type CloseCause =
+  | "flood"
+  | "slow_consumer"
+  | "frame_too_large"
+  | "unauthorized"
+  | "removed";
+/** What moderators (and the server API) did. */
+export type ModerationAction = "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow";
+/** The class of a server API answer. */
+export type ApiStatus = "2xx" | "4xx" | "5xx";
 /** Why a message was not sent on. */
 export type DropReason = "flood" | "empty";
 
@@ -101,6 +112,9 @@ export interface Metrics {
   readonly clusterNotesReceived: Counter;
   readonly presenceSuppressed: Counter;
   readonly acceptFailures: Counter;
+  readonly moderationActions: LabeledCounter<ModerationAction>;
+  readonly moderationRefused: Counter;
+  readonly apiRequests: LabeledCounter<ApiStatus>;
   /** Values the parts of the server report as they are asked; add to it. */
   readonly gauges: Gauge[];
 }
@@ -123,13 +137,18 @@ export function createMetrics(): Metrics {
           "max_connections",
           "max_connections_per_ip",
           "connect_rate",
+          "token",
+          "banned",
         ],
       },
     ),
     connectionsClosed: new LabeledCounter(
       "chat_connections_closed_by_server_total",
       "Connections the server closed, by reason.",
-      { name: "reason", values: ["flood", "slow_consumer", "frame_too_large"] },
+      {
+        name: "reason",
+        values: ["flood", "slow_consumer", "frame_too_large", "unauthorized", "removed"],
+      },
     ),
     messagesReceived: new Counter(
       "chat_messages_received_total",
@@ -179,6 +198,20 @@ export function createMetrics(): Metrics {
     presenceSuppressed: new Counter(
       "chat_presence_suppressed_total",
       "Join and leave notices left out because a room had too many at once.",
+    ),
+    moderationActions: new LabeledCounter(
+      "chat_moderation_actions_total",
+      "What moderators and the server API did, by action.",
+      { name: "action", values: ["kick", "mute", "unmute", "ban", "unban", "topic", "slow"] },
+    ),
+    moderationRefused: new Counter(
+      "chat_moderation_refused_total",
+      "Moderation commands refused: not a moderator, or a wrong operator password.",
+    ),
+    apiRequests: new LabeledCounter(
+      "chat_api_requests_total",
+      "Server API requests, by the class of their answer.",
+      { name: "status", values: ["2xx", "4xx", "5xx"] },
     ),
     acceptFailures: new Counter(
       "chat_accept_failures_total",

@@ -1,6 +1,7 @@
 /**
- * HTTP: the WebSocket upgrade (after the origin check and connection limits,
- * choosing the protocol), the health check, metrics and the browser client.
+ * HTTP: the WebSocket upgrade (after the origin check, connection limits,
+ * bans and, in token mode, the signed token; choosing the protocol), the
+ * server API, the health check, metrics and the browser client.
  * The handler is a plain function of a `Request`, so it is tested without
  * `Deno.serve`.
  *
@@ -9,6 +10,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import { Admission, type Refusal } from "./admission.ts";
+import { createApi } from "./api.ts";
+import type { Identity, TokenVerifier } from "./auth.ts";
 import type { Chatroom } from "./chat/mod.ts";
 import type { ConnectionLimits } from "./config/mod.ts";
 import { serveChatSocket } from "./connection.ts";
@@ -43,6 +46,10 @@ export interface HandlerOptions {
   descriptors?: () => Descriptors | undefined;
   /** Where the rates of new connections are kept; one per server. */
   admission?: Admission;
+  /** Token mode: what checks signed tokens. */
+  verifier?: TokenVerifier;
+  /** Keys of the server API; none turns it off. */
+  apiKeys?: readonly string[];
 }
 
 /** Open file descriptors against the process's limit. */
@@ -52,7 +59,10 @@ export interface Descriptors {
 }
 
 /** A request handler for `Deno.serve`. */
-export type Handler = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => Response;
+export type Handler = (
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+) => Response | Promise<Response>;
 
 /** Builds the request handler for `Deno.serve`. */
 export function createHandler(options: HandlerOptions): Handler {
@@ -64,8 +74,16 @@ export function createHandler(options: HandlerOptions): Handler {
     healthy = () => true,
     descriptors = () => undefined,
     admission = new Admission(limits),
+    verifier,
+    apiKeys = [],
   } = options;
   const outbox = new Outbox();
+  const health = () => ({
+    status: healthy() ? "ok" : "degraded",
+    connections: admission.open,
+    descriptors: descriptors(),
+  });
+  const api = createApi({ chatroom, metrics, keys: apiKeys, health });
 
   const refuse = (refusal: Refusal, address: string, request: Request): Response => {
     metrics.connectionsRefused.inc(refusal.reason);
@@ -80,12 +98,59 @@ export function createHandler(options: HandlerOptions): Handler {
     return textResponse(`${refusal.message}\n`, refusal.status, { connection: "close" });
   };
 
-  const upgrade = (request: Request, url: URL, address: string): Response => {
+  /**
+   * Answers an upgrade request: refused before the upgrade (one HTTP answer)
+   * when a limit, a ban or a token says no; else the socket joins the chat.
+   */
+  const upgrade = (
+    request: Request,
+    url: URL,
+    address: string,
+  ): Response | Promise<Response> => {
     if (!SOCKET_PATHS.has(url.pathname)) return textResponse("Not Found\n", 404);
     const refusal = admission.admit(request, address);
     if (refusal !== undefined) return refuse(refusal, address, request);
     const offered = request.headers.get("sec-websocket-protocol")?.split(",") ?? [];
     const v2 = offered.some((protocol) => protocol.trim() === V2_PROTOCOL);
+    const token = url.searchParams.get("token");
+    // Open mode, or a v2 client that will send its token in hello: no wait.
+    if (verifier === undefined || (token === null && v2)) {
+      return accept(request, url, address, v2, undefined);
+    }
+    if (token === null) {
+      admission.release(address);
+      const message = "Unauthorized: a token is required: connect with ?token=<signed token>";
+      return refuse({ reason: "token", status: 401, message }, address, request);
+    }
+    return verifier.verify(token).then(
+      (identity) => accept(request, url, address, v2, identity),
+      (error: unknown) => {
+        admission.release(address);
+        const reason = error instanceof Error ? error.message : "the token could not be checked";
+        return refuse(
+          { reason: "token", status: 401, message: `Unauthorized: ${reason}` },
+          address,
+          request,
+        );
+      },
+    );
+  };
+
+  /** Upgrades a request that passed every check but bans, which are checked here. */
+  const accept = (
+    request: Request,
+    url: URL,
+    address: string,
+    v2: boolean,
+    identity: Identity | undefined,
+  ): Response => {
+    const ban = chatroom.moderation.banOf(identity?.name, address);
+    if (ban !== undefined) {
+      admission.release(address);
+      const until = new Date(ban.until).toISOString();
+      const message = `Banned until ${until}: ${ban.reason}`;
+      return refuse({ reason: "banned", status: 403, message }, address, request);
+    }
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
     try {
       upgraded = Deno.upgradeWebSocket(request, {
@@ -104,6 +169,8 @@ export function createHandler(options: HandlerOptions): Handler {
       name: url.searchParams.get("name") ?? undefined,
       room: url.searchParams.get("room") ?? undefined,
       address,
+      identity,
+      verifier,
       onClosed: () => admission.release(address),
     });
     return upgraded.response;
@@ -117,17 +184,14 @@ export function createHandler(options: HandlerOptions): Handler {
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
       return upgrade(request, url, address);
     }
+    if (url.pathname.startsWith("/api/")) return api(request);
     if (request.method !== "GET" && request.method !== "HEAD") {
       return textResponse("Method Not Allowed\n", 405, { allow: "GET, HEAD" });
     }
     switch (url.pathname) {
       case "/healthz":
         // Degraded still serves: local users chat on while the cluster is away.
-        return Response.json({
-          status: healthy() ? "ok" : "degraded",
-          connections: admission.open,
-          descriptors: descriptors(),
-        });
+        return Response.json(health());
       case "/metrics":
         return new Response(renderMetrics(metrics, { openConnections: admission.open }), {
           headers: METRICS_HEADERS,

@@ -46,6 +46,11 @@ export function serveStatic(request: Request, file: StaticFile): Response {
   if (!ifNoneMatch(request.headers.get("if-none-match"), file.etag)) {
     return new Response(null, { status: 304, headers });
   }
-  const body = request.method === "HEAD" ? null : file.body;
-  return new Response(body, { headers });
+  // HEAD says how long the body would be, as GET does.
+  if (request.method === "HEAD") {
+    return new Response(null, {
+      headers: { ...headers, "content-length": String(file.body.byteLength) },
+    });
+  }
+  return new Response(file.body, { headers });
 }

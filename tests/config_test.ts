@@ -91,6 +91,8 @@ Deno.test("environment selection and overrides", async (t) => {
       nameTtl: 15,
       heartbeat: 5,
       maxOutbox: 10_000,
+      startTimeout: 60,
+      credentials: undefined,
     });
   });
 
@@ -123,6 +125,20 @@ Deno.test("environment selection and overrides", async (t) => {
         },
         history: { store: "memory", path: "data/history.kv" },
         cluster: undefined,
+        tls: undefined,
+        auth: {
+          mode: "open",
+          algorithm: "HS256",
+          secret: undefined,
+          publicKeyFile: undefined,
+          nameClaim: "sub",
+          rolesClaim: "roles",
+          issuer: undefined,
+          audience: undefined,
+          expiryWarning: 60,
+          operatorPassword: undefined,
+        },
+        apiKeys: [],
       });
     });
   });

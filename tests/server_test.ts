@@ -15,24 +15,24 @@ Deno.test("HTTP routes", async (t) => {
     remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
     completed: Promise.resolve(),
   } as const;
-  const get = (path: string, init?: RequestInit) =>
-    handler(new Request(`http://chat.test${path}`, init), info);
+  const get = async (path: string, init?: RequestInit) =>
+    await handler(new Request(`http://chat.test${path}`, init), info);
 
   await t.step("GET /healthz reports the open connections", async () => {
-    const response = get("/healthz");
+    const response = await get("/healthz");
     assertEquals(response.status, 200);
     assertEquals(response.headers.get("content-type"), "application/json");
     assertEquals(await response.json(), { status: "ok", connections: 0 });
   });
 
   await t.step("GET / serves the browser client, revalidated by ETag", async () => {
-    const response = get("/");
+    const response = await get("/");
     assertEquals(response.status, 200);
     assertEquals(response.headers.get("content-type"), "text/html; charset=UTF-8");
     assertEquals(response.headers.get("cache-control"), "no-cache");
     assertEquals((await response.text()).startsWith("<!doctype html>"), true);
     const etag = response.headers.get("etag")!;
-    const again = get("/", { headers: { "if-none-match": etag } });
+    const again = await get("/", { headers: { "if-none-match": etag } });
     assertEquals(again.status, 304);
     assertEquals(again.body, null);
   });
@@ -44,33 +44,33 @@ Deno.test("HTTP routes", async (t) => {
         ["/style.css", "text/css; charset=UTF-8"],
       ]
     ) {
-      const response = get(path);
+      const response = await get(path);
       assertEquals([response.status, response.headers.get("content-type")], [200, type]);
       await response.body?.cancel();
     }
   });
 
   await t.step("unknown paths are 404", async () => {
-    const response = get("/nope");
+    const response = await get("/nope");
     assertEquals(response.status, 404);
     await response.body?.cancel();
   });
 
   await t.step("other methods are 405 with Allow", async () => {
-    const response = get("/healthz", { method: "POST" });
+    const response = await get("/healthz", { method: "POST" });
     assertEquals(response.status, 405);
     assertEquals(response.headers.get("allow"), "GET, HEAD");
     await response.body?.cancel();
   });
 
   await t.step("a WebSocket upgrade on another path is 404", async () => {
-    const response = get("/chat", { headers: { upgrade: "websocket" } });
+    const response = await get("/chat", { headers: { upgrade: "websocket" } });
     assertEquals(response.status, 404);
     await response.body?.cancel();
   });
 
   await t.step("a malformed upgrade is 400", async () => {
-    const response = get("/ws", { headers: { upgrade: "websocket" } });
+    const response = await get("/ws", { headers: { upgrade: "websocket" } });
     assertEquals(response.status, 400);
     await response.body?.cancel();
   });

@@ -10,6 +10,8 @@
  *   fallen out of the room's newest `history_size`.
  * - `["failing"]`: present while writes fail, so a restart knows that
  *   messages may have been delivered without being stored.
+ * - `["mod", <record key>]`: a moderation record (a ban, a mute, a room's
+ *   settings), see {@linkcode ModerationRecord}.
  *
  * Messages are filed under the room's life (the epoch it was created with),
  * so removing a room's messages can never touch those of a room of the same
@@ -21,7 +23,7 @@
 import { getLogger } from "@logtape/logtape";
 import { dirname } from "@std/path";
 import { nameKey } from "../names.ts";
-import type { MessageNote } from "./types.ts";
+import type { MessageNote, ModerationRecord } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);
 
@@ -248,6 +250,21 @@ export class KvStore {
       await this.#deleteAll(["msg", key, life], signal);
       log.info("Removed the stored messages of an earlier life of room {room}", { room: key });
     }
+  }
+
+  /** Every moderation record, by key. */
+  async loadRecords(): Promise<Map<string, ModerationRecord>> {
+    const records = new Map<string, ModerationRecord>();
+    for await (const entry of this.#kv.list<ModerationRecord>({ prefix: ["mod"] })) {
+      records.set(entry.key[1] as string, entry.value);
+    }
+    return records;
+  }
+
+  /** Saves a moderation record, or deletes it with `undefined`. */
+  async saveRecord(key: string, record: ModerationRecord | undefined): Promise<void> {
+    if (record === undefined) await this.#kv.delete(["mod", key]);
+    else await this.#kv.set(["mod", key], record);
   }
 
   close(): void {

@@ -13,7 +13,9 @@ import type { KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
 import {
   type Broker,
   type BrokerHandler,
+  type KickNote,
   type MessageNote,
+  type ModerationRecord,
   type PresenceNote,
   type PrivateNote,
   randomId,
@@ -84,6 +86,8 @@ export class LocalBroker implements Broker {
   /** Deletions running in the background, stopped by {@linkcode LocalBroker.close}. */
   readonly #cleanups = new Set<Promise<void>>();
   readonly #closing = new AbortController();
+  /** Bans, mutes and room settings, by key; also in the store, when there is one. */
+  #records = new Map<string, ModerationRecord>();
   /** What the store held at start, replayed by {@linkcode LocalBroker.start}. */
   #loaded: LoadedRoom[] = [];
   #loadedFailing = false;
@@ -113,6 +117,7 @@ export class LocalBroker implements Broker {
     }
     broker.#loaded = rooms;
     broker.#loadedFailing = wasFailing;
+    broker.#records = await options.store.loadRecords();
     return broker;
   }
 
@@ -124,6 +129,7 @@ export class LocalBroker implements Broker {
   async start(): Promise<void> {
     const store = this.#store;
     if (store === undefined) return;
+    for (const [key, record] of this.#records) this.#handler?.recordChanged(key, record);
     for (const { room, messages } of this.#loaded.splice(0)) {
       const epoch = this.epochOf(room.name);
       for (const { note, seq } of messages) this.#handler?.deliverRoomNote(note, { epoch, seq });
@@ -193,6 +199,30 @@ export class LocalBroker implements Broker {
   }
 
   follow(_room: string): void {}
+
+  /** Kept in memory, and in the store when there is one; false when the store cannot take it. */
+  async saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
+    const store = this.#store;
+    if (store !== undefined) {
+      try {
+        await this.#inTurn(() => store.saveRecord(key, record));
+      } catch (error) {
+        log.error("Cannot store a moderation record: {error}", { error });
+        return false;
+      }
+    }
+    if (record === undefined) this.#records.delete(key);
+    else this.#records.set(key, record);
+    this.#handler?.recordChanged(key, record);
+    return true;
+  }
+
+  records(): ReadonlyMap<string, ModerationRecord> {
+    return this.#records;
+  }
+
+  /** Alone, every user is local. */
+  publishKick(_note: KickNote, _to: RemoteUser): void {}
 
   unfollow(_room: string): void {}
 

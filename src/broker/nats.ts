@@ -12,8 +12,9 @@
  *   heartbeat and expire after `name_ttl`. Every instance watches the bucket,
  *   which tells it who is where.
  * - Each room's epoch is in a second bucket, so all instances agree on it.
- * - Private messages and session handovers go straight to the target's
- *   instance over core NATS.
+ * - Bans, mutes and room settings are in a third, watched by every instance.
+ * - Private messages, kicks and session handovers go straight to the
+ *   target's instance over core NATS.
  * - When an instance stops sending heartbeats, the lowest-id survivor says
  *   goodbye for its users and releases their names.
  *
@@ -36,6 +37,8 @@ import {
   type Broker,
   type BrokerHandler,
   type Handover,
+  type KickNote,
+  type ModerationRecord,
   type PrivateNote,
   randomId,
   type RemoteUser,
@@ -44,6 +47,8 @@ import {
 import {
   type NameEntry,
   readHeartbeat,
+  readKickNote,
+  readModerationRecord,
   readNameEntry,
   readPrivateNote,
   readTakeoverReply,
@@ -56,6 +61,8 @@ const ROOM_SUBJECTS = "chat.room.>";
 const NAMES_BUCKET = "chat_names";
 /** Each room's epoch, so every instance numbers a room's log in the same one. */
 const ROOMS_BUCKET = "chat_rooms";
+/** Bans, mutes and room settings, which every instance applies. */
+const MODERATION_BUCKET = "chat_moderation";
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
 /** A room no local user is in any more is read this much longer, in case someone comes back. */
 const UNFOLLOW_AFTER_MS = 10_000;
@@ -82,6 +89,10 @@ export interface NatsBrokerOptions {
   readonly historySize: number;
   /** Room events kept while NATS is away. */
   readonly maxOutbox: number;
+  /** What NATS asks of its clients, if anything. */
+  readonly credentials?: { readonly user: string; readonly pass: string } | {
+    readonly token: string;
+  };
   /** Where cluster troubles are counted and reported. */
   readonly metrics?: Metrics;
 }
@@ -112,7 +123,10 @@ export class NatsBroker implements Broker {
   readonly #jsm: JetStreamManager;
   readonly #names: KV;
   readonly #rooms: KV;
+  readonly #moderation: KV;
   readonly #publisher: Publisher;
+  /** The moderation records, by key, as the bucket holds them. */
+  readonly #records = new Map<string, ModerationRecord>();
   #handler: BrokerHandler | undefined;
   /** Users of other instances, by bucket key. */
   readonly #remote = new Map<string, RemoteEntry>();
@@ -139,7 +153,7 @@ export class NatsBroker implements Broker {
     options: NatsBrokerOptions,
     nc: NatsConnection,
     jsm: JetStreamManager,
-    buckets: { names: KV; rooms: KV },
+    buckets: { names: KV; rooms: KV; moderation: KV },
   ) {
     this.#options = options;
     this.#nc = nc;
@@ -147,6 +161,7 @@ export class NatsBroker implements Broker {
     this.#js = jetstream(nc);
     this.#names = buckets.names;
     this.#rooms = buckets.rooms;
+    this.#moderation = buckets.moderation;
     this.#publisher = new Publisher(this.#js, {
       maxOutbox: options.maxOutbox,
       metrics: options.metrics,
@@ -179,6 +194,7 @@ export class NatsBroker implements Broker {
   static async connect(options: NatsBrokerOptions): Promise<NatsBroker> {
     const nc = await wsconnect({
       servers: [...options.servers],
+      ...options.credentials,
       name: "chat-server",
       maxReconnectAttempts: -1,
       reconnectTimeWait: 250,
@@ -208,7 +224,11 @@ export class NatsBroker implements Broker {
       storage: StorageType.File,
     });
     const rooms = await kvm.create(ROOMS_BUCKET, { history: 1, storage: StorageType.File });
-    return new NatsBroker(options, nc, jsm, { names, rooms });
+    const moderation = await kvm.create(MODERATION_BUCKET, {
+      history: 1,
+      storage: StorageType.File,
+    });
+    return new NatsBroker(options, nc, jsm, { names, rooms, moderation });
   }
 
   get healthy(): boolean {
@@ -225,6 +245,7 @@ export class NatsBroker implements Broker {
     if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
     await this.#watchNames();
     await this.#watchEpochs();
+    await this.#watchModeration();
     this.#subscribe(HEARTBEAT_SUBJECT, (data) => {
       const instance = readHeartbeat(data);
       if (instance !== this.instance) this.#lastSeen.set(instance, Date.now());
@@ -232,6 +253,10 @@ export class NatsBroker implements Broker {
     this.#subscribe(
       `chat.pm.${this.instance}`,
       (data) => handler.deliverPrivate(readPrivateNote(data)),
+    );
+    this.#subscribe(
+      `chat.kick.${this.instance}`,
+      (data) => handler.deliverKick(readKickNote(data)),
     );
     this.#listenForHandovers(handler);
     this.#watchStatus();
@@ -264,6 +289,26 @@ export class NatsBroker implements Broker {
 
   publishRoomNote(note: RoomNote): boolean {
     return this.#publisher.publish(note);
+  }
+
+  /** Saved in the moderation bucket; every instance, this one included, hears of it there. */
+  async saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
+    try {
+      if (record === undefined) await this.#moderation.delete(bucketKey(key));
+      else await this.#moderation.put(bucketKey(key), JSON.stringify(record));
+      return true;
+    } catch (error) {
+      log.error("Cannot save a moderation record: {error}", { error });
+      return false;
+    }
+  }
+
+  records(): ReadonlyMap<string, ModerationRecord> {
+    return this.#records;
+  }
+
+  publishKick(note: KickNote, to: RemoteUser): void {
+    this.#nc.publish(`chat.kick.${to.instance}`, JSON.stringify(note));
   }
 
   publishPrivate(note: PrivateNote, to: RemoteUser): void {
@@ -353,7 +398,12 @@ export class NatsBroker implements Broker {
   }
 
   /** Asks the instance holding `name` to hand its session over; the name is then ours. */
-  async takeOver(name: string, token: string, userId: number): Promise<Handover | undefined> {
+  async takeOver(
+    name: string,
+    token: string,
+    userId: number,
+    verified = false,
+  ): Promise<Handover | undefined> {
     const key = nameKey(name);
     const holder = this.#remote.get(bucketKey(key));
     if (holder === undefined) return undefined;
@@ -361,7 +411,7 @@ export class NatsBroker implements Broker {
     try {
       const answer = await this.#nc.request(
         `chat.ctl.${holder.instance}`,
-        JSON.stringify({ name, token }),
+        JSON.stringify({ name, token, verified }),
         { timeout: HANDOVER_TIMEOUT_MS },
       );
       reply = readTakeoverReply(answer.string());
@@ -536,6 +586,31 @@ export class NatsBroker implements Broker {
     })();
   }
 
+  /**
+   * Follows the moderation bucket: its records at start, then every change,
+   * each handed to the chatroom (which removes users a new ban names).
+   */
+  async #watchModeration(): Promise<void> {
+    const watch = await this.#moderation.watch();
+    (async () => {
+      for await (const entry of watch) {
+        try {
+          const key = decodeBucketKey(entry.key);
+          if (entry.operation !== "PUT") {
+            this.#records.delete(key);
+            this.#handler?.recordChanged(key, undefined);
+            continue;
+          }
+          const record = readModerationRecord(entry.string());
+          this.#records.set(key, record);
+          this.#handler?.recordChanged(key, record);
+        } catch (error) {
+          this.#malformed(`$KV.${MODERATION_BUCKET}.${entry.key}`, error);
+        }
+      }
+    })();
+  }
+
   /** Hands a local session to the instance where it is resumed, if its token is right. */
   #listenForHandovers(handler: BrokerHandler): void {
     const subscription = this.#nc.subscribe(`chat.ctl.${this.instance}`);
@@ -543,8 +618,8 @@ export class NatsBroker implements Broker {
     (async () => {
       for await (const message of subscription) {
         try {
-          const { name, token } = readTakeoverRequest(message.string());
-          const handover = handler.handOver(name, token);
+          const { name, token, verified } = readTakeoverRequest(message.string());
+          const handover = handler.handOver(name, token, verified);
           if (handover !== undefined) this.#local.delete(nameKey(name));
           message.respond(JSON.stringify(
             handover === undefined ? { ok: false } : {

@@ -9,6 +9,8 @@
  * @module
  */
 
+import { nameKey } from "../names.ts";
+
 /** Who did something: the instance, the user's id there, and the name they had. */
 export interface Author {
   readonly instance: string;
@@ -28,6 +30,19 @@ export interface MessageNote {
   readonly emote: boolean;
 }
 
+/** Which notice a presence note shows. */
+export type PresenceNotice =
+  /** A session starting or ending. */
+  | "connected"
+  | "disconnected"
+  /** A move between rooms. */
+  | "joined"
+  | "left"
+  | "renamed"
+  /** A moderator removed the user (`by`, with `reason`). */
+  | "kicked"
+  | "banned";
+
 /** Someone arrived in, left or was renamed in a room. */
 export interface PresenceNote {
   readonly kind: "presence";
@@ -37,9 +52,12 @@ export interface PresenceNote {
   /** The user concerned, with their (new) name. */
   readonly author: Author;
   readonly action: "join" | "leave" | "rename";
-  /** Which notice to show: a session starting or ending, a move between rooms, a rename. */
-  readonly notice: "connected" | "disconnected" | "joined" | "left" | "renamed";
+  readonly notice: PresenceNotice;
   readonly oldName?: string;
+  /** Who removed the user, for `kicked` and `banned`... */
+  readonly by?: string;
+  /** ...and why. */
+  readonly reason?: string;
 }
 
 /** A room event, delivered to every instance in one order per room. */
@@ -83,6 +101,71 @@ export interface Handover {
   readonly privates: readonly PrivateNote[];
 }
 
+/**
+ * A ban: nobody by this name, or nobody from this address, may connect
+ * until `until` (milliseconds since the Unix epoch).
+ */
+export interface BanRecord {
+  readonly kind: "ban";
+  /** The banned name as written, or `undefined` for an address ban. */
+  readonly name?: string;
+  /** The banned client address: the user's at the time of a name ban, or the target. */
+  readonly address?: string;
+  readonly until: number;
+  readonly reason: string;
+  /** The moderator's name (or `api`). */
+  readonly by: string;
+  /** When it was decided. */
+  readonly at: number;
+}
+
+/** A mute: the user may read but not speak until `until`. */
+export interface MuteRecord {
+  readonly kind: "mute";
+  readonly name: string;
+  readonly until: number;
+  readonly reason: string;
+  readonly by: string;
+  readonly at: number;
+}
+
+/** A room's settings: its topic, and slow mode (seconds between one user's messages, 0 off). */
+export interface RoomRecord {
+  readonly kind: "room";
+  readonly room: string;
+  readonly topic: string;
+  readonly slow: number;
+  readonly by: string;
+  readonly at: number;
+}
+
+/** What moderators decide, kept and shared by every instance. */
+export type ModerationRecord = BanRecord | MuteRecord | RoomRecord;
+
+/** Where a record is kept: one record per banned name, banned address, muted name and room. */
+export function recordKey(record: ModerationRecord): string {
+  switch (record.kind) {
+    case "ban":
+      return record.name === undefined
+        ? `ban:address:${record.address}`
+        : `ban:name:${nameKey(record.name)}`;
+    case "mute":
+      return `mute:${nameKey(record.name)}`;
+    case "room":
+      return `room:${nameKey(record.room)}`;
+  }
+}
+
+/** A moderator removes a user of another instance. */
+export interface KickNote {
+  /** The user to remove. */
+  readonly name: string;
+  readonly by: string;
+  readonly reason: string;
+  /** `banned` when a ban goes with it. */
+  readonly notice: "kicked" | "banned";
+}
+
 /** What the chatroom does with what the broker delivers. */
 export interface BrokerHandler {
   /** A room event; a message comes with its place in the room's log. */
@@ -96,12 +179,17 @@ export interface BrokerHandler {
   /** Room history stopped being saved (`false`), or is saved again (`true`). */
   setHistorySaved(saved: boolean): void;
   /**
-   * Another instance resumes the local session holding `name` with `token`:
-   * if the token is right, end it here silently and say where it was.
+   * Another instance resumes the local session holding `name` with `token`
+   * (or with a signed token naming the user, `verified`): if that proves
+   * the session, end it here silently and say where it was.
    */
-  handOver(name: string, token: string): Handover | undefined;
+  handOver(name: string, token: string, verified: boolean): Handover | undefined;
   /** This instance stopped following `room`: what it kept of its history is stale. */
   forgetHistory(room: string): void;
+  /** A moderation record was saved (`record`) or removed (`undefined`), here or elsewhere. */
+  recordChanged(key: string, record: ModerationRecord | undefined): void;
+  /** A moderator of another instance removes a local user. */
+  deliverKick(note: KickNote): void;
 }
 
 /** The link between the chatroom and the other instances, if any. */
@@ -137,15 +225,31 @@ export interface Broker {
   withdraw(name: string): void;
   /**
    * Picks up the session of another instance's user holding `name`, if
-   * `token` is theirs; the name is then this instance's.
+   * `token` is theirs (or `verified`: a signed token named the user); the
+   * name is then this instance's.
    */
-  takeOver(name: string, token: string, userId: number): Settled<Handover | undefined>;
+  takeOver(
+    name: string,
+    token: string,
+    userId: number,
+    verified?: boolean,
+  ): Settled<Handover | undefined>;
   /** Starts delivering `room`'s events here; settles once its kept history is delivered. */
   follow(room: string): Settled<void>;
   /** No local user is in `room` any more: its events need not come here. */
   unfollow(room: string): void;
   /** Whether the link to the other instances works. */
   readonly healthy: boolean;
+  /**
+   * Saves a moderation record (or removes it, with `undefined`) where every
+   * instance sees it and a restart keeps it; settles true once it is kept,
+   * false when it could not be. Every instance's handler then hears of it.
+   */
+  saveRecord(key: string, record: ModerationRecord | undefined): Settled<boolean>;
+  /** The moderation records known here, by key. */
+  records(): ReadonlyMap<string, ModerationRecord>;
+  /** Asks the instance of `to` to remove that user. */
+  publishKick(note: KickNote, to: RemoteUser): void;
   /** Forgets a room's log after the room was removed; a room of that name later starts a new one. */
   roomRemoved(room: string): void;
   /** Stops once what was published is stored, releasing what this instance holds. */

@@ -8,7 +8,14 @@
  */
 
 import { nameKey } from "../names.ts";
-import type { Author, PrivateNote, RoomNote } from "./types.ts";
+import type {
+  Author,
+  KickNote,
+  ModerationRecord,
+  PresenceNotice,
+  PrivateNote,
+  RoomNote,
+} from "./types.ts";
 
 /** A cluster message that could not be read. */
 export class WireError extends Error {
@@ -26,10 +33,14 @@ export interface NameEntry {
   readonly userId: number;
 }
 
-/** A request to hand a session over, and its answer. */
+/**
+ * A request to hand a session over: the session's token, or `verified` when
+ * the new connection's signed token (auth) names the user.
+ */
 export interface TakeoverRequest {
   readonly name: string;
   readonly token: string;
+  readonly verified: boolean;
 }
 
 /** The answer to a {@linkcode TakeoverRequest}: where the session was, or a refusal. */
@@ -77,7 +88,17 @@ function author(value: unknown): Author {
   };
 }
 
-const NOTICES = new Set(["connected", "disconnected", "joined", "left", "renamed"]);
+const NOTICES = new Set<string>(
+  [
+    "connected",
+    "disconnected",
+    "joined",
+    "left",
+    "renamed",
+    "kicked",
+    "banned",
+  ] satisfies PresenceNotice[],
+);
 const ACTIONS = new Set(["join", "leave", "rename"]);
 
 /** One room note, checked. */
@@ -100,15 +121,16 @@ function roomNote(value: unknown): RoomNote {
     if (!ACTIONS.has(action) || !NOTICES.has(notice)) {
       throw new WireError("a presence note has an unknown action or notice");
     }
-    const oldName = record.oldName === undefined
-      ? undefined
-      : text(record, "oldName", "a presence note", 256);
+    const optional = (key: string, max: number): string | undefined =>
+      record[key] === undefined ? undefined : text(record, key, "a presence note", max);
     return {
       kind: "presence",
       ...common,
       action: action as "join" | "leave" | "rename",
-      notice: notice as "connected" | "disconnected" | "joined" | "left" | "renamed",
-      oldName,
+      notice: notice as PresenceNotice,
+      oldName: optional("oldName", 256),
+      by: optional("by", 256),
+      reason: optional("reason", 4096),
     };
   }
   throw new WireError('a room note needs a "kind" of message or presence');
@@ -158,7 +180,69 @@ export function readTakeoverRequest(data: string): TakeoverRequest {
   return {
     name: text(record, "name", "a takeover request", 256),
     token: text(record, "token", "a takeover request", 256),
+    verified: record.verified === true,
   };
+}
+
+export function readKickNote(data: string): KickNote {
+  const record = fields(parse(data), "a kick");
+  const notice = record.notice;
+  if (notice !== "kicked" && notice !== "banned") {
+    throw new WireError('a kick needs a "notice" of kicked or banned');
+  }
+  return {
+    name: text(record, "name", "a kick", 256),
+    by: text(record, "by", "a kick", 256),
+    reason: text(record, "reason", "a kick", 4096),
+    notice,
+  };
+}
+
+/** A moderation record from the shared bucket, checked. */
+export function readModerationRecord(data: string): ModerationRecord {
+  const record = fields(parse(data), "a moderation record");
+  const by = text(record, "by", "a moderation record", 256);
+  const at = whole(record, "at", "a moderation record");
+  switch (record.kind) {
+    case "ban": {
+      const name = record.name === undefined ? undefined : text(record, "name", "a ban", 256);
+      const address = record.address === undefined
+        ? undefined
+        : text(record, "address", "a ban", 64);
+      if (name === undefined && address === undefined) {
+        throw new WireError('a ban needs a "name" or an "address"');
+      }
+      return {
+        kind: "ban",
+        name,
+        address,
+        until: whole(record, "until", "a ban"),
+        reason: text(record, "reason", "a ban", 4096),
+        by,
+        at,
+      };
+    }
+    case "mute":
+      return {
+        kind: "mute",
+        name: text(record, "name", "a mute", 256),
+        until: whole(record, "until", "a mute"),
+        reason: text(record, "reason", "a mute", 4096),
+        by,
+        at,
+      };
+    case "room":
+      return {
+        kind: "room",
+        room: text(record, "room", "room settings", 256),
+        topic: text(record, "topic", "room settings", 4096),
+        slow: whole(record, "slow", "room settings"),
+        by,
+        at,
+      };
+    default:
+      throw new WireError('a moderation record needs a "kind" of ban, mute or room');
+  }
 }
 
 export function readTakeoverReply(data: string): TakeoverReply {

@@ -8,6 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Identity, rank } from "../auth.ts";
 import { LocalBroker } from "../broker/local.ts";
 import type {
   Author,
@@ -17,15 +18,25 @@ import type {
   RoomNote,
   Settled,
 } from "../broker/types.ts";
-import { COMMAND_SUMMARIES, findCommand, usageOf } from "../commands.ts";
+import { commandSummaries, findCommand, usageOf } from "../commands.ts";
+import { formatDuration } from "../duration.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog, type MessageKey, type MessageValues } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
-import { generateName, nameKey } from "../names.ts";
+import { generateName, nameKey, nameProblem } from "../names.ts";
 import { asHistory, EventFactory } from "./event_factory.ts";
-import type { ChatEvent, ClientRequest, ErrorCode, SessionStart, Sink } from "./events.ts";
+import type {
+  ChatEvent,
+  ClientRequest,
+  ErrorCode,
+  MessageEvent,
+  RoomSummary,
+  SessionStart,
+  Sink,
+} from "./events.ts";
 import { Buckets, FloodGuard, worse } from "./flood.ts";
 import { Membership } from "./membership.ts";
+import { Moderation, type Removal } from "./moderation.ts";
 import { LOBBY, type Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
 import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
@@ -44,7 +55,23 @@ export interface ChatroomOptions {
   metrics?: Metrics;
   /** The link to other instances; by default the server runs alone. */
   broker?: Broker;
+  /** Who may connect as whom, and who moderates; by default open, with no operator password. */
+  auth?: ChatAuth;
 }
+
+/** The parts of `auth` the chat applies. */
+export interface ChatAuth {
+  /** Token mode: names come from signed tokens, which expire. */
+  readonly tokenMode: boolean;
+  /** Checks a fresh token sent with `refresh`. */
+  readonly verify?: (token: string) => Promise<Identity>;
+  /** Seconds before a token expires that its user is warned. */
+  readonly expiryWarning: number;
+  /** Open mode: `!op <password>` makes a moderator. */
+  readonly operatorPassword?: string;
+}
+
+const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };
 
 /** Requests a user may have waiting while an earlier one waits for the cluster. */
 const MAX_WAITING = 64;
@@ -68,10 +95,16 @@ export class Chatroom {
   readonly #sessions: Sessions;
   /** Flood control of each client address, across its connections and reconnects. */
   readonly #addressFlood: Buckets<FloodGuard>;
+  readonly #auth: ChatAuth;
+  readonly #moderation: Moderation;
+  /** Reserved names, as name keys: no bot of the server API may use them either. */
+  readonly #reserved: ReadonlySet<string>;
 
   constructor(options: ChatroomOptions) {
-    const { config, now = Date.now, broker = new LocalBroker() } = options;
+    const { config, now = Date.now, broker = new LocalBroker(), auth = OPEN } = options;
     this.#config = config;
+    this.#auth = auth;
+    this.#reserved = new Set(config.reservedNames.map(nameKey));
     this.#now = now;
     this.#metrics = options.metrics ?? createMetrics();
     this.#broker = broker;
@@ -115,6 +148,21 @@ export class Chatroom {
       generateName: options.generateName ?? generateName,
       after: (user, settled, then) => this.#after(user, settled, then),
       end: (user) => this.disconnect(user),
+      tokenMode: auth.tokenMode,
+      isBanned: (name) => this.#moderation.banOf(name, undefined) !== undefined,
+      entered: (user, room) => this.#sendTopic(user, room),
+    });
+    this.#moderation = new Moderation({
+      now,
+      broker,
+      events: this.#events,
+      users: this.#users,
+      rooms: this.#rooms,
+      metrics: this.#metrics,
+      operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
+      banAddresses: !auth.tokenMode,
+      remove: (user, removal) => this.#remove(user, removal),
+      after: (user, settled, then) => this.#after(user, settled, then),
     });
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach({
@@ -126,8 +174,10 @@ export class Chatroom {
       },
       setDegraded: (degraded) => this.#notifyAll(degraded ? "degraded" : "recovered"),
       setHistorySaved: (saved) => this.#notifyAll(saved ? "history_saved" : "history_unsaved"),
-      handOver: (name, token) => this.#sessions.handOver(name, token),
+      handOver: (name, token, verified) => this.#sessions.handOver(name, token, verified),
       forgetHistory: (room) => this.#rooms.find(room)?.forget(),
+      recordChanged: (key, record) => this.#moderation.recordChanged(key, record),
+      deliverKick: (note) => this.#moderation.deliverKick(note),
     });
   }
 
@@ -150,6 +200,117 @@ export class Chatroom {
     return this.#rooms.find(name);
   }
 
+  /** Token mode: tells a client that may not start a session why (the caller closes it). */
+  refuse(sink: Sink, reason: string): void {
+    sink.send(this.#events.error("unauthorized", "unauthorized", { reason }));
+  }
+
+  /** Every room in the cluster, with its members everywhere and its topic. */
+  roomSummaries(): RoomSummary[] {
+    return this.#membership.summaries().map((summary) => {
+      const topic = this.#moderation.topicOf(summary.name);
+      return topic === undefined ? summary : { ...summary, topic };
+    });
+  }
+
+  /** Who is in the room called `name`, here and elsewhere; `undefined` when there is no such room. */
+  membersOf(name: string): { room: string; members: string[] } | undefined {
+    this.#membership.summaries();
+    const room = this.#rooms.find(name);
+    if (room === undefined) return undefined;
+    const members = [...room.members].map((member) => member.name);
+    for (const other of this.#broker.remoteMembers(room.name)) members.push(other.name);
+    return { room: room.name, members };
+  }
+
+  /**
+   * The kept messages of the room called `name`, or those after a position
+   * (`since`, with its epoch) with the reason some may be missing; the
+   * newest `limit` of them. `undefined` when there is no such room.
+   */
+  async historyOf(
+    name: string,
+    since: { epoch?: string; seq: number } | undefined,
+    limit: number,
+  ): Promise<{ room: string; epoch: string; gap?: string; messages: MessageEvent[] } | undefined> {
+    this.#membership.summaries();
+    const room = this.#rooms.find(name);
+    if (room === undefined) return undefined;
+    // In a cluster, a room nobody here is in is read for the while it takes.
+    await this.#broker.follow(room.name);
+    if (room.members.size === 0) this.#broker.unfollow(room.name);
+    const { messages, gap } = since === undefined
+      ? { messages: room.recent(limit), gap: undefined }
+      : room.backlogAfter(since.epoch, since.seq);
+    return { room: room.name, epoch: room.epoch, gap, messages: messages.slice(-limit) };
+  }
+
+  /**
+   * Says `text` in the room called `room` as `from`, a bot of the server
+   * API; the room is created when new. Returns the message id, or why not.
+   */
+  publishAs(
+    from: string,
+    room: string,
+    text: string,
+  ):
+    | { id: string }
+    | "name_invalid"
+    | "name_in_use"
+    | "room_invalid"
+    | "room_limit"
+    | "unavailable" {
+    const problem = this.#botProblem(from);
+    if (problem !== undefined) return problem;
+    // Opened with no one's creation limits: the server API is trusted.
+    const opened = this.#membership.open(room);
+    if (opened === "room_create_limit") return "room_limit";
+    if (typeof opened !== "object") return opened;
+    const id = this.#events.nextId();
+    const accepted = this.#broker.publishRoomNote({
+      kind: "message",
+      room: opened.name,
+      id,
+      sentAt: this.#now(),
+      author: { instance: this.#broker.instance, userId: 0, name: from },
+      text: this.#clean(text),
+      emote: false,
+    });
+    return accepted ? { id } : "unavailable";
+  }
+
+  /** Sends `text` privately to the user called `to`, from `from`, a bot of the server API. */
+  sendPrivateAs(
+    from: string,
+    to: string,
+    text: string,
+  ): { id: string } | "name_invalid" | "name_in_use" | "not_found" {
+    const problem = this.#botProblem(from);
+    if (problem !== undefined) return problem;
+    const local = this.findUser(to);
+    const remote = local === undefined ? this.#broker.findRemote(nameKey(to)) : undefined;
+    const target = local?.name ?? remote?.name;
+    if (target === undefined) return "not_found";
+    const note: PrivateNote = {
+      id: this.#events.nextId(),
+      sentAt: this.#now(),
+      from,
+      to: target,
+      text: this.#clean(text),
+    };
+    if (remote === undefined) this.#deliverPrivate(note);
+    else this.#broker.publishPrivate(note, remote);
+    return { id: note.id };
+  }
+
+  /** Why a bot may not speak as `name`: not a valid name, or a user's. */
+  #botProblem(name: string): "name_invalid" | "name_in_use" | undefined {
+    if (nameProblem(name, this.#reserved) !== undefined) return "name_invalid";
+    const taken = this.findUser(name) !== undefined ||
+      this.#broker.findRemote(nameKey(name)) !== undefined;
+    return taken ? "name_in_use" : undefined;
+  }
+
   /**
    * Starts a session: welcomes the user, who enters the lobby (or the room
    * asked for) and receives what they missed of it. A `token` that matches
@@ -169,9 +330,39 @@ export class Chatroom {
     this.#sessions.detach(user, sink);
   }
 
-  /** Ends the lingering sessions whose time is up; call every second or so. */
+  /** Bans, mutes, kicks and room settings, for the server API. */
+  get moderation(): Moderation {
+    return this.#moderation;
+  }
+
+  /**
+   * Ends the lingering sessions whose time is up, and in token mode warns
+   * the users whose token soon expires and closes those whose token has;
+   * call every second or so.
+   */
   expireSessions(): void {
     this.#sessions.expire();
+    if (!this.#auth.tokenMode) return;
+    const now = this.#now();
+    const warnAt = this.#auth.expiryWarning * 1000;
+    for (const user of this.users()) {
+      const expiresAt = user.expiresAt;
+      if (expiresAt === undefined || !user.started) continue;
+      if (expiresAt <= now) {
+        log.info("Closing user {id} ({name}): their token expired", {
+          id: user.id,
+          name: user.name,
+        });
+        this.#metrics.connectionsClosed.inc("unauthorized");
+        user.sink.send(this.#events.error("unauthorized", "expired", {}));
+        user.sink.close("unauthorized");
+        this.disconnect(user);
+      } else if (!user.expiryWarned && expiresAt - now <= warnAt) {
+        user.expiryWarned = true;
+        const seconds = String(Math.ceil((expiresAt - now) / 1000));
+        user.sink.send(this.#events.system("expiry_warning", { seconds }));
+      }
+    }
   }
 
   /**
@@ -189,11 +380,11 @@ export class Chatroom {
   }
 
   /** Removes a user and tells their room; safe to call more than once. */
-  disconnect(user: User): void {
+  disconnect(user: User, removal?: Removal): void {
     this.#sessions.forget(user);
     if (!this.#users.has(user)) return;
     log.info("User {id} ({name}) left", { id: user.id, name: user.name });
-    this.#exit(user, "disconnected");
+    this.#exit(user, "disconnected", removal);
     this.#users.remove(user);
     this.#broker.withdraw(user.name);
   }
@@ -226,6 +417,7 @@ export class Chatroom {
     }
     this.#membership.sweepLimits();
     this.#addressFlood.sweep(this.#now());
+    this.#moderation.sweep();
   }
 
   // ---- requests ----
@@ -269,6 +461,12 @@ export class Chatroom {
       case "setname": {
         const name = stripWhitespace(this.#clean(request.name));
         if (name === "") return this.#usage(user, "setname");
+        if (user.verified) {
+          return this.#fail(user, "name_refused", "name_refused", {
+            name,
+            reason: "names come from your sign-in token here",
+          });
+        }
         const reason = this.#sessions.rename(user, name);
         if (reason !== undefined) {
           this.#fail(user, "name_refused", "name_refused", { name, reason });
@@ -277,7 +475,7 @@ export class Chatroom {
       }
       case "rooms":
         this.sweepRooms();
-        return user.sink.send(this.#events.rooms(this.#membership.summaries()));
+        return user.sink.send(this.#events.rooms(this.roomSummaries()));
       case "members":
         return user.sink.send(this.#membership.members(user, user.room, false));
       case "history":
@@ -290,6 +488,17 @@ export class Chatroom {
         return user.sink.send(this.#events.system("env", { env: this.#config.environment }));
       case "ping":
         return user.sink.send(this.#events.system("pong", {}));
+      case "op":
+      case "kick":
+      case "mute":
+      case "unmute":
+      case "ban":
+      case "unban":
+      case "topic":
+      case "slow":
+        return this.#moderation.handle(user, request);
+      case "refresh":
+        return this.#refresh(user, request.auth);
       case "invalid": {
         const { problem } = request;
         return user.sink.send(this.#events.problem(
@@ -337,7 +546,21 @@ export class Chatroom {
     return truncateText(cleanText(text), this.#config.maxMessageLen);
   }
 
+  /** Whether `user` may speak now: not muted, and not too soon in a slow room. */
+  #maySpeak(user: User): boolean {
+    const muted = this.#moderation.mutedFor(user);
+    if (muted !== undefined) {
+      this.#fail(user, "muted", "still_muted", { duration: formatDuration(muted) });
+      return false;
+    }
+    const wait = this.#moderation.slowWait(user);
+    if (wait === undefined) return true;
+    this.#fail(user, "slow", "slow_wait", { room: user.room.name, seconds: String(wait) });
+    return false;
+  }
+
   #say(user: User, text: string, emote: boolean): void {
+    if (!this.#maySpeak(user)) return;
     const accepted = this.#broker.publishRoomNote({
       kind: "message",
       room: user.room.name,
@@ -351,6 +574,10 @@ export class Chatroom {
   }
 
   #sendPrivate(from: User, name: string, text: string): void {
+    const muted = this.#moderation.mutedFor(from);
+    if (muted !== undefined) {
+      return this.#fail(from, "muted", "still_muted", { duration: formatDuration(muted) });
+    }
     const local = this.findUser(name);
     const remote = local === undefined ? this.#broker.findRemote(nameKey(name)) : undefined;
     const to = local?.name ?? remote?.name;
@@ -380,16 +607,64 @@ export class Chatroom {
       if (!this.#users.has(user)) return;
       this.#exit(user, "left");
       user.sink.send(this.#membership.members(user, room, true));
+      this.#sendTopic(user, room);
       this.#membership.sendBacklog(user, room);
       this.#membership.enter(user, room, "joined");
     });
   }
 
   /** Takes `user` out of their room; a room nobody here is in any more need not come here. */
-  #exit(user: User, notice: "disconnected" | "left"): void {
+  #exit(user: User, notice: "disconnected" | "left", removal?: Removal): void {
     const room = user.room;
-    this.#membership.exit(user, user.started ? notice : undefined);
+    this.#membership.exit(user, user.started ? notice : undefined, removal);
     if (room.members.size === 0) this.#broker.unfollow(room.name);
+  }
+
+  /** A moderator removes `user`: they are told why, closed, and their room told. */
+  #remove(user: User, removal: Removal): void {
+    if (!this.#users.has(user)) return;
+    log.info("User {id} ({name}) was {notice} by {by}: {reason}", {
+      id: user.id,
+      name: user.name,
+      ...removal,
+    });
+    this.#metrics.connectionsClosed.inc("removed");
+    const { by, reason } = removal;
+    user.sink.send(this.#events.error("forbidden", "removed", { by, reason }));
+    user.sink.close("removed");
+    this.disconnect(user, removal);
+  }
+
+  /** Tells `user`, entering `room`, its topic when it has one. */
+  #sendTopic(user: User, room: Room<User>): void {
+    const topic = this.#moderation.topicOf(room.name);
+    if (topic === undefined) return;
+    user.sink.send(this.#events.system("topic", { room: room.name, topic }, room.name));
+  }
+
+  /** Token mode: a fresh token for the same user renews the session before it expires. */
+  #refresh(user: User, token: string): void {
+    const verify = this.#auth.verify;
+    if (verify === undefined || !user.verified) {
+      return this.#fail(user, "usage", "op_unavailable", {});
+    }
+    const checked = verify(token).then(
+      (identity) => identity,
+      (error: unknown) => error instanceof Error ? error : new Error(String(error)),
+    );
+    this.#after(user, checked, (result) => {
+      if (!this.#users.has(user)) return;
+      if (result instanceof Error) {
+        return this.#fail(user, "unauthorized", "unauthorized", { reason: result.message });
+      }
+      if (nameKey(result.name) !== nameKey(user.name)) {
+        return this.#fail(user, "unauthorized", "unauthorized", {
+          reason: `the token names ${result.name}, not you`,
+        });
+      }
+      user.renew(result);
+      user.sink.send(this.#events.system("refreshed", {}));
+    });
   }
 
   #sendHistory(user: User, count: number): void {
@@ -402,7 +677,14 @@ export class Chatroom {
   }
 
   #help(user: User, asked: string | undefined): void {
-    if (asked === undefined) return user.sink.send(this.#events.help(COMMAND_SUMMARIES, false));
+    if (asked === undefined) {
+      const commands = commandSummaries({
+        moderator: rank(user.roles) > 0,
+        tokenMode: this.#auth.tokenMode,
+        operatorPassword: this.#auth.operatorPassword !== undefined,
+      });
+      return user.sink.send(this.#events.help(commands, false));
+    }
     const name = this.#clean(asked).trim().replace(/^!/, "").toLowerCase();
     const command = findCommand(name);
     if (command === undefined) {

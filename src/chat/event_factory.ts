@@ -25,6 +25,9 @@ import type {
   WelcomeEvent,
 } from "./events.ts";
 
+/** Shown when a moderator gives no reason. */
+export const NO_REASON = "no reason given";
+
 /** A room as events name it: its name and the epoch of its log. */
 export interface RoomLike {
   readonly name: string;
@@ -131,7 +134,11 @@ export class EventFactory {
   }
 
   rooms(rooms: readonly RoomSummary[]): RoomsEvent {
-    const listing = rooms.map((room) => `${room.name} (${room.members})`).join(", ");
+    const listing = rooms.map((room) =>
+      room.topic === undefined
+        ? `${room.name} (${room.members})`
+        : `${room.name} (${room.members}, topic: ${room.topic})`
+    ).join(", ");
     return {
       ...this.#base("SERVER", this.text("rooms", { rooms: listing })),
       type: "rooms",
@@ -159,15 +166,17 @@ export class EventFactory {
   }
 
   presence(note: PresenceNote, room: string): PresenceEvent {
-    const { author: { name }, notice, action, oldName } = note;
+    const { author: { name }, notice, action, oldName, by, reason } = note;
     const body = notice === "renamed"
       ? this.text("renamed", { old: oldName ?? name, new: name })
       : notice === "joined"
       ? this.text("room_joined", { name, room })
       : notice === "left"
       ? this.text("room_left", { name, room })
+      : notice === "kicked" || notice === "banned"
+      ? this.text(notice, { name, by: by ?? "a moderator", reason: reason ?? NO_REASON })
       : this.text(notice, { name });
-    return {
+    const event: PresenceEvent = {
       id: note.id,
       sentAt: note.sentAt,
       origin: "SERVER",
@@ -178,6 +187,7 @@ export class EventFactory {
       from: name,
       oldName,
     };
+    return by === undefined ? event : { ...event, by, reason: reason ?? NO_REASON };
   }
 
   /** A private message as its target sees it, or (`sent`) as its sender does. */

@@ -8,6 +8,8 @@
  * @module
  */
 
+import type { Identity } from "../auth.ts";
+
 /** Who an event is from, as the original text protocol names it. */
 export type Origin = "SERVER" | "USER" | "SELF" | "PRIVATE" | "HISTORY";
 
@@ -23,7 +25,15 @@ export type ErrorCode =
   | "flood"
   | "binary_unsupported"
   | "unavailable"
-  | "internal";
+  | "internal"
+  /** Only moderators may do that, or not to that user. */
+  | "forbidden"
+  /** The user is muted. */
+  | "muted"
+  /** The room is in slow mode: not yet. */
+  | "slow"
+  /** A signed token was refused. */
+  | "unauthorized";
 
 /** What every event has. */
 interface EventBase {
@@ -77,6 +87,10 @@ export interface PresenceEvent extends EventBase {
   readonly from: string;
   /** The old name, for `rename`. */
   readonly oldName?: string;
+  /** The moderator who removed the user, for a `leave` that was a kick or a ban... */
+  readonly by?: string;
+  /** ...and the reason given. */
+  readonly reason?: string;
 }
 
 /** A notice or a command's answer. */
@@ -99,6 +113,8 @@ export interface RoomSummary {
   readonly members: number;
   /** The seq of the room's newest message, 0 when it has none. */
   readonly lastSeq: number;
+  /** The room's topic, when it has one. */
+  readonly topic?: string;
 }
 
 /** Every room, with member counts. */
@@ -165,7 +181,11 @@ export type CloseReason =
   /** The client kept flooding. */
   | "flood"
   /** The session was resumed on another connection. */
-  | "replaced";
+  | "replaced"
+  /** The user's signed token expired, or was refused. */
+  | "unauthorized"
+  /** A moderator removed the user (a kick or a ban). */
+  | "removed";
 
 /** Where a user's events go; the connection behind it never throws. */
 export interface Sink {
@@ -207,6 +227,31 @@ export type ClientRequest =
   | { readonly type: "about" }
   | { readonly type: "env" }
   | { readonly type: "ping" }
+  /** Open mode: become a moderator with the operator password. */
+  | { readonly type: "op"; readonly password: string }
+  | { readonly type: "kick"; readonly user: string; readonly reason?: string }
+  /** `seconds` of silence for `user`. */
+  | {
+    readonly type: "mute";
+    readonly user: string;
+    readonly seconds: number;
+    readonly reason?: string;
+  }
+  | { readonly type: "unmute"; readonly user: string }
+  /** Bans a user (with their address, in open mode) or an address (`target`) for `seconds`. */
+  | {
+    readonly type: "ban";
+    readonly target: string;
+    readonly seconds: number;
+    readonly reason?: string;
+  }
+  | { readonly type: "unban"; readonly target: string }
+  /** Shows the topic of your room, or (moderators) sets it; "" clears it. */
+  | { readonly type: "topic"; readonly text?: string }
+  /** Slow mode for your room: at most one message per `seconds` per user; 0 turns it off. */
+  | { readonly type: "slow"; readonly seconds: number }
+  /** Token mode: a fresh signed token, before the one in use expires. */
+  | { readonly type: "refresh"; readonly auth: string }
   /** A frame that could not be read as a request; the chat answers with the problem. */
   | { readonly type: "invalid"; readonly problem: RequestProblem };
 
@@ -225,4 +270,6 @@ export interface SessionStart {
   readonly resumable?: boolean;
   /** The client's address: flood control and room creation are also counted per address. */
   readonly address?: string;
+  /** Token mode: who the client's signed token says it is; the name is then that. */
+  readonly identity?: Identity;
 }

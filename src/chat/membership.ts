@@ -12,6 +12,7 @@ import type { Metrics } from "../metrics.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
 import { Buckets, Limiter, type Rate } from "./flood.ts";
 import type { MembersEvent, RoomSummary } from "./events.ts";
+import type { Removal } from "./moderation.ts";
 import type { Room } from "./room.ts";
 import type { OpenProblem, RoomDirectory } from "./rooms.ts";
 import type { User } from "./user.ts";
@@ -120,15 +121,25 @@ export class Membership {
     if (notice !== undefined && this.#announcesPresence(room)) this.announce(user, "join", notice);
   }
 
-  /** Takes `user` out of their room, telling those left behind unless `notice` is `undefined`. */
-  exit(user: User, notice: DepartureNotice | undefined): void {
+  /**
+   * Takes `user` out of their room, telling those left behind unless
+   * `notice` is `undefined`. A moderator's removal is always told.
+   */
+  exit(user: User, notice: DepartureNotice | undefined, removal?: Removal): void {
     const room = user.room;
     if (!room.members.has(user)) return;
     // Counted with the leaver, as a join is counted with the newcomer.
-    const announce = notice !== undefined && this.#announcesPresence(room);
+    const announce = removal !== undefined ||
+      (notice !== undefined && this.#announcesPresence(room));
     room.members.delete(user);
     if (room.members.size === 0) this.#rooms.vacated(room);
-    if (announce) this.announce(user, "leave", notice);
+    if (!announce) return;
+    if (removal !== undefined) {
+      const { notice: removed, by, reason } = removal;
+      this.announce(user, "leave", removed, { by, reason });
+    } else if (notice !== undefined) {
+      this.announce(user, "leave", notice);
+    }
   }
 
   /** Tells the user's room, here and elsewhere, that they arrived, left or were renamed. */
@@ -136,7 +147,7 @@ export class Membership {
     user: User,
     action: PresenceNote["action"],
     notice: PresenceNote["notice"],
-    oldName?: string,
+    details: { oldName?: string; by?: string; reason?: string } = {},
   ): void {
     this.#broker.publishRoomNote({
       kind: "presence",
@@ -146,7 +157,7 @@ export class Membership {
       author: this.author(user),
       action,
       notice,
-      oldName,
+      ...details,
     });
   }
 

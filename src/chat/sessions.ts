@@ -15,6 +15,7 @@ import type { Broker, Handover, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
 import { nameKey, nameProblem } from "../names.ts";
+import { sameSecret } from "../secrets.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { PrivateEvent, SessionStart, Sink } from "./events.ts";
 import { FloodGuard } from "./flood.ts";
@@ -44,6 +45,12 @@ export interface SessionsOptions {
   readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
   /** Ends a session: the room is told, the name released. */
   readonly end: (user: User) => void;
+  /** Token mode: a signed token naming a user proves their session, on any instance. */
+  readonly tokenMode: boolean;
+  /** Whether a name may not be taken because it is banned. */
+  readonly isBanned: (name: string) => boolean;
+  /** Called once a welcomed user is in their room, before its backlog (for its topic). */
+  readonly entered: (user: User, room: Room<User>) => void;
 }
 
 /** Settles when both do: at once when both are ready. */
@@ -74,19 +81,34 @@ export class Sessions {
    */
   start(sink: Sink, start: SessionStart): User {
     const { users, broker } = this.#options;
-    const { name: requested, token } = start;
+    const { identity, token } = start;
+    // A signed token names the user: their name, and proof the session is theirs.
+    const requested = identity?.name ?? start.name;
     const holder = requested === undefined ? undefined : users.find(requested);
-    if (holder !== undefined && token !== undefined && holder.token === token) {
+    if (holder !== undefined && identity !== undefined) {
+      holder.renew(identity);
+      if (!holder.started) {
+        // Still being welcomed: the welcome goes to the newest connection.
+        holder.sink.close("replaced");
+        holder.attach(sink);
+        return holder;
+      }
+      return this.#resume(holder, sink, start);
+    }
+    if (holder !== undefined && token !== undefined && sameSecret(holder.token, token)) {
       return this.#resume(holder, sink, start);
     }
     const opened = start.room === undefined
       ? undefined
       : this.#options.membership.open(start.room, { address: start.address });
     const room = typeof opened === "object" ? opened : this.#options.rooms.lobby;
-    // Another instance holds the name: with the right token, its session moves here.
-    const takeOver = requested !== undefined && token !== undefined && holder === undefined &&
+    // Another instance holds the name: with the right proof, its session moves here.
+    const takeOver = requested !== undefined && holder === undefined &&
+      (token !== undefined || identity !== undefined) &&
       broker.findRemote(nameKey(requested)) !== undefined;
-    const refusal = requested === undefined || takeOver ? undefined : this.#refusal(requested);
+    const refusal = requested === undefined || takeOver || identity !== undefined
+      ? undefined
+      : this.#refusal(requested);
     const name = requested !== undefined && refusal === undefined ? requested : this.#generate();
     const user = users.add(name, {
       sink,
@@ -94,10 +116,13 @@ export class Sessions {
       room,
       resumable: start.resumable ?? false,
       address: start.address,
+      identity,
     });
-    if (takeOver && token !== undefined) {
-      this.#options.after(user, broker.takeOver(name, token, user.id), (handover) => {
+    if (takeOver) {
+      const handover = broker.takeOver(name, token ?? "", user.id, identity !== undefined);
+      this.#options.after(user, handover, (handover) => {
         if (handover !== undefined) return this.#welcomeBack(user, handover, start);
+        if (identity !== undefined) return this.#refuseVerified(user);
         this.#claimThenWelcome(user, start, "it is taken", this.#generate());
       });
       return user;
@@ -148,9 +173,11 @@ export class Sessions {
    * Another instance resumes the session holding `name` with `token`: ends
    * it here without a word to its room, and says where it was.
    */
-  handOver(name: string, token: string): Handover | undefined {
+  handOver(name: string, token: string, verified: boolean): Handover | undefined {
     const user = this.#options.users.find(name);
-    if (user === undefined || !user.started || !sameToken(user.token, token)) return undefined;
+    const proven = (verified && this.#options.tokenMode) ||
+      (user !== undefined && sameSecret(user.token, token));
+    if (user === undefined || !user.started || !proven) return undefined;
     const lingering = user.lingering;
     if (lingering === undefined) user.sink.close("replaced");
     const privates = (lingering?.kept ?? []).map(toPrivateNote);
@@ -170,7 +197,11 @@ export class Sessions {
     if (name === user.name) return "it is already yours";
     const sameKey = nameKey(name) === nameKey(user.name);
     const reason = nameProblem(name, this.#reserved) ??
-      (!sameKey && this.#isTaken(name) ? "it is taken" : undefined);
+      (!sameKey && this.#isTaken(name)
+        ? "it is taken"
+        : this.#options.isBanned(name)
+        ? "it is banned"
+        : undefined);
     if (reason !== undefined) return reason;
     const claimed = sameKey ? true : this.#claim(user, name);
     this.#claiming.set(nameKey(name), user);
@@ -215,7 +246,12 @@ export class Sessions {
 
   /** Why `name` cannot be taken now, or `undefined`. */
   #refusal(name: string): string | undefined {
-    return nameProblem(name, this.#reserved) ?? (this.#isTaken(name) ? "it is taken" : undefined);
+    return nameProblem(name, this.#reserved) ??
+      (this.#isTaken(name)
+        ? "it is taken"
+        : this.#options.isBanned(name)
+        ? "it is banned"
+        : undefined);
   }
 
   #generate(): string {
@@ -244,6 +280,7 @@ export class Sessions {
         return;
       }
       if (granted) return this.#welcome(user, start, refusal);
+      if (user.verified) return this.#refuseVerified(user);
       const requested = start.name ?? name;
       this.#claimGenerated(user, this.#generate(), () => {
         this.#welcome(user, { ...start, name: requested }, refusal ?? "it is taken");
@@ -275,6 +312,19 @@ export class Sessions {
     });
   }
 
+  /**
+   * A signed token's name is held by a session this one could not take
+   * over (another instance did not hand it over): nothing else will do.
+   */
+  #refuseVerified(user: User): void {
+    log.warning("User {id} cannot have the name {name} of their token: it is held elsewhere", {
+      id: user.id,
+      name: user.name,
+    });
+    user.sink.close("replaced");
+    this.#options.end(user);
+  }
+
   /** The first events of a session, once its name is agreed and its room followed. */
   #welcome(user: User, start: SessionStart, refusal: string | undefined): void {
     const { events, membership, rooms } = this.#options;
@@ -290,6 +340,7 @@ export class Sessions {
       }));
     }
     if (room !== rooms.lobby) user.sink.send(membership.members(user, room, true));
+    this.#options.entered(user, room);
     const seen = start.room !== undefined && nameKey(start.room) === nameKey(room.name) &&
         start.lastSeq !== undefined
       ? { epoch: start.epoch, seq: start.lastSeq }
@@ -359,19 +410,8 @@ export class Sessions {
     users.rename(user, name);
     broker.announce(name, user.room.name, user.id);
     log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
-    membership.announce(user, "rename", "renamed", old);
+    membership.announce(user, "rename", "renamed", { oldName: old });
   }
-}
-
-/** Compares two tokens in time that does not depend on where they differ. */
-function sameToken(a: string, b: string): boolean {
-  const left = new TextEncoder().encode(a);
-  const right = new TextEncoder().encode(b);
-  let difference = left.length ^ right.length;
-  for (let index = 0; index < left.length; index++) {
-    difference |= left[index] ^ (right[index % right.length] ?? 0);
-  }
-  return difference === 0;
 }
 
 function toPrivateNote(event: PrivateEvent): Handover["privates"][number] {

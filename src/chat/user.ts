@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { Identity, Role } from "../auth.ts";
 import type { ClientRequest, PrivateEvent, Sink } from "./events.ts";
 import type { FloodGuard } from "./flood.ts";
 import type { Room } from "./room.ts";
@@ -46,6 +47,8 @@ export interface UserOptions {
   readonly resumable: boolean;
   /** The client's address, when known. */
   readonly address?: string;
+  /** Token mode: who the signed token says the user is. */
+  readonly identity?: Identity;
 }
 
 /** A user in the chat. */
@@ -59,6 +62,16 @@ export class User {
   readonly resumable: boolean;
   /** The client's address, when known (not for users of tests). */
   readonly address: string | undefined;
+  /** Whether a signed token gave the name: it cannot be changed then. */
+  readonly verified: boolean;
+  /** What the user may do beyond chatting, from their signed token or `!op`. */
+  readonly roles: Set<Role>;
+  /** When the user's signed token expires (milliseconds since the Unix epoch), if it does... */
+  expiresAt: number | undefined;
+  /** ...and whether they were told it soon will. */
+  expiryWarned = false;
+  /** When the user last said something, and in which room (by key), for slow mode. */
+  lastSaid: { readonly room: string; readonly at: number } | undefined;
   /** The room the user is in, or is entering. */
   room: Room<User>;
   /** Set once the session is welcomed: its name is agreed and its room followed. */
@@ -81,6 +94,17 @@ export class User {
     this.room = options.room;
     this.resumable = options.resumable;
     this.address = options.address;
+    this.verified = options.identity !== undefined;
+    this.roles = new Set(options.identity?.roles);
+    this.expiresAt = options.identity?.expiresAt;
+  }
+
+  /** Takes what a fresher signed token says: its roles and its expiry. */
+  renew(identity: Identity): void {
+    this.roles.clear();
+    for (const role of identity.roles) this.roles.add(role);
+    this.expiresAt = identity.expiresAt;
+    this.expiryWarned = false;
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */

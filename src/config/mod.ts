@@ -25,9 +25,10 @@ import {
   stringList,
   template,
 } from "./_schema.ts";
-import { type Config, LOG_LEVELS } from "./types.ts";
+import { type Config, LOG_LEVELS, TOKEN_ALGORITHMS, type TokenAlgorithm } from "./types.ts";
 
 export type {
+  AuthConfig,
   ChatConfig,
   ClusterConfig,
   Config,
@@ -35,8 +36,10 @@ export type {
   FloodLimits,
   LogLevelName,
   ServerConfig,
+  TlsConfig,
+  TokenAlgorithm,
 } from "./types.ts";
-export { LOG_LEVELS } from "./types.ts";
+export { LOG_LEVELS, TOKEN_ALGORITHMS } from "./types.ts";
 
 /** A configuration problem an operator can fix; the message says how. */
 export class ConfigError extends Error {
@@ -83,8 +86,23 @@ const serverSchema = object({
       name_ttl: number(15, { min: 1, max: 3600 }),
       heartbeat: number(5, { min: 0.1, max: 600 }),
       max_outbox: integer(10_000, { min: 1, max: 1_000_000 }),
+      start_timeout: number(60, { min: 0, max: 3600 }),
     }),
   })),
+  tls: optional(object({
+    cert_file: string(undefined, { nonEmpty: true }),
+    key_file: string(undefined, { nonEmpty: true }),
+  })),
+  auth: object({
+    mode: oneOf(["open", "token"], "open"),
+    algorithm: oneOf(TOKEN_ALGORITHMS, "HS256"),
+    public_key_file: optional(string(undefined, { nonEmpty: true })),
+    name_claim: string("sub", { nonEmpty: true }),
+    roles_claim: string("roles", { nonEmpty: true }),
+    issuer: optional(string(undefined, { nonEmpty: true })),
+    audience: optional(string(undefined, { nonEmpty: true })),
+    expiry_warning: number(60, { min: 0, max: 86_400 }),
+  }),
 });
 
 const messageFields = Object.fromEntries(
@@ -158,7 +176,77 @@ const OVERRIDES: readonly Override[] = [
     variable: "CHAT_NATS_SERVERS",
     read: (text) => text.split(",").map((server) => server.trim()),
   },
+  { key: "tls.cert_file", variable: "CHAT_TLS_CERT_FILE", read: (text) => text },
+  { key: "tls.key_file", variable: "CHAT_TLS_KEY_FILE", read: (text) => text },
+  { key: "auth.mode", variable: "CHAT_AUTH_MODE", read: (text) => text },
+  { key: "auth.public_key_file", variable: "CHAT_AUTH_PUBLIC_KEY_FILE", read: (text) => text },
 ];
+
+/** Shortest secrets accepted: an HS256 key needs 256 bits (RFC 7518, 3.2). */
+const MIN_SECRET_LENGTH = 32;
+const MIN_API_KEY_LENGTH = 16;
+
+/** Secrets come from the environment only, never from files that may be committed. */
+function readSecrets(
+  server: { auth: { mode: string; algorithm: TokenAlgorithm; public_key_file: string | null } },
+  serverPath: string,
+  getEnv: (name: string) => string | undefined,
+) {
+  const { mode, algorithm, public_key_file: publicKeyFile } = server.auth;
+  const authSecret = getEnv("CHAT_AUTH_SECRET");
+  if (mode === "token" && algorithm === "HS256") {
+    if (authSecret === undefined) {
+      fail(
+        "CHAT_AUTH_SECRET",
+        `is not set: "auth.mode" token with HS256 in ${serverPath} verifies tokens with this shared secret`,
+      );
+    }
+    if (authSecret.length < MIN_SECRET_LENGTH) {
+      fail(
+        "CHAT_AUTH_SECRET",
+        `must be at least ${MIN_SECRET_LENGTH} characters for HS256: current value has ${authSecret.length}`,
+      );
+    }
+  }
+  if (mode === "token" && algorithm !== "HS256" && publicKeyFile === null) {
+    fail(
+      `"auth.public_key_file" in ${serverPath}`,
+      `is required for ${algorithm}: the PEM file of the public key tokens are signed for (or CHAT_AUTH_PUBLIC_KEY_FILE)`,
+    );
+  }
+  const apiKeys = (getEnv("CHAT_API_KEYS") ?? "").split(",").map((key) => key.trim())
+    .filter((key) => key !== "");
+  const short = apiKeys.find((key) => key.length < MIN_API_KEY_LENGTH);
+  if (short !== undefined) {
+    fail(
+      "CHAT_API_KEYS",
+      `must hold comma-separated keys of at least ${MIN_API_KEY_LENGTH} characters: one has ${short.length}`,
+    );
+  }
+  const natsUser = getEnv("CHAT_NATS_USER");
+  const natsPassword = getEnv("CHAT_NATS_PASSWORD");
+  if ((natsUser === undefined) !== (natsPassword === undefined)) {
+    fail(
+      natsUser === undefined ? "CHAT_NATS_USER" : "CHAT_NATS_PASSWORD",
+      "is not set: NATS credentials need both CHAT_NATS_USER and CHAT_NATS_PASSWORD",
+    );
+  }
+  const natsToken = getEnv("CHAT_NATS_TOKEN");
+  return {
+    authSecret: mode === "token" && algorithm === "HS256" ? authSecret : undefined,
+    operatorPassword: nonEmpty(getEnv("CHAT_OPERATOR_PASSWORD")),
+    apiKeys,
+    natsCredentials: natsUser !== undefined && natsPassword !== undefined
+      ? { user: natsUser, pass: natsPassword }
+      : natsToken !== undefined
+      ? { token: natsToken }
+      : undefined,
+  };
+}
+
+function nonEmpty(text: string | undefined): string | undefined {
+  return text === "" ? undefined : text;
+}
 
 /** The folder holding one subfolder per environment, next to `src/`. */
 export const DEFAULT_CONFIG_DIR: string = fromFileUrl(new URL("../../config", import.meta.url));
@@ -269,6 +357,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const server = readSection(serverSchema, serverDocument, serverPath, sources);
   const chat = readSection(chatSchema, await readYamlFile(chatPath), chatPath);
 
+  const secrets = readSecrets(server, serverPath, getEnv);
   const nats = server.cluster?.nats;
   if (nats !== undefined && nats.heartbeat * 2 > nats.name_ttl) {
     fail(
@@ -301,7 +390,25 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         nameTtl: nats.name_ttl,
         heartbeat: nats.heartbeat,
         maxOutbox: nats.max_outbox,
+        startTimeout: nats.start_timeout,
+        credentials: secrets.natsCredentials,
       },
+      tls: server.tls === null
+        ? undefined
+        : { certFile: server.tls.cert_file, keyFile: server.tls.key_file },
+      auth: {
+        mode: server.auth.mode,
+        algorithm: server.auth.algorithm,
+        secret: secrets.authSecret,
+        publicKeyFile: server.auth.public_key_file ?? undefined,
+        nameClaim: server.auth.name_claim,
+        rolesClaim: server.auth.roles_claim,
+        issuer: server.auth.issuer ?? undefined,
+        audience: server.auth.audience ?? undefined,
+        expiryWarning: server.auth.expiry_warning,
+        operatorPassword: secrets.operatorPassword,
+      },
+      apiKeys: secrets.apiKeys,
     },
     chat: {
       environment: chat.environment,

@@ -11,6 +11,11 @@ export const LOG_LEVELS = ["trace", "debug", "info", "warning", "error", "fatal"
 /** A log level. */
 export type LogLevelName = (typeof LOG_LEVELS)[number];
 
+/** Algorithms `auth.algorithm` accepts for signed tokens. */
+export const TOKEN_ALGORITHMS = ["HS256", "RS256", "ES256", "EdDSA"] as const;
+/** A token signature algorithm. */
+export type TokenAlgorithm = (typeof TOKEN_ALGORITHMS)[number];
+
 /** Network and logging settings, from `server.yaml`. */
 export interface ServerConfig {
   readonly host: string;
@@ -21,6 +26,41 @@ export interface ServerConfig {
   readonly history: { readonly store: "memory" | "kv"; readonly path: string };
   /** Set when instances form one chat through NATS; `undefined` runs alone. */
   readonly cluster: ClusterConfig | undefined;
+  /** Set to serve `https` and `wss`. */
+  readonly tls: TlsConfig | undefined;
+  /** Who may connect, and as whom. */
+  readonly auth: AuthConfig;
+  /** Keys of the server API (`CHAT_API_KEYS`); none turns the API off. */
+  readonly apiKeys: readonly string[];
+}
+
+/** `server.yaml`'s `tls`: PEM files. */
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+/** `server.yaml`'s `auth`, with the secrets from the environment. */
+export interface AuthConfig {
+  /** `open`: anyone picks a name; `token`: a signed token says who a client is. */
+  readonly mode: "open" | "token";
+  readonly algorithm: TokenAlgorithm;
+  /** The HS256 secret (`CHAT_AUTH_SECRET`). */
+  readonly secret: string | undefined;
+  /** The PEM file of the public key, for the other algorithms. */
+  readonly publicKeyFile: string | undefined;
+  /** The claim holding the user's name. */
+  readonly nameClaim: string;
+  /** The claim holding the user's roles (a string or a list). */
+  readonly rolesClaim: string;
+  /** When set, tokens must carry this `iss`... */
+  readonly issuer: string | undefined;
+  /** ...and this `aud`. */
+  readonly audience: string | undefined;
+  /** Seconds before a token expires that its user is warned. */
+  readonly expiryWarning: number;
+  /** Open mode: `!op <password>` makes a moderator (`CHAT_OPERATOR_PASSWORD`). */
+  readonly operatorPassword: string | undefined;
 }
 
 /** `server.yaml`'s `cluster.nats`. */
@@ -33,6 +73,12 @@ export interface ClusterConfig {
   readonly heartbeat: number;
   /** Room events kept while NATS is away; beyond, users are told to try later. */
   readonly maxOutbox: number;
+  /** Seconds to keep trying to reach NATS at start before giving up. */
+  readonly startTimeout: number;
+  /** `CHAT_NATS_USER` and `CHAT_NATS_PASSWORD`, or `CHAT_NATS_TOKEN`. */
+  readonly credentials: { readonly user: string; readonly pass: string } | {
+    readonly token: string;
+  } | undefined;
 }
 
 /** What one client may take of the server, from `server.yaml`'s `limits`. */

@@ -19,7 +19,8 @@ export const V2_PROTOCOL = "chat.v2";
  * request saying why.
  */
 export type V2Input =
-  | { readonly kind: "start"; readonly start: SessionStart }
+  /** `hello` or `resume`; `auth` is the signed token, in token mode. */
+  | { readonly kind: "start"; readonly start: SessionStart; readonly auth?: string }
   | { readonly kind: "request"; readonly request: ClientRequest };
 
 /** The JSON object sent for `event`, whose time is `sentAt` (ISO 8601). */
@@ -46,10 +47,10 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
     case "private":
       return { ...base, from: event.from, to: event.to, text: event.text };
     case "presence": {
-      const { room, action, from, oldName } = event;
-      return oldName === undefined
-        ? { ...base, room, action, from, text: event.body }
-        : { ...base, room, action, from, oldName, text: event.body };
+      const { room, action, from, oldName, by, reason } = event;
+      if (oldName !== undefined) return { ...base, room, action, from, oldName, text: event.body };
+      if (by !== undefined) return { ...base, room, action, from, by, reason, text: event.body };
+      return { ...base, room, action, from, text: event.body };
     }
     case "system":
       return event.room === undefined
@@ -90,6 +91,13 @@ function stringField(fields: Fields, key: string): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/** An optional string field: its value, `undefined` when absent, `null` when not a string. */
+function optionalText(fields: Fields, key: string): string | undefined | null {
+  const value = fields[key];
+  if (value === undefined) return undefined;
+  return typeof value === "string" ? value : null;
+}
+
 function request(value: ClientRequest): V2Input {
   return { kind: "request", request: value };
 }
@@ -111,6 +119,8 @@ function decodeResume(fields: Fields): V2Input {
   const name = stringField(fields, "name");
   if (name === undefined) return needs("resume", "name");
   const token = stringField(fields, "token");
+  const auth = optionalText(fields, "auth");
+  if (auth === null) return needs("resume", "auth");
   const resumable = true;
   if (fields.room !== undefined) {
     const room = fields.room;
@@ -128,6 +138,7 @@ function decodeResume(fields: Fields): V2Input {
     return {
       kind: "start",
       start: { name, token, room: roomName, epoch, lastSeq: seq as number, resumable },
+      ...(auth === undefined ? {} : { auth }),
     };
   }
   const rooms = fields.rooms ?? {};
@@ -143,6 +154,7 @@ function decodeResume(fields: Fields): V2Input {
   return {
     kind: "start",
     start: { name, token, room, lastSeq: lastSeq as number | undefined, resumable },
+    ...(auth === undefined ? {} : { auth }),
   };
 }
 
@@ -176,10 +188,12 @@ function decodeRequest(parsed: unknown): V2Input {
   const type = fields.type;
   switch (type) {
     case "hello": {
-      const { name, room } = fields;
+      const { name, room, auth } = fields;
       if (name !== undefined && typeof name !== "string") return needs(type, "name");
       if (room !== undefined && typeof room !== "string") return needs(type, "room");
-      return { kind: "start", start: { name, room, resumable: true } };
+      if (auth !== undefined && typeof auth !== "string") return needs(type, "auth");
+      const start = { name, room, resumable: true };
+      return auth === undefined ? { kind: "start", start } : { kind: "start", start, auth };
     }
     case "resume":
       return decodeResume(fields);
@@ -225,6 +239,56 @@ function decodeRequest(parsed: unknown): V2Input {
         return invalid('"count" must be a whole number of at least 1');
       }
       return request({ type, count: count as number });
+    }
+    case "op": {
+      const password = stringField(fields, "password");
+      return password === undefined ? needs(type, "password") : request({ type, password });
+    }
+    case "kick": {
+      const user = stringField(fields, "user");
+      if (user === undefined) return needs(type, "user");
+      const reason = optionalText(fields, "reason");
+      return reason === null ? needs(type, "reason") : request({ type, user, reason });
+    }
+    case "mute":
+    case "ban": {
+      const key = type === "mute" ? "user" : "target";
+      const who = stringField(fields, key);
+      if (who === undefined) return needs(type, key);
+      const seconds = fields.seconds;
+      if (!Number.isSafeInteger(seconds) || (seconds as number) < 1) {
+        return invalid(`"${type}" needs "seconds", a whole number of at least 1`);
+      }
+      const reason = optionalText(fields, "reason");
+      if (reason === null) return needs(type, "reason");
+      return request(
+        type === "mute"
+          ? { type, user: who, seconds: seconds as number, reason }
+          : { type, target: who, seconds: seconds as number, reason },
+      );
+    }
+    case "unmute": {
+      const user = stringField(fields, "user");
+      return user === undefined ? needs(type, "user") : request({ type, user });
+    }
+    case "unban": {
+      const target = stringField(fields, "target");
+      return target === undefined ? needs(type, "target") : request({ type, target });
+    }
+    case "topic": {
+      const text = optionalText(fields, "text");
+      return text === null ? needs(type, "text") : request({ type, text });
+    }
+    case "slow": {
+      const seconds = fields.seconds;
+      if (!Number.isSafeInteger(seconds) || (seconds as number) < 0) {
+        return invalid('"slow" needs "seconds", a whole number of at least 0');
+      }
+      return request({ type, seconds: seconds as number });
+    }
+    case "refresh": {
+      const auth = stringField(fields, "auth");
+      return auth === undefined ? needs(type, "auth") : request({ type, auth });
     }
     default:
       return invalid(

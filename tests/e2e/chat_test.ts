@@ -124,6 +124,7 @@ Deno.test("chatting over a real socket", async (t) => {
         "!rooms",
         "!me",
         "!history",
+        "!topic",
       ]);
       assertEquals(bob.client.pending.length, 0);
     });

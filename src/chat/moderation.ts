@@ -1,0 +1,515 @@
+/**
+ * What moderators do: kick, mute, ban, and set a room's topic and slow mode.
+ * Bans, mutes and room settings are records the broker keeps and shares, so
+ * they hold on every instance and across restarts; each instance applies a
+ * record when the broker says it changed (a new ban removes the users it
+ * names here), whoever decided it. Kicks go to the target's instance.
+ *
+ * The same operations serve moderators in the chat and the server API;
+ * permissions are checked by the caller, ranks here.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { rank } from "../auth.ts";
+import {
+  type BanRecord,
+  type Broker,
+  type KickNote,
+  type ModerationRecord,
+  type MuteRecord,
+  recordKey,
+  type RoomRecord,
+  type Settled,
+} from "../broker/types.ts";
+import { formatDuration } from "../duration.ts";
+import type { Metrics, ModerationAction } from "../metrics.ts";
+import { nameKey, nameProblem } from "../names.ts";
+import { sameSecret } from "../secrets.ts";
+import { type EventFactory, NO_REASON } from "./event_factory.ts";
+import type { ClientRequest } from "./events.ts";
+import type { RoomDirectory } from "./rooms.ts";
+import type { User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+const log = getLogger(["chat", "moderation"]);
+
+/** Who acts: a moderator in the chat, or the server API (which outranks everyone). */
+export interface Moderator {
+  readonly name: string;
+  readonly rank: number;
+}
+
+/** The server API, as a moderator. */
+export const API_MODERATOR: Moderator = { name: "api", rank: Number.POSITIVE_INFINITY };
+
+/** How a user leaves when a moderator removes them. */
+export interface Removal {
+  readonly notice: "kicked" | "banned";
+  readonly by: string;
+  readonly reason: string;
+}
+
+/** What came of a moderation request: done (and what, in words), or why not. */
+export type Outcome =
+  | { readonly ok: true; readonly what: string }
+  | { readonly ok: false; readonly problem: "not_found" | "outranked" | "not_saved" | "invalid" };
+
+/** What {@linkcode Moderation} works with, shared with the chatroom. */
+export interface ModerationOptions {
+  readonly now: () => number;
+  readonly broker: Broker;
+  readonly events: EventFactory;
+  readonly users: UserDirectory;
+  readonly rooms: RoomDirectory<User>;
+  readonly metrics: Metrics;
+  /** Open mode's operator password; `undefined` when `!op` makes nobody a moderator. */
+  readonly operatorPassword: string | undefined;
+  /** Open mode, where names are free to pick: a user's ban also bans their address. */
+  readonly banAddresses: boolean;
+  /** Removes a local user, telling them and their room why. */
+  readonly remove: (user: User, removal: Removal) => void;
+  /** Runs `then` once `settled` is, the user's later requests waiting meanwhile. */
+  readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
+}
+
+/** The requests only moderators may make (and `op`, which makes one). */
+type ModerationRequest = Extract<
+  ClientRequest,
+  { type: "op" | "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow" }
+>;
+
+const MODERATION_TYPES: ReadonlySet<string> = new Set([
+  "op",
+  "kick",
+  "mute",
+  "unmute",
+  "ban",
+  "unban",
+  "topic",
+  "slow",
+]);
+
+/** Whether `request` is one {@linkcode Moderation.handle} takes. */
+export function isModerationRequest(request: ClientRequest): request is ModerationRequest {
+  return MODERATION_TYPES.has(request.type);
+}
+
+/** An IPv4 or IPv6 address, as a ban target (names never hold a colon or look like this). */
+const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
+
+/** Longest topic, in characters. */
+const MAX_TOPIC_LENGTH = 200;
+/** Longest slow mode, in seconds. */
+export const MAX_SLOW_SECONDS = 3600;
+
+/** The moderation of one server. */
+export class Moderation {
+  readonly #options: ModerationOptions;
+  /** Each room's settings as last applied here, by room key, to tell what changed. */
+  readonly #roomSettings = new Map<string, RoomRecord>();
+  /** Slow mode's seconds, by room key, for the rooms that have it. */
+  readonly #slow = new Map<string, number>();
+  /** The name keys of muted users, so that a message costs no lookup when nobody is muted. */
+  readonly #muted = new Set<string>();
+
+  constructor(options: ModerationOptions) {
+    this.#options = options;
+  }
+
+  // ---- what the chat and the API ask ----
+
+  /** The ban that keeps out this name or this address now, if any. */
+  banOf(name: string | undefined, address: string | undefined): BanRecord | undefined {
+    const records = this.#options.broker.records();
+    const now = this.#options.now();
+    for (
+      const key of [
+        name === undefined ? undefined : `ban:name:${nameKey(name)}`,
+        address === undefined ? undefined : `ban:address:${address}`,
+      ]
+    ) {
+      const record = key === undefined ? undefined : records.get(key);
+      if (record?.kind === "ban" && record.until > now) return record;
+    }
+    return undefined;
+  }
+
+  /** Every ban in force, soonest to end first. */
+  bans(): BanRecord[] {
+    const now = this.#options.now();
+    return [...this.#options.broker.records().values()]
+      .filter((record): record is BanRecord => record.kind === "ban" && record.until > now)
+      .sort((a, b) => a.until - b.until);
+  }
+
+  /** Seconds left of `user`'s mute, or `undefined` when they may speak. */
+  mutedFor(user: User): number | undefined {
+    if (this.#muted.size === 0) return undefined;
+    const key = nameKey(user.name);
+    if (!this.#muted.has(key)) return undefined;
+    const record = this.#options.broker.records().get(`mute:${key}`);
+    const left = record?.kind === "mute" ? record.until - this.#options.now() : 0;
+    return left > 0 ? left / 1000 : undefined;
+  }
+
+  /**
+   * Seconds `user` must still wait before speaking in their room's slow
+   * mode, or `undefined` when they may (and then the time is noted).
+   * Moderators are not slowed.
+   */
+  slowWait(user: User): number | undefined {
+    if (this.#slow.size === 0) return undefined;
+    const key = nameKey(user.room.name);
+    const slow = this.#slow.get(key) ?? 0;
+    const now = this.#options.now();
+    if (slow > 0 && rank(user.roles) === 0 && user.lastSaid?.room === key) {
+      const wait = user.lastSaid.at + slow * 1000 - now;
+      if (wait > 0) return Math.ceil(wait / 1000);
+    }
+    user.lastSaid = { room: key, at: now };
+    return undefined;
+  }
+
+  /** The topic of `room`, when it has one. */
+  topicOf(room: string): string | undefined {
+    const topic = this.#roomSettings.get(nameKey(room))?.topic;
+    return topic === "" ? undefined : topic;
+  }
+
+  /** Disconnects the user called `name`, here or on their instance. */
+  kick(by: Moderator, name: string, reason: string, notice: Removal["notice"] = "kicked"): Outcome {
+    const { users, broker } = this.#options;
+    const local = users.find(name);
+    if (local !== undefined) {
+      if (rank(local.roles) >= by.rank) return { ok: false, problem: "outranked" };
+      this.#count("kick", by, local.name, reason);
+      this.#options.remove(local, { notice, by: by.name, reason });
+      return { ok: true, what: `${local.name} was removed` };
+    }
+    const remote = broker.findRemote(nameKey(name));
+    if (remote === undefined) return { ok: false, problem: "not_found" };
+    this.#count("kick", by, remote.name, reason);
+    const note: KickNote = { name: remote.name, by: by.name, reason, notice };
+    broker.publishKick(note, remote);
+    return { ok: true, what: `${remote.name} was removed` };
+  }
+
+  /** Silences `name` for `seconds`, wherever they are (and if they come back). */
+  mute(by: Moderator, name: string, seconds: number, reason: string): Settled<Outcome> {
+    const checked = this.#checkTarget(by, name);
+    if (checked !== undefined) return checked;
+    const now = this.#options.now();
+    const record: MuteRecord = {
+      kind: "mute",
+      name,
+      until: now + seconds * 1000,
+      reason,
+      by: by.name,
+      at: now,
+    };
+    this.#count("mute", by, name, reason);
+    return this.#save(
+      [[recordKey(record), record]],
+      `${name} is muted for ${formatDuration(seconds)}`,
+    );
+  }
+
+  unmute(by: Moderator, name: string): Settled<Outcome> {
+    const key = `mute:${nameKey(name)}`;
+    if (!this.#options.broker.records().has(key)) return { ok: false, problem: "not_found" };
+    this.#count("unmute", by, name, "");
+    return this.#save([[key, undefined]], `${name} may speak again`);
+  }
+
+  /**
+   * Bans an address, or a name (in open mode with the address its user has
+   * here), for `seconds`; a user it names is removed wherever they are.
+   */
+  ban(by: Moderator, target: string, seconds: number, reason: string): Settled<Outcome> {
+    const now = this.#options.now();
+    const base = {
+      kind: "ban",
+      until: now + seconds * 1000,
+      reason,
+      by: by.name,
+      at: now,
+    } as const;
+    const records: BanRecord[] = [];
+    if (ADDRESS.test(target)) {
+      records.push({ ...base, address: target.toLowerCase() });
+    } else {
+      const checked = this.#checkTarget(by, target);
+      if (checked !== undefined) return checked;
+      const local = this.#options.users.find(target);
+      const address = this.#options.banAddresses ? local?.address : undefined;
+      records.push({ ...base, name: local?.name ?? target, address });
+      if (address !== undefined) records.push({ ...base, address, name: local?.name });
+    }
+    this.#count("ban", by, target, reason);
+    return this.#save(
+      records.map((record) => [recordKey(record), record]),
+      `${target} is banned for ${formatDuration(seconds)}`,
+    );
+  }
+
+  /** Lifts the ban of an address, or of a name and the address banned with it. */
+  unban(by: Moderator, target: string): Settled<Outcome> {
+    const records = this.#options.broker.records();
+    const key = ADDRESS.test(target)
+      ? `ban:address:${target.toLowerCase()}`
+      : `ban:name:${nameKey(target)}`;
+    const record = records.get(key);
+    if (record?.kind !== "ban") return { ok: false, problem: "not_found" };
+    const keys = [key];
+    if (record.name !== undefined && record.address !== undefined) {
+      const linked = `ban:address:${record.address}`;
+      const other = records.get(linked);
+      if (other?.kind === "ban" && other.name !== undefined) keys.push(linked);
+    }
+    this.#count("unban", by, target, "");
+    return this.#save(keys.map((key) => [key, undefined]), `${target} is no longer banned`);
+  }
+
+  /** Changes a room's topic or slow mode; everyone in it hears of it. */
+  setRoom(
+    by: Moderator,
+    room: string,
+    change: { topic?: string; slow?: number },
+  ): Settled<Outcome> {
+    const key = nameKey(room);
+    const current = this.#roomSettings.get(key);
+    const now = this.#options.now();
+    const record: RoomRecord = {
+      kind: "room",
+      room,
+      topic: change.topic ?? current?.topic ?? "",
+      slow: change.slow ?? current?.slow ?? 0,
+      by: by.name,
+      at: now,
+    };
+    this.#count(change.topic === undefined ? "slow" : "topic", by, room, "");
+    return this.#save([[`room:${key}`, record]], `the settings of ${room} are saved`);
+  }
+
+  /**
+   * Handles a moderation request of a user: checks that they may, acts,
+   * and answers them. Non-moderators are told no, and nothing happens.
+   */
+  handle(user: User, request: ModerationRequest): void {
+    const { events } = this.#options;
+    if (request.type === "op") return this.#op(user, request.password);
+    if (request.type === "topic" && request.text === undefined) {
+      const topic = this.topicOf(user.room.name);
+      const room = user.room.name;
+      return user.sink.send(
+        topic === undefined
+          ? events.system("no_topic", { room }, room)
+          : events.system("topic", { room, topic }, room),
+      );
+    }
+    const actor: Moderator = { name: user.name, rank: rank(user.roles) };
+    if (actor.rank === 0) {
+      this.#options.metrics.moderationRefused.inc();
+      log.info("Refused !{command} to user {id} ({name}): not a moderator", {
+        command: request.type,
+        id: user.id,
+        name: user.name,
+      });
+      return user.sink.send(events.error("forbidden", "forbidden", { command: request.type }));
+    }
+    const reason = "reason" in request && request.reason !== undefined && request.reason !== ""
+      ? request.reason
+      : NO_REASON;
+    let outcome: Settled<Outcome>;
+    switch (request.type) {
+      case "kick":
+        outcome = this.kick(actor, request.user, reason);
+        break;
+      case "mute":
+        outcome = this.mute(actor, request.user, request.seconds, reason);
+        break;
+      case "unmute":
+        outcome = this.unmute(actor, request.user);
+        break;
+      case "ban":
+        outcome = this.ban(actor, request.target, request.seconds, reason);
+        break;
+      case "unban":
+        outcome = this.unban(actor, request.target);
+        break;
+      case "topic":
+        outcome = this.setRoom(actor, user.room.name, {
+          topic: [...(request.text ?? "").trim()].slice(0, MAX_TOPIC_LENGTH).join(""),
+        });
+        break;
+      case "slow":
+        outcome = this.setRoom(actor, user.room.name, {
+          slow: Math.min(request.seconds, MAX_SLOW_SECONDS),
+        });
+        break;
+    }
+    const target = "user" in request ? request.user : "target" in request ? request.target : "";
+    this.#options.after(user, outcome, (result) => this.#answer(user, result, target));
+  }
+
+  // ---- what the broker says ----
+
+  /** A record changed (here or elsewhere): the users it concerns here are told, or removed. */
+  recordChanged(key: string, record: ModerationRecord | undefined): void {
+    if (key.startsWith("room:")) return this.#roomChanged(key.slice(5), record);
+    if (key.startsWith("mute:")) {
+      const nameKeyOf = key.slice(5);
+      if (record?.kind === "mute") this.#muted.add(nameKeyOf);
+      else this.#muted.delete(nameKeyOf);
+      // A name key is its own key: finding by it finds the user.
+      const user = this.#options.users.find(nameKeyOf);
+      if (user === undefined) return;
+      if (record?.kind === "mute") {
+        const seconds = (record.until - this.#options.now()) / 1000;
+        if (seconds <= 0) return;
+        const { by, reason } = record;
+        user.sink.send(
+          this.#options.events.system("muted", { duration: formatDuration(seconds), by, reason }),
+        );
+      } else {
+        user.sink.send(this.#options.events.system("unmuted", {}));
+      }
+      return;
+    }
+    if (record?.kind !== "ban" || record.until <= this.#options.now()) return;
+    const removal: Removal = { notice: "banned", by: record.by, reason: record.reason };
+    for (const user of [...this.#options.users.all()]) {
+      const named = record.name !== undefined && nameKey(user.name) === nameKey(record.name);
+      const fromAddress = record.address !== undefined && user.address === record.address;
+      if (named || fromAddress) this.#options.remove(user, removal);
+    }
+  }
+
+  /** Another instance's moderator removes a local user. */
+  deliverKick(note: KickNote): void {
+    const user = this.#options.users.find(note.name);
+    if (user === undefined) return;
+    this.#options.remove(user, { notice: note.notice, by: note.by, reason: note.reason });
+  }
+
+  /** Deletes the bans and mutes that have run out. */
+  sweep(): void {
+    const now = this.#options.now();
+    for (const [key, record] of this.#options.broker.records()) {
+      if (record.kind !== "room" && record.until <= now) {
+        Promise.resolve(this.#options.broker.saveRecord(key, undefined)).catch((error) => {
+          log.warning("Cannot delete an expired record: {error}", { error });
+        });
+      }
+    }
+  }
+
+  // ---- inside ----
+
+  /** Why `by` may not act on the user called `name` now, or `undefined`. */
+  #checkTarget(by: Moderator, name: string): Outcome | undefined {
+    if (nameProblem(name) !== undefined) return { ok: false, problem: "invalid" };
+    const local = this.#options.users.find(name);
+    if (local !== undefined && rank(local.roles) >= by.rank) {
+      return { ok: false, problem: "outranked" };
+    }
+    return undefined;
+  }
+
+  /** Saves the records, in order; done when all are. */
+  #save(
+    records: readonly (readonly [string, ModerationRecord | undefined])[],
+    what: string,
+  ): Settled<Outcome> {
+    const { broker } = this.#options;
+    const saved = Promise.all(records.map(([key, record]) => broker.saveRecord(key, record)));
+    return saved.then((results): Outcome =>
+      results.every(Boolean) ? { ok: true, what } : { ok: false, problem: "not_saved" }
+    );
+  }
+
+  #answer(user: User, outcome: Outcome, target: string): void {
+    const { events } = this.#options;
+    if (outcome.ok) return user.sink.send(events.system("done", { what: outcome.what }));
+    switch (outcome.problem) {
+      case "not_found":
+        return user.sink.send(events.error("user_not_found", "user_not_found", { name: target }));
+      case "outranked":
+        return user.sink.send(events.error("forbidden", "outranked", { name: target }));
+      case "invalid":
+        return user.sink.send(
+          events.error("bad_request", "bad_request", {
+            reason: `"${target}" is neither a valid name nor an address`,
+          }),
+        );
+      case "not_saved":
+        return user.sink.send(events.error("unavailable", "not_saved", {}));
+    }
+  }
+
+  /** Open mode: the operator password makes a moderator. */
+  #op(user: User, password: string): void {
+    const { events, operatorPassword, metrics } = this.#options;
+    if (operatorPassword === undefined || user.verified) {
+      return user.sink.send(events.error("forbidden", "op_unavailable", {}));
+    }
+    if (!sameSecret(password, operatorPassword)) {
+      metrics.moderationRefused.inc();
+      log.warning("Wrong operator password from user {id} ({name}, address {address})", {
+        id: user.id,
+        name: user.name,
+        address: user.address,
+      });
+      return user.sink.send(events.error("forbidden", "op_refused", {}));
+    }
+    user.roles.add("moderator");
+    log.info("User {id} ({name}) is a moderator now", { id: user.id, name: user.name });
+    user.sink.send(events.system("op_granted", {}));
+  }
+
+  #roomChanged(key: string, record: ModerationRecord | undefined): void {
+    const previous = this.#roomSettings.get(key);
+    if (record?.kind !== "room") {
+      this.#roomSettings.delete(key);
+      this.#slow.delete(key);
+      return;
+    }
+    this.#roomSettings.set(key, record);
+    if (record.slow > 0) this.#slow.set(key, record.slow);
+    else this.#slow.delete(key);
+    const room = this.#options.rooms.find(record.room);
+    if (room === undefined) return;
+    const { events } = this.#options;
+    const { by, topic, slow } = record;
+    const notices = [];
+    if (topic !== (previous?.topic ?? "")) {
+      notices.push(
+        topic === ""
+          ? events.system("topic_cleared", { by, room: room.name }, room.name)
+          : events.system("topic_set", { by, room: room.name, topic }, room.name),
+      );
+    }
+    if (slow !== (previous?.slow ?? 0)) {
+      notices.push(
+        slow === 0
+          ? events.system("slow_off", { by, room: room.name }, room.name)
+          : events.system("slow_set", { by, room: room.name, seconds: String(slow) }, room.name),
+      );
+    }
+    for (const member of room.members) {
+      for (const notice of notices) member.sink.send(notice);
+    }
+  }
+
+  #count(action: ModerationAction, by: Moderator, target: string, reason: string): void {
+    this.#options.metrics.moderationActions.inc(action);
+    log.info("Moderation: {by} {action} {target} ({reason})", {
+      by: by.name,
+      action,
+      target,
+      reason: reason === "" ? "-" : reason,
+    });
+  }
+}
