@@ -90,6 +90,12 @@ async function readBody(request: Request): Promise<Json> {
   return parsed as Json;
 }
 
+/** Whether a request comes with a body (the reason of a disconnect is optional). */
+function hasBody(request: Request): boolean {
+  const length = request.headers.get("content-length");
+  return request.headers.has("transfer-encoding") || (length !== null && length !== "0");
+}
+
 function tooLarge(): ApiError {
   return new ApiError(413, "too_large", `the body may be at most ${MAX_API_BODY_BYTES} bytes`);
 }
@@ -206,7 +212,7 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
       throw publishError(result, name);
     }),
     route("POST", "/users/:name/disconnect", async (request, { name }) => {
-      const body = request.body === null ? {} : await readBody(request);
+      const body = hasBody(request) ? await readBody(request) : {};
       const reason = text(body, "reason", { optional: true }) || "no reason given";
       return outcome(moderation.kick(API_MODERATOR, name, reason), name);
     }),

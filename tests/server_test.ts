@@ -50,6 +50,21 @@ Deno.test("HTTP routes", async (t) => {
     }
   });
 
+  await t.step("HEAD answers with the length GET sends", async () => {
+    const head = await get("/", { method: "HEAD" });
+    const body = await (await get("/")).arrayBuffer();
+    assertEquals([head.status, head.headers.get("content-length")], [200, String(body.byteLength)]);
+    assertEquals(head.body, null);
+  });
+
+  await t.step("the favicon is served, and the page links it", async () => {
+    const icon = await get("/favicon.svg");
+    assertEquals([icon.status, icon.headers.get("content-type")], [200, "image/svg+xml"]);
+    await icon.body?.cancel();
+    const page = await (await get("/")).text();
+    assertEquals(page.includes('<link rel="icon" href="/favicon.svg"'), true);
+  });
+
   await t.step("unknown paths are 404", async () => {
     const response = await get("/nope");
     assertEquals(response.status, 404);

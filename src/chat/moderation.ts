@@ -245,7 +245,7 @@ export class Moderation {
       const local = this.#options.users.find(target);
       const address = this.#options.banAddresses ? local?.address : undefined;
       records.push({ ...base, name: local?.name ?? target, address });
-      if (address !== undefined) records.push({ ...base, address, name: local?.name });
+      if (address !== undefined) records.push({ ...base, address });
     }
     this.#count("ban", by, target, reason);
     return this.#save(
@@ -264,9 +264,10 @@ export class Moderation {
     if (record?.kind !== "ban") return { ok: false, problem: "not_found" };
     const keys = [key];
     if (record.name !== undefined && record.address !== undefined) {
+      // The address banned with the name goes too, unless banned again since.
       const linked = `ban:address:${record.address}`;
       const other = records.get(linked);
-      if (other?.kind === "ban" && other.name !== undefined) keys.push(linked);
+      if (other?.kind === "ban" && other.at === record.at) keys.push(linked);
     }
     this.#count("unban", by, target, "");
     return this.#save(keys.map((key) => [key, undefined]), `${target} is no longer banned`);
@@ -351,7 +352,11 @@ export class Moderation {
         break;
     }
     const target = "user" in request ? request.user : "target" in request ? request.target : "";
-    this.#options.after(user, outcome, (result) => this.#answer(user, result, target));
+    // A room's new settings are told to everyone in it, the moderator included.
+    const quiet = request.type === "topic" || request.type === "slow";
+    this.#options.after(user, outcome, (result) => {
+      if (!result.ok || !quiet) this.#answer(user, result, target);
+    });
   }
 
   // ---- what the broker says ----
@@ -382,7 +387,9 @@ export class Moderation {
     const removal: Removal = { notice: "banned", by: record.by, reason: record.reason };
     for (const user of [...this.#options.users.all()]) {
       const named = record.name !== undefined && nameKey(user.name) === nameKey(record.name);
-      const fromAddress = record.address !== undefined && user.address === record.address;
+      // Moderators sharing a banned address (the banner, say) stay.
+      const fromAddress = record.address !== undefined && user.address === record.address &&
+        rank(user.roles) === 0;
       if (named || fromAddress) this.#options.remove(user, removal);
     }
   }

@@ -1,6 +1,7 @@
 /** Real-socket helpers for the end-to-end tests: a server on port 0 and a WebSocket client. */
 
 import { delay } from "@std/async/delay";
+import type { TokenVerifier } from "../../src/auth.ts";
 import { Chatroom } from "../../src/chat/mod.ts";
 import type { ChatConfig, ConnectionLimits } from "../../src/config/mod.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
@@ -148,16 +149,41 @@ const STATIC_FILES: StaticFiles = await loadStaticFiles();
 export interface TestServerOptions {
   chat?: Partial<ChatConfig>;
   limits?: Partial<ConnectionLimits>;
+  /** Token mode's verifier; open mode without. */
+  verifier?: TokenVerifier;
+  /** Open mode: the operator password of `!op`. */
+  operatorPassword?: string;
+  /** Seconds before a token expires that its user is warned. */
+  expiryWarning?: number;
+  /** Keys of the server API. */
+  apiKeys?: string[];
 }
 
 /** Starts the real handler with `Deno.serve` on 127.0.0.1, port 0. */
 export function startTestServer(options: TestServerOptions = {}): TestServer {
   const metrics = createMetrics();
-  const chatroom = new Chatroom({ config: { ...TEST_CONFIG.chat, ...options.chat }, metrics });
+  const { verifier } = options;
+  const chatroom = new Chatroom({
+    config: { ...TEST_CONFIG.chat, ...options.chat },
+    metrics,
+    auth: {
+      tokenMode: verifier !== undefined,
+      verify: verifier === undefined ? undefined : (token) => verifier.verify(token),
+      expiryWarning: options.expiryWarning ?? 60,
+      operatorPassword: options.operatorPassword,
+    },
+  });
   const limits = { ...TEST_CONFIG.server.limits, ...options.limits };
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen: () => {} },
-    createHandler({ chatroom, limits, metrics, staticFiles: STATIC_FILES }),
+    createHandler({
+      chatroom,
+      limits,
+      metrics,
+      staticFiles: STATIC_FILES,
+      verifier,
+      apiKeys: options.apiKeys,
+    }),
   );
   // As the entry point does: dropped sessions end once session_linger passes.
   const expiry = setInterval(() => chatroom.expireSessions(), 50);
@@ -198,8 +224,8 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
 export interface RawUpgrade {
   /** The HTTP status of the answer: 101 when the socket is open. */
   readonly status: number;
-  /** The TCP connection; the caller closes it. */
-  readonly conn: Deno.TcpConn;
+  /** The connection (TCP, or TLS with `caCerts`); the caller closes it. */
+  readonly conn: Deno.Conn;
   /** What was read past the answer's head: the start of the first frames. */
   readonly after: Uint8Array;
 }
@@ -208,14 +234,17 @@ export interface RawUpgrade {
  * Sends an upgrade request over a plain TCP connection and reads the status
  * line. After a 101 the caller may write nothing and read nothing, like a
  * stalled client, or close the TCP connection without a close frame.
- * `headers` may replace the `Host` header.
+ * `headers` may replace the `Host` header; with `caCerts` it speaks TLS to
+ * `localhost` (wss).
  */
 export async function rawUpgrade(
   port: number,
-  options: { path?: string; headers?: Record<string, string> } = {},
+  options: { path?: string; headers?: Record<string, string>; caCerts?: string[] } = {},
 ): Promise<RawUpgrade> {
-  const { path = "/ws", headers = {} } = options;
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const { path = "/ws", headers = {}, caCerts } = options;
+  const conn = caCerts === undefined
+    ? await Deno.connect({ hostname: "127.0.0.1", port })
+    : await Deno.connectTls({ hostname: "localhost", port, caCerts });
   const lines = [
     `GET ${path} HTTP/1.1`,
     ...Object.entries({ Host: `127.0.0.1:${port}`, ...headers })

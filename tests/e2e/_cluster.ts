@@ -27,6 +27,10 @@ export interface ClusterOptions {
   /** YAML added under `cluster.nats`, indented by four spaces. */
   nats?: string;
   chat?: Record<string, string>;
+  /** More environment variables for every instance. */
+  env?: Record<string, string>;
+  /** Keys of `server.yaml`'s `history` section, as YAML values. */
+  history?: string;
 }
 
 export function wsUrl(instance: ServerProcess, query = ""): string {
@@ -55,7 +59,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
   try {
     for (let i = 0; i < options.instances; i++) {
-      instances.push(await startServerProcess({ env: { CHAT_CONFIG_DIR: configDir } }));
+      instances.push(
+        await startServerProcess({ env: { CHAT_CONFIG_DIR: configDir, ...options.env } }),
+      );
     }
   } catch (error) {
     await dispose();

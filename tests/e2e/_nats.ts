@@ -47,8 +47,16 @@ export interface NatsServer {
   dispose(): Promise<void>;
 }
 
+/** How {@linkcode startNats} sets nats-server up. */
+export interface NatsOptions {
+  /** Clients must log in with this user and password. */
+  readonly auth?: { readonly user: string; readonly password: string };
+  /** `false` leaves it stopped: its address is known, `start()` starts it. */
+  readonly started?: boolean;
+}
+
 /** Starts nats-server in a temporary directory and waits until it is ready. */
-export async function startNats(): Promise<NatsServer> {
+export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
   const dir = await Deno.makeTempDir({ prefix: "chat-nats-" });
   const wsPort = freePort();
   const config = join(dir, "nats.conf");
@@ -56,6 +64,9 @@ export async function startNats(): Promise<NatsServer> {
     config,
     [
       `listen: "127.0.0.1:${freePort()}"`,
+      ...(options.auth === undefined
+        ? []
+        : [`authorization { user: "${options.auth.user}", password: "${options.auth.password}" }`]),
       `websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }`,
       `jetstream { store_dir: "${join(dir, "jetstream")}" }`,
       "",
@@ -96,7 +107,7 @@ export async function startNats(): Promise<NatsServer> {
     await child.status;
     child = undefined;
   };
-  await start();
+  if (options.started !== false) await start();
   return {
     wsUrl: `ws://127.0.0.1:${wsPort}`,
     start,

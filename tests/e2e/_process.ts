@@ -12,7 +12,7 @@ const START_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-write", "--al
 /** A server started with `deno run src/main.ts`. */
 export interface ServerProcess {
   readonly child: Deno.ChildProcess;
-  /** `http://127.0.0.1:<port>`, read from the "listening on" log line. */
+  /** `http://127.0.0.1:<port>` (or `https://`), read from the "listening on" log line. */
   readonly httpUrl: string;
   /** Every line the process wrote to stdout or stderr so far. */
   readonly output: string[];
@@ -78,7 +78,7 @@ export async function startServerProcess(
   let listening: (url: string) => void = () => {};
   const url = new Promise<string>((resolve) => listening = resolve);
   const onLine = (line: string): void => {
-    const match = /listening on (http:\/\/\S+)/.exec(line);
+    const match = /listening on (https?:\/\/\S+)/.exec(line);
     if (match !== null) listening(match[1]);
   };
   const drained = Promise.all([

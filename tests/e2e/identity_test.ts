@@ -1,0 +1,260 @@
+/**
+ * Token mode against the real handler: a signed token (each algorithm) says
+ * who a client is, a bad or missing one is refused before the upgrade (or
+ * with 4001 for v2's hello), and an expiring one warns, renews, or closes.
+ */
+
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { delay } from "@std/async/delay";
+import { exportSPKI, generateKeyPair, SignJWT } from "jose";
+import { createVerifier, type TokenVerifier } from "../../src/auth.ts";
+import type { AuthConfig, TokenAlgorithm } from "../../src/config/mod.ts";
+import {
+  rawUpgrade,
+  startTestServer,
+  TestClient,
+  type TestServer,
+  type TestServerOptions,
+  type V2Frame,
+  within,
+} from "./_client.ts";
+
+const SECRET = "a-test-secret-that-is-at-least-32-characters";
+
+/** Signs tokens for one algorithm, and the verifier the server checks them with. */
+interface Signer {
+  sign(claims: Record<string, unknown>, expiresIn?: number): Promise<string>;
+  verifier: TokenVerifier;
+}
+
+async function signer(algorithm: TokenAlgorithm, secret = SECRET): Promise<Signer> {
+  const auth: AuthConfig = {
+    mode: "token",
+    algorithm,
+    secret: algorithm === "HS256" ? secret : undefined,
+    publicKeyFile: undefined,
+    nameClaim: "sub",
+    rolesClaim: "roles",
+    issuer: undefined,
+    audience: undefined,
+    expiryWarning: 60,
+    operatorPassword: undefined,
+  };
+  let key: CryptoKey | Uint8Array;
+  let pem: string | undefined;
+  if (algorithm === "HS256") {
+    key = new TextEncoder().encode(secret);
+  } else {
+    const pair = await generateKeyPair(algorithm, { extractable: true });
+    key = pair.privateKey;
+    pem = await exportSPKI(pair.publicKey);
+  }
+  const verifier = (await createVerifier(auth, pem))!;
+  return {
+    verifier,
+    sign(claims, expiresIn = 3600) {
+      return new SignJWT(claims).setProtectedHeader({ alg: algorithm })
+        .setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn).sign(key);
+    },
+  };
+}
+
+async function withServer(
+  options: TestServerOptions,
+  body: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = startTestServer(options);
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
+}
+
+/** The status line's code and the body of an upgrade the server refused. */
+async function refusal(port: number, query: string): Promise<[number, string]> {
+  const answer = await rawUpgrade(port, { path: `/ws${query}` });
+  let text = new TextDecoder().decode(answer.after);
+  const chunk = new Uint8Array(1024);
+  while (!text.includes("\n")) {
+    const read = await within(answer.conn.read(chunk), "the refusal's body");
+    if (read === null) break;
+    text += new TextDecoder().decode(chunk.subarray(0, read));
+  }
+  answer.conn.close();
+  return [answer.status, text.trim()];
+}
+
+/** A v2 client that says hello with `auth`; returns it and its first event. */
+async function helloWith(server: TestServer, auth?: string, name?: string) {
+  const client = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+  client.send(JSON.stringify({ type: "hello", auth, name }));
+  return { client, first: await client.next() };
+}
+
+for (const algorithm of ["HS256", "RS256", "ES256", "EdDSA"] as const) {
+  Deno.test(`token mode with ${algorithm}`, async (t) => {
+    const { sign, verifier } = await signer(algorithm);
+    const other = await signer(algorithm, `another ${SECRET}`);
+    await withServer({ verifier }, async (server) => {
+      await t.step("?token= names the text client; ?name= is ignored", async () => {
+        const token = await sign({ sub: "Alice", roles: ["moderator"] });
+        const client = await TestClient.connect(`${server.url}?token=${token}&name=Mallory`);
+        const welcome = await client.next();
+        assertEquals(welcome.body, 'Welcome, Alice (hint: type "!help" for help)');
+        client.send("!setname Eve");
+        assertEquals(await client.nextPair(), [
+          "SERVER",
+          'Cannot change your name to "Eve": names come from your sign-in token here',
+        ]);
+        await client.close();
+      });
+
+      await t.step("v2 hello carries the token as auth", async () => {
+        const { client, first } = await helloWith(server, await sign({ sub: "Bob" }), "Mallory");
+        assertEquals([first.type, first.name], ["welcome", "Bob"]);
+        await client.close();
+      });
+
+      const refused: [string, () => Promise<string>, string][] = [
+        [
+          "no token",
+          () => Promise.resolve(""),
+          "a token is required: connect with ?token=<signed token>",
+        ],
+        [
+          "another key's token",
+          () => other.sign({ sub: "Alice" }),
+          "the token's signature is not valid",
+        ],
+        ["an expired token", () => sign({ sub: "Alice" }, -60), "the token has expired"],
+        [
+          "a token with no name",
+          () => sign({ roles: [] }),
+          'the token has no "sub" claim naming the user',
+        ],
+        [
+          "a name that cannot be used",
+          () => sign({ sub: "bad name!" }),
+          'the name in the token cannot be used: it may only contain letters, digits, "_", "-" and "."',
+        ],
+        [
+          "not a token",
+          () => Promise.resolve("not-a-jwt"),
+          'the token is not a valid signed JWT naming the user in "sub"',
+        ],
+      ];
+      for (const [what, token, reason] of refused) {
+        await t.step(`${what}: 401 before the upgrade`, async () => {
+          const value = await token();
+          const query = value === "" ? "" : `?token=${value}`;
+          assertEquals(await refusal(server.port, query), [401, `Unauthorized: ${reason}`]);
+        });
+        await t.step(`${what} in v2 hello: an error, then 4001`, async () => {
+          const value = await token();
+          const { client, first } = await helloWith(server, value === "" ? undefined : value);
+          const expected = value === ""
+            ? 'a token is required: send it as "auth" in hello or resume'
+            : reason;
+          assertEquals([first.type, first.code, first.text], [
+            "error",
+            "unauthorized",
+            `Your token was refused: ${expected}`,
+          ]);
+          assertEquals((await within(client.closed, "the close")).code, 4001);
+        });
+      }
+    });
+  });
+}
+
+Deno.test("a token that expires warns, may be renewed, or closes with 4001", async (t) => {
+  const { sign, verifier } = await signer("HS256");
+  await withServer({ verifier, expiryWarning: 2 }, async (server) => {
+    const connect = async (name: string, expiresIn: number) => {
+      const client = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+      client.send(JSON.stringify({ type: "hello", auth: await sign({ sub: name }, expiresIn) }));
+      await client.waitFor((event) => event.type === "welcome");
+      return client;
+    };
+    const [renewing, lapsing] = await Promise.all([connect("Ren", 3), connect("Lapse", 3)]);
+
+    await t.step("the warning comes expiry_warning seconds before", async () => {
+      for (const client of [renewing, lapsing]) {
+        const warning = await client.waitFor((event) => event.type === "system", "the warning");
+        assertMatch(
+          String(warning.text),
+          /^Your sign-in expires in [12] s: send a fresh token to stay\.$/,
+        );
+      }
+    });
+
+    await t.step("a token naming someone else does not renew", async () => {
+      renewing.send(JSON.stringify({ type: "refresh", auth: await sign({ sub: "Lapse" }) }));
+      const refused = await renewing.waitFor((event) => event.type === "error");
+      assertEquals(refused.text, "Your token was refused: the token names Lapse, not you");
+    });
+
+    await t.step("a fresh token renews the session", async () => {
+      renewing.send(JSON.stringify({ type: "refresh", auth: await sign({ sub: "Ren" }) }));
+      const renewed = await renewing.waitFor((event) => event.type === "system");
+      assertEquals(renewed.text, "Your sign-in is renewed.");
+    });
+
+    await t.step("without one, the session ends with 4001", async () => {
+      const expired = await lapsing.waitFor((event) => event.type === "error", "the end", 6000);
+      assertEquals(expired.text, "Your sign-in has expired: connect again with a fresh token.");
+      assertEquals((await within(lapsing.closed, "the close")).code, 4001);
+      assertEquals(server.metrics.connectionsClosed.get("unauthorized"), 1);
+    });
+
+    await t.step("the renewed one is still open past the first expiry", async () => {
+      await delay(200);
+      renewing.send(JSON.stringify({ type: "ping" }));
+      assertEquals((await renewing.waitFor((event) => event.type === "system")).text, "pong!");
+      await renewing.close();
+    });
+  });
+});
+
+Deno.test("the same user signing in again takes the session over", async () => {
+  const { sign, verifier } = await signer("HS256");
+  await withServer({ verifier }, async (server) => {
+    const first = await TestClient.connect(`${server.url}?token=${await sign({ sub: "Alice" })}`);
+    await first.next();
+    const second = await TestClient.connect(`${server.url}?token=${await sign({ sub: "Alice" })}`);
+    assertEquals((await within(first.closed, "the first to close")).code, 4000);
+    second.send("!who");
+    const who = await second.waitFor((frame) => frame.body.startsWith("Connected Users"));
+    assertEquals(who.body, "Connected Users: Alice");
+    await second.close();
+  });
+});
+
+Deno.test("a token's roles make a moderator; others are refused", async () => {
+  const { sign, verifier } = await signer("ES256");
+  await withServer({ verifier }, async (server) => {
+    const connect = async (claims: Record<string, unknown>) => {
+      const client = await TestClient.connect(`${server.url}?token=${await sign(claims)}`);
+      await client.next();
+      return client;
+    };
+    const mod = await connect({ sub: "Mod", roles: "moderator" });
+    const admin = await connect({ sub: "Boss", roles: ["admin"] });
+    const user = await connect({ sub: "User" });
+    user.send("!kick Mod");
+    assertEquals(
+      (await user.waitFor((frame) => frame.body.startsWith("Only"))).body,
+      "Only moderators may use !kick.",
+    );
+    mod.send("!kick Boss");
+    assertEquals(
+      (await mod.waitFor((frame) => frame.body.startsWith("You may not"))).body,
+      "You may not moderate Boss.",
+    );
+    admin.send("!kick Mod too loud");
+    assertEquals((await within(mod.closed, "the kick")).code, 4003);
+    assert(server.metrics.moderationActions.get("kick") === 1);
+    await Promise.all([admin.close(), user.close()]);
+  });
+});

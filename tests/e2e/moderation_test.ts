@@ -1,0 +1,295 @@
+/**
+ * Moderation against the real server: every command as a moderator and as
+ * anyone else, bans that hold across a restart, and moderation across two
+ * instances joined through NATS.
+ */
+
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { join } from "@std/path";
+import { rawUpgrade, startTestServer, TestClient, type TestServer, within } from "./_client.ts";
+import { startCluster } from "./_cluster.ts";
+import { testConfigDir } from "./_config.ts";
+import { natsAvailable } from "./_nats.ts";
+import { startServerProcess } from "./_process.ts";
+
+const PASSWORD = "correct horse battery staple";
+/** Flood control out of the way: the steps send many commands from one address. */
+const RELAXED_FLOOD = {
+  rate: 100_000,
+  burst: 100_000,
+  disconnectAfter: 60,
+  addressRate: 100_000,
+  addressBurst: 100_000,
+};
+
+/** Connects a text client with `?name=`, past its welcome and what follows it. */
+async function connectAs(server: TestServer | string, name: string): Promise<TestClient> {
+  const url = typeof server === "string" ? server : server.url;
+  const client = await TestClient.connect(`${url}?name=${name}`);
+  await client.waitFor((frame) => frame.body.startsWith("Welcome, "), "the welcome");
+  return client;
+}
+
+/** The next frame from the server that is not a presence notice. */
+async function answer(client: TestClient): Promise<string> {
+  const frame = await client.waitFor((frame) =>
+    frame.origin === "SERVER" && !/ has (connected|disconnected)!$/.test(frame.body)
+  );
+  return frame.body;
+}
+
+/** The status of an upgrade from this address now. */
+async function upgradeStatus(port: number): Promise<number> {
+  const { status, conn } = await rawUpgrade(port);
+  conn.close();
+  return status;
+}
+
+Deno.test("moderation in the chat", async (t) => {
+  const server = startTestServer({ operatorPassword: PASSWORD, chat: { flood: RELAXED_FLOOD } });
+  try {
+    const mod = await connectAs(server, "Mod");
+    const bob = await connectAs(server, "Bob");
+    const carol = await connectAs(server, "Carol");
+
+    await t.step("!help lists !op, not the moderators' commands", async () => {
+      bob.send("!help");
+      const help = await answer(bob);
+      assert(help.includes("!op <password>"), help);
+      assert(!help.includes("!kick"), help);
+    });
+
+    const refusals: [string, string][] = [
+      ["!kick Carol", "Only moderators may use !kick."],
+      ["!mute Carol 10m", "Only moderators may use !mute."],
+      ["!ban Carol 1h", "Only moderators may use !ban."],
+      ["!unban Carol", "Only moderators may use !unban."],
+      ["!topic Free pizza", "Only moderators may use !topic."],
+      ["!slow 5", "Only moderators may use !slow."],
+      ["!op wrong password", "Wrong operator password."],
+    ];
+    for (const [command, reply] of refusals) {
+      await t.step(`${command} from a user: ${reply}`, async () => {
+        bob.send(command);
+        assertEquals(await answer(bob), reply);
+      });
+    }
+
+    await t.step("!op with the password makes a moderator", async () => {
+      mod.send(`!op ${PASSWORD}`);
+      assertEquals(await answer(mod), "You are now a moderator.");
+      mod.send("!help");
+      assert((await answer(mod)).includes("!kick <user> [reason]"));
+      assertEquals(server.metrics.moderationRefused.get(), refusals.length);
+    });
+
+    await t.step("!topic sets the topic for the room, shown on join and in !rooms", async () => {
+      mod.send("!topic Free pizza at noon");
+      const notice = "Mod set the topic of lobby: Free pizza at noon";
+      for (const client of [mod, bob, carol]) assertEquals(await answer(client), notice);
+      bob.send("!topic");
+      assertEquals(await answer(bob), "Topic of lobby: Free pizza at noon");
+      bob.send("!rooms");
+      assertEquals(await answer(bob), "Rooms: lobby (3, topic: Free pizza at noon)");
+      const dave = await TestClient.connect(`${server.url}?name=Dave`);
+      await dave.next();
+      assertEquals(await answer(dave), "Topic of lobby: Free pizza at noon");
+      await dave.close();
+    });
+
+    await t.step(
+      "!slow lets each user speak once per interval; moderators are not slowed",
+      async () => {
+        mod.send("!slow 30");
+        const notice = "Mod set slow mode in lobby: one message every 30 s per user.";
+        for (const client of [mod, bob, carol]) assertEquals(await answer(client), notice);
+        bob.send("first");
+        await bob.waitFor((frame) => frame.body === "Bob: first");
+        bob.send("second");
+        assertMatch(
+          await answer(bob),
+          /^Slow mode in lobby: wait (30|29) s before your next message\.$/,
+        );
+        mod.send("one");
+        mod.send("two");
+        await mod.waitFor((frame) => frame.body === "Mod: two");
+        mod.send("!slow 0");
+        for (const client of [mod, bob, carol]) {
+          assertEquals(await answer(client), "Mod turned slow mode off in lobby.");
+        }
+      },
+    );
+
+    await t.step("!mute silences a user, !unmute lets them speak", async () => {
+      mod.send("!mute Bob 10m spamming links");
+      assertEquals(await answer(mod), "Done: Bob is muted for 10 minutes.");
+      assertEquals(await answer(bob), "You are muted for 10 minutes by Mod: spamming links");
+      bob.send("hello?");
+      assertEquals(
+        await answer(bob),
+        "You are muted for 10 minutes more: your message was not sent.",
+      );
+      bob.send("!pm Carol psst");
+      assertMatch(await answer(bob), /^You are muted for/);
+      mod.send("!unmute Bob");
+      assertEquals(await answer(mod), "Done: Bob may speak again.");
+      assertEquals(await answer(bob), "You may speak again.");
+      bob.send("back");
+      await carol.waitFor((frame) => frame.body === "Bob: back");
+    });
+
+    await t.step("!kick disconnects with 4003 and tells the room why", async () => {
+      mod.send("!kick Carol calm down");
+      await mod.waitFor((frame) => frame.body === "Carol was kicked by Mod: calm down");
+      assertEquals(await answer(mod), "Done: Carol was removed.");
+      assertEquals(await answer(carol), "You were removed from the chat by Mod: calm down");
+      assertEquals((await within(carol.closed, "the kick")).code, 4003);
+      assertEquals(
+        (await bob.waitFor((frame) => frame.body.includes("kicked"))).body,
+        "Carol was kicked by Mod: calm down",
+      );
+      // A kick is not a ban: Carol may come back.
+      const back = await connectAs(server, "Carol");
+      await back.close();
+    });
+
+    await t.step("!ban removes the user and keeps their address out", async () => {
+      mod.send("!ban Bob 1h flooding");
+      assertEquals((await within(bob.closed, "the ban")).code, 4003);
+      await mod.waitFor((frame) => frame.body === "Bob was banned by Mod: flooding");
+      assertEquals(await answer(mod), "Done: Bob is banned for 1 hour.");
+      assertEquals(await upgradeStatus(server.port), 403);
+      assertEquals(server.metrics.connectionsRefused.get("banned"), 1);
+      const bans = server.chatroom.moderation.bans();
+      assertEquals(bans.map((ban) => [ban.name, ban.address, ban.reason]), [
+        ["Bob", "127.0.0.1", "flooding"],
+        [undefined, "127.0.0.1", "flooding"],
+      ]);
+    });
+
+    await t.step("!unban lets them in again", async () => {
+      mod.send("!unban Bob");
+      assertEquals(await answer(mod), "Done: Bob is no longer banned.");
+      assertEquals(await upgradeStatus(server.port), 101);
+      mod.send("!unban Bob");
+      assertEquals(await answer(mod), "!pm error: user Bob not found");
+    });
+
+    await t.step("bans of an address, and of a name nobody holds", async () => {
+      mod.send("!ban 10.1.2.3 1d botnet");
+      assertEquals(await answer(mod), "Done: 10.1.2.3 is banned for 1 day.");
+      mod.send("!ban Zed 2h");
+      assertEquals(await answer(mod), "Done: Zed is banned for 2 hours.");
+      const zed = await TestClient.connect(`${server.url}?name=Zed`);
+      await zed.next();
+      assertMatch((await zed.next()).body, /^Cannot use the name "Zed": it is banned\. You are /);
+      await zed.close();
+      mod.send("!ban bad!name 1h");
+      assertEquals(
+        await answer(mod),
+        'Bad request: "bad!name" is neither a valid name nor an address',
+      );
+      mod.send("!mute Bob forever");
+      assertEquals(await answer(mod), "Usage: !mute <user> <duration> [reason]");
+    });
+
+    await t.step("every action is counted", () => {
+      const counted = ["kick", "mute", "unmute", "ban", "unban", "topic", "slow"] as const;
+      assertEquals(
+        counted.map((action) => server.metrics.moderationActions.get(action)),
+        [1, 1, 1, 3, 1, 1, 2],
+      );
+    });
+    await mod.close();
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("bans and topics hold across a restart", async () => {
+  const configDir = await testConfigDir({
+    floodOff: true,
+    server: `history:\n  store: kv\n  path: placeholder\n`,
+  });
+  const data = await Deno.makeTempDir({ prefix: "chat-mod-" });
+  const serverYaml = join(configDir, "test", "server.yaml");
+  await Deno.writeTextFile(
+    serverYaml,
+    (await Deno.readTextFile(serverYaml)).replace("placeholder", join(data, "history.kv")),
+  );
+  const env = { CHAT_CONFIG_DIR: configDir, CHAT_OPERATOR_PASSWORD: PASSWORD };
+  let server = await startServerProcess({ env });
+  try {
+    const url = server.httpUrl.replace("http", "ws") + "/ws";
+    const mod = await connectAs(url, "Mod");
+    mod.send(`!op ${PASSWORD}`);
+    await answer(mod);
+    mod.send("!topic Be kind");
+    assertEquals(await answer(mod), "Mod set the topic of lobby: Be kind");
+    mod.send("!ban Zed 1h impostor");
+    assertEquals(await answer(mod), "Done: Zed is banned for 1 hour.");
+
+    await server.kill();
+    server = await startServerProcess({ env });
+    const again = server.httpUrl.replace("http", "ws") + "/ws";
+    const zed = await TestClient.connect(`${again}?name=Zed`);
+    await zed.next();
+    assertMatch((await zed.next()).body, /^Cannot use the name "Zed": it is banned\. You are /);
+    assertEquals((await zed.next()).body, "Topic of lobby: Be kind");
+    await zed.close();
+  } finally {
+    await server.kill();
+    await Deno.remove(configDir, { recursive: true });
+    await Deno.remove(data, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "moderation across two instances",
+  ignore: !natsAvailable(),
+  fn: async (t) => {
+    const cluster = await startCluster({
+      instances: 2,
+      env: { CHAT_OPERATOR_PASSWORD: PASSWORD },
+    });
+    try {
+      const mod = await cluster.text(0, "?name=Mod");
+      const bob = await cluster.text(1, "?name=Bob");
+      mod.send(`!op ${PASSWORD}`);
+      assertEquals(await answer(mod), "You are now a moderator.");
+
+      await t.step("a topic set on one instance reaches the room on the other", async () => {
+        mod.send("!topic Cluster talk");
+        assertEquals(await answer(bob), "Mod set the topic of lobby: Cluster talk");
+      });
+
+      await t.step("a mute set on one instance holds on the other", async () => {
+        mod.send("!mute Bob 5m");
+        assertEquals(await answer(bob), "You are muted for 5 minutes by Mod: no reason given");
+        bob.send("hi");
+        assertMatch(await answer(bob), /^You are muted for 5 minutes more/);
+        mod.send("!unmute Bob");
+        assertEquals(await answer(bob), "You may speak again.");
+      });
+
+      await t.step("a kick reaches the user's instance", async () => {
+        mod.send("!kick Bob off you go");
+        assertEquals((await within(bob.closed, "the kick")).code, 4003);
+        await mod.waitFor((frame) => frame.body === "Bob was kicked by Mod: off you go");
+      });
+
+      await t.step("a ban on one instance removes and refuses the user on the other", async () => {
+        const again = await cluster.text(1, "?name=Bob");
+        mod.send("!ban Bob 1h");
+        assertEquals((await within(again.closed, "the ban")).code, 4003);
+        const zed = await cluster.text(1, "?name=Bob");
+        assertMatch(
+          (await zed.waitFor((frame) => frame.body.startsWith("Cannot use"))).body,
+          /^Cannot use the name "Bob": it is banned\. You are /,
+        );
+      });
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
