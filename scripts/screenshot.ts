@@ -1,41 +1,54 @@
 /**
- * Renders docs/screenshot.png: two people chatting, seen by one of them.
- * Run with `deno task screenshot` (needs Debian's chromium).
+ * Renders docs/screenshot.png (a desktop window) and docs/screenshot-phone.png
+ * (a phone) of people chatting. Run with `deno task screenshot` (needs
+ * Debian's chromium).
  */
 
+import type { Page } from "playwright-core";
 import { launchBrowser } from "../tests/e2e/_browser.ts";
 import { startServerProcess } from "../tests/e2e/_process.ts";
 
 const server = await startServerProcess();
 const browser = await launchBrowser();
+
+async function open(name: string, viewport: { width: number; height: number }): Promise<Page> {
+  const page = await (await browser.newContext({ viewport })).newPage();
+  await page.goto(`${server.httpUrl}/?name=${name}`);
+  await page.locator("#me").filter({ hasText: name }).waitFor();
+  return page;
+}
+
+async function say(page: Page, text: string): Promise<void> {
+  await page.fill("#input", text);
+  await page.press("#input", "Enter");
+  await page.waitForTimeout(150);
+}
+
 try {
-  const [ann, bob] = await Promise.all([1, 2].map(async () => {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 560 } });
-    return await context.newPage();
-  }));
-  await ann.goto(`${server.httpUrl}/?name=Ann`);
-  await bob.goto(`${server.httpUrl}/?name=Bob`);
-  await bob.locator("#members button", { hasText: "Ann" }).waitFor();
-  const lines: [typeof ann, string][] = [
-    [ann, "Morning Bob! Did the deploy go out?"],
+  const ann = await open("Ann", { width: 1100, height: 620 });
+  const bob = await open("Bob", { width: 1100, height: 620 });
+  const cleo = await open("Cleo", { width: 390, height: 720 });
+  await say(bob, "!join release");
+  await say(bob, "Notes for the release go here.");
+  await say(bob, "!leave");
+  const lines: [Page, string][] = [
+    [ann, "Morning! Did the deploy go out?"],
     [bob, "It did, ten minutes ago. Metrics look calm."],
+    [cleo, "Nice. I'm on my phone, reading along."],
     [ann, "!me raises a coffee"],
-    [bob, "!join release"],
-    [bob, "Notes for the release go here."],
-    [bob, "!leave"],
     [bob, "!pm Ann can you review my notes in #release?"],
     [ann, "Sure, after standup."],
   ];
-  for (const [page, text] of lines) {
-    await page.fill("#input", text);
-    await page.press("#input", "Enter");
-    await page.waitForTimeout(150);
-  }
+  for (const [page, text] of lines) await say(page, text);
   await ann.locator("#messages li", { hasText: "after standup" }).waitFor();
-  await ann.locator("#send-form input").fill("!j");
-  await ann.locator("#hints").filter({ hasText: "!join" }).waitFor();
-  await ann.locator("#rooms button", { hasText: "#release" }).waitFor({ timeout: 10_000 });
+  await ann.locator("#rooms button[data-key='room:release'] .unread").waitFor({ timeout: 10_000 });
+  await ann.fill("#input", "!j");
+  await ann.locator("#hints").waitFor();
   await ann.screenshot({ path: new URL("../docs/screenshot.png", import.meta.url).pathname });
+  await cleo.locator("#messages li", { hasText: "after standup" }).waitFor();
+  await cleo.screenshot({
+    path: new URL("../docs/screenshot-phone.png", import.meta.url).pathname,
+  });
 } finally {
   await browser.close();
   await server.kill();

@@ -151,6 +151,29 @@ Deno.test("v2 decodes every request", () => {
   }
 });
 
+Deno.test("v2 rooms may give where the client stopped reading", () => {
+  assertEquals(
+    decodeV2Frame('{"type":"rooms","seen":{"lobby":{"epoch":"e1","seq":4},"games":{"seq":0}}}'),
+    [{
+      kind: "request",
+      request: {
+        type: "rooms",
+        seen: new Map([["lobby", { epoch: "e1", seq: 4 }], ["games", {
+          epoch: undefined,
+          seq: 0,
+        }]]),
+      },
+    }],
+  );
+  for (
+    const seen of ["[]", '{"lobby":4}', '{"lobby":{"seq":-1}}', '{"lobby":{"epoch":1,"seq":1}}']
+  ) {
+    assertEquals(decodeV2Frame(`{"type":"rooms","seen":${seen}}`), [
+      invalid('"seen" must map room names to {"epoch", "seq"}'),
+    ]);
+  }
+});
+
 Deno.test("v2 reads a JSON array of requests in order", () => {
   assertEquals(decodeV2Frame('[{"type":"say","text":"a"},{"type":"leave"},{"type":"nope"}]'), [
     { kind: "request", request: { type: "say", text: "a" } },

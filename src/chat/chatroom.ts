@@ -473,9 +473,19 @@ export class Chatroom {
         }
         return;
       }
-      case "rooms":
+      case "rooms": {
         this.sweepRooms();
-        return user.sink.send(this.#events.rooms(this.roomSummaries()));
+        const summaries = this.roomSummaries();
+        const seen = request.seen;
+        if (seen === undefined) return user.sink.send(this.#events.rooms(summaries));
+        return user.sink.send(this.#events.rooms(summaries.map((summary) => {
+          const position = seen.get(summary.name);
+          const room = this.#rooms.find(summary.name);
+          if (room === undefined || summary.lastSeq === 0) return summary;
+          const unread = room.unreadAfter(position?.epoch, position?.seq ?? 0);
+          return { ...summary, unread };
+        })));
+      }
       case "members":
         return user.sink.send(this.#membership.members(user, user.room, false));
       case "history":

@@ -115,6 +115,8 @@ export interface RoomSummary {
   readonly lastSeq: number;
   /** The room's topic, when it has one. */
   readonly topic?: string;
+  /** Kept messages after the position the client gave for this room (v2 `rooms` with `seen`). */
+  readonly unread?: number;
 }
 
 /** Every room, with member counts. */
@@ -220,7 +222,8 @@ export type ClientRequest =
   | { readonly type: "join"; readonly room: string }
   | { readonly type: "leave" }
   | { readonly type: "setname"; readonly name: string }
-  | { readonly type: "rooms" }
+  /** With `seen` (v2), the position read up to in some rooms, for their unread counts. */
+  | { readonly type: "rooms"; readonly seen?: ReadonlyMap<string, SeenPosition> }
   | { readonly type: "members" }
   | { readonly type: "history"; readonly count?: number }
   | { readonly type: "help"; readonly command?: string }
@@ -254,6 +257,12 @@ export type ClientRequest =
   | { readonly type: "refresh"; readonly auth: string }
   /** A frame that could not be read as a request; the chat answers with the problem. */
   | { readonly type: "invalid"; readonly problem: RequestProblem };
+
+/** Where a client stopped reading a room: the log's epoch and the seq of the last message seen. */
+export interface SeenPosition {
+  readonly epoch?: string;
+  readonly seq: number;
+}
 
 /** How a session begins: a fresh start, or picking up one that lost its connection. */
 export interface SessionStart {

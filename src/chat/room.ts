@@ -102,6 +102,26 @@ export class Room<M> {
   }
 
   /**
+   * How many kept messages come after `seq` of `epoch` (all kept ones for
+   * another epoch): a client's unread count, from where it stopped reading.
+   */
+  unreadAfter(epoch: string | undefined, seq: number): number {
+    const kept = this.#history.length;
+    if (epoch !== undefined && epoch !== this.epoch) return kept;
+    if (seq >= this.#lastSeq) return 0;
+    // The kept messages ascend by seq from #oldest round the ring: find the first after seq.
+    let low = 0;
+    let high = kept;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const message = this.#history[(this.#oldest + middle) % kept];
+      if (message.seq > seq) high = middle;
+      else low = middle + 1;
+    }
+    return kept - low;
+  }
+
+  /**
    * What a client whose last message here was `seq` (0 for none) in `epoch`
    * missed: exactly the kept messages after it when its position is in this
    * epoch and the history still reaches back to it, else every kept message

@@ -158,6 +158,28 @@ function decodeResume(fields: Fields): V2Input {
   };
 }
 
+/** Most rooms one `rooms` request may give positions for. */
+const MAX_SEEN_ROOMS = 1000;
+
+/** `rooms` with `seen`: `{"<room>": {"epoch", "seq"}}`, where the client stopped reading. */
+function decodeSeen(value: unknown): V2Input {
+  const problem = '"seen" must map room names to {"epoch", "seq"}';
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return invalid(problem);
+  const entries = Object.entries(value);
+  if (entries.length > MAX_SEEN_ROOMS) {
+    return invalid(`"seen" may hold at most ${MAX_SEEN_ROOMS} rooms`);
+  }
+  const seen = new Map<string, { epoch?: string; seq: number }>();
+  for (const [room, position] of entries) {
+    if (typeof position !== "object" || position === null) return invalid(problem);
+    const { epoch, seq } = position as Fields;
+    if (epoch !== undefined && typeof epoch !== "string") return invalid(problem);
+    if (!Number.isSafeInteger(seq) || (seq as number) < 0) return invalid(problem);
+    seen.set(room, { epoch, seq: seq as number });
+  }
+  return request({ type: "rooms", seen });
+}
+
 /** Most requests one client frame may carry. */
 export const MAX_REQUESTS_PER_FRAME = 256;
 
@@ -222,6 +244,7 @@ function decodeRequest(parsed: unknown): V2Input {
     }
     case "leave":
     case "rooms":
+      return fields.seen === undefined ? request({ type }) : decodeSeen(fields.seen);
     case "members":
     case "about":
     case "env":

@@ -175,6 +175,30 @@ Deno.test("history", async (t) => {
     assertEquals(joined.backlogAfter("e9", 39).gap, undefined);
   });
 
+  await t.step("unread counts come from the kept messages, across the ring", () => {
+    const room = new Room("lobby", { historySize: 3, epoch: "e1" });
+    const message = (seq: number): MessageEvent => ({
+      type: "message",
+      id: String(seq),
+      sentAt: 0,
+      origin: "USER",
+      body: String(seq),
+      room: "lobby",
+      from: "Ann",
+      text: String(seq),
+      seq,
+      emote: false,
+    });
+    assertEquals(room.unreadAfter("e1", 0), 0);
+    // Seqs with gaps, as a cluster numbers them.
+    for (const seq of [1000, 2000, 2001, 5000, 7000]) room.append(message(seq), "e1");
+    const unread = [0, 2000, 2001, 4999, 5000, 7000, 9000].map((seq) =>
+      room.unreadAfter("e1", seq)
+    );
+    assertEquals(unread, [3, 3, 2, 2, 1, 0, 0]);
+    assertEquals(room.unreadAfter("e0", 7000), 3, "another epoch: all kept are unread");
+  });
+
   await t.step("!history [n] replays the newest messages", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     receive(chatroom, aliceUser, "!history");

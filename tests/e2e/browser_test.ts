@@ -1,15 +1,22 @@
-/** The browser client in headless Chromium: two people chatting across rooms and restarts. */
+/**
+ * The browser client in headless Chromium, used as people would: three
+ * windows chatting across rooms, privately, offline, after a reload and a
+ * restart; a phone-sized screen; and an accessibility scan of every view.
+ */
 
-import { assertEquals } from "@std/assert";
-import type { Page } from "playwright-core";
+import { assert, assertEquals } from "@std/assert";
+import axe from "axe-core";
+import type { Browser, Page } from "playwright-core";
 import { browserAvailable, launchBrowser } from "./_browser.ts";
-import { startServerProcess } from "./_process.ts";
+import { type ServerProcess, startServerProcess } from "./_process.ts";
 
 const WAIT = { timeout: 10_000 };
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 375, height: 700 };
 
 /** The message list item holding `text`, once it is there. */
-async function message(page: Page, text: string, classes = ""): Promise<string> {
-  const item = page.locator(`#messages li${classes}`, { hasText: text }).last();
+async function message(page: Page, text: string, classes = "", list = "#messages") {
+  const item = page.locator(`${list} li${classes}`, { hasText: text }).last();
   await item.waitFor(WAIT);
   return await item.innerText();
 }
@@ -24,11 +31,48 @@ async function textOf(page: Page, selector: string, expected: string | RegExp): 
   const pattern = typeof expected === "string"
     ? new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)
     : expected;
-  await page.locator(selector).filter({ hasText: pattern }).waitFor(WAIT);
+  await page.locator(selector).filter({ hasText: pattern }).first().waitFor(WAIT);
+}
+
+async function open(
+  browser: Browser,
+  server: ServerProcess,
+  query: string,
+  viewport = DESKTOP,
+): Promise<Page> {
+  const page = await (await browser.newContext({ viewport })).newPage();
+  await page.goto(`${server.httpUrl}/${query}`);
+  await page.locator("#me").filter({ hasNotText: "…" }).waitFor(WAIT);
+  return page;
+}
+
+/** The serious and critical problems axe-core finds on the page as it is now. */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  if (!(await page.evaluate(() => "axe" in globalThis))) {
+    await page.addScriptTag({ content: (axe as unknown as { source: string }).source });
+  }
+  const violations = await page.evaluate(async () => {
+    const run = (globalThis as unknown as {
+      axe: {
+        run(options: object): Promise<{
+          violations: { id: string; impact: string; nodes: { target: string[] }[] }[];
+        }>;
+      };
+    }).axe.run;
+    const results = await run({ resultTypes: ["violations"] });
+    return results.violations.map(({ id, impact, nodes }) => ({
+      id,
+      impact,
+      targets: nodes.map((node) => node.target.join(" ")),
+    }));
+  });
+  return violations.filter(({ impact }) => impact === "serious" || impact === "critical")
+    .map(({ id, targets }) => `${id}: ${targets.join(", ")}`);
 }
 
 Deno.test({
-  name: "browser: two people chat across rooms, privately, after a reload and a restart",
+  name:
+    "browser: three windows chat across rooms, privately, offline, after a reload and a restart",
   ignore: !browserAvailable(),
   // Playwright keeps its own timers and pipes alive between steps.
   sanitizeOps: false,
@@ -38,16 +82,15 @@ Deno.test({
     const port = Number(new URL(server.httpUrl).port);
     const browser = await launchBrowser();
     try {
-      const ann = await (await browser.newContext()).newPage();
-      const bob = await (await browser.newContext()).newPage();
-      await ann.goto(`${server.httpUrl}/?name=Ann`);
-      await bob.goto(`${server.httpUrl}/?name=Bob`);
+      const ann = await open(browser, server, "?name=Ann");
+      const bob = await open(browser, server, "?name=Bob");
       await textOf(ann, "#me", "Ann");
       await textOf(bob, "#me", "Bob");
 
       await t.step("the page is labelled for screen readers", async () => {
         assertEquals(await ann.getAttribute("#messages", "aria-live"), "polite");
         assertEquals(await ann.getAttribute("#status", "role"), "status");
+        assertEquals(await ann.getAttribute("#input", "role"), "combobox");
         assertEquals(await ann.locator("label[for=input]").count(), 1);
       });
 
@@ -65,66 +108,276 @@ Deno.test({
         await message(ann, "typed without a mouse", ".message");
       });
 
-      await t.step("command hints appear as a command is typed", async () => {
-        await ann.fill("#input", "!jo");
-        await textOf(ann, "#hints", "!join <room>: moves you to a room (created if new)");
-        await ann.fill("#input", "");
+      await t.step(
+        "command hints: a short list, filtered, chosen with the arrow keys",
+        async () => {
+          await ann.fill("#input", "!");
+          await ann.locator("#hints").waitFor({ state: "visible", ...WAIT });
+          assertEquals(await ann.getAttribute("#input", "aria-expanded"), "true");
+          assertEquals(await ann.locator("#hints [role=option]").count(), 8);
+          await ann.fill("#input", "!jo");
+          await textOf(
+            ann,
+            "#hints [role=option]",
+            "!join <room>moves you to a room (created if new)",
+          );
+          await textOf(ann, "#hint-count", "1 command");
+          await ann.press("#input", "ArrowDown");
+          assertEquals(await ann.getAttribute("#input", "aria-activedescendant"), "hint-join");
+          await ann.press("#input", "Enter");
+          assertEquals(await ann.inputValue("#input"), "!join ");
+          assertEquals(await ann.locator("#hints").isHidden(), true);
+          await ann.fill("#input", "!p");
+          await ann.press("#input", "Escape");
+          assertEquals(await ann.locator("#hints").isHidden(), true);
+          await ann.fill("#input", "");
+        },
+      );
+
+      const carol = await open(browser, server, "?name=Carol");
+
+      await t.step("member counts are live and agree with the member list", async () => {
+        await textOf(ann, "#members li", /^Carol$/);
+        await textOf(ann, "#rooms button[aria-current=true] .count", "3");
+        assertEquals(await ann.locator("#members li").count(), 3);
       });
 
-      await t.step("switching rooms, with unread counts for the others", async () => {
-        await ann.fill("#new-room", "games");
-        await ann.press("#new-room", "Enter");
-        await textOf(ann, "#current-room", "games");
-        await say(ann, "first in games");
-        const games = bob.locator("#rooms button", { hasText: "#games" });
-        await games.waitFor(WAIT);
-        await say(ann, "second in games");
-        await textOf(bob, "#rooms button:has-text('#games') .unread", "1");
-        await games.click();
-        await textOf(bob, "#current-room", "games");
-        await message(bob, "first in games", ".history");
-        await message(bob, "second in games", ".history");
-        assertEquals(await bob.locator("#rooms .unread").count(), 0);
-      });
-
-      await t.step("a private message, started from the member list", async () => {
-        await bob.locator("#members button", { hasText: "Ann" }).click();
-        assertEquals(await bob.inputValue("#input"), "!pm Ann ");
-        await bob.keyboard.type("just between us");
-        await bob.keyboard.press("Enter");
+      await t.step("the room list keeps the focus when it is drawn again", async () => {
+        await ann.focus("#rooms button[data-key='room:lobby']");
+        await carol.fill("#new-room", "quiet");
+        await carol.press("#new-room", "Enter");
+        await textOf(ann, "#members li", /^Ann \(you\)$/);
+        await ann.locator("#rooms button[aria-current=true] .count").filter({ hasText: /^2$/ })
+          .waitFor(WAIT);
         assertEquals(
-          (await message(ann, "just between us", ".private")).includes("from Bob"),
-          true,
+          await ann.evaluate("document.activeElement?.getAttribute('data-key')"),
+          "room:lobby",
         );
-        await message(bob, "just between us", ".private");
       });
 
-      await t.step("after a reload the session is back, and nobody saw it leave", async () => {
-        await ann.reload();
-        await textOf(ann, "#current-room", "games");
-        await textOf(ann, "#me", "Ann");
-        await message(ann, "second in games", ".history");
-        await say(bob, "seen after the reload");
-        await message(ann, "seen after the reload", ".message");
+      await t.step(
+        "unread counts: rooms never visited too, one badge, none for the current room",
+        async () => {
+          await carol.fill("#input", "!join games");
+          await carol.press("#input", "Enter");
+          await textOf(carol, "#current-room", "#games");
+          await say(carol, "first in games");
+          await say(carol, "second in games");
+          await textOf(bob, "#rooms button[data-key='room:games'] .unread", "2");
+          assertEquals(await bob.locator("#rooms button[aria-current=true] .unread").count(), 0);
+          await bob.click("#rooms button[data-key='room:games']");
+          await textOf(bob, "#current-room", "#games");
+          await message(bob, "first in games", ".history");
+          await message(bob, "second in games", ".history");
+          assertEquals(
+            await bob.locator("#rooms button[data-key='room:games'] .unread").count(),
+            0,
+          );
+        },
+      );
+
+      await t.step("a private conversation, started from the member list", async () => {
+        await bob.locator("#members button", { hasText: "Carol" }).click();
+        await textOf(bob, "#current-room", "Private with Carol");
+        await say(bob, "just between us");
+        await message(bob, "just between us", ".private", "#conversation");
+        await textOf(carol, "#conversations button[data-key='pm:Bob'] .unread", "1");
+        await carol.click("#conversations button[data-key='pm:Bob']");
+        await message(carol, "just between us", ".private", "#conversation");
+        assertEquals(await carol.locator("#conversations .unread").count(), 0);
+        await say(carol, "agreed");
+        await message(bob, "agreed", ".private", "#conversation");
+      });
+
+      await t.step("after a reload the session and its conversations are back", async () => {
+        await carol.reload();
+        await textOf(carol, "#me", "Carol");
+        await textOf(carol, "#current-room", "#games");
+        await message(carol, "second in games", ".history");
+        await carol.click("#conversations button[data-key='pm:Bob']");
+        await message(carol, "just between us", "", "#conversation");
+        await message(carol, "agreed", "", "#conversation");
         assertEquals(
-          await bob.locator("#messages li", { hasText: /Ann has (left|disconnected)/ }).count(),
+          await bob.locator("#messages li", { hasText: /Carol has (left|disconnected)/ }).count(),
           0,
         );
       });
 
-      await t.step("both pages recover after the server restarts", async () => {
-        server.child.kill("SIGTERM");
-        await server.child.status;
-        await textOf(ann, "#status", /^Disconnected/);
-        server = await startServerProcess({ port });
-        await textOf(ann, "#status", "Connected");
-        await textOf(bob, "#status", "Connected");
-        await textOf(ann, "#current-room", "games");
-        // The restarted server kept no history: the page says what may be missing.
-        await message(ann, "Messages of games may be missing", ".gap");
-        await say(ann, "back after the restart");
-        await message(bob, "back after the restart", ".message");
+      await t.step("the name asked for is kept, or the reason is shown", async () => {
+        const twin = await open(browser, server, "?name=Ann");
+        await textOf(twin, "#status", /^Cannot use the name "Ann": it is taken\. You are \S+\.$/);
+        await twin.context().close();
+        await ann.goto(`${server.httpUrl}/?name=Annie`);
+        await textOf(ann, "#me", "Annie");
       });
+
+      await t.step(
+        "offline, what is typed waits visibly and goes out on reconnecting",
+        async () => {
+          server.child.kill("SIGTERM");
+          await server.child.status;
+          await textOf(ann, "#status", /^Disconnected/);
+          await say(ann, "typed while offline");
+          await message(ann, "typed while offline", ".pending");
+          await textOf(
+            ann,
+            "#send-note",
+            "Offline: 1 message will be sent when the connection is back.",
+          );
+          server = await startServerProcess({ port });
+          await textOf(ann, "#status", "Connected");
+          await textOf(bob, "#status", "Connected");
+          await textOf(carol, "#status", "Connected");
+          await message(ann, "typed while offline", ".message.self");
+          assertEquals(await ann.locator("#messages li.pending").count(), 0);
+          assertEquals(await ann.locator("#send-note").isHidden(), true);
+        },
+      );
+
+      await t.step(
+        "after the restart: a gap line, then chat goes on in three windows",
+        async () => {
+          // Carol was reading her conversation with Bob; the room is a click away.
+          await carol.click("#rooms button[data-key='room:games']");
+          await textOf(carol, "#current-room", "#games");
+          // The restarted server kept no history: the page says what may be missing.
+          await message(carol, "Messages of games may be missing", ".gap");
+          await say(carol, "back after the restart");
+          await bob.click("#rooms button[data-key='room:games']");
+          await message(bob, "back after the restart", ".message");
+          await say(ann, "lobby after the restart");
+          await bob.click("#rooms button[data-key='room:lobby']");
+          await message(bob, "lobby after the restart");
+        },
+      );
+    } finally {
+      await browser.close();
+      await server.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "browser: on a phone the messages take the screen, rooms and people are drawers",
+  ignore: !browserAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const server = await startServerProcess();
+    const browser = await launchBrowser();
+    try {
+      const desk = await open(browser, server, "?name=Desk");
+      for (const room of ["ops", "games", "music", "random"]) {
+        await say(desk, `!join ${room}`);
+        await textOf(desk, "#current-room", `#${room}`);
+      }
+      const phone = await open(browser, server, "?name=Phone", PHONE);
+      await phone.locator("#rooms button[data-key='room:random']").waitFor({
+        state: "attached",
+        ...WAIT,
+      });
+      const paneHeight = async () => (await phone.locator("#messages").boundingBox())!.height;
+
+      await t.step("the message pane takes most of the height, hints open or not", async () => {
+        const height = await paneHeight();
+        assert(height >= PHONE.height * 0.6, `the pane is ${height} px tall`);
+        await phone.fill("#input", "!");
+        await phone.locator("#hints").waitFor({ state: "visible", ...WAIT });
+        assertEquals(await paneHeight(), height);
+        await phone.fill("#input", "");
+      });
+
+      await t.step("rooms open as a drawer, and close with Escape back to its button", async () => {
+        assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
+        await phone.click("#rooms-toggle");
+        await phone.locator("#rooms-panel").waitFor({ state: "visible", ...WAIT });
+        assertEquals(await phone.getAttribute("#rooms-toggle", "aria-expanded"), "true");
+        assertEquals(
+          await phone.evaluate(
+            "document.getElementById('rooms-panel').contains(document.activeElement)",
+          ),
+          true,
+        );
+        await phone.keyboard.press("Escape");
+        assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
+        assertEquals(await phone.evaluate("document.activeElement?.id"), "rooms-toggle");
+      });
+
+      await t.step("joining from the drawer closes it and shows the room", async () => {
+        await phone.click("#rooms-toggle");
+        await phone.click("#rooms button[data-key='room:ops']");
+        await textOf(phone, "#current-room", "#ops");
+        assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
+      });
+
+      await t.step("people open as a drawer from the other side", async () => {
+        await phone.click("#members-toggle");
+        await phone.locator("#members-panel").waitFor({ state: "visible", ...WAIT });
+        await textOf(phone, "#members li", /^Phone \(you\)$/);
+        // The uncovered edge of the dimmed page closes the drawer.
+        await phone.click(".scrim", { position: { x: 10, y: 300 } });
+        assertEquals(await phone.locator("#members-panel").isHidden(), true);
+      });
+
+      await t.step("nothing overflows sideways at 320 px", async () => {
+        await phone.setViewportSize({ width: 320, height: 640 });
+        await say(phone, "a-very-long-word-".repeat(12));
+        await message(phone, "a-very-long-word-");
+        const width = Number(await phone.evaluate("document.documentElement.scrollWidth"));
+        assert(width <= 320, `the page is ${width} px wide`);
+      });
+    } finally {
+      await browser.close();
+      await server.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "browser: axe-core finds no serious or critical problem in any view, light or dark",
+  ignore: !browserAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const server = await startServerProcess();
+    const browser = await launchBrowser();
+    try {
+      const other = await open(browser, server, "?name=Other");
+      await say(other, "something to read");
+      for (const scheme of ["light", "dark"] as const) {
+        for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
+          const page = await open(browser, server, `?name=${scheme}${size}`, viewport);
+          await page.emulateMedia({ colorScheme: scheme });
+          await message(page, "something to read", ".history");
+          const views: [string, () => Promise<void>][] = [
+            ["the room", async () => {}],
+            ["the command hints", async () => {
+              await page.fill("#input", "!");
+              await page.locator("#hints").waitFor({ state: "visible", ...WAIT });
+            }],
+            ["a private conversation", async () => {
+              await page.fill("#input", "");
+              if (size === "phone") await page.click("#members-toggle");
+              await page.locator("#members button", { hasText: "Other" }).click();
+              await textOf(page, "#current-room", "Private with Other");
+            }],
+          ];
+          if (size === "phone") {
+            views.push(["the rooms drawer", () => page.click("#rooms-toggle")]);
+            views.push(["the people drawer", async () => {
+              await page.keyboard.press("Escape");
+              await page.click("#members-toggle");
+            }]);
+          }
+          for (const [name, show] of views) {
+            await t.step(`${scheme}, ${size}: ${name}`, async () => {
+              await show();
+              assertEquals(await accessibilityProblems(page), []);
+            });
+          }
+          await page.context().close();
+        }
+      }
     } finally {
       await browser.close();
       await server.kill();

@@ -204,7 +204,9 @@ Deno.test({
       await busy.waitFor((frame) => frame.text === "busy 299");
       quiet.send(JSON.stringify({ type: "say", text: "still here" }));
       await quiet.waitFor((frame) => frame.text === "still here");
-      assertEquals(await cluster.metric(0, "chat_cluster_notes_received_total"), before + 1);
+      // Its own message, and maybe a late presence note of the lobby it is leaving: not 300.
+      const read = await cluster.metric(0, "chat_cluster_notes_received_total") - before;
+      assert(read >= 1 && read <= 3, `the quiet instance read ${read} notes`);
       assert(await cluster.metric(1, "chat_cluster_notes_received_total") >= busyBefore + 300);
     } finally {
       await cluster.dispose();
