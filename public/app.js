@@ -129,6 +129,11 @@ function connect(start) {
       setStatus(`Removed by a moderator${event.reason ? `: ${event.reason}` : ""}.`);
       return;
     }
+    if (event.code === 4001) {
+      // This page has no sign-in of its own: trying again would fail the same way.
+      setStatus("This server asks for a sign-in this page cannot give.");
+      return;
+    }
     scheduleReconnect();
   });
 }

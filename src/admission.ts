@@ -20,11 +20,15 @@ export interface Refusal {
 /** Hosts a request may always name: this machine, for local clients and health checks. */
 const LOOPBACK_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]"]);
 
-/** The host part of a `Host` header (without the port), lowercased. */
+/** The host part of a `Host` header (without the port, or a final dot), lowercased. */
 function hostName(host: string): string {
   const lower = host.toLowerCase();
-  return lower.startsWith("[") ? lower.slice(0, lower.indexOf("]") + 1) : lower.split(":")[0];
+  const name = lower.startsWith("[") ? lower.slice(0, lower.indexOf("]") + 1) : lower.split(":")[0];
+  return name.endsWith(".") ? name.slice(0, -1) : name;
 }
+
+/** A host name or an address, with an optional port: what a `Host` header may be. */
+const HOST_HEADER = /^([a-z0-9-]+(\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(:\d{1,5})?$/i;
 
 /**
  * Whether a request may name `host`. Answering any host would let a page
@@ -33,7 +37,7 @@ function hostName(host: string): string {
  */
 export function isHostAllowed(host: string | null, allowed: readonly string[]): boolean {
   if (allowed.includes("*")) return true;
-  if (host === null) return false;
+  if (host === null || !HOST_HEADER.test(host)) return false;
   const name = hostName(host);
   return LOOPBACK_HOSTS.has(name) || allowed.some((entry) => hostName(entry) === name);
 }

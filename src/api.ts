@@ -190,12 +190,15 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
         room,
         since === undefined ? undefined : { epoch, seq: since },
         limit,
-      );
+      ).catch((error: Error) => {
+        throw new ApiError(503, "unavailable", `${error.message}: try again`);
+      });
       if (history === undefined) throw new ApiError(404, "not_found", `there is no room ${room}`);
       return json({
         room: history.room,
         epoch: history.epoch,
         ...(history.gap === undefined ? {} : { gap: history.gap }),
+        more: history.more,
         messages: history.messages.map(message),
       });
     }),
@@ -218,7 +221,13 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
     }),
     route("GET", "/bans", () =>
       json({
-        bans: moderation.bans().map((ban) => ({
+        bans: moderation.bans().filter((ban, _, all) =>
+          // An address banned with a name is listed with it.
+          ban.name !== undefined ||
+          !all.some((named) =>
+            named.name !== undefined && named.address === ban.address && named.at === ban.at
+          )
+        ).map((ban) => ({
           ...(ban.name === undefined ? {} : { name: ban.name }),
           ...(ban.address === undefined ? {} : { address: ban.address }),
           until: new Date(ban.until).toISOString(),

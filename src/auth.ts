@@ -31,7 +31,7 @@ export function rank(roles: ReadonlySet<Role>): number {
 export interface Identity {
   readonly name: string;
   readonly roles: ReadonlySet<Role>;
-  /** When the token stops being valid (milliseconds since the Unix epoch), if ever. */
+  /** When the token stops being valid (milliseconds since the Unix epoch). */
   readonly expiresAt: number | undefined;
 }
 
@@ -118,6 +118,8 @@ export async function createVerifier(
     algorithms: [auth.algorithm],
     issuer: auth.issuer,
     audience: auth.audience,
+    // A token that never expires could never be taken back.
+    requiredClaims: ["exp"],
   };
   return {
     async verify(token) {

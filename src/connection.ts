@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Identity, TokenVerifier } from "./auth.ts";
+import { type Identity, rank, type TokenVerifier } from "./auth.ts";
 import type {
   ChatEvent,
   Chatroom,
@@ -100,6 +100,8 @@ export interface ConnectionOptions {
 
 /** Frames a v2 client may send while its token is being checked; later ones are dropped. */
 const MAX_FRAMES_WHILE_VERIFYING = 16;
+/** Token mode: how long a v2 socket may stay open before its first frame. */
+const HELLO_DEADLINE_MS = 10_000;
 
 /**
  * One socket's part in the chat, and the {@linkcode Sink} its user's events
@@ -122,9 +124,13 @@ export class Connection implements Sink {
    * the socket's readyState is a checked call on every one of them.
    */
   #closing = false;
+  /** Set once the socket's end was handled, so its place is given back once. */
+  #ended = false;
   #user: User | undefined;
   /** Token mode, v2: frames that came while the token of `hello` or `resume` is checked. */
   #verifying: (string | ArrayBuffer)[] | undefined;
+  /** Token mode, v2: ends the wait for the first frame. */
+  #helloTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(socket: SocketLike, chatroom: Chatroom, options: ConnectionOptions) {
     this.#socket = socket;
@@ -141,6 +147,14 @@ export class Connection implements Sink {
    */
   opened(): void {
     this.#options.metrics.connectionsAccepted.inc();
+    if (this.#v2 && this.#options.verifier !== undefined && this.#options.identity === undefined) {
+      // Token mode: a socket that never says hello does not keep its place.
+      this.#helloTimer = setTimeout(() => {
+        if (this.#user === undefined && this.#verifying === undefined) {
+          this.#refuse(`no hello with a token came within ${HELLO_DEADLINE_MS / 1000} s`);
+        }
+      }, HELLO_DEADLINE_MS);
+    }
     if (!this.#v2) {
       const { name, room, address, identity } = this.#options;
       this.#user = this.#chatroom.connect(this, { name, room, address, identity });
@@ -220,8 +234,19 @@ export class Connection implements Sink {
     this.#verifying = [];
     verifier.verify(auth).then((identity) => {
       if (this.#closing) return;
-      const ban = this.#chatroom.moderation.banOf(identity.name, this.#options.address);
-      if (ban !== undefined) return this.#refuse(`${identity.name} is banned`);
+      // A moderator's token gets past a ban of their address (a shared one, say).
+      const userRank = rank(identity.roles);
+      const address = userRank > 0 ? undefined : this.#options.address;
+      const ban = this.#chatroom.moderation.banOf(identity.name, address, userRank);
+      if (ban !== undefined) {
+        this.#options.metrics.connectionsRefused.inc("banned");
+        this.#chatroom.refuseBanned(this, ban);
+        return this.close("removed");
+      }
+      const alike = this.#chatroom.lookAlikeOf(identity);
+      if (alike !== undefined) {
+        return this.#refuse(`the name ${identity.name} is too like ${alike}'s, who is connected`);
+      }
       const user = this.#user = this.#chatroom.connect(this, { ...start, identity });
       for (const input of rest) this.#handleV2(user, input);
       const waiting = this.#verifying ?? [];
@@ -229,6 +254,9 @@ export class Connection implements Sink {
       for (const data of waiting) this.#receivedV2(data);
     }, (error: unknown) => {
       this.#refuse(error instanceof Error ? error.message : "the token could not be checked");
+    }).catch((error: unknown) => {
+      log.error("Cannot start a session after its token was checked: {error}", { error });
+      this.#refuse("the session could not be started");
     });
   }
 
@@ -246,6 +274,10 @@ export class Connection implements Sink {
 
   /** Tells the chat this connection is gone; call when the socket has closed. */
   closed(): void {
+    // Deno may report a socket's end twice (a ping timeout, then the close): once is enough.
+    if (this.#ended) return;
+    this.#ended = true;
+    clearTimeout(this.#helloTimer);
     this.#closing = true;
     if (this.#user !== undefined) this.#chatroom.detach(this.#user, this);
     this.#options.onClosed?.();

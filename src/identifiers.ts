@@ -21,11 +21,21 @@ const INVISIBLE = /\p{Default_Ignorable_Code_Point}/u;
 /** Keys remembered: names are compared on every message, and few are in use at once. */
 const keys = new Map<string, string>();
 const MAX_REMEMBERED_KEYS = 10_000;
+/** Longer text is no name (names and rooms have at most 32 characters): not worth remembering. */
+const MAX_REMEMBERED_LENGTH = 64;
+
+/** Each character replaced by its prototype (TR39's skeleton, on NFD text). */
+function skeleton(text: string): string {
+  let result = "";
+  for (const char of text.normalize("NFD")) result += PROTOTYPES[char] ?? char;
+  return result.normalize("NFD");
+}
 
 /**
  * The form two names (of users or rooms) are compared in: NFKC-normalized
  * and case-folded, then reduced to their confusable skeleton, so `Alice`,
- * `alice`, `ＡＬＩＣＥ` and `Аlice` (with a Cyrillic А) are one name.
+ * `alice`, `ＡＬＩＣＥ` and `Аlice` (with a Cyrillic А) are one name. See
+ * also {@linkcode lookAlikeKey}.
  */
 export function nameKey(name: string): string {
   let key = keys.get(name);
@@ -33,13 +43,23 @@ export function nameKey(name: string): string {
   const folded = name.normalize("NFKC").toUpperCase().toLowerCase().normalize("NFD")
     // The dot of a dotted capital I, once lowercased, adds nothing to an i or j.
     .replace(/([ij])\u0307/g, "$1");
-  let skeleton = "";
-  for (const char of folded) skeleton += PROTOTYPES[char] ?? char;
   // Some prototypes are capitals (0 is mistaken for O): fold again.
-  key = skeleton.toLowerCase().normalize("NFD");
-  if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
-  keys.set(name, key);
+  key = skeleton(folded).toLowerCase().normalize("NFD");
+  if (name.length <= MAX_REMEMBERED_LENGTH) {
+    if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
+    keys.set(name, key);
+  }
   return key;
+}
+
+/**
+ * A second key, for the look-alikes that case folding hides: the skeleton
+ * of the name as written, so a capital I (mistaken for a small l) counts as
+ * one and `AIice` is `Alice`, while `Ian` and `Lan` stay apart. Two names
+ * are one when either key is.
+ */
+export function lookAlikeKey(name: string): string {
+  return skeleton(name.normalize("NFKC"));
 }
 
 /** Scripts told apart, each with the writing systems it belongs to. */
@@ -93,7 +113,9 @@ function writingSystems(char: string): Set<string> | undefined {
     if (pattern.test(char)) { for (const name of names) systems.add(name); }
   }
   if (systems.size > 0) return systems;
-  return SHARED.test(char) ? undefined : new Set(["other"]);
+  if (SHARED.test(char)) return undefined;
+  // A script not listed above: told apart from the others by its block of 128 code points.
+  return new Set([`other ${(char.codePointAt(0) ?? 0) >> 7}`]);
 }
 
 /** Whether every character of `text` can belong to one writing system. */

@@ -196,6 +196,10 @@ export const MESSAGE_CATALOG = {
     placeholders: ["by", "reason"],
     text: "You were removed from the chat by $by: $reason",
   },
+  banned_until: {
+    placeholders: ["until", "reason"],
+    text: "You are banned until $until: $reason",
+  },
   muted: {
     placeholders: ["duration", "by", "reason"],
     text: "You are muted for $duration by $by: $reason",
@@ -247,6 +251,10 @@ export const MESSAGE_CATALOG = {
   op_refused: {
     placeholders: [],
     text: "Wrong operator password.",
+  },
+  op_wait: {
+    placeholders: [],
+    text: "Too many wrong passwords from your address: wait a few minutes.",
   },
   op_unavailable: {
     placeholders: [],

@@ -5,10 +5,27 @@
  * @module
  */
 
-import { identifierProblem, nameKey } from "./identifiers.ts";
+import { identifierProblem, lookAlikeKey, nameKey } from "./identifiers.ts";
 import { ADJECTIVES, ANIMALS } from "./words.ts";
 
-export { nameKey };
+export { lookAlikeKey, nameKey };
+
+/**
+ * The keys under which `names` are reserved: both keys of each, spelled in
+ * small letters, in capitals and capitalized (so `ADMIN` in another
+ * script's look-alike capitals is reserved too).
+ */
+export function reservedKeys(names: readonly string[]): Set<string> {
+  const keys = new Set<string>();
+  for (const name of names) {
+    const capitalized = name.charAt(0).toUpperCase() + name.slice(1).toLowerCase();
+    keys.add(nameKey(name));
+    for (const spelling of [name.toLowerCase(), name.toUpperCase(), capitalized]) {
+      keys.add(lookAlikeKey(spelling));
+    }
+  }
+  return keys;
+}
 
 /** The longest name a user may take, in code points. */
 export const MAX_NAME_LENGTH = 32;
@@ -18,7 +35,7 @@ const NAME_PATTERN = /^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u;
 
 /**
  * Returns why `name` cannot be a user name, or `undefined` when it can.
- * `reserved` holds the {@linkcode nameKey}s of names nobody may take.
+ * `reserved` holds the keys of names nobody may take (see {@linkcode reservedKeys}).
  */
 export function nameProblem(
   name: string,
@@ -32,7 +49,7 @@ export function nameProblem(
   if (!NAME_PATTERN.test(name)) {
     return 'it may only contain letters, digits, "_", "-" and "."';
   }
-  if (reserved.has(nameKey(name))) return "it is reserved";
+  if (reserved.has(nameKey(name)) || reserved.has(lookAlikeKey(name))) return "it is reserved";
   return undefined;
 }
 

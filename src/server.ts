@@ -11,7 +11,8 @@
 import { getLogger } from "@logtape/logtape";
 import { Admission, type Refusal } from "./admission.ts";
 import { createApi } from "./api.ts";
-import type { Identity, TokenVerifier } from "./auth.ts";
+import { clientAddress } from "./addresses.ts";
+import { type Identity, rank, type TokenVerifier } from "./auth.ts";
 import type { Chatroom } from "./chat/mod.ts";
 import type { ConnectionLimits } from "./config/mod.ts";
 import { serveChatSocket } from "./connection.ts";
@@ -145,13 +146,24 @@ export function createHandler(options: HandlerOptions): Handler {
     identity: Identity | undefined,
   ): Response => {
     // A moderator's token gets past a ban of their address (a shared one, say).
-    const moderator = identity !== undefined && identity.roles.size > 0;
-    const ban = chatroom.moderation.banOf(identity?.name, moderator ? undefined : address);
+    const userRank = identity === undefined ? 0 : rank(identity.roles);
+    const ban = chatroom.moderation.banOf(
+      identity?.name,
+      userRank > 0 ? undefined : address,
+      userRank,
+    );
     if (ban !== undefined) {
       admission.release(address);
       const until = new Date(ban.until).toISOString();
       const message = `Banned until ${until}: ${ban.reason}`;
       return refuse({ reason: "banned", status: 403, message }, address, request);
+    }
+    const alike = identity === undefined ? undefined : chatroom.lookAlikeOf(identity);
+    if (alike !== undefined) {
+      admission.release(address);
+      const message =
+        `Unauthorized: the name ${identity?.name} is too like ${alike}'s, who is connected`;
+      return refuse({ reason: "token", status: 401, message }, address, request);
     }
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
     try {
@@ -179,8 +191,20 @@ export function createHandler(options: HandlerOptions): Handler {
   };
 
   return (request, info) => {
-    const url = new URL(request.url);
-    const address = info.remoteAddr.hostname;
+    let url: URL;
+    try {
+      url = new URL(request.url);
+    } catch {
+      // The URL is made from the Host header: one that cannot be a host is refused.
+      return textResponse("Bad Request: the Host header is not a host name\n", 400, {
+        connection: "close",
+      });
+    }
+    const address = clientAddress(
+      info.remoteAddr.hostname,
+      request.headers.get("x-forwarded-for"),
+      limits.trustedProxies,
+    );
     const wrongHost = admission.checkHost(request.headers.get("host"));
     if (wrongHost !== undefined) return refuse(wrongHost, address, request);
     if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {

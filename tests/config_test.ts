@@ -120,6 +120,7 @@ Deno.test("environment selection and overrides", async (t) => {
           idleTimeout: 30,
           allowedOrigins: ["*"],
           allowedHosts: ["*"],
+          trustedProxies: [],
           connectRate: 10,
           connectBurst: 20,
         },

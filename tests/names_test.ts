@@ -1,5 +1,12 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { generateName, MAX_NAME_LENGTH, nameKey, nameProblem } from "../src/names.ts";
+import {
+  generateName,
+  lookAlikeKey,
+  MAX_NAME_LENGTH,
+  nameKey,
+  nameProblem,
+  reservedKeys,
+} from "../src/names.ts";
 import { ADJECTIVES, ANIMALS } from "../src/words.ts";
 
 Deno.test("word lists", async (t) => {
@@ -137,5 +144,42 @@ Deno.test("invisible and look-alike names are refused or are one name", async (t
       ["名前", "名字"],
     ];
     for (const [name, other] of apart) assert(nameKey(name) !== nameKey(other), other);
+  });
+});
+
+Deno.test("a capital I and other look-alikes that case folding hides are caught too", async (t) => {
+  /** Whether two names are one: either key is the same. */
+  const same = (a: string, b: string) =>
+    nameKey(a) === nameKey(b) || lookAlikeKey(a) === lookAlikeKey(b);
+  await t.step("they share a key with the name they look like", () => {
+    const alike: [string, string][] = [
+      ["Alice", "AIice"], // a capital I for the small l
+      ["Alice", "A\u0196ice"], // Latin capital iota
+      ["Alice", "\u0410\u0406\u0456\u0441\u0435"], // all Cyrillic
+      ["ALICE", "\uA4EE\uA4E1\uA4F2\uA4DA\uA4F0"], // Lisu capitals
+      ["lobby", "Iobby"],
+      ["lobby", "lo\u0184by"], // Latin tone six for the b
+      ["Bill", "BiII"],
+    ];
+    for (const [name, twin] of alike) assert(same(name, twin), `${twin} beside ${name}`);
+  });
+
+  await t.step("different names stay different under both keys", () => {
+    for (const [a, b] of [["Alice", "Alicia"], ["Ian", "Lan"], ["admin", "adman"]]) {
+      assert(!same(a, b), `${a} and ${b}`);
+    }
+  });
+
+  await t.step("reserved names are reserved in look-alike capitals too", () => {
+    const reserved = reservedKeys(["admin"]);
+    assertEquals(nameProblem("\uA4EE\uA4D3\uA4DF\uA4F2\uA4E0", reserved), "it is reserved");
+    assertEquals(nameProblem("ADMIN", reserved), "it is reserved");
+    assertEquals(nameProblem("AdmIn", reserved), "it is reserved");
+    assertEquals(nameProblem("Adam", reserved), undefined);
+  });
+
+  await t.step("scripts not listed are still one script at a time", () => {
+    assertEquals(nameProblem("\uA4EE\u2C80"), MIXED, "Lisu with Coptic");
+    assertEquals(nameProblem("\uA4EE\uA4D3"), undefined, "Lisu alone");
   });
 });

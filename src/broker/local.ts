@@ -173,7 +173,7 @@ export class LocalBroker implements Broker {
     this.#handler?.deliverPrivate(note);
   }
 
-  findRemote(_key: string): RemoteUser | undefined {
+  findRemote(_name: string): RemoteUser | undefined {
     return undefined;
   }
 
@@ -219,6 +219,20 @@ export class LocalBroker implements Broker {
 
   records(): ReadonlyMap<string, ModerationRecord> {
     return this.#records;
+  }
+
+  async removeExpired(key: string, at: number): Promise<void> {
+    // In turn with the writes: a record saved again since is left alone.
+    const store = this.#store;
+    const stale = (): boolean => this.#records.get(key)?.at === at;
+    if (store !== undefined) {
+      await this.#inTurn(async () => {
+        if (stale()) await store.saveRecord(key, undefined);
+      });
+    }
+    if (!stale()) return;
+    this.#records.delete(key);
+    this.#handler?.recordChanged(key, undefined);
   }
 
   /** Alone, every user is local. */

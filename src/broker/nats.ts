@@ -30,7 +30,7 @@ import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-i
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../names.ts";
+import { lookAlikeKey, nameKey } from "../names.ts";
 import { RoomFeed } from "./nats_feed.ts";
 import { Publisher, roomSubject } from "./nats_publisher.ts";
 import {
@@ -130,6 +130,8 @@ export class NatsBroker implements Broker {
   #handler: BrokerHandler | undefined;
   /** Users of other instances, by bucket key. */
   readonly #remote = new Map<string, RemoteEntry>();
+  /** The same users by {@linkcode lookAlikeKey}: a name is taken when either key is. */
+  readonly #remoteByLookAlike = new Map<string, RemoteEntry>();
   /** The same users by room key, then bucket key, so a room's members cost O(room). */
   readonly #remoteByRoom = new Map<string, Map<string, RemoteEntry>>();
   /** Names this instance holds, by name key. */
@@ -307,6 +309,14 @@ export class NatsBroker implements Broker {
     return this.#records;
   }
 
+  /** Deleted only at the revision that holds the expired record: a newer one stays. */
+  async removeExpired(key: string, at: number): Promise<void> {
+    const entry = await this.#moderation.get(bucketKey(key));
+    if (entry === null || entry.operation !== "PUT") return;
+    if (readModerationRecord(entry.string()).at !== at) return;
+    await this.#moderation.delete(bucketKey(key), { previousSeq: entry.revision });
+  }
+
   publishKick(note: KickNote, to: RemoteUser): void {
     this.#nc.publish(`chat.kick.${to.instance}`, JSON.stringify(note));
   }
@@ -315,8 +325,9 @@ export class NatsBroker implements Broker {
     this.#nc.publish(`chat.pm.${to.instance}`, JSON.stringify(note));
   }
 
-  findRemote(key: string): RemoteUser | undefined {
-    return this.#remote.get(bucketKey(key));
+  findRemote(name: string): RemoteUser | undefined {
+    return this.#remote.get(bucketKey(nameKey(name))) ??
+      this.#remoteByLookAlike.get(lookAlikeKey(name));
   }
 
   remoteUsers(): Iterable<RemoteUser> {
@@ -524,6 +535,7 @@ export class NatsBroker implements Broker {
   #setRemote(key: string, user: RemoteEntry): void {
     this.#deleteRemote(key);
     this.#remote.set(key, user);
+    this.#remoteByLookAlike.set(lookAlikeKey(user.name), user);
     const room = nameKey(user.room);
     let members = this.#remoteByRoom.get(room);
     if (members === undefined) this.#remoteByRoom.set(room, members = new Map());
@@ -534,6 +546,8 @@ export class NatsBroker implements Broker {
     const user = this.#remote.get(key);
     if (user === undefined) return;
     this.#remote.delete(key);
+    const alike = lookAlikeKey(user.name);
+    if (this.#remoteByLookAlike.get(alike) === user) this.#remoteByLookAlike.delete(alike);
     const room = nameKey(user.room);
     const members = this.#remoteByRoom.get(room);
     members?.delete(key);

@@ -115,17 +115,22 @@ export interface BanRecord {
   readonly reason: string;
   /** The moderator's name (or `api`). */
   readonly by: string;
+  /** The moderator's rank: nobody of that rank or higher is held by it. */
+  readonly byRank: number;
   /** When it was decided. */
   readonly at: number;
 }
 
-/** A mute: the user may read but not speak until `until`. */
+/** A mute: the user (or, in open mode, their address too) may read but not speak until `until`. */
 export interface MuteRecord {
   readonly kind: "mute";
-  readonly name: string;
+  /** The muted name, or `undefined` for the address muted with it. */
+  readonly name?: string;
+  readonly address?: string;
   readonly until: number;
   readonly reason: string;
   readonly by: string;
+  readonly byRank: number;
   readonly at: number;
 }
 
@@ -150,7 +155,9 @@ export function recordKey(record: ModerationRecord): string {
         ? `ban:address:${record.address}`
         : `ban:name:${nameKey(record.name)}`;
     case "mute":
-      return `mute:${nameKey(record.name)}`;
+      return record.name === undefined
+        ? `mute:address:${record.address}`
+        : `mute:${nameKey(record.name)}`;
     case "room":
       return `room:${nameKey(record.room)}`;
   }
@@ -161,6 +168,7 @@ export interface KickNote {
   /** The user to remove. */
   readonly name: string;
   readonly by: string;
+  readonly byRank: number;
   readonly reason: string;
   /** `banned` when a ban goes with it. */
   readonly notice: "kicked" | "banned";
@@ -208,8 +216,8 @@ export interface Broker {
   publishRoomNote(note: RoomNote): boolean;
   /** Sends a private message to the instance where `to` is connected. */
   publishPrivate(note: PrivateNote, to: RemoteUser): void;
-  /** The user of another instance holding this name key, if any. */
-  findRemote(key: string): RemoteUser | undefined;
+  /** The user of another instance holding `name` or a look-alike of it, if any. */
+  findRemote(name: string): RemoteUser | undefined;
   /** Every user of the other instances. */
   remoteUsers(): Iterable<RemoteUser>;
   /** The users of the other instances who are in `room`. */
@@ -246,6 +254,8 @@ export interface Broker {
    * false when it could not be. Every instance's handler then hears of it.
    */
   saveRecord(key: string, record: ModerationRecord | undefined): Settled<boolean>;
+  /** Removes a record that ran out, unless it was replaced since (its `at` differs). */
+  removeExpired(key: string, at: number): Settled<void>;
   /** The moderation records known here, by key. */
   records(): ReadonlyMap<string, ModerationRecord>;
   /** Asks the instance of `to` to remove that user. */

@@ -193,6 +193,7 @@ export function readKickNote(data: string): KickNote {
   return {
     name: text(record, "name", "a kick", 256),
     by: text(record, "by", "a kick", 256),
+    byRank: whole(record, "byRank", "a kick"),
     reason: text(record, "reason", "a kick", 4096),
     notice,
   };
@@ -203,6 +204,7 @@ export function readModerationRecord(data: string): ModerationRecord {
   const record = fields(parse(data), "a moderation record");
   const by = text(record, "by", "a moderation record", 256);
   const at = whole(record, "at", "a moderation record");
+  const rank = (): number => whole(record, "byRank", "a moderation record");
   switch (record.kind) {
     case "ban": {
       const name = record.name === undefined ? undefined : text(record, "name", "a ban", 256);
@@ -219,18 +221,29 @@ export function readModerationRecord(data: string): ModerationRecord {
         until: whole(record, "until", "a ban"),
         reason: text(record, "reason", "a ban", 4096),
         by,
+        byRank: rank(),
         at,
       };
     }
-    case "mute":
+    case "mute": {
+      const name = record.name === undefined ? undefined : text(record, "name", "a mute", 256);
+      const address = record.address === undefined
+        ? undefined
+        : text(record, "address", "a mute", 64);
+      if (name === undefined && address === undefined) {
+        throw new WireError('a mute needs a "name" or an "address"');
+      }
       return {
         kind: "mute",
-        name: text(record, "name", "a mute", 256),
+        name,
+        address,
         until: whole(record, "until", "a mute"),
         reason: text(record, "reason", "a mute", 4096),
         by,
+        byRank: rank(),
         at,
       };
+    }
     case "room":
       return {
         kind: "room",

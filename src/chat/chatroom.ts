@@ -12,6 +12,7 @@ import { type Identity, rank } from "../auth.ts";
 import { LocalBroker } from "../broker/local.ts";
 import type {
   Author,
+  BanRecord,
   Broker,
   LogPosition,
   PrivateNote,
@@ -23,7 +24,7 @@ import { formatDuration } from "../duration.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog, type MessageKey, type MessageValues } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
-import { generateName, nameKey, nameProblem } from "../names.ts";
+import { generateName, nameKey, nameProblem, reservedKeys } from "../names.ts";
 import { asHistory, EventFactory } from "./event_factory.ts";
 import type {
   ChatEvent,
@@ -34,7 +35,7 @@ import type {
   SessionStart,
   Sink,
 } from "./events.ts";
-import { Buckets, FloodGuard, worse } from "./flood.ts";
+import { Buckets, FloodGuard, TokenBucket, worse } from "./flood.ts";
 import { Membership } from "./membership.ts";
 import { Moderation, type Removal } from "./moderation.ts";
 import { LOBBY, type Room } from "./room.ts";
@@ -73,6 +74,12 @@ export interface ChatAuth {
 
 const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };
 
+/** How long the server API waits for a cluster to deliver a room's history. */
+const HISTORY_WAIT_MS = 5000;
+
+/** Renames one user may make at once, and how fast they earn them back. */
+const RENAME_RATE = { rate: 1 / 20, burst: 3 };
+
 /** Requests a user may have waiting while an earlier one waits for the cluster. */
 const MAX_WAITING = 64;
 
@@ -104,7 +111,7 @@ export class Chatroom {
     const { config, now = Date.now, broker = new LocalBroker(), auth = OPEN } = options;
     this.#config = config;
     this.#auth = auth;
-    this.#reserved = new Set(config.reservedNames.map(nameKey));
+    this.#reserved = reservedKeys(config.reservedNames);
     this.#now = now;
     this.#metrics = options.metrics ?? createMetrics();
     this.#broker = broker;
@@ -160,7 +167,7 @@ export class Chatroom {
       rooms: this.#rooms,
       metrics: this.#metrics,
       operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
-      banAddresses: !auth.tokenMode,
+      byAddress: !auth.tokenMode,
       remove: (user, removal) => this.#remove(user, removal),
       after: (user, settled, then) => this.#after(user, settled, then),
     });
@@ -205,6 +212,22 @@ export class Chatroom {
     sink.send(this.#events.error("unauthorized", "unauthorized", { reason }));
   }
 
+  /**
+   * Token mode: the name of a connected user that a token's name is a
+   * look-alike of (not the same account), if any; such a token is refused.
+   */
+  lookAlikeOf(identity: Identity): string | undefined {
+    const held = this.findUser(identity.name)?.name ??
+      this.#broker.findRemote(identity.name)?.name;
+    return held !== undefined && held !== identity.name ? held : undefined;
+  }
+
+  /** Tells a banned client, found so after its upgrade, until when and why (the caller closes it). */
+  refuseBanned(sink: Sink, ban: BanRecord): void {
+    const until = new Date(ban.until).toISOString();
+    sink.send(this.#events.error("forbidden", "banned_until", { until, reason: ban.reason }));
+  }
+
   /** Every room in the cluster, with its members everywhere and its topic. */
   roomSummaries(): RoomSummary[] {
     return this.#membership.summaries().map((summary) => {
@@ -215,7 +238,7 @@ export class Chatroom {
 
   /** Who is in the room called `name`, here and elsewhere; `undefined` when there is no such room. */
   membersOf(name: string): { room: string; members: string[] } | undefined {
-    this.#membership.summaries();
+    this.#membership.learnRemoteRooms();
     const room = this.#rooms.find(name);
     if (room === undefined) return undefined;
     const members = [...room.members].map((member) => member.name);
@@ -224,25 +247,49 @@ export class Chatroom {
   }
 
   /**
-   * The kept messages of the room called `name`, or those after a position
-   * (`since`, with its epoch) with the reason some may be missing; the
-   * newest `limit` of them. `undefined` when there is no such room.
+   * The kept messages of the room called `name`: the newest `limit`, or,
+   * after a position (`since`, with its epoch), the oldest `limit` after it
+   * (`more` when there are others) and the reason some may be missing.
+   * `undefined` when there is no such room; throws when the cluster cannot
+   * be read in time.
    */
   async historyOf(
     name: string,
     since: { epoch?: string; seq: number } | undefined,
     limit: number,
-  ): Promise<{ room: string; epoch: string; gap?: string; messages: MessageEvent[] } | undefined> {
-    this.#membership.summaries();
+  ): Promise<
+    | { room: string; epoch: string; gap?: string; more: boolean; messages: MessageEvent[] }
+    | undefined
+  > {
+    this.#membership.learnRemoteRooms();
     const room = this.#rooms.find(name);
     if (room === undefined) return undefined;
     // In a cluster, a room nobody here is in is read for the while it takes.
-    await this.#broker.follow(room.name);
-    if (room.members.size === 0) this.#broker.unfollow(room.name);
-    const { messages, gap } = since === undefined
-      ? { messages: room.recent(limit), gap: undefined }
-      : room.backlogAfter(since.epoch, since.seq);
-    return { room: room.name, epoch: room.epoch, gap, messages: messages.slice(-limit) };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`the history of ${room.name} could not be read in time`)),
+        HISTORY_WAIT_MS,
+      );
+    });
+    try {
+      await Promise.race([this.#broker.follow(room.name), late]);
+    } finally {
+      clearTimeout(timer);
+      if (room.members.size === 0) this.#broker.unfollow(room.name);
+    }
+    if (since === undefined) {
+      const messages = [...room.recent(limit)];
+      return { room: room.name, epoch: room.epoch, more: false, messages };
+    }
+    const { messages, gap } = room.backlogAfter(since.epoch, since.seq);
+    return {
+      room: room.name,
+      epoch: room.epoch,
+      gap,
+      more: messages.length > limit,
+      messages: messages.slice(0, limit),
+    };
   }
 
   /**
@@ -288,7 +335,7 @@ export class Chatroom {
     const problem = this.#botProblem(from);
     if (problem !== undefined) return problem;
     const local = this.findUser(to);
-    const remote = local === undefined ? this.#broker.findRemote(nameKey(to)) : undefined;
+    const remote = local === undefined ? this.#broker.findRemote(to) : undefined;
     const target = local?.name ?? remote?.name;
     if (target === undefined) return "not_found";
     const note: PrivateNote = {
@@ -307,7 +354,7 @@ export class Chatroom {
   #botProblem(name: string): "name_invalid" | "name_in_use" | undefined {
     if (nameProblem(name, this.#reserved) !== undefined) return "name_invalid";
     const taken = this.findUser(name) !== undefined ||
-      this.#broker.findRemote(nameKey(name)) !== undefined;
+      this.#broker.findRemote(name) !== undefined;
     return taken ? "name_in_use" : undefined;
   }
 
@@ -467,14 +514,30 @@ export class Chatroom {
             reason: "names come from your sign-in token here",
           });
         }
+        if (this.#moderation.mutedFor(user) !== undefined) {
+          return this.#fail(user, "name_refused", "name_refused", {
+            name,
+            reason: "you are muted",
+          });
+        }
+        // Each rename is told to the room: a few, then one now and then.
+        const renames = user.renames ??= new TokenBucket(RENAME_RATE, this.#now());
+        if (!renames.available(this.#now())) {
+          return this.#fail(user, "name_refused", "name_refused", {
+            name,
+            reason: "you are renaming too often; wait a minute",
+          });
+        }
         const reason = this.#sessions.rename(user, name);
         if (reason !== undefined) {
-          this.#fail(user, "name_refused", "name_refused", { name, reason });
+          return this.#fail(user, "name_refused", "name_refused", { name, reason });
         }
+        renames.take(this.#now());
         return;
       }
       case "rooms": {
-        this.sweepRooms();
+        // Rooms gone idle are not listed; the rest of the sweep waits for its turn.
+        this.#membership.sweep();
         const summaries = this.roomSummaries();
         const seen = request.seen;
         if (seen === undefined) return user.sink.send(this.#events.rooms(summaries));
@@ -589,7 +652,7 @@ export class Chatroom {
       return this.#fail(from, "muted", "still_muted", { duration: formatDuration(muted) });
     }
     const local = this.findUser(name);
-    const remote = local === undefined ? this.#broker.findRemote(nameKey(name)) : undefined;
+    const remote = local === undefined ? this.#broker.findRemote(name) : undefined;
     const to = local?.name ?? remote?.name;
     if (to === undefined) return this.#fail(from, "user_not_found", "user_not_found", { name });
     const note: PrivateNote = {
@@ -613,6 +676,10 @@ export class Chatroom {
     if (room === "room_invalid") return this.#fail(user, room, room, { room: name });
     if (room === "room_limit") return this.#fail(user, room, room, {});
     if (room === "room_create_limit") return this.#fail(user, "room_limit", room, {});
+    // A look-alike of the room's name finds the room itself.
+    if (room === user.room) {
+      return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
+    }
     this.#after(user, this.#broker.follow(room.name), () => {
       if (!this.#users.has(user)) return;
       this.#exit(user, "left");
@@ -656,7 +723,9 @@ export class Chatroom {
   #refresh(user: User, token: string): void {
     const verify = this.#auth.verify;
     if (verify === undefined || !user.verified) {
-      return this.#fail(user, "usage", "op_unavailable", {});
+      return this.#fail(user, "bad_request", "bad_request", {
+        reason: "this server does not use sign-in tokens",
+      });
     }
     const checked = verify(token).then(
       (identity) => identity,
@@ -667,7 +736,7 @@ export class Chatroom {
       if (result instanceof Error) {
         return this.#fail(user, "unauthorized", "unauthorized", { reason: result.message });
       }
-      if (nameKey(result.name) !== nameKey(user.name)) {
+      if (result.name !== user.name) {
         return this.#fail(user, "unauthorized", "unauthorized", {
           reason: `the token names ${result.name}, not you`,
         });
@@ -750,16 +819,21 @@ export class Chatroom {
   /** Every request draws from the user's bucket and from their address's. */
   #passesFloodControl(user: User): boolean {
     const now = this.#now();
+    // A user quiet long enough to fill their bucket again is warned again next time.
+    if (user.flood.idle(now)) user.floodWarned = false;
     const own = user.flood.check(now);
     const verdict = user.address === undefined
       ? own
       : worse(own, this.#addressFlood.get(user.address, now).check(now));
     if (verdict === "accept") return true;
     this.#metrics.messagesDropped.inc("flood");
-    if (verdict === "warn") {
+    if (verdict !== "disconnect") {
+      // One warning for each user of a flood, whichever bucket ran dry.
+      if (user.floodWarned) return false;
+      user.floodWarned = true;
       log.info("User {id} is flooding; dropping messages", { id: user.id });
       this.#fail(user, "flood", "flood_warning", {});
-    } else if (verdict === "disconnect") {
+    } else {
       log.info("Closing user {id}: kept flooding", { id: user.id });
       this.#metrics.connectionsClosed.inc("flood");
       // Said before the close frame: a client that keeps sending may never read that.

@@ -179,13 +179,21 @@ export class Membership {
 
   /** Every room in the cluster with its members everywhere. */
   summaries(): RoomSummary[] {
+    return this.#rooms.summaries(this.learnRemoteRooms());
+  }
+
+  /**
+   * Makes sure the rooms users of other instances are in exist here too,
+   * and counts those users by room key.
+   */
+  learnRemoteRooms(): Map<string, number> {
     const remote = new Map<string, number>();
     for (const other of this.#broker.remoteUsers()) {
       this.#rooms.ensure(other.room);
       const key = nameKey(other.room);
       remote.set(key, (remote.get(key) ?? 0) + 1);
     }
-    return this.#rooms.summaries(remote);
+    return remote;
   }
 
   /** Removes the rooms idle for `room_idle_ttl` everywhere, with their history, and returns them. */

@@ -27,6 +27,9 @@ import { formatDuration } from "../duration.ts";
 import type { Metrics, ModerationAction } from "../metrics.ts";
 import { nameKey, nameProblem } from "../names.ts";
 import { sameSecret } from "../secrets.ts";
+import { MAX_DURATION_SECONDS } from "../duration.ts";
+import { Buckets, Limiter, type Rate } from "./flood.ts";
+import { cleanText, truncateText } from "./sanitize.ts";
 import { type EventFactory, NO_REASON } from "./event_factory.ts";
 import type { ClientRequest } from "./events.ts";
 import type { RoomDirectory } from "./rooms.ts";
@@ -41,8 +44,8 @@ export interface Moderator {
   readonly rank: number;
 }
 
-/** The server API, as a moderator. */
-export const API_MODERATOR: Moderator = { name: "api", rank: Number.POSITIVE_INFINITY };
+/** The server API, as a moderator: above admins, so it may act on anyone. */
+export const API_MODERATOR: Moderator = { name: "api", rank: 3 };
 
 /** How a user leaves when a moderator removes them. */
 export interface Removal {
@@ -66,8 +69,8 @@ export interface ModerationOptions {
   readonly metrics: Metrics;
   /** Open mode's operator password; `undefined` when `!op` makes nobody a moderator. */
   readonly operatorPassword: string | undefined;
-  /** Open mode, where names are free to pick: a user's ban also bans their address. */
-  readonly banAddresses: boolean;
+  /** Open mode, where names are free to pick: a user's ban or mute also holds their address. */
+  readonly byAddress: boolean;
   /** Removes a local user, telling them and their room why. */
   readonly remove: (user: User, removal: Removal) => void;
   /** Runs `then` once `settled` is, the user's later requests waiting meanwhile. */
@@ -80,27 +83,24 @@ type ModerationRequest = Extract<
   { type: "op" | "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow" }
 >;
 
-const MODERATION_TYPES: ReadonlySet<string> = new Set([
-  "op",
-  "kick",
-  "mute",
-  "unmute",
-  "ban",
-  "unban",
-  "topic",
-  "slow",
-]);
-
-/** Whether `request` is one {@linkcode Moderation.handle} takes. */
-export function isModerationRequest(request: ClientRequest): request is ModerationRequest {
-  return MODERATION_TYPES.has(request.type);
-}
-
 /** An IPv4 or IPv6 address, as a ban target (names never hold a colon or look like this). */
 const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
 
-/** Longest topic, in characters. */
+/** Longest topic and reason, in characters. */
 const MAX_TOPIC_LENGTH = 200;
+const MAX_REASON_LENGTH = 200;
+/** Wrong operator passwords one address may try at once, and how fast it earns tries back. */
+const OP_TRIES: Rate = { rate: 1 / 60, burst: 5 };
+
+/** A moderator's text, safe to show: one line, cut short. */
+function cleanLine(text: string, max: number): string {
+  return truncateText(cleanText(text).trim(), max);
+}
+
+/** Seconds a mute or ban may last: at least one, at most a year. */
+function clampSeconds(seconds: number): number {
+  return Math.min(Math.max(1, Math.floor(seconds)), MAX_DURATION_SECONDS);
+}
 /** Longest slow mode, in seconds. */
 export const MAX_SLOW_SECONDS = 3600;
 
@@ -111,8 +111,10 @@ export class Moderation {
   readonly #roomSettings = new Map<string, RoomRecord>();
   /** Slow mode's seconds, by room key, for the rooms that have it. */
   readonly #slow = new Map<string, number>();
-  /** The name keys of muted users, so that a message costs no lookup when nobody is muted. */
+  /** The keys of mutes in force, so that a message costs no lookup when nobody is muted. */
   readonly #muted = new Set<string>();
+  /** Wrong operator passwords left to try, by address (or user). */
+  readonly #opTries = new Buckets((now) => new Limiter(OP_TRIES, now));
 
   constructor(options: ModerationOptions) {
     this.#options = options;
@@ -120,8 +122,11 @@ export class Moderation {
 
   // ---- what the chat and the API ask ----
 
-  /** The ban that keeps out this name or this address now, if any. */
-  banOf(name: string | undefined, address: string | undefined): BanRecord | undefined {
+  /**
+   * The ban that keeps out this name or this address now, if any; one set
+   * by someone of `rank` or lower does not hold a user of that rank.
+   */
+  banOf(name: string | undefined, address: string | undefined, rank = 0): BanRecord | undefined {
     const records = this.#options.broker.records();
     const now = this.#options.now();
     for (
@@ -131,7 +136,7 @@ export class Moderation {
       ]
     ) {
       const record = key === undefined ? undefined : records.get(key);
-      if (record?.kind === "ban" && record.until > now) return record;
+      if (record?.kind === "ban" && record.until > now && record.byRank > rank) return record;
     }
     return undefined;
   }
@@ -144,13 +149,19 @@ export class Moderation {
       .sort((a, b) => a.until - b.until);
   }
 
-  /** Seconds left of `user`'s mute, or `undefined` when they may speak. */
+  /** Seconds left of `user`'s mute (by name, or by address in open mode), or `undefined`. */
   mutedFor(user: User): number | undefined {
     if (this.#muted.size === 0) return undefined;
-    const key = nameKey(user.name);
-    if (!this.#muted.has(key)) return undefined;
-    const record = this.#options.broker.records().get(`mute:${key}`);
-    const left = record?.kind === "mute" ? record.until - this.#options.now() : 0;
+    const records = this.#options.broker.records();
+    const now = this.#options.now();
+    let left = 0;
+    for (const key of [`mute:${nameKey(user.name)}`, `mute:address:${user.address}`]) {
+      if (!this.#muted.has(key)) continue;
+      const record = records.get(key);
+      if (record?.kind === "mute" && record.byRank > rank(user.roles)) {
+        left = Math.max(left, record.until - now);
+      }
+    }
     return left > 0 ? left / 1000 : undefined;
   }
 
@@ -178,20 +189,21 @@ export class Moderation {
     return topic === "" ? undefined : topic;
   }
 
-  /** Disconnects the user called `name`, here or on their instance. */
+  /** Disconnects the user called `name`, here or on their instance (which checks ranks too). */
   kick(by: Moderator, name: string, reason: string, notice: Removal["notice"] = "kicked"): Outcome {
     const { users, broker } = this.#options;
+    const why = cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON;
     const local = users.find(name);
     if (local !== undefined) {
       if (rank(local.roles) >= by.rank) return { ok: false, problem: "outranked" };
-      this.#count("kick", by, local.name, reason);
-      this.#options.remove(local, { notice, by: by.name, reason });
+      this.#count("kick", by, local.name, why);
+      this.#options.remove(local, { notice, by: by.name, reason: why });
       return { ok: true, what: `${local.name} was removed` };
     }
-    const remote = broker.findRemote(nameKey(name));
+    const remote = broker.findRemote(name);
     if (remote === undefined) return { ok: false, problem: "not_found" };
-    this.#count("kick", by, remote.name, reason);
-    const note: KickNote = { name: remote.name, by: by.name, reason, notice };
+    this.#count("kick", by, remote.name, why);
+    const note: KickNote = { name: remote.name, by: by.name, byRank: by.rank, reason: why, notice };
     broker.publishKick(note, remote);
     return { ok: true, what: `${remote.name} was removed` };
   }
@@ -201,26 +213,37 @@ export class Moderation {
     const checked = this.#checkTarget(by, name);
     if (checked !== undefined) return checked;
     const now = this.#options.now();
-    const record: MuteRecord = {
+    const length = clampSeconds(seconds);
+    const base = {
       kind: "mute",
-      name,
-      until: now + seconds * 1000,
-      reason,
+      until: now + length * 1000,
+      reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
       by: by.name,
+      byRank: by.rank,
       at: now,
-    };
-    this.#count("mute", by, name, reason);
+    } as const;
+    const local = this.#options.users.find(name);
+    // Open mode: a new name would escape the mute, so the address is muted too.
+    const address = this.#options.byAddress ? local?.address : undefined;
+    const records: MuteRecord[] = [{ ...base, name: local?.name ?? name, address }];
+    if (address !== undefined) records.push({ ...base, address });
+    this.#count("mute", by, name, base.reason);
     return this.#save(
-      [[recordKey(record), record]],
-      `${name} is muted for ${formatDuration(seconds)}`,
+      records.map((record) => [recordKey(record), record]),
+      `${name} is muted for ${formatDuration(length)}`,
     );
   }
 
   unmute(by: Moderator, name: string): Settled<Outcome> {
     const key = `mute:${nameKey(name)}`;
-    if (!this.#options.broker.records().has(key)) return { ok: false, problem: "not_found" };
+    const record = this.#options.broker.records().get(key);
+    if (record?.kind !== "mute") return { ok: false, problem: "not_found" };
+    if (record.byRank > by.rank) return { ok: false, problem: "outranked" };
     this.#count("unmute", by, name, "");
-    return this.#save([[key, undefined]], `${name} may speak again`);
+    return this.#save(
+      [[key, undefined], ...this.#linked(record, "mute")],
+      `${name} may speak again`,
+    );
   }
 
   /**
@@ -229,11 +252,13 @@ export class Moderation {
    */
   ban(by: Moderator, target: string, seconds: number, reason: string): Settled<Outcome> {
     const now = this.#options.now();
+    const length = clampSeconds(seconds);
     const base = {
       kind: "ban",
-      until: now + seconds * 1000,
-      reason,
+      until: now + length * 1000,
+      reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
       by: by.name,
+      byRank: by.rank,
       at: now,
     } as const;
     const records: BanRecord[] = [];
@@ -243,34 +268,42 @@ export class Moderation {
       const checked = this.#checkTarget(by, target);
       if (checked !== undefined) return checked;
       const local = this.#options.users.find(target);
-      const address = this.#options.banAddresses ? local?.address : undefined;
+      const address = this.#options.byAddress ? local?.address : undefined;
       records.push({ ...base, name: local?.name ?? target, address });
       if (address !== undefined) records.push({ ...base, address });
     }
-    this.#count("ban", by, target, reason);
+    this.#count("ban", by, target, base.reason);
     return this.#save(
       records.map((record) => [recordKey(record), record]),
-      `${target} is banned for ${formatDuration(seconds)}`,
+      `${target} is banned for ${formatDuration(length)}`,
     );
   }
 
   /** Lifts the ban of an address, or of a name and the address banned with it. */
   unban(by: Moderator, target: string): Settled<Outcome> {
-    const records = this.#options.broker.records();
     const key = ADDRESS.test(target)
       ? `ban:address:${target.toLowerCase()}`
       : `ban:name:${nameKey(target)}`;
-    const record = records.get(key);
+    const record = this.#options.broker.records().get(key);
     if (record?.kind !== "ban") return { ok: false, problem: "not_found" };
-    const keys = [key];
-    if (record.name !== undefined && record.address !== undefined) {
-      // The address banned with the name goes too, unless banned again since.
-      const linked = `ban:address:${record.address}`;
-      const other = records.get(linked);
-      if (other?.kind === "ban" && other.at === record.at) keys.push(linked);
-    }
+    if (record.byRank > by.rank) return { ok: false, problem: "outranked" };
     this.#count("unban", by, target, "");
-    return this.#save(keys.map((key) => [key, undefined]), `${target} is no longer banned`);
+    return this.#save(
+      [[key, undefined], ...this.#linked(record, "ban")],
+      `${target} is no longer banned`,
+    );
+  }
+
+  /** The address record decided together with a name's ban or mute, to lift it with it. */
+  #linked(
+    record: BanRecord | MuteRecord,
+    kind: "ban" | "mute",
+  ): [string, undefined][] {
+    if (record.name === undefined || record.address === undefined) return [];
+    const key = `${kind}:address:${record.address}`;
+    const other = this.#options.broker.records().get(key);
+    // Unless it was decided again since.
+    return other?.kind === kind && other.at === record.at ? [[key, undefined]] : [];
   }
 
   /** Changes a room's topic or slow mode; everyone in it hears of it. */
@@ -285,7 +318,9 @@ export class Moderation {
     const record: RoomRecord = {
       kind: "room",
       room,
-      topic: change.topic ?? current?.topic ?? "",
+      topic: change.topic === undefined
+        ? current?.topic ?? ""
+        : cleanLine(change.topic, MAX_TOPIC_LENGTH),
       slow: change.slow ?? current?.slow ?? 0,
       by: by.name,
       at: now,
@@ -341,9 +376,7 @@ export class Moderation {
         outcome = this.unban(actor, request.target);
         break;
       case "topic":
-        outcome = this.setRoom(actor, user.room.name, {
-          topic: [...(request.text ?? "").trim()].slice(0, MAX_TOPIC_LENGTH).join(""),
-        });
+        outcome = this.setRoom(actor, user.room.name, { topic: request.text ?? "" });
         break;
       case "slow":
         outcome = this.setRoom(actor, user.room.name, {
@@ -365,15 +398,16 @@ export class Moderation {
   recordChanged(key: string, record: ModerationRecord | undefined): void {
     if (key.startsWith("room:")) return this.#roomChanged(key.slice(5), record);
     if (key.startsWith("mute:")) {
-      const nameKeyOf = key.slice(5);
-      if (record?.kind === "mute") this.#muted.add(nameKeyOf);
-      else this.#muted.delete(nameKeyOf);
+      if (record?.kind === "mute") this.#muted.add(key);
+      else this.#muted.delete(key);
+      // Address mutes go with a name's: its user is told once, about the name.
+      if (key.startsWith("mute:address:")) return;
       // A name key is its own key: finding by it finds the user.
-      const user = this.#options.users.find(nameKeyOf);
+      const user = this.#options.users.find(key.slice(5));
       if (user === undefined) return;
       if (record?.kind === "mute") {
         const seconds = (record.until - this.#options.now()) / 1000;
-        if (seconds <= 0) return;
+        if (seconds <= 0 || record.byRank <= rank(user.roles)) return;
         const { by, reason } = record;
         user.sink.send(
           this.#options.events.system("muted", { duration: formatDuration(seconds), by, reason }),
@@ -386,11 +420,19 @@ export class Moderation {
     if (record?.kind !== "ban" || record.until <= this.#options.now()) return;
     const removal: Removal = { notice: "banned", by: record.by, reason: record.reason };
     for (const user of [...this.#options.users.all()]) {
+      const userRank = rank(user.roles);
+      if (userRank >= record.byRank) continue;
       const named = record.name !== undefined && nameKey(user.name) === nameKey(record.name);
       // Moderators sharing a banned address (the banner, say) stay.
       const fromAddress = record.address !== undefined && user.address === record.address &&
-        rank(user.roles) === 0;
-      if (named || fromAddress) this.#options.remove(user, removal);
+        userRank === 0;
+      if (!named && !fromAddress) continue;
+      // Open mode: a name banned elsewhere holds the address its user has here.
+      if (named && record.address === undefined && this.#options.byAddress && user.address) {
+        const address: BanRecord = { ...record, name: undefined, address: user.address };
+        this.#save([[recordKey(address), address]], "");
+      }
+      this.#options.remove(user, removal);
     }
   }
 
@@ -398,18 +440,24 @@ export class Moderation {
   deliverKick(note: KickNote): void {
     const user = this.#options.users.find(note.name);
     if (user === undefined) return;
+    if (rank(user.roles) >= note.byRank) {
+      log.warning("Ignored {by}'s kick of {name}, who outranks them", {
+        by: note.by,
+        name: note.name,
+      });
+      return;
+    }
     this.#options.remove(user, { notice: note.notice, by: note.by, reason: note.reason });
   }
 
-  /** Deletes the bans and mutes that have run out. */
+  /** Deletes the bans and mutes that have run out (unless decided again meanwhile). */
   sweep(): void {
     const now = this.#options.now();
     for (const [key, record] of this.#options.broker.records()) {
-      if (record.kind !== "room" && record.until <= now) {
-        Promise.resolve(this.#options.broker.saveRecord(key, undefined)).catch((error) => {
-          log.warning("Cannot delete an expired record: {error}", { error });
-        });
-      }
+      if (record.kind === "room" || record.until > now) continue;
+      Promise.resolve(this.#options.broker.removeExpired(key, record.at)).catch((error) => {
+        log.warning("Cannot delete an expired record: {error}", { error });
+      });
     }
   }
 
@@ -462,7 +510,14 @@ export class Moderation {
     if (operatorPassword === undefined || user.verified) {
       return user.sink.send(events.error("forbidden", "op_unavailable", {}));
     }
+    const now = this.#options.now();
+    const tries = this.#opTries.get(user.address ?? `user:${user.id}`, now);
+    if (!tries.available(now)) {
+      metrics.moderationRefused.inc();
+      return user.sink.send(events.error("forbidden", "op_wait", {}));
+    }
     if (!sameSecret(password, operatorPassword)) {
+      tries.take(now);
       metrics.moderationRefused.inc();
       log.warning("Wrong operator password from user {id} ({name}, address {address})", {
         id: user.id,

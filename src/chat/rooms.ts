@@ -5,7 +5,7 @@
  * @module
  */
 
-import { nameKey } from "../names.ts";
+import { lookAlikeKey, nameKey } from "../names.ts";
 import type { RoomSummary } from "./events.ts";
 import { isRoomName, LOBBY, Room } from "./room.ts";
 
@@ -33,6 +33,8 @@ export class RoomDirectory<M> {
   readonly lobby: Room<M>;
   readonly #options: RoomDirectoryOptions;
   readonly #rooms = new Map<string, Room<M>>();
+  /** The same rooms by {@linkcode lookAlikeKey}: a room is found by either key. */
+  readonly #byLookAlike = new Map<string, Room<M>>();
   /** When each room with no member here became empty (milliseconds). */
   readonly #emptySince = new Map<Room<M>, number>();
 
@@ -43,6 +45,7 @@ export class RoomDirectory<M> {
       epoch: options.epochOf(LOBBY),
     });
     this.#rooms.set(LOBBY, this.lobby);
+    this.#byLookAlike.set(lookAlikeKey(LOBBY), this.lobby);
   }
 
   /** Every room, oldest first. */
@@ -53,7 +56,8 @@ export class RoomDirectory<M> {
   /** The room with this name (compared as names are), if it exists. */
   find(name: string): Room<M> | undefined {
     // Rooms are usually named in their own spelling, which needs no normalizing.
-    return this.#rooms.get(name) ?? this.#rooms.get(nameKey(name));
+    return this.#rooms.get(name) ?? this.#rooms.get(nameKey(name)) ??
+      this.#byLookAlike.get(lookAlikeKey(name));
   }
 
   /**
@@ -106,6 +110,7 @@ export class RoomDirectory<M> {
       } else if (now - since >= ttl) {
         this.#emptySince.delete(room);
         this.#rooms.delete(key);
+        this.#byLookAlike.delete(lookAlikeKey(room.name));
         removed.push(room);
       }
     }
@@ -126,6 +131,7 @@ export class RoomDirectory<M> {
     const { historySize, epochOf } = this.#options;
     const room = new Room<M>(name, { historySize, epoch: epochOf(name) });
     this.#rooms.set(nameKey(name), room);
+    this.#byLookAlike.set(lookAlikeKey(name), room);
     this.#emptySince.set(room, this.#options.now());
     return room;
   }

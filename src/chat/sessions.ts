@@ -14,12 +14,12 @@ import { getLogger } from "@logtape/logtape";
 import type { Broker, Handover, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
-import { nameKey, nameProblem } from "../names.ts";
+import { nameKey, nameProblem, reservedKeys } from "../names.ts";
 import { sameSecret } from "../secrets.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { PrivateEvent, SessionStart, Sink } from "./events.ts";
 import { FloodGuard } from "./flood.ts";
-import type { Membership } from "./membership.ts";
+import type { Membership, OpenRefusal } from "./membership.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import { LingeringSink, type User } from "./user.ts";
@@ -64,12 +64,14 @@ export class Sessions {
   readonly #reserved: ReadonlySet<string>;
   /** Users whose connection dropped, waiting to be resumed. */
   readonly #lingering = new Set<User>();
+  /** Why the room asked for at the start could not be entered, told after the welcome. */
+  readonly #roomRefusals = new WeakMap<User, OpenRefusal>();
   /** Names being claimed for a rename, by name key, so nobody here takes them meanwhile. */
   readonly #claiming = new Map<string, User>();
 
   constructor(options: SessionsOptions) {
     this.#options = options;
-    this.#reserved = new Set(options.config.reservedNames.map(nameKey));
+    this.#reserved = reservedKeys(options.config.reservedNames);
   }
 
   /**
@@ -102,10 +104,11 @@ export class Sessions {
       ? undefined
       : this.#options.membership.open(start.room, { address: start.address });
     const room = typeof opened === "object" ? opened : this.#options.rooms.lobby;
+    const roomRefusal = typeof opened === "string" ? opened : undefined;
     // Another instance holds the name: with the right proof, its session moves here.
     const takeOver = requested !== undefined && holder === undefined &&
       (token !== undefined || identity !== undefined) &&
-      broker.findRemote(nameKey(requested)) !== undefined;
+      broker.findRemote(requested) !== undefined;
     const refusal = requested === undefined || takeOver || identity !== undefined
       ? undefined
       : this.#refusal(requested);
@@ -118,9 +121,15 @@ export class Sessions {
       address: start.address,
       identity,
     });
+    if (roomRefusal !== undefined) this.#roomRefusals.set(user, roomRefusal);
     if (takeOver) {
       const handover = broker.takeOver(name, token ?? "", user.id, identity !== undefined);
       this.#options.after(user, handover, (handover) => {
+        if (!users.has(user)) {
+          // Gone while the session was being handed over: the name it got is given up.
+          if (handover !== undefined) broker.withdraw(name);
+          return;
+        }
         if (handover !== undefined) return this.#welcomeBack(user, handover, start);
         if (identity !== undefined) return this.#refuseVerified(user);
         this.#claimThenWelcome(user, start, "it is taken", this.#generate());
@@ -175,7 +184,8 @@ export class Sessions {
    */
   handOver(name: string, token: string, verified: boolean): Handover | undefined {
     const user = this.#options.users.find(name);
-    const proven = (verified && this.#options.tokenMode) ||
+    // A signed token names exactly this user, not a look-alike.
+    const proven = (verified && this.#options.tokenMode && user?.name === name) ||
       (user !== undefined && sameSecret(user.token, token));
     if (user === undefined || !user.started || !proven) return undefined;
     const lingering = user.lingering;
@@ -183,6 +193,8 @@ export class Sessions {
     const privates = (lingering?.kept ?? []).map(toPrivateNote);
     log.info("User {id} ({name}) resumed on another instance", { id: user.id, name });
     this.#options.membership.exit(user, undefined);
+    // The last one here gone: the room need not be read here any more.
+    if (user.room.members.size === 0) this.#options.broker.unfollow(user.room.name);
     this.forget(user);
     // The name moves with the session: the other instance holds it now.
     this.#options.users.remove(user);
@@ -241,7 +253,7 @@ export class Sessions {
   /** Whether someone, here or on another instance, holds or is taking `name`. */
   #isTaken(name: string): boolean {
     return this.#options.users.find(name) !== undefined || this.#claiming.has(nameKey(name)) ||
-      this.#options.broker.findRemote(nameKey(name)) !== undefined;
+      this.#options.broker.findRemote(name) !== undefined;
   }
 
   /** Why `name` cannot be taken now, or `undefined`. */
@@ -338,6 +350,15 @@ export class Sessions {
         reason: refusal,
         name: user.name,
       }));
+    }
+    const roomRefusal = this.#roomRefusals.get(user);
+    if (roomRefusal !== undefined && start.room !== undefined) {
+      this.#roomRefusals.delete(user);
+      user.sink.send(
+        roomRefusal === "room_invalid"
+          ? events.error("room_invalid", "room_invalid", { room: start.room })
+          : events.error("room_limit", roomRefusal, {}),
+      );
     }
     if (room !== rooms.lobby) user.sink.send(membership.members(user, room, true));
     this.#options.entered(user, room);

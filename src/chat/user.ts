@@ -7,7 +7,7 @@
 
 import type { Identity, Role } from "../auth.ts";
 import type { ClientRequest, PrivateEvent, Sink } from "./events.ts";
-import type { FloodGuard } from "./flood.ts";
+import type { FloodGuard, TokenBucket } from "./flood.ts";
 import type { Room } from "./room.ts";
 
 /**
@@ -70,6 +70,10 @@ export class User {
   expiresAt: number | undefined;
   /** ...and whether they were told it soon will. */
   expiryWarned = false;
+  /** Whether the user was told they flood, since their bucket was last full. */
+  floodWarned = false;
+  /** Renames left to the user, made at their first rename. */
+  renames: TokenBucket | undefined;
   /** When the user last said something, and in which room (by key), for slow mode. */
   lastSaid: { readonly room: string; readonly at: number } | undefined;
   /** The room the user is in, or is entering. */

@@ -5,14 +5,16 @@
  * @module
  */
 
-import { nameKey } from "../names.ts";
+import { lookAlikeKey, nameKey } from "../names.ts";
 import { User, type UserOptions } from "./user.ts";
 
 /** The users of one server, in arrival order. */
 export class UserDirectory {
   readonly #users = new Set<User>();
-  /** Users by {@linkcode nameKey}. */
+  /** Users by {@linkcode nameKey}... */
   readonly #byName = new Map<string, User>();
+  /** ...and by {@linkcode lookAlikeKey}: a name is taken when either is. */
+  readonly #byLookAlike = new Map<string, User>();
   /** Users by id, to recognize their own events coming back from the broker. */
   readonly #byId = new Map<number, User>();
   #nextId = 1;
@@ -30,9 +32,9 @@ export class UserDirectory {
     return this.#users.has(user);
   }
 
-  /** The user holding `name` (compared as names are). */
+  /** The user holding `name`, or a look-alike of it (compared as names are). */
   find(name: string): User | undefined {
-    return this.#byName.get(nameKey(name));
+    return this.#byName.get(nameKey(name)) ?? this.#byLookAlike.get(lookAlikeKey(name));
   }
 
   byId(id: number): User | undefined {
@@ -44,20 +46,30 @@ export class UserDirectory {
     const user = new User(this.#nextId++, name, options);
     this.#users.add(user);
     this.#byName.set(nameKey(name), user);
+    this.#byLookAlike.set(lookAlikeKey(name), user);
     this.#byId.set(user.id, user);
     return user;
   }
 
   /** Gives `user` the free name `name`. */
   rename(user: User, name: string): void {
-    this.#byName.delete(nameKey(user.name));
+    this.#unindex(user);
     this.#byName.set(nameKey(name), user);
+    this.#byLookAlike.set(lookAlikeKey(name), user);
     user.rename(name);
   }
 
   remove(user: User): void {
     this.#users.delete(user);
-    this.#byName.delete(nameKey(user.name));
+    this.#unindex(user);
     this.#byId.delete(user.id);
+  }
+
+  /** Forgets `user`'s name in both indexes, where it is theirs. */
+  #unindex(user: User): void {
+    const key = nameKey(user.name);
+    if (this.#byName.get(key) === user) this.#byName.delete(key);
+    const alike = lookAlikeKey(user.name);
+    if (this.#byLookAlike.get(alike) === user) this.#byLookAlike.delete(alike);
   }
 }

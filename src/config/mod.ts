@@ -25,6 +25,7 @@ import {
   stringList,
   template,
 } from "./_schema.ts";
+import { normalizeAddress } from "../addresses.ts";
 import { type Config, LOG_LEVELS, TOKEN_ALGORITHMS, type TokenAlgorithm } from "./types.ts";
 
 export type {
@@ -67,6 +68,7 @@ const serverSchema = object({
     idle_timeout: integer(30, { min: 0, max: 3600 }),
     allowed_origins: stringList(["*"]),
     allowed_hosts: stringList(["*"]),
+    trusted_proxies: stringList([]),
     connect_rate: number(10, { min: 0.01, max: 100_000 }),
     connect_burst: integer(20, { min: 1, max: 100_000 }),
   }),
@@ -381,6 +383,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         idleTimeout: server.limits.idle_timeout,
         allowedOrigins: server.limits.allowed_origins,
         allowedHosts: server.limits.allowed_hosts,
+        trustedProxies: server.limits.trusted_proxies.map(normalizeAddress),
         connectRate: server.limits.connect_rate,
         connectBurst: server.limits.connect_burst,
       },

@@ -97,6 +97,11 @@ export interface ConnectionLimits {
   readonly allowedOrigins: readonly string[];
   /** `Host` headers a request may carry (this server's names); `*` allows any. */
   readonly allowedHosts: readonly string[];
+  /**
+   * Addresses of proxies in front of the server: for their requests the
+   * client's address is taken from `X-Forwarded-For`.
+   */
+  readonly trustedProxies: readonly string[];
   /** New connections one client address earns back per second... */
   readonly connectRate: number;
   /** ...and may open at once; past it upgrades are answered 429. */

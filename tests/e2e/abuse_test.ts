@@ -8,6 +8,7 @@
 import { delay } from "@std/async/delay";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
+import { API_MODERATOR } from "../../src/chat/mod.ts";
 import type { ChatConfig } from "../../src/config/mod.ts";
 import {
   floodUntilClosed,
@@ -270,6 +271,9 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
       ["\u0455\u0441\u043E\u0440\u0435", "it is taken"], // all Cyrillic
       ["ADM\u0130N", "it is reserved"],
       ["A1ice", "it is taken"],
+      ["AIice", "it is taken"], // a capital I for the small l
+      ["\u0410\u0406\u0456\u0441\u0435", "it is taken"], // all Cyrillic
+      ["\uA4EE\u2C80", "it mixes writing systems"], // Lisu with Coptic
       ["\u0301Alice", "it starts with a combining mark"],
     ];
     for (const [name, reason] of names) {
@@ -283,6 +287,7 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
     }
     const rooms: [string, string][] = [
       ["l\u043Ebby", "You are already in lobby"],
+      ["Iobby", "You are already in lobby"],
       [
         "lobby\u0660",
         '"lobby\u0660" is not a valid room name: use 1 to 32 letters, digits, "-" and "_"',
@@ -307,6 +312,102 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
         `Cannot use the name "Al\u0456ce": it mixes writing systems. You are ${given}.`,
       ]);
       await mallory.close();
+    });
+  });
+});
+
+Deno.test("more a hostile client tried", async (t) => {
+  await t.step("one flood warning per user, whichever bucket runs dry", async () => {
+    const flood = { rate: 0.01, burst: 3, disconnectAfter: 60, addressRate: 0.01, addressBurst: 3 };
+    await withServer({ chat: { flood } }, async (server) => {
+      const { client } = await server.join();
+      for (let i = 0; i < 8; i++) client.send(`m${i}`);
+      client.send("!ping");
+      for (let i = 0; i < 3; i++) await client.next();
+      assertEquals((await client.next()).body, FLOOD_WARNING);
+      const other = (await server.join()).client;
+      other.send("from the same address");
+      assertEquals(
+        (await other.waitFor((frame) => frame.body === FLOOD_WARNING, "its own warning")).body,
+        FLOOD_WARNING,
+      );
+      assertEquals(client.pending.filter((frame) => frame.body === FLOOD_WARNING), []);
+    });
+  });
+
+  await t.step("a room refused at the start is said, not just left out", async () => {
+    await withServer({}, async (server) => {
+      const client = await TestClient.connect(
+        `${server.url}?room=${encodeURIComponent("no good!")}`,
+      );
+      await client.next();
+      assertEquals(await client.nextPair(), [
+        "SERVER",
+        '"no good!" is not a valid room name: use 1 to 32 letters, digits, "-" and "_"',
+      ]);
+      await client.close();
+    });
+  });
+
+  await t.step("renames are few: each is told to the room", async () => {
+    await withServer({}, async (server) => {
+      const { client } = await server.join("?name=Ren");
+      for (const name of ["Ren1", "Ren2", "Ren3"]) {
+        client.send(`!setname ${name}`);
+        await client.waitFor((frame) => frame.body.endsWith(`"${name}"`));
+      }
+      client.send("!setname Ren4");
+      assertEquals(await client.nextPair(), [
+        "SERVER",
+        'Cannot change your name to "Ren4": you are renaming too often; wait a minute',
+      ]);
+    });
+  });
+
+  await t.step("sockets the ping timeout closes give their place back once", async () => {
+    await withServer({ limits: { idleTimeout: 1, maxConnectionsPerIp: 5 } }, async (server) => {
+      const health = async () =>
+        (await (await fetch(`${server.httpUrl}/healthz`)).json()).connections;
+      const { client } = await server.join();
+      const silent = await Promise.all([1, 2].map(() => rawUpgrade(server.port)));
+      assertEquals(await health(), 3);
+      // They never answer a ping: within two idle timeouts they are closed.
+      await within(
+        (async () => {
+          while (await health() !== 1) await delay(100);
+        })(),
+        "the silent sockets to be closed",
+      );
+      await delay(1500);
+      assertEquals(await health(), 1);
+      for (const { conn } of silent) conn.close();
+      await client.close();
+    });
+  });
+
+  await t.step("a Host header that is no host is a 400, not a crash", async () => {
+    await withServer({}, async (server) => {
+      for (const host of ["[::1]evil.com", "::1", "chat.example.com, evil.com"]) {
+        const answer = await rawUpgrade(server.port, { path: "/healthz", headers: { Host: host } });
+        answer.conn.close();
+        assertEquals(answer.status, 400, host);
+      }
+      assertEquals((await fetch(`${server.httpUrl}/healthz`)).status, 200);
+    });
+  });
+
+  await t.step("behind a trusted proxy, limits and bans see the client's address", async () => {
+    await withServer({ limits: { trustedProxies: ["127.0.0.1"] } }, async (server) => {
+      const banned = server.chatroom.moderation.ban(API_MODERATOR, "203.0.113.9", 60, "spam");
+      assertEquals(await banned, { ok: true, what: "203.0.113.9 is banned for 1 minute" });
+      const status = async (forwarded: string) => {
+        const answer = await rawUpgrade(server.port, { headers: { "X-Forwarded-For": forwarded } });
+        answer.conn.close();
+        return answer.status;
+      };
+      assertEquals(await status("203.0.113.9"), 403);
+      assertEquals(await status("10.0.0.1, 203.0.113.9"), 403);
+      assertEquals(await status("203.0.113.10"), 101);
     });
   });
 });

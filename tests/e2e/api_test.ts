@@ -111,6 +111,15 @@ Deno.test("the server API", async (t) => {
       assertEquals([other.gap, (other.messages as unknown[]).length], ["epoch", 2]);
       const [, limited] = await call(server, "GET", "/rooms/lobby/history?limit=1");
       assertEquals((limited.messages as Record<string, unknown>[]).map((m) => m.seq), [2]);
+      // After a position, the oldest first, and whether more follow: nothing is skipped.
+      const [, page] = await call(
+        server,
+        "GET",
+        `/rooms/lobby/history?since=0&epoch=${epoch}&limit=1`,
+      );
+      assertEquals([(page.messages as Record<string, unknown>[]).map((m) => m.seq), page.more], [[
+        1,
+      ], true]);
       assertEquals(
         await call(server, "GET", "/rooms/lobby/history?since=-1"),
         [400, error("bad_request", '"since" must be a seq: a whole number of at least 0')],

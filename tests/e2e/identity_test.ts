@@ -23,7 +23,8 @@ const SECRET = "a-test-secret-that-is-at-least-32-characters";
 
 /** Signs tokens for one algorithm, and the verifier the server checks them with. */
 interface Signer {
-  sign(claims: Record<string, unknown>, expiresIn?: number): Promise<string>;
+  /** A token with `claims`, expiring in `expiresIn` seconds (never, with `null`). */
+  sign(claims: Record<string, unknown>, expiresIn?: number | null): Promise<string>;
   verifier: TokenVerifier;
 }
 
@@ -53,8 +54,11 @@ async function signer(algorithm: TokenAlgorithm, secret = SECRET): Promise<Signe
   return {
     verifier,
     sign(claims, expiresIn = 3600) {
-      return new SignJWT(claims).setProtectedHeader({ alg: algorithm })
-        .setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn).sign(key);
+      const token = new SignJWT(claims).setProtectedHeader({ alg: algorithm });
+      if (expiresIn !== null) {
+        token.setExpirationTime(Math.floor(Date.now() / 1000) + expiresIn);
+      }
+      return token.sign(key);
     },
   };
 }
@@ -128,6 +132,11 @@ for (const algorithm of ["HS256", "RS256", "ES256", "EdDSA"] as const) {
           "the token's signature is not valid",
         ],
         ["an expired token", () => sign({ sub: "Alice" }, -60), "the token has expired"],
+        [
+          "a token that never expires",
+          () => sign({ sub: "Alice" }, null),
+          'the token\'s "exp" claim is not valid (missing)',
+        ],
         [
           "a token with no name",
           () => sign({ roles: [] }),
@@ -256,5 +265,64 @@ Deno.test("a token's roles make a moderator; others are refused", async () => {
     assertEquals((await within(mod.closed, "the kick")).code, 4003);
     assert(server.metrics.moderationActions.get("kick") === 1);
     await Promise.all([admin.close(), user.close()]);
+  });
+});
+
+Deno.test("a token naming a look-alike of a connected user is refused", async () => {
+  const { sign, verifier } = await signer("HS256");
+  await withServer({ verifier }, async (server) => {
+    const bob = await TestClient.connect(`${server.url}?token=${await sign({ sub: "Bob" })}`);
+    await bob.next();
+    assertEquals(await refusal(server.port, `?token=${await sign({ sub: "B0b" })}`), [
+      401,
+      "Unauthorized: the name B0b is too like Bob's, who is connected",
+    ]);
+    const { client, first } = await helloWith(server, await sign({ sub: "BOB" }));
+    assertEquals(
+      first.text,
+      "Your token was refused: the name BOB is too like Bob's, who is connected",
+    );
+    assertEquals((await within(client.closed, "the close")).code, 4001);
+    await bob.close();
+  });
+});
+
+Deno.test("a ban or a mute holds nobody of the rank that set it, or higher", async () => {
+  const { sign, verifier } = await signer("HS256");
+  const flood = {
+    rate: 100_000,
+    burst: 100_000,
+    disconnectAfter: 60,
+    addressRate: 100_000,
+    addressBurst: 100_000,
+  };
+  await withServer({ verifier, chat: { flood } }, async (server) => {
+    const mod = await TestClient.connect(
+      `${server.url}?token=${await sign({ sub: "Mod", roles: ["moderator"] })}`,
+    );
+    await mod.next();
+    mod.send("!ban Boss 1h while away");
+    assertEquals(
+      (await mod.waitFor((frame) => frame.body.startsWith("Done"))).body,
+      "Done: Boss is banned for 1 hour.",
+    );
+    mod.send("!ban Pleb 1h");
+    await mod.waitFor((frame) => frame.body === "Done: Pleb is banned for 1 hour.");
+    // The admin, offline when a moderator banned them, still comes in; a user does not.
+    const boss = await TestClient.connect(
+      `${server.url}?token=${await sign({ sub: "Boss", roles: "admin" })}`,
+    );
+    assertEquals((await boss.next()).body, 'Welcome, Boss (hint: type "!help" for help)');
+    assertEquals((await refusal(server.port, `?token=${await sign({ sub: "Pleb" })}`))[0], 403);
+    mod.send("!unban Boss");
+    await mod.waitFor((frame) => frame.body === "Done: Boss is no longer banned.");
+    boss.send("!ban Mod2 1h");
+    await boss.waitFor((frame) => frame.body === "Done: Mod2 is banned for 1 hour.");
+    mod.send("!unban Mod2");
+    assertEquals(
+      (await mod.waitFor((frame) => frame.body.startsWith("You may not"))).body,
+      "You may not moderate Mod2.",
+    );
+    await Promise.all([mod.close(), boss.close()]);
   });
 });
