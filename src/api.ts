@@ -155,7 +155,7 @@ interface Route {
 /** The handler of `/api/v1/...`. */
 export function createApi(options: ApiOptions): (request: Request) => Promise<Response> {
   const { chatroom, metrics, keys } = options;
-  const moderation = chatroom.moderation;
+  const { backend, moderation } = chatroom;
   const route = (
     method: Route["method"],
     pathname: string,
@@ -164,9 +164,9 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
 
   const routes: Route[] = [
     route("GET", "/health", () => json(options.health())),
-    route("GET", "/rooms", () => json({ rooms: chatroom.roomSummaries() })),
+    route("GET", "/rooms", () => json({ rooms: backend.roomSummaries() })),
     route("GET", "/rooms/:room/members", (_request, { room }) => {
-      const found = chatroom.membersOf(room);
+      const found = backend.membersOf(room);
       if (found === undefined) throw new ApiError(404, "not_found", `there is no room ${room}`);
       return json(found);
     }),
@@ -186,7 +186,7 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
         throw new ApiError(400, "bad_request", `"limit" must be from 1 to ${MAX_HISTORY_LIMIT}`);
       }
       const epoch = url.searchParams.get("epoch") ?? undefined;
-      const history = await chatroom.historyOf(
+      const history = await backend.historyOf(
         room,
         since === undefined ? undefined : { epoch, seq: since },
         limit,
@@ -204,13 +204,13 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
     }),
     route("POST", "/rooms/:room/messages", async (request, { room }) => {
       const body = await readBody(request);
-      const result = chatroom.publishAs(text(body, "from"), room, text(body, "text"));
+      const result = backend.publishAs(text(body, "from"), room, text(body, "text"));
       if (typeof result === "object") return json({ id: result.id, room }, 202);
       throw publishError(result, room);
     }),
     route("POST", "/users/:name/messages", async (request, { name }) => {
       const body = await readBody(request);
-      const result = chatroom.sendPrivateAs(text(body, "from"), name, text(body, "text"));
+      const result = backend.sendPrivateAs(text(body, "from"), name, text(body, "text"));
       if (typeof result === "object") return json({ id: result.id, to: name }, 202);
       throw publishError(result, name);
     }),

@@ -240,10 +240,10 @@ export class Connection implements Sink {
       const ban = this.#chatroom.moderation.banOf(identity.name, address, userRank);
       if (ban !== undefined) {
         this.#options.metrics.connectionsRefused.inc("banned");
-        this.#chatroom.refuseBanned(this, ban);
+        this.#chatroom.backend.refuseBanned(this, ban);
         return this.close("removed");
       }
-      const alike = this.#chatroom.lookAlikeOf(identity);
+      const alike = this.#chatroom.backend.lookAlikeOf(identity);
       if (alike !== undefined) {
         return this.#refuse(`the name ${identity.name} is too like ${alike}'s, who is connected`);
       }
@@ -268,7 +268,7 @@ export class Connection implements Sink {
       reason,
     });
     this.#options.metrics.connectionsClosed.inc("unauthorized");
-    this.#chatroom.refuse(this, reason);
+    this.#chatroom.backend.refuse(this, reason);
     this.close("unauthorized");
   }
 

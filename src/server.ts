@@ -158,7 +158,7 @@ export function createHandler(options: HandlerOptions): Handler {
       const message = `Banned until ${until}: ${ban.reason}`;
       return refuse({ reason: "banned", status: 403, message }, address, request);
     }
-    const alike = identity === undefined ? undefined : chatroom.lookAlikeOf(identity);
+    const alike = identity === undefined ? undefined : chatroom.backend.lookAlikeOf(identity);
     if (alike !== undefined) {
       admission.release(address);
       const message =

@@ -12,7 +12,6 @@ import { type Identity, rank } from "../auth.ts";
 import { LocalBroker } from "../broker/local.ts";
 import type {
   Author,
-  BanRecord,
   Broker,
   LogPosition,
   PrivateNote,
@@ -24,24 +23,19 @@ import { formatDuration } from "../duration.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog, type MessageKey, type MessageValues } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
-import { generateName, nameKey, nameProblem, reservedKeys } from "../names.ts";
+import { generateName, nameKey, reservedKeys } from "../names.ts";
 import { asHistory, EventFactory } from "./event_factory.ts";
-import type {
-  ChatEvent,
-  ClientRequest,
-  ErrorCode,
-  MessageEvent,
-  RoomSummary,
-  SessionStart,
-  Sink,
-} from "./events.ts";
+import type { ChatEvent, ClientRequest, ErrorCode, SessionStart, Sink } from "./events.ts";
 import { Buckets, FloodGuard, TokenBucket, worse } from "./flood.ts";
+import { Backend } from "./backend.ts";
 import { Membership } from "./membership.ts";
 import { Moderation, type Removal } from "./moderation.ts";
+import { ModeratorCommands } from "./moderator_commands.ts";
 import { LOBBY, type Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
 import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
 import { Sessions } from "./sessions.ts";
+import { SignIns } from "./sign_in.ts";
 import type { User } from "./user.ts";
 import { UserDirectory } from "./users.ts";
 
@@ -74,9 +68,6 @@ export interface ChatAuth {
 
 const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };
 
-/** How long the server API waits for a cluster to deliver a room's history. */
-const HISTORY_WAIT_MS = 5000;
-
 /** Renames one user may make at once, and how fast they earn them back. */
 const RENAME_RATE = { rate: 1 / 20, burst: 3 };
 
@@ -104,14 +95,14 @@ export class Chatroom {
   readonly #addressFlood: Buckets<FloodGuard>;
   readonly #auth: ChatAuth;
   readonly #moderation: Moderation;
-  /** Reserved names, as name keys: no bot of the server API may use them either. */
-  readonly #reserved: ReadonlySet<string>;
+  readonly #moderatorCommands: ModeratorCommands;
+  readonly #backend: Backend;
+  readonly #signIns: SignIns;
 
   constructor(options: ChatroomOptions) {
     const { config, now = Date.now, broker = new LocalBroker(), auth = OPEN } = options;
     this.#config = config;
     this.#auth = auth;
-    this.#reserved = reservedKeys(config.reservedNames);
     this.#now = now;
     this.#metrics = options.metrics ?? createMetrics();
     this.#broker = broker;
@@ -166,10 +157,37 @@ export class Chatroom {
       users: this.#users,
       rooms: this.#rooms,
       metrics: this.#metrics,
-      operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
       byAddress: !auth.tokenMode,
       remove: (user, removal) => this.#remove(user, removal),
+    });
+    this.#moderatorCommands = new ModeratorCommands({
+      now,
+      events: this.#events,
+      metrics: this.#metrics,
+      moderation: this.#moderation,
+      operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
       after: (user, settled, then) => this.#after(user, settled, then),
+    });
+    this.#signIns = new SignIns({
+      auth,
+      now,
+      events: this.#events,
+      metrics: this.#metrics,
+      users: this.#users,
+      after: (user, settled, then) => this.#after(user, settled, then),
+      end: (user) => this.disconnect(user),
+    });
+    this.#backend = new Backend({
+      now,
+      broker,
+      events: this.#events,
+      users: this.#users,
+      rooms: this.#rooms,
+      membership: this.#membership,
+      moderation: this.#moderation,
+      reserved: reservedKeys(config.reservedNames),
+      clean: (text) => this.#clean(text),
+      deliverPrivate: (note) => this.#deliverPrivate(note),
     });
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach({
@@ -207,157 +225,6 @@ export class Chatroom {
     return this.#rooms.find(name);
   }
 
-  /** Token mode: tells a client that may not start a session why (the caller closes it). */
-  refuse(sink: Sink, reason: string): void {
-    sink.send(this.#events.error("unauthorized", "unauthorized", { reason }));
-  }
-
-  /**
-   * Token mode: the name of a connected user that a token's name is a
-   * look-alike of (not the same account), if any; such a token is refused.
-   */
-  lookAlikeOf(identity: Identity): string | undefined {
-    const held = this.findUser(identity.name)?.name ??
-      this.#broker.findRemote(identity.name)?.name;
-    return held !== undefined && held !== identity.name ? held : undefined;
-  }
-
-  /** Tells a banned client, found so after its upgrade, until when and why (the caller closes it). */
-  refuseBanned(sink: Sink, ban: BanRecord): void {
-    const until = new Date(ban.until).toISOString();
-    sink.send(this.#events.error("forbidden", "banned_until", { until, reason: ban.reason }));
-  }
-
-  /** Every room in the cluster, with its members everywhere and its topic. */
-  roomSummaries(): RoomSummary[] {
-    return this.#membership.summaries().map((summary) => {
-      const topic = this.#moderation.topicOf(summary.name);
-      return topic === undefined ? summary : { ...summary, topic };
-    });
-  }
-
-  /** Who is in the room called `name`, here and elsewhere; `undefined` when there is no such room. */
-  membersOf(name: string): { room: string; members: string[] } | undefined {
-    this.#membership.learnRemoteRooms();
-    const room = this.#rooms.find(name);
-    if (room === undefined) return undefined;
-    const members = [...room.members].map((member) => member.name);
-    for (const other of this.#broker.remoteMembers(room.name)) members.push(other.name);
-    return { room: room.name, members };
-  }
-
-  /**
-   * The kept messages of the room called `name`: the newest `limit`, or,
-   * after a position (`since`, with its epoch), the oldest `limit` after it
-   * (`more` when there are others) and the reason some may be missing.
-   * `undefined` when there is no such room; throws when the cluster cannot
-   * be read in time.
-   */
-  async historyOf(
-    name: string,
-    since: { epoch?: string; seq: number } | undefined,
-    limit: number,
-  ): Promise<
-    | { room: string; epoch: string; gap?: string; more: boolean; messages: MessageEvent[] }
-    | undefined
-  > {
-    this.#membership.learnRemoteRooms();
-    const room = this.#rooms.find(name);
-    if (room === undefined) return undefined;
-    // In a cluster, a room nobody here is in is read for the while it takes.
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`the history of ${room.name} could not be read in time`)),
-        HISTORY_WAIT_MS,
-      );
-    });
-    try {
-      await Promise.race([this.#broker.follow(room.name), late]);
-    } finally {
-      clearTimeout(timer);
-      if (room.members.size === 0) this.#broker.unfollow(room.name);
-    }
-    if (since === undefined) {
-      const messages = [...room.recent(limit)];
-      return { room: room.name, epoch: room.epoch, more: false, messages };
-    }
-    const { messages, gap } = room.backlogAfter(since.epoch, since.seq);
-    return {
-      room: room.name,
-      epoch: room.epoch,
-      gap,
-      more: messages.length > limit,
-      messages: messages.slice(0, limit),
-    };
-  }
-
-  /**
-   * Says `text` in the room called `room` as `from`, a bot of the server
-   * API; the room is created when new. Returns the message id, or why not.
-   */
-  publishAs(
-    from: string,
-    room: string,
-    text: string,
-  ):
-    | { id: string }
-    | "name_invalid"
-    | "name_in_use"
-    | "room_invalid"
-    | "room_limit"
-    | "unavailable" {
-    const problem = this.#botProblem(from);
-    if (problem !== undefined) return problem;
-    // Opened with no one's creation limits: the server API is trusted.
-    const opened = this.#membership.open(room);
-    if (opened === "room_create_limit") return "room_limit";
-    if (typeof opened !== "object") return opened;
-    const id = this.#events.nextId();
-    const accepted = this.#broker.publishRoomNote({
-      kind: "message",
-      room: opened.name,
-      id,
-      sentAt: this.#now(),
-      author: { instance: this.#broker.instance, userId: 0, name: from },
-      text: this.#clean(text),
-      emote: false,
-    });
-    return accepted ? { id } : "unavailable";
-  }
-
-  /** Sends `text` privately to the user called `to`, from `from`, a bot of the server API. */
-  sendPrivateAs(
-    from: string,
-    to: string,
-    text: string,
-  ): { id: string } | "name_invalid" | "name_in_use" | "not_found" {
-    const problem = this.#botProblem(from);
-    if (problem !== undefined) return problem;
-    const local = this.findUser(to);
-    const remote = local === undefined ? this.#broker.findRemote(to) : undefined;
-    const target = local?.name ?? remote?.name;
-    if (target === undefined) return "not_found";
-    const note: PrivateNote = {
-      id: this.#events.nextId(),
-      sentAt: this.#now(),
-      from,
-      to: target,
-      text: this.#clean(text),
-    };
-    if (remote === undefined) this.#deliverPrivate(note);
-    else this.#broker.publishPrivate(note, remote);
-    return { id: note.id };
-  }
-
-  /** Why a bot may not speak as `name`: not a valid name, or a user's. */
-  #botProblem(name: string): "name_invalid" | "name_in_use" | undefined {
-    if (nameProblem(name, this.#reserved) !== undefined) return "name_invalid";
-    const taken = this.findUser(name) !== undefined ||
-      this.#broker.findRemote(name) !== undefined;
-    return taken ? "name_in_use" : undefined;
-  }
-
   /**
    * Starts a session: welcomes the user, who enters the lobby (or the room
    * asked for) and receives what they missed of it. A `token` that matches
@@ -382,6 +249,11 @@ export class Chatroom {
     return this.#moderation;
   }
 
+  /** What the server API and the HTTP layer ask of the chat. */
+  get backend(): Backend {
+    return this.#backend;
+  }
+
   /**
    * Ends the lingering sessions whose time is up, and in token mode warns
    * the users whose token soon expires and closes those whose token has;
@@ -389,27 +261,7 @@ export class Chatroom {
    */
   expireSessions(): void {
     this.#sessions.expire();
-    if (!this.#auth.tokenMode) return;
-    const now = this.#now();
-    const warnAt = this.#auth.expiryWarning * 1000;
-    for (const user of this.users()) {
-      const expiresAt = user.expiresAt;
-      if (expiresAt === undefined || !user.started) continue;
-      if (expiresAt <= now) {
-        log.info("Closing user {id} ({name}): their token expired", {
-          id: user.id,
-          name: user.name,
-        });
-        this.#metrics.connectionsClosed.inc("unauthorized");
-        user.sink.send(this.#events.error("unauthorized", "expired", {}));
-        user.sink.close("unauthorized");
-        this.disconnect(user);
-      } else if (!user.expiryWarned && expiresAt - now <= warnAt) {
-        user.expiryWarned = true;
-        const seconds = String(Math.ceil((expiresAt - now) / 1000));
-        user.sink.send(this.#events.system("expiry_warning", { seconds }));
-      }
-    }
+    this.#signIns.expire(this.users());
   }
 
   /**
@@ -538,7 +390,7 @@ export class Chatroom {
       case "rooms": {
         // Rooms gone idle are not listed; the rest of the sweep waits for its turn.
         this.#membership.sweep();
-        const summaries = this.roomSummaries();
+        const summaries = this.#backend.roomSummaries();
         const seen = request.seen;
         if (seen === undefined) return user.sink.send(this.#events.rooms(summaries));
         return user.sink.send(this.#events.rooms(summaries.map((summary) => {
@@ -569,9 +421,9 @@ export class Chatroom {
       case "unban":
       case "topic":
       case "slow":
-        return this.#moderation.handle(user, request);
+        return this.#moderatorCommands.handle(user, request);
       case "refresh":
-        return this.#refresh(user, request.auth);
+        return this.#signIns.refresh(user, request.auth);
       case "invalid": {
         const { problem } = request;
         return user.sink.send(this.#events.problem(
@@ -717,33 +569,6 @@ export class Chatroom {
     const topic = this.#moderation.topicOf(room.name);
     if (topic === undefined) return;
     user.sink.send(this.#events.system("topic", { room: room.name, topic }, room.name));
-  }
-
-  /** Token mode: a fresh token for the same user renews the session before it expires. */
-  #refresh(user: User, token: string): void {
-    const verify = this.#auth.verify;
-    if (verify === undefined || !user.verified) {
-      return this.#fail(user, "bad_request", "bad_request", {
-        reason: "this server does not use sign-in tokens",
-      });
-    }
-    const checked = verify(token).then(
-      (identity) => identity,
-      (error: unknown) => error instanceof Error ? error : new Error(String(error)),
-    );
-    this.#after(user, checked, (result) => {
-      if (!this.#users.has(user)) return;
-      if (result instanceof Error) {
-        return this.#fail(user, "unauthorized", "unauthorized", { reason: result.message });
-      }
-      if (result.name !== user.name) {
-        return this.#fail(user, "unauthorized", "unauthorized", {
-          reason: `the token names ${result.name}, not you`,
-        });
-      }
-      user.renew(result);
-      user.sink.send(this.#events.system("refreshed", {}));
-    });
   }
 
   #sendHistory(user: User, count: number): void {

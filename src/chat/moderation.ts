@@ -23,16 +23,12 @@ import {
   type RoomRecord,
   type Settled,
 } from "../broker/types.ts";
-import { formatDuration } from "../duration.ts";
+import { formatDuration, MAX_DURATION_SECONDS } from "../duration.ts";
 import type { Metrics, ModerationAction } from "../metrics.ts";
 import { nameKey, nameProblem } from "../names.ts";
-import { sameSecret } from "../secrets.ts";
-import { MAX_DURATION_SECONDS } from "../duration.ts";
-import { Buckets, Limiter, type Rate } from "./flood.ts";
-import { cleanText, truncateText } from "./sanitize.ts";
 import { type EventFactory, NO_REASON } from "./event_factory.ts";
-import type { ClientRequest } from "./events.ts";
 import type { RoomDirectory } from "./rooms.ts";
+import { cleanText, truncateText } from "./sanitize.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 
@@ -67,21 +63,11 @@ export interface ModerationOptions {
   readonly users: UserDirectory;
   readonly rooms: RoomDirectory<User>;
   readonly metrics: Metrics;
-  /** Open mode's operator password; `undefined` when `!op` makes nobody a moderator. */
-  readonly operatorPassword: string | undefined;
   /** Open mode, where names are free to pick: a user's ban or mute also holds their address. */
   readonly byAddress: boolean;
   /** Removes a local user, telling them and their room why. */
   readonly remove: (user: User, removal: Removal) => void;
-  /** Runs `then` once `settled` is, the user's later requests waiting meanwhile. */
-  readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
 }
-
-/** The requests only moderators may make (and `op`, which makes one). */
-type ModerationRequest = Extract<
-  ClientRequest,
-  { type: "op" | "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow" }
->;
 
 /** An IPv4 or IPv6 address, as a ban target (names never hold a colon or look like this). */
 const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
@@ -89,8 +75,6 @@ const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
 /** Longest topic and reason, in characters. */
 const MAX_TOPIC_LENGTH = 200;
 const MAX_REASON_LENGTH = 200;
-/** Wrong operator passwords one address may try at once, and how fast it earns tries back. */
-const OP_TRIES: Rate = { rate: 1 / 60, burst: 5 };
 
 /** A moderator's text, safe to show: one line, cut short. */
 function cleanLine(text: string, max: number): string {
@@ -113,8 +97,6 @@ export class Moderation {
   readonly #slow = new Map<string, number>();
   /** The keys of mutes in force, so that a message costs no lookup when nobody is muted. */
   readonly #muted = new Set<string>();
-  /** Wrong operator passwords left to try, by address (or user). */
-  readonly #opTries = new Buckets((now) => new Limiter(OP_TRIES, now));
 
   constructor(options: ModerationOptions) {
     this.#options = options;
@@ -329,69 +311,6 @@ export class Moderation {
     return this.#save([[`room:${key}`, record]], `the settings of ${room} are saved`);
   }
 
-  /**
-   * Handles a moderation request of a user: checks that they may, acts,
-   * and answers them. Non-moderators are told no, and nothing happens.
-   */
-  handle(user: User, request: ModerationRequest): void {
-    const { events } = this.#options;
-    if (request.type === "op") return this.#op(user, request.password);
-    if (request.type === "topic" && request.text === undefined) {
-      const topic = this.topicOf(user.room.name);
-      const room = user.room.name;
-      return user.sink.send(
-        topic === undefined
-          ? events.system("no_topic", { room }, room)
-          : events.system("topic", { room, topic }, room),
-      );
-    }
-    const actor: Moderator = { name: user.name, rank: rank(user.roles) };
-    if (actor.rank === 0) {
-      this.#options.metrics.moderationRefused.inc();
-      log.info("Refused !{command} to user {id} ({name}): not a moderator", {
-        command: request.type,
-        id: user.id,
-        name: user.name,
-      });
-      return user.sink.send(events.error("forbidden", "forbidden", { command: request.type }));
-    }
-    const reason = "reason" in request && request.reason !== undefined && request.reason !== ""
-      ? request.reason
-      : NO_REASON;
-    let outcome: Settled<Outcome>;
-    switch (request.type) {
-      case "kick":
-        outcome = this.kick(actor, request.user, reason);
-        break;
-      case "mute":
-        outcome = this.mute(actor, request.user, request.seconds, reason);
-        break;
-      case "unmute":
-        outcome = this.unmute(actor, request.user);
-        break;
-      case "ban":
-        outcome = this.ban(actor, request.target, request.seconds, reason);
-        break;
-      case "unban":
-        outcome = this.unban(actor, request.target);
-        break;
-      case "topic":
-        outcome = this.setRoom(actor, user.room.name, { topic: request.text ?? "" });
-        break;
-      case "slow":
-        outcome = this.setRoom(actor, user.room.name, {
-          slow: Math.min(request.seconds, MAX_SLOW_SECONDS),
-        });
-        break;
-    }
-    const target = "user" in request ? request.user : "target" in request ? request.target : "";
-    // A room's new settings are told to everyone in it, the moderator included.
-    const quiet = request.type === "topic" || request.type === "slow";
-    this.#options.after(user, outcome, (result) => {
-      if (!result.ok || !quiet) this.#answer(user, result, target);
-    });
-  }
-
   // ---- what the broker says ----
 
   /** A record changed (here or elsewhere): the users it concerns here are told, or removed. */
@@ -483,52 +402,6 @@ export class Moderation {
     return saved.then((results): Outcome =>
       results.every(Boolean) ? { ok: true, what } : { ok: false, problem: "not_saved" }
     );
-  }
-
-  #answer(user: User, outcome: Outcome, target: string): void {
-    const { events } = this.#options;
-    if (outcome.ok) return user.sink.send(events.system("done", { what: outcome.what }));
-    switch (outcome.problem) {
-      case "not_found":
-        return user.sink.send(events.error("user_not_found", "user_not_found", { name: target }));
-      case "outranked":
-        return user.sink.send(events.error("forbidden", "outranked", { name: target }));
-      case "invalid":
-        return user.sink.send(
-          events.error("bad_request", "bad_request", {
-            reason: `"${target}" is neither a valid name nor an address`,
-          }),
-        );
-      case "not_saved":
-        return user.sink.send(events.error("unavailable", "not_saved", {}));
-    }
-  }
-
-  /** Open mode: the operator password makes a moderator. */
-  #op(user: User, password: string): void {
-    const { events, operatorPassword, metrics } = this.#options;
-    if (operatorPassword === undefined || user.verified) {
-      return user.sink.send(events.error("forbidden", "op_unavailable", {}));
-    }
-    const now = this.#options.now();
-    const tries = this.#opTries.get(user.address ?? `user:${user.id}`, now);
-    if (!tries.available(now)) {
-      metrics.moderationRefused.inc();
-      return user.sink.send(events.error("forbidden", "op_wait", {}));
-    }
-    if (!sameSecret(password, operatorPassword)) {
-      tries.take(now);
-      metrics.moderationRefused.inc();
-      log.warning("Wrong operator password from user {id} ({name}, address {address})", {
-        id: user.id,
-        name: user.name,
-        address: user.address,
-      });
-      return user.sink.send(events.error("forbidden", "op_refused", {}));
-    }
-    user.roles.add("moderator");
-    log.info("User {id} ({name}) is a moderator now", { id: user.id, name: user.name });
-    user.sink.send(events.system("op_granted", {}));
   }
 
   #roomChanged(key: string, record: ModerationRecord | undefined): void {

@@ -1,0 +1,95 @@
+/**
+ * Token mode's sessions over time: a user whose signed token soon expires is
+ * warned, one whose token expired is closed with 4001, and a fresh token for
+ * the same user renews the session.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Settled } from "../broker/types.ts";
+import type { Metrics } from "../metrics.ts";
+import type { ChatAuth } from "./chatroom.ts";
+import type { EventFactory } from "./event_factory.ts";
+import type { User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+const log = getLogger(["chat", "session"]);
+
+/** What {@linkcode SignIns} works with, shared with the chatroom. */
+export interface SignInsOptions {
+  readonly auth: ChatAuth;
+  readonly now: () => number;
+  readonly events: EventFactory;
+  readonly metrics: Metrics;
+  readonly users: UserDirectory;
+  /** Runs `then` once `settled` is, the user's later requests waiting meanwhile. */
+  readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
+  /** Ends a session: the room is told, the name released. */
+  readonly end: (user: User) => void;
+}
+
+/** The signed tokens of one server's sessions. */
+export class SignIns {
+  readonly #options: SignInsOptions;
+
+  constructor(options: SignInsOptions) {
+    this.#options = options;
+  }
+
+  /** Warns whose token soon expires, and closes whose token has; call every second or so. */
+  expire(users: readonly User[]): void {
+    const { auth, now, events, metrics } = this.#options;
+    if (!auth.tokenMode) return;
+    const time = now();
+    const warnAt = auth.expiryWarning * 1000;
+    for (const user of users) {
+      const expiresAt = user.expiresAt;
+      if (expiresAt === undefined || !user.started) continue;
+      if (expiresAt <= time) {
+        log.info("Closing user {id} ({name}): their token expired", {
+          id: user.id,
+          name: user.name,
+        });
+        metrics.connectionsClosed.inc("unauthorized");
+        user.sink.send(events.error("unauthorized", "expired", {}));
+        user.sink.close("unauthorized");
+        this.#options.end(user);
+      } else if (!user.expiryWarned && expiresAt - time <= warnAt) {
+        user.expiryWarned = true;
+        const seconds = String(Math.ceil((expiresAt - time) / 1000));
+        user.sink.send(events.system("expiry_warning", { seconds }));
+      }
+    }
+  }
+
+  /** A fresh token for the same user renews the session before it expires. */
+  refresh(user: User, token: string): void {
+    const { auth, events, users } = this.#options;
+    const verify = auth.verify;
+    if (verify === undefined || !user.verified) {
+      return user.sink.send(events.error("bad_request", "bad_request", {
+        reason: "this server does not use sign-in tokens",
+      }));
+    }
+    const checked = verify(token).then(
+      (identity) => identity,
+      (error: unknown) => error instanceof Error ? error : new Error(String(error)),
+    );
+    this.#options.after(user, checked, (result) => {
+      if (!users.has(user)) return;
+      if (result instanceof Error) {
+        return user.sink.send(
+          events.error("unauthorized", "unauthorized", { reason: result.message }),
+        );
+      }
+      if (result.name !== user.name) {
+        return user.sink.send(events.error("unauthorized", "unauthorized", {
+          reason: `the token names ${result.name}, not you`,
+        }));
+      }
+      user.renew(result);
+      user.sink.send(events.system("refreshed", {}));
+    });
+  }
+}
