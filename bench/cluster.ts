@@ -48,7 +48,7 @@ function freePort(): number {
   return port;
 }
 
-/** A nats-server with JetStream and a WebSocket listener, in a scratch folder. */
+/** A nats-server with JetStream, in a scratch folder; instances use its client port. */
 async function startNats(
   dir: string,
 ): Promise<{ url: string; pid: number; stop(): Promise<void> }> {
@@ -56,8 +56,7 @@ async function startNats(
   const config = join(dir, "nats.conf");
   await Deno.writeTextFile(
     config,
-    `listen: "127.0.0.1:${freePort()}"\nwebsocket { listen: "127.0.0.1:${port}", no_tls: true }\n` +
-      `jetstream { store_dir: "${join(dir, "jetstream")}" }\n`,
+    `listen: "127.0.0.1:${port}"\njetstream { store_dir: "${join(dir, "jetstream")}" }\n`,
   );
   const child = new Deno.Command("nats-server", {
     args: ["-c", config],
@@ -76,7 +75,7 @@ async function startNats(
     while (!(await reader.read()).done);
   })();
   return {
-    url: `ws://127.0.0.1:${port}`,
+    url: `nats://127.0.0.1:${port}`,
     pid: child.pid,
     async stop() {
       child.kill("SIGTERM");

@@ -87,6 +87,12 @@ export async function createBroker(
           EXIT_USAGE,
         );
       }
+      if (/certificate/i.test(reason)) {
+        throw new StartError(
+          `Cannot start server as NATS at ${where} presented a certificate it does not trust (${reason}): set DENO_CERT to the PEM file of the authority that signed it`,
+          EXIT_USAGE,
+        );
+      }
       if (Date.now() + wait > deadline) {
         throw new StartError(
           `Cannot start server as NATS at ${where} cannot be reached (${reason}) after ${cluster.startTimeout} s: start NATS, or fix "cluster.nats.servers" in ${config.files.server}`,

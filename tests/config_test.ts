@@ -83,17 +83,31 @@ Deno.test("environment selection and overrides", async (t) => {
 
   await t.step("CHAT_NATS_SERVERS turns the cluster on with default timings", async () => {
     const env: Record<string, string> = {
-      CHAT_NATS_SERVERS: "ws://127.0.0.1:8222, ws://127.0.0.1:8223",
+      CHAT_NATS_SERVERS: "nats://127.0.0.1:4222, tls://127.0.0.1:4223",
     };
     const config = await loadConfig({ getEnv: (name) => env[name] });
     assertEquals(config.server.cluster, {
-      servers: ["ws://127.0.0.1:8222", "ws://127.0.0.1:8223"],
+      servers: ["nats://127.0.0.1:4222", "tls://127.0.0.1:4223"],
       nameTtl: 15,
       heartbeat: 5,
       maxOutbox: 10_000,
       startTimeout: 60,
       credentials: undefined,
     });
+  });
+
+  await t.step("CHAT_NATS_SERVERS reaching NATS two ways is named in the error", async () => {
+    const env: Record<string, string> = {
+      CHAT_NATS_SERVERS: "nats://127.0.0.1:4222,wss://nats.example:443",
+    };
+    const error = await assertRejects(
+      () => loadConfig({ getEnv: (name) => env[name] }),
+      ConfigError,
+    );
+    assertStringIncludes(
+      error.message,
+      "Cannot start server as CHAT_NATS_SERVERS must reach every NATS server the same way",
+    );
   });
 
   await t.step("flags win over environment variables", async () => {
@@ -214,10 +228,18 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
       '"cluster.nats.servers" in',
     ],
     [
-      "a cluster server that is not a WebSocket URL",
-      { server: "cluster:\n  nats:\n    servers: [nats://127.0.0.1:4222]\n" },
+      "a cluster server that is not a NATS URL",
+      { server: "cluster:\n  nats:\n    servers: [http://127.0.0.1:4222]\n" },
       "server.yaml",
-      'must hold ws:// or wss:// URLs of NATS WebSocket listeners: current value is "nats://127.0.0.1:4222"',
+      'must hold nats://, tls://, ws:// or wss:// URLs of NATS servers: current value is "http://127.0.0.1:4222"',
+    ],
+    [
+      "cluster servers reached two ways",
+      {
+        server: "cluster:\n  nats:\n    servers: [nats://10.0.0.1:4222, ws://10.0.0.2:8222]\n",
+      },
+      '"cluster.nats.servers" in',
+      'must reach every NATS server the same way, all nats:// and tls:// (the client port) or all ws:// and wss:// (the WebSocket listener): current value is ["nats://10.0.0.1:4222","ws://10.0.0.2:8222"]',
     ],
     [
       "a heartbeat too slow for the name TTL",

@@ -1,6 +1,6 @@
 /**
- * The broker of a cluster: instances joined through NATS (its WebSocket
- * listener, through `wsconnect`).
+ * The broker of a cluster: instances joined through NATS (its client port,
+ * see `nats_tcp.ts`, or its WebSocket listener).
  *
  * - Each room has its own subjects in one JetStream stream, which is also
  *   every room's history. An instance reads a room (see `nats_feed.ts`) only
@@ -25,13 +25,14 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type NatsConnection, type Subscription, wsconnect } from "@nats-io/nats-core";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../metrics.ts";
 import { lookAlikeKey, nameKey } from "../names.ts";
 import { RoomFeed } from "./nats_feed.ts";
+import { connectNats } from "./nats_tcp.ts";
 import { Publisher, roomSubject } from "./nats_publisher.ts";
 import {
   type Broker,
@@ -79,7 +80,7 @@ const log = getLogger(["chat", "cluster"]);
 
 /** Settings of {@linkcode NatsBroker.connect}, from `server.yaml`'s `cluster.nats`. */
 export interface NatsBrokerOptions {
-  /** WebSocket URLs of NATS servers, such as `ws://127.0.0.1:8222`. */
+  /** URLs of NATS servers: `nats://127.0.0.1:4222` (or `tls://`), or `ws://` / `wss://`. */
   readonly servers: readonly string[];
   /** Seconds a name outlives its instance's last heartbeat. */
   readonly nameTtl: number;
@@ -194,7 +195,7 @@ export class NatsBroker implements Broker {
 
   /** Connects to NATS and makes sure the stream and the buckets exist. */
   static async connect(options: NatsBrokerOptions): Promise<NatsBroker> {
-    const nc = await wsconnect({
+    const nc = await connectNats({
       servers: [...options.servers],
       ...options.credentials,
       name: "chat-server",

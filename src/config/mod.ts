@@ -81,8 +81,8 @@ const serverSchema = object({
       servers: stringList(undefined, {
         nonEmpty: true,
         item: {
-          pattern: /^wss?:\/\/./,
-          expected: "ws:// or wss:// URLs of NATS WebSocket listeners",
+          pattern: /^(nats|tls|wss?):\/\/./,
+          expected: "nats://, tls://, ws:// or wss:// URLs of NATS servers",
         },
       }),
       name_ttl: number(15, { min: 1, max: 3600 }),
@@ -361,6 +361,15 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 
   const secrets = readSecrets(server, serverPath, getEnv);
   const nats = server.cluster?.nats;
+  const webSocket = nats?.servers.filter((server) => /^wss?:/.test(server)).length ?? 0;
+  if (nats !== undefined && webSocket !== 0 && webSocket !== nats.servers.length) {
+    fail(
+      sources.get("cluster.nats.servers") ?? `"cluster.nats.servers" in ${serverPath}`,
+      `must reach every NATS server the same way, all nats:// and tls:// (the client port) or all ws:// and wss:// (the WebSocket listener): current value is ${
+        JSON.stringify(nats.servers)
+      }`,
+    );
+  }
   if (nats !== undefined && nats.heartbeat * 2 > nats.name_ttl) {
     fail(
       `"cluster.nats.heartbeat" in ${serverPath}`,

@@ -65,7 +65,7 @@ export interface AuthConfig {
 
 /** `server.yaml`'s `cluster.nats`. */
 export interface ClusterConfig {
-  /** WebSocket URLs of the NATS servers. */
+  /** URLs of the NATS servers: all `nats://` and `tls://`, or all `ws://` and `wss://`. */
   readonly servers: readonly string[];
   /** Seconds a user's name outlives their instance's last heartbeat. */
   readonly nameTtl: number;

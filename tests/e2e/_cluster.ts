@@ -45,7 +45,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     chat: options.chat,
     limits: { max_connections_per_ip: "1000" },
     server:
-      `cluster:\n  nats:\n    servers: ["${nats.wsUrl}"]\n    name_ttl: 2\n    heartbeat: 0.5\n${
+      `cluster:\n  nats:\n    servers: ["${nats.url}"]\n    name_ttl: 2\n    heartbeat: 0.5\n${
         options.nats ?? ""
       }`,
   });

@@ -38,7 +38,9 @@ function freePort(): number {
 
 /** A running nats-server; `stop` and `start` keep its ports and its JetStream data. */
 export interface NatsServer {
-  /** The WebSocket URL instances connect to. */
+  /** The client port's URL (`tls://` when started with `tls`). */
+  readonly url: string;
+  /** The WebSocket listener's URL. */
   readonly wsUrl: string;
   start(): Promise<void>;
   /** Stops it with `signal` (SIGTERM by default; SIGKILL for a crash). */
@@ -53,17 +55,23 @@ export interface NatsOptions {
   readonly auth?: { readonly user: string; readonly password: string };
   /** `false` leaves it stopped: its address is known, `start()` starts it. */
   readonly started?: boolean;
+  /** The client port requires TLS with this certificate. */
+  readonly tls?: { readonly certFile: string; readonly keyFile: string };
 }
 
 /** Starts nats-server in a temporary directory and waits until it is ready. */
 export async function startNats(options: NatsOptions = {}): Promise<NatsServer> {
   const dir = await Deno.makeTempDir({ prefix: "chat-nats-" });
+  const port = freePort();
   const wsPort = freePort();
   const config = join(dir, "nats.conf");
   await Deno.writeTextFile(
     config,
     [
-      `listen: "127.0.0.1:${freePort()}"`,
+      `listen: "127.0.0.1:${port}"`,
+      ...(options.tls === undefined
+        ? []
+        : [`tls { cert_file: "${options.tls.certFile}", key_file: "${options.tls.keyFile}" }`]),
       ...(options.auth === undefined
         ? []
         : [`authorization { user: "${options.auth.user}", password: "${options.auth.password}" }`]),
@@ -109,6 +117,7 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
   };
   if (options.started !== false) await start();
   return {
+    url: `${options.tls === undefined ? "nats" : "tls"}://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${wsPort}`,
     start,
     stop,

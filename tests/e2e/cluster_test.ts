@@ -66,7 +66,7 @@ Deno.test({
   sanitizeResources: false,
   async fn(t) {
     const nats: NatsServer = await startNats();
-    const configDir = await clusterConfig(nats.wsUrl);
+    const configDir = await clusterConfig(nats.url);
     const env = { CHAT_CONFIG_DIR: configDir };
     const instances: ServerProcess[] = [];
     const clients: { close(): Promise<void> }[] = [];

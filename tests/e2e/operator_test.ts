@@ -181,7 +181,7 @@ Deno.test({
     await t.step("an instance started before NATS waits for it, then serves", async () => {
       const nats = await startNats({ started: false });
       const configDir = await testConfigDir({
-        server: `cluster:\n  nats:\n    servers: ["${nats.wsUrl}"]\n`,
+        server: `cluster:\n  nats:\n    servers: ["${nats.url}"]\n`,
       });
       const starting = startServerProcess({ env: { CHAT_CONFIG_DIR: configDir } });
       try {
@@ -190,7 +190,7 @@ Deno.test({
         const server = await starting;
         assert(
           server.output.some((line) =>
-            /NATS at ws:\S+ cannot be reached yet \(.*\); trying again in [\d.]+ s/.test(line)
+            /NATS at nats:\S+ cannot be reached yet \(.*\); trying again in [\d.]+ s/.test(line)
           ),
           server.output.join("\n"),
         );
@@ -205,14 +205,14 @@ Deno.test({
     await t.step("NATS that never comes: exit 1 after start_timeout", async () => {
       const nats = await startNats({ started: false });
       const configDir = await testConfigDir({
-        server: `cluster:\n  nats:\n    servers: ["${nats.wsUrl}"]\n    start_timeout: 1\n`,
+        server: `cluster:\n  nats:\n    servers: ["${nats.url}"]\n    start_timeout: 1\n`,
       });
       try {
         const { code, lines } = await run([], { CHAT_CONFIG_DIR: configDir });
         assertEquals(code, 1, lines.join("\n"));
         assertMatch(
           lines[lines.length - 1],
-          /^Cannot start server as NATS at ws:\S+ cannot be reached \(.*\) after 1 s: start NATS, or fix "cluster\.nats\.servers" in .*server\.yaml$/,
+          /^Cannot start server as NATS at nats:\S+ cannot be reached \(.*\) after 1 s: start NATS, or fix "cluster\.nats\.servers" in .*server\.yaml$/,
         );
       } finally {
         await nats.dispose();
@@ -220,6 +220,7 @@ Deno.test({
       }
     });
 
+    // The WebSocket listener works as the client port does.
     await t.step("NATS with a password: refused without it, served with it", async () => {
       const nats = await startNats({ auth: { user: "chat", password: "nats-secret-123" } });
       const configDir = await testConfigDir({
@@ -246,6 +247,38 @@ Deno.test({
         await nats.dispose();
         await Deno.remove(configDir, { recursive: true });
       }
+    });
+
+    await t.step({
+      name: "NATS over tls://: served, with the certificate trusted through DENO_CERT",
+      ignore: !opensslAvailable(),
+      fn: async () => {
+        const dir = await Deno.makeTempDir({ prefix: "chat-nats-tls-" });
+        const tls = await selfSignedCertificate(dir);
+        const nats = await startNats({ tls });
+        const configDir = await testConfigDir({
+          server: `cluster:\n  nats:\n    servers: ["${nats.url}"]\n    start_timeout: 5\n`,
+        });
+        try {
+          assertMatch(nats.url, /^tls:\/\/127\.0\.0\.1:\d+$/);
+          const untrusted = await run([], { CHAT_CONFIG_DIR: configDir });
+          assertEquals(untrusted.code, 2, untrusted.lines.join("\n"));
+          assertMatch(
+            untrusted.lines[untrusted.lines.length - 1],
+            /^Cannot start server as NATS at tls:\S+ presented a certificate it does not trust \(.*\): set DENO_CERT to the PEM file of the authority that signed it$/,
+          );
+          const server = await startServerProcess({
+            env: { CHAT_CONFIG_DIR: configDir, DENO_CERT: tls.certFile },
+          });
+          const health = await (await fetch(`${server.httpUrl}/healthz`)).json();
+          assertEquals(health.status, "ok");
+          await server.kill();
+        } finally {
+          await nats.dispose();
+          await Deno.remove(configDir, { recursive: true });
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
     });
   },
 });
