@@ -111,11 +111,23 @@ function onFrame(index: number, data: Uint8Array): void {
   }
 }
 
+/**
+ * Connects client `index`; resolves once the server has seated it in the
+ * room (its first frame is the welcome). A round started before would be
+ * said, in part, to a room the client is not in yet, and never end: with
+ * NATS, a session waits for the cluster to grant its name.
+ */
 function connect(index: number): Promise<WsClient> {
   const v2 = setup.protocol !== "text";
-  return WsClient.open(setup.url, v2 ? "chat.v2" : undefined, (data) => onFrame(index, data))
+  const welcomed = Promise.withResolvers<void>();
+  const onData = (data: Uint8Array) => {
+    welcomed.resolve();
+    onFrame(index, data);
+  };
+  return WsClient.open(setup.url, v2 ? "chat.v2" : undefined, onData)
     .then(async (socket) => {
       if (v2) await socket.send(JSON.stringify({ type: "hello" }));
+      await welcomed.promise;
       return socket;
     });
 }
