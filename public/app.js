@@ -2,6 +2,11 @@
 // its session after a dropped connection or a reload, keeps unread counts per
 // room and private conversations per person, and queues what is typed while
 // offline. Plain modules, no build step. See docs/protocol.md for the messages.
+//
+// Where the server asks for signed tokens, the application that signs users in
+// opens this page as /#auth=<token> (the fragment never reaches a server or
+// its logs), and renews it by setting a fresh #auth=<token>: the page sends it
+// as a v2 refresh, or signs in again if the old one had already run out.
 
 const PROTOCOL = "chat.v2";
 const SESSION_KEY = "chat.session";
@@ -41,7 +46,12 @@ const view = {
 
 const state = {
   name: undefined,
+  /** The resume token the server gave this session. */
   token: undefined,
+  /** The signed sign-in token from the page's #auth=, when the server asks for one. */
+  auth: undefined,
+  /** Whether the server closed the session for want of a valid sign-in token. */
+  signedOut: false,
   room: "lobby",
   /** Where reading stopped, per room: the log's epoch and the last seq seen. */
   seen: new Map(),
@@ -74,7 +84,13 @@ function saveSession() {
   const seen = Object.fromEntries(state.seen);
   sessionStorage.setItem(
     SESSION_KEY,
-    JSON.stringify({ name: state.name, token: state.token, room: state.room, seen }),
+    JSON.stringify({
+      name: state.name,
+      token: state.token,
+      auth: state.auth,
+      room: state.room,
+      seen,
+    }),
   );
 }
 
@@ -130,8 +146,13 @@ function connect(start) {
       return;
     }
     if (event.code === 4001) {
-      // This page has no sign-in of its own: trying again would fail the same way.
-      setStatus("This server asks for a sign-in this page cannot give.");
+      // Trying again with the same token would fail the same way: wait for a fresh #auth=.
+      state.signedOut = true;
+      setStatus(
+        state.auth === undefined
+          ? "This server needs a sign-in: open this page from the application that signs you in."
+          : "Your sign-in has ended. Sign in again to go on.",
+      );
       return;
     }
     scheduleReconnect();
@@ -156,6 +177,7 @@ function resumeRequest() {
     type: "resume",
     name: state.name,
     token: state.token,
+    auth: state.auth,
     room: { name: state.room, epoch: position?.epoch, seq: position?.seq ?? 0 },
   };
 }
@@ -658,6 +680,25 @@ setInterval(() => {
 
 // ---- start: the session of this tab, unless the address asks for another name ----
 
+/** The token of an #auth= fragment, taken off the address so that it is not bookmarked or shared. */
+function takeAuthFromAddress() {
+  const auth = new URLSearchParams(location.hash.slice(1)).get("auth") ?? undefined;
+  if (auth !== undefined) history.replaceState(null, "", location.pathname + location.search);
+  return auth;
+}
+
+addEventListener("hashchange", () => {
+  const auth = takeAuthFromAddress();
+  if (auth === undefined) return;
+  state.auth = auth;
+  saveSession();
+  if (send({ type: "refresh", auth })) return;
+  if (!state.signedOut) return;
+  state.signedOut = false;
+  setStatus("Signing in…");
+  connect(state.name === undefined ? { type: "hello", auth } : resumeRequest());
+});
+
 const requested = new URLSearchParams(location.search).get("name") ?? undefined;
 const saved = loadJson(SESSION_KEY);
 for (const [peer, events] of loadJson(CONVERSATIONS_KEY) ?? []) {
@@ -666,6 +707,7 @@ for (const [peer, events] of loadJson(CONVERSATIONS_KEY) ?? []) {
 renderConversations();
 const sameName = requested === undefined ||
   requested.toLowerCase() === String(saved?.name).toLowerCase();
+state.auth = takeAuthFromAddress() ?? saved?.auth;
 if (saved?.name !== undefined && sameName) {
   state.name = saved.name;
   state.token = saved.token;
@@ -675,5 +717,5 @@ if (saved?.name !== undefined && sameName) {
   state.seen.delete(state.room);
   connect(resumeRequest());
 } else {
-  connect({ type: "hello", name: requested });
+  connect({ type: "hello", name: requested, auth: state.auth });
 }

@@ -6,6 +6,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import axe from "axe-core";
+import { SignJWT } from "jose";
 import type { Browser, Page } from "playwright-core";
 import { browserAvailable, launchBrowser } from "./_browser.ts";
 import { type ServerProcess, startServerProcess } from "./_process.ts";
@@ -378,6 +379,61 @@ Deno.test({
           await page.context().close();
         }
       }
+    } finally {
+      await browser.close();
+      await server.kill();
+    }
+  },
+});
+
+Deno.test({
+  name: "browser: signed in by the application that opens it with #auth=, and renewed the same way",
+  ignore: !browserAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const secret = "a-browser-test-secret-of-at-least-32-characters";
+    const sign = (name: string, lifetime: number) =>
+      new SignJWT({ sub: name }).setProtectedHeader({ alg: "HS256" })
+        .setExpirationTime(Math.floor(Date.now() / 1000) + lifetime)
+        .sign(new TextEncoder().encode(secret));
+    const server = await startServerProcess({
+      env: { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: secret },
+    });
+    const browser = await launchBrowser();
+    try {
+      const page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+
+      await t.step("without a token the page says where to sign in", async () => {
+        await page.goto(`${server.httpUrl}/`);
+        await textOf(
+          page,
+          "#status",
+          "This server needs a sign-in: open this page from the application that signs you in.",
+        );
+        await message(page, "Your token was refused: ", ".error");
+      });
+
+      await t.step("#auth= signs in with the token's name and leaves the address", async () => {
+        await page.goto(`${server.httpUrl}/?name=Mallory#auth=${await sign("Dana", 3)}`);
+        await textOf(page, "#me", "Dana");
+        assertEquals(new URL(page.url()).hash, "");
+      });
+
+      await t.step("a fresh #auth= renews the sign-in", async () => {
+        await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Dana", 3));
+        await message(page, "Your sign-in is renewed.");
+        assertEquals(new URL(page.url()).hash, "");
+      });
+
+      await t.step("when it runs out the page says so; a fresh one signs in again", async () => {
+        await textOf(page, "#status", "Your sign-in has ended. Sign in again to go on.");
+        await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Dana", 600));
+        await textOf(page, "#status", "Connected");
+        await textOf(page, "#me", "Dana");
+        await say(page, "back again");
+        await message(page, "back again");
+      });
     } finally {
       await browser.close();
       await server.kill();
