@@ -219,6 +219,7 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
                 // A room never used before: an old round's messages in its history would count.
                 url: `${url}?room=bench${++rooms}`,
                 protocol,
+                greeted: true,
                 clients: groups[i],
               }),
               clients: groups[i],
@@ -248,12 +249,14 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
           ...options,
           url: `${joined[1].url}?room=quiet`,
           protocol: "text",
+          greeted: true,
           clients: 4,
         });
         const busy = await Load.open({
           ...options,
           url: `${joined[0].url}?room=busy`,
           protocol: "text",
+          greeted: true,
           clients: options.clients,
         });
         try {

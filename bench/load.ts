@@ -13,6 +13,11 @@ export interface LoadOptions {
   clients: number;
   messages: number;
   workers: number;
+  /**
+   * The server greets each client first (the chat's welcome, sent once it
+   * has seated the client in its room): wait for that before the first round.
+   */
+  greeted: boolean;
 }
 
 /** What the load on one server measured, over its rounds (the first, a warm-up, excluded). */
@@ -129,6 +134,7 @@ export class Load {
           ids,
           expected: clients * messages,
           messages,
+          greeted: options.greeted,
         };
         const ready = waitFor(worker, "ready");
         worker.postMessage({ type: "setup", setup } satisfies ToWorker);

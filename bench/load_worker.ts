@@ -16,6 +16,8 @@ export interface WorkerSetup {
   /** Messages every client receives per round: clients × messages. */
   expected: number;
   messages: number;
+  /** Wait for each client's first frame, the server's greeting, before reporting ready. */
+  greeted: boolean;
 }
 
 export type ToWorker = { type: "setup"; setup: WorkerSetup } | { type: "round"; round: number };
@@ -112,10 +114,10 @@ function onFrame(index: number, data: Uint8Array): void {
 }
 
 /**
- * Connects client `index`; resolves once the server has seated it in the
- * room (its first frame is the welcome). A round started before would be
- * said, in part, to a room the client is not in yet, and never end: with
- * NATS, a session waits for the cluster to grant its name.
+ * Connects client `index`; with the chat, resolves once the server has
+ * seated it in the room (its first frame is the welcome). A round started
+ * before would be said, in part, to a room the client is not in yet, and
+ * never end: with NATS, a session waits for the cluster to grant its name.
  */
 function connect(index: number): Promise<WsClient> {
   const v2 = setup.protocol !== "text";
@@ -127,7 +129,7 @@ function connect(index: number): Promise<WsClient> {
   return WsClient.open(setup.url, v2 ? "chat.v2" : undefined, onData)
     .then(async (socket) => {
       if (v2) await socket.send(JSON.stringify({ type: "hello" }));
-      await welcomed.promise;
+      if (setup.greeted) await welcomed.promise;
       return socket;
     });
 }
