@@ -8,32 +8,21 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Identity, rank } from "../auth.ts";
+import type { Identity } from "../auth.ts";
 import { LocalBroker } from "../broker/local.ts";
-import type {
-  Author,
-  Broker,
-  LogPosition,
-  PrivateNote,
-  RoomNote,
-  Settled,
-} from "../broker/types.ts";
-import { commandSummaries, findCommand, usageOf } from "../commands.ts";
-import { formatDuration } from "../duration.ts";
+import type { Author, Broker, LogPosition, PrivateNote, RoomNote } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
-import { createCatalog, type MessageKey, type MessageValues } from "../messages.ts";
+import { createCatalog } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
-import { generateName, nameKey, reservedKeys } from "../names.ts";
-import { asHistory, EventFactory } from "./event_factory.ts";
-import type { ChatEvent, ClientRequest, ErrorCode, SessionStart, Sink } from "./events.ts";
-import { Buckets, FloodGuard, TokenBucket, worse } from "./flood.ts";
+import { generateName, reservedKeys } from "../names.ts";
 import { Backend } from "./backend.ts";
+import { EventFactory } from "./event_factory.ts";
+import type { ChatEvent, ClientRequest, SessionStart, Sink } from "./events.ts";
 import { Membership } from "./membership.ts";
 import { Moderation, type Removal } from "./moderation.ts";
-import { ModeratorCommands } from "./moderator_commands.ts";
-import { LOBBY, type Room } from "./room.ts";
+import { Requests } from "./requests.ts";
+import type { Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
-import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
 import { Sessions } from "./sessions.ts";
 import { SignIns } from "./sign_in.ts";
 import type { User } from "./user.ts";
@@ -68,12 +57,6 @@ export interface ChatAuth {
 
 const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };
 
-/** Renames one user may make at once, and how fast they earn them back. */
-const RENAME_RATE = { rate: 1 / 20, burst: 3 };
-
-/** Requests a user may have waiting while an earlier one waits for the cluster. */
-const MAX_WAITING = 64;
-
 const log = getLogger(["chat", "room"]);
 
 /**
@@ -82,7 +65,6 @@ const log = getLogger(["chat", "room"]);
  * back, at once when the server runs alone, in the cluster's order otherwise.
  */
 export class Chatroom {
-  readonly #config: ChatConfig;
   readonly #now: () => number;
   readonly #metrics: Metrics;
   readonly #broker: Broker;
@@ -91,18 +73,13 @@ export class Chatroom {
   readonly #membership: Membership;
   readonly #users = new UserDirectory();
   readonly #sessions: Sessions;
-  /** Flood control of each client address, across its connections and reconnects. */
-  readonly #addressFlood: Buckets<FloodGuard>;
-  readonly #auth: ChatAuth;
   readonly #moderation: Moderation;
-  readonly #moderatorCommands: ModeratorCommands;
   readonly #backend: Backend;
   readonly #signIns: SignIns;
+  readonly #requests: Requests;
 
   constructor(options: ChatroomOptions) {
     const { config, now = Date.now, broker = new LocalBroker(), auth = OPEN } = options;
-    this.#config = config;
-    this.#auth = auth;
     this.#now = now;
     this.#metrics = options.metrics ?? createMetrics();
     this.#broker = broker;
@@ -130,10 +107,6 @@ export class Chatroom {
       roomCreateRate: { rate: config.roomCreateRate, burst: config.roomCreateBurst },
       metrics: this.#metrics,
     });
-    const { addressRate, addressBurst, disconnectAfter } = config.flood;
-    this.#addressFlood = new Buckets((now) =>
-      new FloodGuard({ rate: addressRate, burst: addressBurst, disconnectAfter }, now)
-    );
     this.#sessions = new Sessions({
       config,
       now,
@@ -144,7 +117,7 @@ export class Chatroom {
       membership: this.#membership,
       users: this.#users,
       generateName: options.generateName ?? generateName,
-      after: (user, settled, then) => this.#after(user, settled, then),
+      after: (user, settled, then) => this.#requests.after(user, settled, then),
       end: (user) => this.disconnect(user),
       tokenMode: auth.tokenMode,
       isBanned: (name) => this.#moderation.banOf(name, undefined) !== undefined,
@@ -160,21 +133,13 @@ export class Chatroom {
       byAddress: !auth.tokenMode,
       remove: (user, removal) => this.#remove(user, removal),
     });
-    this.#moderatorCommands = new ModeratorCommands({
-      now,
-      events: this.#events,
-      metrics: this.#metrics,
-      moderation: this.#moderation,
-      operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
-      after: (user, settled, then) => this.#after(user, settled, then),
-    });
     this.#signIns = new SignIns({
       auth,
       now,
       events: this.#events,
       metrics: this.#metrics,
       users: this.#users,
-      after: (user, settled, then) => this.#after(user, settled, then),
+      after: (user, settled, then) => this.#requests.after(user, settled, then),
       end: (user) => this.disconnect(user),
     });
     this.#backend = new Backend({
@@ -186,7 +151,26 @@ export class Chatroom {
       membership: this.#membership,
       moderation: this.#moderation,
       reserved: reservedKeys(config.reservedNames),
-      clean: (text) => this.#clean(text),
+      clean: (text) => this.#requests.clean(text),
+      deliverPrivate: (note) => this.#deliverPrivate(note),
+    });
+    this.#requests = new Requests({
+      config,
+      now,
+      metrics: this.#metrics,
+      broker,
+      events: this.#events,
+      users: this.#users,
+      rooms: this.#rooms,
+      membership: this.#membership,
+      sessions: this.#sessions,
+      moderation: this.#moderation,
+      signIns: this.#signIns,
+      backend: this.#backend,
+      auth,
+      disconnect: (user) => this.disconnect(user),
+      leaveRoom: (user) => this.#exit(user, "left"),
+      sendTopic: (user, room) => this.#sendTopic(user, room),
       deliverPrivate: (note) => this.#deliverPrivate(note),
     });
     // The broker's callbacks stay private: only the broker can deliver.
@@ -265,17 +249,11 @@ export class Chatroom {
   }
 
   /**
-   * Handles one request, after flood control. The request's text is cleaned
-   * and checked here, once, whichever protocol it came in. While an earlier
-   * request waits for the other instances, later ones wait after it. An
-   * unexpected error is logged and answered to this user only.
+   * Handles one request of `user`, after flood control (see `requests.ts`).
+   * An unexpected error is logged and answered to this user only.
    */
   handle(user: User, request: ClientRequest): void {
-    if (!this.#users.has(user) || !this.#passesFloodControl(user)) return;
-    const waiting = user.waiting;
-    if (waiting === undefined) return this.#dispatchSafely(user, request);
-    if (waiting.length < MAX_WAITING) waiting.push(request);
-    else this.#metrics.messagesDropped.inc("flood");
+    this.#requests.handle(user, request);
   }
 
   /** Removes a user and tells their room; safe to call more than once. */
@@ -315,231 +293,8 @@ export class Chatroom {
       log.debug("Removed idle room {room}", { room: room.name });
     }
     this.#membership.sweepLimits();
-    this.#addressFlood.sweep(this.#now());
+    this.#requests.sweep();
     this.#moderation.sweep();
-  }
-
-  // ---- requests ----
-
-  #dispatchSafely(user: User, request: ClientRequest): void {
-    try {
-      this.#dispatch(user, request);
-    } catch (error) {
-      this.#metrics.errors.inc();
-      log.error("Failed to handle a {type} request from user {id}: {error}", {
-        type: request.type,
-        id: user.id,
-        error,
-      });
-      this.#fail(user, "internal", "internal_error", {});
-    }
-  }
-
-  #dispatch(user: User, request: ClientRequest): void {
-    switch (request.type) {
-      case "say":
-      case "me": {
-        const text = this.#clean(request.text);
-        if (text.trim() !== "") return this.#say(user, text, request.type === "me");
-        if (request.type === "me") return this.#usage(user, "me");
-        return this.#metrics.messagesDropped.inc("empty");
-      }
-      case "pm": {
-        const to = stripWhitespace(this.#clean(request.to));
-        const text = this.#clean(request.text);
-        if (to === "" || text.trim() === "") return this.#usage(user, "pm");
-        return this.#sendPrivate(user, to, text);
-      }
-      case "join": {
-        const room = this.#clean(request.room).trim();
-        return room === "" ? this.#usage(user, "join") : this.#join(user, room);
-      }
-      case "leave":
-        if (user.room !== this.#rooms.lobby) return this.#join(user, LOBBY);
-        return this.#fail(user, "usage", "already_in_room", { room: LOBBY });
-      case "setname": {
-        const name = stripWhitespace(this.#clean(request.name));
-        if (name === "") return this.#usage(user, "setname");
-        if (user.verified) {
-          return this.#fail(user, "name_refused", "name_refused", {
-            name,
-            reason: "names come from your sign-in token here",
-          });
-        }
-        if (this.#moderation.mutedFor(user) !== undefined) {
-          return this.#fail(user, "name_refused", "name_refused", {
-            name,
-            reason: "you are muted",
-          });
-        }
-        // Each rename is told to the room: a few, then one now and then.
-        const renames = user.renames ??= new TokenBucket(RENAME_RATE, this.#now());
-        if (!renames.available(this.#now())) {
-          return this.#fail(user, "name_refused", "name_refused", {
-            name,
-            reason: "you are renaming too often; wait a minute",
-          });
-        }
-        const reason = this.#sessions.rename(user, name);
-        if (reason !== undefined) {
-          return this.#fail(user, "name_refused", "name_refused", { name, reason });
-        }
-        renames.take(this.#now());
-        return;
-      }
-      case "rooms": {
-        // Rooms gone idle are not listed; the rest of the sweep waits for its turn.
-        this.#membership.sweep();
-        const summaries = this.#backend.roomSummaries();
-        const seen = request.seen;
-        if (seen === undefined) return user.sink.send(this.#events.rooms(summaries));
-        return user.sink.send(this.#events.rooms(summaries.map((summary) => {
-          const position = seen.get(summary.name);
-          const room = this.#rooms.find(summary.name);
-          if (room === undefined || summary.lastSeq === 0) return summary;
-          const unread = room.unreadAfter(position?.epoch, position?.seq ?? 0);
-          return { ...summary, unread };
-        })));
-      }
-      case "members":
-        return user.sink.send(this.#membership.members(user, user.room, false));
-      case "history":
-        return this.#sendHistory(user, request.count ?? this.#config.historySize);
-      case "help":
-        return this.#help(user, request.command);
-      case "about":
-        return user.sink.send(this.#events.system("about", {}));
-      case "env":
-        return user.sink.send(this.#events.system("env", { env: this.#config.environment }));
-      case "ping":
-        return user.sink.send(this.#events.system("pong", {}));
-      case "op":
-      case "kick":
-      case "mute":
-      case "unmute":
-      case "ban":
-      case "unban":
-      case "topic":
-      case "slow":
-        return this.#moderatorCommands.handle(user, request);
-      case "refresh":
-        return this.#signIns.refresh(user, request.auth);
-      case "invalid": {
-        const { problem } = request;
-        return user.sink.send(this.#events.problem(
-          problem.code === "unknown_command"
-            ? { code: problem.code, command: this.#clean(problem.command) }
-            : problem,
-        ));
-      }
-    }
-  }
-
-  /**
-   * Runs `then` once `settled` is: at once when it is ready, else later,
-   * with the user's requests waiting meanwhile and handled after it, in order.
-   */
-  #after<T>(user: User, settled: Settled<T>, then: (value: T) => void): void {
-    if (!(settled instanceof Promise)) return then(settled);
-    const step = {};
-    user.step = step;
-    user.waiting ??= [];
-    settled.then(then).catch((error) => {
-      log.error("A request of user {id} could not be completed: {error}", { id: user.id, error });
-      if (this.#users.has(user)) this.#fail(user, "unavailable", "not_sent", {});
-    }).finally(() => {
-      // A step started by `then` takes the waiting requests over.
-      if (user.step !== step) return;
-      user.step = undefined;
-      const waiting = user.waiting ?? [];
-      user.waiting = undefined;
-      for (let request = waiting.shift(); request !== undefined; request = waiting.shift()) {
-        if (!this.#users.has(user)) return;
-        this.#handleInTurn(user, request);
-      }
-    });
-  }
-
-  /** Handles a request that waited, unless a newer step makes it wait again. */
-  #handleInTurn(user: User, request: ClientRequest): void {
-    if (user.waiting === undefined) this.#dispatchSafely(user, request);
-    else user.waiting.push(request);
-  }
-
-  /** Client text made safe to show and cut to `max_message_len`. */
-  #clean(text: string): string {
-    return truncateText(cleanText(text), this.#config.maxMessageLen);
-  }
-
-  /** Whether `user` may speak now: not muted, and not too soon in a slow room. */
-  #maySpeak(user: User): boolean {
-    const muted = this.#moderation.mutedFor(user);
-    if (muted !== undefined) {
-      this.#fail(user, "muted", "still_muted", { duration: formatDuration(muted) });
-      return false;
-    }
-    const wait = this.#moderation.slowWait(user);
-    if (wait === undefined) return true;
-    this.#fail(user, "slow", "slow_wait", { room: user.room.name, seconds: String(wait) });
-    return false;
-  }
-
-  #say(user: User, text: string, emote: boolean): void {
-    if (!this.#maySpeak(user)) return;
-    const accepted = this.#broker.publishRoomNote({
-      kind: "message",
-      room: user.room.name,
-      id: this.#events.nextId(),
-      sentAt: this.#now(),
-      author: this.#membership.author(user),
-      text,
-      emote,
-    });
-    if (!accepted) this.#fail(user, "unavailable", "not_sent", {});
-  }
-
-  #sendPrivate(from: User, name: string, text: string): void {
-    const muted = this.#moderation.mutedFor(from);
-    if (muted !== undefined) {
-      return this.#fail(from, "muted", "still_muted", { duration: formatDuration(muted) });
-    }
-    const local = this.findUser(name);
-    const remote = local === undefined ? this.#broker.findRemote(name) : undefined;
-    const to = local?.name ?? remote?.name;
-    if (to === undefined) return this.#fail(from, "user_not_found", "user_not_found", { name });
-    const note: PrivateNote = {
-      id: this.#events.nextId(),
-      sentAt: this.#now(),
-      from: from.name,
-      to,
-      text,
-    };
-    if (remote === undefined) this.#deliverPrivate(note);
-    else this.#broker.publishPrivate(note, remote);
-    from.sink.send(this.#events.private(note, "sent"));
-  }
-
-  /** Moves `user` to the room `name`, once this instance follows it. */
-  #join(user: User, name: string): void {
-    if (nameKey(name) === nameKey(user.room.name)) {
-      return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
-    }
-    const room = this.#membership.open(name, { user, address: user.address });
-    if (room === "room_invalid") return this.#fail(user, room, room, { room: name });
-    if (room === "room_limit") return this.#fail(user, room, room, {});
-    if (room === "room_create_limit") return this.#fail(user, "room_limit", room, {});
-    // A look-alike of the room's name finds the room itself.
-    if (room === user.room) {
-      return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
-    }
-    this.#after(user, this.#broker.follow(room.name), () => {
-      if (!this.#users.has(user)) return;
-      this.#exit(user, "left");
-      user.sink.send(this.#membership.members(user, room, true));
-      this.#sendTopic(user, room);
-      this.#membership.sendBacklog(user, room);
-      this.#membership.enter(user, room, "joined");
-    });
   }
 
   /** Takes `user` out of their room; a room nobody here is in any more need not come here. */
@@ -569,38 +324,6 @@ export class Chatroom {
     const topic = this.#moderation.topicOf(room.name);
     if (topic === undefined) return;
     user.sink.send(this.#events.system("topic", { room: room.name, topic }, room.name));
-  }
-
-  #sendHistory(user: User, count: number): void {
-    const room = user.room;
-    const messages = room.recent(count);
-    if (messages.length === 0) {
-      return user.sink.send(this.#events.system("history_empty", { room: room.name }, room.name));
-    }
-    for (const message of messages) user.sink.send(asHistory(message, room.epoch));
-  }
-
-  #help(user: User, asked: string | undefined): void {
-    if (asked === undefined) {
-      const commands = commandSummaries({
-        moderator: rank(user.roles) > 0,
-        tokenMode: this.#auth.tokenMode,
-        operatorPassword: this.#auth.operatorPassword !== undefined,
-      });
-      return user.sink.send(this.#events.help(commands, false));
-    }
-    const name = this.#clean(asked).trim().replace(/^!/, "").toLowerCase();
-    const command = findCommand(name);
-    if (command === undefined) {
-      return this.#fail(user, "unknown_command", "unknown_command", { text: `!${name}` });
-    }
-    const { usage, summary } = command;
-    user.sink.send(this.#events.help([{ name, usage, summary }], true));
-  }
-
-  /** Answers a request whose needed text is missing with how to spell it. */
-  #usage(user: User, command: "me" | "pm" | "join" | "setname"): void {
-    this.#fail(user, "usage", "usage", { usage: usageOf(command) });
   }
 
   // ---- what the broker delivers ----
@@ -639,38 +362,6 @@ export class Chatroom {
   /** The local user an event is about, if it is one of ours. */
   #localAuthor(author: Author): User | undefined {
     return author.instance === this.#broker.instance ? this.#users.byId(author.userId) : undefined;
-  }
-
-  /** Every request draws from the user's bucket and from their address's. */
-  #passesFloodControl(user: User): boolean {
-    const now = this.#now();
-    // A user quiet long enough to fill their bucket again is warned again next time.
-    if (user.flood.idle(now)) user.floodWarned = false;
-    const own = user.flood.check(now);
-    const verdict = user.address === undefined
-      ? own
-      : worse(own, this.#addressFlood.get(user.address, now).check(now));
-    if (verdict === "accept") return true;
-    this.#metrics.messagesDropped.inc("flood");
-    if (verdict !== "disconnect") {
-      // One warning for each user of a flood, whichever bucket ran dry.
-      if (user.floodWarned) return false;
-      user.floodWarned = true;
-      log.info("User {id} is flooding; dropping messages", { id: user.id });
-      this.#fail(user, "flood", "flood_warning", {});
-    } else {
-      log.info("Closing user {id}: kept flooding", { id: user.id });
-      this.#metrics.connectionsClosed.inc("flood");
-      // Said before the close frame: a client that keeps sending may never read that.
-      this.#fail(user, "flood", "flood_closed", {});
-      user.sink.close("flood");
-      this.disconnect(user);
-    }
-    return false;
-  }
-
-  #fail<K extends MessageKey>(user: User, code: ErrorCode, key: K, values: MessageValues<K>): void {
-    user.sink.send(this.#events.error(code, key, values));
   }
 
   /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
