@@ -8,11 +8,10 @@
  *   the whole cluster. Room events are published in batches, acknowledgements
  *   pipelined (see `nats_publisher.ts`).
  * - Names live in a KV bucket, taken with create-if-absent: a name is used
- *   only once that succeeded. Entries are kept alive by each instance's
- *   heartbeat and expire after `name_ttl`. Every instance watches the bucket,
- *   which tells it who is where.
+ *   only once that succeeded (see `nats_names.ts`).
  * - Each room's epoch is in a second bucket, so all instances agree on it.
- * - Bans, mutes and room settings are in a third, watched by every instance.
+ * - Bans, mutes and room settings are in a third, watched by every instance
+ *   (see `nats_records.ts`).
  * - Private messages, kicks and session handovers go straight to the
  *   target's instance over core NATS.
  * - When an instance stops sending heartbeats, the lowest-id survivor says
@@ -30,8 +29,10 @@ import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-i
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../metrics.ts";
-import { lookAlikeKey, nameKey } from "../names.ts";
+import { nameKey } from "../names.ts";
 import { RoomFeed } from "./nats_feed.ts";
+import { ClusterNames } from "./nats_names.ts";
+import { ClusterRecords } from "./nats_records.ts";
 import { connectNats } from "./nats_tcp.ts";
 import { Publisher, roomSubject } from "./nats_publisher.ts";
 import {
@@ -46,11 +47,10 @@ import {
   type RoomNote,
 } from "./types.ts";
 import {
-  type NameEntry,
+  bucketKey,
+  decodeBucketKey,
   readHeartbeat,
   readKickNote,
-  readModerationRecord,
-  readNameEntry,
   readPrivateNote,
   readTakeoverReply,
   readTakeoverRequest,
@@ -69,10 +69,6 @@ const HEARTBEAT_SUBJECT = "chat.heartbeat";
 const UNFOLLOW_AFTER_MS = 10_000;
 /** How long a handover may take before the resume goes on without it. */
 const HANDOVER_TIMEOUT_MS = 3000;
-/** How long a name claim waits for NATS to come back before it gives up... */
-const CLAIM_WAIT_MS = 30_000;
-/** ...and how many times it tries. */
-const MAX_CLAIM_TRIES = 40;
 /** Notes in one stream message: a message's seq is the stream's times this, plus its index. */
 const SEQ_FACTOR = 1000;
 
@@ -98,23 +94,6 @@ export interface NatsBrokerOptions {
   readonly metrics?: Metrics;
 }
 
-/** KV keys allow only a few characters, so keys are stored base64url-encoded. */
-function bucketKey(key: string): string {
-  const bytes = new TextEncoder().encode(key);
-  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
-    .replaceAll("=", "");
-}
-
-function decodeBucketKey(key: string): string {
-  const base64 = key.replaceAll("-", "+").replaceAll("_", "/");
-  return new TextDecoder().decode(Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)));
-}
-
-/** A name held by another instance, with the revision of its entry. */
-interface RemoteEntry extends NameEntry {
-  readonly revision: number;
-}
-
 /** Instances joined through NATS. */
 export class NatsBroker implements Broker {
   readonly instance: string = randomId();
@@ -122,21 +101,12 @@ export class NatsBroker implements Broker {
   readonly #nc: NatsConnection;
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
-  readonly #names: KV;
+  readonly #names: ClusterNames;
   readonly #rooms: KV;
-  readonly #moderation: KV;
   readonly #publisher: Publisher;
-  /** The moderation records, by key, as the bucket holds them. */
-  readonly #records = new Map<string, ModerationRecord>();
+  /** Bans, mutes and room settings. */
+  readonly #records: ClusterRecords;
   #handler: BrokerHandler | undefined;
-  /** Users of other instances, by bucket key. */
-  readonly #remote = new Map<string, RemoteEntry>();
-  /** The same users by {@linkcode lookAlikeKey}: a name is taken when either key is. */
-  readonly #remoteByLookAlike = new Map<string, RemoteEntry>();
-  /** The same users by room key, then bucket key, so a room's members cost O(room). */
-  readonly #remoteByRoom = new Map<string, Map<string, RemoteEntry>>();
-  /** Names this instance holds, by name key. */
-  readonly #local = new Map<string, NameEntry>();
   /** When each other instance last showed signs of life. */
   readonly #lastSeen = new Map<string, number>();
   /** Each room's epoch, by room key. */
@@ -162,9 +132,23 @@ export class NatsBroker implements Broker {
     this.#nc = nc;
     this.#jsm = jsm;
     this.#js = jetstream(nc);
-    this.#names = buckets.names;
+    this.#names = new ClusterNames({
+      instance: this.instance,
+      bucket: buckets.names,
+      bucketName: NAMES_BUCKET,
+      back: () => this.#back,
+      lost: (name) => this.#handler?.nameLost(name),
+      seen: (instance) => this.#lastSeen.set(instance, Date.now()),
+      malformed: (subject, error) => this.#malformed(subject, error),
+    });
     this.#rooms = buckets.rooms;
-    this.#moderation = buckets.moderation;
+    this.#records = new ClusterRecords({
+      bucket: buckets.moderation,
+      bucketName: MODERATION_BUCKET,
+      // Each is handed to the chatroom, which removes the users a new ban names.
+      changed: (key, record) => this.#handler?.recordChanged(key, record),
+      malformed: (subject, error) => this.#malformed(subject, error),
+    });
     this.#publisher = new Publisher(this.#js, {
       maxOutbox: options.maxOutbox,
       metrics: options.metrics,
@@ -246,9 +230,9 @@ export class NatsBroker implements Broker {
   async start(): Promise<void> {
     const handler = this.#handler;
     if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
-    await this.#watchNames();
+    await this.#names.watch();
     await this.#watchEpochs();
-    await this.#watchModeration();
+    await this.#records.watch();
     this.#subscribe(HEARTBEAT_SUBJECT, (data) => {
       const instance = readHeartbeat(data);
       if (instance !== this.instance) this.#lastSeen.set(instance, Date.now());
@@ -295,27 +279,17 @@ export class NatsBroker implements Broker {
   }
 
   /** Saved in the moderation bucket; every instance, this one included, hears of it there. */
-  async saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
-    try {
-      if (record === undefined) await this.#moderation.delete(bucketKey(key));
-      else await this.#moderation.put(bucketKey(key), JSON.stringify(record));
-      return true;
-    } catch (error) {
-      log.error("Cannot save a moderation record: {error}", { error });
-      return false;
-    }
+  saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
+    return this.#records.save(key, record);
   }
 
   records(): ReadonlyMap<string, ModerationRecord> {
-    return this.#records;
+    return this.#records.all();
   }
 
   /** Deleted only at the revision that holds the expired record: a newer one stays. */
-  async removeExpired(key: string, at: number): Promise<void> {
-    const entry = await this.#moderation.get(bucketKey(key));
-    if (entry === null || entry.operation !== "PUT") return;
-    if (readModerationRecord(entry.string()).at !== at) return;
-    await this.#moderation.delete(bucketKey(key), { previousSeq: entry.revision });
+  removeExpired(key: string, at: number): Promise<void> {
+    return this.#records.removeExpired(key, at);
   }
 
   publishKick(note: KickNote, to: RemoteUser): void {
@@ -327,86 +301,31 @@ export class NatsBroker implements Broker {
   }
 
   findRemote(name: string): RemoteUser | undefined {
-    return this.#remote.get(bucketKey(nameKey(name))) ??
-      this.#remoteByLookAlike.get(lookAlikeKey(name));
+    return this.#names.find(name);
   }
 
   remoteUsers(): Iterable<RemoteUser> {
-    return this.#remote.values();
+    return this.#names.remoteUsers();
   }
 
   remoteMembers(room: string): Iterable<RemoteUser> {
-    return this.#remoteByRoom.get(nameKey(room))?.values() ?? [];
+    return this.#names.remoteMembers(room);
   }
 
   /**
    * Takes `name` with create-if-absent, so two instances can never both
    * grant it. While NATS is away, the claim waits for it (up to a limit).
    */
-  async claim(
-    name: string,
-    holder: { userId: number; room: string; token: string },
-  ): Promise<boolean> {
-    const key = nameKey(name);
-    const entry: NameEntry = {
-      name,
-      room: holder.room,
-      instance: this.instance,
-      userId: holder.userId,
-    };
-    const deadline = Date.now() + CLAIM_WAIT_MS;
-    for (let tries = 1;; tries++) {
-      try {
-        await this.#names.create(bucketKey(key), JSON.stringify(entry));
-        this.#local.set(key, entry);
-        return true;
-      } catch (error) {
-        const current = await this.#names.get(bucketKey(key)).catch(() => undefined);
-        if (current !== undefined && current !== null && current.operation === "PUT") {
-          // Ours already (a release still on its way), or someone else's.
-          if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
-          await this.#names.put(bucketKey(key), JSON.stringify(entry));
-          this.#local.set(key, entry);
-          return true;
-        }
-        if (Date.now() > deadline || tries >= MAX_CLAIM_TRIES) {
-          log.warning("Cannot claim the name {name}: {error}", { name, error });
-          return false;
-        }
-        // Released meanwhile: try again at once; NATS away: wait for it.
-        if (current === undefined) {
-          await Promise.race([this.#back, new Promise((resolve) => setTimeout(resolve, 1000))]);
-        }
-      }
-    }
-  }
-
-  #isOwnEntry(data: string): boolean {
-    try {
-      return readNameEntry(data).instance === this.instance;
-    } catch (error) {
-      this.#malformed(`$KV.${NAMES_BUCKET}`, error);
-      return false;
-    }
+  claim(name: string, holder: { userId: number; room: string }): Promise<boolean> {
+    return this.#names.claim(name, holder);
   }
 
   announce(name: string, room: string, userId: number): void {
-    const key = nameKey(name);
-    const entry: NameEntry = { name, room, instance: this.instance, userId };
-    const held = this.#local.get(key);
-    if (held !== undefined && held.room === room && held.userId === userId) return;
-    this.#local.set(key, entry);
-    this.#names.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
-      log.warning("Cannot record that {name} is in {room}: {error}", { name, room, error });
-    });
+    this.#names.announce(name, room, userId);
   }
 
   withdraw(name: string): void {
-    const key = nameKey(name);
-    if (!this.#local.delete(key)) return;
-    this.#names.delete(bucketKey(key)).catch((error) => {
-      log.warning("Cannot release the name {name}: {error}", { name, error });
-    });
+    this.#names.withdraw(name);
   }
 
   /** Asks the instance holding `name` to hand its session over; the name is then ours. */
@@ -416,8 +335,7 @@ export class NatsBroker implements Broker {
     userId: number,
     verified = false,
   ): Promise<Handover | undefined> {
-    const key = nameKey(name);
-    const holder = this.#remote.get(bucketKey(key));
+    const holder = this.#names.holderOf(name);
     if (holder === undefined) return undefined;
     let reply;
     try {
@@ -436,11 +354,7 @@ export class NatsBroker implements Broker {
       return undefined;
     }
     if (!reply.ok) return undefined;
-    const entry: NameEntry = { name, room: reply.room, instance: this.instance, userId };
-    this.#local.set(key, entry);
-    await this.#names.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
-      log.warning("Cannot record that {name} moved here: {error}", { name, error });
-    });
+    await this.#names.movedHere(name, reply.room, userId);
     return { room: reply.room, privates: reply.privates };
   }
 
@@ -500,10 +414,7 @@ export class NatsBroker implements Broker {
     this.#publisher.close();
     for (const timer of this.#unfollowing.values()) clearTimeout(timer);
     for (const feed of this.#feeds.values()) feed.stop();
-    await Promise.allSettled(
-      [...this.#local.keys()].map((key) => this.#names.delete(bucketKey(key))),
-    );
-    this.#local.clear();
+    await this.#names.releaseAll();
     await this.#nc.drain().catch((error) => {
       log.warning("Cannot leave NATS cleanly: {error}", { error });
     });
@@ -533,57 +444,6 @@ export class NatsBroker implements Broker {
     });
   }
 
-  #setRemote(key: string, user: RemoteEntry): void {
-    this.#deleteRemote(key);
-    this.#remote.set(key, user);
-    this.#remoteByLookAlike.set(lookAlikeKey(user.name), user);
-    const room = nameKey(user.room);
-    let members = this.#remoteByRoom.get(room);
-    if (members === undefined) this.#remoteByRoom.set(room, members = new Map());
-    members.set(key, user);
-  }
-
-  #deleteRemote(key: string): void {
-    const user = this.#remote.get(key);
-    if (user === undefined) return;
-    this.#remote.delete(key);
-    const alike = lookAlikeKey(user.name);
-    if (this.#remoteByLookAlike.get(alike) === user) this.#remoteByLookAlike.delete(alike);
-    const room = nameKey(user.room);
-    const members = this.#remoteByRoom.get(room);
-    members?.delete(key);
-    if (members?.size === 0) this.#remoteByRoom.delete(room);
-  }
-
-  async #watchNames(): Promise<void> {
-    const watch = await this.#names.watch();
-    (async () => {
-      for await (const entry of watch) {
-        if (entry.operation !== "PUT") {
-          this.#deleteRemote(entry.key);
-          continue;
-        }
-        try {
-          const user = readNameEntry(entry.string());
-          if (user.instance === this.instance) {
-            this.#deleteRemote(entry.key);
-            continue;
-          }
-          const key = nameKey(user.name);
-          // A name we held was taken over by another instance's claim or handover.
-          if (this.#local.has(key) && bucketKey(key) === entry.key) {
-            this.#local.delete(key);
-            this.#handler?.nameLost(user.name);
-          }
-          this.#setRemote(entry.key, { ...user, revision: entry.revision });
-          this.#lastSeen.set(user.instance, Date.now());
-        } catch (error) {
-          this.#malformed(`$KV.${NAMES_BUCKET}.${entry.key}`, error);
-        }
-      }
-    })();
-  }
-
   async #watchEpochs(): Promise<void> {
     const watch = await this.#rooms.watch();
     (async () => {
@@ -601,31 +461,6 @@ export class NatsBroker implements Broker {
     })();
   }
 
-  /**
-   * Follows the moderation bucket: its records at start, then every change,
-   * each handed to the chatroom (which removes users a new ban names).
-   */
-  async #watchModeration(): Promise<void> {
-    const watch = await this.#moderation.watch();
-    (async () => {
-      for await (const entry of watch) {
-        try {
-          const key = decodeBucketKey(entry.key);
-          if (entry.operation !== "PUT") {
-            this.#records.delete(key);
-            this.#handler?.recordChanged(key, undefined);
-            continue;
-          }
-          const record = readModerationRecord(entry.string());
-          this.#records.set(key, record);
-          this.#handler?.recordChanged(key, record);
-        } catch (error) {
-          this.#malformed(`$KV.${MODERATION_BUCKET}.${entry.key}`, error);
-        }
-      }
-    })();
-  }
-
   /** Hands a local session to the instance where it is resumed, if its token is right. */
   #listenForHandovers(handler: BrokerHandler): void {
     const subscription = this.#nc.subscribe(`chat.ctl.${this.instance}`);
@@ -635,7 +470,7 @@ export class NatsBroker implements Broker {
         try {
           const { name, token, verified } = readTakeoverRequest(message.string());
           const handover = handler.handOver(name, token, verified);
-          if (handover !== undefined) this.#local.delete(nameKey(name));
+          if (handover !== undefined) this.#names.handedOver(name);
           message.respond(JSON.stringify(
             handover === undefined ? { ok: false } : {
               ok: true,
@@ -691,11 +526,7 @@ export class NatsBroker implements Broker {
   #beat(): void {
     if (!this.#connected) return;
     this.#nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance: this.instance }));
-    for (const [key, entry] of this.#local) {
-      this.#names.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
-        log.warning("Cannot keep the name {name} alive: {error}", { name: entry.name, error });
-      });
-    }
+    this.#names.keepAlive();
     this.#releaseDead();
   }
 
@@ -710,13 +541,8 @@ export class NatsBroker implements Broker {
     for (const instance of dead) {
       this.#lastSeen.delete(instance);
       log.warning("Instance {instance} is gone; releasing its users", { instance });
-      for (const [key, user] of this.#remote) {
-        if (user.instance !== instance) continue;
-        this.#deleteRemote(key);
+      for (const user of this.#names.dropInstance(instance, speaker)) {
         if (!speaker) continue;
-        this.#names.delete(key, { previousSeq: user.revision }).catch((error) => {
-          log.warning("Cannot release the name {name}: {error}", { name: user.name, error });
-        });
         this.publishRoomNote({
           kind: "presence",
           room: user.room,

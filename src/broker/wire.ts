@@ -17,6 +17,19 @@ import type {
   RoomNote,
 } from "./types.ts";
 
+/** KV keys allow only a few characters, so keys are stored base64url-encoded. */
+export function bucketKey(key: string): string {
+  const bytes = new TextEncoder().encode(key);
+  return btoa(String.fromCharCode(...bytes)).replaceAll("+", "-").replaceAll("/", "_")
+    .replaceAll("=", "");
+}
+
+/** The key a {@linkcode bucketKey} was made from. */
+export function decodeBucketKey(key: string): string {
+  const base64 = key.replaceAll("-", "+").replaceAll("_", "/");
+  return new TextDecoder().decode(Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)));
+}
+
 /** A cluster message that could not be read. */
 export class WireError extends Error {
   constructor(message: string) {

@@ -1,0 +1,250 @@
+/**
+ * Who holds which name in a cluster, kept in a KV bucket: a name is taken
+ * with create-if-absent, so two instances can never both grant it; each
+ * entry says where its user is, is kept alive by its instance's heartbeat
+ * and expires after `name_ttl`. Every instance watches the bucket, which
+ * tells it who is where.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { KV } from "@nats-io/kv";
+import { lookAlikeKey, nameKey } from "../names.ts";
+import type { RemoteUser } from "./types.ts";
+import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
+
+const log = getLogger(["chat", "cluster"]);
+
+/** How long a name claim waits for NATS to come back before it gives up... */
+const CLAIM_WAIT_MS = 30_000;
+/** ...and how many times it tries. */
+const MAX_CLAIM_TRIES = 40;
+
+/** A name held by another instance, with the revision of its entry. */
+export interface RemoteEntry extends NameEntry {
+  readonly revision: number;
+}
+
+/** What {@linkcode ClusterNames} works with. */
+export interface ClusterNamesOptions {
+  /** This instance's id. */
+  readonly instance: string;
+  /** The names bucket, and its name (for the logs). */
+  readonly bucket: KV;
+  readonly bucketName: string;
+  /** Resolves when NATS is back, while it is away. */
+  readonly back: () => Promise<void>;
+  /** Another instance took over a name this one held. */
+  readonly lost: (name: string) => void;
+  /** Another instance showed signs of life. */
+  readonly seen: (instance: string) => void;
+  /** An entry could not be read. */
+  readonly malformed: (subject: string, error: unknown) => void;
+}
+
+/** The cluster's names, as one instance holds and sees them. */
+export class ClusterNames {
+  readonly #options: ClusterNamesOptions;
+  /** Users of other instances, by bucket key. */
+  readonly #remote = new Map<string, RemoteEntry>();
+  /** The same users by {@linkcode lookAlikeKey}: a name is taken when either key is. */
+  readonly #remoteByLookAlike = new Map<string, RemoteEntry>();
+  /** The same users by room key, then bucket key, so a room's members cost O(room). */
+  readonly #remoteByRoom = new Map<string, Map<string, RemoteEntry>>();
+  /** Names this instance holds, by name key. */
+  readonly #local = new Map<string, NameEntry>();
+
+  constructor(options: ClusterNamesOptions) {
+    this.#options = options;
+  }
+
+  /** The user of another instance who holds `name` (or a look-alike of it). */
+  find(name: string): RemoteUser | undefined {
+    return this.#remote.get(bucketKey(nameKey(name))) ??
+      this.#remoteByLookAlike.get(lookAlikeKey(name));
+  }
+
+  /** The entry of `name` when another instance holds exactly it. */
+  holderOf(name: string): RemoteEntry | undefined {
+    return this.#remote.get(bucketKey(nameKey(name)));
+  }
+
+  remoteUsers(): Iterable<RemoteEntry> {
+    return this.#remote.values();
+  }
+
+  remoteMembers(room: string): Iterable<RemoteUser> {
+    return this.#remoteByRoom.get(nameKey(room))?.values() ?? [];
+  }
+
+  /**
+   * Takes `name` with create-if-absent. While NATS is away, the claim waits
+   * for it (up to a limit).
+   */
+  async claim(name: string, holder: { userId: number; room: string }): Promise<boolean> {
+    const { bucket, instance } = this.#options;
+    const key = nameKey(name);
+    const entry: NameEntry = { name, room: holder.room, instance, userId: holder.userId };
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (let tries = 1;; tries++) {
+      try {
+        await bucket.create(bucketKey(key), JSON.stringify(entry));
+        this.#local.set(key, entry);
+        return true;
+      } catch (error) {
+        const current = await bucket.get(bucketKey(key)).catch(() => undefined);
+        if (current !== undefined && current !== null && current.operation === "PUT") {
+          // Ours already (a release still on its way), or someone else's.
+          if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
+          await bucket.put(bucketKey(key), JSON.stringify(entry));
+          this.#local.set(key, entry);
+          return true;
+        }
+        if (Date.now() > deadline || tries >= MAX_CLAIM_TRIES) {
+          log.warning("Cannot claim the name {name}: {error}", { name, error });
+          return false;
+        }
+        // Released meanwhile: try again at once; NATS away: wait for it.
+        if (current === undefined) {
+          await Promise.race([
+            this.#options.back(),
+            new Promise((resolve) => setTimeout(resolve, 1000)),
+          ]);
+        }
+      }
+    }
+  }
+
+  /** Records where the holder of `name`, granted here, is now. */
+  announce(name: string, room: string, userId: number): void {
+    const key = nameKey(name);
+    const entry: NameEntry = { name, room, instance: this.#options.instance, userId };
+    const held = this.#local.get(key);
+    if (held !== undefined && held.room === room && held.userId === userId) return;
+    this.#local.set(key, entry);
+    this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+      log.warning("Cannot record that {name} is in {room}: {error}", { name, room, error });
+    });
+  }
+
+  /** Records that a session handed over by another instance, and its name, are here now. */
+  async movedHere(name: string, room: string, userId: number): Promise<void> {
+    const key = nameKey(name);
+    const entry: NameEntry = { name, room, instance: this.#options.instance, userId };
+    this.#local.set(key, entry);
+    await this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+      log.warning("Cannot record that {name} moved here: {error}", { name, error });
+    });
+  }
+
+  /** Lets go of a name this instance held. */
+  withdraw(name: string): void {
+    const key = nameKey(name);
+    if (!this.#local.delete(key)) return;
+    this.#options.bucket.delete(bucketKey(key)).catch((error) => {
+      log.warning("Cannot release the name {name}: {error}", { name, error });
+    });
+  }
+
+  /** Forgets a name whose session was handed to another instance (which now writes its entry). */
+  handedOver(name: string): void {
+    this.#local.delete(nameKey(name));
+  }
+
+  /** Writes this instance's entries again, before the bucket's TTL drops them. */
+  keepAlive(): void {
+    for (const [key, entry] of this.#local) {
+      this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+        log.warning("Cannot keep the name {name} alive: {error}", { name: entry.name, error });
+      });
+    }
+  }
+
+  /**
+   * Forgets the users of an instance that is gone and returns them; with
+   * `release`, also deletes their entries (unless written again since).
+   */
+  dropInstance(instance: string, release: boolean): RemoteEntry[] {
+    const dropped: RemoteEntry[] = [];
+    for (const [key, user] of this.#remote) {
+      if (user.instance !== instance) continue;
+      this.#deleteRemote(key);
+      dropped.push(user);
+      if (!release) continue;
+      this.#options.bucket.delete(key, { previousSeq: user.revision }).catch((error) => {
+        log.warning("Cannot release the name {name}: {error}", { name: user.name, error });
+      });
+    }
+    return dropped;
+  }
+
+  /** Releases every name this instance holds (it is leaving the cluster). */
+  async releaseAll(): Promise<void> {
+    const { bucket } = this.#options;
+    await Promise.allSettled([...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))));
+    this.#local.clear();
+  }
+
+  /** Follows the bucket: who holds which name, where, from now on. */
+  async watch(): Promise<void> {
+    const { bucket, instance } = this.#options;
+    const watch = await bucket.watch();
+    (async () => {
+      for await (const entry of watch) {
+        if (entry.operation !== "PUT") {
+          this.#deleteRemote(entry.key);
+          continue;
+        }
+        try {
+          const user = readNameEntry(entry.string());
+          if (user.instance === instance) {
+            this.#deleteRemote(entry.key);
+            continue;
+          }
+          const key = nameKey(user.name);
+          // A name we held was taken over by another instance's claim or handover.
+          if (this.#local.has(key) && bucketKey(key) === entry.key) {
+            this.#local.delete(key);
+            this.#options.lost(user.name);
+          }
+          this.#setRemote(entry.key, { ...user, revision: entry.revision });
+          this.#options.seen(user.instance);
+        } catch (error) {
+          this.#options.malformed(`$KV.${this.#options.bucketName}.${entry.key}`, error);
+        }
+      }
+    })();
+  }
+
+  #isOwnEntry(data: string): boolean {
+    try {
+      return readNameEntry(data).instance === this.#options.instance;
+    } catch (error) {
+      this.#options.malformed(`$KV.${this.#options.bucketName}`, error);
+      return false;
+    }
+  }
+
+  #setRemote(key: string, user: RemoteEntry): void {
+    this.#deleteRemote(key);
+    this.#remote.set(key, user);
+    this.#remoteByLookAlike.set(lookAlikeKey(user.name), user);
+    const room = nameKey(user.room);
+    let members = this.#remoteByRoom.get(room);
+    if (members === undefined) this.#remoteByRoom.set(room, members = new Map());
+    members.set(key, user);
+  }
+
+  #deleteRemote(key: string): void {
+    const user = this.#remote.get(key);
+    if (user === undefined) return;
+    this.#remote.delete(key);
+    const alike = lookAlikeKey(user.name);
+    if (this.#remoteByLookAlike.get(alike) === user) this.#remoteByLookAlike.delete(alike);
+    const room = nameKey(user.room);
+    const members = this.#remoteByRoom.get(room);
+    members?.delete(key);
+    if (members?.size === 0) this.#remoteByRoom.delete(room);
+  }
+}
