@@ -28,10 +28,18 @@ import {
 } from "@nats-io/nats-core/internal";
 import { hasWsProtocol, type NatsConnection, type ServerInfo, wsconnect } from "@nats-io/nats-core";
 
-/** Bytes one read takes at most. */
+/** Bytes one read takes at most, and about what one write joins. */
 const READ_SIZE = 64 * 1024;
 /** The server's greeting must fit in this (its INFO line is well under 4 KiB). */
 const MAX_INFO_BYTES = 64 * 1024;
+/**
+ * Bytes waiting for a socket the server no longer reads, at most: then the
+ * link is given up and the library connects again (its stale-connection
+ * check would take two ping intervals).
+ */
+const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+/** How long a close waits for what is queued to be written. */
+const CLOSE_FLUSH_MS = 2000;
 
 /** One connection to one NATS server over TCP, optionally upgraded to TLS. */
 class TcpTransport implements Transport {
@@ -46,6 +54,7 @@ class TcpTransport implements Transport {
   #greeting: Uint8Array = new Uint8Array();
   /** Frames waiting for the socket, written in order by one writer at a time. */
   #outbox: Uint8Array[] = [];
+  #queuedBytes = 0;
   #writing: Promise<void> | undefined;
   readonly #closed = Promise.withResolvers<void | Error>();
 
@@ -54,33 +63,47 @@ class TcpTransport implements Transport {
   }
 
   async connect(server: Server, options: ConnectionOptions): Promise<void> {
+    const { ca, ...unsupported } = options.tls ?? {};
+    for (const [option, value] of Object.entries(unsupported)) {
+      if (value !== undefined) {
+        throw errors.InvalidArgumentError.format(`tls.${option}`, "is not supported");
+      }
+    }
+    let conn: Deno.Conn | undefined;
     try {
       const tcp = await Deno.connect({ hostname: server.hostname, port: server.port });
-      this.#conn = tcp;
+      conn = tcp;
+      this.#checkOpening();
       tcp.setNoDelay(true);
       const info = await this.#readGreeting(tcp);
+      this.#checkOpening();
       checkOptions(info, options);
       const wantsTls = options.tls !== undefined && options.tls !== null;
       if (info.tls_required === true || (wantsTls && info.tls_available === true)) {
         const tls = await Deno.startTls(tcp, {
           hostname: server.tlsName || server.hostname,
-          caCerts: options.tls?.ca === undefined ? undefined : [options.tls.ca],
+          caCerts: ca === undefined ? undefined : [ca],
         });
-        this.#conn = tls;
+        conn = tls;
         // Now, not at the first read: a certificate refused is a failed connect.
         await tls.handshake();
+        this.#checkOpening();
         this.#encrypted = true;
       }
-      if (this.#done) throw new errors.ConnectionError("the connection was closed while opening");
+      this.#conn = conn;
       this.#connected = true;
     } catch (error) {
-      this.#conn?.close();
-      this.#conn = undefined;
+      conn?.close();
       if (error instanceof Deno.errors.ConnectionRefused) {
         throw new errors.ConnectionError("connection refused", { cause: error });
       }
       throw error;
     }
+  }
+
+  /** A dial the library gave up on (it timed out) must not go on in the background. */
+  #checkOpening(): void {
+    if (this.#done) throw new errors.ConnectionError("the connection was given up while opening");
   }
 
   /** Reads up to the end of the server's INFO line, keeping the bytes for the protocol reader. */
@@ -132,17 +155,20 @@ class TcpTransport implements Transport {
 
   send(frame: Uint8Array): void {
     if (this.#done || !this.#connected || this.#conn === undefined) return;
+    this.#queuedBytes += frame.length;
+    if (this.#queuedBytes > MAX_QUEUED_BYTES) {
+      return this.#finish(new errors.ConnectionError("the server stopped reading"));
+    }
     this.#outbox.push(frame);
     this.#writing ??= this.#write(this.#conn);
   }
 
-  /** Writes what waits, frames queued meanwhile joined into one write. */
+  /** Writes what waits in order, small frames joined into writes of about READ_SIZE. */
   async #write(conn: Deno.Conn): Promise<void> {
     try {
       while (this.#outbox.length > 0 && !this.#done) {
-        const frames = this.#outbox;
-        this.#outbox = [];
-        let data = frames.length === 1 ? frames[0] : DataBuffer.concat(...frames);
+        let data = this.#takeChunk();
+        this.#queuedBytes -= data.length;
         while (data.length > 0) data = data.subarray(await conn.write(data));
       }
     } catch (error) {
@@ -153,19 +179,51 @@ class TcpTransport implements Transport {
     }
   }
 
-  /** Closes after what waits is written (no error) or at once (an error). */
+  /** The next frames of the outbox, joined up to about READ_SIZE bytes (a larger frame alone). */
+  #takeChunk(): Uint8Array {
+    let count = 0;
+    let size = 0;
+    while (count < this.#outbox.length && (count === 0 || size < READ_SIZE)) {
+      size += this.#outbox[count++].length;
+    }
+    const frames = this.#outbox.splice(0, count);
+    if (frames.length === 1) return frames[0];
+    const chunk = new Uint8Array(size);
+    let offset = 0;
+    for (const frame of frames) {
+      chunk.set(frame, offset);
+      offset += frame.length;
+    }
+    return chunk;
+  }
+
+  /**
+   * Closes after what waits is written (no error), or at once (an error).
+   * The wait is bounded: a server that stopped reading does not hold a close.
+   */
   async close(error?: Error): Promise<void> {
     if (this.#done) return;
     // A link that never opened is not reported closed: the library is still dialling.
     if (!this.#connected) return this.discard();
-    if (error === undefined) await this.#writing;
+    const writing = this.#writing;
+    if (error === undefined && writing !== undefined) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        writing,
+        new Promise((resolve) => timer = setTimeout(resolve, CLOSE_FLUSH_MS)),
+      ]);
+      clearTimeout(timer);
+    }
     this.#finish(error);
     await this.#closed.promise;
   }
 
-  /** Drops the link so that the library connects again. */
+  /**
+   * Drops the link at once so that the library connects again: it asks
+   * for this when the link went stale, when nothing written may still go out.
+   */
   disconnect(): void {
-    this.close().catch(() => {});
+    this.#finish(undefined);
   }
 
   closed(): Promise<void | Error> {
