@@ -89,7 +89,7 @@ export async function createBroker(
       }
       if (/certificate/i.test(reason)) {
         throw new StartError(
-          `Cannot start server as NATS at ${where} presented a certificate it does not trust (${reason}): set DENO_CERT to the PEM file of the authority that signed it`,
+          `Cannot start server as NATS at ${where} presented a certificate that could not be verified (${reason}): if a private authority signed it, set DENO_CERT to that authority's PEM file; else fix the host name in "cluster.nats.servers" in ${config.files.server}`,
           EXIT_USAGE,
         );
       }

@@ -83,11 +83,11 @@ Deno.test("environment selection and overrides", async (t) => {
 
   await t.step("CHAT_NATS_SERVERS turns the cluster on with default timings", async () => {
     const env: Record<string, string> = {
-      CHAT_NATS_SERVERS: "nats://127.0.0.1:4222, tls://127.0.0.1:4223",
+      CHAT_NATS_SERVERS: "tls://127.0.0.1:4222, tls://127.0.0.1:4223",
     };
     const config = await loadConfig({ getEnv: (name) => env[name] });
     assertEquals(config.server.cluster, {
-      servers: ["nats://127.0.0.1:4222", "tls://127.0.0.1:4223"],
+      servers: ["tls://127.0.0.1:4222", "tls://127.0.0.1:4223"],
       nameTtl: 15,
       heartbeat: 5,
       maxOutbox: 10_000,
@@ -239,7 +239,13 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
         server: "cluster:\n  nats:\n    servers: [nats://10.0.0.1:4222, ws://10.0.0.2:8222]\n",
       },
       '"cluster.nats.servers" in',
-      'must reach every NATS server the same way, all nats:// and tls:// (the client port) or all ws:// and wss:// (the WebSocket listener): current value is ["nats://10.0.0.1:4222","ws://10.0.0.2:8222"]',
+      'must reach every NATS server the same way, all nats://, all tls://, or all ws:// and wss://: current value is ["nats://10.0.0.1:4222","ws://10.0.0.2:8222"]',
+    ],
+    [
+      "cluster servers with and without TLS",
+      { server: "cluster:\n  nats:\n    servers: [tls://10.0.0.1:4222, nats://10.0.0.2:4222]\n" },
+      '"cluster.nats.servers" in',
+      'must reach every NATS server the same way, all nats://, all tls://, or all ws:// and wss://: current value is ["tls://10.0.0.1:4222","nats://10.0.0.2:4222"]',
     ],
     [
       "a heartbeat too slow for the name TTL",

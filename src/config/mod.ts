@@ -361,12 +361,13 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
 
   const secrets = readSecrets(server, serverPath, getEnv);
   const nats = server.cluster?.nats;
-  const webSocket = nats?.servers.filter((server) => /^wss?:/.test(server)).length ?? 0;
-  if (nats !== undefined && webSocket !== 0 && webSocket !== nats.servers.length) {
+  // TLS over TCP is chosen for the whole connection, so one way for every server.
+  const ways = new Set(nats?.servers.map((server) => server.replace(/^wss:/, "ws:").split(":")[0]));
+  if (ways.size > 1) {
     fail(
       sources.get("cluster.nats.servers") ?? `"cluster.nats.servers" in ${serverPath}`,
-      `must reach every NATS server the same way, all nats:// and tls:// (the client port) or all ws:// and wss:// (the WebSocket listener): current value is ${
-        JSON.stringify(nats.servers)
+      `must reach every NATS server the same way, all nats://, all tls://, or all ws:// and wss://: current value is ${
+        JSON.stringify(nats?.servers)
       }`,
     );
   }
