@@ -50,6 +50,10 @@ const state = {
   token: undefined,
   /** The signed sign-in token from the page's #auth=, when the server asks for one. */
   auth: undefined,
+  /** The sign-in token last sent on the open socket (in its first frame or a refresh). */
+  sentAuth: undefined,
+  /** While a refresh awaits its answer: the token to go back to if it is refused. */
+  refreshing: undefined,
   /** Whether the server closed the session for want of a valid sign-in token. */
   signedOut: false,
   room: "lobby",
@@ -127,6 +131,7 @@ function connect(start) {
   socket.addEventListener("open", () => {
     state.attempt = 0;
     setStatus("Connected");
+    state.sentAuth = start.auth;
     socket.send(JSON.stringify(start));
   });
   socket.addEventListener("message", (event) => {
@@ -146,10 +151,18 @@ function connect(start) {
       return;
     }
     if (event.code === 4001) {
-      // Trying again with the same token would fail the same way: wait for a fresh #auth=.
+      // A token that came after the refused one was sent is worth a try.
+      if (state.auth !== undefined && state.auth !== state.sentAuth) {
+        connect(state.name === undefined ? { type: "hello", auth: state.auth } : resumeRequest());
+        return;
+      }
+      // The same token would fail the same way: forget it and wait for a fresh #auth=.
       state.signedOut = true;
+      state.auth = undefined;
+      state.refreshing = undefined;
+      saveSession();
       setStatus(
-        state.auth === undefined
+        state.sentAuth === undefined
           ? "This server needs a sign-in: open this page from the application that signs you in."
           : "Your sign-in has ended. Sign in again to go on.",
       );
@@ -192,6 +205,7 @@ function handle(event) {
   switch (event.type) {
     case "welcome":
       state.ready = true;
+      state.refreshing = undefined;
       state.name = event.name;
       state.token = event.token;
       noteEpoch(event.room, event.epoch);
@@ -247,6 +261,12 @@ function handle(event) {
       break;
     case "error":
       if (event.code === "name_refused") setStatus(event.text);
+      if (event.code === "unauthorized" && state.refreshing !== undefined) {
+        // A refused refresh leaves the session on the token it had.
+        state.auth = state.sentAuth = state.refreshing.previous;
+        state.refreshing = undefined;
+        saveSession();
+      }
       show(currentList(), event, "error", event.text);
       break;
   }
@@ -690,9 +710,15 @@ function takeAuthFromAddress() {
 addEventListener("hashchange", () => {
   const auth = takeAuthFromAddress();
   if (auth === undefined) return;
+  const previous = state.auth;
   state.auth = auth;
   saveSession();
-  if (send({ type: "refresh", auth })) return;
+  if (send({ type: "refresh", auth })) {
+    state.refreshing = { previous };
+    state.sentAuth = auth;
+    return;
+  }
+  // Not signed in on this socket yet: the next connect (or a 4001's retry) takes the new token.
   if (!state.signedOut) return;
   state.signedOut = false;
   setStatus("Signing in…");

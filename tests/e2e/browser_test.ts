@@ -414,20 +414,34 @@ Deno.test({
         await message(page, "Your token was refused: ", ".error");
       });
 
+      const first = await sign("Dana", 600);
+      const savedAuth = () =>
+        page.evaluate(() => JSON.parse(sessionStorage.getItem("chat.session") ?? "{}").auth);
+
       await t.step("#auth= signs in with the token's name and leaves the address", async () => {
-        await page.goto(`${server.httpUrl}/?name=Mallory#auth=${await sign("Dana", 3)}`);
+        await page.goto(`${server.httpUrl}/?name=Mallory#auth=${first}`);
         await textOf(page, "#me", "Dana");
         assertEquals(new URL(page.url()).hash, "");
       });
 
+      await t.step("a refused #auth= is shown, and the sign-in keeps its token", async () => {
+        await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Eve", 600));
+        await message(page, "Your token was refused: the token names Eve, not you", ".error");
+        assertEquals(await savedAuth(), first);
+      });
+
       await t.step("a fresh #auth= renews the sign-in", async () => {
-        await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Dana", 3));
+        // Short-lived, so that the next step sees it run out.
+        const fresh = await sign("Dana", 4);
+        await page.evaluate((token) => location.hash = `auth=${token}`, fresh);
         await message(page, "Your sign-in is renewed.");
         assertEquals(new URL(page.url()).hash, "");
+        assertEquals(await savedAuth(), fresh);
       });
 
       await t.step("when it runs out the page says so; a fresh one signs in again", async () => {
         await textOf(page, "#status", "Your sign-in has ended. Sign in again to go on.");
+        assertEquals(await savedAuth(), undefined);
         await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Dana", 600));
         await textOf(page, "#status", "Connected");
         await textOf(page, "#me", "Dana");
