@@ -57,6 +57,8 @@ const options = {
 interface Target {
   name: string;
   protocol: LoadOptions["protocol"];
+  /** Whether the server greets each client first (the chat's welcome; the others say nothing). */
+  greeted: boolean;
   command(port: number): Deno.Command;
 }
 
@@ -100,6 +102,7 @@ const kvServer = (port: number): Deno.Command => {
 const BASELINE: Target = {
   name: "Deno baseline",
   protocol: "text",
+  greeted: false,
   command: (port) =>
     new Deno.Command(Deno.execPath(), {
       args: ["run", "--quiet", "--allow-net", join(BENCH, "baseline.ts"), String(port)],
@@ -108,17 +111,28 @@ const BASELINE: Target = {
 };
 
 const TARGETS: Target[] = [
-  { name: "chat, text protocol", protocol: "text", command: denoServer },
-  { name: "chat, v2", protocol: "v2", command: denoServer },
-  { name: "chat, v2, batched sends", protocol: "v2-batched", command: denoServer },
-  { name: "chat, text protocol, history in KV", protocol: "text", command: kvServer },
-  { name: "chat, v2, batched sends, history in KV", protocol: "v2-batched", command: kvServer },
+  { name: "chat, text protocol", protocol: "text", greeted: true, command: denoServer },
+  { name: "chat, v2", protocol: "v2", greeted: true, command: denoServer },
+  { name: "chat, v2, batched sends", protocol: "v2-batched", greeted: true, command: denoServer },
+  {
+    name: "chat, text protocol, history in KV",
+    protocol: "text",
+    greeted: true,
+    command: kvServer,
+  },
+  {
+    name: "chat, v2, batched sends, history in KV",
+    protocol: "v2-batched",
+    greeted: true,
+    command: kvServer,
+  },
   BASELINE,
 ];
 const PEERS: Target[] = [
   {
     name: "Node.js + ws",
     protocol: "text",
+    greeted: false,
     command: (port) =>
       new Deno.Command("node", {
         args: [join(PEERS_DIR, "node_ws.mjs"), String(port)],
@@ -129,6 +143,7 @@ const PEERS: Target[] = [
   {
     name: "Bun",
     protocol: "text",
+    greeted: false,
     command: (port) =>
       new Deno.Command(join(PEERS_DIR, "node_modules", ".bin", "bun"), {
         args: [join(PEERS_DIR, "bun.ts"), String(port)],
@@ -200,10 +215,9 @@ async function measureRun(order: Target[]): Promise<Map<string, Sample>> {
     for (const entry of running) {
       entry.load = await Load.open({
         url: entry.server.url,
-        protocol: entry.target.protocol,
-        // The chat welcomes each client; the baseline and the peers say nothing first.
-        greeted: entry.target.command === denoServer || entry.target.command === kvServer,
         ...options,
+        protocol: entry.target.protocol,
+        greeted: entry.target.greeted,
       });
     }
     for (let round = 0; round <= options.rounds; round++) {

@@ -8,7 +8,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Identity } from "../auth.ts";
 import { LocalBroker } from "../broker/local.ts";
 import type { Author, Broker, LogPosition, PrivateNote, RoomNote } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
@@ -24,7 +23,7 @@ import { Requests } from "./requests.ts";
 import type { Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
 import { Sessions } from "./sessions.ts";
-import { SignIns } from "./sign_in.ts";
+import { type ChatAuth, SignIns } from "./sign_in.ts";
 import type { User } from "./user.ts";
 import { UserDirectory } from "./users.ts";
 
@@ -41,18 +40,6 @@ export interface ChatroomOptions {
   broker?: Broker;
   /** Who may connect as whom, and who moderates; by default open, with no operator password. */
   auth?: ChatAuth;
-}
-
-/** The parts of `auth` the chat applies. */
-export interface ChatAuth {
-  /** Token mode: names come from signed tokens, which expire. */
-  readonly tokenMode: boolean;
-  /** Checks a fresh token sent with `refresh`. */
-  readonly verify?: (token: string) => Promise<Identity>;
-  /** Seconds before a token expires that its user is warned. */
-  readonly expiryWarning: number;
-  /** Open mode: `!op <password>` makes a moderator. */
-  readonly operatorPassword?: string;
 }
 
 const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };

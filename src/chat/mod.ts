@@ -4,7 +4,8 @@
  * @module
  */
 
-export { type ChatAuth, Chatroom, type ChatroomOptions } from "./chatroom.ts";
+export { Chatroom, type ChatroomOptions } from "./chatroom.ts";
+export type { ChatAuth } from "./sign_in.ts";
 export { API_MODERATOR, type Moderation, type Moderator, type Outcome } from "./moderation.ts";
 export type * from "./events.ts";
 export { LOBBY, type Room } from "./room.ts";

@@ -17,7 +17,6 @@ import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../names.ts";
 import type { Backend } from "./backend.ts";
-import type { ChatAuth } from "./chatroom.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
 import type { ClientRequest, ErrorCode, SeenPosition } from "./events.ts";
 import { Buckets, FloodGuard, TokenBucket, worse } from "./flood.ts";
@@ -28,7 +27,7 @@ import { LOBBY, type Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
 import type { Sessions } from "./sessions.ts";
-import type { SignIns } from "./sign_in.ts";
+import type { ChatAuth, SignIns } from "./sign_in.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 
@@ -78,9 +77,12 @@ export class Requests {
     this.#addressFlood = new Buckets((now) =>
       new FloodGuard({ rate: addressRate, burst: addressBurst, disconnectAfter }, now)
     );
-    const { auth } = options;
+    const { auth, events, metrics, moderation, now } = options;
     this.#moderatorCommands = new ModeratorCommands({
-      ...options,
+      now,
+      events,
+      metrics,
+      moderation,
       operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
       after: (user, settled, then) => this.after(user, settled, then),
     });

@@ -7,14 +7,26 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Identity } from "../auth.ts";
 import type { Settled } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
-import type { ChatAuth } from "./chatroom.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 
 const log = getLogger(["chat", "session"]);
+
+/** The parts of `auth` the chat applies. */
+export interface ChatAuth {
+  /** Token mode: names come from signed tokens, which expire. */
+  readonly tokenMode: boolean;
+  /** Checks a fresh token sent with `refresh`. */
+  readonly verify?: (token: string) => Promise<Identity>;
+  /** Seconds before a token expires that its user is warned. */
+  readonly expiryWarning: number;
+  /** Open mode: `!op <password>` makes a moderator. */
+  readonly operatorPassword?: string;
+}
 
 /** What {@linkcode SignIns} works with, shared with the chatroom. */
 export interface SignInsOptions {
