@@ -33,11 +33,13 @@ const READ_SIZE = 64 * 1024;
 /** The server's greeting must fit in this (its INFO line is well under 4 KiB). */
 const MAX_INFO_BYTES = 64 * 1024;
 /**
- * Bytes waiting for a socket the server no longer reads, at most: then the
- * link is given up and the library connects again (its stale-connection
- * check would take two ping intervals).
+ * Bytes waiting, at most, while no write has gone through for STALL_MS: the
+ * server no longer reads, so the link is given up and the library connects
+ * again (its stale-connection check would take two ping intervals). A large
+ * backlog that is being written is not cut short.
  */
 const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
+const STALL_MS = 5000;
 /** How long a close waits for what is queued to be written. */
 const CLOSE_FLUSH_MS = 2000;
 
@@ -55,7 +57,11 @@ class TcpTransport implements Transport {
   /** Frames waiting for the socket, written in order by one writer at a time. */
   #outbox: Uint8Array[] = [];
   #queuedBytes = 0;
+  /** When a write last went through, or the queue last started from empty. */
+  #progressAt = 0;
   #writing: Promise<void> | undefined;
+  /** The socket of a dial in progress, so that giving the dial up closes it. */
+  #opening: Deno.Conn | undefined;
   readonly #closed = Promise.withResolvers<void | Error>();
 
   get isClosed(): boolean {
@@ -72,7 +78,7 @@ class TcpTransport implements Transport {
     let conn: Deno.Conn | undefined;
     try {
       const tcp = await Deno.connect({ hostname: server.hostname, port: server.port });
-      conn = tcp;
+      conn = this.#opening = tcp;
       this.#checkOpening();
       tcp.setNoDelay(true);
       const info = await this.#readGreeting(tcp);
@@ -84,16 +90,18 @@ class TcpTransport implements Transport {
           hostname: server.tlsName || server.hostname,
           caCerts: ca === undefined ? undefined : [ca],
         });
-        conn = tls;
+        conn = this.#opening = tls;
         // Now, not at the first read: a certificate refused is a failed connect.
         await tls.handshake();
         this.#checkOpening();
         this.#encrypted = true;
       }
       this.#conn = conn;
+      this.#opening = undefined;
       this.#connected = true;
     } catch (error) {
-      conn?.close();
+      this.#opening = undefined;
+      closeQuietly(conn);
       if (error instanceof Deno.errors.ConnectionRefused) {
         throw new errors.ConnectionError("connection refused", { cause: error });
       }
@@ -155,8 +163,9 @@ class TcpTransport implements Transport {
 
   send(frame: Uint8Array): void {
     if (this.#done || !this.#connected || this.#conn === undefined) return;
+    if (this.#queuedBytes === 0) this.#progressAt = Date.now();
     this.#queuedBytes += frame.length;
-    if (this.#queuedBytes > MAX_QUEUED_BYTES) {
+    if (this.#queuedBytes > MAX_QUEUED_BYTES && Date.now() - this.#progressAt > STALL_MS) {
       return this.#finish(new errors.ConnectionError("the server stopped reading"));
     }
     this.#outbox.push(frame);
@@ -169,7 +178,10 @@ class TcpTransport implements Transport {
       while (this.#outbox.length > 0 && !this.#done) {
         let data = this.#takeChunk();
         this.#queuedBytes -= data.length;
-        while (data.length > 0) data = data.subarray(await conn.write(data));
+        while (data.length > 0) {
+          data = data.subarray(await conn.write(data));
+          this.#progressAt = Date.now();
+        }
       }
     } catch (error) {
       // A write that fails means the link is gone: the library reconnects.
@@ -234,6 +246,7 @@ class TcpTransport implements Transport {
   discard(): void {
     this.#done = true;
     this.#release();
+    closeQuietly(this.#opening);
   }
 
   #finish(error: Error | undefined): void {
@@ -245,12 +258,16 @@ class TcpTransport implements Transport {
   }
 
   #release(): void {
-    try {
-      this.#conn?.close();
-    } catch {
-      // Already closed by the peer: nothing is left to release.
-    }
+    closeQuietly(this.#conn);
     this.#conn = undefined;
+  }
+}
+
+function closeQuietly(conn: Deno.Conn | undefined): void {
+  try {
+    conn?.close();
+  } catch {
+    // Closed already (by the peer, or by giving the dial up): nothing is left to release.
   }
 }
 

@@ -79,3 +79,21 @@ Deno.test("a link whose server stops reading is dropped and dialled again", asyn
   await nc.close();
   await server.close();
 });
+
+Deno.test("a dial given up while waiting for the greeting closes its socket", async () => {
+  // A server that accepts and never says a word (a hung nats-server, a proxy with no backend).
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted = listener.accept();
+  const dial = connectNats({
+    servers: [`nats://127.0.0.1:${listener.addr.port}`],
+    timeout: 300,
+    maxReconnectAttempts: 0,
+  });
+  const conn = await within(accepted, "the dial");
+  await within(dial.then(() => "connected", () => "given up"), "the library to give up", 5000);
+  // The client's end closes: the server reads the end of the stream.
+  const read = await within(conn.read(new Uint8Array(16)), "the socket to close", 2000);
+  assertEquals(read, null);
+  conn.close();
+  listener.close();
+});
