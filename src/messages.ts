@@ -163,6 +163,10 @@ export const MESSAGE_CATALOG = {
     placeholders: ["room"],
     text: "Some messages of $room from while you were away are no longer kept.",
   },
+  gap_lost: {
+    placeholders: ["room"],
+    text: "Some messages of $room were lost on their way between the servers.",
+  },
   history_unsaved: {
     placeholders: [],
     text:

@@ -109,6 +109,7 @@ export interface Metrics {
   readonly clusterPublishFailures: Counter;
   readonly clusterMalformed: Counter;
   readonly clusterRefused: Counter;
+  readonly clusterLost: Counter;
   readonly clusterNotesReceived: Counter;
   readonly presenceSuppressed: Counter;
   readonly acceptFailures: Counter;
@@ -194,6 +195,10 @@ export function createMetrics(): Metrics {
     clusterRefused: new Counter(
       "chat_cluster_refused_total",
       "Room events refused because too many waited for NATS.",
+    ),
+    clusterLost: new Counter(
+      "chat_cluster_lost_total",
+      "Stream messages of rooms read here that NATS dropped before they were read (kept_per_room).",
     ),
     presenceSuppressed: new Counter(
       "chat_presence_suppressed_total",

@@ -91,6 +91,7 @@ Deno.test("environment selection and overrides", async (t) => {
       nameTtl: 15,
       heartbeat: 5,
       maxOutbox: 10_000,
+      keptPerRoom: 1000,
       startTimeout: 60,
       credentials: undefined,
     });

@@ -86,6 +86,8 @@ export interface NatsBrokerOptions {
   readonly historySize: number;
   /** Room events kept while NATS is away. */
   readonly maxOutbox: number;
+  /** Stream messages NATS keeps per room and subject. */
+  readonly keptPerRoom: number;
   /** What NATS asks of its clients, if anything. */
   readonly credentials?: { readonly user: string; readonly pass: string } | {
     readonly token: string;
@@ -150,6 +152,7 @@ export class NatsBroker implements Broker {
       malformed: (subject, error) => this.#malformed(subject, error),
     });
     this.#publisher = new Publisher(this.#js, {
+      instance: this.instance,
       maxOutbox: options.maxOutbox,
       metrics: options.metrics,
     });
@@ -194,7 +197,8 @@ export class NatsBroker implements Broker {
       name: STREAM,
       subjects: [ROOM_SUBJECTS],
       storage: StorageType.File,
-      max_msgs_per_subject: Math.max(1, options.historySize),
+      // More than the history, so that an instance that fell behind still reads everything.
+      max_msgs_per_subject: Math.max(options.keptPerRoom, options.historySize),
       discard: DiscardPolicy.Old,
       allow_direct: true,
     };
@@ -374,6 +378,17 @@ export class NatsBroker implements Broker {
         room,
         deliver: (notes, seq, live) => this.#deliver(room, notes, seq, live),
         malformed: (subject, error) => this.#malformed(subject, error),
+        lost: (messages) => {
+          this.#options.metrics?.clusterLost.inc(messages);
+          log.warning(
+            "{messages} stream messages of room {room} were dropped before they were read",
+            {
+              messages,
+              room,
+            },
+          );
+          this.#handler?.messagesLost(room);
+        },
       });
       this.#feeds.set(key, feed);
     }

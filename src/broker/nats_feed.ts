@@ -13,7 +13,7 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nat
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { roomToken } from "./nats_publisher.ts";
 import type { RoomNote } from "./types.ts";
-import { readRoomNotes, WireError } from "./wire.ts";
+import { readRoomNotes, type RoomBatch, WireError } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -36,6 +36,11 @@ export interface RoomFeedOptions {
   readonly deliver: (notes: RoomNote[], seq: number, live: boolean) => void;
   /** A stream message that could not be read, and why. */
   readonly malformed: (subject: string, error: WireError) => void;
+  /**
+   * Messages the stream dropped (it keeps so many per room) before this
+   * feed read them, found by the numbers their publishers gave them.
+   */
+  readonly lost: (messages: number) => void;
 }
 
 /** The events of one room, as long as this instance follows it. */
@@ -52,6 +57,8 @@ export class RoomFeed {
   #retry: ReturnType<typeof setTimeout> | undefined;
   /** Messages the stream held after the last delivered one, when last heard of. */
   #lag = 0;
+  /** The number of the last room message read, by publishing instance. */
+  readonly #numbers = new Map<string, number>();
 
   constructor(options: RoomFeedOptions) {
     this.#options = options;
@@ -120,11 +127,9 @@ export class RoomFeed {
         this.#lastSeq = message.seq;
         this.#lag = message.info.pending;
         try {
-          this.#options.deliver(
-            readRoomNotes(message.string(), this.room),
-            message.seq,
-            this.#caughtUp,
-          );
+          const batch = readRoomNotes(message.string(), this.room);
+          if (message.subject.endsWith(".m")) this.#count(batch);
+          this.#options.deliver(batch.notes, message.seq, this.#caughtUp);
         } catch (error) {
           if (!(error instanceof WireError)) throw error;
           this.#options.malformed(message.subject, error);
@@ -141,6 +146,15 @@ export class RoomFeed {
       });
       this.#retry = setTimeout(() => this.restart(), RETRY_MS);
     }
+  }
+
+  /** Notes the number of a room message, and what its publisher's numbers skipped. */
+  #count({ from, n }: RoomBatch): void {
+    if (from === undefined || n === undefined) return;
+    const last = this.#numbers.get(from);
+    this.#numbers.set(from, Math.max(n, last ?? 0));
+    // The first one read from a publisher may follow others no longer kept: that is history.
+    if (last !== undefined && n > last + 1) this.#options.lost(n - last - 1);
   }
 
   #catchUp(): void {

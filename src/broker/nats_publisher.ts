@@ -1,6 +1,8 @@
 /**
  * Publishing room events to the stream: the notes published in one turn of
- * the event loop go out as one stream message per room, many messages are in
+ * the event loop go out as one stream message per room, numbered per room
+ * and subject (readers tell from the numbers when the stream dropped some
+ * before they read them), many messages are in
  * flight at once (acknowledgements are awaited together, not one by one),
  * and whatever was not acknowledged is sent again, in order, once NATS is
  * back. A retry of a message that was stored after all is dropped by the
@@ -56,6 +58,9 @@ interface Batch {
 /** Sends room notes to the stream for one instance. */
 export class Publisher {
   readonly #js: JetStreamClient;
+  readonly #instance: string;
+  /** The last number given to a batch, by subject. */
+  readonly #numbers = new Map<string, number>();
   readonly #metrics: Metrics | undefined;
   /** Room events kept while NATS is away; beyond this, users are told to try later. */
   readonly #maxOutbox: number;
@@ -75,8 +80,12 @@ export class Publisher {
   #retry: ReturnType<typeof setTimeout> | undefined;
   #idle: (() => void) | undefined;
 
-  constructor(js: JetStreamClient, options: { maxOutbox: number; metrics?: Metrics }) {
+  constructor(
+    js: JetStreamClient,
+    options: { instance: string; maxOutbox: number; metrics?: Metrics },
+  ) {
     this.#js = js;
+    this.#instance = options.instance;
     this.#maxOutbox = options.maxOutbox;
     this.#metrics = options.metrics;
   }
@@ -154,9 +163,12 @@ export class Publisher {
 
   #enqueue(notes: RoomNote[]): void {
     const kind = notes.some((note) => note.kind === "message") ? "m" : "p";
+    const subject = roomSubject(notes[0].room, kind);
+    const n = (this.#numbers.get(subject) ?? 0) + 1;
+    this.#numbers.set(subject, n);
     this.#outbox.push({
-      subject: roomSubject(notes[0].room, kind),
-      payload: JSON.stringify(notes),
+      subject,
+      payload: JSON.stringify({ from: this.#instance, n, notes }),
       id: notes[0].id,
       notes: notes.length,
       acked: false,

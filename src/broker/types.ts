@@ -184,6 +184,8 @@ export interface BrokerHandler {
   nameLost(name: string): void;
   /** The link to the other instances was lost (`true`) or is back (`false`). */
   setDegraded(degraded: boolean): void;
+  /** Messages said in `room` were dropped by the cluster before this instance could read them. */
+  messagesLost(room: string): void;
   /** Room history stopped being saved (`false`), or is saved again (`true`). */
   setHistorySaved(saved: boolean): void;
   /**

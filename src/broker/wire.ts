@@ -30,6 +30,17 @@ export function decodeBucketKey(key: string): string {
   return new TextDecoder().decode(Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)));
 }
 
+/**
+ * One stream message of a room: its notes, numbered by the instance that
+ * published them, per room and subject, from 1 (so that a reader can tell
+ * when some were dropped before it read them).
+ */
+export interface RoomBatch {
+  readonly notes: RoomNote[];
+  readonly from?: string;
+  readonly n?: number;
+}
+
 /** A cluster message that could not be read. */
 export class WireError extends Error {
   constructor(message: string) {
@@ -150,12 +161,23 @@ function roomNote(value: unknown): RoomNote {
 }
 
 /** A batch of room notes of `room`, as one stream message holds them. */
-export function readRoomNotes(data: string, room: string): RoomNote[] {
+export function readRoomNotes(data: string, room: string): RoomBatch {
   const value = parse(data);
-  if (!Array.isArray(value) || value.length === 0) {
+  // Before batches were numbered, a batch was the bare list.
+  if (Array.isArray(value)) return { notes: readNotes(value, room) };
+  const { notes: list, from, n } = fields(value, "a batch of room notes");
+  const notes = readNotes(list, room);
+  if (typeof from !== "string" || from === "" || !Number.isSafeInteger(n) || (n as number) < 1) {
+    throw new WireError("a batch's number is not an instance and a count from 1");
+  }
+  return { notes, from, n: n as number };
+}
+
+function readNotes(list: unknown, room: string): RoomNote[] {
+  if (!Array.isArray(list) || list.length === 0) {
     throw new WireError("a batch of room notes is not a list");
   }
-  const notes = value.map(roomNote);
+  const notes = list.map(roomNote);
   const key = nameKey(room);
   if (notes.some((note) => note.room !== room && nameKey(note.room) !== key)) {
     throw new WireError("a batch holds a note of another room");

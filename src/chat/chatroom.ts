@@ -169,6 +169,10 @@ export class Chatroom {
         if (user !== undefined) this.#sessions.nameLost(user);
       },
       setDegraded: (degraded) => this.#notifyAll(degraded ? "degraded" : "recovered"),
+      messagesLost: (name) => {
+        const room = this.#rooms.find(name);
+        if (room !== undefined) this.#broadcast(room, this.#events.gap(room, "lost"));
+      },
       setHistorySaved: (saved) => this.#notifyAll(saved ? "history_saved" : "history_unsaved"),
       handOver: (name, token, verified) => this.#sessions.handOver(name, token, verified),
       forgetHistory: (room) => this.#rooms.find(room)?.forget(),

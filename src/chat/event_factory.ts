@@ -80,9 +80,10 @@ export class EventFactory {
     };
   }
 
-  /** Said before a backlog that may not hold everything the client missed. */
+  /** Said before a backlog that may not hold everything the client missed, or when messages were lost. */
   gap(room: RoomLike, reason: GapReason): GapEvent {
-    const body = this.text(reason === "epoch" ? "gap_epoch" : "gap_trimmed", { room: room.name });
+    const key = reason === "epoch" ? "gap_epoch" : reason === "lost" ? "gap_lost" : "gap_trimmed";
+    const body = this.text(key, { room: room.name });
     return {
       ...this.#base("SERVER", body),
       type: "gap",

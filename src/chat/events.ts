@@ -139,7 +139,12 @@ export type GapReason =
   /** The client's position is from another epoch of the room's log: it started again. */
   | "epoch"
   /** Messages after the client's position are no longer kept. */
-  | "trimmed";
+  | "trimmed"
+  /**
+   * Live, in a cluster: messages said in the room were dropped by NATS (it
+   * keeps `kept_per_room` per room) before this server could read them.
+   */
+  | "lost";
 
 /** Said before a backlog that may not hold everything the client missed. */
 export interface GapEvent extends EventBase {

@@ -73,6 +73,11 @@ export interface ClusterConfig {
   readonly heartbeat: number;
   /** Room events kept while NATS is away; beyond, users are told to try later. */
   readonly maxOutbox: number;
+  /**
+   * Stream messages NATS keeps per room and subject (at least the room's
+   * history): how far behind an instance may fall and still read everything.
+   */
+  readonly keptPerRoom: number;
   /** Seconds to keep trying to reach NATS at start before giving up. */
   readonly startTimeout: number;
   /** `CHAT_NATS_USER` and `CHAT_NATS_PASSWORD`, or `CHAT_NATS_TOKEN`. */

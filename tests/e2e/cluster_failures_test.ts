@@ -257,3 +257,60 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "messages NATS dropped before an instance read them are told as a gap, and counted",
+  ...options,
+  async fn() {
+    // NATS keeps 3 stream messages per room: an instance that stops reading falls behind.
+    const cluster = await startCluster({
+      instances: 2,
+      nats: "    kept_per_room: 3\n",
+      chat: { history_size: "3" },
+    });
+    try {
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
+      const count = 400;
+      cluster.instances[1].child.kill("SIGSTOP");
+      try {
+        // One stream message each: Ann waits for each echo before she says the next.
+        for (let i = 0; i < count; i++) {
+          ann.send(JSON.stringify({ type: "say", text: `m${i}` }));
+          await ann.waitFor((frame) => frame.type === "message" && frame.text === `m${i}`);
+        }
+      } finally {
+        cluster.instances[1].child.kill("SIGCONT");
+      }
+      const received: string[] = [];
+      let gaps = 0;
+      await bob.waitFor(
+        (frame) => {
+          if (frame.type === "gap") {
+            assertEquals(frame.reason, "lost");
+            assertEquals(
+              frame.text,
+              "Some messages of lobby were lost on their way between the servers.",
+            );
+            gaps++;
+          }
+          if (frame.type !== "message") return false;
+          received.push(frame.text as string);
+          return frame.text === `m${count - 1}`;
+        },
+        "the last message",
+        10_000,
+      );
+      // What arrived came once and in order; the rest was told as one gap and counted.
+      const numbers = received.map((text) => Number(text.slice(1)));
+      assertEquals(numbers, [...numbers].sort((a, b) => a - b));
+      assertEquals(new Set(numbers).size, numbers.length);
+      assert(numbers.length < count, `all ${count} arrived: nothing was dropped`);
+      assertEquals(gaps, 1);
+      assertEquals(await cluster.metric(1, "chat_cluster_lost_total"), count - numbers.length);
+      assertEquals(await cluster.metric(0, "chat_cluster_lost_total"), 0);
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
