@@ -102,14 +102,16 @@ export interface Handover {
 }
 
 /**
- * A ban: nobody by this name, or nobody from this address, may connect
- * until `until` (milliseconds since the Unix epoch).
+ * A ban or a mute: until `until` (milliseconds since the Unix epoch), a
+ * banned name or address may not connect, a muted one may read but not
+ * speak. In open mode, a name's user's address is held with it, in a
+ * record of its own.
  */
-export interface BanRecord {
-  readonly kind: "ban";
-  /** The banned name as written, or `undefined` for an address ban. */
+export interface HoldRecord<K extends "ban" | "mute"> {
+  readonly kind: K;
+  /** The held name as written, or `undefined` for an address. */
   readonly name?: string;
-  /** The banned client address: the user's at the time of a name ban, or the target. */
+  /** The held client address: the user's at the time, for a name; or the target. */
   readonly address?: string;
   readonly until: number;
   readonly reason: string;
@@ -121,18 +123,8 @@ export interface BanRecord {
   readonly at: number;
 }
 
-/** A mute: the user (or, in open mode, their address too) may read but not speak until `until`. */
-export interface MuteRecord {
-  readonly kind: "mute";
-  /** The muted name, or `undefined` for the address muted with it. */
-  readonly name?: string;
-  readonly address?: string;
-  readonly until: number;
-  readonly reason: string;
-  readonly by: string;
-  readonly byRank: number;
-  readonly at: number;
-}
+export type BanRecord = HoldRecord<"ban">;
+export type MuteRecord = HoldRecord<"mute">;
 
 /** A room's settings: its topic, and slow mode (seconds between one user's messages, 0 off). */
 export interface RoomRecord {

@@ -16,9 +16,9 @@ import { rank } from "../auth.ts";
 import {
   type BanRecord,
   type Broker,
+  type HoldRecord,
   type KickNote,
   type ModerationRecord,
-  type MuteRecord,
   recordKey,
   type RoomRecord,
   type Settled,
@@ -194,38 +194,16 @@ export class Moderation {
   mute(by: Moderator, name: string, seconds: number, reason: string): Settled<Outcome> {
     const checked = this.#checkTarget(by, name);
     if (checked !== undefined) return checked;
-    const now = this.#options.now();
-    const length = clampSeconds(seconds);
-    const base = {
-      kind: "mute",
-      until: now + length * 1000,
-      reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
-      by: by.name,
-      byRank: by.rank,
-      at: now,
-    } as const;
-    const local = this.#options.users.find(name);
-    // Open mode: a new name would escape the mute, so the address is muted too.
-    const address = this.#options.byAddress ? local?.address : undefined;
-    const records: MuteRecord[] = [{ ...base, name: local?.name ?? name, address }];
-    if (address !== undefined) records.push({ ...base, address });
+    const { base, length } = this.#holdBase("mute", by, seconds, reason);
     this.#count("mute", by, name, base.reason);
     return this.#save(
-      records.map((record) => [recordKey(record), record]),
+      this.#nameHold(base, name).map((record) => [recordKey(record), record]),
       `${name} is muted for ${formatDuration(length)}`,
     );
   }
 
   unmute(by: Moderator, name: string): Settled<Outcome> {
-    const key = `mute:${nameKey(name)}`;
-    const record = this.#options.broker.records().get(key);
-    if (record?.kind !== "mute") return { ok: false, problem: "not_found" };
-    if (record.byRank > by.rank) return { ok: false, problem: "outranked" };
-    this.#count("unmute", by, name, "");
-    return this.#save(
-      [[key, undefined], ...this.#linked(record, "mute")],
-      `${name} may speak again`,
-    );
+    return this.#lift("mute", by, `mute:${nameKey(name)}`, name, `${name} may speak again`);
   }
 
   /**
@@ -233,26 +211,14 @@ export class Moderation {
    * here), for `seconds`; a user it names is removed wherever they are.
    */
   ban(by: Moderator, target: string, seconds: number, reason: string): Settled<Outcome> {
-    const now = this.#options.now();
-    const length = clampSeconds(seconds);
-    const base = {
-      kind: "ban",
-      until: now + length * 1000,
-      reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
-      by: by.name,
-      byRank: by.rank,
-      at: now,
-    } as const;
-    const records: BanRecord[] = [];
+    const { base, length } = this.#holdBase("ban", by, seconds, reason);
+    let records: BanRecord[];
     if (ADDRESS.test(target)) {
-      records.push({ ...base, address: target.toLowerCase() });
+      records = [{ ...base, address: target.toLowerCase() }];
     } else {
       const checked = this.#checkTarget(by, target);
       if (checked !== undefined) return checked;
-      const local = this.#options.users.find(target);
-      const address = this.#options.byAddress ? local?.address : undefined;
-      records.push({ ...base, name: local?.name ?? target, address });
-      if (address !== undefined) records.push({ ...base, address });
+      records = this.#nameHold(base, target);
     }
     this.#count("ban", by, target, base.reason);
     return this.#save(
@@ -266,26 +232,57 @@ export class Moderation {
     const key = ADDRESS.test(target)
       ? `ban:address:${target.toLowerCase()}`
       : `ban:name:${nameKey(target)}`;
-    const record = this.#options.broker.records().get(key);
-    if (record?.kind !== "ban") return { ok: false, problem: "not_found" };
-    if (record.byRank > by.rank) return { ok: false, problem: "outranked" };
-    this.#count("unban", by, target, "");
-    return this.#save(
-      [[key, undefined], ...this.#linked(record, "ban")],
-      `${target} is no longer banned`,
-    );
+    return this.#lift("ban", by, key, target, `${target} is no longer banned`);
   }
 
-  /** The address record decided together with a name's ban or mute, to lift it with it. */
-  #linked(
-    record: BanRecord | MuteRecord,
+  /** What every record of one ban or mute holds, and its length in seconds. */
+  #holdBase<K extends "ban" | "mute">(kind: K, by: Moderator, seconds: number, reason: string) {
+    const now = this.#options.now();
+    const length = clampSeconds(seconds);
+    const base = {
+      kind,
+      until: now + length * 1000,
+      reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
+      by: by.name,
+      byRank: by.rank,
+      at: now,
+    };
+    return { base, length };
+  }
+
+  /** The records of a ban or mute of `name`: in open mode, its user's address too (a new name would escape it). */
+  #nameHold<K extends "ban" | "mute">(
+    base: Omit<HoldRecord<K>, "name" | "address">,
+    name: string,
+  ): HoldRecord<K>[] {
+    const local = this.#options.users.find(name);
+    const address = this.#options.byAddress ? local?.address : undefined;
+    const records: HoldRecord<K>[] = [{ ...base, name: local?.name ?? name, address }];
+    if (address !== undefined) records.push({ ...base, address });
+    return records;
+  }
+
+  /** Lifts the ban or mute saved under `key`, with the address record decided with it. */
+  #lift(
     kind: "ban" | "mute",
-  ): [string, undefined][] {
-    if (record.name === undefined || record.address === undefined) return [];
-    const key = `${kind}:address:${record.address}`;
-    const other = this.#options.broker.records().get(key);
-    // Unless it was decided again since.
-    return other?.kind === kind && other.at === record.at ? [[key, undefined]] : [];
+    by: Moderator,
+    key: string,
+    target: string,
+    done: string,
+  ): Settled<Outcome> {
+    const records = this.#options.broker.records();
+    const record = records.get(key);
+    if (record?.kind !== kind) return { ok: false, problem: "not_found" };
+    if (record.byRank > by.rank) return { ok: false, problem: "outranked" };
+    this.#count(kind === "ban" ? "unban" : "unmute", by, target, "");
+    const lifted: [string, undefined][] = [[key, undefined]];
+    if (record.name !== undefined && record.address !== undefined) {
+      const linked = `${kind}:address:${record.address}`;
+      const other = records.get(linked);
+      // Unless it was decided again since.
+      if (other?.kind === kind && other.at === record.at) lifted.push([linked, undefined]);
+    }
+    return this.#save(lifted, done);
   }
 
   /** Changes a room's topic or slow mode; everyone in it hears of it. */
