@@ -3,6 +3,22 @@ import type { MessageEvent } from "../../src/chat/events.ts";
 import { chatroomWith, FakeClock, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
 import { Room } from "../../src/chat/room.ts";
 
+/** Ann's message number `seq` in the lobby, its text the number. */
+function message(seq: number): MessageEvent {
+  return {
+    type: "message",
+    id: String(seq),
+    sentAt: 0,
+    origin: "USER",
+    body: String(seq),
+    room: "lobby",
+    from: "Ann",
+    text: String(seq),
+    seq,
+    emote: false,
+  };
+}
+
 Deno.test("rooms", async (t) => {
   await t.step("everyone starts in the lobby", () => {
     const { users } = chatroomWith(2);
@@ -115,18 +131,6 @@ Deno.test("history", async (t) => {
 
   await t.step("a room's history stays in order however often it wraps", () => {
     const room = new Room("lobby", { historySize: 3, epoch: "e1" });
-    const message = (seq: number): MessageEvent => ({
-      type: "message",
-      id: String(seq),
-      sentAt: 0,
-      origin: "USER",
-      body: String(seq),
-      room: "lobby",
-      from: "Ann",
-      text: String(seq),
-      seq,
-      emote: false,
-    });
     for (let n = 1; n <= 8; n++) room.append(message(n), "e1");
     const seqs = (messages: readonly MessageEvent[]) => messages.map((kept) => kept.seq);
     assertEquals(seqs(room.recent(10)), [6, 7, 8]);
@@ -142,18 +146,6 @@ Deno.test("history", async (t) => {
 
   await t.step("a backlog is exact in the same epoch, else whole and marked as a gap", () => {
     const room = new Room("lobby", { historySize: 3, epoch: "e1" });
-    const message = (seq: number): MessageEvent => ({
-      type: "message",
-      id: String(seq),
-      sentAt: 0,
-      origin: "USER",
-      body: String(seq),
-      room: "lobby",
-      from: "Ann",
-      text: String(seq),
-      seq,
-      emote: false,
-    });
     for (let n = 1; n <= 8; n++) room.append(message(n), "e1");
     const backlog = (epoch: string | undefined, seq: number) => {
       const { messages, gap } = room.backlogAfter(epoch, seq);
@@ -177,18 +169,6 @@ Deno.test("history", async (t) => {
 
   await t.step("unread counts come from the kept messages, across the ring", () => {
     const room = new Room("lobby", { historySize: 3, epoch: "e1" });
-    const message = (seq: number): MessageEvent => ({
-      type: "message",
-      id: String(seq),
-      sentAt: 0,
-      origin: "USER",
-      body: String(seq),
-      room: "lobby",
-      from: "Ann",
-      text: String(seq),
-      seq,
-      emote: false,
-    });
     assertEquals(room.unreadAfter("e1", 0), 0);
     // Seqs with gaps, as a cluster numbers them.
     for (const seq of [1000, 2000, 2001, 5000, 7000]) room.append(message(seq), "e1");

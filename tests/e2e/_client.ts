@@ -3,7 +3,7 @@
 import { delay } from "@std/async/delay";
 import type { TokenVerifier } from "../../src/auth.ts";
 import { Chatroom } from "../../src/chat/mod.ts";
-import type { ChatConfig, ConnectionLimits } from "../../src/config/mod.ts";
+import type { ChatConfig, ConnectionLimits, FloodLimits } from "../../src/config/mod.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
 import { createHandler } from "../../src/server.ts";
 import { loadStaticFiles, type StaticFiles } from "../../src/static.ts";
@@ -146,6 +146,15 @@ export interface TestServer {
 const STATIC_FILES: StaticFiles = await loadStaticFiles();
 
 /** Settings that differ from the shipped test environment. */
+/** Flood control out of the way, for tests that send fast from one address. */
+export const FLOOD_OFF: FloodLimits = {
+  rate: 100_000,
+  burst: 100_000,
+  disconnectAfter: 60,
+  addressRate: 100_000,
+  addressBurst: 100_000,
+};
+
 export interface TestServerOptions {
   chat?: Partial<ChatConfig>;
   limits?: Partial<ConnectionLimits>;
@@ -218,6 +227,19 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
       await server.shutdown();
     },
   };
+}
+
+/** Runs `body` against a fresh in-process server and always closes it. */
+export async function withServer(
+  options: TestServerOptions,
+  body: (server: TestServer) => Promise<void>,
+): Promise<void> {
+  const server = startTestServer(options);
+  try {
+    await body(server);
+  } finally {
+    await server.close();
+  }
 }
 
 /** A WebSocket handshake made by hand, for clients no browser would be. */

@@ -11,43 +11,34 @@ import { join } from "@std/path";
 import { API_MODERATOR } from "../../src/chat/mod.ts";
 import type { ChatConfig } from "../../src/config/mod.ts";
 import {
+  FLOOD_OFF,
   floodUntilClosed,
   rawUpgrade,
-  startTestServer,
   TestClient,
   type TestServer,
   type TestServerOptions,
   type V2Frame,
   within,
+  withServer,
 } from "./_client.ts";
 import { testConfigDir } from "./_config.ts";
 import { startServerProcess } from "./_process.ts";
 
 /** Every limit out of the way; a test sets the one it tries. */
 const RELAXED: Partial<ChatConfig> = {
-  flood: {
-    rate: 100_000,
-    burst: 100_000,
-    disconnectAfter: 60,
-    addressRate: 100_000,
-    addressBurst: 100_000,
-  },
+  flood: FLOOD_OFF,
   presenceRate: 100_000,
   presenceBurst: 100_000,
   roomCreateRate: 100_000,
   roomCreateBurst: 100_000,
 };
 
-async function withServer(
+/** A server with every limit out of the way but those `options` set. */
+function withRelaxedServer(
   options: TestServerOptions,
   body: (server: TestServer) => Promise<void>,
 ): Promise<void> {
-  const server = startTestServer({ ...options, chat: { ...RELAXED, ...options.chat } });
-  try {
-    await body(server);
-  } finally {
-    await server.close();
-  }
+  return withServer({ ...options, chat: { ...RELAXED, ...options.chat } }, body);
 }
 
 const FLOOD_WARNING = "You are sending messages too fast: slow down, they are being dropped.";
@@ -96,7 +87,7 @@ Deno.test("every frame draws from the flood bucket, and abuse ends in 1008", asy
   ];
   for (const { name, v2, frame, perFrame, reply } of cases) {
     await t.step(name, async () => {
-      await withServer({ chat: { flood } }, async (server) => {
+      await withRelaxedServer({ chat: { flood } }, async (server) => {
         const client = v2 ? (await server.joinV2("Mallory")).client : (await server.join()).client;
         const text = (event: V2Frame | { body: string }): string =>
           "body" in event ? String(event.body) : String(event.text);
@@ -119,7 +110,7 @@ Deno.test("every frame draws from the flood bucket, and abuse ends in 1008", asy
   }
 
   await t.step("a raw client that keeps sending 100 frames/s still reads the 1008", async () => {
-    await withServer({ chat: { flood } }, async (server) => {
+    await withRelaxedServer({ chat: { flood } }, async (server) => {
       assertEquals(await floodUntilClosed(server.port, "spam", 10), {
         code: 1008,
         reason: "flooding",
@@ -137,7 +128,7 @@ Deno.test("limits follow the client address across reconnects", async (t) => {
       addressRate: 0.01,
       addressBurst: 15,
     };
-    await withServer({ chat: { flood } }, async (server) => {
+    await withRelaxedServer({ chat: { flood } }, async (server) => {
       const bob = await server.join("?name=Bob");
       for (const round of ["a", "b"]) {
         const mallory = await server.join("?name=Mallory");
@@ -158,7 +149,7 @@ Deno.test("limits follow the client address across reconnects", async (t) => {
   });
 
   await t.step("new connections beyond connect_rate are answered 429", async () => {
-    await withServer({ limits: { connectRate: 0.01, connectBurst: 3 } }, async (server) => {
+    await withRelaxedServer({ limits: { connectRate: 0.01, connectBurst: 3 } }, async (server) => {
       for (let i = 0; i < 3; i++) {
         const { status, conn } = await rawUpgrade(server.port);
         conn.close();
@@ -182,7 +173,7 @@ Deno.test("limits follow the client address across reconnects", async (t) => {
   });
 
   await t.step("a room shows at most presence_burst join and leave notices", async () => {
-    await withServer({ chat: { presenceRate: 0.01, presenceBurst: 5 } }, async (server) => {
+    await withRelaxedServer({ chat: { presenceRate: 0.01, presenceBurst: 5 } }, async (server) => {
       const bob = await server.join("?name=Bob");
       for (let i = 0; i < 5; i++) {
         const { client } = await server.join(`?name=Churn${i}`);
@@ -208,27 +199,30 @@ Deno.test("rooms cannot be created fast enough to lock others out", async (t) =>
   const TOO_FAST = "You are creating rooms too fast: join an existing one, or wait a moment.";
 
   await t.step("room_create_burst holds per user and per address", async () => {
-    await withServer({ chat: { roomCreateRate: 0.01, roomCreateBurst: 3 } }, async (server) => {
-      const alice = await server.join("?name=Alice");
-      for (const room of ["r1", "r2", "r3"]) {
-        alice.client.send(`!join ${room}`);
-        await alice.client.waitFor((frame) => frame.body.startsWith(`You are now in ${room}`));
-      }
-      alice.client.send("!join r4");
-      assertEquals(await alice.client.nextPair(), ["SERVER", TOO_FAST]);
-      // Another connection from the same address has no more rooms to create...
-      const bob = await server.join("?name=Bob");
-      bob.client.send("!join r5");
-      assertEquals(await bob.client.nextPair(), ["SERVER", TOO_FAST]);
-      // ...but joins existing ones.
-      bob.client.send("!join r3");
-      assertEquals(await bob.client.nextPair(), ["SERVER", "You are now in r3 with: Alice, Bob"]);
-    });
+    await withRelaxedServer(
+      { chat: { roomCreateRate: 0.01, roomCreateBurst: 3 } },
+      async (server) => {
+        const alice = await server.join("?name=Alice");
+        for (const room of ["r1", "r2", "r3"]) {
+          alice.client.send(`!join ${room}`);
+          await alice.client.waitFor((frame) => frame.body.startsWith(`You are now in ${room}`));
+        }
+        alice.client.send("!join r4");
+        assertEquals(await alice.client.nextPair(), ["SERVER", TOO_FAST]);
+        // Another connection from the same address has no more rooms to create...
+        const bob = await server.join("?name=Bob");
+        bob.client.send("!join r5");
+        assertEquals(await bob.client.nextPair(), ["SERVER", TOO_FAST]);
+        // ...but joins existing ones.
+        bob.client.send("!join r3");
+        assertEquals(await bob.client.nextPair(), ["SERVER", "You are now in r3 with: Alice, Bob"]);
+      },
+    );
   });
 
   await t.step("rooms nobody spoke in go after unused_room_ttl, freeing max_rooms", async () => {
     const chat = { maxRooms: 3, unusedRoomTtl: 0.2 };
-    await withServer({ chat }, async (server) => {
+    await withRelaxedServer({ chat }, async (server) => {
       const alice = await server.join("?name=Alice");
       for (const room of ["empty", "spoken"]) {
         alice.client.send(`!join ${room}`);
@@ -257,7 +251,7 @@ Deno.test("rooms cannot be created fast enough to lock others out", async (t) =>
 });
 
 Deno.test("invisible and look-alike names and rooms are refused or collide", async (t) => {
-  await withServer({}, async (server) => {
+  await withRelaxedServer({}, async (server) => {
     await server.join("?name=Alice");
     await server.join("?name=scope");
     const bob = await server.join("?name=Bob");
@@ -319,7 +313,7 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
 Deno.test("more a hostile client tried", async (t) => {
   await t.step("one flood warning per user, whichever bucket runs dry", async () => {
     const flood = { rate: 0.01, burst: 3, disconnectAfter: 60, addressRate: 0.01, addressBurst: 3 };
-    await withServer({ chat: { flood } }, async (server) => {
+    await withRelaxedServer({ chat: { flood } }, async (server) => {
       const { client } = await server.join();
       for (let i = 0; i < 8; i++) client.send(`m${i}`);
       client.send("!ping");
@@ -336,7 +330,7 @@ Deno.test("more a hostile client tried", async (t) => {
   });
 
   await t.step("a room refused at the start is said, not just left out", async () => {
-    await withServer({}, async (server) => {
+    await withRelaxedServer({}, async (server) => {
       const client = await TestClient.connect(
         `${server.url}?room=${encodeURIComponent("no good!")}`,
       );
@@ -350,7 +344,7 @@ Deno.test("more a hostile client tried", async (t) => {
   });
 
   await t.step("renames are few: each is told to the room", async () => {
-    await withServer({}, async (server) => {
+    await withRelaxedServer({}, async (server) => {
       const { client } = await server.join("?name=Ren");
       for (const name of ["Ren1", "Ren2", "Ren3"]) {
         client.send(`!setname ${name}`);
@@ -365,28 +359,31 @@ Deno.test("more a hostile client tried", async (t) => {
   });
 
   await t.step("sockets the ping timeout closes give their place back once", async () => {
-    await withServer({ limits: { idleTimeout: 1, maxConnectionsPerIp: 5 } }, async (server) => {
-      const health = async () =>
-        (await (await fetch(`${server.httpUrl}/healthz`)).json()).connections;
-      const { client } = await server.join();
-      const silent = await Promise.all([1, 2].map(() => rawUpgrade(server.port)));
-      assertEquals(await health(), 3);
-      // They never answer a ping: within two idle timeouts they are closed.
-      await within(
-        (async () => {
-          while (await health() !== 1) await delay(100);
-        })(),
-        "the silent sockets to be closed",
-      );
-      await delay(1500);
-      assertEquals(await health(), 1);
-      for (const { conn } of silent) conn.close();
-      await client.close();
-    });
+    await withRelaxedServer(
+      { limits: { idleTimeout: 1, maxConnectionsPerIp: 5 } },
+      async (server) => {
+        const health = async () =>
+          (await (await fetch(`${server.httpUrl}/healthz`)).json()).connections;
+        const { client } = await server.join();
+        const silent = await Promise.all([1, 2].map(() => rawUpgrade(server.port)));
+        assertEquals(await health(), 3);
+        // They never answer a ping: within two idle timeouts they are closed.
+        await within(
+          (async () => {
+            while (await health() !== 1) await delay(100);
+          })(),
+          "the silent sockets to be closed",
+        );
+        await delay(1500);
+        assertEquals(await health(), 1);
+        for (const { conn } of silent) conn.close();
+        await client.close();
+      },
+    );
   });
 
   await t.step("a Host header that is no host is a 400, not a crash", async () => {
-    await withServer({}, async (server) => {
+    await withRelaxedServer({}, async (server) => {
       for (const host of ["[::1]evil.com", "::1", "chat.example.com, evil.com"]) {
         const answer = await rawUpgrade(server.port, { path: "/healthz", headers: { Host: host } });
         answer.conn.close();
@@ -397,7 +394,7 @@ Deno.test("more a hostile client tried", async (t) => {
   });
 
   await t.step("behind a trusted proxy, limits and bans see the client's address", async () => {
-    await withServer({ limits: { trustedProxies: ["127.0.0.1"] } }, async (server) => {
+    await withRelaxedServer({ limits: { trustedProxies: ["127.0.0.1"] } }, async (server) => {
       const banned = server.chatroom.moderation.ban(API_MODERATOR, "203.0.113.9", 60, "spam");
       assertEquals(await banned, { ok: true, what: "203.0.113.9 is banned for 1 minute" });
       const status = async (forwarded: string) => {
@@ -413,7 +410,7 @@ Deno.test("more a hostile client tried", async (t) => {
 });
 
 Deno.test("small things a user sees", async (t) => {
-  await withServer({}, async (server) => {
+  await withRelaxedServer({}, async (server) => {
     const alice = await server.join("?name=Alice");
     alice.client.send("first");
     await alice.client.next();

@@ -71,6 +71,34 @@ async function accessibilityProblems(page: Page): Promise<string[]> {
     .map(({ id, targets }) => `${id}: ${targets.join(", ")}`);
 }
 
+/**
+ * A browser test against a server of its own (started with `env`); the
+ * server and the browser are stopped after it, whatever happens.
+ */
+function browserTest(
+  name: string,
+  body: (t: Deno.TestContext, browser: Browser, server: ServerProcess) => Promise<void>,
+  env?: Record<string, string>,
+): void {
+  Deno.test({
+    name,
+    ignore: !browserAvailable(),
+    // Playwright keeps its own timers and pipes alive between steps.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn(t) {
+      const server = await startServerProcess({ env });
+      const browser = await launchBrowser();
+      try {
+        await body(t, browser, server);
+      } finally {
+        await browser.close();
+        await server.kill();
+      }
+    },
+  });
+}
+
 Deno.test({
   name:
     "browser: three windows chat across rooms, privately, offline, after a reload and a restart",
@@ -258,199 +286,169 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "browser: on a phone the messages take the screen, rooms and people are drawers",
-  ignore: !browserAvailable(),
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn(t) {
-    const server = await startServerProcess();
-    const browser = await launchBrowser();
-    try {
-      const desk = await open(browser, server, "?name=Desk");
-      for (const room of ["ops", "games", "music", "random"]) {
-        await say(desk, `!join ${room}`);
-        await textOf(desk, "#current-room", `#${room}`);
-      }
-      const phone = await open(browser, server, "?name=Phone", PHONE);
-      await phone.locator("#rooms button[data-key='room:random']").waitFor({
-        state: "attached",
-        ...WAIT,
-      });
-      const paneHeight = async () => (await phone.locator("#messages").boundingBox())!.height;
-
-      await t.step("the message pane takes most of the height, hints open or not", async () => {
-        const height = await paneHeight();
-        assert(height >= PHONE.height * 0.6, `the pane is ${height} px tall`);
-        await phone.fill("#input", "!");
-        await phone.locator("#hints").waitFor({ state: "visible", ...WAIT });
-        assertEquals(await paneHeight(), height);
-        await phone.fill("#input", "");
-      });
-
-      await t.step("rooms open as a drawer, and close with Escape back to its button", async () => {
-        assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
-        await phone.click("#rooms-toggle");
-        await phone.locator("#rooms-panel").waitFor({ state: "visible", ...WAIT });
-        assertEquals(await phone.getAttribute("#rooms-toggle", "aria-expanded"), "true");
-        assertEquals(
-          await phone.evaluate(
-            "document.getElementById('rooms-panel').contains(document.activeElement)",
-          ),
-          true,
-        );
-        await phone.keyboard.press("Escape");
-        assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
-        assertEquals(await phone.evaluate("document.activeElement?.id"), "rooms-toggle");
-      });
-
-      await t.step("joining from the drawer closes it and shows the room", async () => {
-        await phone.click("#rooms-toggle");
-        await phone.click("#rooms button[data-key='room:ops']");
-        await textOf(phone, "#current-room", "#ops");
-        assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
-      });
-
-      await t.step("people open as a drawer from the other side", async () => {
-        await phone.click("#members-toggle");
-        await phone.locator("#members-panel").waitFor({ state: "visible", ...WAIT });
-        await textOf(phone, "#members li", /^Phone \(you\)$/);
-        // The uncovered edge of the dimmed page closes the drawer.
-        await phone.click(".scrim", { position: { x: 10, y: 300 } });
-        assertEquals(await phone.locator("#members-panel").isHidden(), true);
-      });
-
-      await t.step("nothing overflows sideways at 320 px", async () => {
-        await phone.setViewportSize({ width: 320, height: 640 });
-        await say(phone, "a-very-long-word-".repeat(12));
-        await message(phone, "a-very-long-word-");
-        const width = Number(await phone.evaluate("document.documentElement.scrollWidth"));
-        assert(width <= 320, `the page is ${width} px wide`);
-      });
-    } finally {
-      await browser.close();
-      await server.kill();
+browserTest(
+  "browser: on a phone the messages take the screen, rooms and people are drawers",
+  async (t, browser, server) => {
+    const desk = await open(browser, server, "?name=Desk");
+    for (const room of ["ops", "games", "music", "random"]) {
+      await say(desk, `!join ${room}`);
+      await textOf(desk, "#current-room", `#${room}`);
     }
-  },
-});
+    const phone = await open(browser, server, "?name=Phone", PHONE);
+    await phone.locator("#rooms button[data-key='room:random']").waitFor({
+      state: "attached",
+      ...WAIT,
+    });
+    const paneHeight = async () => (await phone.locator("#messages").boundingBox())!.height;
 
-Deno.test({
-  name: "browser: axe-core finds no serious or critical problem in any view, light or dark",
-  ignore: !browserAvailable(),
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn(t) {
-    const server = await startServerProcess();
-    const browser = await launchBrowser();
-    try {
-      const other = await open(browser, server, "?name=Other");
-      await say(other, "something to read");
-      for (const scheme of ["light", "dark"] as const) {
-        for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
-          const page = await open(browser, server, `?name=${scheme}${size}`, viewport);
-          await page.emulateMedia({ colorScheme: scheme });
-          await message(page, "something to read", ".history");
-          const views: [string, () => Promise<void>][] = [
-            ["the room", async () => {}],
-            ["the command hints", async () => {
-              await page.fill("#input", "!");
-              await page.locator("#hints").waitFor({ state: "visible", ...WAIT });
-            }],
-            ["a private conversation", async () => {
-              await page.fill("#input", "");
-              if (size === "phone") await page.click("#members-toggle");
-              await page.locator("#members button", { hasText: "Other" }).click();
-              await textOf(page, "#current-room", "Private with Other");
-            }],
-          ];
-          if (size === "phone") {
-            views.push(["the rooms drawer", () => page.click("#rooms-toggle")]);
-            views.push(["the people drawer", async () => {
-              await page.keyboard.press("Escape");
-              await page.click("#members-toggle");
-            }]);
-          }
-          for (const [name, show] of views) {
-            await t.step(`${scheme}, ${size}: ${name}`, async () => {
-              await show();
-              assertEquals(await accessibilityProblems(page), []);
-            });
-          }
-          await page.context().close();
+    await t.step("the message pane takes most of the height, hints open or not", async () => {
+      const height = await paneHeight();
+      assert(height >= PHONE.height * 0.6, `the pane is ${height} px tall`);
+      await phone.fill("#input", "!");
+      await phone.locator("#hints").waitFor({ state: "visible", ...WAIT });
+      assertEquals(await paneHeight(), height);
+      await phone.fill("#input", "");
+    });
+
+    await t.step("rooms open as a drawer, and close with Escape back to its button", async () => {
+      assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
+      await phone.click("#rooms-toggle");
+      await phone.locator("#rooms-panel").waitFor({ state: "visible", ...WAIT });
+      assertEquals(await phone.getAttribute("#rooms-toggle", "aria-expanded"), "true");
+      assertEquals(
+        await phone.evaluate(
+          "document.getElementById('rooms-panel').contains(document.activeElement)",
+        ),
+        true,
+      );
+      await phone.keyboard.press("Escape");
+      assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
+      assertEquals(await phone.evaluate("document.activeElement?.id"), "rooms-toggle");
+    });
+
+    await t.step("joining from the drawer closes it and shows the room", async () => {
+      await phone.click("#rooms-toggle");
+      await phone.click("#rooms button[data-key='room:ops']");
+      await textOf(phone, "#current-room", "#ops");
+      assertEquals(await phone.locator("#rooms-panel").isHidden(), true);
+    });
+
+    await t.step("people open as a drawer from the other side", async () => {
+      await phone.click("#members-toggle");
+      await phone.locator("#members-panel").waitFor({ state: "visible", ...WAIT });
+      await textOf(phone, "#members li", /^Phone \(you\)$/);
+      // The uncovered edge of the dimmed page closes the drawer.
+      await phone.click(".scrim", { position: { x: 10, y: 300 } });
+      assertEquals(await phone.locator("#members-panel").isHidden(), true);
+    });
+
+    await t.step("nothing overflows sideways at 320 px", async () => {
+      await phone.setViewportSize({ width: 320, height: 640 });
+      await say(phone, "a-very-long-word-".repeat(12));
+      await message(phone, "a-very-long-word-");
+      const width = Number(await phone.evaluate("document.documentElement.scrollWidth"));
+      assert(width <= 320, `the page is ${width} px wide`);
+    });
+  },
+);
+
+browserTest(
+  "browser: axe-core finds no serious or critical problem in any view, light or dark",
+  async (t, browser, server) => {
+    const other = await open(browser, server, "?name=Other");
+    await say(other, "something to read");
+    for (const scheme of ["light", "dark"] as const) {
+      for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]] as const) {
+        const page = await open(browser, server, `?name=${scheme}${size}`, viewport);
+        await page.emulateMedia({ colorScheme: scheme });
+        await message(page, "something to read", ".history");
+        const views: [string, () => Promise<void>][] = [
+          ["the room", async () => {}],
+          ["the command hints", async () => {
+            await page.fill("#input", "!");
+            await page.locator("#hints").waitFor({ state: "visible", ...WAIT });
+          }],
+          ["a private conversation", async () => {
+            await page.fill("#input", "");
+            if (size === "phone") await page.click("#members-toggle");
+            await page.locator("#members button", { hasText: "Other" }).click();
+            await textOf(page, "#current-room", "Private with Other");
+          }],
+        ];
+        if (size === "phone") {
+          views.push(["the rooms drawer", () => page.click("#rooms-toggle")]);
+          views.push(["the people drawer", async () => {
+            await page.keyboard.press("Escape");
+            await page.click("#members-toggle");
+          }]);
         }
+        for (const [name, show] of views) {
+          await t.step(`${scheme}, ${size}: ${name}`, async () => {
+            await show();
+            assertEquals(await accessibilityProblems(page), []);
+          });
+        }
+        await page.context().close();
       }
-    } finally {
-      await browser.close();
-      await server.kill();
     }
   },
-});
+);
 
-Deno.test({
-  name: "browser: signed in by the application that opens it with #auth=, and renewed the same way",
-  ignore: !browserAvailable(),
-  sanitizeOps: false,
-  sanitizeResources: false,
-  async fn(t) {
-    const secret = "a-browser-test-secret-of-at-least-32-characters";
+const AUTH_SECRET = "a-browser-test-secret-of-at-least-32-characters";
+
+browserTest(
+  "browser: signed in by the application that opens it with #auth=, and renewed the same way",
+  async (t, browser, server) => {
     const sign = (name: string, lifetime: number) =>
       new SignJWT({ sub: name }).setProtectedHeader({ alg: "HS256" })
         .setExpirationTime(Math.floor(Date.now() / 1000) + lifetime)
-        .sign(new TextEncoder().encode(secret));
-    const server = await startServerProcess({
-      env: { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: secret },
+        .sign(new TextEncoder().encode(AUTH_SECRET));
+    const page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
+
+    await t.step("without a token the page says where to sign in", async () => {
+      await page.goto(`${server.httpUrl}/`);
+      await textOf(
+        page,
+        "#status",
+        "This server needs a sign-in: open this page from the application that signs you in.",
+      );
+      await message(page, "Your token was refused: ", ".error");
     });
-    const browser = await launchBrowser();
-    try {
-      const page = await (await browser.newContext({ viewport: DESKTOP })).newPage();
 
-      await t.step("without a token the page says where to sign in", async () => {
-        await page.goto(`${server.httpUrl}/`);
-        await textOf(
-          page,
-          "#status",
-          "This server needs a sign-in: open this page from the application that signs you in.",
-        );
-        await message(page, "Your token was refused: ", ".error");
-      });
+    const first = await sign("Dana", 600);
+    const savedAuth = () =>
+      page.evaluate(() => JSON.parse(sessionStorage.getItem("chat.session") ?? "{}").auth);
 
-      const first = await sign("Dana", 600);
-      const savedAuth = () =>
-        page.evaluate(() => JSON.parse(sessionStorage.getItem("chat.session") ?? "{}").auth);
+    await t.step("#auth= signs in with the token's name and leaves the address", async () => {
+      await page.goto(`${server.httpUrl}/?name=Mallory#auth=${first}`);
+      await textOf(page, "#me", "Dana");
+      assertEquals(new URL(page.url()).hash, "");
+    });
 
-      await t.step("#auth= signs in with the token's name and leaves the address", async () => {
-        await page.goto(`${server.httpUrl}/?name=Mallory#auth=${first}`);
-        await textOf(page, "#me", "Dana");
-        assertEquals(new URL(page.url()).hash, "");
-      });
+    await t.step("a refused #auth= is shown, and the sign-in keeps its token", async () => {
+      await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Eve", 600));
+      await message(page, "Your token was refused: the token names Eve, not you", ".error");
+      assertEquals(await savedAuth(), first);
+    });
 
-      await t.step("a refused #auth= is shown, and the sign-in keeps its token", async () => {
-        await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Eve", 600));
-        await message(page, "Your token was refused: the token names Eve, not you", ".error");
-        assertEquals(await savedAuth(), first);
-      });
+    await t.step("a fresh #auth= renews the sign-in", async () => {
+      // Short-lived, so that the next step sees it run out.
+      const fresh = await sign("Dana", 4);
+      await page.evaluate((token) => location.hash = `auth=${token}`, fresh);
+      await message(page, "Your sign-in is renewed.");
+      assertEquals(new URL(page.url()).hash, "");
+      assertEquals(await savedAuth(), fresh);
+    });
 
-      await t.step("a fresh #auth= renews the sign-in", async () => {
-        // Short-lived, so that the next step sees it run out.
-        const fresh = await sign("Dana", 4);
-        await page.evaluate((token) => location.hash = `auth=${token}`, fresh);
-        await message(page, "Your sign-in is renewed.");
-        assertEquals(new URL(page.url()).hash, "");
-        assertEquals(await savedAuth(), fresh);
-      });
-
-      await t.step("when it runs out the page says so; a fresh one signs in again", async () => {
-        await textOf(page, "#status", "Your sign-in has ended. Sign in again to go on.");
-        assertEquals(await savedAuth(), undefined);
-        await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Dana", 600));
-        await textOf(page, "#status", "Connected");
-        await textOf(page, "#me", "Dana");
-        await say(page, "back again");
-        await message(page, "back again");
-      });
-    } finally {
-      await browser.close();
-      await server.kill();
-    }
+    await t.step("when it runs out the page says so; a fresh one signs in again", async () => {
+      await textOf(page, "#status", "Your sign-in has ended. Sign in again to go on.");
+      assertEquals(await savedAuth(), undefined);
+      await page.evaluate((token) => location.hash = `auth=${token}`, await sign("Dana", 600));
+      await textOf(page, "#status", "Connected");
+      await textOf(page, "#me", "Dana");
+      await say(page, "back again");
+      await message(page, "back again");
+    });
   },
-});
+  { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: AUTH_SECRET },
+);

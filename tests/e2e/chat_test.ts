@@ -1,18 +1,8 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
-import { startTestServer, TestClient } from "./_client.ts";
+import { FLOOD_OFF, startTestServer, TestClient } from "./_client.ts";
 
 /** Flood limits high enough that these tests, which send fast, are never throttled. */
-const NO_FLOOD = {
-  chat: {
-    flood: {
-      rate: 100_000,
-      burst: 100_000,
-      disconnectAfter: 60,
-      addressRate: 100_000,
-      addressBurst: 100_000,
-    },
-  },
-};
+const NO_FLOOD = { chat: { flood: FLOOD_OFF } };
 
 Deno.test("connecting over a real socket", async (t) => {
   const server = startTestServer();

@@ -2,7 +2,7 @@
 
 import { delay } from "@std/async/delay";
 import { assert, assertEquals } from "@std/assert";
-import { rawUpgrade, startTestServer, TestClient, within } from "./_client.ts";
+import { FLOOD_OFF, rawUpgrade, startTestServer, TestClient, within } from "./_client.ts";
 
 const gc = (globalThis as { gc?: () => void }).gc;
 
@@ -14,15 +14,7 @@ function heapAfterCollection(): number {
 
 Deno.test("churn: clients come, chat and drop; the server ends clean", async () => {
   const server = startTestServer({
-    chat: {
-      flood: {
-        rate: 100_000,
-        burst: 100_000,
-        disconnectAfter: 60,
-        addressRate: 100_000,
-        addressBurst: 100_000,
-      },
-    },
+    chat: { flood: FLOOD_OFF },
     // Deno keeps a socket that vanished without a close frame until its ping
     // timer fires (idle_timeout seconds later); without pings, what remains
     // afterwards is only what the server itself failed to let go.

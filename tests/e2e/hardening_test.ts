@@ -3,32 +3,20 @@
 import { delay } from "@std/async/delay";
 import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert";
 import {
+  FLOOD_OFF,
   rawUpgrade,
-  startTestServer,
   type TestServer,
   type TestServerOptions,
   within,
+  withServer,
 } from "./_client.ts";
 
-const RELAXED_FLOOD = {
-  rate: 100_000,
-  burst: 100_000,
-  disconnectAfter: 60,
-  addressRate: 100_000,
-  addressBurst: 100_000,
-};
-
-/** Runs `body` against a fresh server and always closes it. */
-async function withServer(
+/** Runs `body` against a fresh server, flood control out of the way unless `options` set it. */
+function withRelaxedServer(
   options: TestServerOptions,
   body: (server: TestServer) => Promise<void>,
 ): Promise<void> {
-  const server = startTestServer({ ...options, chat: { flood: RELAXED_FLOOD, ...options.chat } });
-  try {
-    await body(server);
-  } finally {
-    await server.close();
-  }
+  return withServer({ ...options, chat: { flood: FLOOD_OFF, ...options.chat } }, body);
 }
 
 /** Polls `read` until it returns `expected`, failing after the usual timeout. */
@@ -59,7 +47,7 @@ async function health(server: TestServer): Promise<number> {
 const ONLY = 'it may only contain letters, digits, "_", "-" and "."';
 
 Deno.test("names are unique, valid and not reserved", async (t) => {
-  await withServer({}, async (server) => {
+  await withRelaxedServer({}, async (server) => {
     const { alice, bob } = await aliceAndBob(server);
 
     const refusals: [string, string][] = [
@@ -103,7 +91,7 @@ Deno.test("names are unique, valid and not reserved", async (t) => {
 });
 
 Deno.test("chat text is cleaned and empty messages are dropped", async (t) => {
-  await withServer({}, async (server) => {
+  await withRelaxedServer({}, async (server) => {
     const { alice, bob } = await aliceAndBob(server);
 
     const cleaned: [string, string][] = [
@@ -134,7 +122,7 @@ Deno.test("chat text is cleaned and empty messages are dropped", async (t) => {
 });
 
 Deno.test("frames: binary is refused, oversized frames close with 1009", async (t) => {
-  await withServer(
+  await withRelaxedServer(
     { chat: { maxMessageLen: 100 }, limits: { maxFrameBytes: 2048 } },
     async (server) => {
       const { alice, bob } = await aliceAndBob(server);
@@ -176,10 +164,10 @@ Deno.test("frames: binary is refused, oversized frames close with 1009", async (
 
 Deno.test("flood control", async (t) => {
   await t.step("over the limit: one warning, the rest dropped, others see no flood", async () => {
-    await withServer(
+    await withRelaxedServer(
       {
         chat: {
-          flood: { ...RELAXED_FLOOD, rate: 0.01, burst: 3, disconnectAfter: 60 },
+          flood: { ...FLOOD_OFF, rate: 0.01, burst: 3, disconnectAfter: 60 },
         },
       },
       async (server) => {
@@ -203,10 +191,10 @@ Deno.test("flood control", async (t) => {
   });
 
   await t.step("a client that keeps flooding is closed with 1008", async () => {
-    await withServer(
+    await withRelaxedServer(
       {
         chat: {
-          flood: { ...RELAXED_FLOOD, rate: 1, burst: 1, disconnectAfter: 0.3 },
+          flood: { ...FLOOD_OFF, rate: 1, burst: 1, disconnectAfter: 0.3 },
         },
       },
       async (server) => {
@@ -227,7 +215,7 @@ Deno.test("flood control", async (t) => {
 
 Deno.test("connection limits and origins", async (t) => {
   await t.step("past max_connections an upgrade is answered 503", async () => {
-    await withServer({ limits: { maxConnections: 2 } }, async (server) => {
+    await withRelaxedServer({ limits: { maxConnections: 2 } }, async (server) => {
       const first = await server.join();
       await server.join();
       const refused = await rawUpgrade(server.port);
@@ -243,7 +231,7 @@ Deno.test("connection limits and origins", async (t) => {
   });
 
   await t.step("past max_connections_per_ip an upgrade is answered 429", async () => {
-    await withServer({ limits: { maxConnectionsPerIp: 2 } }, async (server) => {
+    await withRelaxedServer({ limits: { maxConnectionsPerIp: 2 } }, async (server) => {
       await server.join();
       await server.join();
       const refused = await rawUpgrade(server.port);
@@ -254,26 +242,29 @@ Deno.test("connection limits and origins", async (t) => {
   });
 
   await t.step("allowed_origins", async () => {
-    await withServer({ limits: { allowedOrigins: ["https://good.example"] } }, async (server) => {
-      const cases: [Record<string, string>, number][] = [
-        [{ Origin: "https://evil.example" }, 403],
-        [{ Origin: "null" }, 403],
-        [{ Origin: "https://good.example" }, 101],
-        [{ Origin: `http://127.0.0.1:${server.port}` }, 101],
-        [{}, 101],
-      ];
-      for (const [headers, status] of cases) {
-        const answer = await rawUpgrade(server.port, { headers });
-        answer.conn.close();
-        assertEquals(answer.status, status, JSON.stringify(headers));
-      }
-      assertEquals(server.metrics.connectionsRefused.get("origin"), 2);
-    });
+    await withRelaxedServer(
+      { limits: { allowedOrigins: ["https://good.example"] } },
+      async (server) => {
+        const cases: [Record<string, string>, number][] = [
+          [{ Origin: "https://evil.example" }, 403],
+          [{ Origin: "null" }, 403],
+          [{ Origin: "https://good.example" }, 101],
+          [{ Origin: `http://127.0.0.1:${server.port}` }, 101],
+          [{}, 101],
+        ];
+        for (const [headers, status] of cases) {
+          const answer = await rawUpgrade(server.port, { headers });
+          answer.conn.close();
+          assertEquals(answer.status, status, JSON.stringify(headers));
+        }
+        assertEquals(server.metrics.connectionsRefused.get("origin"), 2);
+      },
+    );
   });
 });
 
 Deno.test("a socket that stops answering pings is closed and its user leaves", async () => {
-  await withServer({ limits: { idleTimeout: 1 } }, async (server) => {
+  await withRelaxedServer({ limits: { idleTimeout: 1 } }, async (server) => {
     const bob = await server.join("?name=Bob");
     const sleepy = await rawUpgrade(server.port, { path: "/ws?name=Sleepy" });
     try {
@@ -289,7 +280,7 @@ Deno.test("a socket that stops answering pings is closed and its user leaves", a
 });
 
 Deno.test("a slow consumer is closed with 1013 without slowing the others", async () => {
-  await withServer({ limits: { maxBufferedBytes: 256 * 1024 } }, async (server) => {
+  await withRelaxedServer({ limits: { maxBufferedBytes: 256 * 1024 } }, async (server) => {
     const alice = await server.join("?name=Alice");
     const bob = await server.join("?name=Bob");
     const stalled = await rawUpgrade(server.port, { path: "/ws?name=Stalled" });
@@ -321,7 +312,7 @@ Deno.test("a slow consumer is closed with 1013 without slowing the others", asyn
 });
 
 Deno.test("presence notices stop above presence_notice_max_members", async () => {
-  await withServer({ chat: { presenceNoticeMaxMembers: 2 } }, async (server) => {
+  await withRelaxedServer({ chat: { presenceNoticeMaxMembers: 2 } }, async (server) => {
     const alice = await server.join("?name=Alice");
     const bob = await server.join("?name=Bob");
     assertEquals(await alice.client.nextPair(), ["SERVER", "Bob has connected!"]);
@@ -335,36 +326,44 @@ Deno.test("presence notices stop above presence_notice_max_members", async () =>
 });
 
 Deno.test("/metrics reports traffic in the Prometheus text format", async () => {
-  await withServer({ limits: { allowedOrigins: ["https://good.example"] } }, async (server) => {
-    const { alice, bob } = await aliceAndBob(server);
-    alice.client.send("hello");
-    await bob.client.next();
-    await alice.client.next();
-    const refused = await rawUpgrade(server.port, { headers: { Origin: "https://evil.example" } });
-    refused.conn.close();
+  await withRelaxedServer(
+    { limits: { allowedOrigins: ["https://good.example"] } },
+    async (server) => {
+      const { alice, bob } = await aliceAndBob(server);
+      alice.client.send("hello");
+      await bob.client.next();
+      await alice.client.next();
+      const refused = await rawUpgrade(server.port, {
+        headers: { Origin: "https://evil.example" },
+      });
+      refused.conn.close();
 
-    const response = await fetch(`${server.httpUrl}/metrics`);
-    assertEquals(response.headers.get("content-type"), "text/plain; version=0.0.4; charset=utf-8");
-    const lines = (await response.text()).split("\n");
-    for (
-      const line of [
-        "# TYPE chat_connections_open gauge",
-        "chat_connections_open 2",
-        "# TYPE chat_connections_accepted_total counter",
-        "chat_connections_accepted_total 2",
-        'chat_connections_refused_total{reason="origin"} 1',
-        'chat_connections_refused_total{reason="max_connections"} 0',
-        "chat_messages_received_total 1",
-        // Two welcomes, one join notice, the message and its echo.
-        "chat_messages_delivered_total 5",
-        'chat_messages_dropped_total{reason="flood"} 0',
-        'chat_connections_closed_by_server_total{reason="slow_consumer"} 0',
-        "chat_errors_total 0",
-      ]
-    ) {
-      assert(lines.includes(line), `missing ${line}`);
-    }
-    assert(lines.some((line) => /^process_resident_memory_bytes \d+$/.test(line)));
-    assert(lines.some((line) => /^process_heap_used_bytes \d+$/.test(line)));
-  });
+      const response = await fetch(`${server.httpUrl}/metrics`);
+      assertEquals(
+        response.headers.get("content-type"),
+        "text/plain; version=0.0.4; charset=utf-8",
+      );
+      const lines = (await response.text()).split("\n");
+      for (
+        const line of [
+          "# TYPE chat_connections_open gauge",
+          "chat_connections_open 2",
+          "# TYPE chat_connections_accepted_total counter",
+          "chat_connections_accepted_total 2",
+          'chat_connections_refused_total{reason="origin"} 1',
+          'chat_connections_refused_total{reason="max_connections"} 0',
+          "chat_messages_received_total 1",
+          // Two welcomes, one join notice, the message and its echo.
+          "chat_messages_delivered_total 5",
+          'chat_messages_dropped_total{reason="flood"} 0',
+          'chat_connections_closed_by_server_total{reason="slow_consumer"} 0',
+          "chat_errors_total 0",
+        ]
+      ) {
+        assert(lines.includes(line), `missing ${line}`);
+      }
+      assert(lines.some((line) => /^process_resident_memory_bytes \d+$/.test(line)));
+      assert(lines.some((line) => /^process_heap_used_bytes \d+$/.test(line)));
+    },
+  );
 });

@@ -10,13 +10,13 @@ import { exportSPKI, generateKeyPair, SignJWT } from "jose";
 import { createVerifier, type TokenVerifier } from "../../src/auth.ts";
 import type { AuthConfig, TokenAlgorithm } from "../../src/config/mod.ts";
 import {
+  FLOOD_OFF,
   rawUpgrade,
-  startTestServer,
   TestClient,
   type TestServer,
-  type TestServerOptions,
   type V2Frame,
   within,
+  withServer,
 } from "./_client.ts";
 
 const SECRET = "a-test-secret-that-is-at-least-32-characters";
@@ -61,18 +61,6 @@ async function signer(algorithm: TokenAlgorithm, secret = SECRET): Promise<Signe
       return token.sign(key);
     },
   };
-}
-
-async function withServer(
-  options: TestServerOptions,
-  body: (server: TestServer) => Promise<void>,
-): Promise<void> {
-  const server = startTestServer(options);
-  try {
-    await body(server);
-  } finally {
-    await server.close();
-  }
 }
 
 /** The status line's code and the body of an upgrade the server refused. */
@@ -289,14 +277,7 @@ Deno.test("a token naming a look-alike of a connected user is refused", async ()
 
 Deno.test("a ban or a mute holds nobody of the rank that set it, or higher", async () => {
   const { sign, verifier } = await signer("HS256");
-  const flood = {
-    rate: 100_000,
-    burst: 100_000,
-    disconnectAfter: 60,
-    addressRate: 100_000,
-    addressBurst: 100_000,
-  };
-  await withServer({ verifier, chat: { flood } }, async (server) => {
+  await withServer({ verifier, chat: { flood: FLOOD_OFF } }, async (server) => {
     const mod = await TestClient.connect(
       `${server.url}?token=${await sign({ sub: "Mod", roles: ["moderator"] })}`,
     );

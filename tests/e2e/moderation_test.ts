@@ -7,7 +7,14 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { delay } from "@std/async/delay";
 import { join } from "@std/path";
-import { rawUpgrade, startTestServer, TestClient, type TestServer, within } from "./_client.ts";
+import {
+  FLOOD_OFF,
+  rawUpgrade,
+  startTestServer,
+  TestClient,
+  type TestServer,
+  within,
+} from "./_client.ts";
 import { startCluster } from "./_cluster.ts";
 import { testConfigDir } from "./_config.ts";
 import { natsAvailable } from "./_nats.ts";
@@ -15,13 +22,6 @@ import { startServerProcess } from "./_process.ts";
 
 const PASSWORD = "correct horse battery staple";
 /** Flood control out of the way: the steps send many commands from one address. */
-const RELAXED_FLOOD = {
-  rate: 100_000,
-  burst: 100_000,
-  disconnectAfter: 60,
-  addressRate: 100_000,
-  addressBurst: 100_000,
-};
 
 /** Connects a text client with `?name=`, past its welcome and what follows it. */
 async function connectAs(server: TestServer | string, name: string): Promise<TestClient> {
@@ -47,7 +47,7 @@ async function upgradeStatus(port: number): Promise<number> {
 }
 
 Deno.test("moderation in the chat", async (t) => {
-  const server = startTestServer({ operatorPassword: PASSWORD, chat: { flood: RELAXED_FLOOD } });
+  const server = startTestServer({ operatorPassword: PASSWORD, chat: { flood: FLOOD_OFF } });
   try {
     const mod = await connectAs(server, "Mod");
     const bob = await connectAs(server, "Bob");

@@ -1,15 +1,15 @@
 /** Protocol v2 over real sockets: every event type, resume, and mixing with the text protocol. */
 
 import { assertEquals, assertMatch, assertNotEquals } from "@std/assert";
-import { startTestServer, TestClient, type TestServer, type V2Frame, within } from "./_client.ts";
+import {
+  FLOOD_OFF,
+  startTestServer,
+  TestClient,
+  type TestServer,
+  type V2Frame,
+  within,
+} from "./_client.ts";
 
-const FLOOD_OFF = {
-  rate: 100_000,
-  burst: 100_000,
-  disconnectAfter: 60,
-  addressRate: 100_000,
-  addressBurst: 100_000,
-};
 /** Flood control out of the way; a dropped session ends at once unless a test says otherwise. */
 const RELAXED = { chat: { flood: FLOOD_OFF, sessionLinger: 0 } };
 
