@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { type Identity, rank, type TokenVerifier } from "./auth.ts";
+import type { Identity, TokenVerifier } from "./auth.ts";
 import type {
   ChatEvent,
   Chatroom,
@@ -234,18 +234,16 @@ export class Connection implements Sink {
     this.#verifying = [];
     verifier.verify(auth).then((identity) => {
       if (this.#closing) return;
-      // A moderator's token gets past a ban of their address (a shared one, say).
-      const userRank = rank(identity.roles);
-      const address = userRank > 0 ? undefined : this.#options.address;
-      const ban = this.#chatroom.moderation.banOf(identity.name, address, userRank);
-      if (ban !== undefined) {
+      const refusal = this.#chatroom.backend.refusalOf(identity, this.#options.address);
+      if (refusal !== undefined && "ban" in refusal) {
         this.#options.metrics.connectionsRefused.inc("banned");
-        this.#chatroom.backend.refuseBanned(this, ban);
+        this.#chatroom.backend.refuseBanned(this, refusal.ban);
         return this.close("removed");
       }
-      const alike = this.#chatroom.backend.lookAlikeOf(identity);
-      if (alike !== undefined) {
-        return this.#refuse(`the name ${identity.name} is too like ${alike}'s, who is connected`);
+      if (refusal !== undefined) {
+        return this.#refuse(
+          `the name ${identity.name} is too like ${refusal.alike}'s, who is connected`,
+        );
       }
       const user = this.#user = this.#chatroom.connect(this, { ...start, identity });
       for (const input of rest) this.#handleV2(user, input);

@@ -12,7 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import { Admission, type Refusal } from "./admission.ts";
 import { createApi } from "./api.ts";
 import { clientAddress } from "./addresses.ts";
-import { type Identity, rank, type TokenVerifier } from "./auth.ts";
+import type { Identity, TokenVerifier } from "./auth.ts";
 import type { Chatroom } from "./chat/mod.ts";
 import type { ConnectionLimits } from "./config/mod.ts";
 import { serveChatSocket } from "./connection.ts";
@@ -145,24 +145,16 @@ export function createHandler(options: HandlerOptions): Handler {
     v2: boolean,
     identity: Identity | undefined,
   ): Response => {
-    // A moderator's token gets past a ban of their address (a shared one, say).
-    const userRank = identity === undefined ? 0 : rank(identity.roles);
-    const ban = chatroom.moderation.banOf(
-      identity?.name,
-      userRank > 0 ? undefined : address,
-      userRank,
-    );
-    if (ban !== undefined) {
+    const refusal = chatroom.backend.refusalOf(identity, address);
+    if (refusal !== undefined) {
       admission.release(address);
-      const until = new Date(ban.until).toISOString();
-      const message = `Banned until ${until}: ${ban.reason}`;
-      return refuse({ reason: "banned", status: 403, message }, address, request);
-    }
-    const alike = identity === undefined ? undefined : chatroom.backend.lookAlikeOf(identity);
-    if (alike !== undefined) {
-      admission.release(address);
+      if ("ban" in refusal) {
+        const until = new Date(refusal.ban.until).toISOString();
+        const message = `Banned until ${until}: ${refusal.ban.reason}`;
+        return refuse({ reason: "banned", status: 403, message }, address, request);
+      }
       const message =
-        `Unauthorized: the name ${identity?.name} is too like ${alike}'s, who is connected`;
+        `Unauthorized: the name ${identity?.name} is too like ${refusal.alike}'s, who is connected`;
       return refuse({ reason: "token", status: 401, message }, address, request);
     }
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Identity } from "../auth.ts";
+import { type Identity, rank } from "../auth.ts";
 import type { BanRecord, Broker, PrivateNote } from "../broker/types.ts";
 import { nameProblem } from "../names.ts";
 import type { EventFactory } from "./event_factory.ts";
@@ -51,10 +51,27 @@ export class Backend {
   }
 
   /**
-   * Token mode: the name of a connected user that a token's name is a
-   * look-alike of (not the same account), if any; such a token is refused.
+   * Why a client may not start a session, if it may not: a ban of its name
+   * or address (a moderator's token gets past a ban of their address, a
+   * shared one, say), or, in token mode, a name too like a connected user's.
    */
-  lookAlikeOf(identity: Identity): string | undefined {
+  refusalOf(
+    identity: Identity | undefined,
+    address: string | undefined,
+  ): { ban: BanRecord } | { alike: string } | undefined {
+    const userRank = identity === undefined ? 0 : rank(identity.roles);
+    const ban = this.#o.moderation.banOf(
+      identity?.name,
+      userRank > 0 ? undefined : address,
+      userRank,
+    );
+    if (ban !== undefined) return { ban };
+    const alike = identity === undefined ? undefined : this.#lookAlikeOf(identity);
+    return alike === undefined ? undefined : { alike };
+  }
+
+  /** The name of a connected user that a token's name is a look-alike of (not the same account). */
+  #lookAlikeOf(identity: Identity): string | undefined {
     const held = this.#o.users.find(identity.name)?.name ??
       this.#o.broker.findRemote(identity.name)?.name;
     return held !== undefined && held !== identity.name ? held : undefined;
