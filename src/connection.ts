@@ -60,12 +60,14 @@ export interface SocketLike {
 
 const log = getLogger(["chat", "connection"]);
 
+const utf8 = new TextEncoder();
+
 /** Whether `text` takes more than `max` bytes in UTF-8, without encoding it when length decides. */
 function exceedsBytes(text: string, max: number): boolean {
   // UTF-8 takes at least one byte and at most three per UTF-16 code unit.
   if (text.length > max) return true;
   if (text.length * 3 <= max) return false;
-  return new TextEncoder().encode(text).length > max;
+  return utf8.encode(text).length > max;
 }
 
 /** Frames between two looks at a socket's unsent data. */
