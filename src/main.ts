@@ -10,11 +10,11 @@ import { parseArgs } from "@std/cli/parse-args";
 import { getLogger } from "@logtape/logtape";
 import { Chatroom } from "./chat/mod.ts";
 import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config/mod.ts";
-import { setupLogging } from "./log.ts";
+import { setupLogging } from "./boot/log.ts";
 import { createMetrics } from "./metrics.ts";
-import { Admission } from "./admission.ts";
-import { watchDescriptors } from "./resources.ts";
-import { createHandler } from "./server.ts";
+import { Admission } from "./http/admission.ts";
+import { watchDescriptors } from "./boot/resources.ts";
+import { createHandler } from "./http/handler.ts";
 import {
   createBroker,
   EXIT_USAGE,
@@ -23,8 +23,8 @@ import {
   probeHealth,
   readTls,
   StartError,
-} from "./startup.ts";
-import { loadStaticFiles } from "./static.ts";
+} from "./boot/start.ts";
+import { loadStaticFiles } from "./http/static.ts";
 
 const USAGE = `Usage: chat-server [options]
 

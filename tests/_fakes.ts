@@ -1,7 +1,7 @@
 /** Fakes and fixtures shared by the unit tests. */
 
 import { Chatroom, type ChatroomOptions } from "../src/chat/chatroom.ts";
-import type { ChatEvent, CloseReason, Origin, Sink } from "../src/chat/events.ts";
+import type { ChatEvent, CloseReason, Origin, Sink } from "../src/vocabulary/events.ts";
 import type { User } from "../src/chat/user.ts";
 import { type Config, loadConfig } from "../src/config/mod.ts";
 import { decodeV1Frame } from "../src/protocol/v1.ts";

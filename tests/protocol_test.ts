@@ -1,6 +1,6 @@
 import { assertEquals } from "@std/assert";
-import type { ChatEvent, ClientRequest, MessageEvent } from "../src/chat/events.ts";
-import { COMMANDS } from "../src/commands.ts";
+import type { ChatEvent, ClientRequest, MessageEvent } from "../src/vocabulary/events.ts";
+import { COMMANDS } from "../src/vocabulary/commands.ts";
 import { decodeV1Frame, encodeV1Frame } from "../src/protocol/v1.ts";
 import { decodeV2Frame, encodeV2Event, type V2Input } from "../src/protocol/v2.ts";
 

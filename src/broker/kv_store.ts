@@ -22,7 +22,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { dirname } from "@std/path";
-import { nameKey } from "../names.ts";
+import { nameKey } from "../text/names.ts";
 import type { MessageNote, ModerationRecord } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);

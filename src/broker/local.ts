@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../names.ts";
+import { nameKey } from "../text/names.ts";
 import type { KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
 import {
   type Broker,

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { nameKey } from "../names.ts";
+import { nameKey } from "../text/names.ts";
 
 /** Who did something: the instance, the user's id there, and the name they had. */
 export interface Author {

@@ -6,11 +6,11 @@
  * @module
  */
 
-import { type Identity, rank } from "../auth.ts";
+import { type Identity, rank } from "../auth/tokens.ts";
 import type { BanRecord, Broker, PrivateNote } from "../broker/types.ts";
-import { nameProblem } from "../names.ts";
+import { nameProblem } from "../text/names.ts";
 import type { EventFactory } from "./event_factory.ts";
-import type { MessageEvent, RoomSummary, Sink } from "./events.ts";
+import type { MessageEvent, RoomSummary, Sink } from "../vocabulary/events.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
 import type { RoomDirectory } from "./rooms.ts";

@@ -13,10 +13,10 @@ import type { Author, Broker, LogPosition, PrivateNote, RoomNote } from "../brok
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
-import { generateName, reservedKeys } from "../names.ts";
+import { generateName, reservedKeys } from "../text/names.ts";
 import { Backend } from "./backend.ts";
 import { EventFactory } from "./event_factory.ts";
-import type { ChatEvent, ClientRequest, SessionStart, Sink } from "./events.ts";
+import type { ChatEvent, ClientRequest, SessionStart, Sink } from "../vocabulary/events.ts";
 import { Membership } from "./membership.ts";
 import { Moderation, type Removal } from "./moderation.ts";
 import { Requests } from "./requests.ts";

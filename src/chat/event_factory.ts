@@ -23,7 +23,7 @@ import type {
   RoomSummary,
   SystemEvent,
   WelcomeEvent,
-} from "./events.ts";
+} from "../vocabulary/events.ts";
 
 /** Shown when a moderator gives no reason. */
 export const NO_REASON = "no reason given";

@@ -7,11 +7,11 @@
  */
 
 import type { Author, Broker, PresenceNote } from "../broker/types.ts";
-import { nameKey } from "../names.ts";
+import { nameKey } from "../text/names.ts";
 import type { Metrics } from "../metrics.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
-import { Buckets, Limiter, type Rate } from "./flood.ts";
-import type { MembersEvent, RoomSummary } from "./events.ts";
+import { Buckets, Limiter, type Rate } from "../limits.ts";
+import type { MembersEvent, RoomSummary } from "../vocabulary/events.ts";
 import type { Removal } from "./moderation.ts";
 import type { Room } from "./room.ts";
 import type { OpenProblem, RoomDirectory } from "./rooms.ts";

@@ -7,6 +7,6 @@
 export { Chatroom, type ChatroomOptions } from "./chatroom.ts";
 export type { ChatAuth } from "./sign_in.ts";
 export { API_MODERATOR, type Moderation, type Moderator, type Outcome } from "./moderation.ts";
-export type * from "./events.ts";
+export type * from "../vocabulary/events.ts";
 export { LOBBY, type Room } from "./room.ts";
 export type { User } from "./user.ts";

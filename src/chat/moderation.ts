@@ -12,7 +12,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { rank } from "../auth.ts";
+import { rank } from "../auth/tokens.ts";
 import {
   type BanRecord,
   type Broker,
@@ -23,12 +23,12 @@ import {
   type RoomRecord,
   type Settled,
 } from "../broker/types.ts";
-import { formatDuration, MAX_DURATION_SECONDS } from "../duration.ts";
+import { formatDuration, MAX_DURATION_SECONDS } from "../text/duration.ts";
 import type { Metrics, ModerationAction } from "../metrics.ts";
-import { nameKey, nameProblem } from "../names.ts";
+import { nameKey, nameProblem } from "../text/names.ts";
 import { type EventFactory, NO_REASON } from "./event_factory.ts";
 import type { RoomDirectory } from "./rooms.ts";
-import { cleanText, truncateText } from "./sanitize.ts";
+import { cleanText, truncateText } from "../text/sanitize.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 

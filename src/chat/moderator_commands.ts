@@ -7,13 +7,13 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { rank } from "../auth.ts";
+import { rank } from "../auth/tokens.ts";
 import type { Settled } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
-import { sameSecret } from "../secrets.ts";
+import { sameSecret } from "../auth/secrets.ts";
 import { type EventFactory, NO_REASON } from "./event_factory.ts";
-import type { ClientRequest } from "./events.ts";
-import { Buckets, Limiter, type Rate } from "./flood.ts";
+import type { ClientRequest } from "../vocabulary/events.ts";
+import { Buckets, Limiter, type Rate } from "../limits.ts";
 import { MAX_SLOW_SECONDS, type Moderation, type Moderator, type Outcome } from "./moderation.ts";
 import type { User } from "./user.ts";
 

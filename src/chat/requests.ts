@@ -8,24 +8,24 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { rank } from "../auth.ts";
+import { rank } from "../auth/tokens.ts";
 import type { Broker, PrivateNote, Settled } from "../broker/types.ts";
-import { commandSummaries, findCommand, usageOf } from "../commands.ts";
+import { commandSummaries, findCommand, usageOf } from "../vocabulary/commands.ts";
 import type { ChatConfig } from "../config/mod.ts";
-import { formatDuration } from "../duration.ts";
+import { formatDuration } from "../text/duration.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../names.ts";
+import { nameKey } from "../text/names.ts";
 import type { Backend } from "./backend.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
-import type { ClientRequest, ErrorCode, SeenPosition } from "./events.ts";
-import { Buckets, FloodGuard, TokenBucket, worse } from "./flood.ts";
+import type { ClientRequest, ErrorCode, SeenPosition } from "../vocabulary/events.ts";
+import { Buckets, FloodGuard, TokenBucket, worse } from "../limits.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
 import { ModeratorCommands } from "./moderator_commands.ts";
 import { LOBBY, type Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
-import { cleanText, stripWhitespace, truncateText } from "./sanitize.ts";
+import { cleanText, stripWhitespace, truncateText } from "../text/sanitize.ts";
 import type { Sessions } from "./sessions.ts";
 import type { ChatAuth, SignIns } from "./sign_in.ts";
 import type { User } from "./user.ts";

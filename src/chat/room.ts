@@ -4,8 +4,8 @@
  * @module
  */
 
-import { identifierProblem } from "../identifiers.ts";
-import type { GapReason, MessageEvent } from "./events.ts";
+import { identifierProblem } from "../text/confusables.ts";
+import type { GapReason, MessageEvent } from "../vocabulary/events.ts";
 
 /** The room everyone starts in; it is never removed. */
 export const LOBBY = "lobby";

@@ -5,8 +5,8 @@
  * @module
  */
 
-import { lookAlikeKey, nameKey } from "../names.ts";
-import type { RoomSummary } from "./events.ts";
+import { lookAlikeKey, nameKey } from "../text/names.ts";
+import type { RoomSummary } from "../vocabulary/events.ts";
 import { isRoomName, LOBBY, Room } from "./room.ts";
 
 /** What a {@linkcode RoomDirectory} is built from. */

@@ -7,7 +7,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Identity } from "../auth.ts";
+import type { Identity } from "../auth/tokens.ts";
 import type { Settled } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { EventFactory } from "./event_factory.ts";

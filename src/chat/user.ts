@@ -5,9 +5,9 @@
  * @module
  */
 
-import type { Identity, Role } from "../auth.ts";
-import type { ClientRequest, PrivateEvent, Sink } from "./events.ts";
-import type { FloodGuard, TokenBucket } from "./flood.ts";
+import type { Identity, Role } from "../auth/tokens.ts";
+import type { ClientRequest, PrivateEvent, Sink } from "../vocabulary/events.ts";
+import type { FloodGuard, TokenBucket } from "../limits.ts";
 import type { Room } from "./room.ts";
 
 /**

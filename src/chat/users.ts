@@ -5,7 +5,7 @@
  * @module
  */
 
-import { lookAlikeKey, nameKey } from "../names.ts";
+import { lookAlikeKey, nameKey } from "../text/names.ts";
 import { User, type UserOptions } from "./user.ts";
 
 /** The users of one server, in arrival order. */

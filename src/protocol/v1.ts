@@ -6,8 +6,8 @@
  * @module
  */
 
-import type { ChatEvent, ClientRequest, Origin } from "../chat/events.ts";
-import { findCommand } from "../commands.ts";
+import type { ChatEvent, ClientRequest, Origin } from "../vocabulary/events.ts";
+import { findCommand } from "../vocabulary/commands.ts";
 
 /** Reads one text frame: a chat message, or the request a `!` command spells. */
 export function decodeV1Frame(text: string): ClientRequest {

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ChatEvent, ClientRequest, SessionStart } from "../chat/events.ts";
+import type { ChatEvent, ClientRequest, SessionStart } from "../vocabulary/events.ts";
 import { decodeCommand } from "./v1.ts";
 
 /** The subprotocol name a client offers to speak v2. */

@@ -1,9 +1,9 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
 import { LocalBroker } from "../../src/broker/local.ts";
 import type { RoomNote } from "../../src/broker/types.ts";
-import { cleanText, truncateText } from "../../src/chat/sanitize.ts";
-import { COMMANDS } from "../../src/commands.ts";
-import type { Origin } from "../../src/chat/events.ts";
+import { cleanText, truncateText } from "../../src/text/sanitize.ts";
+import { COMMANDS } from "../../src/vocabulary/commands.ts";
+import type { Origin } from "../../src/vocabulary/events.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { decodeV2Frame } from "../../src/protocol/v2.ts";
 import {

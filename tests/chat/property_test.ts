@@ -2,7 +2,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { createMetrics } from "../../src/metrics.ts";
-import { nameKey, nameProblem } from "../../src/names.ts";
+import { nameKey, nameProblem } from "../../src/text/names.ts";
 import { decodeCommand } from "../../src/protocol/v1.ts";
 import { decodeV2Frame } from "../../src/protocol/v2.ts";
 import { createTestChatroom, FakeClock, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";

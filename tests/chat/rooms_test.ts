@@ -1,5 +1,5 @@
 import { assertEquals } from "@std/assert";
-import type { MessageEvent } from "../../src/chat/events.ts";
+import type { MessageEvent } from "../../src/vocabulary/events.ts";
 import { chatroomWith, FakeClock, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
 import { Room } from "../../src/chat/room.ts";
 

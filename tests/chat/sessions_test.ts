@@ -2,7 +2,7 @@
 
 import { assertEquals, assertNotEquals } from "@std/assert";
 import { LocalBroker } from "../../src/broker/local.ts";
-import type { ChatEvent, MessageEvent } from "../../src/chat/events.ts";
+import type { ChatEvent, MessageEvent } from "../../src/vocabulary/events.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import {
   chatroomWith,

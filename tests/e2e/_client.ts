@@ -1,12 +1,12 @@
 /** Real-socket helpers for the end-to-end tests: a server on port 0 and a WebSocket client. */
 
 import { delay } from "@std/async/delay";
-import type { TokenVerifier } from "../../src/auth.ts";
+import type { TokenVerifier } from "../../src/auth/tokens.ts";
 import { Chatroom } from "../../src/chat/mod.ts";
 import type { ChatConfig, ConnectionLimits, FloodLimits } from "../../src/config/mod.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
-import { createHandler } from "../../src/server.ts";
-import { loadStaticFiles, type StaticFiles } from "../../src/static.ts";
+import { createHandler } from "../../src/http/handler.ts";
+import { loadStaticFiles, type StaticFiles } from "../../src/http/static.ts";
 import { TEST_CONFIG } from "../_fakes.ts";
 
 /** One frame of the original protocol, as sent by the server. */
@@ -62,12 +62,19 @@ export class TestClient<F extends object = Frame> {
     this.closed.then(() => this.#wake?.());
   }
 
-  /** Opens a connection, offering `protocol` when given, and waits until it is open. */
+  /**
+   * Opens a connection, offering `protocol` when given, and waits until it
+   * is open; `headers` are sent with the upgrade (`X-Forwarded-For`, say).
+   */
   static async connect<F extends object = Frame>(
     url: string | URL,
     protocol?: string,
+    headers?: Record<string, string>,
   ): Promise<TestClient<F>> {
-    const socket = new WebSocket(url, protocol);
+    const socket = new WebSocket(
+      url,
+      protocol === undefined ? { headers } : { protocols: protocol, headers },
+    );
     const client = new TestClient<F>(socket);
     await within(
       new Promise((resolve, reject) => {

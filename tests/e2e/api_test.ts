@@ -1,7 +1,7 @@
 /** The server API against the real handler: every endpoint, with good and bad keys and bodies. */
 
 import { assertEquals, assertMatch } from "@std/assert";
-import { MAX_API_BODY_BYTES } from "../../src/api.ts";
+import { MAX_API_BODY_BYTES } from "../../src/http/api.ts";
 import { startTestServer, TestClient, type TestServer, within } from "./_client.ts";
 
 const KEY = "api-key-for-the-tests-0123456789";

@@ -7,7 +7,7 @@
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { delay } from "@std/async/delay";
 import { exportSPKI, generateKeyPair, SignJWT } from "jose";
-import { createVerifier, type TokenVerifier } from "../../src/auth.ts";
+import { createVerifier, type TokenVerifier } from "../../src/auth/tokens.ts";
 import type { AuthConfig, TokenAlgorithm } from "../../src/config/mod.ts";
 import {
   FLOOD_OFF,

@@ -1,11 +1,11 @@
 /**
  * User names: generation, validation and the key two names are compared by
- * (see `identifiers.ts`).
+ * (see `confusables.ts`).
  *
  * @module
  */
 
-import { identifierProblem, lookAlikeKey, nameKey } from "./identifiers.ts";
+import { identifierProblem, lookAlikeKey, nameKey } from "./confusables.ts";
 import { ADJECTIVES, ANIMALS } from "./words.ts";
 
 export { lookAlikeKey, nameKey };

@@ -1,9 +1,9 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import type { ChatEvent, MessageEvent } from "../src/chat/events.ts";
-import { Connection, type SocketLike } from "../src/connection.ts";
-import { createMetrics } from "../src/metrics.ts";
-import { Outbox } from "../src/outbox.ts";
-import { createTestChatroom, NOW } from "./_fakes.ts";
+import type { ChatEvent, MessageEvent } from "../../src/vocabulary/events.ts";
+import { Connection, type SocketLike } from "../../src/socket/connection.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import { Outbox } from "../../src/socket/outbox.ts";
+import { createTestChatroom, NOW } from "../_fakes.ts";
 
 class FakeSocket implements SocketLike {
   readonly bufferedAmount = 0;

@@ -13,9 +13,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { JetStreamClient } from "@nats-io/jetstream";
-import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../names.ts";
-import type { RoomNote } from "./types.ts";
+import type { Metrics } from "../../metrics.ts";
+import { nameKey } from "../../text/names.ts";
+import type { RoomNote } from "../types.ts";
 
 const log = getLogger(["chat", "cluster"]);
 

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { nameKey } from "../names.ts";
+import { nameKey } from "../../text/names.ts";
 import type {
   Author,
   KickNote,
@@ -15,7 +15,7 @@ import type {
   PresenceNotice,
   PrivateNote,
   RoomNote,
-} from "./types.ts";
+} from "../types.ts";
 
 /** KV keys allow only a few characters, so keys are stored base64url-encoded. */
 export function bucketKey(key: string): string {

@@ -1,8 +1,8 @@
 import { assertEquals } from "@std/assert";
-import { isHostAllowed, isOriginAllowed } from "../src/admission.ts";
-import { createHandler } from "../src/server.ts";
-import { loadStaticFiles } from "../src/static.ts";
-import { createTestChatroom, TEST_CONFIG } from "./_fakes.ts";
+import { isHostAllowed, isOriginAllowed } from "../../src/http/admission.ts";
+import { createHandler } from "../../src/http/handler.ts";
+import { loadStaticFiles } from "../../src/http/static.ts";
+import { createTestChatroom, TEST_CONFIG } from "../_fakes.ts";
 
 Deno.test("HTTP routes", async (t) => {
   const chatroom = createTestChatroom();

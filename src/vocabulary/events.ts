@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { Identity } from "../auth.ts";
+import type { Identity } from "../auth/tokens.ts";
 
 /** Who an event is from, as the original text protocol names it. */
 export type Origin = "SERVER" | "USER" | "SELF" | "PRIVATE" | "HISTORY";

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { ChatEvent } from "./chat/events.ts";
-import { joinV1Frame } from "./protocol/v1.ts";
-import { encodeV2Event } from "./protocol/v2.ts";
+import type { ChatEvent } from "../vocabulary/events.ts";
+import { joinV1Frame } from "../protocol/v1.ts";
+import { encodeV2Event } from "../protocol/v2.ts";
 
 /** A connection with v2 events waiting to go out. */
 export interface Flushable {

@@ -15,8 +15,8 @@ import {
   type JWTVerifyOptions,
   type KeyObject,
 } from "jose";
-import type { AuthConfig, TokenAlgorithm } from "./config/mod.ts";
-import { nameProblem } from "./names.ts";
+import type { AuthConfig, TokenAlgorithm } from "../config/mod.ts";
+import { nameProblem } from "../text/names.ts";
 
 /** What a moderator or an admin may do that others may not; admins outrank moderators. */
 export type Role = "moderator" | "admin";

@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Identity, TokenVerifier } from "./auth.ts";
+import type { Identity, TokenVerifier } from "../auth/tokens.ts";
 import type {
   ChatEvent,
   Chatroom,
@@ -17,12 +17,12 @@ import type {
   SessionStart,
   Sink,
   User,
-} from "./chat/mod.ts";
-import type { ConnectionLimits } from "./config/mod.ts";
-import type { Metrics } from "./metrics.ts";
+} from "../chat/mod.ts";
+import type { ConnectionLimits } from "../config/mod.ts";
+import type { Metrics } from "../metrics.ts";
 import type { Outbox } from "./outbox.ts";
-import { decodeV1Frame } from "./protocol/v1.ts";
-import { decodeV2Frame, type V2Input } from "./protocol/v2.ts";
+import { decodeV1Frame } from "../protocol/v1.ts";
+import { decodeV2Frame, type V2Input } from "../protocol/v2.ts";
 
 /** WebSocket close codes the server sends. */
 export const CLOSE_CODES = {

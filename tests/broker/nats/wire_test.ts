@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { readRoomNotes, WireError } from "../../src/broker/wire.ts";
+import { readRoomNotes, WireError } from "../../../src/broker/nats/wire.ts";
 
 const note = {
   kind: "message",

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Descriptors } from "./server.ts";
+import type { Descriptors } from "../http/handler.ts";
 
 /** The soft limit on open files, from /proc/self/limits. */
 function descriptorLimit(): number | undefined {

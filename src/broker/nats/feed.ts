@@ -11,8 +11,8 @@
 import { getLogger } from "@logtape/logtape";
 import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nats-io/jetstream";
 import type { ConsumerMessages } from "@nats-io/jetstream";
-import { roomToken } from "./nats_publisher.ts";
-import type { RoomNote } from "./types.ts";
+import { roomToken } from "./publisher.ts";
+import type { RoomNote } from "../types.ts";
 import { readRoomNotes, type RoomBatch, WireError } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);

@@ -5,8 +5,8 @@
 
 import { assertEquals } from "@std/assert";
 import type { Status } from "@nats-io/nats-core";
-import { connectNats } from "../../src/broker/nats_tcp.ts";
-import { within } from "../e2e/_client.ts";
+import { connectNats } from "../../../src/broker/nats/tcp.ts";
+import { within } from "../../e2e/_client.ts";
 
 const INFO = 'INFO {"server_id":"fake","version":"2.10.0","proto":1,"max_payload":1048576}\r\n';
 const encoder = new TextEncoder();

@@ -12,13 +12,13 @@ import { getLogger } from "@logtape/logtape";
 import { Admission, type Refusal } from "./admission.ts";
 import { createApi } from "./api.ts";
 import { clientAddress } from "./addresses.ts";
-import type { Identity, TokenVerifier } from "./auth.ts";
-import type { Chatroom } from "./chat/mod.ts";
-import type { ConnectionLimits } from "./config/mod.ts";
-import { serveChatSocket } from "./connection.ts";
-import { createMetrics, type Metrics, renderMetrics } from "./metrics.ts";
-import { Outbox } from "./outbox.ts";
-import { V2_PROTOCOL } from "./protocol/v2.ts";
+import type { Identity, TokenVerifier } from "../auth/tokens.ts";
+import type { Chatroom } from "../chat/mod.ts";
+import type { ConnectionLimits } from "../config/mod.ts";
+import { serveChatSocket } from "../socket/connection.ts";
+import { createMetrics, type Metrics, renderMetrics } from "../metrics.ts";
+import { Outbox } from "../socket/outbox.ts";
+import { V2_PROTOCOL } from "../protocol/v2.ts";
 import { serveStatic, type StaticFiles } from "./static.ts";
 
 /** Paths where a WebSocket upgrade is accepted. */

@@ -6,9 +6,9 @@
  * @module
  */
 
-import { Buckets, Limiter } from "./chat/flood.ts";
-import type { ConnectionLimits } from "./config/mod.ts";
-import type { RefusalReason } from "./metrics.ts";
+import { Buckets, Limiter } from "../limits.ts";
+import type { ConnectionLimits } from "../config/mod.ts";
+import type { RefusalReason } from "../metrics.ts";
 
 /** Why a request was refused, with the HTTP answer to give. */
 export interface Refusal {

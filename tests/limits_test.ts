@@ -6,7 +6,7 @@ import {
   Limiter,
   TokenBucket,
   worse,
-} from "../../src/chat/flood.ts";
+} from "../src/limits.ts";
 
 const limits = { rate: 2, burst: 3, disconnectAfter: 5 };
 

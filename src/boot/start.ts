@@ -9,13 +9,13 @@
 
 import { delay } from "@std/async/delay";
 import { getLogger } from "@logtape/logtape";
-import { KvStore, StoreOpenError } from "./broker/kv_store.ts";
-import { LocalBroker } from "./broker/local.ts";
-import { NatsBroker } from "./broker/nats.ts";
-import type { Config } from "./config/mod.ts";
-import type { Metrics } from "./metrics.ts";
-import type { Handler } from "./server.ts";
-import { createVerifier, KeyFileError, type TokenVerifier } from "./auth.ts";
+import { KvStore, StoreOpenError } from "../broker/kv_store.ts";
+import { LocalBroker } from "../broker/local.ts";
+import { NatsBroker } from "../broker/nats/mod.ts";
+import type { Config } from "../config/mod.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Handler } from "../http/handler.ts";
+import { createVerifier, KeyFileError, type TokenVerifier } from "../auth/tokens.ts";
 
 /** Exit status for a setting that must change. */
 export const EXIT_USAGE = 2;

@@ -8,10 +8,10 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { API_MODERATOR, type Chatroom, type MessageEvent, type Outcome } from "./chat/mod.ts";
-import { MAX_DURATION_SECONDS } from "./duration.ts";
-import type { Metrics } from "./metrics.ts";
-import { isOneOf } from "./secrets.ts";
+import { API_MODERATOR, type Chatroom, type MessageEvent, type Outcome } from "../chat/mod.ts";
+import { MAX_DURATION_SECONDS } from "../text/duration.ts";
+import type { Metrics } from "../metrics.ts";
+import { isOneOf } from "../auth/secrets.ts";
 
 /** Largest request body accepted, in bytes. */
 export const MAX_API_BODY_BYTES = 64 * 1024;

@@ -1,17 +1,17 @@
 /**
  * The broker of a cluster: instances joined through NATS (its client port,
- * see `nats_tcp.ts`, or its WebSocket listener).
+ * see `tcp.ts`, or its WebSocket listener).
  *
  * - Each room has its own subjects in one JetStream stream, which is also
- *   every room's history. An instance reads a room (see `nats_feed.ts`) only
+ *   every room's history. An instance reads a room (see `feed.ts`) only
  *   while it has members there, so it pays for the rooms it serves, not for
  *   the whole cluster. Room events are published in batches, acknowledgements
- *   pipelined (see `nats_publisher.ts`).
+ *   pipelined (see `publisher.ts`).
  * - Names live in a KV bucket, taken with create-if-absent: a name is used
- *   only once that succeeded (see `nats_names.ts`).
+ *   only once that succeeded (see `names.ts`).
  * - Each room's epoch is in a second bucket, so all instances agree on it.
  * - Bans, mutes and room settings are in a third, watched by every instance
- *   (see `nats_records.ts`).
+ *   (see `records.ts`).
  * - Private messages, kicks and session handovers go straight to the
  *   target's instance over core NATS.
  * - When an instance stops sending heartbeats, the lowest-id survivor says
@@ -28,13 +28,13 @@ import type { NatsConnection, Subscription } from "@nats-io/nats-core";
 import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
-import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../names.ts";
-import { RoomFeed } from "./nats_feed.ts";
-import { ClusterNames } from "./nats_names.ts";
-import { ClusterRecords } from "./nats_records.ts";
-import { connectNats } from "./nats_tcp.ts";
-import { Publisher, roomSubject } from "./nats_publisher.ts";
+import type { Metrics } from "../../metrics.ts";
+import { nameKey } from "../../text/names.ts";
+import { RoomFeed } from "./feed.ts";
+import { ClusterNames } from "./names.ts";
+import { ClusterRecords } from "./records.ts";
+import { connectNats } from "./tcp.ts";
+import { Publisher, roomSubject } from "./publisher.ts";
 import {
   type Broker,
   type BrokerHandler,
@@ -45,7 +45,7 @@ import {
   randomId,
   type RemoteUser,
   type RoomNote,
-} from "./types.ts";
+} from "../types.ts";
 import {
   bucketKey,
   decodeBucketKey,

@@ -8,7 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
-import type { ModerationRecord } from "./types.ts";
+import type { ModerationRecord } from "../types.ts";
 import { bucketKey, decodeBucketKey, readModerationRecord } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);

@@ -6,7 +6,7 @@
  */
 
 import { configure, getConsoleSink, getTextFormatter, jsonLinesFormatter } from "@logtape/logtape";
-import type { ServerConfig } from "./config/mod.ts";
+import type { ServerConfig } from "../config/mod.ts";
 
 /** Sends the `chat` loggers to the console as text lines or JSON lines. */
 export async function setupLogging(options: ServerConfig["log"]): Promise<void> {

@@ -10,8 +10,8 @@
  * @module
  */
 
-import type { ClientRequest, CommandSummary } from "./chat/events.ts";
-import { parseDuration } from "./duration.ts";
+import type { ClientRequest, CommandSummary } from "./events.ts";
+import { parseDuration } from "../text/duration.ts";
 
 /** The first word of `args` and the rest, trimmed. */
 function firstWord(args: string): [string, string] {

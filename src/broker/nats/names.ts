@@ -10,8 +10,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
-import { lookAlikeKey, nameKey } from "../names.ts";
-import type { RemoteUser } from "./types.ts";
+import { lookAlikeKey, nameKey } from "../../text/names.ts";
+import type { RemoteUser } from "../types.ts";
 import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);

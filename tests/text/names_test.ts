@@ -6,8 +6,8 @@ import {
   nameKey,
   nameProblem,
   reservedKeys,
-} from "../src/names.ts";
-import { ADJECTIVES, ANIMALS } from "../src/words.ts";
+} from "../../src/text/names.ts";
+import { ADJECTIVES, ANIMALS } from "../../src/text/words.ts";
 
 Deno.test("word lists", async (t) => {
   await t.step("are long enough and have no duplicates", () => {

@@ -20,7 +20,7 @@ export interface StaticFile {
 export type StaticFiles = ReadonlyMap<string, StaticFile>;
 
 /** The folder of the browser client, next to `src/`. */
-export const PUBLIC_DIR: string = fromFileUrl(new URL("../public", import.meta.url));
+export const PUBLIC_DIR: string = fromFileUrl(new URL("../../public", import.meta.url));
 
 /** Reads every file of a known type directly inside `dir`. */
 export async function loadStaticFiles(dir: string = PUBLIC_DIR): Promise<StaticFiles> {
