@@ -272,6 +272,27 @@ export const MESSAGE_CATALOG = {
     placeholders: ["name"],
     text: "You may not moderate $name.",
   },
+  bot_name_refused: {
+    placeholders: ["name", "reason"],
+    text: 'Cannot speak as "$name": $reason.',
+  },
+  no_such_user: {
+    placeholders: ["name"],
+    text: "No user called $name is here.",
+  },
+  target_unknown: {
+    placeholders: ["target"],
+    text:
+      "No user called $target is here: write name:$target to hold the name anyway, or addr: and an address or network.",
+  },
+  target_invalid: {
+    placeholders: ["target", "reason"],
+    text: '"$target" cannot be held: $reason.',
+  },
+  not_held: {
+    placeholders: ["target", "what"],
+    text: "$target is not $what.",
+  },
   not_saved: {
     placeholders: [],
     text: "That could not be saved right now: try again.",

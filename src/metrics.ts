@@ -252,7 +252,7 @@ export function renderMetrics(metrics: Metrics, gauges: Gauges): string {
     family(gauge.name, gauge.help, "gauge", [`${gauge.name} ${gauge.read()}`])
   );
   return [
-    family("chat_connections_open", "Open WebSocket connections.", "gauge", [
+    family("chat_connections_open", "Open WebSocket connections and lingering sessions.", "gauge", [
       `chat_connections_open ${gauges.openConnections}`,
     ]),
     ...counters,

@@ -1,7 +1,15 @@
 /** Fakes and fixtures shared by the unit tests. */
 
+import { LocalBroker } from "../src/broker/local.ts";
+import type { Broker, RoomNote } from "../src/broker/types.ts";
 import { Chatroom, type ChatroomOptions } from "../src/chat/chatroom.ts";
-import type { ChatEvent, CloseReason, Origin, Sink } from "../src/vocabulary/events.ts";
+import type {
+  ChatEvent,
+  CloseReason,
+  Origin,
+  SessionStart,
+  Sink,
+} from "../src/vocabulary/events.ts";
 import type { User } from "../src/chat/user.ts";
 import { type Config, loadConfig } from "../src/config/mod.ts";
 import { decodeV1Frame } from "../src/protocol/v1.ts";
@@ -72,14 +80,41 @@ export function sequentialNames(): (isTaken: (name: string) => boolean) => strin
   };
 }
 
-/** A chatroom on the test config with a fixed clock and predictable names. */
+/** A chatroom on the test config, alone, with a fixed clock and predictable names. */
 export function createTestChatroom(options: Partial<ChatroomOptions> = {}): Chatroom {
   return new Chatroom({
     config: TEST_CHAT_CONFIG,
+    broker: new LocalBroker(),
     now: () => NOW,
     generateName: sequentialNames(),
     ...options,
   });
+}
+
+/**
+ * A broker alone whose log publishes through `publish`, which may hand a
+ * note on to the real `next` (to refuse some, or fail on them).
+ */
+export function brokerPublishing(
+  publish: (note: RoomNote, next: (note: RoomNote) => boolean) => boolean,
+): Broker {
+  const inner = new LocalBroker();
+  return {
+    instance: inner.instance,
+    healthy: true,
+    records: inner.records,
+    log: { ...inner.log, publish: (note) => publish(note, inner.log.publish) },
+    attach: (handler) => inner.attach(handler),
+    start: () => inner.start(),
+    close: () => inner.close(),
+  };
+}
+
+/** Starts a session the chat must accept. */
+export function connect(chatroom: Chatroom, sink: Sink, start: SessionStart = {}): User {
+  const user = chatroom.connect(sink, start);
+  if (user === undefined) throw new Error("The chat refused the session");
+  return user;
 }
 
 /** A test chatroom with `count` users already connected and their sinks emptied. */
@@ -89,7 +124,7 @@ export function chatroomWith(
 ): { chatroom: Chatroom; sinks: FakeSink[]; users: User[] } {
   const chatroom = createTestChatroom(options);
   const sinks = Array.from({ length: count }, () => new FakeSink());
-  const users = sinks.map((sink) => chatroom.connect(sink));
+  const users = sinks.map((sink) => connect(chatroom, sink));
   for (const sink of sinks) sink.take();
   return { chatroom, sinks, users };
 }

@@ -1,7 +1,8 @@
-import { assertEquals } from "@std/assert";
-import type { ChatEvent, ClientRequest, MessageEvent } from "../src/vocabulary/events.ts";
+import { assert, assertEquals } from "@std/assert";
+import type { ChatEvent, MessageEvent } from "../src/vocabulary/events.ts";
+import type { ClientRequest } from "../src/vocabulary/requests.ts";
 import { COMMANDS } from "../src/vocabulary/commands.ts";
-import { decodeV1Frame, encodeV1Frame } from "../src/protocol/v1.ts";
+import { decodeCommand, decodeV1Frame, encodeV1Frame } from "../src/protocol/v1.ts";
 import { decodeV2Frame, encodeV2Event, type V2Input } from "../src/protocol/v2.ts";
 
 const sentAt = Date.parse("2026-11-26T09:30:00.000Z");
@@ -19,7 +20,7 @@ Deno.test("v1 reads text as a message and ! lines as the requests they spell", (
   const cases: [string, ClientRequest][] = [
     ["hello there", { type: "say", text: "hello there" }],
     [" !not a command", { type: "say", text: " !not a command" }],
-    ["!help", { type: "help", command: undefined }],
+    ["!help", { type: "help" }],
     ["!HELP Join ", { type: "help", command: "Join" }],
     ["!about", { type: "about" }],
     ["!setname  Big \t Bird ", { type: "setname", name: "Big \t Bird" }],
@@ -27,16 +28,29 @@ Deno.test("v1 reads text as a message and ! lines as the requests they spell", (
     ["!env", { type: "env" }],
     ["!Ping", { type: "ping" }],
     ["!pm Bob see you\nat noon", { type: "pm", to: "Bob", text: "see you\nat noon" }],
-    ["!pm Bob", { type: "pm", to: "Bob", text: "" }],
-    ["!pm", { type: "pm", to: "", text: "" }],
+    ["!pm Bob", { type: "invalid", problem: { code: "usage", usage: "!pm <user> <message>" } }],
+    ["!pm", { type: "invalid", problem: { code: "usage", usage: "!pm <user> <message>" } }],
     ["!join games", { type: "join", room: "games" }],
-    ["!join", { type: "join", room: "" }],
+    ["!join", { type: "invalid", problem: { code: "usage", usage: "!join <room>" } }],
     ["!leave", { type: "leave" }],
     ["!rooms", { type: "rooms" }],
     ["!me waves", { type: "me", text: "waves" }],
     ["!history", { type: "history" }],
     ["!history 12345678", { type: "history", count: 12345678 }],
     ["!history lots", { type: "invalid", problem: { code: "usage", usage: "!history [n]" } }],
+    ["!history 5 6", { type: "invalid", problem: { code: "usage", usage: "!history [n]" } }],
+    ["!who is here", { type: "members" }],
+    ["!topic", { type: "topic" }],
+    ['!topic ""', { type: "topic", text: "" }],
+    ["!topic Free  pizza", { type: "topic", text: "Free  pizza" }],
+    ["!kick Bob spamming the room", { type: "kick", user: "Bob", reason: "spamming the room" }],
+    ["!kick", { type: "invalid", problem: { code: "usage", usage: "!kick <user> [reason]" } }],
+    ["!ban addr:10.0.0.0/8 2h", { type: "ban", target: "addr:10.0.0.0/8", seconds: 7200 }],
+    ["!mute Bob 400d", {
+      type: "invalid",
+      problem: { code: "usage", usage: "!mute <target> <duration> [reason]" },
+    }],
+    ["!slow 3601", { type: "invalid", problem: { code: "usage", usage: "!slow <seconds>" } }],
     ["!dance wildly", {
       type: "invalid",
       problem: { code: "unknown_command", command: "!dance wildly" },
@@ -46,10 +60,10 @@ Deno.test("v1 reads text as a message and ! lines as the requests they spell", (
   for (const [frame, request] of cases) assertEquals(decodeV1Frame(frame), request, frame);
 });
 
-Deno.test("every command spells a request", () => {
+Deno.test("every command spells the request of its type", () => {
   for (const command of COMMANDS) {
-    const request = command.parse("x");
-    assertEquals(request === undefined || request.type !== "invalid", true, command.name);
+    const request = decodeCommand(`!${command.name} x`);
+    assert(request.type === command.type || request.type === "invalid", command.name);
   }
 });
 const message: MessageEvent = {
@@ -117,7 +131,7 @@ Deno.test("v2 decodes every request", () => {
         request: { type: "invalid", problem: { code: "unknown_command", command: "hi" } },
       },
     ],
-    [{ type: "help" }, { kind: "request", request: { type: "help", command: undefined } }],
+    [{ type: "help" }, { kind: "request", request: { type: "help" } }],
     [{ type: "help", command: "pm" }, {
       kind: "request",
       request: { type: "help", command: "pm" },
@@ -130,6 +144,11 @@ Deno.test("v2 decodes every request", () => {
       request: { type: "join", room: "games" },
     }],
     [{ type: "leave" }, { kind: "request", request: { type: "leave" } }],
+    [{ type: "leave", seen: {} }, { kind: "request", request: { type: "leave", seen: new Map() } }],
+    [{ type: "kick", user: "" }, {
+      kind: "request",
+      request: { type: "invalid", problem: { code: "usage", usage: "!kick <user> [reason]" } },
+    }],
     [
       { type: "pm", to: "Bob", text: "psst" },
       { kind: "request", request: { type: "pm", to: "Bob", text: "psst" } },
@@ -169,7 +188,7 @@ Deno.test("v2 rooms may give where the client stopped reading", () => {
     const seen of ["[]", '{"lobby":4}', '{"lobby":{"seq":-1}}', '{"lobby":{"epoch":1,"seq":1}}']
   ) {
     assertEquals(decodeV2Frame(`{"type":"rooms","seen":${seen}}`), [
-      invalid('"seen" must map room names to {"epoch", "seq"}'),
+      invalid('"rooms" needs "seen": an object of at most 1000 room names, each {"epoch", "seq"}'),
     ]);
   }
 });
@@ -190,10 +209,19 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
     [JSON.stringify(Array(257).fill({ type: "rooms" })), "a frame may carry at most 256 requests"],
     ["{}", 'the frame needs a string "type"'],
     ['{"type":"dance"}', 'unknown type "dance"'],
-    ['{"type":"say"}', '"say" needs a string "text"'],
-    ['{"type":"say","text":5}', '"say" needs a string "text"'],
-    ['{"type":"pm","text":"x"}', '"pm" needs a string "to"'],
-    ['{"type":"join","room":["a"]}', '"join" needs a string "room"'],
+    ['{"type":"say"}', '"say" needs "text": a string'],
+    ['{"type":"say","text":5}', '"say" needs "text": a string'],
+    ['{"type":"pm","to":5,"text":"x"}', '"pm" needs "to": a user\'s name'],
+    ['{"type":"join","room":["a"]}', '"join" needs "room": a room\'s name'],
+    [
+      '{"type":"mute","user":"Bob","seconds":34560000}',
+      '"mute" needs "seconds": a whole number of seconds from 1 to 31536000',
+    ],
+    [
+      '{"type":"slow","seconds":3601}',
+      '"slow" needs "seconds": a whole number of seconds from 0 to 3600',
+    ],
+    [`{"type":"kick","user":"${"x".repeat(65)}"}`, '"kick" needs "user": a user\'s name'],
     ['{"type":"hello","name":1}', '"hello" needs a string "name"'],
     ['{"type":"hello","room":1}', '"hello" needs a string "room"'],
     ['{"type":"resume"}', '"resume" needs a string "name"'],
@@ -209,8 +237,8 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
       '{"type":"resume","name":"a","rooms":{"x":-1}}',
       'a seq in "rooms" must be a whole number of at least 0',
     ],
-    ['{"type":"history","count":1.5}', '"count" must be a whole number of at least 1'],
-    ['{"type":"history","count":0}', '"count" must be a whole number of at least 1'],
+    ['{"type":"history","count":1.5}', '"history" needs "count": a whole number of at least 1'],
+    ['{"type":"history","count":0}', '"history" needs "count": a whole number of at least 1'],
     [
       '{"type":"resume","name":"a","room":"lobby"}',
       '"room" must be {"name", "epoch", "seq"}: where you were and what you saw',
@@ -224,7 +252,7 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
       '{"type":"resume","name":"a","room":{"name":"x","seq":-2}}',
       '"seq" in "room" must be a whole number of at least 0',
     ],
-    ['{"type":"help","command":1}', '"help" needs a string "command"'],
+    ['{"type":"help","command":1}', '"help" needs "command": a command\'s name'],
   ];
   for (const [frame, reason] of cases) {
     assertEquals(decodeV2Frame(frame), [invalid(reason)], frame);

@@ -13,20 +13,19 @@ import type { KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
 import {
   type Broker,
   type BrokerHandler,
-  type KickNote,
   type MessageNote,
   type ModerationRecord,
   type PresenceNote,
-  type PrivateNote,
   randomId,
-  type RemoteUser,
+  type Records,
+  type RoomLog,
   type RoomNote,
 } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);
 
 /** One room's log, as this broker numbers it. */
-interface RoomLog {
+interface LogState {
   readonly name: string;
   /** The epoch the room was created with; its stored messages are filed under it. */
   readonly life: string;
@@ -39,7 +38,7 @@ interface RoomLog {
 /** A message on its way, with its log and number. */
 interface MessageEntry {
   readonly note: MessageNote;
-  readonly log: RoomLog;
+  readonly log: LogState;
   readonly seq: number;
 }
 
@@ -66,9 +65,24 @@ export interface LocalBrokerOptions {
  */
 export class LocalBroker implements Broker {
   readonly instance: string = randomId();
+  /** Alone, there is no link to lose. */
+  readonly healthy = true;
+  /** Alone, every room is read here all along: following one has nothing to wait for. */
+  readonly log: RoomLog = {
+    epochOf: (room) => this.#logOf(room).epoch,
+    publish: (note) => this.#publish(note),
+    follow: () => {},
+    unfollow: () => {},
+    removed: (room) => this.#removed(room),
+  };
+  readonly records: Records = {
+    save: (key, record) => this.#saveRecord(key, record),
+    removeExpired: (key, at) => this.#removeExpired(key, at),
+    all: () => this.#records,
+  };
   readonly #store: KvStore | undefined;
   readonly #metrics: Metrics | undefined;
-  readonly #logs = new Map<string, RoomLog>();
+  readonly #logs = new Map<string, LogState>();
   #handler: BrokerHandler | undefined;
   /** Notes published and not yet delivered, in order. */
   readonly #queue: Entry[] = [];
@@ -80,9 +94,9 @@ export class LocalBroker implements Broker {
   /** Whether the last write succeeded. */
   #saving = true;
   /** Logs whose record the store does not have yet (new epoch, or a failed write). */
-  readonly #dirty = new Set<RoomLog>();
+  readonly #dirty = new Set<LogState>();
   /** Logs with messages delivered without being stored: their next stored message starts a new epoch. */
-  readonly #unsaved = new Set<RoomLog>();
+  readonly #unsaved = new Set<LogState>();
   /** Deletions running in the background, stopped by {@linkcode LocalBroker.close}. */
   readonly #cleanups = new Set<Promise<void>>();
   readonly #closing = new AbortController();
@@ -108,7 +122,7 @@ export class LocalBroker implements Broker {
     if (options.store === undefined) return broker;
     const { rooms, wasFailing } = await options.store.load();
     for (const { room } of rooms) {
-      const roomLog: RoomLog = { ...room, removed: false };
+      const roomLog: LogState = { ...room, removed: false };
       if (wasFailing) {
         roomLog.epoch = randomId();
         broker.#dirty.add(roomLog);
@@ -131,7 +145,7 @@ export class LocalBroker implements Broker {
     if (store === undefined) return;
     for (const [key, record] of this.#records) this.#handler?.recordChanged(key, record);
     for (const { room, messages } of this.#loaded.splice(0)) {
-      const epoch = this.epochOf(room.name);
+      const epoch = this.#logOf(room.name).epoch;
       for (const { note, seq } of messages) this.#handler?.deliverRoomNote(note, { epoch, seq });
     }
     if (this.#loadedFailing) {
@@ -145,11 +159,7 @@ export class LocalBroker implements Broker {
     );
   }
 
-  epochOf(room: string): string {
-    return this.#logOf(room).epoch;
-  }
-
-  publishRoomNote(note: RoomNote): boolean {
+  #publish(note: RoomNote): boolean {
     let entry: Entry;
     if (note.kind === "message") {
       const roomLog = this.#logOf(note.room);
@@ -169,39 +179,8 @@ export class LocalBroker implements Broker {
     return true;
   }
 
-  publishPrivate(note: PrivateNote, _to: RemoteUser): void {
-    this.#handler?.deliverPrivate(note);
-  }
-
-  findRemote(_name: string): RemoteUser | undefined {
-    return undefined;
-  }
-
-  remoteUsers(): Iterable<RemoteUser> {
-    return [];
-  }
-
-  remoteMembers(_room: string): Iterable<RemoteUser> {
-    return [];
-  }
-
-  /** Alone, the chatroom's own index is the whole truth about names. */
-  claim(_name: string): boolean {
-    return true;
-  }
-
-  announce(_name: string, _room: string, _userId: number): void {}
-
-  withdraw(_name: string): void {}
-
-  takeOver(): undefined {
-    return undefined;
-  }
-
-  follow(_room: string): void {}
-
   /** Kept in memory, and in the store when there is one; false when the store cannot take it. */
-  async saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
+  async #saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
     const store = this.#store;
     if (store !== undefined) {
       try {
@@ -217,11 +196,7 @@ export class LocalBroker implements Broker {
     return true;
   }
 
-  records(): ReadonlyMap<string, ModerationRecord> {
-    return this.#records;
-  }
-
-  async removeExpired(key: string, at: number): Promise<void> {
+  async #removeExpired(key: string, at: number): Promise<void> {
     // In turn with the writes: a record saved again since is left alone.
     const store = this.#store;
     const stale = (): boolean => this.#records.get(key)?.at === at;
@@ -235,15 +210,7 @@ export class LocalBroker implements Broker {
     this.#handler?.recordChanged(key, undefined);
   }
 
-  /** Alone, every user is local. */
-  publishKick(_note: KickNote, _to: RemoteUser): void {}
-
-  unfollow(_room: string): void {}
-
-  /** Alone, there is no link to lose. */
-  readonly healthy = true;
-
-  roomRemoved(room: string): void {
+  #removed(room: string): void {
     const key = nameKey(room);
     const removed = this.#logs.get(key);
     if (removed === undefined) return;
@@ -269,7 +236,7 @@ export class LocalBroker implements Broker {
     this.#store?.close();
   }
 
-  #logOf(room: string): RoomLog {
+  #logOf(room: string): LogState {
     const key = nameKey(room);
     let roomLog = this.#logs.get(key);
     if (roomLog === undefined) {
@@ -362,7 +329,7 @@ export class LocalBroker implements Broker {
 }
 
 /** What the store keeps of a log. */
-function record(roomLog: RoomLog): StoredRoom {
+function record(roomLog: LogState): StoredRoom {
   const { name, life, epoch, lastSeq } = roomLog;
   return { name, life, epoch, lastSeq };
 }

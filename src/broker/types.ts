@@ -88,6 +88,8 @@ export interface RemoteUser {
   readonly name: string;
   readonly room: string;
   readonly instance: string;
+  /** What the user may moderate: 0 for users, 1 for moderators, 2 for admins. */
+  readonly rank: number;
 }
 
 /** A result that is ready now (alone) or later (when other instances must agree). */
@@ -111,8 +113,13 @@ export interface HoldRecord<K extends "ban" | "mute"> {
   readonly kind: K;
   /** The held name as written, or `undefined` for an address. */
   readonly name?: string;
-  /** The held client address: the user's at the time, for a name; or the target. */
+  /** The held address or network, in its one spelling (`10.0.0.0/8`, `2001:db8::/64`). */
   readonly address?: string;
+  /**
+   * For an address held because its user's name was (open mode): that
+   * name's key, so that lifting the name lifts the address too.
+   */
+  readonly for?: string;
   readonly until: number;
   readonly reason: string;
   /** The moderator's name (or `api`). */
@@ -155,6 +162,9 @@ export function recordKey(record: ModerationRecord): string {
   }
 }
 
+/** What came of a kick sent to another instance. */
+export type KickResult = "done" | "outranked" | "not_found" | "unavailable";
+
 /** A moderator removes a user of another instance. */
 export interface KickNote {
   /** The user to remove. */
@@ -190,16 +200,15 @@ export interface BrokerHandler {
   forgetHistory(room: string): void;
   /** A moderation record was saved (`record`) or removed (`undefined`), here or elsewhere. */
   recordChanged(key: string, record: ModerationRecord | undefined): void;
-  /** A moderator of another instance removes a local user. */
-  deliverKick(note: KickNote): void;
+  /** A moderator of another instance removes a local user; says what came of it. */
+  deliverKick(note: KickNote): KickResult;
 }
 
-/** The link between the chatroom and the other instances, if any. */
-export interface Broker {
-  /** This instance's id, different at every start, so event ids never repeat. */
-  readonly instance: string;
-  /** Sets who receives deliveries; called once by the chatroom. */
-  attach(handler: BrokerHandler): void;
+/**
+ * Every room's log: the broker numbers each room's messages, keeps the
+ * log's epoch, stores the log before it delivers, and delivers it.
+ */
+export interface RoomLog {
   /** The epoch of a room's log, started now when the room has none yet. */
   epochOf(room: string): string;
   /**
@@ -207,22 +216,40 @@ export interface Broker {
    * numbered and stored first. Returns false when it cannot even be queued
    * (the cluster is away and the queue is full).
    */
-  publishRoomNote(note: RoomNote): boolean;
-  /** Sends a private message to the instance where `to` is connected. */
-  publishPrivate(note: PrivateNote, to: RemoteUser): void;
-  /** The user of another instance holding `name` or a look-alike of it, if any. */
-  findRemote(name: string): RemoteUser | undefined;
-  /** Every user of the other instances. */
-  remoteUsers(): Iterable<RemoteUser>;
-  /** The users of the other instances who are in `room`. */
-  remoteMembers(room: string): Iterable<RemoteUser>;
+  publish(note: RoomNote): boolean;
+  /** Starts delivering `room`'s events here; settles once its kept history is delivered. */
+  follow(room: string): Settled<void>;
+  /** No local user is in `room` any more: its events need not come here. */
+  unfollow(room: string): void;
+  /** Forgets a room's log after the room was removed; a room of that name later starts a new one. */
+  removed(room: string): void;
+}
+
+/** Bans, mutes and room settings, kept where every instance sees them and a restart keeps them. */
+export interface Records {
   /**
-   * Takes `name` for a local user, cluster-wide; false when someone else
-   * holds it. A name is used only once this says true.
+   * Saves a record (or removes it, with `undefined`); settles true once it
+   * is kept, false when it could not be. Every instance's handler then hears of it.
    */
-  claim(name: string, holder: { userId: number; room: string; token: string }): Settled<boolean>;
-  /** Records that a local user holding `name` is now in `room`. */
-  announce(name: string, room: string, userId: number): void;
+  save(key: string, record: ModerationRecord | undefined): Settled<boolean>;
+  /** Removes a record that ran out, unless it was replaced since (its `at` differs). */
+  removeExpired(key: string, at: number): Settled<void>;
+  /** The records known here, by key. */
+  all(): ReadonlyMap<string, ModerationRecord>;
+}
+
+/** Who holds which name on the other instances; a name is used only once it is claimed. */
+export interface NameDirectory {
+  /** The user of another instance holding `name` or a look-alike of it, if any. */
+  find(name: string): RemoteUser | undefined;
+  /** Every user of the other instances. */
+  users(): Iterable<RemoteUser>;
+  /** The users of the other instances who are in `room`. */
+  members(room: string): Iterable<RemoteUser>;
+  /** Takes `name` for a local user, cluster-wide; false when someone else holds it. */
+  claim(name: string, holder: LocalHolder): Promise<boolean>;
+  /** Records where a local user holding `name` is now, and their rank. */
+  announce(name: string, holder: LocalHolder): void;
   /** Gives up a name a local user held. */
   withdraw(name: string): void;
   /**
@@ -233,29 +260,46 @@ export interface Broker {
   takeOver(
     name: string,
     token: string,
-    userId: number,
-    verified?: boolean,
-  ): Settled<Handover | undefined>;
-  /** Starts delivering `room`'s events here; settles once its kept history is delivered. */
-  follow(room: string): Settled<void>;
-  /** No local user is in `room` any more: its events need not come here. */
-  unfollow(room: string): void;
-  /** Whether the link to the other instances works. */
+    holder: LocalHolder,
+    verified: boolean,
+  ): Promise<Handover | undefined>;
+}
+
+/** A local user as the other instances see them. */
+export interface LocalHolder {
+  readonly userId: number;
+  readonly room: string;
+  readonly rank: number;
+}
+
+/** What goes straight to the instance of one user. */
+export interface Mail {
+  /** A private message for a user of that instance. */
+  sendPrivate(note: PrivateNote, to: RemoteUser): void;
+  /** Asks that instance to remove the user; it checks ranks, and says what came of it. */
+  kick(note: KickNote, to: RemoteUser): Promise<KickResult>;
+}
+
+/** The other instances, in a cluster. */
+export interface Cluster {
+  readonly names: NameDirectory;
+  readonly mail: Mail;
+}
+
+/** The link between the chatroom and the rooms' logs, the records and the other instances. */
+export interface Broker {
+  /** This instance's id, different at every start, so event ids never repeat. */
+  readonly instance: string;
+  /** Whether the link to the other instances works (always, alone). */
   readonly healthy: boolean;
-  /**
-   * Saves a moderation record (or removes it, with `undefined`) where every
-   * instance sees it and a restart keeps it; settles true once it is kept,
-   * false when it could not be. Every instance's handler then hears of it.
-   */
-  saveRecord(key: string, record: ModerationRecord | undefined): Settled<boolean>;
-  /** Removes a record that ran out, unless it was replaced since (its `at` differs). */
-  removeExpired(key: string, at: number): Settled<void>;
-  /** The moderation records known here, by key. */
-  records(): ReadonlyMap<string, ModerationRecord>;
-  /** Asks the instance of `to` to remove that user. */
-  publishKick(note: KickNote, to: RemoteUser): void;
-  /** Forgets a room's log after the room was removed; a room of that name later starts a new one. */
-  roomRemoved(room: string): void;
+  readonly log: RoomLog;
+  readonly records: Records;
+  /** The other instances; absent when the server runs alone. */
+  readonly cluster?: Cluster;
+  /** Sets who receives deliveries; called once by the chatroom. */
+  attach(handler: BrokerHandler): void;
+  /** Starts delivering: stored history and records alone, the cluster's feeds in a cluster. */
+  start(): Promise<void>;
   /** Stops once what was published is stored, releasing what this instance holds. */
   close(): Promise<void>;
 }

@@ -8,41 +8,56 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { LocalBroker } from "../broker/local.ts";
-import type { Author, Broker, LogPosition, PrivateNote, RoomNote } from "../broker/types.ts";
+import type { Identity } from "../auth/tokens.ts";
+import type {
+  Author,
+  Broker,
+  LogPosition,
+  PrivateNote,
+  RoomNote,
+  Settled,
+} from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
 import { generateName, reservedKeys } from "../text/names.ts";
+import type { ChatEvent, SessionStart, Sink } from "../vocabulary/events.ts";
+import type { ClientRequest } from "../vocabulary/requests.ts";
 import { Backend } from "./backend.ts";
 import { EventFactory } from "./event_factory.ts";
-import type { ChatEvent, ClientRequest, SessionStart, Sink } from "../vocabulary/events.ts";
+import { Gate, type IdentityRefusal } from "./gate.ts";
 import { Membership } from "./membership.ts";
 import { Moderation, type Removal } from "./moderation.ts";
+import { ModeratorCommands } from "./moderator_commands.ts";
+import { type Actor, API_RANK, type Outcome, settle } from "./outcome.ts";
 import { Requests } from "./requests.ts";
 import type { Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
 import { Sessions } from "./sessions.ts";
 import { type ChatAuth, SignIns } from "./sign_in.ts";
+import { Talk } from "./talk.ts";
 import type { User } from "./user.ts";
 import { UserDirectory } from "./users.ts";
 
-/** What a {@linkcode Chatroom} is built from; all but `config` have defaults. */
+/** What a {@linkcode Chatroom} is built from. */
 export interface ChatroomOptions {
   config: ChatConfig;
+  /** Room logs, records and the other instances: a `LocalBroker` when the server runs alone. */
+  broker: Broker;
   /** The clock, in milliseconds since the Unix epoch. */
   now?: () => number;
-  /** Makes a free name; receives a test for names already taken. */
+  /** Makes a free name; receives a test for names that may not be given. */
   generateName?: (isTaken: (name: string) => boolean) => string;
   /** Where drops and errors are counted. */
   metrics?: Metrics;
-  /** The link to other instances; by default the server runs alone. */
-  broker?: Broker;
   /** Who may connect as whom, and who moderates; by default open, with no operator password. */
   auth?: ChatAuth;
 }
 
 const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };
+
+/** The server API acting as a moderator. */
+const API_MODERATOR: Actor = { name: "api", rank: API_RANK, room: "" };
 
 const log = getLogger(["chat", "room"]);
 
@@ -52,13 +67,13 @@ const log = getLogger(["chat", "room"]);
  * back, at once when the server runs alone, in the cluster's order otherwise.
  */
 export class Chatroom {
-  readonly #now: () => number;
   readonly #metrics: Metrics;
   readonly #broker: Broker;
   readonly #events: EventFactory;
   readonly #rooms: RoomDirectory<User>;
   readonly #membership: Membership;
   readonly #users = new UserDirectory();
+  readonly #gate: Gate;
   readonly #sessions: Sessions;
   readonly #moderation: Moderation;
   readonly #backend: Backend;
@@ -66,99 +81,109 @@ export class Chatroom {
   readonly #requests: Requests;
 
   constructor(options: ChatroomOptions) {
-    const { config, now = Date.now, broker = new LocalBroker(), auth = OPEN } = options;
-    this.#now = now;
+    const { config, broker, now = Date.now, auth = OPEN } = options;
     this.#metrics = options.metrics ?? createMetrics();
     this.#broker = broker;
-    this.#events = new EventFactory({
+    const metrics = this.#metrics;
+    const events = this.#events = new EventFactory({
       catalog: createCatalog(config.messages),
       now,
       idPrefix: broker.instance,
     });
-    this.#rooms = new RoomDirectory({
+    const rooms = this.#rooms = new RoomDirectory({
       historySize: config.historySize,
       maxRooms: config.maxRooms,
       idleTtl: config.roomIdleTtl,
       unusedTtl: Math.min(config.unusedRoomTtl, config.roomIdleTtl),
       now,
-      epochOf: (room) => broker.epochOf(room),
+      epochOf: (room) => broker.log.epochOf(room),
     });
-    this.#membership = new Membership({
-      rooms: this.#rooms,
+    const membership = this.#membership = new Membership({
+      rooms,
       broker,
-      events: this.#events,
+      events,
       now,
       historySize: config.historySize,
       presenceNoticeMaxMembers: config.presenceNoticeMaxMembers,
       presenceRate: { rate: config.presenceRate, burst: config.presenceBurst },
       roomCreateRate: { rate: config.roomCreateRate, burst: config.roomCreateBurst },
-      metrics: this.#metrics,
+      metrics,
     });
+    const users = this.#users;
+    const reserved = reservedKeys(config.reservedNames);
+    const moderation = this.#moderation = new Moderation({
+      now,
+      broker,
+      events,
+      users,
+      rooms,
+      metrics,
+      byAddress: !auth.tokenMode,
+      problemOf: (name) => this.#gate.problemOf(name),
+      remove: (user, removal) => this.#remove(user, removal),
+    });
+    const gate = this.#gate = new Gate({ users, broker, moderation, reserved });
+    const after = <T>(user: User, settled: Settled<T>, then: (value: T) => void) =>
+      this.#requests.after(user, settled, then);
     this.#sessions = new Sessions({
       config,
       now,
-      metrics: this.#metrics,
+      metrics,
       broker,
-      events: this.#events,
-      rooms: this.#rooms,
-      membership: this.#membership,
-      users: this.#users,
+      events,
+      rooms,
+      membership,
+      users,
+      gate,
       generateName: options.generateName ?? generateName,
-      after: (user, settled, then) => this.#requests.after(user, settled, then),
+      after,
       end: (user) => this.disconnect(user),
       tokenMode: auth.tokenMode,
-      isBanned: (name) => this.#moderation.banOf(name, undefined) !== undefined,
       entered: (user, room) => this.#sendTopic(user, room),
-    });
-    this.#moderation = new Moderation({
-      now,
-      broker,
-      events: this.#events,
-      users: this.#users,
-      rooms: this.#rooms,
-      metrics: this.#metrics,
-      byAddress: !auth.tokenMode,
-      remove: (user, removal) => this.#remove(user, removal),
     });
     this.#signIns = new SignIns({
       auth,
       now,
-      events: this.#events,
-      metrics: this.#metrics,
-      users: this.#users,
-      after: (user, settled, then) => this.#requests.after(user, settled, then),
+      events,
+      metrics,
       end: (user) => this.disconnect(user),
     });
-    this.#backend = new Backend({
+    this.#backend = new Backend({ broker, rooms, membership, moderation });
+    const talk = new Talk({
+      config,
       now,
+      metrics,
       broker,
-      events: this.#events,
-      users: this.#users,
-      rooms: this.#rooms,
-      membership: this.#membership,
-      moderation: this.#moderation,
-      reserved: reservedKeys(config.reservedNames),
-      clean: (text) => this.#requests.clean(text),
+      events,
+      users,
+      membership,
+      moderation,
       deliverPrivate: (note) => this.#deliverPrivate(note),
     });
     this.#requests = new Requests({
       config,
       now,
-      metrics: this.#metrics,
-      broker,
-      events: this.#events,
-      users: this.#users,
-      rooms: this.#rooms,
-      membership: this.#membership,
+      metrics,
+      events,
+      users,
+      rooms,
+      membership,
       sessions: this.#sessions,
-      moderation: this.#moderation,
+      talk,
+      moderation,
+      moderatorCommands: new ModeratorCommands({
+        now,
+        events,
+        metrics,
+        moderation,
+        operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
+        promoted: (user) => membership.announceName(user),
+      }),
       signIns: this.#signIns,
       backend: this.#backend,
       auth,
       disconnect: (user) => this.disconnect(user),
-      leaveRoom: (user) => this.#exit(user, "left"),
-      sendTopic: (user, room) => this.#sendTopic(user, room),
-      deliverPrivate: (note) => this.#deliverPrivate(note),
+      move: (user, room) => this.#move(user, room),
     });
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach({
@@ -204,10 +229,28 @@ export class Chatroom {
    * Starts a session: welcomes the user, who enters the lobby (or the room
    * asked for) and receives what they missed of it. A `token` that matches
    * the session holding the name picks that session up instead, whether it
-   * lingers after a dropped connection or is still open elsewhere.
+   * lingers after a dropped connection or is still open elsewhere. A signed
+   * identity the gate refuses gets no session: `sink` is told why and
+   * closed, and `undefined` is returned.
    */
-  connect(sink: Sink, start: SessionStart = {}): User {
+  connect(sink: Sink, start: SessionStart = {}): User | undefined {
     return this.#sessions.start(sink, start);
+  }
+
+  /**
+   * Why a client should be refused before its upgrade, if it should: a
+   * signed identity the gate refuses, or (open mode) a banned address. The
+   * session's start decides again, as nothing is held until then.
+   */
+  refusalAtUpgrade(identity: Identity | undefined, address: string): IdentityRefusal | undefined {
+    if (identity !== undefined) return this.#gate.identityRefusal(identity, address);
+    const ban = this.#gate.addressBan(address);
+    return ban === undefined ? undefined : { kind: "banned", ban };
+  }
+
+  /** Token mode: tells a client that may not start a session why (the caller closes it). */
+  refuse(sink: Sink, reason: string): void {
+    sink.send(this.#events.error("unauthorized", "unauthorized", { reason }));
   }
 
   /**
@@ -224,7 +267,7 @@ export class Chatroom {
     return this.#moderation;
   }
 
-  /** What the server API and the HTTP layer ask of the chat. */
+  /** What the server API reads. */
   get backend(): Backend {
     return this.#backend;
   }
@@ -247,6 +290,44 @@ export class Chatroom {
     this.#requests.handle(user, request);
   }
 
+  /**
+   * Does what the server API asks, as a moderator (`kick`, `ban`, ...), or
+   * as the bot `bot` speaking in `room` (`say`) or to a user (`pm`): the
+   * same road, and the same rules, as users' requests. A bot's name passes
+   * the gate as users' names do.
+   */
+  perform(
+    request: Exclude<ClientRequest, { type: "invalid" }>,
+    bot?: { readonly name: string; readonly room?: string },
+  ): Settled<Outcome> {
+    if (bot === undefined) return this.#requests.perform(API_MODERATOR, request);
+    const problem = this.#gate.problemOf(bot.name);
+    const refusal = problem ?? this.#gate.refusalOf(bot.name);
+    if (refusal !== undefined) {
+      // A name nobody may have is a bad request; one somebody has is a conflict.
+      const code = problem === undefined ? "name_refused" : "bad_request";
+      const error = this.#events.error(code, "bot_name_refused", {
+        name: bot.name,
+        reason: refusal,
+      });
+      return { ok: false, error };
+    }
+    let room = "";
+    if (bot.room !== undefined) {
+      // Opened with no one's creation limits: the server API is trusted.
+      const opened = this.#membership.open(bot.room);
+      if (opened === "room_invalid") {
+        const error = this.#events.error("room_invalid", "room_invalid", { room: bot.room });
+        return { ok: false, error };
+      }
+      if (typeof opened === "string") {
+        return { ok: false, error: this.#events.error("room_limit", "room_limit", {}) };
+      }
+      room = opened.name;
+    }
+    return this.#requests.perform({ name: bot.name, rank: 0, room }, request);
+  }
+
   /** Removes a user and tells their room; safe to call more than once. */
   disconnect(user: User, removal?: Removal): void {
     this.#sessions.forget(user);
@@ -254,7 +335,7 @@ export class Chatroom {
     log.info("User {id} ({name}) left", { id: user.id, name: user.name });
     this.#exit(user, "disconnected", removal);
     this.#users.remove(user);
-    this.#broker.withdraw(user.name);
+    this.#broker.cluster?.names.withdraw(user.name);
   }
 
   /** Says goodbye to everyone and closes every session. Other instances see everyone here leave. */
@@ -270,7 +351,7 @@ export class Chatroom {
       if (user.started) this.#membership.announce(user, "leave", "disconnected");
       this.#sessions.forget(user);
       this.#users.remove(user);
-      this.#broker.withdraw(user.name);
+      this.#broker.cluster?.names.withdraw(user.name);
     }
   }
 
@@ -288,11 +369,23 @@ export class Chatroom {
     this.#moderation.sweep();
   }
 
+  /** Moves `user` to `room` once this instance follows it: members, topic, backlog, notices. */
+  #move(user: User, room: Room<User>): Settled<void> {
+    return settle(this.#broker.log.follow(room.name), () => {
+      if (!this.#users.has(user)) return;
+      this.#exit(user, "left");
+      user.sink.send(this.#membership.members(user, room, true));
+      this.#sendTopic(user, room);
+      this.#membership.sendBacklog(user, room);
+      this.#membership.enter(user, room, "joined");
+    });
+  }
+
   /** Takes `user` out of their room; a room nobody here is in any more need not come here. */
   #exit(user: User, notice: "disconnected" | "left", removal?: Removal): void {
     const room = user.room;
     this.#membership.exit(user, user.started ? notice : undefined, removal);
-    if (room.members.size === 0) this.#broker.unfollow(room.name);
+    if (room.members.size === 0) this.#broker.log.unfollow(room.name);
   }
 
   /** A moderator removes `user`: they are told why, closed, and their room told. */

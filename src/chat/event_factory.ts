@@ -18,12 +18,12 @@ import type {
   MessageEvent,
   PresenceEvent,
   PrivateEvent,
-  RequestProblem,
   RoomsEvent,
   RoomSummary,
   SystemEvent,
   WelcomeEvent,
 } from "../vocabulary/events.ts";
+import type { RequestProblem } from "../vocabulary/requests.ts";
 
 /** Shown when a moderator gives no reason. */
 export const NO_REASON = "no reason given";

@@ -6,7 +6,9 @@
  * @module
  */
 
-import type { Author, Broker, PresenceNote } from "../broker/types.ts";
+import { rank } from "../auth/tokens.ts";
+import type { Author, Broker, PresenceNote, RemoteUser } from "../broker/types.ts";
+import { addressKey } from "../net/ip.ts";
 import { nameKey } from "../text/names.ts";
 import type { Metrics } from "../metrics.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
@@ -79,7 +81,7 @@ export class Membership {
     const now = this.#now();
     const takers = [
       ...(by.user === undefined ? [] : [`user:${by.user.id}`]),
-      ...(by.address === undefined ? [] : [`address:${by.address}`]),
+      ...(by.address === undefined ? [] : [`address:${addressKey(by.address)}`]),
     ];
     // Both must have a creation left; a refusal takes nothing.
     if (takers.some((key) => !this.#creations.get(key, now).available(now))) {
@@ -117,8 +119,17 @@ export class Membership {
     room.members.add(user);
     this.#rooms.occupied(room);
     user.room = room;
-    this.#broker.announce(user.name, room.name, user.id);
+    this.announceName(user);
     if (notice !== undefined && this.#announcesPresence(room)) this.announce(user, "join", notice);
+  }
+
+  /** Tells the other instances where `user` is, and their rank. */
+  announceName(user: User): void {
+    this.#broker.cluster?.names.announce(user.name, {
+      userId: user.id,
+      room: user.room.name,
+      rank: rank(user.roles),
+    });
   }
 
   /**
@@ -149,7 +160,7 @@ export class Membership {
     notice: PresenceNote["notice"],
     details: { oldName?: string; by?: string; reason?: string } = {},
   ): void {
-    this.#broker.publishRoomNote({
+    this.#broker.log.publish({
       kind: "presence",
       room: user.room.name,
       id: this.#events.nextId(),
@@ -172,7 +183,7 @@ export class Membership {
     for (const member of room.members) {
       if (!entering || member !== user) names.push(member.name);
     }
-    for (const other of this.#broker.remoteMembers(room.name)) names.push(other.name);
+    for (const other of this.#remoteMembers(room.name)) names.push(other.name);
     if (entering) names.push(user.name);
     return this.#events.members(room, names, entering);
   }
@@ -188,7 +199,7 @@ export class Membership {
    */
   learnRemoteRooms(): Map<string, number> {
     const remote = new Map<string, number>();
-    for (const other of this.#broker.remoteUsers()) {
+    for (const other of this.#broker.cluster?.names.users() ?? []) {
       this.#rooms.ensure(other.room);
       const key = nameKey(other.room);
       remote.set(key, (remote.get(key) ?? 0) + 1);
@@ -199,15 +210,20 @@ export class Membership {
   /** Removes the rooms idle for `room_idle_ttl` everywhere, with their history, and returns them. */
   sweep(): Room<User>[] {
     const removed = this.#rooms.sweep(this.#inUseElsewhere());
-    for (const room of removed) this.#broker.roomRemoved(room.name);
+    for (const room of removed) this.#broker.log.removed(room.name);
     return removed;
   }
 
   /** Name keys of the rooms that have members on other instances. */
   #inUseElsewhere(): Set<string> {
     const rooms = new Set<string>();
-    for (const other of this.#broker.remoteUsers()) rooms.add(nameKey(other.room));
+    for (const other of this.#broker.cluster?.names.users() ?? []) rooms.add(nameKey(other.room));
     return rooms;
+  }
+
+  /** The users of other instances in `room`. */
+  #remoteMembers(room: string): Iterable<RemoteUser> {
+    return this.#broker.cluster?.names.members(room) ?? [];
   }
 
   /**
@@ -217,7 +233,7 @@ export class Membership {
    */
   #announcesPresence(room: Room<User>): boolean {
     let members = room.members.size;
-    for (const _ of this.#broker.remoteMembers(room.name)) {
+    for (const _ of this.#remoteMembers(room.name)) {
       if (++members > this.#noticeMaxMembers) return false;
     }
     if (members > this.#noticeMaxMembers) return false;

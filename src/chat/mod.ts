@@ -6,7 +6,8 @@
 
 export { Chatroom, type ChatroomOptions } from "./chatroom.ts";
 export type { ChatAuth } from "./sign_in.ts";
-export { API_MODERATOR, type Moderation, type Moderator, type Outcome } from "./moderation.ts";
-export type * from "../vocabulary/events.ts";
+export type { IdentityRefusal } from "./gate.ts";
+export type { Moderation } from "./moderation.ts";
+export type { Outcome } from "./outcome.ts";
 export { LOBBY, type Room } from "./room.ts";
 export type { User } from "./user.ts";

@@ -2,11 +2,13 @@
  * What moderators do: kick, mute, ban, and set a room's topic and slow mode.
  * Bans, mutes and room settings are records the broker keeps and shares, so
  * they hold on every instance and across restarts; each instance applies a
- * record when the broker says it changed (a new ban removes the users it
- * names here), whoever decided it. Kicks go to the target's instance.
+ * record when the broker says it changed, whoever decided it: the instance
+ * holding a banned user removes them, and in open mode holds their address
+ * with their name (a record linked to the name's, lifted with it). Ranks are
+ * checked against where the target is, so "Done" is said only when it was.
  *
  * The same operations serve moderators in the chat and the server API;
- * permissions are checked by the caller, ranks here.
+ * the request table says who may ask, this checks ranks.
  *
  * @module
  */
@@ -18,30 +20,28 @@ import {
   type Broker,
   type HoldRecord,
   type KickNote,
+  type KickResult,
   type ModerationRecord,
   recordKey,
   type RoomRecord,
   type Settled,
 } from "../broker/types.ts";
-import { formatDuration, MAX_DURATION_SECONDS } from "../text/duration.ts";
+import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics, ModerationAction } from "../metrics.ts";
-import { nameKey, nameProblem } from "../text/names.ts";
-import { type EventFactory, NO_REASON } from "./event_factory.ts";
-import type { RoomDirectory } from "./rooms.ts";
+import { addressKey } from "../net/ip.ts";
+import { formatDuration } from "../text/duration.ts";
+import { nameKey } from "../text/names.ts";
 import { cleanText, truncateText } from "../text/sanitize.ts";
+import type { ErrorCode } from "../vocabulary/events.ts";
+import { type EventFactory, NO_REASON } from "./event_factory.ts";
+import { Holds, networkHolds } from "./holds.ts";
+import { type Actor, type Outcome, settle } from "./outcome.ts";
+import type { RoomDirectory } from "./rooms.ts";
+import { readLiftTarget, readTarget, type Target, type TargetRefusal } from "./targets.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 
 const log = getLogger(["chat", "moderation"]);
-
-/** Who acts: a moderator in the chat, or the server API (which outranks everyone). */
-export interface Moderator {
-  readonly name: string;
-  readonly rank: number;
-}
-
-/** The server API, as a moderator: above admins, so it may act on anyone. */
-export const API_MODERATOR: Moderator = { name: "api", rank: 3 };
 
 /** How a user leaves when a moderator removes them. */
 export interface Removal {
@@ -49,11 +49,6 @@ export interface Removal {
   readonly by: string;
   readonly reason: string;
 }
-
-/** What came of a moderation request: done (and what, in words), or why not. */
-export type Outcome =
-  | { readonly ok: true; readonly what: string }
-  | { readonly ok: false; readonly problem: "not_found" | "outranked" | "not_saved" | "invalid" };
 
 /** What {@linkcode Moderation} works with, shared with the chatroom. */
 export interface ModerationOptions {
@@ -65,12 +60,11 @@ export interface ModerationOptions {
   readonly metrics: Metrics;
   /** Open mode, where names are free to pick: a user's ban or mute also holds their address. */
   readonly byAddress: boolean;
+  /** Why `name` can be nobody's (invalid, reserved), or `undefined`. */
+  readonly problemOf: (name: string) => string | undefined;
   /** Removes a local user, telling them and their room why. */
   readonly remove: (user: User, removal: Removal) => void;
 }
-
-/** An IPv4 or IPv6 address, as a ban target (names never hold a colon or look like this). */
-const ADDRESS = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-f:]*:[0-9a-f:.]*)$/i;
 
 /** Longest topic and reason, in characters. */
 const MAX_TOPIC_LENGTH = 200;
@@ -81,22 +75,19 @@ function cleanLine(text: string, max: number): string {
   return truncateText(cleanText(text).trim(), max);
 }
 
-/** Seconds a mute or ban may last: at least one, at most a year. */
-function clampSeconds(seconds: number): number {
-  return Math.min(Math.max(1, Math.floor(seconds)), MAX_DURATION_SECONDS);
-}
-/** Longest slow mode, in seconds. */
-export const MAX_SLOW_SECONDS = 3600;
+/** What a hold does, in words: `banned`, `muted`. */
+const HELD: Readonly<Record<"ban" | "mute", string>> = { ban: "banned", mute: "muted" };
 
 /** The moderation of one server. */
 export class Moderation {
   readonly #options: ModerationOptions;
+  readonly #holds = new Holds();
   /** Each room's settings as last applied here, by room key, to tell what changed. */
   readonly #roomSettings = new Map<string, RoomRecord>();
   /** Slow mode's seconds, by room key, for the rooms that have it. */
   readonly #slow = new Map<string, number>();
-  /** The keys of mutes in force, so that a message costs no lookup when nobody is muted. */
-  readonly #muted = new Set<string>();
+  /** When each user, and each address, last spoke in each slow room: `<room key> <who>`. */
+  readonly #spoke = new Map<string, number>();
 
   constructor(options: ModerationOptions) {
     this.#options = options;
@@ -105,19 +96,14 @@ export class Moderation {
   // ---- what the chat and the API ask ----
 
   /**
-   * The ban that keeps out this name or this address now, if any; one set
-   * by someone of `rank` or lower does not hold a user of that rank.
+   * The ban that keeps out this name (or a look-alike) or this address now,
+   * if any; one set by someone of `rank` or lower does not hold a user of that rank.
    */
   banOf(name: string | undefined, address: string | undefined, rank = 0): BanRecord | undefined {
-    const records = this.#options.broker.records();
+    const records = this.#options.broker.records.all();
     const now = this.#options.now();
-    for (
-      const key of [
-        name === undefined ? undefined : `ban:name:${nameKey(name)}`,
-        address === undefined ? undefined : `ban:address:${address}`,
-      ]
-    ) {
-      const record = key === undefined ? undefined : records.get(key);
+    for (const key of this.#holds.keysFor("ban", name, address)) {
+      const record = records.get(key);
       if (record?.kind === "ban" && record.until > now && record.byRank > rank) return record;
     }
     return undefined;
@@ -126,19 +112,18 @@ export class Moderation {
   /** Every ban in force, soonest to end first. */
   bans(): BanRecord[] {
     const now = this.#options.now();
-    return [...this.#options.broker.records().values()]
+    return [...this.#options.broker.records.all().values()]
       .filter((record): record is BanRecord => record.kind === "ban" && record.until > now)
       .sort((a, b) => a.until - b.until);
   }
 
-  /** Seconds left of `user`'s mute (by name, or by address in open mode), or `undefined`. */
+  /** Seconds left of `user`'s mute (by name, or by address), or `undefined`. */
   mutedFor(user: User): number | undefined {
-    if (this.#muted.size === 0) return undefined;
-    const records = this.#options.broker.records();
+    if (!this.#holds.anyMutes) return undefined;
+    const records = this.#options.broker.records.all();
     const now = this.#options.now();
     let left = 0;
-    for (const key of [`mute:${nameKey(user.name)}`, `mute:address:${user.address}`]) {
-      if (!this.#muted.has(key)) continue;
+    for (const key of this.#holds.keysFor("mute", user.name, user.address)) {
       const record = records.get(key);
       if (record?.kind === "mute" && record.byRank > rank(user.roles)) {
         left = Math.max(left, record.until - now);
@@ -149,19 +134,23 @@ export class Moderation {
 
   /**
    * Seconds `user` must still wait before speaking in their room's slow
-   * mode, or `undefined` when they may (and then the time is noted).
-   * Moderators are not slowed.
+   * mode, or `undefined` when they may (and then the time is noted). The
+   * wait is the user's and their address's, whichever room they spoke in
+   * meanwhile and however often they reconnected. Moderators are not slowed.
    */
   slowWait(user: User): number | undefined {
     if (this.#slow.size === 0) return undefined;
-    const key = nameKey(user.room.name);
-    const slow = this.#slow.get(key) ?? 0;
+    const room = nameKey(user.room.name);
+    const slow = this.#slow.get(room) ?? 0;
+    if (slow === 0 || rank(user.roles) > 0) return undefined;
     const now = this.#options.now();
-    if (slow > 0 && rank(user.roles) === 0 && user.lastSaid?.room === key) {
-      const wait = user.lastSaid.at + slow * 1000 - now;
-      if (wait > 0) return Math.ceil(wait / 1000);
-    }
-    user.lastSaid = { room: key, at: now };
+    const speakers = [`${room} user:${user.id}`];
+    if (user.address !== undefined) speakers.push(`${room} address:${addressKey(user.address)}`);
+    if (user.verified) speakers.push(`${room} account:${nameKey(user.name)}`);
+    const last = Math.max(...speakers.map((speaker) => this.#spoke.get(speaker) ?? -Infinity));
+    const wait = last + slow * 1000 - now;
+    if (wait > 0) return Math.ceil(wait / 1000);
+    for (const speaker of speakers) this.#spoke.set(speaker, now);
     return undefined;
   }
 
@@ -172,128 +161,104 @@ export class Moderation {
   }
 
   /** Disconnects the user called `name`, here or on their instance (which checks ranks too). */
-  kick(by: Moderator, name: string, reason: string, notice: Removal["notice"] = "kicked"): Outcome {
+  kick(by: Actor, name: string, reason: string): Settled<Outcome> {
     const { users, broker } = this.#options;
     const why = cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON;
     const local = users.find(name);
     if (local !== undefined) {
-      if (rank(local.roles) >= by.rank) return { ok: false, problem: "outranked" };
+      if (rank(local.roles) >= by.rank) return this.#fail("forbidden", "outranked", { name });
       this.#count("kick", by, local.name, why);
-      this.#options.remove(local, { notice, by: by.name, reason: why });
-      return { ok: true, what: `${local.name} was removed` };
+      this.#options.remove(local, { notice: "kicked", by: by.name, reason: why });
+      return { ok: true, done: `${local.name} was removed` };
     }
-    const remote = broker.findRemote(name);
-    if (remote === undefined) return { ok: false, problem: "not_found" };
-    this.#count("kick", by, remote.name, why);
-    const note: KickNote = { name: remote.name, by: by.name, byRank: by.rank, reason: why, notice };
-    broker.publishKick(note, remote);
-    return { ok: true, what: `${remote.name} was removed` };
+    const remote = broker.cluster?.names.find(name);
+    if (remote === undefined) return this.#fail("user_not_found", "no_such_user", { name });
+    if (remote.rank >= by.rank) return this.#fail("forbidden", "outranked", { name });
+    const note: KickNote = {
+      name: remote.name,
+      by: by.name,
+      byRank: by.rank,
+      reason: why,
+      notice: "kicked",
+    };
+    return settle(broker.cluster!.mail.kick(note, remote), (result) => {
+      if (result === "done") {
+        this.#count("kick", by, remote.name, why);
+        return { ok: true, done: `${remote.name} was removed` };
+      }
+      return this.#kickFailed(result, name);
+    });
   }
 
-  /** Silences `name` for `seconds`, wherever they are (and if they come back). */
-  mute(by: Moderator, name: string, seconds: number, reason: string): Settled<Outcome> {
-    const checked = this.#checkTarget(by, name);
-    if (checked !== undefined) return checked;
-    const { base, length } = this.#holdBase("mute", by, seconds, reason);
-    this.#count("mute", by, name, base.reason);
-    return this.#save(
-      this.#nameHold(base, name).map((record) => [recordKey(record), record]),
-      `${name} is muted for ${formatDuration(length)}`,
-    );
-  }
-
-  unmute(by: Moderator, name: string): Settled<Outcome> {
-    return this.#lift("mute", by, `mute:${nameKey(name)}`, name, `${name} may speak again`);
-  }
-
-  /**
-   * Bans an address, or a name (in open mode with the address its user has
-   * here), for `seconds`; a user it names is removed wherever they are.
-   */
-  ban(by: Moderator, target: string, seconds: number, reason: string): Settled<Outcome> {
-    const { base, length } = this.#holdBase("ban", by, seconds, reason);
-    let records: BanRecord[];
-    if (ADDRESS.test(target)) {
-      records = [{ ...base, address: target.toLowerCase() }];
-    } else {
-      const checked = this.#checkTarget(by, target);
-      if (checked !== undefined) return checked;
-      records = this.#nameHold(base, target);
+  /** Bans or mutes a target (see `targets.ts`) for `seconds`, wherever it is. */
+  hold(
+    by: Actor,
+    kind: "ban" | "mute",
+    text: string,
+    seconds: number,
+    reason: string,
+  ): Settled<Outcome> {
+    const target = this.#readTarget(text);
+    if ("problem" in target) return this.#targetRefused(target);
+    if (target.kind === "user") {
+      const held = target.local === undefined ? target.remote?.rank ?? 0 : rank(target.local.roles);
+      if (held >= by.rank) return this.#fail("forbidden", "outranked", { name: target.name });
     }
-    this.#count("ban", by, target, base.reason);
-    return this.#save(
-      records.map((record) => [recordKey(record), record]),
-      `${target} is banned for ${formatDuration(length)}`,
-    );
-  }
-
-  /** Lifts the ban of an address, or of a name and the address banned with it. */
-  unban(by: Moderator, target: string): Settled<Outcome> {
-    const key = ADDRESS.test(target)
-      ? `ban:address:${target.toLowerCase()}`
-      : `ban:name:${nameKey(target)}`;
-    return this.#lift("ban", by, key, target, `${target} is no longer banned`);
-  }
-
-  /** What every record of one ban or mute holds, and its length in seconds. */
-  #holdBase<K extends "ban" | "mute">(kind: K, by: Moderator, seconds: number, reason: string) {
     const now = this.#options.now();
-    const length = clampSeconds(seconds);
     const base = {
       kind,
-      until: now + length * 1000,
+      until: now + seconds * 1000,
       reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
       by: by.name,
       byRank: by.rank,
       at: now,
     };
-    return { base, length };
+    const record: HoldRecord<typeof kind> = target.kind === "address"
+      ? { ...base, address: target.network }
+      : { ...base, name: target.name };
+    const shown = target.kind === "address" ? target.network : target.name;
+    this.#count(kind, by, shown, base.reason);
+    return this.#save(
+      [[recordKey(record), record]],
+      `${shown} is ${HELD[kind]} for ${formatDuration(seconds)}`,
+    );
   }
 
-  /** The records of a ban or mute of `name`: in open mode, its user's address too (a new name would escape it). */
-  #nameHold<K extends "ban" | "mute">(
-    base: Omit<HoldRecord<K>, "name" | "address">,
-    name: string,
-  ): HoldRecord<K>[] {
-    const local = this.#options.users.find(name);
-    const address = this.#options.byAddress ? local?.address : undefined;
-    const records: HoldRecord<K>[] = [{ ...base, name: local?.name ?? name, address }];
-    if (address !== undefined) records.push({ ...base, address });
-    return records;
-  }
-
-  /** Lifts the ban or mute saved under `key`, with the address record decided with it. */
-  #lift(
-    kind: "ban" | "mute",
-    by: Moderator,
-    key: string,
-    target: string,
-    done: string,
-  ): Settled<Outcome> {
-    const records = this.#options.broker.records();
-    const record = records.get(key);
-    if (record?.kind !== kind) return { ok: false, problem: "not_found" };
-    if (record.byRank > by.rank) return { ok: false, problem: "outranked" };
-    this.#count(kind === "ban" ? "unban" : "unmute", by, target, "");
-    const lifted: [string, undefined][] = [[key, undefined]];
-    if (record.name !== undefined && record.address !== undefined) {
-      const linked = `${kind}:address:${record.address}`;
-      const other = records.get(linked);
-      // Unless it was decided again since.
-      if (other?.kind === kind && other.at === record.at) lifted.push([linked, undefined]);
+  /** Lifts the ban or mute of a name (with the addresses held with it) or of an address. */
+  lift(by: Actor, kind: "ban" | "mute", text: string): Settled<Outcome> {
+    const records = this.#options.broker.records.all();
+    const named = (name: string): string | undefined =>
+      this.#holds.keysFor(kind, name, undefined).next().value ?? undefined;
+    const target = readLiftTarget(text, (name) => named(name) !== undefined);
+    if ("problem" in target) return this.#targetRefused(target);
+    const key = "name" in target ? named(target.name) : `${kind}:address:${target.network}`;
+    const record = key === undefined ? undefined : records.get(key);
+    const shown = "name" in target ? target.name : target.network;
+    if (key === undefined || record?.kind !== kind) {
+      return this.#fail("user_not_found", "not_held", { target: shown, what: HELD[kind] });
     }
-    return this.#save(lifted, done);
+    if (record.byRank > by.rank) return this.#fail("forbidden", "outranked", { name: shown });
+    this.#count(kind === "ban" ? "unban" : "unmute", by, shown, "");
+    const lifted: [string, undefined][] = [[key, undefined]];
+    if (record.name !== undefined) {
+      const linked = nameKey(record.name);
+      for (const [other, held] of records) {
+        if (held.kind === kind && held.name === undefined && held.for === linked) {
+          lifted.push([other, undefined]);
+        }
+      }
+    }
+    const name = record.name ?? record.address ?? shown;
+    return this.#save(
+      lifted,
+      kind === "ban" ? `${name} is no longer banned` : `${name} may speak again`,
+    );
   }
 
   /** Changes a room's topic or slow mode; everyone in it hears of it. */
-  setRoom(
-    by: Moderator,
-    room: string,
-    change: { topic?: string; slow?: number },
-  ): Settled<Outcome> {
+  setRoom(by: Actor, room: string, change: { topic?: string; slow?: number }): Settled<Outcome> {
     const key = nameKey(room);
     const current = this.#roomSettings.get(key);
-    const now = this.#options.now();
     const record: RoomRecord = {
       kind: "room",
       room,
@@ -302,7 +267,7 @@ export class Moderation {
         : cleanLine(change.topic, MAX_TOPIC_LENGTH),
       slow: change.slow ?? current?.slow ?? 0,
       by: by.name,
-      at: now,
+      at: this.#options.now(),
     };
     this.#count(change.topic === undefined ? "slow" : "topic", by, room, "");
     return this.#save([[`room:${key}`, record]], `the settings of ${room} are saved`);
@@ -313,92 +278,152 @@ export class Moderation {
   /** A record changed (here or elsewhere): the users it concerns here are told, or removed. */
   recordChanged(key: string, record: ModerationRecord | undefined): void {
     if (key.startsWith("room:")) return this.#roomChanged(key.slice(5), record);
-    if (key.startsWith("mute:")) {
-      if (record?.kind === "mute") this.#muted.add(key);
-      else this.#muted.delete(key);
-      // Address mutes go with a name's: its user is told once, about the name.
-      if (key.startsWith("mute:address:")) return;
-      // A name key is its own key: finding by it finds the user.
-      const user = this.#options.users.find(key.slice(5));
-      if (user === undefined) return;
-      if (record?.kind === "mute") {
-        const seconds = (record.until - this.#options.now()) / 1000;
-        if (seconds <= 0 || record.byRank <= rank(user.roles)) return;
-        const { by, reason } = record;
-        user.sink.send(
-          this.#options.events.system("muted", { duration: formatDuration(seconds), by, reason }),
-        );
-      } else {
-        user.sink.send(this.#options.events.system("unmuted", {}));
+    const previous = this.#holds.changed(key, record);
+    if (record === undefined || record.kind === "room") {
+      // The users a lifted mute held may speak again (those of a linked address heard of the name).
+      if (previous?.kind === "mute" && previous.for === undefined) {
+        const notice = this.#options.events.system("unmuted", {});
+        for (const user of this.#heldHere(previous)) user.sink.send(notice);
       }
       return;
     }
-    if (record?.kind !== "ban" || record.until <= this.#options.now()) return;
-    const removal: Removal = { notice: "banned", by: record.by, reason: record.reason };
-    for (const user of [...this.#options.users.all()]) {
-      const userRank = rank(user.roles);
-      if (userRank >= record.byRank) continue;
-      const named = record.name !== undefined && nameKey(user.name) === nameKey(record.name);
-      // Moderators sharing a banned address (the banner, say) stay.
-      const fromAddress = record.address !== undefined && user.address === record.address &&
-        userRank === 0;
-      if (!named && !fromAddress) continue;
-      // Open mode: a name banned elsewhere holds the address its user has here.
-      if (named && record.address === undefined && this.#options.byAddress && user.address) {
-        const address: BanRecord = { ...record, name: undefined, address: user.address };
-        this.#save([[recordKey(address), address]], "");
-      }
-      this.#options.remove(user, removal);
+    if (record.until <= this.#options.now()) return;
+    const held = this.#heldHere(record);
+    if (record.name !== undefined && this.#options.byAddress) this.#holdAddresses(record, held);
+    if (record.kind === "mute") {
+      // An address held with a name: its user hears once, of the name.
+      if (record.for !== undefined) return;
+      const seconds = (record.until - this.#options.now()) / 1000;
+      const { by, reason } = record;
+      const notice = this.#options.events.system("muted", {
+        duration: formatDuration(seconds),
+        by,
+        reason,
+      });
+      for (const user of held) user.sink.send(notice);
+      return;
     }
+    const removal: Removal = { notice: "banned", by: record.by, reason: record.reason };
+    for (const user of held) this.#options.remove(user, removal);
   }
 
   /** Another instance's moderator removes a local user. */
-  deliverKick(note: KickNote): void {
+  deliverKick(note: KickNote): KickResult {
     const user = this.#options.users.find(note.name);
-    if (user === undefined) return;
+    if (user === undefined) return "not_found";
     if (rank(user.roles) >= note.byRank) {
-      log.warning("Ignored {by}'s kick of {name}, who outranks them", {
+      log.warning("Refused {by}'s kick of {name}, who outranks them", {
         by: note.by,
         name: note.name,
       });
-      return;
+      return "outranked";
     }
     this.#options.remove(user, { notice: note.notice, by: note.by, reason: note.reason });
+    return "done";
   }
 
   /** Deletes the bans and mutes that have run out (unless decided again meanwhile). */
   sweep(): void {
     const now = this.#options.now();
-    for (const [key, record] of this.#options.broker.records()) {
+    const { records } = this.#options.broker;
+    for (const [key, record] of records.all()) {
       if (record.kind === "room" || record.until > now) continue;
-      Promise.resolve(this.#options.broker.removeExpired(key, record.at)).catch((error) => {
+      Promise.resolve(records.removeExpired(key, record.at)).catch((error) => {
         log.warning("Cannot delete an expired record: {error}", { error });
       });
+    }
+    // A speaker quiet for the longest slow mode can no longer be waiting.
+    for (const [speaker, at] of this.#spoke) {
+      if (now - at >= 3600_000) this.#spoke.delete(speaker);
     }
   }
 
   // ---- inside ----
 
-  /** Why `by` may not act on the user called `name` now, or `undefined`. */
-  #checkTarget(by: Moderator, name: string): Outcome | undefined {
-    if (nameProblem(name) !== undefined) return { ok: false, problem: "invalid" };
-    const local = this.#options.users.find(name);
-    if (local !== undefined && rank(local.roles) >= by.rank) {
-      return { ok: false, problem: "outranked" };
+  #readTarget(text: string): Target | TargetRefusal {
+    const { users, broker } = this.#options;
+    return readTarget(text, {
+      find(name) {
+        const local = users.find(name);
+        if (local !== undefined) return { local };
+        const remote = broker.cluster?.names.find(name);
+        return remote === undefined ? undefined : { remote };
+      },
+      problemOf: this.#options.problemOf,
+    });
+  }
+
+  #targetRefused(refusal: TargetRefusal): Outcome {
+    if (refusal.problem === "unknown") {
+      return this.#fail("user_not_found", "target_unknown", { target: refusal.target });
     }
-    return undefined;
+    return this.#fail("bad_request", "target_invalid", {
+      target: refusal.target,
+      reason: refusal.reason,
+    });
+  }
+
+  #kickFailed(result: Exclude<KickResult, "done">, name: string): Outcome {
+    switch (result) {
+      case "outranked":
+        return this.#fail("forbidden", "outranked", { name });
+      case "not_found":
+        return this.#fail("user_not_found", "no_such_user", { name });
+      case "unavailable":
+        return this.#fail("unavailable", "not_saved", {});
+    }
+  }
+
+  /** The local users a hold concerns: its name's holder, or those of its network. */
+  #heldHere(record: HoldRecord<"ban" | "mute">): User[] {
+    const held: User[] = [];
+    const named = record.name === undefined ? undefined : this.#options.users.find(record.name);
+    for (const user of this.#options.users.all()) {
+      const userRank = rank(user.roles);
+      if (userRank >= record.byRank) continue;
+      if (user === named) {
+        held.push(user);
+      } else if (record.address !== undefined && userRank === 0 && user.address !== undefined) {
+        // Moderators sharing a held address (the one who held it, say) are not held by it.
+        if (networkHolds(record.address, user.address)) held.push(user);
+      }
+    }
+    return held;
+  }
+
+  /** Open mode: a held name's users here are held by address too, lifted with the name. */
+  #holdAddresses(record: HoldRecord<"ban" | "mute">, held: readonly User[]): void {
+    const name = record.name!;
+    for (const user of held) {
+      if (user.address === undefined || nameKey(user.name) !== nameKey(name)) continue;
+      const address: HoldRecord<typeof record.kind> = {
+        ...record,
+        name: undefined,
+        address: addressKey(user.address),
+        for: nameKey(name),
+      };
+      Promise.resolve(this.#options.broker.records.save(recordKey(address), address)).then(
+        (saved) => {
+          if (!saved) log.error("Cannot hold the address of {name}", { name });
+        },
+      );
+    }
   }
 
   /** Saves the records, in order; done when all are. */
   #save(
     records: readonly (readonly [string, ModerationRecord | undefined])[],
-    what: string,
+    done: string,
   ): Settled<Outcome> {
     const { broker } = this.#options;
-    const saved = Promise.all(records.map(([key, record]) => broker.saveRecord(key, record)));
+    const saved = Promise.all(records.map(([key, record]) => broker.records.save(key, record)));
     return saved.then((results): Outcome =>
-      results.every(Boolean) ? { ok: true, what } : { ok: false, problem: "not_saved" }
+      results.every(Boolean) ? { ok: true, done } : this.#fail("unavailable", "not_saved", {})
     );
+  }
+
+  #fail<K extends MessageKey>(code: ErrorCode, key: K, values: MessageValues<K>): Outcome {
+    return { ok: false, error: this.#options.events.error(code, key, values) };
   }
 
   #roomChanged(key: string, record: ModerationRecord | undefined): void {
@@ -435,7 +460,7 @@ export class Moderation {
     }
   }
 
-  #count(action: ModerationAction, by: Moderator, target: string, reason: string): void {
+  #count(action: ModerationAction, by: Actor, target: string, reason: string): void {
     this.#options.metrics.moderationActions.inc(action);
     log.info("Moderation: {by} {action} {target} ({reason})", {
       by: by.name,

@@ -1,32 +1,27 @@
 /**
- * Moderation as people in the chat ask for it: `!op` (and its v2 request),
- * and the moderators' commands, checked for rank 0 here, done by
- * {@linkcode Moderation}, and answered to the moderator.
+ * The requests of moderation, as the request table declares them: `op`, and
+ * the moderators' requests (the table says who may make them; ranks are
+ * checked by {@linkcode Moderation}, against where the target is).
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { rank } from "../auth/tokens.ts";
 import type { Settled } from "../broker/types.ts";
+import { Buckets, Limiter, type Rate } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
 import { sameSecret } from "../auth/secrets.ts";
-import { type EventFactory, NO_REASON } from "./event_factory.ts";
-import type { ClientRequest } from "../vocabulary/events.ts";
-import { Buckets, Limiter, type Rate } from "../limits.ts";
-import { MAX_SLOW_SECONDS, type Moderation, type Moderator, type Outcome } from "./moderation.ts";
+import { addressKey } from "../net/ip.ts";
+import type { RequestOf } from "../vocabulary/requests.ts";
+import type { EventFactory } from "./event_factory.ts";
+import type { Moderation } from "./moderation.ts";
+import { type Actor, DONE, type Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
 
 const log = getLogger(["chat", "moderation"]);
 
 /** Wrong operator passwords one address may try at once, and how fast it earns tries back. */
 const OP_TRIES: Rate = { rate: 1 / 60, burst: 5 };
-
-/** The requests only moderators may make (and `op`, which makes one). */
-export type ModerationRequest = Extract<
-  ClientRequest,
-  { type: "op" | "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow" }
->;
 
 /** What {@linkcode ModeratorCommands} works with, shared with the chatroom. */
 export interface ModeratorCommandsOptions {
@@ -36,11 +31,11 @@ export interface ModeratorCommandsOptions {
   readonly moderation: Moderation;
   /** Open mode's operator password; `undefined` when `!op` makes nobody a moderator. */
   readonly operatorPassword: string | undefined;
-  /** Runs `then` once `settled` is, the user's later requests waiting meanwhile. */
-  readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
+  /** A user became a moderator: the other instances learn their rank. */
+  readonly promoted: (user: User) => void;
 }
 
-/** The moderators' commands of one server. */
+/** The moderation requests of one server. */
 export class ModeratorCommands {
   readonly #options: ModeratorCommandsOptions;
   /** Wrong operator passwords left to try, by address (or user). */
@@ -50,101 +45,65 @@ export class ModeratorCommands {
     this.#options = options;
   }
 
-  /**
-   * Handles a moderation request of a user: checks that they may, acts,
-   * and answers them. Non-moderators are told no, and nothing happens.
-   */
-  handle(user: User, request: ModerationRequest): void {
-    const { events, moderation } = this.#options;
-    if (request.type === "op") return this.#op(user, request.password);
-    if (request.type === "topic" && request.text === undefined) {
-      const topic = moderation.topicOf(user.room.name);
-      const room = user.room.name;
-      return user.sink.send(
-        topic === undefined
-          ? events.system("no_topic", { room }, room)
-          : events.system("topic", { room, topic }, room),
-      );
-    }
-    const actor: Moderator = { name: user.name, rank: rank(user.roles) };
-    if (actor.rank === 0) {
-      this.#options.metrics.moderationRefused.inc();
-      log.info("Refused !{command} to user {id} ({name}): not a moderator", {
-        command: request.type,
-        id: user.id,
-        name: user.name,
-      });
-      return user.sink.send(events.error("forbidden", "forbidden", { command: request.type }));
-    }
-    const reason = "reason" in request && request.reason !== undefined && request.reason !== ""
-      ? request.reason
-      : NO_REASON;
-    let outcome: Settled<Outcome>;
-    switch (request.type) {
-      case "kick":
-        outcome = moderation.kick(actor, request.user, reason);
-        break;
-      case "mute":
-        outcome = moderation.mute(actor, request.user, request.seconds, reason);
-        break;
-      case "unmute":
-        outcome = moderation.unmute(actor, request.user);
-        break;
-      case "ban":
-        outcome = moderation.ban(actor, request.target, request.seconds, reason);
-        break;
-      case "unban":
-        outcome = moderation.unban(actor, request.target);
-        break;
-      case "topic":
-        outcome = moderation.setRoom(actor, user.room.name, { topic: request.text ?? "" });
-        break;
-      case "slow":
-        outcome = moderation.setRoom(actor, user.room.name, {
-          slow: Math.min(request.seconds, MAX_SLOW_SECONDS),
-        });
-        break;
-    }
-    const target = "user" in request ? request.user : "target" in request ? request.target : "";
-    // A room's new settings are told to everyone in it, the moderator included.
-    const quiet = request.type === "topic" || request.type === "slow";
-    this.#options.after(user, outcome, (result) => {
-      if (!result.ok || !quiet) this.#answer(user, result, target);
-    });
+  kick(actor: Actor, request: RequestOf<"kick">): Settled<Outcome> {
+    return this.#options.moderation.kick(actor, request.user, request.reason ?? "");
   }
 
-  #answer(user: User, outcome: Outcome, target: string): void {
-    const { events } = this.#options;
-    if (outcome.ok) return user.sink.send(events.system("done", { what: outcome.what }));
-    switch (outcome.problem) {
-      case "not_found":
-        return user.sink.send(events.error("user_not_found", "user_not_found", { name: target }));
-      case "outranked":
-        return user.sink.send(events.error("forbidden", "outranked", { name: target }));
-      case "invalid":
-        return user.sink.send(
-          events.error("bad_request", "bad_request", {
-            reason: `"${target}" is neither a valid name nor an address`,
-          }),
-        );
-      case "not_saved":
-        return user.sink.send(events.error("unavailable", "not_saved", {}));
+  mute(actor: Actor, request: RequestOf<"mute">): Settled<Outcome> {
+    const { user, seconds, reason = "" } = request;
+    return this.#options.moderation.hold(actor, "mute", user, seconds, reason);
+  }
+
+  unmute(actor: Actor, request: RequestOf<"unmute">): Settled<Outcome> {
+    return this.#options.moderation.lift(actor, "mute", request.user);
+  }
+
+  ban(actor: Actor, request: RequestOf<"ban">): Settled<Outcome> {
+    const { target, seconds, reason = "" } = request;
+    return this.#options.moderation.hold(actor, "ban", target, seconds, reason);
+  }
+
+  unban(actor: Actor, request: RequestOf<"unban">): Settled<Outcome> {
+    return this.#options.moderation.lift(actor, "ban", request.target);
+  }
+
+  /** Shows the room's topic, or (moderators) sets it; everyone in the room hears the change. */
+  topic(actor: Actor, request: RequestOf<"topic">): Settled<Outcome> {
+    const { events, moderation } = this.#options;
+    const room = actor.room;
+    if (request.text !== undefined) {
+      return quietly(moderation.setRoom(actor, room, { topic: request.text }));
     }
+    const topic = moderation.topicOf(room);
+    actor.user?.sink.send(
+      topic === undefined
+        ? events.system("no_topic", { room }, room)
+        : events.system("topic", { room, topic }, room),
+    );
+    return DONE;
+  }
+
+  /** Sets slow mode in the room; everyone in it hears the change. */
+  slow(actor: Actor, request: RequestOf<"slow">): Settled<Outcome> {
+    return quietly(this.#options.moderation.setRoom(actor, actor.room, { slow: request.seconds }));
   }
 
   /** Open mode: the operator password makes a moderator. */
-  #op(user: User, password: string): void {
+  op(user: User, request: RequestOf<"op">): Outcome {
     const { events, operatorPassword, metrics } = this.#options;
-    if (operatorPassword === undefined || user.verified) {
-      return user.sink.send(events.error("forbidden", "op_unavailable", {}));
-    }
+    const fail = (key: "op_unavailable" | "op_wait" | "op_refused"): Outcome => ({
+      ok: false,
+      error: events.error("forbidden", key, {}),
+    });
+    if (operatorPassword === undefined || user.verified) return fail("op_unavailable");
     const now = this.#options.now();
-    const tries = this.#opTries.get(user.address ?? `user:${user.id}`, now);
+    const from = user.address === undefined ? `user:${user.id}` : addressKey(user.address);
+    const tries = this.#opTries.get(from, now);
     if (!tries.available(now)) {
       metrics.moderationRefused.inc();
-      return user.sink.send(events.error("forbidden", "op_wait", {}));
+      return fail("op_wait");
     }
-    if (!sameSecret(password, operatorPassword)) {
+    if (!sameSecret(request.password, operatorPassword)) {
       tries.take(now);
       metrics.moderationRefused.inc();
       log.warning("Wrong operator password from user {id} ({name}, address {address})", {
@@ -152,10 +111,23 @@ export class ModeratorCommands {
         name: user.name,
         address: user.address,
       });
-      return user.sink.send(events.error("forbidden", "op_refused", {}));
+      return fail("op_refused");
     }
     user.roles.add("moderator");
     log.info("User {id} ({name}) is a moderator now", { id: user.id, name: user.name });
+    this.#options.promoted(user);
     user.sink.send(events.system("op_granted", {}));
+    return DONE;
   }
+
+  /** Forgets the password tries of addresses quiet long enough. */
+  sweep(): void {
+    this.#opTries.sweep(this.#options.now());
+  }
+}
+
+/** A room's new settings are told to everyone in it, the moderator included: no "Done". */
+function quietly(outcome: Settled<Outcome>): Settled<Outcome> {
+  const strip = (result: Outcome): Outcome => result.ok ? DONE : result;
+  return outcome instanceof Promise ? outcome.then(strip) : strip(outcome);
 }

@@ -1,33 +1,43 @@
 /**
- * What users ask of the chat, whichever protocol it came in: flood control
- * first, then each request's rule, once. A request that waits for the other
- * instances (a name, a room not read here yet) makes the user's later
- * requests wait after it, in order.
+ * What is asked of the chat, whichever road it came by: one handler per
+ * request type, checked by the compiler against the request table, and one
+ * check of who may make it. Users' requests pass flood control first and are
+ * answered with events; a request that waits for the other instances (a
+ * name, a room not read here yet) makes the user's later requests wait after
+ * it, in order. The server API's requests take the same road (`perform`).
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import { rank } from "../auth/tokens.ts";
-import type { Broker, PrivateNote, Settled } from "../broker/types.ts";
-import { commandSummaries, findCommand, usageOf } from "../vocabulary/commands.ts";
+import type { Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
-import { formatDuration } from "../text/duration.ts";
-import type { MessageKey, MessageValues } from "../messages.ts";
+import { Buckets, FloodGuard, TokenBucket, worse } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
+import { addressKey } from "../net/ip.ts";
 import { nameKey } from "../text/names.ts";
+import { stripWhitespace } from "../text/sanitize.ts";
+import { commandSummaries, findCommand, usageOf } from "../vocabulary/commands.ts";
+import type { SeenPosition } from "../vocabulary/arguments.ts";
+import {
+  type ClientRequest,
+  type RequestOf,
+  type RequestType,
+  whoMay,
+} from "../vocabulary/requests.ts";
+import type { ChatAuth } from "./sign_in.ts";
 import type { Backend } from "./backend.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
-import type { ClientRequest, ErrorCode, SeenPosition } from "../vocabulary/events.ts";
-import { Buckets, FloodGuard, TokenBucket, worse } from "../limits.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
-import { ModeratorCommands } from "./moderator_commands.ts";
+import type { ModeratorCommands } from "./moderator_commands.ts";
+import { type Actor, DONE, type Outcome, settle } from "./outcome.ts";
 import { LOBBY, type Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
-import { cleanText, stripWhitespace, truncateText } from "../text/sanitize.ts";
 import type { Sessions } from "./sessions.ts";
-import type { ChatAuth, SignIns } from "./sign_in.ts";
+import type { SignIns } from "./sign_in.ts";
+import type { Talk } from "./talk.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 
@@ -44,32 +54,33 @@ export interface RequestsOptions {
   readonly config: ChatConfig;
   readonly now: () => number;
   readonly metrics: Metrics;
-  readonly broker: Broker;
   readonly events: EventFactory;
   readonly users: UserDirectory;
   readonly rooms: RoomDirectory<User>;
   readonly membership: Membership;
   readonly sessions: Sessions;
+  readonly talk: Talk;
   readonly moderation: Moderation;
+  readonly moderatorCommands: ModeratorCommands;
   readonly signIns: SignIns;
   readonly backend: Backend;
   readonly auth: ChatAuth;
   /** Ends the session of `user`, telling their room. */
   readonly disconnect: (user: User) => void;
-  /** Takes `user` out of their room, telling it they left. */
-  readonly leaveRoom: (user: User) => void;
-  /** Tells `user`, entering `room`, its topic when it has one. */
-  readonly sendTopic: (user: User, room: Room<User>) => void;
-  /** Hands a private message to its recipient here. */
-  readonly deliverPrivate: (note: PrivateNote) => void;
+  /** Moves `user` to `room` once it is followed here. */
+  readonly move: (user: User, room: Room<User>) => Settled<void>;
 }
+
+/** A request's handler: what `actor` asked, and what came of it. */
+type Handler<T extends RequestType> = (actor: Actor, request: RequestOf<T>) => Settled<Outcome>;
 
 /** The requests of every user of one chat server. */
 export class Requests {
   readonly #options: RequestsOptions;
   /** Flood control of each client address, across its connections and reconnects. */
   readonly #addressFlood: Buckets<FloodGuard>;
-  readonly #moderatorCommands: ModeratorCommands;
+  /** One handler per request of the table; the compiler checks none is missing. */
+  readonly #handlers: { readonly [T in RequestType]: Handler<T> };
 
   constructor(options: RequestsOptions) {
     this.#options = options;
@@ -77,22 +88,50 @@ export class Requests {
     this.#addressFlood = new Buckets((now) =>
       new FloodGuard({ rate: addressRate, burst: addressBurst, disconnectAfter }, now)
     );
-    const { auth, events, metrics, moderation, now } = options;
-    this.#moderatorCommands = new ModeratorCommands({
-      now,
-      events,
-      metrics,
-      moderation,
-      operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
-      after: (user, settled, then) => this.after(user, settled, then),
-    });
+    const { talk, moderatorCommands: mod, signIns } = options;
+    const session = (actor: Actor): User => {
+      if (actor.user === undefined) {
+        throw new TypeError("Cannot handle a user's request without one");
+      }
+      return actor.user;
+    };
+    this.#handlers = {
+      say: (actor, request) => talk.say(actor, request),
+      me: (actor, request) => talk.say(actor, request),
+      pm: (actor, request) => talk.pm(actor, request),
+      join: (actor, request) => this.#join(session(actor), request.room),
+      leave: (actor) => this.#leave(session(actor)),
+      setname: (actor, request) => this.#rename(session(actor), request.name),
+      rooms: (actor, request) => this.#listRooms(session(actor), request.seen),
+      members: (actor) =>
+        this.#reply(actor, (user) => options.membership.members(user, user.room, false)),
+      history: (actor, request) => this.#sendHistory(session(actor), request.count),
+      help: (actor, request) => this.#help(actor, request.command),
+      about: (actor) => this.#reply(actor, () => options.events.system("about", {})),
+      env: (actor) =>
+        this.#reply(actor, () => options.events.system("env", { env: options.config.environment })),
+      ping: (actor) => this.#reply(actor, () => options.events.system("pong", {})),
+      op: (actor, request) => mod.op(session(actor), request),
+      kick: (actor, request) => mod.kick(actor, request),
+      mute: (actor, request) => mod.mute(actor, request),
+      unmute: (actor, request) => mod.unmute(actor, request),
+      ban: (actor, request) => mod.ban(actor, request),
+      unban: (actor, request) => mod.unban(actor, request),
+      topic: (actor, request) => mod.topic(actor, request),
+      slow: (actor, request) => mod.slow(actor, request),
+      refresh: (actor, request) => signIns.refresh(session(actor), request.auth),
+    };
+  }
+
+  /** What a user is, as one who asks. */
+  actorOf(user: User): Actor {
+    return { name: user.name, rank: rank(user.roles), user, room: user.room.name };
   }
 
   /**
-   * Handles one request, after flood control. The request's text is cleaned
-   * and checked here, once, whichever protocol it came in. While an earlier
-   * request waits for the other instances, later ones wait after it. An
-   * unexpected error is logged and answered to this user only.
+   * Handles one request of a user, after flood control, and answers it. While
+   * an earlier request waits for the other instances, later ones wait after
+   * it. An unexpected error is logged and answered to this user only.
    */
   handle(user: User, request: ClientRequest): void {
     if (!this.#options.users.has(user) || !this.#passesFloodControl(user)) return;
@@ -100,6 +139,27 @@ export class Requests {
     if (waiting === undefined) return this.#dispatchSafely(user, request);
     if (waiting.length < MAX_WAITING) waiting.push(request);
     else this.#options.metrics.messagesDropped.inc("flood");
+  }
+
+  /**
+   * Does what `actor` asks, if they may: the one road every request takes
+   * once decoded, whoever asks.
+   */
+  perform(actor: Actor, request: Exclude<ClientRequest, { type: "invalid" }>): Settled<Outcome> {
+    if (whoMay(request) === "moderators" && actor.rank === 0) {
+      this.#options.metrics.moderationRefused.inc();
+      log.info("Refused {type} to {name}: not a moderator", {
+        type: request.type,
+        name: actor.name,
+      });
+      const command = findCommand(request.type)?.name ?? request.type;
+      return {
+        ok: false,
+        error: this.#options.events.error("forbidden", "forbidden", { command }),
+      };
+    }
+    const handler = this.#handlers[request.type] as Handler<RequestType>;
+    return handler(actor, request);
   }
 
   /**
@@ -114,7 +174,9 @@ export class Requests {
     user.waiting ??= [];
     settled.then(then).catch((error) => {
       log.error("A request of user {id} could not be completed: {error}", { id: user.id, error });
-      if (users.has(user)) this.#fail(user, "unavailable", "not_sent", {});
+      if (users.has(user)) {
+        user.sink.send(this.#options.events.error("unavailable", "not_sent", {}));
+      }
     }).finally(() => {
       // A step started by `then` takes the waiting requests over.
       if (user.step !== step) return;
@@ -126,11 +188,6 @@ export class Requests {
         this.#handleInTurn(user, request);
       }
     });
-  }
-
-  /** Client text made safe to show and cut to `max_message_len`. */
-  clean(text: string): string {
-    return truncateText(cleanText(text), this.#options.config.maxMessageLen);
   }
 
   /** Forgets the flood control of addresses quiet long enough. */
@@ -145,224 +202,152 @@ export class Requests {
   }
 
   #dispatchSafely(user: User, request: ClientRequest): void {
+    const { events, metrics } = this.#options;
     try {
-      this.#dispatch(user, request);
+      if (request.type === "invalid") {
+        const { problem } = request;
+        return user.sink.send(events.problem(
+          problem.code === "unknown_command"
+            ? { code: problem.code, command: this.#options.talk.clean(problem.command) }
+            : problem,
+        ));
+      }
+      this.after(user, this.perform(this.actorOf(user), request), (outcome) => {
+        if (!this.#options.users.has(user)) return;
+        if (!outcome.ok) {
+          if (!outcome.quiet) user.sink.send(outcome.error);
+        } else if (outcome.done !== undefined) {
+          user.sink.send(events.system("done", { what: outcome.done }));
+        }
+      });
     } catch (error) {
-      this.#options.metrics.errors.inc();
+      metrics.errors.inc();
       log.error("Failed to handle a {type} request from user {id}: {error}", {
         type: request.type,
         id: user.id,
         error,
       });
-      this.#fail(user, "internal", "internal_error", {});
+      user.sink.send(events.error("internal", "internal_error", {}));
     }
   }
 
-  #dispatch(user: User, request: ClientRequest): void {
-    const { config, events, membership, rooms, signIns } = this.#options;
-    switch (request.type) {
-      case "say":
-      case "me": {
-        const text = this.clean(request.text);
-        if (text.trim() !== "") return this.#say(user, text, request.type === "me");
-        if (request.type === "me") return this.#usage(user, "me");
-        return this.#options.metrics.messagesDropped.inc("empty");
-      }
-      case "pm": {
-        const to = stripWhitespace(this.clean(request.to));
-        const text = this.clean(request.text);
-        if (to === "" || text.trim() === "") return this.#usage(user, "pm");
-        return this.#sendPrivate(user, to, text);
-      }
-      case "join": {
-        const room = this.clean(request.room).trim();
-        return room === "" ? this.#usage(user, "join") : this.#join(user, room);
-      }
-      case "leave":
-        if (user.room !== rooms.lobby) return this.#join(user, LOBBY);
-        return this.#fail(user, "usage", "already_in_room", { room: LOBBY });
-      case "setname": {
-        const name = stripWhitespace(this.clean(request.name));
-        return name === "" ? this.#usage(user, "setname") : this.#rename(user, name);
-      }
-      case "rooms":
-        return this.#listRooms(user, request.seen);
-      case "members":
-        return user.sink.send(membership.members(user, user.room, false));
-      case "history":
-        return this.#sendHistory(user, request.count ?? config.historySize);
-      case "help":
-        return this.#help(user, request.command);
-      case "about":
-        return user.sink.send(events.system("about", {}));
-      case "env":
-        return user.sink.send(events.system("env", { env: config.environment }));
-      case "ping":
-        return user.sink.send(events.system("pong", {}));
-      case "op":
-      case "kick":
-      case "mute":
-      case "unmute":
-      case "ban":
-      case "unban":
-      case "topic":
-      case "slow":
-        return this.#moderatorCommands.handle(user, request);
-      case "refresh":
-        return signIns.refresh(user, request.auth);
-      case "invalid": {
-        const { problem } = request;
-        return user.sink.send(events.problem(
-          problem.code === "unknown_command"
-            ? { code: problem.code, command: this.clean(problem.command) }
-            : problem,
-        ));
-      }
-    }
+  /** Sends the user asking an event of their own. */
+  #reply(actor: Actor, event: (user: User) => Parameters<User["sink"]["send"]>[0]): Outcome {
+    const user = actor.user;
+    if (user !== undefined) user.sink.send(event(user));
+    return DONE;
   }
 
-  /** Whether `user` may speak now: not muted, and not too soon in a slow room. */
-  #maySpeak(user: User): boolean {
-    const { moderation } = this.#options;
-    const muted = moderation.mutedFor(user);
-    if (muted !== undefined) {
-      this.#fail(user, "muted", "still_muted", { duration: formatDuration(muted) });
-      return false;
-    }
-    const wait = moderation.slowWait(user);
-    if (wait === undefined) return true;
-    this.#fail(user, "slow", "slow_wait", { room: user.room.name, seconds: String(wait) });
-    return false;
+  #usage(type: RequestType): Outcome {
+    const usage = usageOf(type);
+    return { ok: false, error: this.#options.events.error("usage", "usage", { usage }) };
   }
 
-  #say(user: User, text: string, emote: boolean): void {
-    if (!this.#maySpeak(user)) return;
-    const { broker, events, membership, now } = this.#options;
-    const accepted = broker.publishRoomNote({
-      kind: "message",
-      room: user.room.name,
-      id: events.nextId(),
-      sentAt: now(),
-      author: membership.author(user),
-      text,
-      emote,
-    });
-    if (!accepted) this.#fail(user, "unavailable", "not_sent", {});
-  }
-
-  #sendPrivate(from: User, name: string, text: string): void {
-    const { broker, events, moderation, now, users } = this.#options;
-    const muted = moderation.mutedFor(from);
-    if (muted !== undefined) {
-      return this.#fail(from, "muted", "still_muted", { duration: formatDuration(muted) });
-    }
-    const local = users.find(name);
-    const remote = local === undefined ? broker.findRemote(name) : undefined;
-    const to = local?.name ?? remote?.name;
-    if (to === undefined) return this.#fail(from, "user_not_found", "user_not_found", { name });
-    const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: from.name, to, text };
-    if (remote === undefined) this.#options.deliverPrivate(note);
-    else broker.publishPrivate(note, remote);
-    from.sink.send(events.private(note, "sent"));
+  #alreadyIn(room: string): Outcome {
+    const error = this.#options.events.error("usage", "already_in_room", { room });
+    return { ok: false, error };
   }
 
   /** Moves `user` to the room `name`, once this instance follows it. */
-  #join(user: User, name: string): void {
-    if (nameKey(name) === nameKey(user.room.name)) {
-      return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
+  #join(user: User, name: string): Settled<Outcome> {
+    const { events, membership, talk } = this.#options;
+    const wanted = talk.clean(name).trim();
+    if (wanted === "") return this.#usage("join");
+    if (nameKey(wanted) === nameKey(user.room.name)) return this.#alreadyIn(user.room.name);
+    const room = membership.open(wanted, { user, address: user.address });
+    if (room === "room_invalid") {
+      return { ok: false, error: events.error("room_invalid", "room_invalid", { room: wanted }) };
     }
-    const { broker, membership, users } = this.#options;
-    const room = membership.open(name, { user, address: user.address });
-    if (room === "room_invalid") return this.#fail(user, room, room, { room: name });
-    if (room === "room_limit") return this.#fail(user, room, room, {});
-    if (room === "room_create_limit") return this.#fail(user, "room_limit", room, {});
+    if (typeof room === "string") {
+      return { ok: false, error: events.error("room_limit", room, {}) };
+    }
     // A look-alike of the room's name finds the room itself.
-    if (room === user.room) {
-      return this.#fail(user, "usage", "already_in_room", { room: user.room.name });
-    }
-    this.after(user, broker.follow(room.name), () => {
-      if (!users.has(user)) return;
-      this.#options.leaveRoom(user);
-      user.sink.send(membership.members(user, room, true));
-      this.#options.sendTopic(user, room);
-      membership.sendBacklog(user, room);
-      membership.enter(user, room, "joined");
-    });
+    if (room === user.room) return this.#alreadyIn(user.room.name);
+    return settle(this.#options.move(user, room), () => DONE);
   }
 
-  #rename(user: User, name: string): void {
-    const refuse = (reason: string) =>
-      this.#fail(user, "name_refused", "name_refused", { name, reason });
+  #leave(user: User): Settled<Outcome> {
+    if (user.room === this.#options.rooms.lobby) return this.#alreadyIn(LOBBY);
+    return this.#join(user, LOBBY);
+  }
+
+  #rename(user: User, requested: string): Settled<Outcome> {
+    const { events, now, sessions, talk } = this.#options;
+    const name = stripWhitespace(talk.clean(requested));
+    if (name === "") return this.#usage("setname");
+    const refuse = (reason: string): Outcome => ({
+      ok: false,
+      error: events.error("name_refused", "name_refused", { name, reason }),
+    });
     if (user.verified) return refuse("names come from your sign-in token here");
-    const { moderation, now, sessions } = this.#options;
-    if (moderation.mutedFor(user) !== undefined) return refuse("you are muted");
+    if (this.#options.moderation.mutedFor(user) !== undefined) return refuse("you are muted");
     // Each rename is told to the room: a few, then one now and then.
     const renames = user.renames ??= new TokenBucket(RENAME_RATE, now());
     if (!renames.available(now())) return refuse("you are renaming too often; wait a minute");
-    const reason = sessions.rename(user, name);
-    if (reason !== undefined) return refuse(reason);
-    renames.take(now());
+    return settle(sessions.rename(user, name), (reason) => {
+      if (reason !== undefined) return refuse(reason);
+      renames.take(now());
+      return DONE;
+    });
   }
 
   /** The rooms, each with what `user` has not read of it when they said where they stopped. */
-  #listRooms(user: User, seen: ReadonlyMap<string, SeenPosition> | undefined): void {
+  #listRooms(user: User, seen: ReadonlyMap<string, SeenPosition> | undefined): Outcome {
     const { backend, events, membership, rooms } = this.#options;
     // Rooms gone idle are not listed; the rest of the sweep waits for its turn.
     membership.sweep();
     const summaries = backend.roomSummaries();
-    if (seen === undefined) return user.sink.send(events.rooms(summaries));
+    if (seen === undefined) {
+      user.sink.send(events.rooms(summaries));
+      return DONE;
+    }
     user.sink.send(events.rooms(summaries.map((summary) => {
       const position = seen.get(summary.name);
       const room = rooms.find(summary.name);
       if (room === undefined || summary.lastSeq === 0) return summary;
       return { ...summary, unread: room.unreadAfter(position?.epoch, position?.seq ?? 0) };
     })));
+    return DONE;
   }
 
-  #sendHistory(user: User, count: number): void {
+  #sendHistory(user: User, count = this.#options.config.historySize): Outcome {
     const room = user.room;
     const messages = room.recent(count);
     if (messages.length === 0) {
-      const empty = this.#options.events.system("history_empty", { room: room.name }, room.name);
-      return user.sink.send(empty);
+      user.sink.send(this.#options.events.system("history_empty", { room: room.name }, room.name));
     }
     for (const message of messages) user.sink.send(asHistory(message, room.epoch));
+    return DONE;
   }
 
-  #help(user: User, asked: string | undefined): void {
-    const { auth, events } = this.#options;
+  #help(actor: Actor, asked: string | undefined): Outcome {
+    const { auth, events, talk } = this.#options;
+    const context = { moderator: actor.rank > 0, tokenMode: auth.tokenMode };
     if (asked === undefined) {
-      const commands = commandSummaries({
-        moderator: rank(user.roles) > 0,
-        tokenMode: auth.tokenMode,
-        operatorPassword: auth.operatorPassword !== undefined,
-      });
-      return user.sink.send(events.help(commands, false));
+      actor.user?.sink.send(events.help(commandSummaries(context), false));
+      return DONE;
     }
-    const name = this.clean(asked).trim().replace(/^!/, "").toLowerCase();
+    const name = talk.clean(asked).trim().replace(/^!/, "").toLowerCase();
     const command = findCommand(name);
     if (command === undefined) {
-      return this.#fail(user, "unknown_command", "unknown_command", { text: `!${name}` });
+      const error = events.error("unknown_command", "unknown_command", { text: `!${name}` });
+      return { ok: false, error };
     }
     const { usage, summary } = command;
-    user.sink.send(events.help([{ name, usage, summary }], true));
-  }
-
-  /** Answers a request whose needed text is missing with how to spell it. */
-  #usage(user: User, command: "me" | "pm" | "join" | "setname"): void {
-    this.#fail(user, "usage", "usage", { usage: usageOf(command) });
+    actor.user?.sink.send(events.help([{ name, usage, summary }], true));
+    return DONE;
   }
 
   /** Every request draws from the user's bucket and from their address's. */
   #passesFloodControl(user: User): boolean {
-    const { metrics } = this.#options;
+    const { events, metrics } = this.#options;
     const now = this.#options.now();
     // A user quiet long enough to fill their bucket again is warned again next time.
     if (user.flood.idle(now)) user.floodWarned = false;
     const own = user.flood.check(now);
     const verdict = user.address === undefined
       ? own
-      : worse(own, this.#addressFlood.get(user.address, now).check(now));
+      : worse(own, this.#addressFlood.get(addressKey(user.address), now).check(now));
     if (verdict === "accept") return true;
     metrics.messagesDropped.inc("flood");
     if (verdict !== "disconnect") {
@@ -370,19 +355,15 @@ export class Requests {
       if (user.floodWarned) return false;
       user.floodWarned = true;
       log.info("User {id} is flooding; dropping messages", { id: user.id });
-      this.#fail(user, "flood", "flood_warning", {});
+      user.sink.send(events.error("flood", "flood_warning", {}));
     } else {
       log.info("Closing user {id}: kept flooding", { id: user.id });
       metrics.connectionsClosed.inc("flood");
       // Said before the close frame: a client that keeps sending may never read that.
-      this.#fail(user, "flood", "flood_closed", {});
+      user.sink.send(events.error("flood", "flood_closed", {}));
       user.sink.close("flood");
       this.#options.disconnect(user);
     }
     return false;
-  }
-
-  #fail<K extends MessageKey>(user: User, code: ErrorCode, key: K, values: MessageValues<K>): void {
-    user.sink.send(this.#options.events.error(code, key, values));
   }
 }

@@ -3,23 +3,28 @@
  * renaming, resuming a session on a new connection (here or from another
  * instance), and keeping a dropped session for its return.
  *
- * A name is used only once the broker has claimed it; alone that is at once,
- * in a cluster it waits for the other instances, and the user's requests
- * wait with it.
+ * Every name goes through the {@linkcode Gate} first. A name is used only
+ * once the cluster has granted it; alone that is at once, in a cluster it
+ * waits for the other instances, and the user's requests wait with it.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Broker, Handover, Settled } from "../broker/types.ts";
+import { rank } from "../auth/tokens.ts";
+import type { Identity } from "../auth/tokens.ts";
+import type { Broker, Handover, LocalHolder, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
-import { nameKey, nameProblem, reservedKeys } from "../text/names.ts";
+import { MAX_NAME_UNITS } from "../vocabulary/arguments.ts";
+import { nameKey } from "../text/names.ts";
 import { sameSecret } from "../auth/secrets.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
 import { FloodGuard } from "../limits.ts";
+import type { Gate } from "./gate.ts";
 import type { Membership, OpenRefusal } from "./membership.ts";
+import { settle } from "./outcome.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import { LingeringSink, type User } from "./user.ts";
@@ -47,8 +52,8 @@ export interface SessionsOptions {
   readonly end: (user: User) => void;
   /** Token mode: a signed token naming a user proves their session, on any instance. */
   readonly tokenMode: boolean;
-  /** Whether a name may not be taken because it is banned. */
-  readonly isBanned: (name: string) => boolean;
+  /** The one admission of names and identities. */
+  readonly gate: Gate;
   /** Called once a welcomed user is in their room, before its backlog (for its topic). */
   readonly entered: (user: User, room: Room<User>) => void;
 }
@@ -61,83 +66,132 @@ function both<A, B>(a: Settled<A>, b: Settled<B>): Settled<[A, B]> {
 /** The sessions of one server. */
 export class Sessions {
   readonly #options: SessionsOptions;
-  readonly #reserved: ReadonlySet<string>;
   /** Users whose connection dropped, waiting to be resumed. */
   readonly #lingering = new Set<User>();
   /** Why the room asked for at the start could not be entered, told after the welcome. */
   readonly #roomRefusals = new WeakMap<User, OpenRefusal>();
-  /** Names being claimed for a rename, by name key, so nobody here takes them meanwhile. */
-  readonly #claiming = new Map<string, User>();
 
   constructor(options: SessionsOptions) {
     this.#options = options;
-    this.#reserved = reservedKeys(options.config.reservedNames);
   }
 
   /**
-   * Starts a session on `sink`: the user gets the name asked for when it is
-   * valid and free (else a generated one, and the reason), enters the room
-   * asked for (else the lobby) and receives what they missed of it. A `token`
-   * that matches the session holding the name picks that session up instead,
-   * wherever it is.
+   * Starts a session on `sink`: the user gets the name asked for when the
+   * gate lets them have it (else a generated one, and the reason), enters
+   * the room asked for (else the lobby) and receives what they missed of it.
+   * A `token` that matches the session holding the name picks that session
+   * up instead, wherever it is. A signed identity the gate refuses gets no
+   * session: `sink` is told why and closed, and `undefined` returned.
    */
-  start(sink: Sink, start: SessionStart): User {
+  start(sink: Sink, start: SessionStart): User | undefined {
+    if (start.identity !== undefined) return this.#startVerified(sink, start, start.identity);
     const { users, broker } = this.#options;
-    const { identity, token } = start;
-    // A signed token names the user: their name, and proof the session is theirs.
-    const requested = identity?.name ?? start.name;
-    const holder = requested === undefined ? undefined : users.find(requested);
-    if (holder !== undefined && identity !== undefined) {
-      holder.renew(identity);
-      if (!holder.started) {
-        // Still being welcomed: the welcome goes to the newest connection.
-        holder.sink.close("replaced");
-        holder.attach(sink);
-        return holder;
-      }
-      return this.#resume(holder, sink, start);
-    }
+    const { token } = start;
+    const requested = start.name;
+    // A name too long to be one is nobody's: it is not even looked up.
+    const holder = requested === undefined || requested.length > MAX_NAME_UNITS
+      ? undefined
+      : users.find(requested);
     if (holder !== undefined && token !== undefined && sameSecret(holder.token, token)) {
       return this.#resume(holder, sink, start);
     }
-    const opened = start.room === undefined
+    // Another instance holds the name: with its session's token, the session moves here.
+    const takeOver = requested !== undefined && holder === undefined && token !== undefined &&
+      requested.length <= MAX_NAME_UNITS && broker.cluster?.names.find(requested) !== undefined;
+    const refusal = requested === undefined || takeOver
       ? undefined
-      : this.#options.membership.open(start.room, { address: start.address });
-    const room = typeof opened === "object" ? opened : this.#options.rooms.lobby;
-    const roomRefusal = typeof opened === "string" ? opened : undefined;
-    // Another instance holds the name: with the right proof, its session moves here.
-    const takeOver = requested !== undefined && holder === undefined &&
-      (token !== undefined || identity !== undefined) &&
-      broker.findRemote(requested) !== undefined;
-    const refusal = requested === undefined || takeOver || identity !== undefined
-      ? undefined
-      : this.#refusal(requested);
+      : this.#options.gate.refusalOf(requested);
     const name = requested !== undefined && refusal === undefined ? requested : this.#generate();
-    const user = users.add(name, {
-      sink,
-      flood: new FloodGuard(this.#options.config.flood, this.#options.now()),
-      room,
-      resumable: start.resumable ?? false,
-      address: start.address,
-      identity,
-    });
-    if (roomRefusal !== undefined) this.#roomRefusals.set(user, roomRefusal);
+    const user = this.#add(sink, start, name);
     if (takeOver) {
-      const handover = broker.takeOver(name, token ?? "", user.id, identity !== undefined);
-      this.#options.after(user, handover, (handover) => {
-        if (!users.has(user)) {
-          // Gone while the session was being handed over: the name it got is given up.
-          if (handover !== undefined) broker.withdraw(name);
-          return;
-        }
-        if (handover !== undefined) return this.#welcomeBack(user, handover, start);
-        if (identity !== undefined) return this.#refuseVerified(user);
+      this.#takeOver(user, start, token ?? "", () => {
         this.#claimThenWelcome(user, start, "it is taken", this.#generate());
       });
       return user;
     }
     this.#claimThenWelcome(user, start, refusal, name);
     return user;
+  }
+
+  /**
+   * Token mode: the identity's name, once the gate lets it in. The same
+   * account's session, here or on another instance, moves to `sink`.
+   */
+  #startVerified(sink: Sink, start: SessionStart, identity: Identity): User | undefined {
+    const { users, broker, events, metrics } = this.#options;
+    const refusal = this.#options.gate.identityRefusal(identity, start.address);
+    if (refusal !== undefined) {
+      log.info("Refused a session of {name} from {address}: {why}", {
+        name: identity.name,
+        address: start.address,
+        why: refusal.kind === "banned" ? "banned" : refusal.reason,
+      });
+      if (refusal.kind === "banned") {
+        metrics.connectionsRefused.inc("banned");
+        const until = new Date(refusal.ban.until).toISOString();
+        sink.send(events.error("forbidden", "banned_until", { until, reason: refusal.ban.reason }));
+        sink.close("removed");
+      } else {
+        metrics.connectionsClosed.inc("unauthorized");
+        sink.send(events.error("unauthorized", "unauthorized", { reason: refusal.reason }));
+        sink.close("unauthorized");
+      }
+      return undefined;
+    }
+    // The gate let the name in: whoever holds it is this very account.
+    const holder = users.find(identity.name);
+    if (holder !== undefined) {
+      holder.renew(identity);
+      if (!holder.started) {
+        // Still being welcomed: the welcome goes to the newest connection.
+        holder.sink.close("replaced");
+        holder.attach(sink, start.place);
+        return holder;
+      }
+      return this.#resume(holder, sink, start);
+    }
+    const user = this.#add(sink, start, identity.name);
+    if (broker.cluster?.names.find(identity.name) === undefined) {
+      this.#claimThenWelcome(user, start, undefined, identity.name);
+    } else {
+      this.#takeOver(user, start, "", () => this.#refuseVerified(user));
+    }
+    return user;
+  }
+
+  /** A new user called `name`, which the gate granted. */
+  #add(sink: Sink, start: SessionStart, name: string): User {
+    const opened = start.room === undefined
+      ? undefined
+      : this.#options.membership.open(start.room, { address: start.address });
+    const user = this.#options.users.add(name, {
+      sink,
+      flood: new FloodGuard(this.#options.config.flood, this.#options.now()),
+      room: typeof opened === "object" ? opened : this.#options.rooms.lobby,
+      resumable: start.resumable ?? false,
+      address: start.address,
+      identity: start.identity,
+      place: start.place,
+    });
+    if (typeof opened === "string") this.#roomRefusals.set(user, opened);
+    return user;
+  }
+
+  /** Asks the instance holding the user's name for its session; `otherwise` when it does not give it. */
+  #takeOver(user: User, start: SessionStart, token: string, otherwise: () => void): void {
+    const { broker, users } = this.#options;
+    const names = broker.cluster!.names;
+    const verified = user.verified;
+    const handover = names.takeOver(user.name, token, this.#holder(user), verified);
+    this.#options.after(user, handover, (handover) => {
+      if (!users.has(user)) {
+        // Gone while the session was being handed over: the name it got is given up.
+        if (handover !== undefined) names.withdraw(user.name);
+        return;
+      }
+      if (handover !== undefined) return this.#welcomeBack(user, handover, start);
+      otherwise();
+    });
   }
 
   /**
@@ -173,9 +227,7 @@ export class Sessions {
   /** Forgets a session that ended. */
   forget(user: User): void {
     this.#lingering.delete(user);
-    for (const [key, claimer] of this.#claiming) {
-      if (claimer === user) this.#claiming.delete(key);
-    }
+    this.#options.gate.forget(user);
   }
 
   /**
@@ -194,7 +246,7 @@ export class Sessions {
     log.info("User {id} ({name}) resumed on another instance", { id: user.id, name });
     this.#options.membership.exit(user, undefined);
     // The last one here gone: the room need not be read here any more.
-    if (user.room.members.size === 0) this.#options.broker.unfollow(user.room.name);
+    if (user.room.members.size === 0) this.#options.broker.log.unfollow(user.room.name);
     this.forget(user);
     // The name moves with the session: the other instance holds it now.
     this.#options.users.remove(user);
@@ -203,37 +255,29 @@ export class Sessions {
 
   /**
    * Renames `user`, once the cluster agrees the name is free; their room is
-   * told. Returns why not, when it can be told at once.
+   * told. Settles with why not, or `undefined` once renamed.
    */
-  rename(user: User, name: string): string | undefined {
+  rename(user: User, name: string): Settled<string | undefined> {
     if (name === user.name) return "it is already yours";
-    const sameKey = nameKey(name) === nameKey(user.name);
-    const reason = nameProblem(name, this.#reserved) ??
-      (!sameKey && this.#isTaken(name)
-        ? "it is taken"
-        : this.#options.isBanned(name)
-        ? "it is banned"
-        : undefined);
-    if (reason !== undefined) return reason;
-    const claimed = sameKey ? true : this.#claim(user, name);
-    this.#claiming.set(nameKey(name), user);
-    this.#options.after(user, claimed, (granted) => {
-      this.#claiming.delete(nameKey(name));
-      if (!this.#options.users.has(user)) {
-        if (granted && !sameKey) this.#options.broker.withdraw(name);
-        return;
-      }
-      if (!granted) {
-        return user.sink.send(
-          this.#options.events.error("name_refused", "name_refused", {
-            name,
-            reason: "it is taken",
-          }),
-        );
-      }
+    const { gate, users, broker } = this.#options;
+    const refusal = gate.refusalOf(name, user);
+    if (refusal !== undefined) return refusal;
+    // The same key is the same entry of the cluster's names: it needs no claim.
+    if (nameKey(name) === nameKey(user.name)) {
       this.#applyRename(user, name);
+      return undefined;
+    }
+    gate.claim(name, user);
+    return settle(this.#claim(user, name), (granted) => {
+      gate.unclaim(name, user);
+      if (!users.has(user)) {
+        if (granted) broker.cluster?.names.withdraw(name);
+        return undefined;
+      }
+      if (!granted) return "it is taken";
+      this.#applyRename(user, name);
+      return undefined;
     });
-    return undefined;
   }
 
   /** A local user's name turned out to be held elsewhere: they get a generated one. */
@@ -250,32 +294,19 @@ export class Sessions {
     this.#claimGenerated(user, name, (granted) => this.#applyRename(user, granted));
   }
 
-  /** Whether someone, here or on another instance, holds or is taking `name`. */
-  #isTaken(name: string): boolean {
-    return this.#options.users.find(name) !== undefined || this.#claiming.has(nameKey(name)) ||
-      this.#options.broker.findRemote(name) !== undefined;
-  }
-
-  /** Why `name` cannot be taken now, or `undefined`. */
-  #refusal(name: string): string | undefined {
-    return nameProblem(name, this.#reserved) ??
-      (this.#isTaken(name)
-        ? "it is taken"
-        : this.#options.isBanned(name)
-        ? "it is banned"
-        : undefined);
-  }
-
   #generate(): string {
-    return this.#options.generateName((candidate) => this.#isTaken(candidate));
+    const { gate } = this.#options;
+    return this.#options.generateName((candidate) => gate.refusalOf(candidate) !== undefined);
   }
 
+  /** The user as the other instances see them. */
+  #holder(user: User): LocalHolder {
+    return { userId: user.id, room: user.room.name, rank: rank(user.roles) };
+  }
+
+  /** Takes `name` for `user` in the cluster (at once, alone). */
   #claim(user: User, name: string): Settled<boolean> {
-    return this.#options.broker.claim(name, {
-      userId: user.id,
-      room: user.room.name,
-      token: user.token,
-    });
+    return this.#options.broker.cluster?.names.claim(name, this.#holder(user)) ?? true;
   }
 
   /**
@@ -285,10 +316,10 @@ export class Sessions {
   #claimThenWelcome(user: User, start: SessionStart, refusal: string | undefined, name: string) {
     const { broker, users } = this.#options;
     if (user.name !== name) users.rename(user, name);
-    const ready = both(this.#claim(user, name), broker.follow(user.room.name));
+    const ready = both(this.#claim(user, name), broker.log.follow(user.room.name));
     this.#options.after(user, ready, ([granted]) => {
       if (!users.has(user)) {
-        if (granted) broker.withdraw(name);
+        if (granted) broker.cluster?.names.withdraw(name);
         return;
       }
       if (granted) return this.#welcome(user, start, refusal);
@@ -302,12 +333,12 @@ export class Sessions {
 
   /** Claims `name` for `user`, then generated ones until one is granted; then `done`. */
   #claimGenerated(user: User, name: string, done: (name: string) => void, tries = 1): void {
-    const { broker, users } = this.#options;
-    this.#claiming.set(nameKey(name), user);
+    const { broker, gate, users } = this.#options;
+    gate.claim(name, user);
     this.#options.after(user, this.#claim(user, name), (granted) => {
-      this.#claiming.delete(nameKey(name));
+      gate.unclaim(name, user);
       if (!users.has(user)) {
-        if (granted) broker.withdraw(name);
+        if (granted) broker.cluster?.names.withdraw(name);
         return;
       }
       if (granted) {
@@ -326,14 +357,19 @@ export class Sessions {
 
   /**
    * A signed token's name is held by a session this one could not take
-   * over (another instance did not hand it over): nothing else will do.
+   * over (another instance did not hand it over, or claimed it first):
+   * nothing else will do.
    */
   #refuseVerified(user: User): void {
     log.warning("User {id} cannot have the name {name} of their token: it is held elsewhere", {
       id: user.id,
       name: user.name,
     });
-    user.sink.close("replaced");
+    this.#options.metrics.connectionsClosed.inc("unauthorized");
+    user.sink.send(this.#options.events.error("unauthorized", "unauthorized", {
+      reason: `the name ${user.name} is held by a session that could not be taken over`,
+    }));
+    user.sink.close("unauthorized");
     this.#options.end(user);
   }
 
@@ -375,7 +411,7 @@ export class Sessions {
     const lingering = user.lingering;
     if (lingering === undefined) user.sink.close("replaced");
     this.#lingering.delete(user);
-    user.attach(sink);
+    user.attach(sink, start.place);
     this.#options.metrics.sessionsResumed.inc();
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
     this.#sendResumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);
@@ -388,7 +424,7 @@ export class Sessions {
     const opened = membership.open(handover.room, { user, address: user.address });
     const room = typeof opened === "object" ? opened : rooms.lobby;
     user.room = room;
-    this.#options.after(user, broker.follow(room.name), () => {
+    this.#options.after(user, broker.log.follow(room.name), () => {
       if (!this.#options.users.has(user)) return;
       user.started = true;
       this.#options.metrics.sessionsResumed.inc();
@@ -427,9 +463,9 @@ export class Sessions {
   #applyRename(user: User, name: string): void {
     const { broker, users, membership } = this.#options;
     const old = user.name;
-    if (nameKey(old) !== nameKey(name)) broker.withdraw(old);
+    if (nameKey(old) !== nameKey(name)) broker.cluster?.names.withdraw(old);
     users.rename(user, name);
-    broker.announce(name, user.room.name, user.id);
+    broker.cluster?.names.announce(name, this.#holder(user));
     log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
     membership.announce(user, "rename", "renamed", { oldName: old });
   }

@@ -11,8 +11,8 @@ import type { Identity } from "../auth/tokens.ts";
 import type { Settled } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { EventFactory } from "./event_factory.ts";
+import { DONE, type Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
-import type { UserDirectory } from "./users.ts";
 
 const log = getLogger(["chat", "session"]);
 
@@ -34,9 +34,6 @@ export interface SignInsOptions {
   readonly now: () => number;
   readonly events: EventFactory;
   readonly metrics: Metrics;
-  readonly users: UserDirectory;
-  /** Runs `then` once `settled` is, the user's later requests waiting meanwhile. */
-  readonly after: <T>(user: User, settled: Settled<T>, then: (value: T) => void) => void;
   /** Ends a session: the room is told, the name released. */
   readonly end: (user: User) => void;
 }
@@ -76,32 +73,22 @@ export class SignIns {
   }
 
   /** A fresh token for the same user renews the session before it expires. */
-  refresh(user: User, token: string): void {
-    const { auth, events, users } = this.#options;
+  refresh(user: User, token: string): Settled<Outcome> {
+    const { auth, events } = this.#options;
     const verify = auth.verify;
     if (verify === undefined || !user.verified) {
-      return user.sink.send(events.error("bad_request", "bad_request", {
-        reason: "this server does not use sign-in tokens",
-      }));
+      const reason = "this server does not use sign-in tokens";
+      return { ok: false, error: events.error("bad_request", "bad_request", { reason }) };
     }
-    const checked = verify(token).then(
-      (identity) => identity,
-      (error: unknown) => error instanceof Error ? error : new Error(String(error)),
-    );
-    this.#options.after(user, checked, (result) => {
-      if (!users.has(user)) return;
-      if (result instanceof Error) {
-        return user.sink.send(
-          events.error("unauthorized", "unauthorized", { reason: result.message }),
-        );
-      }
-      if (result.name !== user.name) {
-        return user.sink.send(events.error("unauthorized", "unauthorized", {
-          reason: `the token names ${result.name}, not you`,
-        }));
-      }
-      user.renew(result);
-      user.sink.send(events.system("refreshed", {}));
+    const refused = (reason: string): Outcome => ({
+      ok: false,
+      error: events.error("unauthorized", "unauthorized", { reason }),
     });
+    return verify(token).then((identity): Outcome => {
+      if (identity.name !== user.name) return refused(`the token names ${identity.name}, not you`);
+      user.renew(identity);
+      user.sink.send(events.system("refreshed", {}));
+      return DONE;
+    }, (error: unknown) => refused(error instanceof Error ? error.message : String(error)));
   }
 }

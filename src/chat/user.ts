@@ -6,7 +6,8 @@
  */
 
 import type { Identity, Role } from "../auth/tokens.ts";
-import type { ClientRequest, PrivateEvent, Sink } from "../vocabulary/events.ts";
+import type { Place, PrivateEvent, Sink } from "../vocabulary/events.ts";
+import type { ClientRequest } from "../vocabulary/requests.ts";
 import type { FloodGuard, TokenBucket } from "../limits.ts";
 import type { Room } from "./room.ts";
 
@@ -49,6 +50,8 @@ export interface UserOptions {
   readonly address?: string;
   /** Token mode: who the signed token says the user is. */
   readonly identity?: Identity;
+  /** The place the session holds in the server's limits. */
+  readonly place?: Place;
 }
 
 /** A user in the chat. */
@@ -74,8 +77,6 @@ export class User {
   floodWarned = false;
   /** Renames left to the user, made at their first rename. */
   renames: TokenBucket | undefined;
-  /** When the user last said something, and in which room (by key), for slow mode. */
-  lastSaid: { readonly room: string; readonly at: number } | undefined;
   /** The room the user is in, or is entering. */
   room: Room<User>;
   /** Set once the session is welcomed: its name is agreed and its room followed. */
@@ -89,11 +90,13 @@ export class User {
   step: object | undefined;
   #name: string;
   #sink: Sink;
+  #place: Place | undefined;
 
   constructor(id: number, name: string, options: UserOptions) {
     this.id = id;
     this.#name = name;
     this.#sink = options.sink;
+    this.#place = options.place;
     this.flood = options.flood;
     this.room = options.room;
     this.resumable = options.resumable;
@@ -131,8 +134,20 @@ export class User {
     this.#name = name;
   }
 
-  /** @internal Called by the chatroom when the session moves to another sink. */
-  attach(sink: Sink): void {
+  /**
+   * @internal Called by the chatroom when the session moves to another
+   * sink, which brings its own place (the old one is given back).
+   */
+  attach(sink: Sink, place?: Place): void {
     this.#sink = sink;
+    if (place === undefined) return;
+    this.#place?.release();
+    this.#place = place;
+  }
+
+  /** @internal Called by the user directory when the session ends: its place is given back. */
+  leave(): void {
+    this.#place?.release();
+    this.#place = undefined;
   }
 }

@@ -59,7 +59,9 @@ export class UserDirectory {
     user.rename(name);
   }
 
+  /** Removes a user whose session ended, giving back its place in the limits. */
   remove(user: User): void {
+    if (this.#users.has(user)) user.leave();
     this.#users.delete(user);
     this.#unindex(user);
     this.#byId.delete(user.id);

@@ -25,7 +25,7 @@ import {
   stringList,
   template,
 } from "./_schema.ts";
-import { normalizeAddress } from "../http/addresses.ts";
+import { normalizeAddress } from "../net/ip.ts";
 import { type Config, LOG_LEVELS, TOKEN_ALGORITHMS, type TokenAlgorithm } from "./types.ts";
 
 export type {

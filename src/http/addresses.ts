@@ -1,20 +1,16 @@
 /**
- * Client addresses as the limits, bans and logs use them: one spelling per
- * address, and the real client's behind a trusted proxy.
+ * The client's address behind the proxies the operator trusts.
  *
  * @module
  */
 
-/** One spelling of an address: lowercase, and an IPv4 client of a dual-stack listener as IPv4. */
-export function normalizeAddress(address: string): string {
-  const lower = address.trim().toLowerCase();
-  return lower.startsWith("::ffff:") && lower.includes(".") ? lower.slice(7) : lower;
-}
+import { canonicalAddress, normalizeAddress } from "../net/ip.ts";
 
 /**
  * The client's address: the peer's, or, when the peer is a trusted proxy,
  * the nearest address in `X-Forwarded-For` that is not one (each proxy
- * appends the address it got the request from).
+ * appends the address it got the request from). A hop that is no address
+ * ends the walk: the proxy that wrote it is the client then.
  */
 export function clientAddress(
   peer: string,
@@ -23,7 +19,11 @@ export function clientAddress(
 ): string {
   let address = normalizeAddress(peer);
   if (forwardedFor === null || !trustedProxies.includes(address)) return address;
-  const hops = forwardedFor.split(",").map(normalizeAddress).filter((hop) => hop !== "");
-  while (hops.length > 0 && trustedProxies.includes(address)) address = hops.pop()!;
+  const hops = forwardedFor.split(",", 64).map((hop) => hop.trim()).filter((hop) => hop !== "");
+  while (hops.length > 0 && trustedProxies.includes(address)) {
+    const hop = canonicalAddress(hops.pop()!);
+    if (hop === undefined) break;
+    address = hop;
+  }
   return address;
 }

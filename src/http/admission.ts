@@ -3,12 +3,19 @@
  * origin check, the rate of new connections and the connection limits, all
  * decided before the upgrade so a refused client costs one HTTP response.
  *
+ * The limits count places, not sockets: a place is taken at the upgrade and
+ * held by the session it starts for as long as that lasts, lingering after
+ * a dropped connection included, so dropping sessions cannot get past them.
+ * Per-address limits key an IPv6 client by its /64.
+ *
  * @module
  */
 
 import { Buckets, Limiter } from "../limits.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
 import type { RefusalReason } from "../metrics.ts";
+import { addressKey } from "../net/ip.ts";
+import type { Place } from "../vocabulary/events.ts";
 
 /** Why a request was refused, with the HTTP answer to give. */
 export interface Refusal {
@@ -61,7 +68,7 @@ export function isOriginAllowed(
   }
 }
 
-/** Counts open sockets, in all and per client address, against the limits. */
+/** Counts places (sockets, and the sessions they start), in all and per address, against the limits. */
 export class Admission {
   readonly #limits: ConnectionLimits;
   readonly #perAddress = new Map<string, number>();
@@ -77,7 +84,7 @@ export class Admission {
     this.#connects = new Buckets((time) => new Limiter(rate, time));
   }
 
-  /** Open sockets (and upgrades under way). */
+  /** Places held: open sockets, upgrades under way and lingering sessions. */
   get open(): number {
     return this.#open;
   }
@@ -89,10 +96,11 @@ export class Admission {
   }
 
   /**
-   * Takes a place for a socket from `address`, or says why not. Every place
-   * taken must be given back with {@linkcode Admission.release}.
+   * Takes a place for a socket from `address`, or says why not. The place
+   * must be released once, when the socket closes before starting a
+   * session or when the session it started ends.
    */
-  admit(request: Request, address: string): Refusal | undefined {
+  admit(request: Request, address: string): Refusal | Place {
     const { allowedOrigins, maxConnections, maxConnectionsPerIp } = this.#limits;
     const origin = request.headers.get("origin");
     if (!isOriginAllowed(origin, request.headers.get("host"), allowedOrigins)) {
@@ -105,7 +113,8 @@ export class Admission {
         message: "The server is full; try again later",
       };
     }
-    const fromAddress = this.#perAddress.get(address) ?? 0;
+    const key = addressKey(address);
+    const fromAddress = this.#perAddress.get(key) ?? 0;
     if (fromAddress >= maxConnectionsPerIp) {
       return {
         reason: "max_connections_per_ip",
@@ -114,7 +123,7 @@ export class Admission {
       };
     }
     const now = this.#now();
-    if (!this.#connects.get(address, now).take(now)) {
+    if (!this.#connects.get(key, now).take(now)) {
       return {
         reason: "connect_rate",
         status: 429,
@@ -122,16 +131,18 @@ export class Admission {
       };
     }
     this.#open++;
-    this.#perAddress.set(address, fromAddress + 1);
-    return undefined;
-  }
-
-  /** Gives back a place taken by {@linkcode Admission.admit}. */
-  release(address: string): void {
-    this.#open--;
-    const fromAddress = (this.#perAddress.get(address) ?? 1) - 1;
-    if (fromAddress === 0) this.#perAddress.delete(address);
-    else this.#perAddress.set(address, fromAddress);
+    this.#perAddress.set(key, fromAddress + 1);
+    let held = true;
+    return {
+      release: () => {
+        if (!held) return;
+        held = false;
+        this.#open--;
+        const left = (this.#perAddress.get(key) ?? 1) - 1;
+        if (left === 0) this.#perAddress.delete(key);
+        else this.#perAddress.set(key, left);
+      },
+    };
   }
 
   /** Forgets the connection rates of addresses quiet long enough. */

@@ -2,16 +2,22 @@
  * The server API: `/api/v1/...` for the deployer's backend, with
  * `Authorization: Bearer <key>` (keys from `CHAT_API_KEYS`). JSON in and out;
  * every error is `{"error": {"code", "message"}}` with the fitting status.
- * See docs/api.md.
+ * What it asks the chat to do comes from the request table (each request
+ * with an `api` route), read and checked as v2 reads it, and takes the road
+ * users' requests take; the rest are reads. See docs/api.md.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { API_MODERATOR, type Chatroom, type MessageEvent, type Outcome } from "../chat/mod.ts";
-import { MAX_DURATION_SECONDS } from "../text/duration.ts";
+import { LimitedBytesTransformStream, toBytes } from "@std/streams";
+import type { Chatroom } from "../chat/mod.ts";
 import type { Metrics } from "../metrics.ts";
 import { isOneOf } from "../auth/secrets.ts";
+import { readFields } from "../protocol/v2.ts";
+import { nameKey } from "../text/names.ts";
+import type { ErrorCode, ErrorEvent, MessageEvent } from "../vocabulary/events.ts";
+import { REQUEST_TYPES, type RequestType, specOf } from "../vocabulary/requests.ts";
 
 /** Largest request body accepted, in bytes. */
 export const MAX_API_BODY_BYTES = 64 * 1024;
@@ -65,18 +71,13 @@ async function readBody(request: Request): Promise<Json> {
   }
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_API_BODY_BYTES) throw tooLarge();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of request.body ?? []) {
-    size += chunk.byteLength;
-    if (size > MAX_API_BODY_BYTES) throw tooLarge();
-    chunks.push(chunk);
-  }
-  const bytes = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk, at);
-    at += chunk.byteLength;
+  let bytes: Uint8Array;
+  try {
+    const limited = new LimitedBytesTransformStream(MAX_API_BODY_BYTES, { error: true });
+    bytes = await toBytes((request.body ?? ReadableStream.from([])).pipeThrough(limited));
+  } catch (error) {
+    if (error instanceof RangeError) throw tooLarge();
+    throw new ApiError(400, "bad_request", "the body could not be read");
   }
   let parsed: unknown;
   try {
@@ -90,38 +91,24 @@ async function readBody(request: Request): Promise<Json> {
   return parsed as Json;
 }
 
-/** Whether a request comes with a body (the reason of a disconnect is optional). */
+/** Whether a request comes with a body (a disconnect's reason is optional). */
 function hasBody(request: Request): boolean {
-  const length = request.headers.get("content-length");
-  return request.headers.has("transfer-encoding") || (length !== null && length !== "0");
+  const { headers } = request;
+  const length = headers.get("content-length");
+  if (request.body === null || length === "0") return false;
+  return length !== null || headers.has("transfer-encoding") || headers.has("content-type");
 }
 
 function tooLarge(): ApiError {
   return new ApiError(413, "too_large", `the body may be at most ${MAX_API_BODY_BYTES} bytes`);
 }
 
-function text(body: Json, key: string, options: { optional?: boolean } = {}): string {
+function text(body: Json, key: string): string {
   const value = body[key];
-  if (value === undefined && options.optional) return "";
-  if (typeof value !== "string" || (!options.optional && value.trim() === "")) {
+  if (typeof value !== "string" || value.trim() === "") {
     throw new ApiError(400, "bad_request", `"${key}" must be a non-empty string`);
   }
   return value;
-}
-
-function seconds(body: Json, key: string): number {
-  const value = body[key];
-  if (
-    !Number.isSafeInteger(value) || (value as number) < 1 ||
-    (value as number) > MAX_DURATION_SECONDS
-  ) {
-    throw new ApiError(
-      400,
-      "bad_request",
-      `"${key}" must be a whole number of seconds from 1 to ${MAX_DURATION_SECONDS}`,
-    );
-  }
-  return value as number;
 }
 
 /** A message as the API shows it. */
@@ -130,19 +117,38 @@ function message(event: MessageEvent): Json {
   return { id, seq, from, text, emote, sentAt: new Date(sentAt).toISOString() };
 }
 
-/** The answer to a moderation outcome. */
-function outcome(result: Outcome, target: string, created = false): Response {
-  if (result.ok) return json({ ok: true, what: result.what }, created ? 201 : 200);
-  switch (result.problem) {
-    case "not_found":
-      throw new ApiError(404, "not_found", `${target} is not found`);
-    case "outranked":
-      throw new ApiError(403, "forbidden", `${target} may not be moderated`);
-    case "invalid":
-      throw new ApiError(400, "bad_request", `"${target}" is neither a valid name nor an address`);
-    case "not_saved":
-      throw new ApiError(503, "unavailable", "that could not be saved right now: try again");
-  }
+/** What a request's route needs, in words: `"user" (a user's name) and "reason" (text)`. */
+function describe(type: RequestType): string {
+  const { args, api } = specOf(type);
+  const needs = Object.entries(args).filter(([key]) => !api?.path.includes(`:${key}`))
+    .map(([key, arg]) => `"${key}" (${arg.expected}${arg.optional ? ", optional" : ""})`);
+  if (api?.as === "bot") needs.unshift('"from" (the bot\'s name)');
+  return needs.length === 0 ? "no body" : needs.join(", ");
+}
+
+/** The status and code of each refusal of the chat. */
+const STATUS: Readonly<Record<ErrorCode, readonly [number, string]>> = {
+  bad_request: [400, "bad_request"],
+  usage: [400, "bad_request"],
+  unknown_command: [400, "bad_request"],
+  binary_unsupported: [400, "bad_request"],
+  room_invalid: [400, "bad_request"],
+  unauthorized: [401, "unauthorized"],
+  forbidden: [403, "forbidden"],
+  user_not_found: [404, "not_found"],
+  name_refused: [409, "conflict"],
+  room_limit: [409, "conflict"],
+  flood: [429, "too_many_requests"],
+  muted: [429, "too_many_requests"],
+  slow: [429, "too_many_requests"],
+  internal: [500, "internal"],
+  unavailable: [503, "unavailable"],
+};
+
+/** The API's answer to a refusal of the chat: its status and code, and the text users read. */
+function refusal(error: ErrorEvent): ApiError {
+  const [status, code] = STATUS[error.code];
+  return new ApiError(status, code, error.text);
 }
 
 /** A route: its method, a pattern over the path after `/api/v1`, and its answer. */
@@ -156,6 +162,30 @@ interface Route {
 export function createApi(options: ApiOptions): (request: Request) => Promise<Response> {
   const { chatroom, metrics, keys } = options;
   const { backend, moderation } = chatroom;
+
+  /**
+   * The route of a request of the table: its arguments from the body and the
+   * path, read as v2 reads them, done as the API's moderator or as the bot
+   * the body's `from` names.
+   */
+  const perform = (type: RequestType): Route["handle"] => async (request, params) => {
+    const api = specOf(type).api!;
+    const body = hasBody(request) ? await readBody(request) : {};
+    const decoded = readFields(type, { ...body, ...params });
+    if (decoded.type === "invalid") {
+      const { problem } = decoded;
+      const message = problem.code === "bad_request"
+        ? problem.reason
+        : `${api.method} ${api.path} needs ${describe(type)}`;
+      throw new ApiError(400, "bad_request", message);
+    }
+    const bot = api.as === "bot" ? { name: text(body, "from"), room: params.room } : undefined;
+    const outcome = await chatroom.perform(decoded, bot);
+    if (!outcome.ok) throw refusal(outcome.error);
+    if (api.as === "moderator") return json({ ok: true, what: outcome.done }, api.status);
+    const { room, to } = params;
+    return json({ id: outcome.id, ...(room === undefined ? { to } : { room }) }, api.status);
+  };
   const route = (
     method: Route["method"],
     pathname: string,
@@ -202,51 +232,26 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
         messages: history.messages.map(message),
       });
     }),
-    route("POST", "/rooms/:room/messages", async (request, { room }) => {
-      const body = await readBody(request);
-      const result = backend.publishAs(text(body, "from"), room, text(body, "text"));
-      if (typeof result === "object") return json({ id: result.id, room }, 202);
-      throw publishError(result, room);
-    }),
-    route("POST", "/users/:name/messages", async (request, { name }) => {
-      const body = await readBody(request);
-      const result = backend.sendPrivateAs(text(body, "from"), name, text(body, "text"));
-      if (typeof result === "object") return json({ id: result.id, to: name }, 202);
-      throw publishError(result, name);
-    }),
-    route("POST", "/users/:name/disconnect", async (request, { name }) => {
-      const body = hasBody(request) ? await readBody(request) : {};
-      const reason = text(body, "reason", { optional: true }) || "no reason given";
-      return outcome(moderation.kick(API_MODERATOR, name, reason), name);
-    }),
     route("GET", "/bans", () =>
       json({
-        bans: moderation.bans().filter((ban, _, all) =>
-          // An address banned with a name is listed with it.
-          ban.name !== undefined ||
-          !all.some((named) =>
-            named.name !== undefined && named.address === ban.address && named.at === ban.at
-          )
-        ).map((ban) => ({
-          ...(ban.name === undefined ? {} : { name: ban.name }),
-          ...(ban.address === undefined ? {} : { address: ban.address }),
-          until: new Date(ban.until).toISOString(),
-          reason: ban.reason,
-          by: ban.by,
-        })),
+        // An address held with a name is listed with it.
+        bans: moderation.bans().filter((ban) => ban.for === undefined).map((ban) => {
+          const address = ban.address ??
+            moderation.bans().find((held) =>
+              ban.name !== undefined && held.for === nameKey(ban.name)
+            )?.address;
+          return {
+            ...(ban.name === undefined ? {} : { name: ban.name }),
+            ...(address === undefined ? {} : { address }),
+            until: new Date(ban.until).toISOString(),
+            reason: ban.reason,
+            by: ban.by,
+          };
+        }),
       })),
-    route("POST", "/bans", async (request) => {
-      const body = await readBody(request);
-      const target = text(body, "target");
-      const reason = text(body, "reason", { optional: true }) || "no reason given";
-      return outcome(
-        await moderation.ban(API_MODERATOR, target, seconds(body, "seconds"), reason),
-        target,
-        true,
-      );
-    }),
-    route("DELETE", "/bans/:target", async (_request, { target }) => {
-      return outcome(await moderation.unban(API_MODERATOR, target), target);
+    ...REQUEST_TYPES.flatMap((type) => {
+      const api = specOf(type).api;
+      return api === undefined ? [] : [route(api.method, api.path, perform(type))];
     }),
   ];
 
@@ -312,22 +317,4 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
     metrics.apiRequests.inc(response.status < 300 ? "2xx" : response.status < 500 ? "4xx" : "5xx");
     return response;
   };
-}
-
-/** The error for a message that could not be sent. */
-function publishError(problem: string, target: string): ApiError {
-  switch (problem) {
-    case "name_invalid":
-      return new ApiError(400, "bad_request", '"from" must be a valid, unreserved name');
-    case "name_in_use":
-      return new ApiError(409, "conflict", '"from" is the name of a connected user');
-    case "room_invalid":
-      return new ApiError(400, "bad_request", `"${target}" is not a valid room name`);
-    case "room_limit":
-      return new ApiError(409, "conflict", "no more rooms can be created right now");
-    case "not_found":
-      return new ApiError(404, "not_found", `${target} is not connected`);
-    default:
-      return new ApiError(503, "unavailable", "the message could not be sent: try again later");
-  }
 }

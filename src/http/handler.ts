@@ -15,6 +15,7 @@ import { clientAddress } from "./addresses.ts";
 import type { Identity, TokenVerifier } from "../auth/tokens.ts";
 import type { Chatroom } from "../chat/mod.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
+import type { Place } from "../vocabulary/events.ts";
 import { serveChatSocket } from "../socket/connection.ts";
 import { createMetrics, type Metrics, renderMetrics } from "../metrics.ts";
 import { Outbox } from "../socket/outbox.ts";
@@ -109,24 +110,25 @@ export function createHandler(options: HandlerOptions): Handler {
     address: string,
   ): Response | Promise<Response> => {
     if (!SOCKET_PATHS.has(url.pathname)) return textResponse("Not Found\n", 404);
-    const refusal = admission.admit(request, address);
-    if (refusal !== undefined) return refuse(refusal, address, request);
+    const admitted = admission.admit(request, address);
+    if ("reason" in admitted) return refuse(admitted, address, request);
+    const place = admitted;
     const offered = request.headers.get("sec-websocket-protocol")?.split(",") ?? [];
     const v2 = offered.some((protocol) => protocol.trim() === V2_PROTOCOL);
     const token = url.searchParams.get("token");
     // Open mode, or a v2 client that will send its token in hello: no wait.
     if (verifier === undefined || (token === null && v2)) {
-      return accept(request, url, address, v2, undefined);
+      return accept(request, url, address, place, { v2 });
     }
     if (token === null) {
-      admission.release(address);
+      place.release();
       const message = "Unauthorized: a token is required: connect with ?token=<signed token>";
       return refuse({ reason: "token", status: 401, message }, address, request);
     }
     return verifier.verify(token).then(
-      (identity) => accept(request, url, address, v2, identity),
+      (identity) => accept(request, url, address, place, { v2, identity }),
       (error: unknown) => {
-        admission.release(address);
+        place.release();
         const reason = error instanceof Error ? error.message : "the token could not be checked";
         return refuse(
           { reason: "token", status: 401, message: `Unauthorized: ${reason}` },
@@ -137,24 +139,27 @@ export function createHandler(options: HandlerOptions): Handler {
     );
   };
 
-  /** Upgrades a request that passed every check but bans, which are checked here. */
+  /**
+   * Upgrades a request that passed every check but the gate's (bans, and a
+   * token's name), asked here so a refused client costs one HTTP answer; the
+   * session's start asks again, as nothing is held before it.
+   */
   const accept = (
     request: Request,
     url: URL,
     address: string,
-    v2: boolean,
-    identity: Identity | undefined,
+    place: Place,
+    { v2, identity }: { v2: boolean; identity?: Identity },
   ): Response => {
-    const refusal = chatroom.backend.refusalOf(identity, address);
+    const refusal = chatroom.refusalAtUpgrade(identity, address);
     if (refusal !== undefined) {
-      admission.release(address);
-      if ("ban" in refusal) {
+      place.release();
+      if (refusal.kind === "banned") {
         const until = new Date(refusal.ban.until).toISOString();
         const message = `Banned until ${until}: ${refusal.ban.reason}`;
         return refuse({ reason: "banned", status: 403, message }, address, request);
       }
-      const message =
-        `Unauthorized: the name ${identity?.name} is too like ${refusal.alike}'s, who is connected`;
+      const message = `Unauthorized: ${refusal.reason}`;
       return refuse({ reason: "token", status: 401, message }, address, request);
     }
     let upgraded: ReturnType<typeof Deno.upgradeWebSocket>;
@@ -164,7 +169,7 @@ export function createHandler(options: HandlerOptions): Handler {
         protocol: v2 ? V2_PROTOCOL : undefined,
       });
     } catch {
-      admission.release(address);
+      place.release();
       return textResponse("Bad Request: invalid WebSocket upgrade\n", 400);
     }
     serveChatSocket(upgraded.socket, chatroom, {
@@ -177,7 +182,7 @@ export function createHandler(options: HandlerOptions): Handler {
       address,
       identity,
       verifier,
-      onClosed: () => admission.release(address),
+      place,
     });
     return upgraded.response;
   };

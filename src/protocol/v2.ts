@@ -7,7 +7,15 @@
  * @module
  */
 
-import type { ChatEvent, ClientRequest, SessionStart } from "../vocabulary/events.ts";
+import type { ChatEvent, SessionStart } from "../vocabulary/events.ts";
+import { COMMANDS } from "../vocabulary/commands.ts";
+import {
+  type ClientRequest,
+  isRequestType,
+  type RequestProblem,
+  type RequestType,
+  specOf,
+} from "../vocabulary/requests.ts";
 import { decodeCommand } from "./v1.ts";
 
 /** The subprotocol name a client offers to speak v2. */
@@ -158,28 +166,6 @@ function decodeResume(fields: Fields): V2Input {
   };
 }
 
-/** Most rooms one `rooms` request may give positions for. */
-const MAX_SEEN_ROOMS = 1000;
-
-/** `rooms` with `seen`: `{"<room>": {"epoch", "seq"}}`, where the client stopped reading. */
-function decodeSeen(value: unknown): V2Input {
-  const problem = '"seen" must map room names to {"epoch", "seq"}';
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return invalid(problem);
-  const entries = Object.entries(value);
-  if (entries.length > MAX_SEEN_ROOMS) {
-    return invalid(`"seen" may hold at most ${MAX_SEEN_ROOMS} rooms`);
-  }
-  const seen = new Map<string, { epoch?: string; seq: number }>();
-  for (const [room, position] of entries) {
-    if (typeof position !== "object" || position === null) return invalid(problem);
-    const { epoch, seq } = position as Fields;
-    if (epoch !== undefined && typeof epoch !== "string") return invalid(problem);
-    if (!Number.isSafeInteger(seq) || (seq as number) < 0) return invalid(problem);
-    seen.set(room, { epoch, seq: seq as number });
-  }
-  return request({ type: "rooms", seen });
-}
-
 /** Most requests one client frame may carry. */
 export const MAX_REQUESTS_PER_FRAME = 256;
 
@@ -219,105 +205,43 @@ function decodeRequest(parsed: unknown): V2Input {
     }
     case "resume":
       return decodeResume(fields);
-    case "say":
-    case "me": {
-      const text = stringField(fields, "text");
-      return text === undefined ? needs(type, "text") : request({ type, text });
-    }
     case "command": {
       const text = stringField(fields, "text");
       return text === undefined ? needs(type, "text") : request(decodeCommand(text));
     }
-    case "join": {
-      const room = stringField(fields, "room");
-      return room === undefined ? needs(type, "room") : request({ type, room });
-    }
-    case "pm": {
-      const to = stringField(fields, "to");
-      const text = stringField(fields, "text");
-      if (to === undefined) return needs(type, "to");
-      return text === undefined ? needs(type, "text") : request({ type, to, text });
-    }
-    case "setname": {
-      const name = stringField(fields, "name");
-      return name === undefined ? needs(type, "name") : request({ type, name });
-    }
-    case "leave":
-    case "rooms":
-      return fields.seen === undefined ? request({ type }) : decodeSeen(fields.seen);
-    case "members":
-    case "about":
-    case "env":
-    case "ping":
-      return request({ type });
-    case "help": {
-      const command = fields.command;
-      if (command !== undefined && typeof command !== "string") return needs(type, "command");
-      return request({ type, command });
-    }
-    case "history": {
-      const count = fields.count;
-      if (count === undefined) return request({ type });
-      if (!Number.isSafeInteger(count) || (count as number) < 1) {
-        return invalid('"count" must be a whole number of at least 1');
-      }
-      return request({ type, count: count as number });
-    }
-    case "op": {
-      const password = stringField(fields, "password");
-      return password === undefined ? needs(type, "password") : request({ type, password });
-    }
-    case "kick": {
-      const user = stringField(fields, "user");
-      if (user === undefined) return needs(type, "user");
-      const reason = optionalText(fields, "reason");
-      return reason === null ? needs(type, "reason") : request({ type, user, reason });
-    }
-    case "mute":
-    case "ban": {
-      const key = type === "mute" ? "user" : "target";
-      const who = stringField(fields, key);
-      if (who === undefined) return needs(type, key);
-      const seconds = fields.seconds;
-      if (!Number.isSafeInteger(seconds) || (seconds as number) < 1) {
-        return invalid(`"${type}" needs "seconds", a whole number of at least 1`);
-      }
-      const reason = optionalText(fields, "reason");
-      if (reason === null) return needs(type, "reason");
-      return request(
-        type === "mute"
-          ? { type, user: who, seconds: seconds as number, reason }
-          : { type, target: who, seconds: seconds as number, reason },
-      );
-    }
-    case "unmute": {
-      const user = stringField(fields, "user");
-      return user === undefined ? needs(type, "user") : request({ type, user });
-    }
-    case "unban": {
-      const target = stringField(fields, "target");
-      return target === undefined ? needs(type, "target") : request({ type, target });
-    }
-    case "topic": {
-      const text = optionalText(fields, "text");
-      return text === null ? needs(type, "text") : request({ type, text });
-    }
-    case "slow": {
-      const seconds = fields.seconds;
-      if (!Number.isSafeInteger(seconds) || (seconds as number) < 0) {
-        return invalid('"slow" needs "seconds", a whole number of at least 0');
-      }
-      return request({ type, seconds: seconds as number });
-    }
-    case "refresh": {
-      const auth = stringField(fields, "auth");
-      return auth === undefined ? needs(type, "auth") : request({ type, auth });
-    }
-    default:
-      return invalid(
-        typeof type === "string"
-          ? `unknown type ${JSON.stringify(type.slice(0, 32))}`
-          : 'the frame needs a string "type"',
-      );
   }
+  if (!isRequestType(type)) {
+    return invalid(
+      typeof type === "string"
+        ? `unknown type ${JSON.stringify(type.slice(0, 32))}`
+        : 'the frame needs a string "type"',
+    );
+  }
+  return request(readFields(type, fields));
+}
+
+/**
+ * Reads the arguments of a request of type `type` from JSON fields, as the
+ * request table declares them (the server API reads its bodies the same
+ * way). A missing or blank argument gets the request's usage, as its `!`
+ * command would; one of the wrong type or out of bounds says what it must be.
+ */
+export function readFields(type: RequestType, fields: Record<string, unknown>): ClientRequest {
+  const values: Record<string, unknown> = {};
+  for (const [key, arg] of Object.entries(specOf(type).args)) {
+    const given = fields[key];
+    if (given === undefined && arg.optional) continue;
+    const value = given === undefined ? undefined : arg.fromJson(given);
+    if (value !== undefined) {
+      values[key] = value;
+      continue;
+    }
+    const blank = given === undefined || (typeof given === "string" && given.trim() === "");
+    const command = COMMANDS.find((command) => command.type === type);
+    const problem: RequestProblem = blank && command !== undefined
+      ? { code: "usage", usage: command.usage }
+      : { code: "bad_request", reason: `"${type}" needs "${key}": ${arg.expected}` };
+    return { type: "invalid", problem };
+  }
+  return { type, ...values } as ClientRequest;
 }

@@ -9,15 +9,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Identity, TokenVerifier } from "../auth/tokens.ts";
-import type {
-  ChatEvent,
-  Chatroom,
-  ClientRequest,
-  CloseReason,
-  SessionStart,
-  Sink,
-  User,
-} from "../chat/mod.ts";
+import type { Chatroom, User } from "../chat/mod.ts";
+import type { ChatEvent, CloseReason, Place, SessionStart, Sink } from "../vocabulary/events.ts";
+import type { ClientRequest } from "../vocabulary/requests.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Outbox } from "./outbox.ts";
@@ -96,8 +90,11 @@ export interface ConnectionOptions {
   readonly identity?: Identity;
   /** ...or, for a v2 client that sends its token in `hello` or `resume`, what checks it. */
   readonly verifier?: TokenVerifier;
-  /** Called once the socket has closed, to give back its admission place. */
-  readonly onClosed?: () => void;
+  /**
+   * The socket's place in the server's limits: given back when the socket
+   * closes before its session starts; the session holds it after that.
+   */
+  readonly place?: Place;
 }
 
 /** Frames a v2 client may send while its token is being checked; later ones are dropped. */
@@ -129,6 +126,8 @@ export class Connection implements Sink {
   /** Set once the socket's end was handled, so its place is given back once. */
   #ended = false;
   #user: User | undefined;
+  /** Set once a session holds this socket's place. */
+  #placeHeld = false;
   /** Token mode, v2: frames that came while the token of `hello` or `resume` is checked. */
   #verifying: (string | ArrayBuffer)[] | undefined;
   /** Token mode, v2: ends the wait for the first frame. */
@@ -159,8 +158,15 @@ export class Connection implements Sink {
     }
     if (!this.#v2) {
       const { name, room, address, identity } = this.#options;
-      this.#user = this.#chatroom.connect(this, { name, room, address, identity });
+      this.#start({ name, room, address, identity });
     }
+  }
+
+  /** Starts the session; it holds this socket's place from then on. */
+  #start(start: SessionStart): User | undefined {
+    const user = this.#chatroom.connect(this, { ...start, place: this.#options.place });
+    if (user !== undefined) [this.#user, this.#placeHeld] = [user, true];
+    return user;
   }
 
   /** Handles one frame from the client: decoded, then handed to the chat request by request. */
@@ -205,7 +211,8 @@ export class Connection implements Sink {
         return this.#verify(verifier, auth, start, inputs.slice(opening?.kind === "start" ? 1 : 0));
       }
       if (opening?.kind === "start") first = 1;
-      user = this.#user = this.#chatroom.connect(this, start);
+      user = this.#start(start);
+      if (user === undefined) return;
     }
     for (let index = first; index < inputs.length; index++) this.#handleV2(user, inputs[index]);
   }
@@ -236,18 +243,9 @@ export class Connection implements Sink {
     this.#verifying = [];
     verifier.verify(auth).then((identity) => {
       if (this.#closing) return;
-      const refusal = this.#chatroom.backend.refusalOf(identity, this.#options.address);
-      if (refusal !== undefined && "ban" in refusal) {
-        this.#options.metrics.connectionsRefused.inc("banned");
-        this.#chatroom.backend.refuseBanned(this, refusal.ban);
-        return this.close("removed");
-      }
-      if (refusal !== undefined) {
-        return this.#refuse(
-          `the name ${identity.name} is too like ${refusal.alike}'s, who is connected`,
-        );
-      }
-      const user = this.#user = this.#chatroom.connect(this, { ...start, identity });
+      // The chat says why, and closes, when it refuses the session.
+      const user = this.#start({ ...start, identity });
+      if (user === undefined) return;
       for (const input of rest) this.#handleV2(user, input);
       const waiting = this.#verifying ?? [];
       this.#verifying = undefined;
@@ -268,7 +266,7 @@ export class Connection implements Sink {
       reason,
     });
     this.#options.metrics.connectionsClosed.inc("unauthorized");
-    this.#chatroom.backend.refuse(this, reason);
+    this.#chatroom.refuse(this, reason);
     this.close("unauthorized");
   }
 
@@ -280,7 +278,7 @@ export class Connection implements Sink {
     clearTimeout(this.#helloTimer);
     this.#closing = true;
     if (this.#user !== undefined) this.#chatroom.detach(this.#user, this);
-    this.#options.onClosed?.();
+    if (!this.#placeHeld) this.#options.place?.release();
   }
 
   /**

@@ -33,3 +33,6 @@ export function formatDuration(seconds: number): string {
   const count = Math.ceil(whole / size);
   return `${count} ${name}${count === 1 ? "" : "s"}`;
 }
+
+/** The longest slow mode: an hour between one user's messages. */
+export const MAX_SLOW_SECONDS = 3600;

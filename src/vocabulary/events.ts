@@ -1,9 +1,9 @@
 /**
- * What the chat says and hears, whatever the wire format: the typed events it
- * sends, the requests it handles, and the {@linkcode Sink} a user's events go
- * to. Each format in `protocol/` turns frames into {@linkcode ClientRequest}s
- * and events into frames; `body` is the line the original text protocol
- * shows, rendered once from the chat config.
+ * What the chat says, whatever the wire format: the typed events it sends,
+ * how a session starts, and the {@linkcode Sink} a user's events go to. Each
+ * format in `protocol/` turns frames into requests (see `requests.ts`) and
+ * events into frames; `body` is the line the original text protocol shows,
+ * rendered once from the chat config.
  *
  * @module
  */
@@ -208,65 +208,13 @@ export interface Sink {
   close(reason: CloseReason): void;
 }
 
-/** A request that could not be read, with what is needed to say why. */
-export type RequestProblem =
-  | { readonly code: "usage"; readonly usage: string }
-  | { readonly code: "unknown_command"; readonly command: string }
-  | { readonly code: "bad_request"; readonly reason: string }
-  | { readonly code: "binary_unsupported" };
-
 /**
- * What a client asks of the chat, whatever its wire format: a `!` command
- * and the v2 request of the same name are the same request. Text fields come
- * as the client sent them; the chat cleans and checks them.
+ * A session's place in the server's limits (connections in all and per
+ * address): taken before the upgrade, held while the session lasts,
+ * lingering included, and released once, when it ends.
  */
-export type ClientRequest =
-  | { readonly type: "say"; readonly text: string }
-  | { readonly type: "me"; readonly text: string }
-  | { readonly type: "pm"; readonly to: string; readonly text: string }
-  | { readonly type: "join"; readonly room: string }
-  | { readonly type: "leave" }
-  | { readonly type: "setname"; readonly name: string }
-  /** With `seen` (v2), the position read up to in some rooms, for their unread counts. */
-  | { readonly type: "rooms"; readonly seen?: ReadonlyMap<string, SeenPosition> }
-  | { readonly type: "members" }
-  | { readonly type: "history"; readonly count?: number }
-  | { readonly type: "help"; readonly command?: string }
-  | { readonly type: "about" }
-  | { readonly type: "env" }
-  | { readonly type: "ping" }
-  /** Open mode: become a moderator with the operator password. */
-  | { readonly type: "op"; readonly password: string }
-  | { readonly type: "kick"; readonly user: string; readonly reason?: string }
-  /** `seconds` of silence for `user`. */
-  | {
-    readonly type: "mute";
-    readonly user: string;
-    readonly seconds: number;
-    readonly reason?: string;
-  }
-  | { readonly type: "unmute"; readonly user: string }
-  /** Bans a user (with their address, in open mode) or an address (`target`) for `seconds`. */
-  | {
-    readonly type: "ban";
-    readonly target: string;
-    readonly seconds: number;
-    readonly reason?: string;
-  }
-  | { readonly type: "unban"; readonly target: string }
-  /** Shows the topic of your room, or (moderators) sets it; "" clears it. */
-  | { readonly type: "topic"; readonly text?: string }
-  /** Slow mode for your room: at most one message per `seconds` per user; 0 turns it off. */
-  | { readonly type: "slow"; readonly seconds: number }
-  /** Token mode: a fresh signed token, before the one in use expires. */
-  | { readonly type: "refresh"; readonly auth: string }
-  /** A frame that could not be read as a request; the chat answers with the problem. */
-  | { readonly type: "invalid"; readonly problem: RequestProblem };
-
-/** Where a client stopped reading a room: the log's epoch and the seq of the last message seen. */
-export interface SeenPosition {
-  readonly epoch?: string;
-  readonly seq: number;
+export interface Place {
+  release(): void;
 }
 
 /** How a session begins: a fresh start, or picking up one that lost its connection. */
@@ -286,4 +234,6 @@ export interface SessionStart {
   readonly address?: string;
   /** Token mode: who the client's signed token says it is; the name is then that. */
   readonly identity?: Identity;
+  /** The place the session holds in the server's limits, released when it ends. */
+  readonly place?: Place;
 }

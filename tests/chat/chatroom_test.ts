@@ -1,13 +1,13 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
-import { LocalBroker } from "../../src/broker/local.ts";
-import type { RoomNote } from "../../src/broker/types.ts";
 import { cleanText, truncateText } from "../../src/text/sanitize.ts";
 import { COMMANDS } from "../../src/vocabulary/commands.ts";
 import type { Origin } from "../../src/vocabulary/events.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { decodeV2Frame } from "../../src/protocol/v2.ts";
 import {
+  brokerPublishing,
   chatroomWith,
+  connect,
   createTestChatroom,
   FakeClock,
   FakeSink,
@@ -23,9 +23,9 @@ Deno.test("connect", async (t) => {
     const chatroom = createTestChatroom();
     const first = new FakeSink();
     const second = new FakeSink();
-    chatroom.connect(first);
+    connect(chatroom, first);
     assertEquals(first.take(), [["SERVER", `Welcome, Guest1 ${WELCOME_HINT}`]]);
-    chatroom.connect(second);
+    connect(chatroom, second);
     assertEquals(second.take(), [["SERVER", `Welcome, Guest2 ${WELCOME_HINT}`]]);
     assertEquals(first.take(), [["SERVER", "Guest2 has connected!"]]);
     assertEquals(chatroom.size, 2);
@@ -34,22 +34,26 @@ Deno.test("connect", async (t) => {
   await t.step("stamps events with the clock", () => {
     const chatroom = createTestChatroom();
     const sink = new FakeSink();
-    chatroom.connect(sink);
+    connect(chatroom, sink);
     assertEquals(sink.events[0].sentAt, NOW);
   });
 
   await t.step("uses a requested name when it is valid and free", () => {
     const chatroom = createTestChatroom();
     const sink = new FakeSink();
-    assertEquals(chatroom.connect(sink, { name: "Alice" }).name, "Alice");
+    assertEquals(connect(chatroom, sink, { name: "Alice" }).name, "Alice");
     assertEquals(sink.take(), [["SERVER", `Welcome, Alice ${WELCOME_HINT}`]]);
   });
 
   await t.step("generates a name when the requested one is invalid or taken", () => {
     const chatroom = createTestChatroom();
-    chatroom.connect(new FakeSink(), { name: "Alice" });
+    connect(chatroom, new FakeSink(), { name: "Alice" });
     for (const name of ["alice", "ＡＬＩＣＥ", "", "two words", "x".repeat(33), "a\u200bb"]) {
-      assertEquals(chatroom.connect(new FakeSink(), { name }).name.startsWith("Guest"), true, name);
+      assertEquals(
+        connect(chatroom, new FakeSink(), { name }).name.startsWith("Guest"),
+        true,
+        name,
+      );
     }
   });
 });
@@ -97,7 +101,7 @@ Deno.test("commands", async (t) => {
   await t.step("!help lists every command with its summary", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     receive(chatroom, aliceUser, "!help");
-    const lines = COMMANDS.filter((command) => command.for === undefined)
+    const lines = COMMANDS.filter((command) => command.who === "everyone" || command.who === "open")
       .map((command) => `${command.usage} - ${command.summary}`);
     assertEquals(alice.take(), [["SERVER", `Available commands:\n${lines.join("\n")}`]]);
     assertEquals(COMMANDS.map((command) => command.name), [
@@ -248,15 +252,12 @@ Deno.test("cleanText removes control and format characters but keeps tabs", () =
 });
 
 Deno.test("an error while handling a frame is answered to its sender only", () => {
-  class BrokenBroker extends LocalBroker {
-    override publishRoomNote(note: RoomNote): boolean {
-      if (note.kind === "message" && note.text === "boom") throw new Error("boom");
-      return super.publishRoomNote(note);
-    }
-  }
   const metrics = createMetrics();
   const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
-    broker: new BrokenBroker(),
+    broker: brokerPublishing((note, next) => {
+      if (note.kind === "message" && note.text === "boom") throw new Error("boom");
+      return next(note);
+    }),
     metrics,
   });
   receive(chatroom, aliceUser, "boom");
@@ -321,19 +322,14 @@ Deno.test("binary frames get an error reply", () => {
 Deno.test("presence notices stop above presence_notice_max_members", () => {
   const config = { ...TEST_CHAT_CONFIG, presenceNoticeMaxMembers: 2 };
   const { chatroom, sinks: [alice] } = chatroomWith(2, { config });
-  const carol = chatroom.connect(new FakeSink());
+  const carol = connect(chatroom, new FakeSink());
   chatroom.disconnect(carol);
   assertEquals(alice.take(), []);
 });
 
 Deno.test("a message the broker cannot queue is refused to its sender", () => {
-  class FullBroker extends LocalBroker {
-    override publishRoomNote(note: RoomNote): boolean {
-      return note.kind === "message" ? false : super.publishRoomNote(note);
-    }
-  }
   const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
-    broker: new FullBroker(),
+    broker: brokerPublishing((note, next) => note.kind === "message" ? false : next(note)),
   });
   receive(chatroom, aliceUser, "lost in the outage");
   assertEquals(alice.take(), [[

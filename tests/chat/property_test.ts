@@ -5,7 +5,14 @@ import { createMetrics } from "../../src/metrics.ts";
 import { nameKey, nameProblem } from "../../src/text/names.ts";
 import { decodeCommand } from "../../src/protocol/v1.ts";
 import { decodeV2Frame } from "../../src/protocol/v2.ts";
-import { createTestChatroom, FakeClock, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
+import {
+  connect,
+  createTestChatroom,
+  FakeClock,
+  FakeSink,
+  receive,
+  TEST_CHAT_CONFIG,
+} from "../_fakes.ts";
 
 /** A small seeded generator (mulberry32), so a failure can be replayed. */
 function seededRandom(seed: number): () => number {
@@ -104,7 +111,7 @@ Deno.test("random input never escapes as an exception or corrupts the room", () 
   const config = { ...TEST_CHAT_CONFIG, flood };
   const chatroom = createTestChatroom({ config, metrics, now: clock.now });
   const sinks = [new FakeSink(), new FakeSink(), new FakeSink()];
-  const users = sinks.map((sink) => chatroom.connect(sink));
+  const users = sinks.map((sink) => connect(chatroom, sink));
   const reserved = new Set(TEST_CHAT_CONFIG.reservedNames.map(nameKey));
 
   for (let i = 0; i < 5000; i++) {

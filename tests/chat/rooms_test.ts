@@ -1,6 +1,13 @@
 import { assertEquals } from "@std/assert";
 import type { MessageEvent } from "../../src/vocabulary/events.ts";
-import { chatroomWith, FakeClock, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
+import {
+  chatroomWith,
+  connect,
+  FakeClock,
+  FakeSink,
+  receive,
+  TEST_CHAT_CONFIG,
+} from "../_fakes.ts";
 import { Room } from "../../src/chat/room.ts";
 
 /** Ann's message number `seq` in the lobby, its text the number. */
@@ -114,7 +121,7 @@ Deno.test("history", async (t) => {
     receive(chatroom, aliceUser, "one");
     receive(chatroom, aliceUser, "!me two");
     const bob = new FakeSink();
-    chatroom.connect(bob);
+    connect(chatroom, bob);
     assertEquals(bob.take().slice(1), [["HISTORY", "Guest1: one"], ["HISTORY", "* Guest1 two"]]);
   });
 

@@ -6,6 +6,7 @@ import type { ChatEvent, MessageEvent } from "../../src/vocabulary/events.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import {
   chatroomWith,
+  connect,
   createTestChatroom,
   FakeClock,
   FakeSink,
@@ -36,7 +37,7 @@ Deno.test("resume", async (t) => {
       receive(chatroom, bobUser, "missed 2");
       bob.take();
       const fresh = new FakeSink();
-      const resumed = chatroom.connect(fresh, {
+      const resumed = connect(chatroom, fresh, {
         name: aliceUser.name,
         token: aliceUser.token,
         room: "lobby",
@@ -59,7 +60,7 @@ Deno.test("resume", async (t) => {
     receive(chatroom, bobUser, "hi");
     bob.take();
     const fresh = new FakeSink();
-    const resumed = chatroom.connect(fresh, {
+    const resumed = connect(chatroom, fresh, {
       name: aliceUser.name,
       token: aliceUser.token,
       room: "games",
@@ -76,7 +77,7 @@ Deno.test("resume", async (t) => {
   await t.step("with a wrong token, the name is not granted, and the reason is given", () => {
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1);
     const sink = new FakeSink();
-    const stranger = chatroom.connect(sink, { name: aliceUser.name, token: "guess" });
+    const stranger = connect(chatroom, sink, { name: aliceUser.name, token: "guess" });
     assertEquals(stranger.name, "Guest2");
     assertEquals(sink.take().slice(0, 2), [
       ["SERVER", 'Welcome, Guest2 (hint: type "!help" for help)'],
@@ -89,7 +90,7 @@ Deno.test("resume", async (t) => {
   await t.step("a refused name says why", () => {
     const chatroom = createTestChatroom();
     const sink = new FakeSink();
-    chatroom.connect(sink, { name: "admin" });
+    connect(chatroom, sink, { name: "admin" });
     assertEquals(sink.take()[1], [
       "SERVER",
       'Cannot use the name "admin": it is reserved. You are Guest1.',
@@ -106,9 +107,9 @@ Deno.test("a dropped session lingers", async (t) => {
     const metrics = createMetrics();
     const chatroom = createTestChatroom({ config, now: clock.now, metrics });
     const annSink = new FakeSink();
-    const ann = chatroom.connect(annSink, { name: "Ann", resumable: true });
+    const ann = connect(chatroom, annSink, { name: "Ann", resumable: true });
     const bobSink = new FakeSink();
-    const bob = chatroom.connect(bobSink, { name: "Bob" });
+    const bob = connect(chatroom, bobSink, { name: "Bob" });
     annSink.take();
     bobSink.take();
     return { clock, metrics, chatroom, ann, annSink, bob, bobSink };
@@ -129,7 +130,7 @@ Deno.test("a dropped session lingers", async (t) => {
       ["SELF", "Bob: while away 2"],
     ]);
     const fresh = new FakeSink();
-    chatroom.connect(fresh, {
+    connect(chatroom, fresh, {
       name: "Ann",
       token: ann.token,
       room: "lobby",
@@ -146,13 +147,13 @@ Deno.test("a dropped session lingers", async (t) => {
     const { chatroom, ann, annSink } = setUp();
     chatroom.detach(ann, annSink);
     const sink = new FakeSink();
-    const other = chatroom.connect(sink, { name: "ann" });
+    const other = connect(chatroom, sink, { name: "ann" });
     assertNotEquals(other.name, "Ann");
     assertEquals(sink.take()[1], [
       "SERVER",
       `Cannot use the name "ann": it is taken. You are ${other.name}.`,
     ]);
-    const wrongToken = chatroom.connect(new FakeSink(), { name: "Ann", token: "not it" });
+    const wrongToken = connect(chatroom, new FakeSink(), { name: "Ann", token: "not it" });
     assertNotEquals(wrongToken.name, "Ann");
     assertEquals(chatroom.findUser("Ann"), ann);
   });
@@ -167,7 +168,7 @@ Deno.test("a dropped session lingers", async (t) => {
       "PM -> Ann: three",
     ]);
     const fresh = new FakeSink();
-    chatroom.connect(fresh, { name: "Ann", token: ann.token, room: "lobby" });
+    connect(chatroom, fresh, { name: "Ann", token: ann.token, room: "lobby" });
     assertEquals(fresh.take().slice(2), [
       ["PRIVATE", "PM <- Bob: one"],
       ["PRIVATE", "PM <- Bob: two"],
@@ -184,7 +185,7 @@ Deno.test("a dropped session lingers", async (t) => {
     assertEquals(chatroom.findUser("Ann"), undefined);
     assertEquals(metrics.sessionsExpired.get(), 1);
     const late = new FakeSink();
-    const resumed = chatroom.connect(late, { name: "Ann", token: ann.token, room: "lobby" });
+    const resumed = connect(chatroom, late, { name: "Ann", token: ann.token, room: "lobby" });
     assertNotEquals(resumed, ann);
     assertEquals(bobSink.take(), [["SERVER", "Ann has connected!"]]);
   });
@@ -198,7 +199,7 @@ Deno.test("a dropped session lingers", async (t) => {
   await t.step("an old connection closing after a resume leaves the session alone", () => {
     const { chatroom, ann, annSink, bobSink } = setUp();
     const fresh = new FakeSink();
-    chatroom.connect(fresh, { name: "Ann", token: ann.token });
+    connect(chatroom, fresh, { name: "Ann", token: ann.token });
     chatroom.detach(ann, annSink);
     assertEquals(ann.sink, fresh);
     assertEquals(bobSink.take(), []);
@@ -212,7 +213,7 @@ Deno.test("resume across epochs is never silent", async (t) => {
     const after = chatroomWith(1);
     for (const text of ["new 1", "new 2"]) receive(after.chatroom, after.users[0], text);
     const sink = new FakeSink();
-    after.chatroom.connect(sink, { name: "Returning", room: "lobby", epoch, lastSeq: 1 });
+    connect(after.chatroom, sink, { name: "Returning", room: "lobby", epoch, lastSeq: 1 });
     assertEquals(eventOf(sink, "gap")?.reason, "epoch");
     assertEquals(history(sink), ["new 1", "new 2"]);
     assertEquals(
@@ -235,7 +236,7 @@ Deno.test("resume across epochs is never silent", async (t) => {
     receive(chatroom, ann, "new");
     assertNotEquals(ann.room.epoch, oldEpoch);
     const sink = new FakeSink();
-    chatroom.connect(sink, { name: "Bob", room: "games", epoch: oldEpoch, lastSeq: 1 });
+    connect(chatroom, sink, { name: "Bob", room: "games", epoch: oldEpoch, lastSeq: 1 });
     assertEquals(eventOf(sink, "gap")?.reason, "epoch");
     assertEquals(history(sink), ["new"]);
   });
@@ -246,7 +247,7 @@ Deno.test("resume across epochs is never silent", async (t) => {
     for (const text of ["1", "2", "3", "4"]) receive(chatroom, ann, text);
     const sink = new FakeSink();
     const { epoch } = ann.room;
-    chatroom.connect(sink, { name: "Bob", room: "lobby", epoch, lastSeq: 1 });
+    connect(chatroom, sink, { name: "Bob", room: "lobby", epoch, lastSeq: 1 });
     assertEquals(eventOf(sink, "gap")?.reason, "trimmed");
     assertEquals(history(sink), ["3", "4"]);
   });
@@ -257,8 +258,8 @@ Deno.test("resume across epochs is never silent", async (t) => {
     receive(chatroom, ann, "!join games");
     receive(chatroom, ann, "hi");
     const sink = new FakeSink();
-    chatroom.connect(sink, { name: "Bob", room: "games" });
-    const epoch = broker.epochOf("games");
+    connect(chatroom, sink, { name: "Bob", room: "games" });
+    const epoch = broker.log.epochOf("games");
     assertEquals(eventOf(sink, "welcome")?.epoch, epoch);
     assertEquals(eventOf(sink, "members")?.epoch, epoch);
     const replayed = sink.events.find((event): event is MessageEvent => event.type === "history");

@@ -2,6 +2,7 @@
 
 import { delay } from "@std/async/delay";
 import type { TokenVerifier } from "../../src/auth/tokens.ts";
+import { LocalBroker } from "../../src/broker/local.ts";
 import { Chatroom } from "../../src/chat/mod.ts";
 import type { ChatConfig, ConnectionLimits, FloodLimits } from "../../src/config/mod.ts";
 import { createMetrics, type Metrics } from "../../src/metrics.ts";
@@ -73,7 +74,7 @@ export class TestClient<F extends object = Frame> {
   ): Promise<TestClient<F>> {
     const socket = new WebSocket(
       url,
-      protocol === undefined ? { headers } : { protocols: protocol, headers },
+      protocol === undefined ? { headers } : { protocols: [protocol], headers },
     );
     const client = new TestClient<F>(socket);
     await within(
@@ -181,6 +182,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
   const { verifier } = options;
   const chatroom = new Chatroom({
     config: { ...TEST_CONFIG.chat, ...options.chat },
+    broker: new LocalBroker(),
     metrics,
     auth: {
       tokenMode: verifier !== undefined,

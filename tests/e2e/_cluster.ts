@@ -14,8 +14,11 @@ export interface Cluster {
     client: TestClient<V2Frame>;
     welcome: V2Frame;
   }>;
-  /** A text client on instance `index`, past its welcome; closed with the cluster. */
-  text(index: number, query?: string): Promise<TestClient>;
+  /**
+   * A text client on instance `index`, past its welcome; closed with the
+   * cluster. With `address`, it comes from there (through the trusted proxy).
+   */
+  text(index: number, query?: string, address?: string): Promise<TestClient>;
   /** The value of a metric of instance `index`. */
   metric(index: number, name: string): Promise<number>;
   dispose(): Promise<void>;
@@ -31,6 +34,8 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Keys of `server.yaml`'s `history` section, as YAML values. */
   history?: string;
+  /** Keys of `server.yaml`'s `limits` to set, as YAML values. */
+  limits?: Record<string, string>;
 }
 
 export function wsUrl(instance: ServerProcess, query = ""): string {
@@ -43,7 +48,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const configDir = await testConfigDir({
     floodOff: true,
     chat: options.chat,
-    limits: { max_connections_per_ip: "1000" },
+    limits: { max_connections_per_ip: "1000", ...options.limits },
     server:
       `cluster:\n  nats:\n    servers: ["${nats.url}"]\n    name_ttl: 2\n    heartbeat: 0.5\n${
         options.nats ?? ""
@@ -77,8 +82,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       const welcome = await client.waitFor((frame) => frame.type === "welcome", "the welcome");
       return { client, welcome };
     },
-    async text(index, query = "") {
-      const client = await TestClient.connect(wsUrl(instances[index], query));
+    async text(index, query = "", address) {
+      const headers = address === undefined ? undefined : { "X-Forwarded-For": address };
+      const client = await TestClient.connect(wsUrl(instances[index], query), undefined, headers);
       clients.push(client);
       await client.waitFor((frame) => frame.body.startsWith("Welcome, "), "the welcome");
       return client;

@@ -8,7 +8,6 @@
 import { delay } from "@std/async/delay";
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { join } from "@std/path";
-import { API_MODERATOR } from "../../src/chat/mod.ts";
 import type { ChatConfig } from "../../src/config/mod.ts";
 import {
   FLOOD_OFF,
@@ -395,8 +394,13 @@ Deno.test("more a hostile client tried", async (t) => {
 
   await t.step("behind a trusted proxy, limits and bans see the client's address", async () => {
     await withRelaxedServer({ limits: { trustedProxies: ["127.0.0.1"] } }, async (server) => {
-      const banned = server.chatroom.moderation.ban(API_MODERATOR, "203.0.113.9", 60, "spam");
-      assertEquals(await banned, { ok: true, what: "203.0.113.9 is banned for 1 minute" });
+      const banned = server.chatroom.perform({
+        type: "ban",
+        target: "addr:203.0.113.9",
+        seconds: 60,
+        reason: "spam",
+      });
+      assertEquals(await banned, { ok: true, done: "203.0.113.9 is banned for 1 minute" });
       const status = async (forwarded: string) => {
         const answer = await rawUpgrade(server.port, { headers: { "X-Forwarded-For": forwarded } });
         answer.conn.close();
@@ -427,7 +431,7 @@ Deno.test("small things a user sees", async (t) => {
       const event = await client.waitFor((frame) => frame.type === "error");
       assertEquals([event.code, event.text], [
         "bad_request",
-        'Bad request: "count" must be a whole number of at least 1',
+        'Bad request: "history" needs "count": a whole number of at least 1',
       ]);
     });
 

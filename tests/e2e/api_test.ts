@@ -134,7 +134,7 @@ Deno.test("the server API", async (t) => {
       assertEquals(await alice.nextPair(), ["PRIVATE", "PM <- Helpdesk: your ticket is closed"]);
       assertEquals(
         await call(server, "POST", "/users/Nobody/messages", { body: { from: "Bot", text: "hi" } }),
-        [404, error("not_found", "Nobody is not connected")],
+        [404, error("not_found", "No user called Nobody is here.")],
       );
     });
 
@@ -143,19 +143,19 @@ Deno.test("the server API", async (t) => {
         "a bot named like a user",
         { body: { from: "Alice", text: "hi" } },
         409,
-        error("conflict", '"from" is the name of a connected user'),
+        error("conflict", 'Cannot speak as "Alice": it is taken.'),
       ],
       [
         "a reserved bot name",
         { body: { from: "admin", text: "hi" } },
         400,
-        error("bad_request", '"from" must be a valid, unreserved name'),
+        error("bad_request", 'Cannot speak as "admin": it is reserved.'),
       ],
       [
         "no text",
         { body: { from: "Bot" } },
         400,
-        error("bad_request", '"text" must be a non-empty string'),
+        error("bad_request", '"say" needs "text": a string'),
       ],
       [
         "a body that is not JSON",
@@ -185,7 +185,7 @@ Deno.test("the server API", async (t) => {
 
     await t.step("bans: POST /bans, GET /bans, DELETE /bans/:target", async () => {
       const [status, body] = await call(server, "POST", "/bans", {
-        body: { target: "10.0.0.8", seconds: 3600, reason: "scraping" },
+        body: { target: "addr:10.0.0.8", seconds: 3600, reason: "scraping" },
       });
       assertEquals([status, body], [201, { ok: true, what: "10.0.0.8 is banned for 1 hour" }]);
       const [, listed] = await call(server, "GET", "/bans");
@@ -197,7 +197,10 @@ Deno.test("the server API", async (t) => {
         await call(server, "POST", "/bans", { body: { target: "x", seconds: 0 } }),
         [
           400,
-          error("bad_request", '"seconds" must be a whole number of seconds from 1 to 31536000'),
+          error(
+            "bad_request",
+            '"ban" needs "seconds": a whole number of seconds from 1 to 31536000',
+          ),
         ],
       );
       assertEquals(await call(server, "DELETE", "/bans/10.0.0.8"), [200, {
@@ -206,7 +209,7 @@ Deno.test("the server API", async (t) => {
       }]);
       assertEquals(
         await call(server, "DELETE", "/bans/10.0.0.8"),
-        [404, error("not_found", "10.0.0.8 is not found")],
+        [404, error("not_found", "10.0.0.8 is not banned.")],
       );
     });
 
@@ -222,7 +225,7 @@ Deno.test("the server API", async (t) => {
       assertEquals((await within(alice.closed, "the close")).code, 4003);
       assertEquals(
         await call(server, "POST", "/users/Alice/disconnect"),
-        [404, error("not_found", "Alice is not found")],
+        [404, error("not_found", "No user called Alice is here.")],
       );
     });
 

@@ -115,6 +115,7 @@ Deno.test("chatting over a real socket", async (t) => {
         "!me",
         "!history",
         "!topic",
+        "!op",
       ]);
       assertEquals(bob.client.pending.length, 0);
     });

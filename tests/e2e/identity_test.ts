@@ -282,12 +282,12 @@ Deno.test("a ban or a mute holds nobody of the rank that set it, or higher", asy
       `${server.url}?token=${await sign({ sub: "Mod", roles: ["moderator"] })}`,
     );
     await mod.next();
-    mod.send("!ban Boss 1h while away");
+    mod.send("!ban name:Boss 1h while away");
     assertEquals(
       (await mod.waitFor((frame) => frame.body.startsWith("Done"))).body,
       "Done: Boss is banned for 1 hour.",
     );
-    mod.send("!ban Pleb 1h");
+    mod.send("!ban name:Pleb 1h");
     await mod.waitFor((frame) => frame.body === "Done: Pleb is banned for 1 hour.");
     // The admin, offline when a moderator banned them, still comes in; a user does not.
     const boss = await TestClient.connect(
@@ -297,7 +297,7 @@ Deno.test("a ban or a mute holds nobody of the rank that set it, or higher", asy
     assertEquals((await refusal(server.port, `?token=${await sign({ sub: "Pleb" })}`))[0], 403);
     mod.send("!unban Boss");
     await mod.waitFor((frame) => frame.body === "Done: Boss is no longer banned.");
-    boss.send("!ban Mod2 1h");
+    boss.send("!ban name:Mod2 1h");
     await boss.waitFor((frame) => frame.body === "Done: Mod2 is banned for 1 hour.");
     mod.send("!unban Mod2");
     assertEquals(

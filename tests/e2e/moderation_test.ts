@@ -39,6 +39,14 @@ async function answer(client: TestClient): Promise<string> {
   return frame.body;
 }
 
+/** Waits until `client` has received every one of `bodies`, in any order. */
+async function receives(client: TestClient, bodies: string[]): Promise<void> {
+  const left = new Set(bodies);
+  while (left.size > 0) {
+    await client.waitFor((frame) => left.delete(frame.body), [...left].join(" and "));
+  }
+}
+
 /** The status of an upgrade from this address now. */
 async function upgradeStatus(port: number): Promise<number> {
   const { status, conn } = await rawUpgrade(port);
@@ -163,10 +171,11 @@ Deno.test("moderation in the chat", async (t) => {
       assertEquals(await answer(mod), "Done: Bob is banned for 1 hour.");
       assertEquals(await upgradeStatus(server.port), 403);
       assertEquals(server.metrics.connectionsRefused.get("banned"), 1);
+      // The address is held with the name, and lifted with it.
       const bans = server.chatroom.moderation.bans();
-      assertEquals(bans.map((ban) => [ban.name, ban.address, ban.reason]), [
-        ["Bob", "127.0.0.1", "flooding"],
-        [undefined, "127.0.0.1", "flooding"],
+      assertEquals(bans.map((ban) => [ban.name, ban.address, ban.for, ban.reason]), [
+        ["Bob", undefined, undefined, "flooding"],
+        [undefined, "127.0.0.1", "bob", "flooding"],
       ]);
     });
 
@@ -175,33 +184,36 @@ Deno.test("moderation in the chat", async (t) => {
       assertEquals(await answer(mod), "Done: Bob is no longer banned.");
       assertEquals(await upgradeStatus(server.port), 101);
       mod.send("!unban Bob");
-      assertEquals(await answer(mod), "!pm error: user Bob not found");
+      assertEquals(await answer(mod), "Bob is not banned.");
     });
 
     await t.step("bans of an address, and of a name nobody holds", async () => {
-      mod.send("!ban 10.1.2.3 1d botnet");
+      mod.send("!ban addr:10.1.2.3 1d botnet");
       assertEquals(await answer(mod), "Done: 10.1.2.3 is banned for 1 day.");
-      mod.send("!ban Zed 2h");
+      mod.send("!ban name:Zed 2h");
       assertEquals(await answer(mod), "Done: Zed is banned for 2 hours.");
       const zed = await TestClient.connect(`${server.url}?name=Zed`);
       await zed.next();
       assertMatch((await zed.next()).body, /^Cannot use the name "Zed": it is banned\. You are /);
       await zed.close();
-      mod.send("!ban bad!name 1h");
+      mod.send("!ban name:bad!name 1h");
       assertEquals(
         await answer(mod),
-        'Bad request: "bad!name" is neither a valid name nor an address',
+        '"name:bad!name" cannot be held: it may only contain letters, digits, "_", "-" and ".".',
       );
       mod.send("!mute Bob forever");
-      assertEquals(await answer(mod), "Usage: !mute <user> <duration> [reason]");
+      assertEquals(
+        await answer(mod),
+        "Usage: !mute <target> <duration> [reason]",
+      );
       // Whatever a client sends, a ban lasts a year at most and its reason is one plain line.
       const v2 = (await server.joinV2("Vmod")).client;
       v2.send(JSON.stringify({ type: "op", password: PASSWORD }));
       await v2.waitFor((event) => event.text === "You are now a moderator.");
       v2.send(JSON.stringify({
         type: "ban",
-        target: "10.7.7.7",
-        seconds: Number.MAX_SAFE_INTEGER,
+        target: "addr:10.7.7.7",
+        seconds: 365 * 86_400,
         reason: "spam\nMod: \u202Eevil",
       }));
       const done = await v2.waitFor((event) =>
@@ -245,7 +257,7 @@ Deno.test("bans and topics hold across a restart", async () => {
     await answer(mod);
     mod.send("!topic Be kind");
     assertEquals(await answer(mod), "Mod set the topic of lobby: Be kind");
-    mod.send("!ban Zed 1h impostor");
+    mod.send("!ban name:Zed 1h impostor");
     assertEquals(await answer(mod), "Done: Zed is banned for 1 hour.");
 
     await server.kill();
@@ -309,6 +321,115 @@ Deno.test({
           })(),
           "the address ban to reach the other instance",
         );
+      });
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "moderation across two instances decides where the target is",
+  ignore: !natsAvailable(),
+  fn: async (t) => {
+    const cluster = await startCluster({
+      instances: 2,
+      env: { CHAT_OPERATOR_PASSWORD: PASSWORD },
+      limits: { trusted_proxies: '["127.0.0.1"]' },
+    });
+    const [a, b] = cluster.instances.map((instance) => Number(new URL(instance.httpUrl).port));
+    /** The status of an upgrade to `port` from `address`. */
+    const statusFrom = async (port: number, address: string): Promise<number> => {
+      const { status, conn } = await rawUpgrade(port, {
+        headers: { "X-Forwarded-For": address },
+      });
+      conn.close();
+      return status;
+    };
+    /** Waits until an upgrade from `address` gets `status` on both instances. */
+    const settles = (address: string, status: number) =>
+      within(
+        (async () => {
+          for (const port of [a, b]) {
+            while (await statusFrom(port, address) !== status) await delay(50);
+          }
+        })(),
+        `${status} from ${address} on both instances`,
+      );
+    try {
+      const mod = await cluster.text(0, "?name=ModAlpha", "10.0.0.1");
+      const beta = await cluster.text(1, "?name=ModBeta", "10.0.0.2");
+      for (const client of [mod, beta]) {
+        client.send(`!op ${PASSWORD}`);
+        assertEquals(await answer(client), "You are now a moderator.");
+      }
+      // Once ModBeta's word reaches ModAlpha's instance, so has ModBeta's rank.
+      beta.send("ready");
+      await mod.waitFor((frame) => frame.body === "ModBeta: ready");
+
+      await t.step(
+        "a moderator on another instance may not be kicked, banned or muted",
+        async () => {
+          for (const command of ["!kick ModBeta", "!ban ModBeta 1h", "!mute ModBeta 1h"]) {
+            mod.send(command);
+            assertEquals(await answer(mod), "You may not moderate ModBeta.", command);
+          }
+          beta.send("!ping");
+          assertEquals(await answer(beta), "pong!");
+        },
+      );
+
+      await t.step("a kick is done where the user is, and said done only then", async () => {
+        const bob = await cluster.text(1, "?name=Bob", "10.0.0.3");
+        mod.send("!kick Bob off you go");
+        assertEquals((await within(bob.closed, "the kick")).code, 4003);
+        await receives(mod, ["Done: Bob was removed.", "Bob was kicked by ModAlpha: off you go"]);
+        mod.send("!kick Bob");
+        assertEquals(await answer(mod), "No user called Bob is here.");
+      });
+
+      await t.step(
+        "a ban holds the user's address everywhere; unbanning the name lifts it",
+        async () => {
+          const bob = await cluster.text(1, "?name=Bob", "10.0.0.3");
+          mod.send("!ban Bob 1h");
+          assertEquals((await within(bob.closed, "the ban")).code, 4003);
+          await receives(mod, [
+            "Done: Bob is banned for 1 hour.",
+            "Bob was banned by ModAlpha: no reason given",
+          ]);
+          await settles("10.0.0.3", 403);
+          mod.send("!unban Bob");
+          assertEquals(await answer(mod), "Done: Bob is no longer banned.");
+          await settles("10.0.0.3", 101);
+        },
+      );
+
+      await t.step("a mute holds the user's address on every instance", async () => {
+        const carol = await cluster.text(1, "?name=Carol", "10.0.0.4");
+        mod.send("!mute Carol 5m");
+        await mod.waitFor((frame) => frame.body === "Done: Carol is muted for 5 minutes.");
+        assertEquals(
+          await answer(carol),
+          "You are muted for 5 minutes by ModAlpha: no reason given",
+        );
+        for (const index of [1, 0]) {
+          const again = await cluster.text(index, "?name=Carla", "10.0.0.4");
+          await within(
+            (async () => {
+              while (true) {
+                again.send("hello");
+                const frame = await again.waitFor((frame) =>
+                  frame.origin === "SELF" || frame.body.startsWith("You are muted")
+                );
+                if (frame.origin !== "SELF") return;
+                await delay(50);
+              }
+            })(),
+            `the muted address on instance ${index}`,
+          );
+          await again.close();
+        }
       });
     } finally {
       await cluster.dispose();

@@ -24,13 +24,15 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { NatsConnection } from "@nats-io/nats-core";
 import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
+import { InstanceMail } from "./control.ts";
 import { RoomFeed } from "./feed.ts";
+import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
 import { connectNats } from "./tcp.ts";
@@ -38,24 +40,16 @@ import { Publisher, roomSubject } from "./publisher.ts";
 import {
   type Broker,
   type BrokerHandler,
+  type Cluster,
   type Handover,
-  type KickNote,
-  type ModerationRecord,
-  type PrivateNote,
+  type LocalHolder,
+  type NameDirectory,
   randomId,
-  type RemoteUser,
+  type Records,
+  type RoomLog,
   type RoomNote,
 } from "../types.ts";
-import {
-  bucketKey,
-  decodeBucketKey,
-  readHeartbeat,
-  readKickNote,
-  readPrivateNote,
-  readTakeoverReply,
-  readTakeoverRequest,
-  WireError,
-} from "./wire.ts";
+import { bucketKey, decodeBucketKey, WireError } from "./wire.ts";
 
 const STREAM = "CHAT_ROOMS";
 const ROOM_SUBJECTS = "chat.room.>";
@@ -64,11 +58,8 @@ const NAMES_BUCKET = "chat_names";
 const ROOMS_BUCKET = "chat_rooms";
 /** Bans, mutes and room settings, which every instance applies. */
 const MODERATION_BUCKET = "chat_moderation";
-const HEARTBEAT_SUBJECT = "chat.heartbeat";
 /** A room no local user is in any more is read this much longer, in case someone comes back. */
 const UNFOLLOW_AFTER_MS = 10_000;
-/** How long a handover may take before the resume goes on without it. */
-const HANDOVER_TIMEOUT_MS = 3000;
 /** Notes in one stream message: a message's seq is the stream's times this, plus its index. */
 const SEQ_FACTOR = 1000;
 
@@ -108,17 +99,25 @@ export class NatsBroker implements Broker {
   readonly #publisher: Publisher;
   /** Bans, mutes and room settings. */
   readonly #records: ClusterRecords;
+  readonly #mail: InstanceMail;
+  readonly #liveness: Liveness;
   #handler: BrokerHandler | undefined;
-  /** When each other instance last showed signs of life. */
-  readonly #lastSeen = new Map<string, number>();
+  readonly log: RoomLog = {
+    epochOf: (room) => this.#epochOf(room),
+    publish: (note) => this.#publisher.publish(note),
+    follow: (room) => this.#follow(room),
+    unfollow: (room) => this.#unfollow(room),
+    removed: (room) => this.#removed(room),
+  };
+  /** Saved in the moderation bucket; every instance, this one included, hears of it there. */
+  readonly records: Records;
+  readonly cluster: Cluster;
   /** Each room's epoch, by room key. */
   readonly #epochs = new Map<string, string>();
   /** The rooms this instance reads, by room key. */
   readonly #feeds = new Map<string, RoomFeed>();
   /** Rooms about to be no longer read, by room key. */
   readonly #unfollowing = new Map<string, ReturnType<typeof setTimeout>>();
-  readonly #subscriptions: Subscription[] = [];
-  #timer: ReturnType<typeof setInterval> | undefined;
   #connected = true;
   /** Resolves when NATS is back, while it is away. */
   #back: Promise<void> = Promise.resolve();
@@ -140,7 +139,7 @@ export class NatsBroker implements Broker {
       bucketName: NAMES_BUCKET,
       back: () => this.#back,
       lost: (name) => this.#handler?.nameLost(name),
-      seen: (instance) => this.#lastSeen.set(instance, Date.now()),
+      seen: (instance) => this.#liveness.seen(instance),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
     this.#rooms = buckets.rooms;
@@ -156,6 +155,29 @@ export class NatsBroker implements Broker {
       maxOutbox: options.maxOutbox,
       metrics: options.metrics,
     });
+    this.#mail = new InstanceMail({
+      nc,
+      instance: this.instance,
+      malformed: (subject, error) => this.#malformed(subject, error),
+      handedOver: (name) => this.#names.handedOver(name),
+    });
+    this.#liveness = new Liveness({
+      nc,
+      instance: this.instance,
+      names: this.#names,
+      nameTtl: options.nameTtl,
+      heartbeat: options.heartbeat,
+      connected: () => this.#connected,
+      publish: (note) => this.#publisher.publish(note),
+      malformed: (subject, error) => this.#malformed(subject, error),
+    });
+    const records = this.#records;
+    this.records = {
+      save: (key, record) => records.save(key, record),
+      removeExpired: (key, at) => records.removeExpired(key, at),
+      all: () => records.all(),
+    };
+    this.cluster = { names: this.#directory(), mail: this.#mail };
     options.metrics?.gauges.push(
       {
         name: "chat_cluster_connected",
@@ -237,22 +259,9 @@ export class NatsBroker implements Broker {
     await this.#names.watch();
     await this.#watchEpochs();
     await this.#records.watch();
-    this.#subscribe(HEARTBEAT_SUBJECT, (data) => {
-      const instance = readHeartbeat(data);
-      if (instance !== this.instance) this.#lastSeen.set(instance, Date.now());
-    });
-    this.#subscribe(
-      `chat.pm.${this.instance}`,
-      (data) => handler.deliverPrivate(readPrivateNote(data)),
-    );
-    this.#subscribe(
-      `chat.kick.${this.instance}`,
-      (data) => handler.deliverKick(readKickNote(data)),
-    );
-    this.#listenForHandovers(handler);
+    this.#mail.listen(handler);
     this.#watchStatus();
-    this.#timer = setInterval(() => this.#beat(), this.#options.heartbeat * 1000);
-    this.#beat();
+    this.#liveness.start();
     log.info("Joined the cluster as instance {instance}", { instance: this.instance });
   }
 
@@ -261,7 +270,7 @@ export class NatsBroker implements Broker {
    * now (the first instance to create it in the rooms bucket wins, and the
    * others learn it by watching the bucket).
    */
-  epochOf(room: string): string {
+  #epochOf(room: string): string {
     const key = nameKey(room);
     const known = this.#epochs.get(key);
     if (known !== undefined) return known;
@@ -278,91 +287,37 @@ export class NatsBroker implements Broker {
     return epoch;
   }
 
-  publishRoomNote(note: RoomNote): boolean {
-    return this.#publisher.publish(note);
-  }
-
-  /** Saved in the moderation bucket; every instance, this one included, hears of it there. */
-  saveRecord(key: string, record: ModerationRecord | undefined): Promise<boolean> {
-    return this.#records.save(key, record);
-  }
-
-  records(): ReadonlyMap<string, ModerationRecord> {
-    return this.#records.all();
-  }
-
-  /** Deleted only at the revision that holds the expired record: a newer one stays. */
-  removeExpired(key: string, at: number): Promise<void> {
-    return this.#records.removeExpired(key, at);
-  }
-
-  publishKick(note: KickNote, to: RemoteUser): void {
-    this.#nc.publish(`chat.kick.${to.instance}`, JSON.stringify(note));
-  }
-
-  publishPrivate(note: PrivateNote, to: RemoteUser): void {
-    this.#nc.publish(`chat.pm.${to.instance}`, JSON.stringify(note));
-  }
-
-  findRemote(name: string): RemoteUser | undefined {
-    return this.#names.find(name);
-  }
-
-  remoteUsers(): Iterable<RemoteUser> {
-    return this.#names.remoteUsers();
-  }
-
-  remoteMembers(room: string): Iterable<RemoteUser> {
-    return this.#names.remoteMembers(room);
-  }
-
-  /**
-   * Takes `name` with create-if-absent, so two instances can never both
-   * grant it. While NATS is away, the claim waits for it (up to a limit).
-   */
-  claim(name: string, holder: { userId: number; room: string }): Promise<boolean> {
-    return this.#names.claim(name, holder);
-  }
-
-  announce(name: string, room: string, userId: number): void {
-    this.#names.announce(name, room, userId);
-  }
-
-  withdraw(name: string): void {
-    this.#names.withdraw(name);
+  /** The names of the cluster, as the chat asks about them. */
+  #directory(): NameDirectory {
+    const names = this.#names;
+    return {
+      find: (name) => names.find(name),
+      users: () => names.remoteUsers(),
+      members: (room) => names.remoteMembers(room),
+      // Create-if-absent, so two instances can never both grant a name; waits while NATS is away.
+      claim: (name, holder) => names.claim(name, holder),
+      announce: (name, holder) => names.announce(name, holder),
+      withdraw: (name) => names.withdraw(name),
+      takeOver: (name, token, holder, verified) => this.#takeOver(name, token, holder, verified),
+    };
   }
 
   /** Asks the instance holding `name` to hand its session over; the name is then ours. */
-  async takeOver(
+  async #takeOver(
     name: string,
     token: string,
-    userId: number,
-    verified = false,
+    holder: LocalHolder,
+    verified: boolean,
   ): Promise<Handover | undefined> {
-    const holder = this.#names.holderOf(name);
-    if (holder === undefined) return undefined;
-    let reply;
-    try {
-      const answer = await this.#nc.request(
-        `chat.ctl.${holder.instance}`,
-        JSON.stringify({ name, token, verified }),
-        { timeout: HANDOVER_TIMEOUT_MS },
-      );
-      reply = readTakeoverReply(answer.string());
-    } catch (error) {
-      log.warning("Instance {instance} did not hand {name} over: {error}", {
-        instance: holder.instance,
-        name,
-        error,
-      });
-      return undefined;
-    }
-    if (!reply.ok) return undefined;
-    await this.#names.movedHere(name, reply.room, userId);
-    return { room: reply.room, privates: reply.privates };
+    const current = this.#names.holderOf(name);
+    if (current === undefined) return undefined;
+    const handover = await this.#mail.takeOver(current.instance, { name, token, verified });
+    if (handover === undefined) return undefined;
+    await this.#names.movedHere(name, { ...holder, room: handover.room });
+    return handover;
   }
 
-  follow(room: string): void | Promise<void> {
+  #follow(room: string): void | Promise<void> {
     const key = nameKey(room);
     const leaving = this.#unfollowing.get(key);
     if (leaving !== undefined) {
@@ -382,10 +337,7 @@ export class NatsBroker implements Broker {
           this.#options.metrics?.clusterLost.inc(messages);
           log.warning(
             "{messages} stream messages of room {room} were dropped before they were read",
-            {
-              messages,
-              room,
-            },
+            { messages, room },
           );
           this.#handler?.messagesLost(room);
         },
@@ -395,7 +347,7 @@ export class NatsBroker implements Broker {
     return feed.caughtUp ? undefined : feed.ready;
   }
 
-  unfollow(room: string): void {
+  #unfollow(room: string): void {
     const key = nameKey(room);
     if (!this.#feeds.has(key) || this.#unfollowing.has(key)) return;
     this.#unfollowing.set(
@@ -409,7 +361,7 @@ export class NatsBroker implements Broker {
     );
   }
 
-  roomRemoved(room: string): void {
+  #removed(room: string): void {
     const key = nameKey(room);
     this.#epochs.delete(key);
     this.#rooms.delete(bucketKey(key)).catch((error) => {
@@ -424,7 +376,8 @@ export class NatsBroker implements Broker {
 
   /** Stores what waits (while NATS is there), releases this instance's names and disconnects. */
   async close(): Promise<void> {
-    clearInterval(this.#timer);
+    this.#liveness.stop();
+    this.#mail.close();
     await this.#publisher.drained();
     this.#publisher.close();
     for (const timer of this.#unfollowing.values()) clearTimeout(timer);
@@ -440,7 +393,7 @@ export class NatsBroker implements Broker {
     const handler = this.#handler;
     if (handler === undefined) return;
     this.#options.metrics?.clusterNotesReceived.inc(notes.length);
-    const epoch = this.epochOf(room);
+    const epoch = this.#epochOf(room);
     notes.forEach((note, index) => {
       if (note.kind === "message") {
         handler.deliverRoomNote(note, { epoch, seq: seq * SEQ_FACTOR + index });
@@ -476,45 +429,6 @@ export class NatsBroker implements Broker {
     })();
   }
 
-  /** Hands a local session to the instance where it is resumed, if its token is right. */
-  #listenForHandovers(handler: BrokerHandler): void {
-    const subscription = this.#nc.subscribe(`chat.ctl.${this.instance}`);
-    this.#subscriptions.push(subscription);
-    (async () => {
-      for await (const message of subscription) {
-        try {
-          const { name, token, verified } = readTakeoverRequest(message.string());
-          const handover = handler.handOver(name, token, verified);
-          if (handover !== undefined) this.#names.handedOver(name);
-          message.respond(JSON.stringify(
-            handover === undefined ? { ok: false } : {
-              ok: true,
-              room: handover.room,
-              privates: handover.privates,
-            },
-          ));
-        } catch (error) {
-          this.#malformed(message.subject, error);
-          message.respond(JSON.stringify({ ok: false }));
-        }
-      }
-    })();
-  }
-
-  #subscribe(subject: string, onData: (data: string) => void): void {
-    const subscription = this.#nc.subscribe(subject);
-    this.#subscriptions.push(subscription);
-    (async () => {
-      for await (const message of subscription) {
-        try {
-          onData(message.string());
-        } catch (error) {
-          this.#malformed(subject, error);
-        }
-      }
-    })();
-  }
-
   #watchStatus(): void {
     (async () => {
       for await (const status of this.#nc.status()) {
@@ -527,47 +441,13 @@ export class NatsBroker implements Broker {
           this.#connected = true;
           this.#markBack();
           // Nobody could be heard while we were away: give everyone a fresh start.
-          for (const instance of this.#lastSeen.keys()) this.#lastSeen.set(instance, Date.now());
+          this.#liveness.forgive();
           this.#handler?.setDegraded(false);
-          this.#beat();
+          this.#liveness.beat();
           this.#publisher.connected = true;
           for (const feed of this.#feeds.values()) feed.restart();
         }
       }
     })();
-  }
-
-  /** Keeps our names alive, tells the others we are, and lets go of instances that are not. */
-  #beat(): void {
-    if (!this.#connected) return;
-    this.#nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance: this.instance }));
-    this.#names.keepAlive();
-    this.#releaseDead();
-  }
-
-  #releaseDead(): void {
-    const now = Date.now();
-    const deadline = this.#options.nameTtl * 1000;
-    const dead = [...this.#lastSeen].filter(([, seen]) => now - seen > deadline).map(([id]) => id);
-    if (dead.length === 0) return;
-    const alive = [this.instance, ...this.#lastSeen.keys()].filter((id) => !dead.includes(id));
-    // One survivor speaks for the dead, so each goodbye is said once.
-    const speaker = alive.sort()[0] === this.instance;
-    for (const instance of dead) {
-      this.#lastSeen.delete(instance);
-      log.warning("Instance {instance} is gone; releasing its users", { instance });
-      for (const user of this.#names.dropInstance(instance, speaker)) {
-        if (!speaker) continue;
-        this.publishRoomNote({
-          kind: "presence",
-          room: user.room,
-          id: `${instance}.gone.${user.userId}`,
-          sentAt: now,
-          author: { instance, userId: user.userId, name: user.name },
-          action: "leave",
-          notice: "disconnected",
-        });
-      }
-    }
   }
 }

@@ -11,7 +11,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
 import { lookAlikeKey, nameKey } from "../../text/names.ts";
-import type { RemoteUser } from "../types.ts";
+import type { LocalHolder, RemoteUser } from "../types.ts";
 import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
@@ -82,10 +82,10 @@ export class ClusterNames {
    * Takes `name` with create-if-absent. While NATS is away, the claim waits
    * for it (up to a limit).
    */
-  async claim(name: string, holder: { userId: number; room: string }): Promise<boolean> {
-    const { bucket, instance } = this.#options;
+  async claim(name: string, holder: LocalHolder): Promise<boolean> {
     const key = nameKey(name);
-    const entry: NameEntry = { name, room: holder.room, instance, userId: holder.userId };
+    const entry = this.#entry(name, holder);
+    const { bucket } = this.#options;
     const deadline = Date.now() + CLAIM_WAIT_MS;
     for (let tries = 1;; tries++) {
       try {
@@ -116,22 +116,29 @@ export class ClusterNames {
     }
   }
 
-  /** Records where the holder of `name`, granted here, is now. */
-  announce(name: string, room: string, userId: number): void {
+  /** Records where the holder of `name`, granted here, is now, and their rank. */
+  announce(name: string, holder: LocalHolder): void {
     const key = nameKey(name);
-    const entry: NameEntry = { name, room, instance: this.#options.instance, userId };
+    const entry = this.#entry(name, holder);
     const held = this.#local.get(key);
-    if (held !== undefined && held.room === room && held.userId === userId) return;
+    if (
+      held !== undefined && held.room === entry.room && held.userId === entry.userId &&
+      held.rank === entry.rank
+    ) return;
     this.#local.set(key, entry);
     this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
-      log.warning("Cannot record that {name} is in {room}: {error}", { name, room, error });
+      log.warning("Cannot record that {name} is in {room}: {error}", {
+        name,
+        room: entry.room,
+        error,
+      });
     });
   }
 
   /** Records that a session handed over by another instance, and its name, are here now. */
-  async movedHere(name: string, room: string, userId: number): Promise<void> {
+  async movedHere(name: string, holder: LocalHolder): Promise<void> {
     const key = nameKey(name);
-    const entry: NameEntry = { name, room, instance: this.#options.instance, userId };
+    const entry = this.#entry(name, holder);
     this.#local.set(key, entry);
     await this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
       log.warning("Cannot record that {name} moved here: {error}", { name, error });
@@ -215,6 +222,11 @@ export class ClusterNames {
         }
       }
     })();
+  }
+
+  #entry(name: string, holder: LocalHolder): NameEntry {
+    const { userId, room, rank } = holder;
+    return { name, room, instance: this.#options.instance, userId, rank };
   }
 
   #isOwnEntry(data: string): boolean {

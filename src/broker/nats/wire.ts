@@ -11,6 +11,7 @@ import { nameKey } from "../../text/names.ts";
 import type {
   Author,
   KickNote,
+  KickResult,
   ModerationRecord,
   PresenceNotice,
   PrivateNote,
@@ -55,6 +56,8 @@ export interface NameEntry {
   readonly room: string;
   readonly instance: string;
   readonly userId: number;
+  /** What its user may moderate (0 when an older instance wrote the entry). */
+  readonly rank: number;
 }
 
 /**
@@ -203,6 +206,7 @@ export function readNameEntry(data: string): NameEntry {
     room: text(record, "room", "a name entry", 256),
     instance: text(record, "instance", "a name entry", 64),
     userId: whole(record, "userId", "a name entry"),
+    rank: record.rank === undefined ? 0 : whole(record, "rank", "a name entry"),
   };
 }
 
@@ -253,6 +257,7 @@ export function readModerationRecord(data: string): ModerationRecord {
         kind: "ban",
         name,
         address,
+        for: record.for === undefined ? undefined : text(record, "for", "a ban", 256),
         until: whole(record, "until", "a ban"),
         reason: text(record, "reason", "a ban", 4096),
         by,
@@ -272,6 +277,7 @@ export function readModerationRecord(data: string): ModerationRecord {
         kind: "mute",
         name,
         address,
+        for: record.for === undefined ? undefined : text(record, "for", "a mute", 256),
         until: whole(record, "until", "a mute"),
         reason: text(record, "reason", "a mute", 4096),
         by,
@@ -291,6 +297,13 @@ export function readModerationRecord(data: string): ModerationRecord {
     default:
       throw new WireError('a moderation record needs a "kind" of ban, mute or room');
   }
+}
+
+/** The answer to a kick sent to the target's instance. */
+export function readKickResult(data: string): KickResult {
+  const result = fields(parse(data), "a kick's answer").result;
+  if (result === "done" || result === "outranked" || result === "not_found") return result;
+  throw new WireError('a kick\'s answer needs a "result" of done, outranked or not_found');
 }
 
 export function readTakeoverReply(data: string): TakeoverReply {

@@ -1,0 +1,146 @@
+/**
+ * What goes straight from one instance to another over core NATS, each on
+ * the subject of the target's instance: private messages, kicks (answered
+ * with what came of them, so a moderator is told "Done" only when it was
+ * done) and session handovers.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type {
+  BrokerHandler,
+  Handover,
+  KickNote,
+  KickResult,
+  Mail,
+  PrivateNote,
+  RemoteUser,
+} from "../types.ts";
+import {
+  readKickNote,
+  readKickResult,
+  readPrivateNote,
+  readTakeoverReply,
+  readTakeoverRequest,
+} from "./wire.ts";
+
+/** How long a handover or a kick may take before it is given up. */
+const REPLY_TIMEOUT_MS = 3000;
+
+const log = getLogger(["chat", "cluster"]);
+
+/** What {@linkcode InstanceMail} works with. */
+export interface InstanceMailOptions {
+  readonly nc: NatsConnection;
+  /** This instance's id. */
+  readonly instance: string;
+  /** A message could not be read. */
+  readonly malformed: (subject: string, error: unknown) => void;
+  /** A session was handed to another instance: its name is not this instance's any more. */
+  readonly handedOver: (name: string) => void;
+}
+
+/** The direct messages of one instance, both ways. */
+export class InstanceMail implements Mail {
+  readonly #options: InstanceMailOptions;
+  readonly #subscriptions: Subscription[] = [];
+
+  constructor(options: InstanceMailOptions) {
+    this.#options = options;
+  }
+
+  sendPrivate(note: PrivateNote, to: RemoteUser): void {
+    this.#options.nc.publish(`chat.pm.${to.instance}`, JSON.stringify(note));
+  }
+
+  /** Asks the target's instance to remove them; `unavailable` when it does not answer. */
+  async kick(note: KickNote, to: RemoteUser): Promise<KickResult> {
+    try {
+      const answer = await this.#options.nc.request(
+        `chat.kick.${to.instance}`,
+        JSON.stringify(note),
+        { timeout: REPLY_TIMEOUT_MS },
+      );
+      return readKickResult(answer.string());
+    } catch (error) {
+      log.warning("Instance {instance} did not answer a kick of {name}: {error}", {
+        instance: to.instance,
+        name: note.name,
+        error,
+      });
+      return "unavailable";
+    }
+  }
+
+  /** Asks `instance` to hand over the session holding `name`; `undefined` when it does not. */
+  async takeOver(
+    instance: string,
+    request: { name: string; token: string; verified: boolean },
+  ): Promise<Handover | undefined> {
+    try {
+      const answer = await this.#options.nc.request(
+        `chat.ctl.${instance}`,
+        JSON.stringify(request),
+        { timeout: REPLY_TIMEOUT_MS },
+      );
+      const reply = readTakeoverReply(answer.string());
+      return reply.ok ? { room: reply.room, privates: reply.privates } : undefined;
+    } catch (error) {
+      log.warning("Instance {instance} did not hand {name} over: {error}", {
+        instance,
+        name: request.name,
+        error,
+      });
+      return undefined;
+    }
+  }
+
+  /** Starts answering what other instances send this one. */
+  listen(handler: BrokerHandler): void {
+    const { instance } = this.#options;
+    this.#serve(`chat.pm.${instance}`, (data) => {
+      handler.deliverPrivate(readPrivateNote(data));
+      return undefined;
+    });
+    this.#serve(`chat.kick.${instance}`, (data) => {
+      return JSON.stringify({ result: handler.deliverKick(readKickNote(data)) });
+    });
+    this.#serve(`chat.ctl.${instance}`, (data) => {
+      const { name, token, verified } = readTakeoverRequest(data);
+      const handover = handler.handOver(name, token, verified);
+      if (handover !== undefined) this.#options.handedOver(name);
+      return JSON.stringify(
+        handover === undefined
+          ? { ok: false }
+          : { ok: true, room: handover.room, privates: handover.privates },
+      );
+    }, JSON.stringify({ ok: false }));
+  }
+
+  /** Stops answering. */
+  close(): void {
+    for (const subscription of this.#subscriptions) subscription.unsubscribe();
+  }
+
+  /**
+   * Handles each message of `subject`; what `answer` returns is the reply,
+   * and `refusal` answers a message that could not be read.
+   */
+  #serve(subject: string, answer: (data: string) => string | undefined, refusal?: string): void {
+    const subscription = this.#options.nc.subscribe(subject);
+    this.#subscriptions.push(subscription);
+    (async () => {
+      for await (const message of subscription) {
+        try {
+          const reply = answer(message.string());
+          if (reply !== undefined) message.respond(reply);
+        } catch (error) {
+          this.#options.malformed(subject, error);
+          if (refusal !== undefined) message.respond(refusal);
+        }
+      }
+    })();
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * Which instances are alive: each sends a heartbeat, keeping its names in
+ * the bucket alive; an instance not heard of for `name_ttl` is gone, and the
+ * lowest-id survivor says goodbye for its users and releases their names.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { NatsConnection } from "@nats-io/nats-core";
+import type { RoomNote } from "../types.ts";
+import type { ClusterNames } from "./names.ts";
+import { readHeartbeat } from "./wire.ts";
+
+const HEARTBEAT_SUBJECT = "chat.heartbeat";
+
+const log = getLogger(["chat", "cluster"]);
+
+/** What {@linkcode Liveness} works with. */
+export interface LivenessOptions {
+  readonly nc: NatsConnection;
+  readonly instance: string;
+  readonly names: ClusterNames;
+  /** Seconds a name outlives its instance's last heartbeat. */
+  readonly nameTtl: number;
+  /** Seconds between heartbeats. */
+  readonly heartbeat: number;
+  /** Whether NATS is there to send to. */
+  readonly connected: () => boolean;
+  /** Publishes a goodbye for a user of a gone instance. */
+  readonly publish: (note: RoomNote) => void;
+  /** A heartbeat could not be read. */
+  readonly malformed: (subject: string, error: unknown) => void;
+}
+
+/** Heartbeats, sent and heard. */
+export class Liveness {
+  readonly #options: LivenessOptions;
+  /** When each other instance last showed signs of life. */
+  readonly #lastSeen = new Map<string, number>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  constructor(options: LivenessOptions) {
+    this.#options = options;
+  }
+
+  /** Starts beating and listening. */
+  start(): void {
+    const { nc, instance, heartbeat, malformed } = this.#options;
+    (async () => {
+      for await (const message of nc.subscribe(HEARTBEAT_SUBJECT)) {
+        try {
+          const other = readHeartbeat(message.string());
+          if (other !== instance) this.seen(other);
+        } catch (error) {
+          malformed(HEARTBEAT_SUBJECT, error);
+        }
+      }
+    })();
+    this.#timer = setInterval(() => this.beat(), heartbeat * 1000);
+    this.beat();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Another instance showed signs of life. */
+  seen(instance: string): void {
+    this.#lastSeen.set(instance, Date.now());
+  }
+
+  /** Nobody could be heard while NATS was away: everyone starts afresh. */
+  forgive(): void {
+    for (const instance of this.#lastSeen.keys()) this.seen(instance);
+  }
+
+  /** Keeps our names alive, tells the others we are, and lets go of instances that are not. */
+  beat(): void {
+    if (!this.#options.connected()) return;
+    const { nc, instance, names } = this.#options;
+    nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance }));
+    names.keepAlive();
+    this.#releaseDead();
+  }
+
+  #releaseDead(): void {
+    const now = Date.now();
+    const deadline = this.#options.nameTtl * 1000;
+    const dead = [...this.#lastSeen].filter(([, seen]) => now - seen > deadline).map(([id]) => id);
+    if (dead.length === 0) return;
+    const alive = [this.#options.instance, ...this.#lastSeen.keys()]
+      .filter((id) => !dead.includes(id));
+    // One survivor speaks for the dead, so each goodbye is said once.
+    const speaker = alive.sort()[0] === this.#options.instance;
+    for (const instance of dead) {
+      this.#lastSeen.delete(instance);
+      log.warning("Instance {instance} is gone; releasing its users", { instance });
+      for (const user of this.#options.names.dropInstance(instance, speaker)) {
+        if (!speaker) continue;
+        this.#options.publish({
+          kind: "presence",
+          room: user.room,
+          id: `${instance}.gone.${user.userId}`,
+          sentAt: now,
+          author: { instance, userId: user.userId, name: user.name },
+          action: "leave",
+          notice: "disconnected",
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The one admission of names and identities. Every way in to a name (open
+ * mode's `?name=` and `hello`, `!setname`, a signed token, a generated name,
+ * a bot of the server API) asks here, and gets the same answer: the name's
+ * size is bounded first, then it must be valid, not reserved (look-alikes
+ * included), not held or being claimed by anyone else here or on another
+ * instance (by either comparison key, lingering sessions included), and not
+ * banned. A name is held from the moment the gate grants it, synchronously,
+ * so two sessions racing for look-alikes cannot both pass.
+ *
+ * @module
+ */
+
+import type { Identity } from "../auth/tokens.ts";
+import { rank } from "../auth/tokens.ts";
+import type { BanRecord, Broker } from "../broker/types.ts";
+import { MAX_NAME_UNITS } from "../vocabulary/arguments.ts";
+import { lookAlikeKey, MAX_NAME_LENGTH, nameKey, nameProblem } from "../text/names.ts";
+import type { Moderation } from "./moderation.ts";
+import type { User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+/** What the {@linkcode Gate} consults. */
+export interface GateOptions {
+  readonly users: UserDirectory;
+  readonly broker: Broker;
+  readonly moderation: Moderation;
+  /** Keys of the names nobody may take (see `reservedKeys`). */
+  readonly reserved: ReadonlySet<string>;
+}
+
+/** Why a signed identity may not start a session. */
+export type IdentityRefusal =
+  | { readonly kind: "unauthorized"; readonly reason: string }
+  | { readonly kind: "banned"; readonly ban: BanRecord };
+
+/** Names and identities, admitted in one place. */
+export class Gate {
+  readonly #options: GateOptions;
+  /** Names being claimed (a rename, a generated name), by both keys, with their claimant. */
+  readonly #claims = new Map<string, User>();
+
+  constructor(options: GateOptions) {
+    this.#options = options;
+  }
+
+  /**
+   * Why `name` is no name anybody may use (too long, invalid, reserved), or
+   * `undefined`; its size is checked before anything else is done with it.
+   */
+  problemOf(name: string): string | undefined {
+    if (name.length > MAX_NAME_UNITS) return `it is longer than ${MAX_NAME_LENGTH} characters`;
+    return nameProblem(name, this.#options.reserved);
+  }
+
+  /**
+   * Why `self` (or a bot, without) may not take `name` now, or `undefined`:
+   * see {@linkcode Gate.problemOf}; then it must not be held or claimed by
+   * anyone else (a look-alike of one's own name is one's own) nor banned.
+   */
+  refusalOf(name: string, self?: User): string | undefined {
+    const problem = this.problemOf(name);
+    if (problem !== undefined) return problem;
+    if (this.#holderElse(name, self)) return "it is taken";
+    if (this.#options.moderation.banOf(name, undefined) !== undefined) return "it is banned";
+    return undefined;
+  }
+
+  /** Whether someone other than `self`, here or elsewhere, holds or is claiming `name`. */
+  isTaken(name: string, self?: User): boolean {
+    return this.#holderElse(name, self);
+  }
+
+  /**
+   * Why the session a signed token names may not start from `address`, or
+   * `undefined`: its name must pass {@linkcode Gate.problemOf}, it must not
+   * be banned (a moderator's token gets past a ban of their address, a
+   * shared one, say), and no other account may hold a look-alike of it.
+   * The same account holding it is no refusal: the session moves here.
+   */
+  identityRefusal(identity: Identity, address: string | undefined): IdentityRefusal | undefined {
+    const { name } = identity;
+    const problem = this.problemOf(name);
+    if (problem !== undefined) {
+      return { kind: "unauthorized", reason: `the name in the token cannot be used: ${problem}` };
+    }
+    const userRank = rank(identity.roles);
+    const ban = this.#options.moderation.banOf(name, userRank > 0 ? undefined : address, userRank);
+    if (ban !== undefined) return { kind: "banned", ban };
+    const held = this.#options.users.find(name)?.name ?? this.#claimant(name)?.name ??
+      this.#options.broker.cluster?.names.find(name)?.name;
+    if (held !== undefined && held !== name) {
+      return {
+        kind: "unauthorized",
+        reason: `the name ${name} is too like ${held}'s, who is connected`,
+      };
+    }
+    return undefined;
+  }
+
+  /** The ban that keeps a client of `address` out (open mode, before it has a name), if any. */
+  addressBan(address: string): BanRecord | undefined {
+    return this.#options.moderation.banOf(undefined, address);
+  }
+
+  /** Holds `name` for `user` while the cluster is asked, so nobody here takes it meanwhile. */
+  claim(name: string, user: User): void {
+    for (const key of keysOf(name)) this.#claims.set(key, user);
+  }
+
+  /** Lets go of a claim of `user`'s. */
+  unclaim(name: string, user: User): void {
+    for (const key of keysOf(name)) {
+      if (this.#claims.get(key) === user) this.#claims.delete(key);
+    }
+  }
+
+  /** Forgets every claim of a session that ended. */
+  forget(user: User): void {
+    for (const [key, claimant] of this.#claims) {
+      if (claimant === user) this.#claims.delete(key);
+    }
+  }
+
+  #claimant(name: string): User | undefined {
+    for (const key of keysOf(name)) {
+      const claimant = this.#claims.get(key);
+      if (claimant !== undefined) return claimant;
+    }
+    return undefined;
+  }
+
+  #holderElse(name: string, self: User | undefined): boolean {
+    const local = this.#options.users.find(name);
+    if (local !== undefined && local !== self) return true;
+    const claimant = this.#claimant(name);
+    if (claimant !== undefined && claimant !== self) return true;
+    return this.#options.broker.cluster?.names.find(name) !== undefined;
+  }
+}
+
+/** The keys a name is compared by: two names are one when either matches. */
+function keysOf(name: string): string[] {
+  return [`n:${nameKey(name)}`, `l:${lookAlikeKey(name)}`];
+}

@@ -1,0 +1,128 @@
+/**
+ * Saying something: to a room (`say`, `me`) or to one user (`pm`), by a user
+ * or by a bot of the server API, under the same rules: text cleaned and cut
+ * once, mutes and slow mode for users, the target found as names are.
+ *
+ * @module
+ */
+
+import type { Broker, PrivateNote } from "../broker/types.ts";
+import type { ChatConfig } from "../config/mod.ts";
+import type { MessageKey, MessageValues } from "../messages.ts";
+import type { Metrics } from "../metrics.ts";
+import { formatDuration } from "../text/duration.ts";
+import { cleanText, stripWhitespace, truncateText } from "../text/sanitize.ts";
+import type { ErrorCode } from "../vocabulary/events.ts";
+import type { RequestOf } from "../vocabulary/requests.ts";
+import { usageOf } from "../vocabulary/commands.ts";
+import type { EventFactory } from "./event_factory.ts";
+import type { Membership } from "./membership.ts";
+import type { Moderation } from "./moderation.ts";
+import type { Actor, Outcome } from "./outcome.ts";
+import type { User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+/** What {@linkcode Talk} works with, shared with the chatroom. */
+export interface TalkOptions {
+  readonly config: ChatConfig;
+  readonly now: () => number;
+  readonly metrics: Metrics;
+  readonly broker: Broker;
+  readonly events: EventFactory;
+  readonly users: UserDirectory;
+  readonly membership: Membership;
+  readonly moderation: Moderation;
+  /** Hands a private message to its recipient here. */
+  readonly deliverPrivate: (note: PrivateNote) => void;
+}
+
+/** Messages to rooms and to users. */
+export class Talk {
+  readonly #options: TalkOptions;
+
+  constructor(options: TalkOptions) {
+    this.#options = options;
+  }
+
+  /** Client text made safe to show and cut to `max_message_len`. */
+  clean(text: string): string {
+    return truncateText(cleanText(text), this.#options.config.maxMessageLen);
+  }
+
+  say(actor: Actor, request: RequestOf<"say"> | RequestOf<"me">): Outcome {
+    const text = this.clean(request.text);
+    if (text.trim() === "") {
+      this.#options.metrics.messagesDropped.inc("empty");
+      // A blank line is dropped without a word; a blank action is a mistake worth telling.
+      return { ...this.#usage(request.type), quiet: request.type === "say" };
+    }
+    const user = actor.user;
+    if (user !== undefined) {
+      const refusal = this.#mayNotSpeak(user);
+      if (refusal !== undefined) return refusal;
+    }
+    const { broker, events, membership, now } = this.#options;
+    const id = events.nextId();
+    const accepted = broker.log.publish({
+      kind: "message",
+      room: actor.room,
+      id,
+      sentAt: now(),
+      author: user === undefined
+        ? { instance: broker.instance, userId: 0, name: actor.name }
+        : membership.author(user),
+      text,
+      emote: request.type === "me",
+    });
+    return accepted ? { ok: true, id } : this.#fail("unavailable", "not_sent", {});
+  }
+
+  pm(actor: Actor, request: RequestOf<"pm">): Outcome {
+    const name = stripWhitespace(this.clean(request.to));
+    const text = this.clean(request.text);
+    if (name === "" || text.trim() === "") return this.#usage("pm");
+    const { broker, events, moderation, now, users } = this.#options;
+    const muted = actor.user === undefined ? undefined : moderation.mutedFor(actor.user);
+    if (muted !== undefined) {
+      return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
+    }
+    const local = users.find(name);
+    const remote = local === undefined ? broker.cluster?.names.find(name) : undefined;
+    const to = local?.name ?? remote?.name;
+    if (to === undefined) {
+      // The original protocol's words for it, to users; plainer ones to the server API.
+      return actor.user === undefined
+        ? this.#fail("user_not_found", "no_such_user", { name })
+        : this.#fail("user_not_found", "user_not_found", { name });
+    }
+    const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
+    if (remote === undefined) this.#options.deliverPrivate(note);
+    else broker.cluster?.mail.sendPrivate(note, remote);
+    actor.user?.sink.send(events.private(note, "sent"));
+    return { ok: true, id: note.id };
+  }
+
+  /** Why `user` may not speak now: muted, or too soon in a slow room. */
+  #mayNotSpeak(user: User): Outcome | undefined {
+    const { moderation } = this.#options;
+    const muted = moderation.mutedFor(user);
+    if (muted !== undefined) {
+      return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
+    }
+    const wait = moderation.slowWait(user);
+    if (wait === undefined) return undefined;
+    return this.#fail("slow", "slow_wait", { room: user.room.name, seconds: String(wait) });
+  }
+
+  #usage(type: "say" | "me" | "pm"): Outcome & { ok: false } {
+    const { events } = this.#options;
+    const error = type === "say"
+      ? events.error("bad_request", "bad_request", { reason: "the message is empty" })
+      : events.error("usage", "usage", { usage: usageOf(type) });
+    return { ok: false, error };
+  }
+
+  #fail<K extends MessageKey>(code: ErrorCode, key: K, values: MessageValues<K>): Outcome {
+    return { ok: false, error: this.#options.events.error(code, key, values) };
+  }
+}
