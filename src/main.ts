@@ -20,11 +20,11 @@ import {
   EXIT_USAGE,
   listen,
   loadVerifier,
-  probeHealth,
   readTls,
   StartError,
 } from "./boot/start.ts";
 import { loadStaticFiles } from "./http/static.ts";
+import { probeHealth } from "./boot/healthcheck.ts";
 
 const USAGE = `Usage: chat-server [options]
 

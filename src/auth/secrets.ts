@@ -6,15 +6,17 @@
  * @module
  */
 
-/** Whether `a` and `b` are the same text, in time that depends only on their lengths. */
-export function sameSecret(a: string, b: string): boolean {
-  const left = new TextEncoder().encode(a);
-  const right = new TextEncoder().encode(b);
-  let difference = left.length ^ right.length;
-  for (let index = 0; index < left.length; index++) {
-    difference |= left[index] ^ (right[index % right.length] ?? 0);
-  }
-  return difference === 0;
+import { timingSafeEqual } from "@std/crypto/timing-safe-equal";
+
+const utf8 = new TextEncoder();
+
+/** Whether `given` is `secret`, in time that depends only on their lengths. */
+export function sameSecret(given: string, secret: string): boolean {
+  const a = utf8.encode(given);
+  const b = utf8.encode(secret);
+  // Compared anyway, so that a guess of the wrong length takes as long as a wrong guess.
+  if (a.length !== b.length) return !timingSafeEqual(b, b);
+  return timingSafeEqual(a, b);
 }
 
 /** Whether `given` is one of `secrets`; every one is compared, so timing does not say which. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { delay } from "@std/async/delay";
+import { retry } from "@std/async/retry";
 import { getLogger } from "@logtape/logtape";
 import { KvStore, StoreOpenError } from "../broker/kv_store.ts";
 import { LocalBroker } from "../broker/local.ts";
@@ -69,9 +69,10 @@ export async function createBroker(
     if (history.store === "memory") return new LocalBroker();
     return await LocalBroker.open({ store: await openStore(config), metrics });
   }
-  const deadline = Date.now() + cluster.startTimeout * 1000;
-  let wait = NATS_RETRY_FIRST_MS;
-  while (true) {
+  const where = cluster.servers.join(", ");
+  const startedAt = Date.now();
+  let tries = 0;
+  const connect = async (): Promise<NatsBroker> => {
     try {
       return await NatsBroker.connect({
         ...cluster,
@@ -80,7 +81,6 @@ export async function createBroker(
       });
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
-      const where = cluster.servers.join(", ");
       if (/authori[sz]ation|authentication/i.test(reason)) {
         throw new StartError(
           `Cannot start server as NATS at ${where} refused its credentials (${reason}): set CHAT_NATS_USER and CHAT_NATS_PASSWORD, or CHAT_NATS_TOKEN, to what the NATS server expects`,
@@ -93,7 +93,9 @@ export async function createBroker(
           EXIT_USAGE,
         );
       }
-      if (Date.now() + wait > deadline) {
+      // The wait `retry` makes next (it has no jitter here, so it is known).
+      const wait = Math.min(NATS_RETRY_FIRST_MS * 2 ** tries++, NATS_RETRY_MAX_MS);
+      if (Date.now() - startedAt + wait > cluster.startTimeout * 1000) {
         throw new StartError(
           `Cannot start server as NATS at ${where} cannot be reached (${reason}) after ${cluster.startTimeout} s: start NATS, or fix "cluster.nats.servers" in ${config.files.server}`,
         );
@@ -103,10 +105,18 @@ export async function createBroker(
         reason,
         seconds: wait / 1000,
       });
-      await delay(wait);
-      wait = Math.min(wait * 2, NATS_RETRY_MAX_MS);
+      throw error;
     }
-  }
+  };
+  return await retry(connect, {
+    minTimeout: NATS_RETRY_FIRST_MS,
+    maxTimeout: NATS_RETRY_MAX_MS,
+    multiplier: 2,
+    jitter: 0,
+    // The start timeout ends the tries; this only has to be larger than it allows.
+    maxAttempts: Number.MAX_SAFE_INTEGER,
+    isRetriable: (error: unknown) => !(error instanceof StartError),
+  });
 }
 
 /**
@@ -234,51 +244,5 @@ export function listen(
       );
     }
     throw error;
-  }
-}
-
-/** The address a local client reaches a server listening on `host` at. */
-function localAddress(host: string): string {
-  if (host === "0.0.0.0") return "127.0.0.1";
-  if (host === "::") return "[::1]";
-  return host;
-}
-
-/**
- * Asks the configured server's `/healthz`; true when it answers 200. Over
- * TLS the server's own certificate is trusted and its name not checked, as
- * the probe reaches it by address.
- */
-export async function probeHealth(config: Config, timeoutMs: number): Promise<boolean> {
-  const { host, port } = config.server;
-  const hostname = localAddress(host);
-  const connect = async (): Promise<Deno.Conn> => {
-    const tls = await readTls(config);
-    if (tls === undefined) return await Deno.connect({ hostname, port });
-    return await Deno.connectTls({
-      hostname,
-      port,
-      caCerts: [tls.cert],
-      unsafelyDisableHostnameVerification: true,
-    });
-  };
-  const probe = async (): Promise<boolean> => {
-    const conn = await connect();
-    try {
-      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-      const request =
-        `GET /healthz HTTP/1.1\r\nHost: ${shown}:${port}\r\nConnection: close\r\n\r\n`;
-      await conn.write(new TextEncoder().encode(request));
-      const head = new Uint8Array(64);
-      const read = await conn.read(head);
-      return /^HTTP\/1\.[01] 200 /.test(new TextDecoder().decode(head.subarray(0, read ?? 0)));
-    } finally {
-      conn.close();
-    }
-  };
-  try {
-    return await Promise.race([probe(), delay(timeoutMs).then(() => false)]);
-  } catch {
-    return false;
   }
 }

@@ -36,7 +36,7 @@ export class Backend {
   /** Every room in the cluster, with its members everywhere and its topic. */
   roomSummaries(): RoomSummary[] {
     return this.#o.membership.summaries().map((summary) => {
-      const topic = this.#o.moderation.topicOf(summary.name);
+      const topic = this.#o.moderation.settings.topicOf(summary.name);
       return topic === undefined ? summary : { ...summary, topic };
     });
   }

@@ -9,21 +9,15 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Identity } from "../auth/tokens.ts";
-import type {
-  Author,
-  Broker,
-  LogPosition,
-  PrivateNote,
-  RoomNote,
-  Settled,
-} from "../broker/types.ts";
+import type { Broker, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
 import { generateName, reservedKeys } from "../text/names.ts";
-import type { ChatEvent, SessionStart, Sink } from "../vocabulary/events.ts";
+import type { SessionStart, Sink } from "../vocabulary/events.ts";
 import type { ClientRequest } from "../vocabulary/requests.ts";
 import { Backend } from "./backend.ts";
+import { createDeliveries } from "./deliveries.ts";
 import { EventFactory } from "./event_factory.ts";
 import { Gate, type IdentityRefusal } from "./gate.ts";
 import { Membership } from "./membership.ts";
@@ -158,7 +152,6 @@ export class Chatroom {
       users,
       membership,
       moderation,
-      deliverPrivate: (note) => this.#deliverPrivate(note),
     });
     this.#requests = new Requests({
       config,
@@ -186,24 +179,14 @@ export class Chatroom {
       move: (user, room) => this.#move(user, room),
     });
     // The broker's callbacks stay private: only the broker can deliver.
-    broker.attach({
-      deliverRoomNote: (note, position) => this.#deliverRoomNote(note, position),
-      deliverPrivate: (note) => this.#deliverPrivate(note),
-      nameLost: (name) => {
-        const user = this.findUser(name);
-        if (user !== undefined) this.#sessions.nameLost(user);
-      },
-      setDegraded: (degraded) => this.#notifyAll(degraded ? "degraded" : "recovered"),
-      messagesLost: (name) => {
-        const room = this.#rooms.find(name);
-        if (room !== undefined) this.#broadcast(room, this.#events.gap(room, "lost"));
-      },
-      setHistorySaved: (saved) => this.#notifyAll(saved ? "history_saved" : "history_unsaved"),
-      handOver: (name, token, verified) => this.#sessions.handOver(name, token, verified),
-      forgetHistory: (room) => this.#rooms.find(room)?.forget(),
-      recordChanged: (key, record) => this.#moderation.recordChanged(key, record),
-      deliverKick: (note) => this.#moderation.deliverKick(note),
-    });
+    broker.attach(createDeliveries({
+      broker,
+      events,
+      users,
+      rooms,
+      sessions: this.#sessions,
+      moderation,
+    }));
   }
 
   /** How many users are connected (or lingering). */
@@ -405,53 +388,8 @@ export class Chatroom {
 
   /** Tells `user`, entering `room`, its topic when it has one. */
   #sendTopic(user: User, room: Room<User>): void {
-    const topic = this.#moderation.topicOf(room.name);
+    const topic = this.#moderation.settings.topicOf(room.name);
     if (topic === undefined) return;
     user.sink.send(this.#events.system("topic", { room: room.name, topic }, room.name));
-  }
-
-  // ---- what the broker delivers ----
-
-  #deliverRoomNote(note: RoomNote, position?: LogPosition): void {
-    const room = this.#rooms.ensure(note.room);
-    const author = this.#localAuthor(note.author);
-    if (note.kind === "message") {
-      const { epoch = room.epoch, seq = room.nextSeq } = position ?? {};
-      const message = this.#events.message(note, room.name, seq);
-      // A message seen before (delivered again after a reconnect) is not news.
-      if (!room.append(message, epoch)) return;
-      this.#broadcast(room, message, author);
-      author?.sink.send(message, true);
-      return;
-    }
-    const event = this.#events.presence(note, room.name);
-    // A rename is news to the renamed user too; an arrival or departure is not.
-    this.#broadcast(room, event, note.action === "rename" ? undefined : author);
-  }
-
-  #deliverPrivate(note: PrivateNote): void {
-    this.findUser(note.to)?.sink.send(this.#events.private(note, "received"));
-  }
-
-  /** Tells every user something about the server as a whole. */
-  #notifyAll(key: "degraded" | "recovered" | "history_saved" | "history_unsaved"): void {
-    if (key === "degraded") {
-      log.warning("Lost the link to the other instances; serving local users only");
-    }
-    if (key === "recovered") log.info("The link to the other instances is back");
-    const notice = this.#events.system(key, {});
-    for (const user of this.#users.all()) user.sink.send(notice);
-  }
-
-  /** The local user an event is about, if it is one of ours. */
-  #localAuthor(author: Author): User | undefined {
-    return author.instance === this.#broker.instance ? this.#users.byId(author.userId) : undefined;
-  }
-
-  /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
-  #broadcast(room: Room<User>, event: ChatEvent, except?: User): void {
-    for (const member of room.members) {
-      if (member !== except) member.sink.send(event);
-    }
   }
 }

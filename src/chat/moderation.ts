@@ -35,6 +35,7 @@ import { cleanText, truncateText } from "../text/sanitize.ts";
 import type { ErrorCode } from "../vocabulary/events.ts";
 import { type EventFactory, NO_REASON } from "./event_factory.ts";
 import { Holds, networkHolds } from "./holds.ts";
+import { RoomSettings } from "./room_settings.ts";
 import { type Actor, type Outcome, settle } from "./outcome.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import { readLiftTarget, readTarget, type Target, type TargetRefusal } from "./targets.ts";
@@ -82,15 +83,13 @@ const HELD: Readonly<Record<"ban" | "mute", string>> = { ban: "banned", mute: "m
 export class Moderation {
   readonly #options: ModerationOptions;
   readonly #holds = new Holds();
-  /** Each room's settings as last applied here, by room key, to tell what changed. */
-  readonly #roomSettings = new Map<string, RoomRecord>();
-  /** Slow mode's seconds, by room key, for the rooms that have it. */
-  readonly #slow = new Map<string, number>();
-  /** When each user, and each address, last spoke in each slow room: `<room key> <who>`. */
-  readonly #spoke = new Map<string, number>();
+  /** Each room's topic and slow mode. */
+  readonly settings: RoomSettings;
 
   constructor(options: ModerationOptions) {
     this.#options = options;
+    const { events, now, rooms } = options;
+    this.settings = new RoomSettings({ events, now, rooms });
   }
 
   // ---- what the chat and the API ask ----
@@ -130,34 +129,6 @@ export class Moderation {
       }
     }
     return left > 0 ? left / 1000 : undefined;
-  }
-
-  /**
-   * Seconds `user` must still wait before speaking in their room's slow
-   * mode, or `undefined` when they may (and then the time is noted). The
-   * wait is the user's and their address's, whichever room they spoke in
-   * meanwhile and however often they reconnected. Moderators are not slowed.
-   */
-  slowWait(user: User): number | undefined {
-    if (this.#slow.size === 0) return undefined;
-    const room = nameKey(user.room.name);
-    const slow = this.#slow.get(room) ?? 0;
-    if (slow === 0 || rank(user.roles) > 0) return undefined;
-    const now = this.#options.now();
-    const speakers = [`${room} user:${user.id}`];
-    if (user.address !== undefined) speakers.push(`${room} address:${addressKey(user.address)}`);
-    if (user.verified) speakers.push(`${room} account:${nameKey(user.name)}`);
-    const last = Math.max(...speakers.map((speaker) => this.#spoke.get(speaker) ?? -Infinity));
-    const wait = last + slow * 1000 - now;
-    if (wait > 0) return Math.ceil(wait / 1000);
-    for (const speaker of speakers) this.#spoke.set(speaker, now);
-    return undefined;
-  }
-
-  /** The topic of `room`, when it has one. */
-  topicOf(room: string): string | undefined {
-    const topic = this.#roomSettings.get(nameKey(room))?.topic;
-    return topic === "" ? undefined : topic;
   }
 
   /** Disconnects the user called `name`, here or on their instance (which checks ranks too). */
@@ -258,7 +229,7 @@ export class Moderation {
   /** Changes a room's topic or slow mode; everyone in it hears of it. */
   setRoom(by: Actor, room: string, change: { topic?: string; slow?: number }): Settled<Outcome> {
     const key = nameKey(room);
-    const current = this.#roomSettings.get(key);
+    const current = this.settings.current(room);
     const record: RoomRecord = {
       kind: "room",
       room,
@@ -277,7 +248,7 @@ export class Moderation {
 
   /** A record changed (here or elsewhere): the users it concerns here are told, or removed. */
   recordChanged(key: string, record: ModerationRecord | undefined): void {
-    if (key.startsWith("room:")) return this.#roomChanged(key.slice(5), record);
+    if (key.startsWith("room:")) return this.settings.changed(key.slice(5), record);
     const previous = this.#holds.changed(key, record);
     if (record === undefined || record.kind === "room") {
       // The users a lifted mute held may speak again (those of a linked address heard of the name).
@@ -332,10 +303,7 @@ export class Moderation {
         log.warning("Cannot delete an expired record: {error}", { error });
       });
     }
-    // A speaker quiet for the longest slow mode can no longer be waiting.
-    for (const [speaker, at] of this.#spoke) {
-      if (now - at >= 3600_000) this.#spoke.delete(speaker);
-    }
+    this.settings.sweep();
   }
 
   // ---- inside ----
@@ -424,40 +392,6 @@ export class Moderation {
 
   #fail<K extends MessageKey>(code: ErrorCode, key: K, values: MessageValues<K>): Outcome {
     return { ok: false, error: this.#options.events.error(code, key, values) };
-  }
-
-  #roomChanged(key: string, record: ModerationRecord | undefined): void {
-    const previous = this.#roomSettings.get(key);
-    if (record?.kind !== "room") {
-      this.#roomSettings.delete(key);
-      this.#slow.delete(key);
-      return;
-    }
-    this.#roomSettings.set(key, record);
-    if (record.slow > 0) this.#slow.set(key, record.slow);
-    else this.#slow.delete(key);
-    const room = this.#options.rooms.find(record.room);
-    if (room === undefined) return;
-    const { events } = this.#options;
-    const { by, topic, slow } = record;
-    const notices = [];
-    if (topic !== (previous?.topic ?? "")) {
-      notices.push(
-        topic === ""
-          ? events.system("topic_cleared", { by, room: room.name }, room.name)
-          : events.system("topic_set", { by, room: room.name, topic }, room.name),
-      );
-    }
-    if (slow !== (previous?.slow ?? 0)) {
-      notices.push(
-        slow === 0
-          ? events.system("slow_off", { by, room: room.name }, room.name)
-          : events.system("slow_set", { by, room: room.name, seconds: String(slow) }, room.name),
-      );
-    }
-    for (const member of room.members) {
-      for (const notice of notices) member.sink.send(notice);
-    }
   }
 
   #count(action: ModerationAction, by: Actor, target: string, reason: string): void {

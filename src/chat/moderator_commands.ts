@@ -74,7 +74,7 @@ export class ModeratorCommands {
     if (request.text !== undefined) {
       return quietly(moderation.setRoom(actor, room, { topic: request.text }));
     }
-    const topic = moderation.topicOf(room);
+    const topic = moderation.settings.topicOf(room);
     actor.user?.sink.send(
       topic === undefined
         ? events.system("no_topic", { room }, room)

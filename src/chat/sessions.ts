@@ -11,24 +11,24 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { rank } from "../auth/tokens.ts";
-import type { Identity } from "../auth/tokens.ts";
+import { sameSecret } from "../auth/secrets.ts";
+import { type Identity, rank } from "../auth/tokens.ts";
 import type { Broker, Handover, LocalHolder, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
-import type { Metrics } from "../metrics.ts";
-import { MAX_NAME_UNITS } from "../vocabulary/arguments.ts";
-import { nameKey } from "../text/names.ts";
-import { sameSecret } from "../auth/secrets.ts";
-import type { EventFactory } from "./event_factory.ts";
-import type { PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
 import { FloodGuard } from "../limits.ts";
+import type { Metrics } from "../metrics.ts";
+import { nameKey } from "../text/names.ts";
+import { MAX_NAME_UNITS } from "../vocabulary/arguments.ts";
+import type { PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
+import type { EventFactory } from "./event_factory.ts";
 import type { Gate } from "./gate.ts";
-import type { Membership, OpenRefusal } from "./membership.ts";
+import type { Membership } from "./membership.ts";
 import { settle } from "./outcome.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import { LingeringSink, type User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
+import { Welcomes } from "./welcome.ts";
 
 const log = getLogger(["chat", "session"]);
 
@@ -68,11 +68,12 @@ export class Sessions {
   readonly #options: SessionsOptions;
   /** Users whose connection dropped, waiting to be resumed. */
   readonly #lingering = new Set<User>();
-  /** Why the room asked for at the start could not be entered, told after the welcome. */
-  readonly #roomRefusals = new WeakMap<User, OpenRefusal>();
+  readonly #welcomes: Welcomes;
 
   constructor(options: SessionsOptions) {
     this.#options = options;
+    const { events, membership, rooms, entered } = options;
+    this.#welcomes = new Welcomes({ events, membership, rooms, entered });
   }
 
   /**
@@ -173,7 +174,7 @@ export class Sessions {
       identity: start.identity,
       place: start.place,
     });
-    if (typeof opened === "string") this.#roomRefusals.set(user, opened);
+    if (typeof opened === "string") this.#welcomes.roomRefused(user, opened);
     return user;
   }
 
@@ -322,11 +323,11 @@ export class Sessions {
         if (granted) broker.cluster?.names.withdraw(name);
         return;
       }
-      if (granted) return this.#welcome(user, start, refusal);
+      if (granted) return this.#welcomes.welcome(user, start, refusal);
       if (user.verified) return this.#refuseVerified(user);
       const requested = start.name ?? name;
       this.#claimGenerated(user, this.#generate(), () => {
-        this.#welcome(user, { ...start, name: requested }, refusal ?? "it is taken");
+        this.#welcomes.welcome(user, { ...start, name: requested }, refusal ?? "it is taken");
       });
     });
   }
@@ -373,39 +374,6 @@ export class Sessions {
     this.#options.end(user);
   }
 
-  /** The first events of a session, once its name is agreed and its room followed. */
-  #welcome(user: User, start: SessionStart, refusal: string | undefined): void {
-    const { events, membership, rooms } = this.#options;
-    const room = user.room;
-    user.started = true;
-    log.info("User {id} connected as {name}", { id: user.id, name: user.name });
-    user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
-    if (start.name !== undefined && refusal !== undefined) {
-      user.sink.send(events.error("name_refused", "name_unavailable", {
-        requested: start.name,
-        reason: refusal,
-        name: user.name,
-      }));
-    }
-    const roomRefusal = this.#roomRefusals.get(user);
-    if (roomRefusal !== undefined && start.room !== undefined) {
-      this.#roomRefusals.delete(user);
-      user.sink.send(
-        roomRefusal === "room_invalid"
-          ? events.error("room_invalid", "room_invalid", { room: start.room })
-          : events.error("room_limit", roomRefusal, {}),
-      );
-    }
-    if (room !== rooms.lobby) user.sink.send(membership.members(user, room, true));
-    this.#options.entered(user, room);
-    const seen = start.room !== undefined && nameKey(start.room) === nameKey(room.name) &&
-        start.lastSeq !== undefined
-      ? { epoch: start.epoch, seq: start.lastSeq }
-      : undefined;
-    membership.sendBacklog(user, room, seen);
-    membership.enter(user, room, "connected");
-  }
-
   /** Picks up `user`'s session here on a new connection, sending what they missed. */
   #resume(user: User, sink: Sink, start: SessionStart): User {
     const lingering = user.lingering;
@@ -414,7 +382,7 @@ export class Sessions {
     user.attach(sink, start.place);
     this.#options.metrics.sessionsResumed.inc();
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
-    this.#sendResumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);
+    this.#welcomes.resumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);
     return user;
   }
 
@@ -433,31 +401,9 @@ export class Sessions {
         name: user.name,
       });
       const privates = handover.privates.map((note) => events.private(note, "received"));
-      this.#sendResumed(user, start, privates, 0);
+      this.#welcomes.resumed(user, start, privates, 0);
       membership.enter(user, room, undefined);
     });
-  }
-
-  #sendResumed(
-    user: User,
-    start: SessionStart,
-    privates: readonly PrivateEvent[],
-    dropped: number,
-  ): void {
-    const { events, membership } = this.#options;
-    const room: Room<User> = user.room;
-    user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
-    user.sink.send(membership.members(user, room, true));
-    const sameRoom = start.room !== undefined && nameKey(start.room) === nameKey(room.name);
-    membership.sendBacklog(
-      user,
-      room,
-      sameRoom ? { epoch: start.epoch, seq: start.lastSeq ?? 0 } : { seq: 0 },
-    );
-    for (const event of privates) user.sink.send(event);
-    if (dropped > 0) {
-      user.sink.send(events.system("privates_dropped", { count: String(dropped) }));
-    }
   }
 
   #applyRename(user: User, name: string): void {

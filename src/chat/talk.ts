@@ -32,8 +32,6 @@ export interface TalkOptions {
   readonly users: UserDirectory;
   readonly membership: Membership;
   readonly moderation: Moderation;
-  /** Hands a private message to its recipient here. */
-  readonly deliverPrivate: (note: PrivateNote) => void;
 }
 
 /** Messages to rooms and to users. */
@@ -96,8 +94,8 @@ export class Talk {
         : this.#fail("user_not_found", "user_not_found", { name });
     }
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
-    if (remote === undefined) this.#options.deliverPrivate(note);
-    else broker.cluster?.mail.sendPrivate(note, remote);
+    if (remote !== undefined) broker.cluster?.mail.sendPrivate(note, remote);
+    else local?.sink.send(events.private(note, "received"));
     actor.user?.sink.send(events.private(note, "sent"));
     return { ok: true, id: note.id };
   }
@@ -109,7 +107,7 @@ export class Talk {
     if (muted !== undefined) {
       return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
     }
-    const wait = moderation.slowWait(user);
+    const wait = moderation.settings.slowWait(user);
     if (wait === undefined) return undefined;
     return this.#fail("slow", "slow_wait", { room: user.room.name, seconds: String(wait) });
   }

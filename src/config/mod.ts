@@ -26,7 +26,9 @@ import {
   template,
 } from "./_schema.ts";
 import { normalizeAddress } from "../net/ip.ts";
-import { type Config, LOG_LEVELS, TOKEN_ALGORITHMS, type TokenAlgorithm } from "./types.ts";
+import { type Config, LOG_LEVELS, TOKEN_ALGORITHMS } from "./types.ts";
+import { ConfigError, fail } from "./_errors.ts";
+import { readSecrets } from "./_secrets.ts";
 
 export type {
   AuthConfig,
@@ -41,14 +43,7 @@ export type {
   TokenAlgorithm,
 } from "./types.ts";
 export { LOG_LEVELS, TOKEN_ALGORITHMS } from "./types.ts";
-
-/** A configuration problem an operator can fix; the message says how. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "ConfigError";
-  }
-}
+export { ConfigError };
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -185,80 +180,10 @@ const OVERRIDES: readonly Override[] = [
   { key: "auth.public_key_file", variable: "CHAT_AUTH_PUBLIC_KEY_FILE", read: (text) => text },
 ];
 
-/** Shortest secrets accepted: an HS256 key needs 256 bits (RFC 7518, 3.2). */
-const MIN_SECRET_LENGTH = 32;
-const MIN_API_KEY_LENGTH = 16;
-
-/** Secrets come from the environment only, never from files that may be committed. */
-function readSecrets(
-  server: { auth: { mode: string; algorithm: TokenAlgorithm; public_key_file: string | null } },
-  serverPath: string,
-  getEnv: (name: string) => string | undefined,
-) {
-  const { mode, algorithm, public_key_file: publicKeyFile } = server.auth;
-  const authSecret = getEnv("CHAT_AUTH_SECRET");
-  if (mode === "token" && algorithm === "HS256") {
-    if (authSecret === undefined) {
-      fail(
-        "CHAT_AUTH_SECRET",
-        `is not set: "auth.mode" token with HS256 in ${serverPath} verifies tokens with this shared secret`,
-      );
-    }
-    if (authSecret.length < MIN_SECRET_LENGTH) {
-      fail(
-        "CHAT_AUTH_SECRET",
-        `must be at least ${MIN_SECRET_LENGTH} characters for HS256: current value has ${authSecret.length}`,
-      );
-    }
-  }
-  if (mode === "token" && algorithm !== "HS256" && publicKeyFile === null) {
-    fail(
-      `"auth.public_key_file" in ${serverPath}`,
-      `is required for ${algorithm}: the PEM file of the public key tokens are signed for (or CHAT_AUTH_PUBLIC_KEY_FILE)`,
-    );
-  }
-  const apiKeys = (getEnv("CHAT_API_KEYS") ?? "").split(",").map((key) => key.trim())
-    .filter((key) => key !== "");
-  const short = apiKeys.find((key) => key.length < MIN_API_KEY_LENGTH);
-  if (short !== undefined) {
-    fail(
-      "CHAT_API_KEYS",
-      `must hold comma-separated keys of at least ${MIN_API_KEY_LENGTH} characters: one has ${short.length}`,
-    );
-  }
-  const natsUser = getEnv("CHAT_NATS_USER");
-  const natsPassword = getEnv("CHAT_NATS_PASSWORD");
-  if ((natsUser === undefined) !== (natsPassword === undefined)) {
-    fail(
-      natsUser === undefined ? "CHAT_NATS_USER" : "CHAT_NATS_PASSWORD",
-      "is not set: NATS credentials need both CHAT_NATS_USER and CHAT_NATS_PASSWORD",
-    );
-  }
-  const natsToken = getEnv("CHAT_NATS_TOKEN");
-  return {
-    authSecret: mode === "token" && algorithm === "HS256" ? authSecret : undefined,
-    operatorPassword: nonEmpty(getEnv("CHAT_OPERATOR_PASSWORD")),
-    apiKeys,
-    natsCredentials: natsUser !== undefined && natsPassword !== undefined
-      ? { user: natsUser, pass: natsPassword }
-      : natsToken !== undefined
-      ? { token: natsToken }
-      : undefined,
-  };
-}
-
-function nonEmpty(text: string | undefined): string | undefined {
-  return text === "" ? undefined : text;
-}
-
 /** The folder holding one subfolder per environment, next to `src/`. */
 export const DEFAULT_CONFIG_DIR: string = fromFileUrl(new URL("../../config", import.meta.url));
 const DEFAULT_ENV = "local";
 const ENV_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-
-function fail(what: string, problem: string): never {
-  throw new ConfigError(`Cannot start server as ${what} ${problem}`);
-}
 
 async function readYamlFile(path: string): Promise<unknown> {
   let text: string;

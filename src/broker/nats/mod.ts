@@ -31,6 +31,7 @@ import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import { InstanceMail } from "./control.ts";
+import { ClusterEpochs } from "./epochs.ts";
 import { RoomFeed } from "./feed.ts";
 import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
@@ -49,7 +50,6 @@ import {
   type RoomLog,
   type RoomNote,
 } from "../types.ts";
-import { bucketKey, decodeBucketKey, WireError } from "./wire.ts";
 
 const STREAM = "CHAT_ROOMS";
 const ROOM_SUBJECTS = "chat.room.>";
@@ -95,7 +95,6 @@ export class NatsBroker implements Broker {
   readonly #js: JetStreamClient;
   readonly #jsm: JetStreamManager;
   readonly #names: ClusterNames;
-  readonly #rooms: KV;
   readonly #publisher: Publisher;
   /** Bans, mutes and room settings. */
   readonly #records: ClusterRecords;
@@ -103,7 +102,7 @@ export class NatsBroker implements Broker {
   readonly #liveness: Liveness;
   #handler: BrokerHandler | undefined;
   readonly log: RoomLog = {
-    epochOf: (room) => this.#epochOf(room),
+    epochOf: (room) => this.#epochs.of(room),
     publish: (note) => this.#publisher.publish(note),
     follow: (room) => this.#follow(room),
     unfollow: (room) => this.#unfollow(room),
@@ -112,8 +111,7 @@ export class NatsBroker implements Broker {
   /** Saved in the moderation bucket; every instance, this one included, hears of it there. */
   readonly records: Records;
   readonly cluster: Cluster;
-  /** Each room's epoch, by room key. */
-  readonly #epochs = new Map<string, string>();
+  readonly #epochs: ClusterEpochs;
   /** The rooms this instance reads, by room key. */
   readonly #feeds = new Map<string, RoomFeed>();
   /** Rooms about to be no longer read, by room key. */
@@ -142,7 +140,11 @@ export class NatsBroker implements Broker {
       seen: (instance) => this.#liveness.seen(instance),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
-    this.#rooms = buckets.rooms;
+    this.#epochs = new ClusterEpochs({
+      bucket: buckets.rooms,
+      bucketName: ROOMS_BUCKET,
+      malformed: (subject, error) => this.#malformed(subject, error),
+    });
     this.#records = new ClusterRecords({
       bucket: buckets.moderation,
       bucketName: MODERATION_BUCKET,
@@ -257,34 +259,12 @@ export class NatsBroker implements Broker {
     const handler = this.#handler;
     if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
     await this.#names.watch();
-    await this.#watchEpochs();
+    await this.#epochs.watch();
     await this.#records.watch();
     this.#mail.listen(handler);
     this.#watchStatus();
     this.#liveness.start();
     log.info("Joined the cluster as instance {instance}", { instance: this.instance });
-  }
-
-  /**
-   * The room's epoch: the one the cluster agreed on, or a new one proposed
-   * now (the first instance to create it in the rooms bucket wins, and the
-   * others learn it by watching the bucket).
-   */
-  #epochOf(room: string): string {
-    const key = nameKey(room);
-    const known = this.#epochs.get(key);
-    if (known !== undefined) return known;
-    const epoch = randomId();
-    this.#epochs.set(key, epoch);
-    this.#rooms.create(bucketKey(key), epoch).catch(async (error) => {
-      const current = await this.#rooms.get(bucketKey(key)).catch(() => null);
-      if (current !== null && current.operation === "PUT") {
-        this.#epochs.set(key, current.string());
-      } else {
-        log.warning("Cannot record the epoch of room {room}: {error}", { room, error });
-      }
-    });
-    return epoch;
   }
 
   /** The names of the cluster, as the chat asks about them. */
@@ -362,11 +342,7 @@ export class NatsBroker implements Broker {
   }
 
   #removed(room: string): void {
-    const key = nameKey(room);
-    this.#epochs.delete(key);
-    this.#rooms.delete(bucketKey(key)).catch((error) => {
-      log.warning("Cannot forget the epoch of room {room}: {error}", { room, error });
-    });
+    this.#epochs.forget(room);
     for (const kind of ["m", "p"] as const) {
       this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) }).catch((error) => {
         log.warning("Cannot remove the history of room {room}: {error}", { room, error });
@@ -393,7 +369,7 @@ export class NatsBroker implements Broker {
     const handler = this.#handler;
     if (handler === undefined) return;
     this.#options.metrics?.clusterNotesReceived.inc(notes.length);
-    const epoch = this.#epochOf(room);
+    const epoch = this.#epochs.of(room);
     notes.forEach((note, index) => {
       if (note.kind === "message") {
         handler.deliverRoomNote(note, { epoch, seq: seq * SEQ_FACTOR + index });
@@ -410,23 +386,6 @@ export class NatsBroker implements Broker {
       subject,
       error: error instanceof Error ? error.message : String(error),
     });
-  }
-
-  async #watchEpochs(): Promise<void> {
-    const watch = await this.#rooms.watch();
-    (async () => {
-      for await (const entry of watch) {
-        try {
-          const key = decodeBucketKey(entry.key);
-          if (entry.operation !== "PUT") continue;
-          const epoch = entry.string();
-          if (!/^[0-9a-f]{8}$/.test(epoch)) throw new WireError("an epoch is not 8 hex digits");
-          this.#epochs.set(key, epoch);
-        } catch (error) {
-          this.#malformed(`$KV.${ROOMS_BUCKET}.${entry.key}`, error);
-        }
-      }
-    })();
   }
 
   #watchStatus(): void {

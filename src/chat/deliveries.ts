@@ -1,0 +1,102 @@
+/**
+ * What the broker delivers, applied to this server's users: room events in
+ * the order of their room's log (a message seen before is not news), private
+ * messages, moderation records and kicks, handovers, and the state of the
+ * link to the other instances and of the history store.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type {
+  Author,
+  Broker,
+  BrokerHandler,
+  LogPosition,
+  PrivateNote,
+  RoomNote,
+} from "../broker/types.ts";
+import type { ChatEvent } from "../vocabulary/events.ts";
+import type { EventFactory } from "./event_factory.ts";
+import type { Moderation } from "./moderation.ts";
+import type { Room } from "./room.ts";
+import type { RoomDirectory } from "./rooms.ts";
+import type { Sessions } from "./sessions.ts";
+import type { User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+const log = getLogger(["chat", "room"]);
+
+/** What {@linkcode createDeliveries} works with, shared with the chatroom. */
+export interface DeliveriesOptions {
+  readonly broker: Broker;
+  readonly events: EventFactory;
+  readonly users: UserDirectory;
+  readonly rooms: RoomDirectory<User>;
+  readonly sessions: Sessions;
+  readonly moderation: Moderation;
+}
+
+/** The handler the chatroom attaches to its broker. */
+export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
+  const { broker, events, users, rooms, sessions, moderation } = options;
+
+  /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
+  const broadcast = (room: Room<User>, event: ChatEvent, except?: User): void => {
+    for (const member of room.members) {
+      if (member !== except) member.sink.send(event);
+    }
+  };
+
+  /** The local user an event is about, if it is one of ours. */
+  const localAuthor = (author: Author): User | undefined =>
+    author.instance === broker.instance ? users.byId(author.userId) : undefined;
+
+  /** Tells every user something about the server as a whole. */
+  const notifyAll = (key: "degraded" | "recovered" | "history_saved" | "history_unsaved") => {
+    if (key === "degraded") {
+      log.warning("Lost the link to the other instances; serving local users only");
+    }
+    if (key === "recovered") log.info("The link to the other instances is back");
+    const notice = events.system(key, {});
+    for (const user of users.all()) user.sink.send(notice);
+  };
+
+  const deliverPrivate = (note: PrivateNote): void => {
+    users.find(note.to)?.sink.send(events.private(note, "received"));
+  };
+
+  return {
+    deliverRoomNote(note: RoomNote, position?: LogPosition): void {
+      const room = rooms.ensure(note.room);
+      const author = localAuthor(note.author);
+      if (note.kind === "message") {
+        const { epoch = room.epoch, seq = room.nextSeq } = position ?? {};
+        const message = events.message(note, room.name, seq);
+        // A message seen before (delivered again after a reconnect) is not news.
+        if (!room.append(message, epoch)) return;
+        broadcast(room, message, author);
+        author?.sink.send(message, true);
+        return;
+      }
+      const event = events.presence(note, room.name);
+      // A rename is news to the renamed user too; an arrival or departure is not.
+      broadcast(room, event, note.action === "rename" ? undefined : author);
+    },
+    deliverPrivate,
+    nameLost(name) {
+      const user = users.find(name);
+      if (user !== undefined) sessions.nameLost(user);
+    },
+    setDegraded: (degraded) => notifyAll(degraded ? "degraded" : "recovered"),
+    messagesLost(name) {
+      const room = rooms.find(name);
+      if (room !== undefined) broadcast(room, events.gap(room, "lost"));
+    },
+    setHistorySaved: (saved) => notifyAll(saved ? "history_saved" : "history_unsaved"),
+    handOver: (name, token, verified) => sessions.handOver(name, token, verified),
+    forgetHistory: (room) => rooms.find(room)?.forget(),
+    recordChanged: (key, record) => moderation.recordChanged(key, record),
+    deliverKick: (note) => moderation.deliverKick(note),
+  };
+}
