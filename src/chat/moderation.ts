@@ -28,7 +28,6 @@ import {
 } from "../broker/types.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics, ModerationAction } from "../metrics.ts";
-import { addressKey } from "../net/ip.ts";
 import { formatDuration } from "../text/duration.ts";
 import { nameKey } from "../text/names.ts";
 import { cleanText, truncateText } from "../text/sanitize.ts";
@@ -363,11 +362,11 @@ export class Moderation {
   #holdAddresses(record: HoldRecord<"ban" | "mute">, held: readonly User[]): void {
     const name = record.name!;
     for (const user of held) {
-      if (user.address === undefined || nameKey(user.name) !== nameKey(name)) continue;
+      if (user.addressKey === undefined || nameKey(user.name) !== nameKey(name)) continue;
       const address: HoldRecord<typeof record.kind> = {
         ...record,
         name: undefined,
-        address: addressKey(user.address),
+        address: user.addressKey,
         for: nameKey(name),
       };
       Promise.resolve(this.#options.broker.records.save(recordKey(address), address)).then(

@@ -11,7 +11,6 @@ import type { Settled } from "../broker/types.ts";
 import { Buckets, Limiter, type Rate } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
 import { sameSecret } from "../auth/secrets.ts";
-import { addressKey } from "../net/ip.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Moderation } from "./moderation.ts";
@@ -97,7 +96,7 @@ export class ModeratorCommands {
     });
     if (operatorPassword === undefined || user.verified) return fail("op_unavailable");
     const now = this.#options.now();
-    const from = user.address === undefined ? `user:${user.id}` : addressKey(user.address);
+    const from = user.addressKey ?? `user:${user.id}`;
     const tries = this.#opTries.get(from, now);
     if (!tries.available(now)) {
       metrics.moderationRefused.inc();

@@ -15,7 +15,6 @@ import type { Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { Buckets, FloodGuard, TokenBucket, worse } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
-import { addressKey } from "../net/ip.ts";
 import { nameKey } from "../text/names.ts";
 import { stripWhitespace } from "../text/sanitize.ts";
 import { commandSummaries, findCommand, usageOf } from "../vocabulary/commands.ts";
@@ -345,9 +344,9 @@ export class Requests {
     // A user quiet long enough to fill their bucket again is warned again next time.
     if (user.flood.idle(now)) user.floodWarned = false;
     const own = user.flood.check(now);
-    const verdict = user.address === undefined
+    const verdict = user.addressKey === undefined
       ? own
-      : worse(own, this.#addressFlood.get(addressKey(user.address), now).check(now));
+      : worse(own, this.#addressFlood.get(user.addressKey, now).check(now));
     if (verdict === "accept") return true;
     metrics.messagesDropped.inc("flood");
     if (verdict !== "disconnect") {

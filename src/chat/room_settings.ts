@@ -9,7 +9,6 @@
 
 import { rank } from "../auth/tokens.ts";
 import type { ModerationRecord, RoomRecord } from "../broker/types.ts";
-import { addressKey } from "../net/ip.ts";
 import { MAX_SLOW_SECONDS } from "../text/duration.ts";
 import { nameKey } from "../text/names.ts";
 import type { EventFactory } from "./event_factory.ts";
@@ -61,7 +60,7 @@ export class RoomSettings {
     if (slow === 0 || rank(user.roles) > 0) return undefined;
     const now = this.#options.now();
     const speakers = [`${room} user:${user.id}`];
-    if (user.address !== undefined) speakers.push(`${room} address:${addressKey(user.address)}`);
+    if (user.addressKey !== undefined) speakers.push(`${room} address:${user.addressKey}`);
     if (user.verified) speakers.push(`${room} account:${nameKey(user.name)}`);
     const last = Math.max(...speakers.map((speaker) => this.#spoke.get(speaker) ?? -Infinity));
     const wait = last + slow * 1000 - now;

@@ -6,6 +6,7 @@
  */
 
 import type { Identity, Role } from "../auth/tokens.ts";
+import { addressKey } from "../net/ip.ts";
 import type { Place, PrivateEvent, Sink } from "../vocabulary/events.ts";
 import type { ClientRequest } from "../vocabulary/requests.ts";
 import type { FloodGuard, TokenBucket } from "../limits.ts";
@@ -63,8 +64,10 @@ export class User {
   /** Secret that lets a new connection pick this session up (see `resume`). */
   readonly token: string = crypto.randomUUID();
   readonly resumable: boolean;
-  /** The client's address, when known (not for users of tests). */
+  /** The client's address, when known (not for users of tests)... */
   readonly address: string | undefined;
+  /** ...and the key per-address limits count it under (an IPv6 address's /64). */
+  readonly addressKey: string | undefined;
   /** Whether a signed token gave the name: it cannot be changed then. */
   readonly verified: boolean;
   /** What the user may do beyond chatting, from their signed token or `!op`. */
@@ -101,6 +104,7 @@ export class User {
     this.room = options.room;
     this.resumable = options.resumable;
     this.address = options.address;
+    this.addressKey = options.address === undefined ? undefined : addressKey(options.address);
     this.verified = options.identity !== undefined;
     this.roles = new Set(options.identity?.roles);
     this.expiresAt = options.identity?.expiresAt;

@@ -9,9 +9,11 @@
 
 import type { ChatEvent, SessionStart } from "../vocabulary/events.ts";
 import { COMMANDS } from "../vocabulary/commands.ts";
+import type { Arg } from "../vocabulary/arguments.ts";
 import {
   type ClientRequest,
   isRequestType,
+  REQUEST_TYPES,
   type RequestProblem,
   type RequestType,
   specOf,
@@ -220,6 +222,11 @@ function decodeRequest(parsed: unknown): V2Input {
   return request(readFields(type, fields));
 }
 
+/** Each request's arguments, listed once rather than on every request read. */
+const ARGS = Object.fromEntries(
+  REQUEST_TYPES.map((type) => [type, Object.entries(specOf(type).args)]),
+) as Record<RequestType, [string, Arg<unknown>][]>;
+
 /**
  * Reads the arguments of a request of type `type` from JSON fields, as the
  * request table declares them (the server API reads its bodies the same
@@ -228,7 +235,7 @@ function decodeRequest(parsed: unknown): V2Input {
  */
 export function readFields(type: RequestType, fields: Record<string, unknown>): ClientRequest {
   const values: Record<string, unknown> = {};
-  for (const [key, arg] of Object.entries(specOf(type).args)) {
+  for (const [key, arg] of ARGS[type]) {
     const given = fields[key];
     if (given === undefined && arg.optional) continue;
     const value = given === undefined ? undefined : arg.fromJson(given);

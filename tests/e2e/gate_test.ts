@@ -20,6 +20,8 @@ import {
   within,
   withServer,
 } from "./_client.ts";
+import { startCluster } from "./_cluster.ts";
+import { natsAvailable } from "./_nats.ts";
 
 const SECRET = "a-test-secret-that-is-at-least-32-characters";
 const PASSWORD = "correct horse battery staple";
@@ -533,4 +535,28 @@ Deno.test("every road reads a request the same way", async (t) => {
       assert((await answer(client)).includes("!op <password>"));
     });
   });
+});
+
+Deno.test({
+  name: "look-alike names claimed at once on two instances: one is granted",
+  ignore: !natsAvailable(),
+  fn: async () => {
+    const cluster = await startCluster({ instances: 2 });
+    try {
+      const pairs = Array.from({ length: 20 }, (_, i) => [`AIice${i}`, `Alice${i}`] as const);
+      const welcomes = await Promise.all(
+        pairs.flatMap(([a, b]) => [
+          cluster.v2(0, { type: "hello", name: a }),
+          cluster.v2(1, { type: "hello", name: b }),
+        ]),
+      );
+      for (const [index, [a, b]] of pairs.entries()) {
+        const granted = [welcomes[2 * index].welcome.name, welcomes[2 * index + 1].welcome.name]
+          .filter((name) => name === a || name === b);
+        assertEquals(granted.length, 1, `${a} on one instance, ${b} on the other: ${granted}`);
+      }
+    } finally {
+      await cluster.dispose();
+    }
+  },
 });

@@ -5,6 +5,12 @@
  * and expires after `name_ttl`. Every instance watches the bucket, which
  * tells it who is where.
  *
+ * Two names are one when either comparison key matches, and the entry's
+ * key is only the first: so a name also takes a guard under its look-alike
+ * key (`~` and the key), with create-if-absent too, and a claim whose guard
+ * another live name holds is given back. Racing look-alikes (`AIice` on one
+ * instance, `Alice` on another) cannot both be granted.
+ *
  * @module
  */
 
@@ -12,7 +18,7 @@ import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
 import { lookAlikeKey, nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
-import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
+import { bucketKey, decodeBucketKey, type NameEntry, readNameEntry } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -20,6 +26,20 @@ const log = getLogger(["chat", "cluster"]);
 const CLAIM_WAIT_MS = 30_000;
 /** ...and how many times it tries. */
 const MAX_CLAIM_TRIES = 40;
+
+/** The bucket key of the look-alike guard of `name`. */
+function guardKey(name: string): string {
+  return bucketKey(`~${lookAlikeKey(name)}`);
+}
+
+/** Whether a bucket key is a look-alike guard's rather than a name's. */
+function isGuard(key: string): boolean {
+  try {
+    return decodeBucketKey(key).startsWith("~");
+  } catch {
+    return false;
+  }
+}
 
 /** A name held by another instance, with the revision of its entry. */
 export interface RemoteEntry extends NameEntry {
@@ -54,6 +74,8 @@ export class ClusterNames {
   readonly #remoteByRoom = new Map<string, Map<string, RemoteEntry>>();
   /** Names this instance holds, by name key. */
   readonly #local = new Map<string, NameEntry>();
+  /** The look-alike guards this instance holds, by bucket key, with the name each guards. */
+  readonly #guards = new Map<string, string>();
 
   constructor(options: ClusterNamesOptions) {
     this.#options = options;
@@ -79,10 +101,19 @@ export class ClusterNames {
   }
 
   /**
-   * Takes `name` with create-if-absent. While NATS is away, the claim waits
-   * for it (up to a limit).
+   * Takes `name` with create-if-absent, then its look-alike guard; a name
+   * whose guard another live name holds is given back. While NATS is away,
+   * the claim waits for it (up to a limit).
    */
   async claim(name: string, holder: LocalHolder): Promise<boolean> {
+    if (!await this.#claimEntry(name, holder)) return false;
+    if (await this.#claimGuard(name)) return true;
+    log.info("Refused the name {name}: a look-alike is held elsewhere", { name });
+    this.withdraw(name);
+    return false;
+  }
+
+  async #claimEntry(name: string, holder: LocalHolder): Promise<boolean> {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     const { bucket } = this.#options;
@@ -116,6 +147,43 @@ export class ClusterNames {
     }
   }
 
+  /**
+   * Takes the look-alike guard of `name`: free, ours, or left by a name
+   * that is not held any more (its instance died, say).
+   */
+  async #claimGuard(name: string): Promise<boolean> {
+    const { bucket, instance } = this.#options;
+    const key = guardKey(name);
+    const value = JSON.stringify({ name, instance });
+    for (let tries = 0; tries < 3; tries++) {
+      try {
+        await bucket.create(key, value);
+        this.#guards.set(key, name);
+        return true;
+      } catch {
+        const current = await bucket.get(key).catch(() => undefined);
+        if (current === undefined) return false;
+        if (current === null || current.operation !== "PUT") continue;
+        const guarded = this.#readGuard(current.string());
+        if (guarded !== undefined && guarded.instance !== instance) {
+          const entry = await bucket.get(bucketKey(nameKey(guarded.name))).catch(() => undefined);
+          if (entry === undefined) return false;
+          const alive = entry !== null && entry.operation === "PUT" &&
+            this.#isEntryOf(entry.string(), guarded.instance);
+          if (alive) return false;
+        }
+        try {
+          await bucket.put(key, value, { previousSeq: current.revision });
+          this.#guards.set(key, name);
+          return true;
+        } catch {
+          // Changed meanwhile: look again.
+        }
+      }
+    }
+    return false;
+  }
+
   /** Records where the holder of `name`, granted here, is now, and their rank. */
   announce(name: string, holder: LocalHolder): void {
     const key = nameKey(name);
@@ -140,30 +208,49 @@ export class ClusterNames {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     this.#local.set(key, entry);
-    await this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+    const { bucket, instance } = this.#options;
+    this.#guards.set(guardKey(name), name);
+    await Promise.all([
+      bucket.put(bucketKey(key), JSON.stringify(entry)),
+      bucket.put(guardKey(name), JSON.stringify({ name, instance })),
+    ]).catch((error) => {
       log.warning("Cannot record that {name} moved here: {error}", { name, error });
     });
   }
 
-  /** Lets go of a name this instance held. */
+  /** Lets go of a name this instance held, and of its guard unless another name of ours has it. */
   withdraw(name: string): void {
     const key = nameKey(name);
     if (!this.#local.delete(key)) return;
-    this.#options.bucket.delete(bucketKey(key)).catch((error) => {
+    const { bucket } = this.#options;
+    bucket.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot release the name {name}: {error}", { name, error });
+    });
+    const guard = guardKey(name);
+    if (this.#guards.get(guard) !== name) return;
+    this.#guards.delete(guard);
+    bucket.delete(guard).catch((error) => {
+      log.warning("Cannot release the guard of {name}: {error}", { name, error });
     });
   }
 
   /** Forgets a name whose session was handed to another instance (which now writes its entry). */
   handedOver(name: string): void {
     this.#local.delete(nameKey(name));
+    if (this.#guards.get(guardKey(name)) === name) this.#guards.delete(guardKey(name));
   }
 
-  /** Writes this instance's entries again, before the bucket's TTL drops them. */
+  /** Writes this instance's entries and guards again, before the bucket's TTL drops them. */
   keepAlive(): void {
+    const { bucket, instance } = this.#options;
     for (const [key, entry] of this.#local) {
-      this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
+      bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
         log.warning("Cannot keep the name {name} alive: {error}", { name: entry.name, error });
+      });
+    }
+    for (const [key, name] of this.#guards) {
+      bucket.put(key, JSON.stringify({ name, instance })).catch((error) => {
+        log.warning("Cannot keep the guard of {name} alive: {error}", { name, error });
       });
     }
   }
@@ -189,8 +276,12 @@ export class ClusterNames {
   /** Releases every name this instance holds (it is leaving the cluster). */
   async releaseAll(): Promise<void> {
     const { bucket } = this.#options;
-    await Promise.allSettled([...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))));
+    await Promise.allSettled([
+      ...[...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))),
+      ...[...this.#guards.keys()].map((key) => bucket.delete(key)),
+    ]);
     this.#local.clear();
+    this.#guards.clear();
   }
 
   /** Follows the bucket: who holds which name, where, from now on. */
@@ -199,6 +290,8 @@ export class ClusterNames {
     const watch = await bucket.watch();
     (async () => {
       for await (const entry of watch) {
+        // Guards say nothing of who is where.
+        if (isGuard(entry.key)) continue;
         if (entry.operation !== "PUT") {
           this.#deleteRemote(entry.key);
           continue;
@@ -230,12 +323,29 @@ export class ClusterNames {
   }
 
   #isOwnEntry(data: string): boolean {
+    return this.#isEntryOf(data, this.#options.instance);
+  }
+
+  /** Whether a name entry is held by `instance`. */
+  #isEntryOf(data: string, instance: string): boolean {
     try {
-      return readNameEntry(data).instance === this.#options.instance;
+      return readNameEntry(data).instance === instance;
     } catch (error) {
       this.#options.malformed(`$KV.${this.#options.bucketName}`, error);
       return false;
     }
+  }
+
+  /** What a guard says: the name it guards and the instance holding it. */
+  #readGuard(data: string): { name: string; instance: string } | undefined {
+    try {
+      const { name, instance } = JSON.parse(data);
+      if (typeof name === "string" && typeof instance === "string") return { name, instance };
+    } catch {
+      // Not a guard: it guards nothing.
+    }
+    this.#options.malformed(`$KV.${this.#options.bucketName}`, "a guard is not {name, instance}");
+    return undefined;
   }
 
   #setRemote(key: string, user: RemoteEntry): void {
