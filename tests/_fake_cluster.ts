@@ -108,8 +108,13 @@ class FakeBroker implements Broker {
         users: others,
         members: (room) => others().filter((other) => nameKey(other.room) === nameKey(room)),
         claim: (name, holder) => {
-          const held = shared.names.get(nameKey(name));
-          if (held !== undefined && held.instance !== instance) return Promise.resolve(false);
+          // As the names bucket with its look-alike guards: either key held elsewhere refuses.
+          const held = [...shared.names.values()].some((other) =>
+            other.instance !== instance &&
+            (nameKey(other.name) === nameKey(name) ||
+              lookAlikeKey(other.name) === lookAlikeKey(name))
+          );
+          if (held) return Promise.resolve(false);
           shared.names.set(nameKey(name), entry(name, holder));
           return Promise.resolve(true);
         },
@@ -132,6 +137,7 @@ class FakeBroker implements Broker {
       mail: {
         sendPrivate: (note, to) => shared.handlerOf(to.instance).deliverPrivate(note),
         kick: (note, to) => Promise.resolve(shared.handlerOf(to.instance).deliverKick(note)),
+        rankOf: (to) => Promise.resolve(shared.handlerOf(to.instance).rankOf(to.name)),
       },
     };
   }

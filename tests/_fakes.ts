@@ -45,10 +45,45 @@ export class FakeSink implements Sink {
   /** For each event, whether it was sent as its author's own copy. */
   readonly own: boolean[] = [];
   closed: CloseReason | undefined;
+  /** Who waits for an event, and for which. */
+  readonly #waiting: { match: (event: ChatEvent) => boolean; found: (event: ChatEvent) => void }[] =
+    [];
 
   send(event: ChatEvent, own = false): void {
     this.events.push(event);
     this.own.push(own);
+    for (const waiter of [...this.#waiting]) {
+      if (!waiter.match(event)) continue;
+      this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+      waiter.found(event);
+    }
+  }
+
+  /**
+   * The first event sent (already, or from now on) that `match` accepts, for
+   * a chat whose answers come once a promise settles; fails after a second.
+   */
+  waitFor(match: (event: ChatEvent) => boolean, what = "a matching event"): Promise<ChatEvent> {
+    return new Promise((resolve, reject) => {
+      const waiter = {
+        match,
+        timer: undefined as ReturnType<typeof setTimeout> | undefined,
+        found: (event: ChatEvent) => {
+          clearTimeout(waiter.timer);
+          resolve(event);
+        },
+      };
+      // Listening before anything else: starting a timer lets the runtime deliver what was due.
+      this.#waiting.push(waiter);
+      waiter.timer = setTimeout(() => {
+        this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+        reject(new Error(`No ${what} came`));
+      }, 1000);
+      const sent = this.events.find(match);
+      if (sent === undefined || !this.#waiting.includes(waiter)) return;
+      this.#waiting.splice(this.#waiting.indexOf(waiter), 1);
+      waiter.found(sent);
+    });
   }
 
   close(reason: CloseReason): void {

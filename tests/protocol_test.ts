@@ -145,6 +145,12 @@ Deno.test("v2 decodes every request", () => {
     }],
     [{ type: "leave" }, { kind: "request", request: { type: "leave" } }],
     [{ type: "leave", seen: {} }, { kind: "request", request: { type: "leave", seen: new Map() } }],
+    [{ type: "kick", user: "Bob", reason: " " }, {
+      kind: "request",
+      request: { type: "kick", user: "Bob" },
+    }],
+    [{ type: "help", command: "" }, { kind: "request", request: { type: "help" } }],
+    [{ type: "topic", text: "" }, { kind: "request", request: { type: "topic", text: "" } }],
     [{ type: "kick", user: "" }, {
       kind: "request",
       request: { type: "invalid", problem: { code: "usage", usage: "!kick <user> [reason]" } },

@@ -146,17 +146,23 @@ export interface RoomRecord {
 /** What moderators decide, kept and shared by every instance. */
 export type ModerationRecord = BanRecord | MuteRecord | RoomRecord;
 
-/** Where a record is kept: one record per banned name, banned address, muted name and room. */
+/**
+ * Where a record is kept: one per held name, held address (and address held
+ * with a name), and room.
+ */
 export function recordKey(record: ModerationRecord): string {
   switch (record.kind) {
     case "ban":
-      return record.name === undefined
-        ? `ban:address:${record.address}`
-        : `ban:name:${nameKey(record.name)}`;
-    case "mute":
-      return record.name === undefined
-        ? `mute:address:${record.address}`
-        : `mute:${nameKey(record.name)}`;
+    case "mute": {
+      if (record.name !== undefined) {
+        return record.kind === "ban"
+          ? `ban:name:${nameKey(record.name)}`
+          : `mute:${nameKey(record.name)}`;
+      }
+      // An address held with a name has a key of its own: it never replaces a hold of the address.
+      const linked = record.for === undefined ? "" : `:for:${record.for}`;
+      return `${record.kind}:address:${record.address}${linked}`;
+    }
     case "room":
       return `room:${nameKey(record.room)}`;
   }
@@ -202,6 +208,8 @@ export interface BrokerHandler {
   recordChanged(key: string, record: ModerationRecord | undefined): void;
   /** A moderator of another instance removes a local user; says what came of it. */
   deliverKick(note: KickNote): KickResult;
+  /** The rank of the local user holding `name` now, or `undefined` when there is none. */
+  rankOf(name: string): number | undefined;
 }
 
 /**
@@ -278,6 +286,12 @@ export interface Mail {
   sendPrivate(note: PrivateNote, to: RemoteUser): void;
   /** Asks that instance to remove the user; it checks ranks, and says what came of it. */
   kick(note: KickNote, to: RemoteUser): Promise<KickResult>;
+  /**
+   * Asks that instance for the user's rank now (which may have changed since
+   * the names bucket heard of it); `undefined` when the user is not there,
+   * the entry's rank when the instance does not answer.
+   */
+  rankOf(to: RemoteUser): Promise<number | undefined>;
 }
 
 /** The other instances, in a cluster. */

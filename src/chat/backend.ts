@@ -27,27 +27,27 @@ export interface BackendOptions {
 
 /** The chat as the server API reads it. */
 export class Backend {
-  readonly #o: BackendOptions;
+  readonly #options: BackendOptions;
 
   constructor(options: BackendOptions) {
-    this.#o = options;
+    this.#options = options;
   }
 
   /** Every room in the cluster, with its members everywhere and its topic. */
   roomSummaries(): RoomSummary[] {
-    return this.#o.membership.summaries().map((summary) => {
-      const topic = this.#o.moderation.settings.topicOf(summary.name);
+    return this.#options.membership.summaries().map((summary) => {
+      const topic = this.#options.moderation.settings.topicOf(summary.name);
       return topic === undefined ? summary : { ...summary, topic };
     });
   }
 
   /** Who is in the room called `name`, here and elsewhere; `undefined` when there is no such room. */
   membersOf(name: string): { room: string; members: string[] } | undefined {
-    this.#o.membership.learnRemoteRooms();
-    const room = this.#o.rooms.find(name);
+    this.#options.membership.learnRemoteRooms();
+    const room = this.#options.rooms.find(name);
     if (room === undefined) return undefined;
     const members = [...room.members].map((member) => member.name);
-    for (const other of this.#o.broker.cluster?.names.members(room.name) ?? []) {
+    for (const other of this.#options.broker.cluster?.names.members(room.name) ?? []) {
       members.push(other.name);
     }
     return { room: room.name, members };
@@ -68,11 +68,11 @@ export class Backend {
     | { room: string; epoch: string; gap?: string; more: boolean; messages: MessageEvent[] }
     | undefined
   > {
-    this.#o.membership.learnRemoteRooms();
-    const room = this.#o.rooms.find(name);
+    this.#options.membership.learnRemoteRooms();
+    const room = this.#options.rooms.find(name);
     if (room === undefined) return undefined;
     // In a cluster, a room nobody here is in is read for the while it takes.
-    const { log } = this.#o.broker;
+    const { log } = this.#options.broker;
     try {
       await deadline(Promise.resolve(log.follow(room.name)), HISTORY_WAIT_MS);
     } catch {

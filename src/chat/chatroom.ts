@@ -14,7 +14,7 @@ import type { ChatConfig } from "../config/mod.ts";
 import { createCatalog } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
 import { generateName, reservedKeys } from "../text/names.ts";
-import type { SessionStart, Sink } from "../vocabulary/events.ts";
+import type { Place, SessionStart, Sink } from "../vocabulary/events.ts";
 import type { ClientRequest } from "../vocabulary/requests.ts";
 import { Backend } from "./backend.ts";
 import { createDeliveries } from "./deliveries.ts";
@@ -114,6 +114,7 @@ export class Chatroom {
       metrics,
       byAddress: !auth.tokenMode,
       problemOf: (name) => this.#gate.problemOf(name),
+      holderOf: (name) => this.#gate.holderOf(name),
       remove: (user, removal) => this.#remove(user, removal),
     });
     const gate = this.#gate = new Gate({ users, broker, moderation, reserved });
@@ -141,6 +142,7 @@ export class Chatroom {
       events,
       metrics,
       end: (user) => this.disconnect(user),
+      renewed: (user) => membership.announceName(user),
     });
     this.#backend = new Backend({ broker, rooms, membership, moderation });
     const talk = new Talk({
@@ -149,9 +151,9 @@ export class Chatroom {
       metrics,
       broker,
       events,
-      users,
       membership,
       moderation,
+      gate,
     });
     this.#requests = new Requests({
       config,
@@ -238,11 +240,12 @@ export class Chatroom {
 
   /**
    * The connection behind `sink` closed. A session that can resume lingers
-   * for `session_linger`, keeping its name, room and token, and nobody sees
-   * it leave unless it does not come back; any other session ends now.
+   * for `session_linger`, keeping its name, room, token and the socket's
+   * `place`, and nobody sees it leave unless it does not come back; any
+   * other session ends now.
    */
-  detach(user: User, sink: Sink): void {
-    this.#sessions.detach(user, sink);
+  detach(user: User, sink: Sink, place?: Place): void {
+    this.#sessions.detach(user, sink, place);
   }
 
   /** Bans, mutes, kicks and room settings, for the server API. */

@@ -8,6 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { rank } from "../auth/tokens.ts";
 import type {
   Author,
   Broker,
@@ -98,5 +99,9 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
     forgetHistory: (room) => rooms.find(room)?.forget(),
     recordChanged: (key, record) => moderation.recordChanged(key, record),
     deliverKick: (note) => moderation.deliverKick(note),
+    rankOf(name) {
+      const user = users.find(name);
+      return user === undefined ? undefined : rank(user.roles);
+    },
   };
 }

@@ -13,9 +13,14 @@
 
 import type { Identity } from "../auth/tokens.ts";
 import { rank } from "../auth/tokens.ts";
-import type { BanRecord, Broker } from "../broker/types.ts";
-import { MAX_NAME_UNITS } from "../vocabulary/arguments.ts";
-import { lookAlikeKey, MAX_NAME_LENGTH, nameKey, nameProblem } from "../text/names.ts";
+import type { BanRecord, Broker, RemoteUser } from "../broker/types.ts";
+import {
+  lookAlikeKey,
+  MAX_NAME_LENGTH,
+  MAX_NAME_UNITS,
+  nameKey,
+  nameProblem,
+} from "../text/names.ts";
 import type { Moderation } from "./moderation.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
@@ -66,9 +71,18 @@ export class Gate {
     return undefined;
   }
 
-  /** Whether someone other than `self`, here or elsewhere, holds or is claiming `name`. */
-  isTaken(name: string, self?: User): boolean {
-    return this.#holderElse(name, self);
+  /**
+   * Who holds `name` (or a look-alike), to talk to or act on: a user here,
+   * or one elsewhere. A session here still taking the name over from another
+   * instance has proven nothing yet: the holder there is the one.
+   */
+  holderOf(name: string): { local?: User; remote?: RemoteUser } | undefined {
+    if (name.length > MAX_NAME_UNITS) return undefined;
+    const local = this.#options.users.find(name);
+    if (local?.started) return { local };
+    const remote = this.#options.broker.cluster?.names.find(name);
+    if (remote !== undefined) return { remote };
+    return local === undefined ? undefined : { local };
   }
 
   /**

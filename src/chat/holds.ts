@@ -1,49 +1,59 @@
 /**
- * The bans and mutes in force, indexed so that a connection or a message
- * costs a lookup, not a scan: held names by both comparison keys (so a ban
- * of `Mallory` holds `MaIlory`), held networks by family. The index follows
- * the records the broker keeps; it never decides anything itself.
+ * The bans and mutes in force, indexed: held names by both comparison keys
+ * (so a ban of `Mallory` holds `MaIlory`), so that a name costs two lookups;
+ * held networks in a list an address is checked against (few are held, and
+ * only when some are is a connection or a message checked at all). The index
+ * follows the records the broker keeps; it never decides anything itself.
  *
  * @module
  */
 
 import type { HoldRecord, ModerationRecord } from "../broker/types.ts";
 import { type Network, networkContains, parseAddress, parseNetwork } from "../net/ip.ts";
-import { lookAlikeKey, nameKey } from "../text/names.ts";
+import { lookAlikeKey, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 
 type Kind = "ban" | "mute";
 
 /** One kind of hold (bans, or mutes), by name keys and by network. */
 class HoldsOfKind {
-  /** Record keys of held names, by `n:` name key and `l:` look-alike key. */
-  readonly byName = new Map<string, string>();
+  /**
+   * Record keys of held names, by `n:` name key and `l:` look-alike key:
+   * several records may share one (a ban of `Mallory` and of `MaIlory`).
+   */
+  readonly byName = new Map<string, Set<string>>();
   /** Held networks, with their record keys. */
   readonly networks = new Map<string, Network>();
 
   add(key: string, record: HoldRecord<Kind>): void {
     if (record.name !== undefined) {
-      this.byName.set(`n:${nameKey(record.name)}`, key);
-      this.byName.set(`l:${lookAlikeKey(record.name)}`, key);
+      for (const index of nameIndexes(record.name)) {
+        let keys = this.byName.get(index);
+        if (keys === undefined) this.byName.set(index, keys = new Set());
+        keys.add(key);
+      }
     } else if (record.address !== undefined) {
       const network = readNetwork(record.address);
       if (network !== undefined) this.networks.set(key, network);
     }
   }
 
-  remove(key: string): void {
-    for (const [indexKey, recordKey] of this.byName) {
-      if (recordKey === key) this.byName.delete(indexKey);
+  remove(key: string, record: HoldRecord<Kind>): void {
+    if (record.name !== undefined) {
+      for (const index of nameIndexes(record.name)) {
+        const keys = this.byName.get(index);
+        keys?.delete(key);
+        if (keys?.size === 0) this.byName.delete(index);
+      }
     }
     this.networks.delete(key);
   }
 
   /** Keys of the records holding `name` or `address`. */
   *keysFor(name: string | undefined, address: string | undefined): Generator<string> {
-    if (name !== undefined) {
-      const byKey = this.byName.get(`n:${nameKey(name)}`);
-      if (byKey !== undefined) yield byKey;
-      const byLook = this.byName.get(`l:${lookAlikeKey(name)}`);
-      if (byLook !== undefined && byLook !== byKey) yield byLook;
+    if (name !== undefined && name.length <= MAX_NAME_UNITS) {
+      const [byKey, byLook] = nameIndexes(name).map((index) => this.byName.get(index));
+      yield* byKey ?? [];
+      for (const key of byLook ?? []) if (!byKey?.has(key)) yield key;
     }
     if (address !== undefined && this.networks.size > 0) {
       const bytes = readAddress(address);
@@ -53,6 +63,11 @@ class HoldsOfKind {
       }
     }
   }
+}
+
+/** The index entries of a held name: its name key and its look-alike key. */
+function nameIndexes(name: string): [string, string] {
+  return [`n:${nameKey(name)}`, `l:${lookAlikeKey(name)}`];
 }
 
 function readNetwork(text: string): Network | undefined {
@@ -91,7 +106,7 @@ export class Holds {
   changed(key: string, record: ModerationRecord | undefined): HoldRecord<Kind> | undefined {
     const previous = this.#records.get(key);
     this.#records.delete(key);
-    for (const kind of ["ban", "mute"] as const) this.#kinds[kind].remove(key);
+    if (previous !== undefined) this.#kinds[previous.kind].remove(key, previous);
     if (record !== undefined && record.kind !== "room") {
       this.#records.set(key, record);
       this.#kinds[record.kind].add(key, record);

@@ -23,6 +23,7 @@ import {
   type KickResult,
   type ModerationRecord,
   recordKey,
+  type RemoteUser,
   type RoomRecord,
   type Settled,
 } from "../broker/types.ts";
@@ -62,6 +63,8 @@ export interface ModerationOptions {
   readonly byAddress: boolean;
   /** Why `name` can be nobody's (invalid, reserved), or `undefined`. */
   readonly problemOf: (name: string) => string | undefined;
+  /** Who holds `name`, here or on another instance (see `Gate.holderOf`). */
+  readonly holderOf: (name: string) => { local?: User; remote?: RemoteUser } | undefined;
   /** Removes a local user, telling them and their room why. */
   readonly remove: (user: User, removal: Removal) => void;
 }
@@ -73,6 +76,15 @@ const MAX_REASON_LENGTH = 200;
 /** A moderator's text, safe to show: one line, cut short. */
 function cleanLine(text: string, max: number): string {
   return truncateText(cleanText(text).trim(), max);
+}
+
+/** A ban or a mute, as a moderator asks for it. */
+export interface HoldRequest {
+  readonly kind: "ban" | "mute";
+  /** A user, `name:<name>` or `addr:<address or network>`. */
+  readonly target: string;
+  readonly seconds: number;
+  readonly reason: string;
 }
 
 /** What a hold does, in words: `banned`, `muted`. */
@@ -132,16 +144,15 @@ export class Moderation {
 
   /** Disconnects the user called `name`, here or on their instance (which checks ranks too). */
   kick(by: Actor, name: string, reason: string): Settled<Outcome> {
-    const { users, broker } = this.#options;
+    const { broker } = this.#options;
     const why = cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON;
-    const local = users.find(name);
+    const { local, remote } = this.#options.holderOf(name) ?? {};
     if (local !== undefined) {
       if (rank(local.roles) >= by.rank) return this.#fail("forbidden", "outranked", { name });
       this.#count("kick", by, local.name, why);
       this.#options.remove(local, { notice: "kicked", by: by.name, reason: why });
       return { ok: true, done: `${local.name} was removed` };
     }
-    const remote = broker.cluster?.names.find(name);
     if (remote === undefined) return this.#fail("user_not_found", "no_such_user", { name });
     if (remote.rank >= by.rank) return this.#fail("forbidden", "outranked", { name });
     const note: KickNote = {
@@ -160,25 +171,38 @@ export class Moderation {
     });
   }
 
-  /** Bans or mutes a target (see `targets.ts`) for `seconds`, wherever it is. */
-  hold(
-    by: Actor,
-    kind: "ban" | "mute",
-    text: string,
-    seconds: number,
-    reason: string,
-  ): Settled<Outcome> {
-    const target = this.#readTarget(text);
+  /**
+   * Bans or mutes a target (see `targets.ts`) for `seconds`, wherever it is;
+   * a user on another instance is outranked or not by their rank there now.
+   */
+  hold(by: Actor, hold: HoldRequest): Settled<Outcome> {
+    const target = this.#readTarget(hold.target);
     if ("problem" in target) return this.#targetRefused(target);
-    if (target.kind === "user") {
-      const held = target.local === undefined ? target.remote?.rank ?? 0 : rank(target.local.roles);
+    if (target.kind !== "user") return this.#save(this.#holdRecord(by, hold, target));
+    const rankThere = target.local === undefined
+      ? this.#options.broker.cluster!.mail.rankOf(target.remote!)
+      : rank(target.local.roles);
+    return settle(rankThere, (held) => {
+      if (held === undefined) {
+        return this.#fail("user_not_found", "no_such_user", { name: target.name });
+      }
       if (held >= by.rank) return this.#fail("forbidden", "outranked", { name: target.name });
-    }
+      return this.#save(this.#holdRecord(by, hold, target));
+    });
+  }
+
+  /** The record of a hold, what it says when done, and its count. */
+  #holdRecord(
+    by: Actor,
+    hold: HoldRequest,
+    target: Exclude<Target, TargetRefusal>,
+  ): { records: [string, HoldRecord<"ban" | "mute">][]; done: string } {
+    const { kind, seconds } = hold;
     const now = this.#options.now();
     const base = {
       kind,
       until: now + seconds * 1000,
-      reason: cleanLine(reason, MAX_REASON_LENGTH) || NO_REASON,
+      reason: cleanLine(hold.reason, MAX_REASON_LENGTH) || NO_REASON,
       by: by.name,
       byRank: by.rank,
       at: now,
@@ -188,10 +212,10 @@ export class Moderation {
       : { ...base, name: target.name };
     const shown = target.kind === "address" ? target.network : target.name;
     this.#count(kind, by, shown, base.reason);
-    return this.#save(
-      [[recordKey(record), record]],
-      `${shown} is ${HELD[kind]} for ${formatDuration(seconds)}`,
-    );
+    return {
+      records: [[recordKey(record), record]],
+      done: `${shown} is ${HELD[kind]} for ${formatDuration(seconds)}`,
+    };
   }
 
   /** Lifts the ban or mute of a name (with the addresses held with it) or of an address. */
@@ -219,10 +243,10 @@ export class Moderation {
       }
     }
     const name = record.name ?? record.address ?? shown;
-    return this.#save(
-      lifted,
-      kind === "ban" ? `${name} is no longer banned` : `${name} may speak again`,
-    );
+    return this.#save({
+      records: lifted,
+      done: kind === "ban" ? `${name} is no longer banned` : `${name} may speak again`,
+    });
   }
 
   /** Changes a room's topic or slow mode; everyone in it hears of it. */
@@ -240,7 +264,10 @@ export class Moderation {
       at: this.#options.now(),
     };
     this.#count(change.topic === undefined ? "slow" : "topic", by, room, "");
-    return this.#save([[`room:${key}`, record]], `the settings of ${room} are saved`);
+    return this.#save({
+      records: [[`room:${key}`, record]],
+      done: `the settings of ${room} are saved`,
+    });
   }
 
   // ---- what the broker says ----
@@ -249,6 +276,8 @@ export class Moderation {
   recordChanged(key: string, record: ModerationRecord | undefined): void {
     if (key.startsWith("room:")) return this.settings.changed(key.slice(5), record);
     const previous = this.#holds.changed(key, record);
+    // A name's hold lifted: so are the addresses held with it, here and wherever they are.
+    if (record === undefined && previous?.name !== undefined) this.#liftLinked(previous);
     if (record === undefined || record.kind === "room") {
       // The users a lifted mute held may speak again (those of a linked address heard of the name).
       if (previous?.kind === "mute" && previous.for === undefined) {
@@ -308,16 +337,7 @@ export class Moderation {
   // ---- inside ----
 
   #readTarget(text: string): Target | TargetRefusal {
-    const { users, broker } = this.#options;
-    return readTarget(text, {
-      find(name) {
-        const local = users.find(name);
-        if (local !== undefined) return { local };
-        const remote = broker.cluster?.names.find(name);
-        return remote === undefined ? undefined : { remote };
-      },
-      problemOf: this.#options.problemOf,
-    });
+    return readTarget(text, { find: this.#options.holderOf, problemOf: this.#options.problemOf });
   }
 
   #targetRefused(refusal: TargetRefusal): Outcome {
@@ -361,6 +381,7 @@ export class Moderation {
   /** Open mode: a held name's users here are held by address too, lifted with the name. */
   #holdAddresses(record: HoldRecord<"ban" | "mute">, held: readonly User[]): void {
     const name = record.name!;
+    const { records } = this.#options.broker;
     for (const user of held) {
       if (user.addressKey === undefined || nameKey(user.name) !== nameKey(name)) continue;
       const address: HoldRecord<typeof record.kind> = {
@@ -369,20 +390,35 @@ export class Moderation {
         address: user.addressKey,
         for: nameKey(name),
       };
-      Promise.resolve(this.#options.broker.records.save(recordKey(address), address)).then(
-        (saved) => {
-          if (!saved) log.error("Cannot hold the address of {name}", { name });
-        },
-      );
+      Promise.resolve(records.save(recordKey(address), address)).then((saved) => {
+        if (!saved) return log.error("Cannot hold the address of {name}", { name });
+        // Lifted while this was saved: the address goes with it.
+        const still = records.all().get(recordKey(record));
+        if (still?.kind !== record.kind || still.at !== record.at) this.#liftLinked(record);
+      }).catch((error) => log.error("Cannot hold the address of {name}: {error}", { name, error }));
+    }
+  }
+
+  /** Lifts the addresses held with a name's hold (wherever they were saved). */
+  #liftLinked(record: HoldRecord<"ban" | "mute">): void {
+    if (record.name === undefined) return;
+    const linked = nameKey(record.name);
+    const { records } = this.#options.broker;
+    for (const [key, held] of records.all()) {
+      if (held.kind !== record.kind || held.for !== linked) continue;
+      Promise.resolve(records.save(key, undefined)).catch((error) => {
+        log.warning("Cannot lift the address held with {name}: {error}", { name: linked, error });
+      });
     }
   }
 
   /** Saves the records, in order; done when all are. */
-  #save(
-    records: readonly (readonly [string, ModerationRecord | undefined])[],
-    done: string,
-  ): Settled<Outcome> {
+  #save(change: {
+    records: readonly (readonly [string, ModerationRecord | undefined])[];
+    done: string;
+  }): Settled<Outcome> {
     const { broker } = this.#options;
+    const { records, done } = change;
     const saved = Promise.all(records.map(([key, record]) => broker.records.save(key, record)));
     return saved.then((results): Outcome =>
       results.every(Boolean) ? { ok: true, done } : this.#fail("unavailable", "not_saved", {})

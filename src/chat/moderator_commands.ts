@@ -49,8 +49,8 @@ export class ModeratorCommands {
   }
 
   mute(actor: Actor, request: RequestOf<"mute">): Settled<Outcome> {
-    const { user, seconds, reason = "" } = request;
-    return this.#options.moderation.hold(actor, "mute", user, seconds, reason);
+    const { user: target, seconds, reason = "" } = request;
+    return this.#options.moderation.hold(actor, { kind: "mute", target, seconds, reason });
   }
 
   unmute(actor: Actor, request: RequestOf<"unmute">): Settled<Outcome> {
@@ -59,7 +59,7 @@ export class ModeratorCommands {
 
   ban(actor: Actor, request: RequestOf<"ban">): Settled<Outcome> {
     const { target, seconds, reason = "" } = request;
-    return this.#options.moderation.hold(actor, "ban", target, seconds, reason);
+    return this.#options.moderation.hold(actor, { kind: "ban", target, seconds, reason });
   }
 
   unban(actor: Actor, request: RequestOf<"unban">): Settled<Outcome> {
@@ -94,7 +94,7 @@ export class ModeratorCommands {
       ok: false,
       error: events.error("forbidden", key, {}),
     });
-    if (operatorPassword === undefined || user.verified) return fail("op_unavailable");
+    if (operatorPassword === undefined) return fail("op_unavailable");
     const now = this.#options.now();
     const from = user.addressKey ?? `user:${user.id}`;
     const tries = this.#opTries.get(from, now);

@@ -15,7 +15,7 @@ import type { Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import { Buckets, FloodGuard, TokenBucket, worse } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../text/names.ts";
+import { shownName } from "../text/names.ts";
 import { stripWhitespace } from "../text/sanitize.ts";
 import { commandSummaries, findCommand, usageOf } from "../vocabulary/commands.ts";
 import type { SeenPosition } from "../vocabulary/arguments.ts";
@@ -145,17 +145,26 @@ export class Requests {
    * once decoded, whoever asks.
    */
   perform(actor: Actor, request: Exclude<ClientRequest, { type: "invalid" }>): Settled<Outcome> {
-    if (whoMay(request) === "moderators" && actor.rank === 0) {
-      this.#options.metrics.moderationRefused.inc();
-      log.info("Refused {type} to {name}: not a moderator", {
-        type: request.type,
-        name: actor.name,
-      });
-      const command = findCommand(request.type)?.name ?? request.type;
-      return {
-        ok: false,
-        error: this.#options.events.error("forbidden", "forbidden", { command }),
-      };
+    const { auth, events, metrics } = this.#options;
+    switch (whoMay(request)) {
+      case "moderators": {
+        if (actor.rank > 0) break;
+        metrics.moderationRefused.inc();
+        log.info("Refused {type} to {name}: not a moderator", {
+          type: request.type,
+          name: actor.name,
+        });
+        const command = findCommand(request.type)?.name ?? request.type;
+        return { ok: false, error: events.error("forbidden", "forbidden", { command }) };
+      }
+      case "open":
+        if (!auth.tokenMode) break;
+        return { ok: false, error: events.error("forbidden", "op_unavailable", {}) };
+      case "token": {
+        if (auth.tokenMode) break;
+        const reason = "this server does not use sign-in tokens";
+        return { ok: false, error: events.error("bad_request", "bad_request", { reason }) };
+      }
     }
     const handler = this.#handlers[request.type] as Handler<RequestType>;
     return handler(actor, request);
@@ -252,10 +261,10 @@ export class Requests {
     const { events, membership, talk } = this.#options;
     const wanted = talk.clean(name).trim();
     if (wanted === "") return this.#usage("join");
-    if (nameKey(wanted) === nameKey(user.room.name)) return this.#alreadyIn(user.room.name);
     const room = membership.open(wanted, { user, address: user.address });
     if (room === "room_invalid") {
-      return { ok: false, error: events.error("room_invalid", "room_invalid", { room: wanted }) };
+      const shown = shownName(wanted);
+      return { ok: false, error: events.error("room_invalid", "room_invalid", { room: shown }) };
     }
     if (typeof room === "string") {
       return { ok: false, error: events.error("room_limit", room, {}) };
@@ -276,7 +285,7 @@ export class Requests {
     if (name === "") return this.#usage("setname");
     const refuse = (reason: string): Outcome => ({
       ok: false,
-      error: events.error("name_refused", "name_refused", { name, reason }),
+      error: events.error("name_refused", "name_refused", { name: shownName(name), reason }),
     });
     if (user.verified) return refuse("names come from your sign-in token here");
     if (this.#options.moderation.mutedFor(user) !== undefined) return refuse("you are muted");

@@ -96,6 +96,21 @@ export class Room<M> {
     return [...history.slice(this.#oldest), ...history.slice(0, this.#oldest)];
   }
 
+  /**
+   * When the newest kept message said after `since` (ms since the Unix
+   * epoch) by someone `isAuthor` accepts was said, if there is one.
+   */
+  lastSaidBy(isAuthor: (name: string) => boolean, since: number): number | undefined {
+    const history = this.#history;
+    for (let back = 1; back <= history.length; back++) {
+      // The ring's newest message is just before its oldest (or last, until it is full).
+      const message = history[(this.#oldest - back + history.length) % history.length];
+      if (message.sentAt <= since) return undefined;
+      if (isAuthor(message.from)) return message.sentAt;
+    }
+    return undefined;
+  }
+
   /** Up to `count` of the newest messages, oldest first. */
   recent(count: number): readonly MessageEvent[] {
     return count <= 0 ? [] : this.#kept().slice(-count);

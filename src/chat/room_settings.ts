@@ -10,7 +10,7 @@
 import { rank } from "../auth/tokens.ts";
 import type { ModerationRecord, RoomRecord } from "../broker/types.ts";
 import { MAX_SLOW_SECONDS } from "../text/duration.ts";
-import { nameKey } from "../text/names.ts";
+import { nameKey, sameName } from "../text/names.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import type { User } from "./user.ts";
@@ -62,7 +62,12 @@ export class RoomSettings {
     const speakers = [`${room} user:${user.id}`];
     if (user.addressKey !== undefined) speakers.push(`${room} address:${user.addressKey}`);
     if (user.verified) speakers.push(`${room} account:${nameKey(user.name)}`);
-    const last = Math.max(...speakers.map((speaker) => this.#spoke.get(speaker) ?? -Infinity));
+    // The room's history holds what the user said through other instances, and before a restart.
+    const said = user.room.lastSaidBy((name) => sameName(name, user.name), now - slow * 1000);
+    const last = Math.max(
+      said ?? -Infinity,
+      ...speakers.map((speaker) => this.#spoke.get(speaker) ?? -Infinity),
+    );
     const wait = last + slow * 1000 - now;
     if (wait > 0) return Math.ceil(wait / 1000);
     for (const speaker of speakers) this.#spoke.set(speaker, now);

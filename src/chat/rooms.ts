@@ -5,7 +5,7 @@
  * @module
  */
 
-import { lookAlikeKey, nameKey } from "../text/names.ts";
+import { lookAlikeKey, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import type { RoomSummary } from "../vocabulary/events.ts";
 import { isRoomName, LOBBY, Room } from "./room.ts";
 
@@ -53,8 +53,12 @@ export class RoomDirectory<M> {
     return this.#rooms.values();
   }
 
-  /** The room with this name (compared as names are), if it exists. */
+  /**
+   * The room with this name (compared as names are), if it exists; a name
+   * too long to be one is not even normalized.
+   */
   find(name: string): Room<M> | undefined {
+    if (name.length > MAX_NAME_UNITS) return undefined;
     // Rooms are usually named in their own spelling, which needs no normalizing.
     return this.#rooms.get(name) ?? this.#rooms.get(nameKey(name)) ??
       this.#byLookAlike.get(lookAlikeKey(name));
@@ -65,7 +69,7 @@ export class RoomDirectory<M> {
    * not a room name or no more rooms may be created.
    */
   open(name: string, inUseElsewhere: () => ReadonlySet<string>): Room<M> | OpenProblem {
-    if (!isRoomName(name)) return "room_invalid";
+    if (name.length > MAX_NAME_UNITS || !isRoomName(name)) return "room_invalid";
     const existing = this.find(name);
     if (existing !== undefined) return existing;
     if (this.#rooms.size >= this.#options.maxRooms) this.sweep(inUseElsewhere());

@@ -18,15 +18,15 @@ import type { ChatConfig } from "../config/mod.ts";
 import { FloodGuard } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
-import { MAX_NAME_UNITS } from "../vocabulary/arguments.ts";
-import type { PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
+import type { Place, PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
-import type { Gate } from "./gate.ts";
+import type { Gate, IdentityRefusal } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import { settle } from "./outcome.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
-import { LingeringSink, type User } from "./user.ts";
+import { Lingering } from "./lingering.ts";
+import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 import { Welcomes } from "./welcome.ts";
 
@@ -67,11 +67,13 @@ function both<A, B>(a: Settled<A>, b: Settled<B>): Settled<[A, B]> {
 export class Sessions {
   readonly #options: SessionsOptions;
   /** Users whose connection dropped, waiting to be resumed. */
-  readonly #lingering = new Set<User>();
+  readonly #lingering: Lingering;
   readonly #welcomes: Welcomes;
 
   constructor(options: SessionsOptions) {
     this.#options = options;
+    const { config, now, metrics, users, end } = options;
+    this.#lingering = new Lingering({ config, now, metrics, users, end });
     const { events, membership, rooms, entered } = options;
     this.#welcomes = new Welcomes({ events, membership, rooms, entered });
   }
@@ -86,23 +88,31 @@ export class Sessions {
    */
   start(sink: Sink, start: SessionStart): User | undefined {
     if (start.identity !== undefined) return this.#startVerified(sink, start, start.identity);
-    const { users, broker } = this.#options;
+    const { gate } = this.#options;
+    // Asked at the upgrade too, but a socket may wait long before it starts its session.
+    const ban = start.address === undefined ? undefined : gate.addressBan(start.address);
+    if (ban !== undefined) return this.#refuse(sink, { kind: "banned", ban }, start.address);
     const { token } = start;
     const requested = start.name;
-    // A name too long to be one is nobody's: it is not even looked up.
-    const holder = requested === undefined || requested.length > MAX_NAME_UNITS
-      ? undefined
-      : users.find(requested);
-    if (holder !== undefined && token !== undefined && sameSecret(holder.token, token)) {
-      return this.#resume(holder, sink, start);
+    const holder = requested === undefined ? undefined : gate.holderOf(requested);
+    if (
+      holder?.local !== undefined && token !== undefined && sameSecret(holder.local.token, token)
+    ) {
+      return this.#resume(holder.local, sink, start);
     }
-    // Another instance holds the name: with its session's token, the session moves here.
-    const takeOver = requested !== undefined && holder === undefined && token !== undefined &&
-      requested.length <= MAX_NAME_UNITS && broker.cluster?.names.find(requested) !== undefined;
+    this.#lingering.makeRoom(start.place, start.address);
+    // Another instance holds the name (and nobody here claims it): with its token, the session moves here.
+    const takeOver = holder?.remote !== undefined && token !== undefined &&
+      this.#options.users.find(requested!) === undefined;
     const refusal = requested === undefined || takeOver
       ? undefined
       : this.#options.gate.refusalOf(requested);
-    const name = requested !== undefined && refusal === undefined ? requested : this.#generate();
+    // A session moving here keeps its name as its holder spelled it, not as the resume did.
+    const name = takeOver
+      ? holder!.remote!.name
+      : requested !== undefined && refusal === undefined
+      ? requested
+      : this.#generate();
     const user = this.#add(sink, start, name);
     if (takeOver) {
       this.#takeOver(user, start, token ?? "", () => {
@@ -119,38 +129,24 @@ export class Sessions {
    * account's session, here or on another instance, moves to `sink`.
    */
   #startVerified(sink: Sink, start: SessionStart, identity: Identity): User | undefined {
-    const { users, broker, events, metrics } = this.#options;
+    const { users, broker } = this.#options;
     const refusal = this.#options.gate.identityRefusal(identity, start.address);
-    if (refusal !== undefined) {
-      log.info("Refused a session of {name} from {address}: {why}", {
-        name: identity.name,
-        address: start.address,
-        why: refusal.kind === "banned" ? "banned" : refusal.reason,
-      });
-      if (refusal.kind === "banned") {
-        metrics.connectionsRefused.inc("banned");
-        const until = new Date(refusal.ban.until).toISOString();
-        sink.send(events.error("forbidden", "banned_until", { until, reason: refusal.ban.reason }));
-        sink.close("removed");
-      } else {
-        metrics.connectionsClosed.inc("unauthorized");
-        sink.send(events.error("unauthorized", "unauthorized", { reason: refusal.reason }));
-        sink.close("unauthorized");
-      }
-      return undefined;
-    }
+    if (refusal !== undefined) return this.#refuse(sink, refusal, start.address, identity.name);
     // The gate let the name in: whoever holds it is this very account.
     const holder = users.find(identity.name);
     if (holder !== undefined) {
       holder.renew(identity);
+      // Its rank may have changed: the other instances decide by it.
+      this.#options.membership.announceName(holder);
       if (!holder.started) {
         // Still being welcomed: the welcome goes to the newest connection.
         holder.sink.close("replaced");
-        holder.attach(sink, start.place);
+        holder.attach(sink);
         return holder;
       }
       return this.#resume(holder, sink, start);
     }
+    this.#lingering.makeRoom(start.place, start.address);
     const user = this.#add(sink, start, identity.name);
     if (broker.cluster?.names.find(identity.name) === undefined) {
       this.#claimThenWelcome(user, start, undefined, identity.name);
@@ -158,6 +154,32 @@ export class Sessions {
       this.#takeOver(user, start, "", () => this.#refuseVerified(user));
     }
     return user;
+  }
+
+  /** Tells a client the gate refused why, and closes it; no session starts. */
+  #refuse(
+    sink: Sink,
+    refusal: IdentityRefusal,
+    address: string | undefined,
+    name?: string,
+  ): undefined {
+    const { events, metrics } = this.#options;
+    log.info("Refused a session of {name} from {address}: {why}", {
+      name: name ?? "-",
+      address,
+      why: refusal.kind === "banned" ? "banned" : refusal.reason,
+    });
+    if (refusal.kind === "banned") {
+      metrics.connectionsRefused.inc("banned");
+      const until = new Date(refusal.ban.until).toISOString();
+      sink.send(events.error("forbidden", "banned_until", { until, reason: refusal.ban.reason }));
+      sink.close("removed");
+    } else {
+      metrics.connectionsClosed.inc("unauthorized");
+      sink.send(events.error("unauthorized", "unauthorized", { reason: refusal.reason }));
+      sink.close("unauthorized");
+    }
+    return undefined;
   }
 
   /** A new user called `name`, which the gate granted. */
@@ -172,7 +194,6 @@ export class Sessions {
       resumable: start.resumable ?? false,
       address: start.address,
       identity: start.identity,
-      place: start.place,
     });
     if (typeof opened === "string") this.#welcomes.roomRefused(user, opened);
     return user;
@@ -195,39 +216,19 @@ export class Sessions {
     });
   }
 
-  /**
-   * The connection behind `sink` closed. A session that can resume lingers
-   * for `session_linger`, keeping its name, room and token, and nobody sees
-   * it leave unless it does not come back; any other session ends now.
-   */
-  detach(user: User, sink: Sink): void {
-    if (!this.#options.users.has(user) || user.sink !== sink) return;
-    const linger = this.#options.config.sessionLinger;
-    if (!user.resumable || linger === 0 || !user.started) return this.#options.end(user);
-    const until = this.#options.now() + linger * 1000;
-    user.attach(new LingeringSink(until, this.#options.config.sessionBuffer));
-    this.#lingering.add(user);
-    log.info("User {id} ({name}) dropped; keeping the session {seconds} s", {
-      id: user.id,
-      name: user.name,
-      seconds: linger,
-    });
+  /** See {@linkcode Lingering.detach}. */
+  detach(user: User, sink: Sink, place?: Place): void {
+    this.#lingering.detach(user, sink, place);
   }
 
   /** Ends the lingering sessions whose time is up. */
   expire(): void {
-    const now = this.#options.now();
-    for (const user of this.#lingering) {
-      const lingering = user.lingering;
-      if (lingering !== undefined && lingering.until > now) continue;
-      this.#options.metrics.sessionsExpired.inc();
-      this.#options.end(user);
-    }
+    this.#lingering.expire();
   }
 
   /** Forgets a session that ended. */
   forget(user: User): void {
-    this.#lingering.delete(user);
+    this.#lingering.forget(user);
     this.#options.gate.forget(user);
   }
 
@@ -378,8 +379,8 @@ export class Sessions {
   #resume(user: User, sink: Sink, start: SessionStart): User {
     const lingering = user.lingering;
     if (lingering === undefined) user.sink.close("replaced");
-    this.#lingering.delete(user);
-    user.attach(sink, start.place);
+    this.#lingering.forget(user);
+    user.attach(sink);
     this.#options.metrics.sessionsResumed.inc();
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
     this.#welcomes.resumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);

@@ -36,6 +36,8 @@ export interface SignInsOptions {
   readonly metrics: Metrics;
   /** Ends a session: the room is told, the name released. */
   readonly end: (user: User) => void;
+  /** A fresh token renewed a session: its roles may have changed, and other instances decide by them. */
+  readonly renewed: (user: User) => void;
 }
 
 /** The signed tokens of one server's sessions. */
@@ -75,11 +77,9 @@ export class SignIns {
   /** A fresh token for the same user renews the session before it expires. */
   refresh(user: User, token: string): Settled<Outcome> {
     const { auth, events } = this.#options;
+    // Only token mode's users may ask (see the request table), and token mode checks tokens.
     const verify = auth.verify;
-    if (verify === undefined || !user.verified) {
-      const reason = "this server does not use sign-in tokens";
-      return { ok: false, error: events.error("bad_request", "bad_request", { reason }) };
-    }
+    if (verify === undefined) throw new TypeError("Cannot renew a sign-in with no verifier");
     const refused = (reason: string): Outcome => ({
       ok: false,
       error: events.error("unauthorized", "unauthorized", { reason }),
@@ -87,6 +87,7 @@ export class SignIns {
     return verify(token).then((identity): Outcome => {
       if (identity.name !== user.name) return refused(`the token names ${identity.name}, not you`);
       user.renew(identity);
+      this.#options.renewed(user);
       user.sink.send(events.system("refreshed", {}));
       return DONE;
     }, (error: unknown) => refused(error instanceof Error ? error.message : String(error)));

@@ -16,11 +16,11 @@ import type { ErrorCode } from "../vocabulary/events.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import { usageOf } from "../vocabulary/commands.ts";
 import type { EventFactory } from "./event_factory.ts";
+import type { Gate } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
 import type { Actor, Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
-import type { UserDirectory } from "./users.ts";
 
 /** What {@linkcode Talk} works with, shared with the chatroom. */
 export interface TalkOptions {
@@ -29,9 +29,9 @@ export interface TalkOptions {
   readonly metrics: Metrics;
   readonly broker: Broker;
   readonly events: EventFactory;
-  readonly users: UserDirectory;
   readonly membership: Membership;
   readonly moderation: Moderation;
+  readonly gate: Gate;
 }
 
 /** Messages to rooms and to users. */
@@ -79,13 +79,12 @@ export class Talk {
     const name = stripWhitespace(this.clean(request.to));
     const text = this.clean(request.text);
     if (name === "" || text.trim() === "") return this.#usage("pm");
-    const { broker, events, moderation, now, users } = this.#options;
+    const { broker, events, gate, moderation, now } = this.#options;
     const muted = actor.user === undefined ? undefined : moderation.mutedFor(actor.user);
     if (muted !== undefined) {
       return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
     }
-    const local = users.find(name);
-    const remote = local === undefined ? broker.cluster?.names.find(name) : undefined;
+    const { local, remote } = gate.holderOf(name) ?? {};
     const to = local?.name ?? remote?.name;
     if (to === undefined) {
       // The original protocol's words for it, to users; plainer ones to the server API.

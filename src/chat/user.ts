@@ -51,8 +51,6 @@ export interface UserOptions {
   readonly address?: string;
   /** Token mode: who the signed token says the user is. */
   readonly identity?: Identity;
-  /** The place the session holds in the server's limits. */
-  readonly place?: Place;
 }
 
 /** A user in the chat. */
@@ -93,13 +91,13 @@ export class User {
   step: object | undefined;
   #name: string;
   #sink: Sink;
+  /** The place the session keeps in the server's limits while it lingers. */
   #place: Place | undefined;
 
   constructor(id: number, name: string, options: UserOptions) {
     this.id = id;
     this.#name = name;
     this.#sink = options.sink;
-    this.#place = options.place;
     this.flood = options.flood;
     this.room = options.room;
     this.resumable = options.resumable;
@@ -140,11 +138,16 @@ export class User {
 
   /**
    * @internal Called by the chatroom when the session moves to another
-   * sink, which brings its own place (the old one is given back).
+   * sink: a lingering session's place is given back, the new socket has one.
    */
-  attach(sink: Sink, place?: Place): void {
+  attach(sink: Sink): void {
     this.#sink = sink;
-    if (place === undefined) return;
+    this.#place?.release();
+    this.#place = undefined;
+  }
+
+  /** @internal Called by the chatroom when the session lingers, keeping its socket's place. */
+  keep(place: Place): void {
     this.#place?.release();
     this.#place = place;
   }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { lookAlikeKey, nameKey } from "../text/names.ts";
+import { lookAlikeKey, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import { User, type UserOptions } from "./user.ts";
 
 /** The users of one server, in arrival order. */
@@ -34,6 +34,7 @@ export class UserDirectory {
 
   /** The user holding `name`, or a look-alike of it (compared as names are). */
   find(name: string): User | undefined {
+    if (name.length > MAX_NAME_UNITS) return undefined;
     return this.#byName.get(nameKey(name)) ?? this.#byLookAlike.get(lookAlikeKey(name));
   }
 
@@ -59,7 +60,7 @@ export class UserDirectory {
     user.rename(name);
   }
 
-  /** Removes a user whose session ended, giving back its place in the limits. */
+  /** Removes a user whose session ended, giving back the place it kept while lingering. */
   remove(user: User): void {
     if (this.#users.has(user)) user.leave();
     this.#users.delete(user);

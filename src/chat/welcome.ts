@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { nameKey } from "../text/names.ts";
+import { sameName, shownName } from "../text/names.ts";
 import type { PrivateEvent, SessionStart } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Membership, OpenRefusal } from "./membership.ts";
@@ -51,7 +51,7 @@ export class Welcomes {
     user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
     if (start.name !== undefined && refusal !== undefined) {
       user.sink.send(events.error("name_refused", "name_unavailable", {
-        requested: start.name,
+        requested: shownName(start.name),
         reason: refusal,
         name: user.name,
       }));
@@ -61,13 +61,15 @@ export class Welcomes {
       this.#roomRefusals.delete(user);
       user.sink.send(
         roomRefusal === "room_invalid"
-          ? events.error("room_invalid", "room_invalid", { room: start.room })
+          ? events.error("room_invalid", "room_invalid", {
+            room: shownName(start.room),
+          })
           : events.error("room_limit", roomRefusal, {}),
       );
     }
     if (room !== rooms.lobby) user.sink.send(membership.members(user, room, true));
     this.#options.entered(user, room);
-    const seen = start.room !== undefined && nameKey(start.room) === nameKey(room.name) &&
+    const seen = start.room !== undefined && sameName(start.room, room.name) &&
         start.lastSeq !== undefined
       ? { epoch: start.epoch, seq: start.lastSeq }
       : undefined;
@@ -89,7 +91,7 @@ export class Welcomes {
     const room: Room<User> = user.room;
     user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
     user.sink.send(membership.members(user, room, true));
-    const sameRoom = start.room !== undefined && nameKey(start.room) === nameKey(room.name);
+    const sameRoom = start.room !== undefined && sameName(start.room, room.name);
     membership.sendBacklog(
       user,
       room,

@@ -6,6 +6,9 @@
 
 import { canonicalAddress, normalizeAddress } from "../net/ip.ts";
 
+/** The most `X-Forwarded-For` hops read, nearest first: more proxies than this are not ours. */
+const MAX_HOPS = 16;
+
 /**
  * The client's address: the peer's, or, when the peer is a trusted proxy,
  * the nearest address in `X-Forwarded-For` that is not one (each proxy
@@ -19,7 +22,9 @@ export function clientAddress(
 ): string {
   let address = normalizeAddress(peer);
   if (forwardedFor === null || !trustedProxies.includes(address)) return address;
-  const hops = forwardedFor.split(",", 64).map((hop) => hop.trim()).filter((hop) => hop !== "");
+  // Proxies append: the hops nearest to us are last, and only so many are worth reading.
+  const hops = forwardedFor.split(",").slice(-MAX_HOPS).map((hop) => hop.trim())
+    .filter((hop) => hop !== "");
   while (hops.length > 0 && trustedProxies.includes(address)) {
     const hop = canonicalAddress(hops.pop()!);
     if (hop === undefined) break;

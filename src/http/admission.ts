@@ -3,10 +3,14 @@
  * origin check, the rate of new connections and the connection limits, all
  * decided before the upgrade so a refused client costs one HTTP response.
  *
- * The limits count places, not sockets: a place is taken at the upgrade and
- * held by the session it starts for as long as that lasts, lingering after
- * a dropped connection included, so dropping sessions cannot get past them.
- * Per-address limits key an IPv6 client by its /64.
+ * The limits count what costs: sockets, and sessions that linger after
+ * their socket dropped. A socket's place is taken at the upgrade; when the
+ * socket closes, its session (if it lingers) keeps the place until it ends
+ * or is resumed. An upgrade is refused when the sockets alone reach a limit;
+ * when lingering sessions make the count reach it, the upgrade goes on, so
+ * that one of them can be resumed, and a new session ends the oldest of
+ * them instead (see `Place.crowded`). So dropping sessions never holds more
+ * than the limit. Per-address limits key an IPv6 client by its /64.
  *
  * @module
  */
@@ -68,14 +72,20 @@ export function isOriginAllowed(
   }
 }
 
-/** Counts places (sockets, and the sessions they start), in all and per address, against the limits. */
+/** What one address (or the whole server) holds. */
+interface Held {
+  sockets: number;
+  lingering: number;
+}
+
+/** Counts sockets and lingering sessions, in all and per address, against the limits. */
 export class Admission {
   readonly #limits: ConnectionLimits;
-  readonly #perAddress = new Map<string, number>();
+  readonly #perAddress = new Map<string, Held>();
+  readonly #all: Held = { sockets: 0, lingering: 0 };
   /** New connections left to each address, by address. */
   readonly #connects: Buckets<Limiter>;
   readonly #now: () => number;
-  #open = 0;
 
   constructor(limits: ConnectionLimits, now: () => number = Date.now) {
     this.#limits = limits;
@@ -86,7 +96,7 @@ export class Admission {
 
   /** Places held: open sockets, upgrades under way and lingering sessions. */
   get open(): number {
-    return this.#open;
+    return this.#all.sockets + this.#all.lingering;
   }
 
   /** Why any request naming `host` is refused, or `undefined` when it is welcome. */
@@ -96,9 +106,9 @@ export class Admission {
   }
 
   /**
-   * Takes a place for a socket from `address`, or says why not. The place
-   * must be released once, when the socket closes before starting a
-   * session or when the session it started ends.
+   * Takes a place for a socket from `address`, or says why not. The place is
+   * released once: when the socket closes, or when the session it passed to
+   * (see {@linkcode Place.linger}) ends.
    */
   admit(request: Request, address: string): Refusal | Place {
     const { allowedOrigins, maxConnections, maxConnectionsPerIp } = this.#limits;
@@ -106,7 +116,7 @@ export class Admission {
     if (!isOriginAllowed(origin, request.headers.get("host"), allowedOrigins)) {
       return { reason: "origin", status: 403, message: `Origin ${origin} is not allowed` };
     }
-    if (this.#open >= maxConnections) {
+    if (this.#all.sockets >= maxConnections) {
       return {
         reason: "max_connections",
         status: 503,
@@ -114,8 +124,8 @@ export class Admission {
       };
     }
     const key = addressKey(address);
-    const fromAddress = this.#perAddress.get(key) ?? 0;
-    if (fromAddress >= maxConnectionsPerIp) {
+    const held = this.#perAddress.get(key) ?? { sockets: 0, lingering: 0 };
+    if (held.sockets >= maxConnectionsPerIp) {
       return {
         reason: "max_connections_per_ip",
         status: 429,
@@ -130,17 +140,34 @@ export class Admission {
         message: "Too many new connections from your address: wait a moment",
       };
     }
-    this.#open++;
-    this.#perAddress.set(key, fromAddress + 1);
-    let held = true;
+    this.#perAddress.set(key, held);
+    return this.#take(key, held, "sockets");
+  }
+
+  /** A place of `kind` for the address `key`, counted until released. */
+  #take(key: string, held: Held, kind: keyof Held): Place {
+    held[kind]++;
+    this.#all[kind]++;
+    let taken = true;
+    const release = (): void => {
+      if (!taken) return;
+      taken = false;
+      held[kind]--;
+      this.#all[kind]--;
+      if (held.sockets === 0 && held.lingering === 0) this.#perAddress.delete(key);
+    };
+    const { maxConnections, maxConnectionsPerIp } = this.#limits;
     return {
-      release: () => {
-        if (!held) return;
-        held = false;
-        this.#open--;
-        const left = (this.#perAddress.get(key) ?? 1) - 1;
-        if (left === 0) this.#perAddress.delete(key);
-        else this.#perAddress.set(key, left);
+      crowded: () => {
+        if (held.sockets + held.lingering > maxConnectionsPerIp) return "address";
+        return this.#all.sockets + this.#all.lingering > maxConnections ? "server" : undefined;
+      },
+      release,
+      linger: () => {
+        if (!taken) throw new TypeError("Cannot keep a place that was given back");
+        release();
+        this.#perAddress.set(key, held);
+        return this.#take(key, held, "lingering");
       },
     };
   }

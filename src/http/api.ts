@@ -117,11 +117,13 @@ function message(event: MessageEvent): Json {
   return { id, seq, from, text, emote, sentAt: new Date(sentAt).toISOString() };
 }
 
-/** What a request's route needs, in words: `"user" (a user's name) and "reason" (text)`. */
+/** What a request's route needs, in words: `{user} in the path (a user's name), "reason" (text)`. */
 function describe(type: RequestType): string {
   const { args, api } = specOf(type);
-  const needs = Object.entries(args).filter(([key]) => !api?.path.includes(`:${key}`))
-    .map(([key, arg]) => `"${key}" (${arg.expected}${arg.optional ? ", optional" : ""})`);
+  const needs = Object.entries(args).map(([key, arg]) => {
+    const where = api?.path.includes(`:${key}`) ? `{${key}} in the path` : `"${key}"`;
+    return `${where} (${arg.expected}${arg.optional ? ", optional" : ""})`;
+  });
   if (api?.as === "bot") needs.unshift('"from" (the bot\'s name)');
   return needs.length === 0 ? "no body" : needs.join(", ");
 }

@@ -51,12 +51,13 @@ function parseIpv4(text: string): Uint8Array {
 function parseIpv6(text: string): Uint8Array {
   const halves = text.split("::");
   if (halves.length > 2) throw new AddressError(NOT_AN_ADDRESS);
-  const groups = (half: string): number[] => {
+  /** The 16-bit groups of one half; an IPv4 tail may end the address, nowhere else. */
+  const groups = (half: string, last: boolean): number[] => {
     if (half === "") return [];
     const words: number[] = [];
     const pieces = half.split(":");
     for (const [index, piece] of pieces.entries()) {
-      if (index === pieces.length - 1 && piece.includes(".")) {
+      if (last && index === pieces.length - 1 && piece.includes(".")) {
         const [a, b, c, d] = parseIpv4(piece);
         words.push((a << 8) | b, (c << 8) | d);
       } else if (/^[0-9a-f]{1,4}$/i.test(piece)) {
@@ -67,8 +68,8 @@ function parseIpv6(text: string): Uint8Array {
     }
     return words;
   };
-  const head = groups(halves[0]);
-  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  const head = groups(halves[0], halves.length === 1);
+  const tail = halves.length === 2 ? groups(halves[1], true) : [];
   const missing = 8 - head.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) throw new AddressError(NOT_AN_ADDRESS);
   const words = [...head, ...Array<number>(missing).fill(0), ...tail];
@@ -93,7 +94,12 @@ function isMapped(bytes: Uint8Array): boolean {
 export function parseAddress(text: string): Uint8Array {
   if (text.length > MAX_LENGTH) throw new AddressError(NOT_AN_ADDRESS);
   const bytes = text.includes(":") ? parseIpv6(text) : parseIpv4(text);
-  return isMapped(bytes) ? bytes.slice(12) : bytes;
+  if (isMapped(bytes)) return bytes.slice(12);
+  // `::1.2.3.4` (IPv4-compatible, long deprecated) would hold `::/64`, loopback included.
+  if (bytes.length === 16 && /\.\d+$/.test(text) && bytes.subarray(0, 12).every((b) => b === 0)) {
+    throw new AddressError(`write an IPv4 address as such (${bytes.subarray(12).join(".")})`);
+  }
+  return bytes;
 }
 
 /** Keeps the first `prefix` bits of `bytes`. */
@@ -113,14 +119,23 @@ function masked(bytes: Uint8Array, prefix: number): Uint8Array {
 export function parseNetwork(text: string): Network {
   if (text.length > MAX_LENGTH) throw new AddressError(NOT_AN_ADDRESS);
   const [address, prefixText, ...rest] = text.split("/");
-  if (rest.length > 0 || (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText))) {
+  if (rest.length > 0 || (prefixText !== undefined && !/^(0|[1-9]\d{0,2})$/.test(prefixText))) {
     throw new AddressError(NOT_AN_ADDRESS);
   }
   let bytes = parseAddress(address);
   const family = bytes.length === 4 ? 4 : 6;
   let prefix = prefixText === undefined ? bytes.length * 8 : Number(prefixText);
-  // A mapped IPv4 network counts its prefix over the 128 bits.
-  if (address.includes(":") && family === 4 && prefixText !== undefined) prefix -= 96;
+  if (address.includes(":") && family === 4 && prefixText !== undefined) {
+    // A mapped IPv4 network counts its prefix over the 128 bits.
+    if (prefix < 96) {
+      throw new AddressError(
+        `an IPv4 network mapped into IPv6 counts its prefix over 128 bits: write ${
+          bytes.join(".")
+        }/${prefix}`,
+      );
+    }
+    prefix -= 96;
+  }
   const widest = MIN_PREFIX[family];
   if (prefix < widest || prefix > bytes.length * 8) {
     throw new AddressError(

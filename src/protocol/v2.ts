@@ -237,13 +237,14 @@ export function readFields(type: RequestType, fields: Record<string, unknown>): 
   const values: Record<string, unknown> = {};
   for (const [key, arg] of ARGS[type]) {
     const given = fields[key];
-    if (given === undefined && arg.optional) continue;
     const value = given === undefined ? undefined : arg.fromJson(given);
     if (value !== undefined) {
       values[key] = value;
       continue;
     }
     const blank = given === undefined || (typeof given === "string" && given.trim() === "");
+    // A blank optional argument is left out, as a command's trailing spaces are.
+    if (blank && arg.optional) continue;
     const command = COMMANDS.find((command) => command.type === type);
     const problem: RequestProblem = blank && command !== undefined
       ? { code: "usage", usage: command.usage }

@@ -92,7 +92,7 @@ export interface ConnectionOptions {
   readonly verifier?: TokenVerifier;
   /**
    * The socket's place in the server's limits: given back when the socket
-   * closes before its session starts; the session holds it after that.
+   * closes, unless its session lingers and keeps it.
    */
   readonly place?: Place;
 }
@@ -126,8 +126,6 @@ export class Connection implements Sink {
   /** Set once the socket's end was handled, so its place is given back once. */
   #ended = false;
   #user: User | undefined;
-  /** Set once a session holds this socket's place. */
-  #placeHeld = false;
   /** Token mode, v2: frames that came while the token of `hello` or `resume` is checked. */
   #verifying: (string | ArrayBuffer)[] | undefined;
   /** Token mode, v2: ends the wait for the first frame. */
@@ -162,11 +160,9 @@ export class Connection implements Sink {
     }
   }
 
-  /** Starts the session; it holds this socket's place from then on. */
+  /** Starts the session. */
   #start(start: SessionStart): User | undefined {
-    const user = this.#chatroom.connect(this, { ...start, place: this.#options.place });
-    if (user !== undefined) [this.#user, this.#placeHeld] = [user, true];
-    return user;
+    return this.#user = this.#chatroom.connect(this, { ...start, place: this.#options.place });
   }
 
   /** Handles one frame from the client: decoded, then handed to the chat request by request. */
@@ -277,8 +273,10 @@ export class Connection implements Sink {
     this.#ended = true;
     clearTimeout(this.#helloTimer);
     this.#closing = true;
-    if (this.#user !== undefined) this.#chatroom.detach(this.#user, this);
-    if (!this.#placeHeld) this.#options.place?.release();
+    const { place } = this.#options;
+    // A session that lingers keeps the place; otherwise it is given back now.
+    if (this.#user !== undefined) this.#chatroom.detach(this.#user, this, place);
+    place?.release();
   }
 
   /**
@@ -336,7 +334,9 @@ export class Connection implements Sink {
     // The user leaves now rather than when the close handshake ends, which a
     // stalled peer can delay for long; after the current broadcast, so that
     // everyone gets its events in the same order.
-    if (user !== undefined) queueMicrotask(() => this.#chatroom.detach(user, this));
+    if (user !== undefined) {
+      queueMicrotask(() => this.#chatroom.detach(user, this, this.#options.place));
+    }
   }
 }
 

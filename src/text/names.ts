@@ -6,6 +6,7 @@
  */
 
 import { identifierProblem, lookAlikeKey, nameKey } from "./confusables.ts";
+import { truncateText } from "./sanitize.ts";
 import { ADJECTIVES, ANIMALS } from "./words.ts";
 
 export { lookAlikeKey, nameKey };
@@ -29,6 +30,23 @@ export function reservedKeys(names: readonly string[]): Set<string> {
 
 /** The longest name a user may take, in code points. */
 export const MAX_NAME_LENGTH = 32;
+
+/**
+ * The longest text read as a name or a room, in UTF-16 code units (a name
+ * of 32 code points takes at most 64): longer text is refused unread, before
+ * any normalizing, lookup or pattern, which would cost more the longer it is.
+ */
+export const MAX_NAME_UNITS = 2 * MAX_NAME_LENGTH;
+
+/** What is shown of text given as a name or room that is none: no more than a name's length and one. */
+export function shownName(text: string): string {
+  return truncateText(text, MAX_NAME_LENGTH + 1);
+}
+
+/** Whether `a` and `b` name the same (room or user), comparing only what can be a name. */
+export function sameName(a: string, b: string): boolean {
+  return a.length <= MAX_NAME_UNITS && b.length <= MAX_NAME_UNITS && nameKey(a) === nameKey(b);
+}
 
 /** Letters, digits, "_", "-" and "."; combining marks may follow a letter. */
 const NAME_PATTERN = /^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u;

@@ -8,6 +8,7 @@
  */
 
 import { MAX_DURATION_SECONDS, parseDuration } from "../text/duration.ts";
+import { MAX_NAME_UNITS } from "../text/names.ts";
 
 /** Where a request's text form keeps an argument: one word, or the rest of the line. */
 export type TextSpan = "word" | "rest";
@@ -30,8 +31,6 @@ export interface Arg<T, Optional extends boolean = boolean> {
 /** The value an argument gives. */
 export type ArgValue<A> = A extends Arg<infer T, boolean> ? T : never;
 
-/** Longest name, room or target read, in UTF-16 code units: more is refused unread. */
-export const MAX_NAME_UNITS = 64;
 /** Longest moderation target (`addr:` and an IPv6 network, or `name:` and a name). */
 const MAX_TARGET_UNITS = 80;
 /** Longest free text read (a reason, a topic, an action): more is refused unread. */

@@ -209,12 +209,21 @@ export interface Sink {
 }
 
 /**
- * A session's place in the server's limits (connections in all and per
- * address): taken before the upgrade, held while the session lasts,
- * lingering included, and released once, when it ends.
+ * A place in the server's limits (connections in all and per address):
+ * taken by a socket at its upgrade, kept by its session while it lingers
+ * after the socket dropped, released once.
  */
 export interface Place {
+  /**
+   * Whether, counting lingering sessions, the place's address (or the whole
+   * server) is over its limit: a new session then ends the oldest lingering
+   * one there, so dropped sessions never hold more than the limit.
+   */
+  crowded(): "address" | "server" | undefined;
+  /** Gives the place back. */
   release(): void;
+  /** The socket closed and its session lingers: the place passes to it, counted as lingering. */
+  linger(): Place;
 }
 
 /** How a session begins: a fresh start, or picking up one that lost its connection. */
@@ -234,6 +243,6 @@ export interface SessionStart {
   readonly address?: string;
   /** Token mode: who the client's signed token says it is; the name is then that. */
   readonly identity?: Identity;
-  /** The place the session holds in the server's limits, released when it ends. */
+  /** The place of the socket starting the session, in the server's limits. */
   readonly place?: Place;
 }

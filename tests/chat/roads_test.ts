@@ -9,23 +9,22 @@ import { createMetrics } from "../../src/metrics.ts";
 import { createApi } from "../../src/http/api.ts";
 import { decodeV1Frame } from "../../src/protocol/v1.ts";
 import { decodeV2Frame } from "../../src/protocol/v2.ts";
-import type { ErrorEvent } from "../../src/vocabulary/events.ts";
+import type { ChatEvent, ErrorEvent } from "../../src/vocabulary/events.ts";
 import { connect, createTestChatroom, FakeSink, TEST_CHAT_CONFIG } from "../_fakes.ts";
 
 const PASSWORD = "correct horse battery staple";
 const KEY = "a-key-of-at-least-sixteen";
 
 /** How a request ended, as every road can tell it. */
-type Verdict = "done" | "shown" | "quiet" | "bad" | "not_found" | "forbidden" | "conflict";
+type Verdict = "done" | "shown" | "bad" | "not_found" | "forbidden" | "conflict";
 
-/** The verdict of a user road: what the moderator was sent in answer. */
-function fromEvents(sink: FakeSink): Verdict {
-  const answers = sink.events.splice(0).filter((event) =>
-    event.type === "error" || event.type === "system" || event.type === "help"
-  );
-  sink.own.splice(0);
-  const last = answers.at(-1);
-  if (last === undefined) return "quiet";
+/** The verdict of a user road: the answer the moderator was sent (the only one, as asserted). */
+async function fromEvents(sink: FakeSink): Promise<Verdict> {
+  const isAnswer = (event: ChatEvent) =>
+    event.type === "error" || event.type === "system" || event.type === "help";
+  const last = await sink.waitFor(isAnswer, "answer");
+  assertEquals(sink.events.filter(isAnswer).length, 1, "one answer");
+  sink.take();
   if (last.type !== "error") return last.body.startsWith("Done:") ? "done" : "shown";
   switch ((last as ErrorEvent).code) {
     case "usage":
@@ -187,19 +186,15 @@ Deno.test("a request comes to one outcome by every road", async (t) => {
   modSink.events.splice(0);
   modSink.own.splice(0);
   const api = createApi({ chatroom, metrics: createMetrics(), keys: [KEY], health: () => ({}) });
-  // Alone and with no store, whatever a request waits for is settled once the next task runs.
-  const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
   const roads = {
     async text(spelling: Spelling): Promise<Verdict> {
       chatroom.handle(mod, decodeV1Frame(spelling.text));
-      await settled();
-      return fromEvents(modSink);
+      return await fromEvents(modSink);
     },
     async v2(spelling: Spelling): Promise<Verdict> {
       const [input] = decodeV2Frame(JSON.stringify(spelling.v2));
       if (input.kind === "request") chatroom.handle(mod, input.request);
-      await settled();
-      return fromEvents(modSink);
+      return await fromEvents(modSink);
     },
     async api(spelling: Spelling): Promise<Verdict> {
       const call = spelling.api!;

@@ -151,6 +151,19 @@ Deno.test("history", async (t) => {
     assertEquals(seqs(room.recent(10)), [6, 7, 8]);
   });
 
+  await t.step("when someone last spoke is read from the newest kept messages back", () => {
+    const room = new Room("lobby", { historySize: 3, epoch: "e1" });
+    const said = (seq: number, from: string) => ({ ...message(seq), from, sentAt: seq * 1000 });
+    for (const [seq, from] of [[1, "Bob"], [2, "Ann"], [3, "Bob"], [4, "Cy"], [5, "Cy"]] as const) {
+      room.append(said(seq, from), "e1");
+    }
+    // Kept: 3 (Bob), 4 and 5 (Cy); the ring has wrapped.
+    assertEquals(room.lastSaidBy((name) => name === "Bob", 0), 3000);
+    assertEquals(room.lastSaidBy((name) => name === "Cy", 0), 5000);
+    assertEquals(room.lastSaidBy((name) => name === "Bob", 3000), undefined);
+    assertEquals(room.lastSaidBy((name) => name === "Ann", 0), undefined);
+  });
+
   await t.step("a backlog is exact in the same epoch, else whole and marked as a gap", () => {
     const room = new Room("lobby", { historySize: 3, epoch: "e1" });
     for (let n = 1; n <= 8; n++) room.append(message(n), "e1");

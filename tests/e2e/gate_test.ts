@@ -332,6 +332,34 @@ Deno.test("ban targets are typed, parsed and normalised", async (t) => {
       }
     });
 
+    await t.step("lifting one look-alike's ban leaves the other's in force", async () => {
+      mod.send("!ban name:MaIlory 1h");
+      assertEquals(await answer(mod), "Done: MaIlory is banned for 1 hour.");
+      mod.send("!unban name:MaIlory");
+      assertEquals(await answer(mod), "Done: MaIlory is no longer banned.");
+      const { client, name } = await textFrom(server, "10.7.7.8", "?name=MaIlory");
+      assertEquals(
+        await answer(client),
+        `Cannot use the name "MaIlory": it is banned. You are ${name}.`,
+      );
+      await client.close();
+    });
+
+    await t.step(
+      "a socket opened before its address was banned cannot start a session",
+      async () => {
+        const early = await TestClient.connect<V2Frame>(server.url, "chat.v2", {
+          "X-Forwarded-For": "10.8.8.8",
+        });
+        mod.send("!ban addr:10.8.8.8 1h");
+        assertEquals(await answer(mod), "Done: 10.8.8.8 is banned for 1 hour.");
+        early.send(JSON.stringify({ type: "hello", name: "Sleeper" }));
+        const refused = await early.next();
+        assertEquals([refused.type, refused.code], ["error", "forbidden"]);
+        assertEquals((await within(early.closed, "the close")).code, 4003);
+      },
+    );
+
     await t.step("unbanning a user lifts the address their ban held", async () => {
       mod.send("!unban 10.9.8.7");
       assertEquals(await answer(mod), "Done: 10.9.8.7 is no longer banned.");
@@ -422,32 +450,60 @@ Deno.test("slow mode holds across rooms and new connections of one address", asy
   });
 });
 
-Deno.test("lingering sessions hold their address's places", async (t) => {
+Deno.test("dropped sessions count against their address's limit", async (t) => {
   const options = relaxed({
     chat: { sessionLinger: 60 },
-    limits: { maxConnectionsPerIp: 3, maxConnections: 5 },
+    limits: { maxConnectionsPerIp: 3, maxConnections: 7 },
   });
   await withServer(options, async (server) => {
-    await t.step("one address: dropped sessions count until they end", async () => {
-      for (let index = 0; index < 3; index++) {
-        const { client } = await v2From(server, "10.3.3.3");
-        await client.close();
-      }
-      assertEquals(await upgrade(server, "", "10.3.3.3"), [
+    /** Opens a v2 session from `address` and drops it; it lingers. */
+    const dropped = async (address: string): Promise<V2Frame> => {
+      const { client, welcome } = await v2From(server, address);
+      await client.close();
+      return welcome;
+    };
+    const lingering = [await dropped("10.3.3.3"), await dropped("10.3.3.3")];
+    const third = await dropped("10.3.3.3");
+
+    await t.step("a new session from a full address ends its oldest dropped one", async () => {
+      assertEquals(server.chatroom.size, 3);
+      const { client, welcome } = await v2From(server, "10.3.3.3");
+      assertEquals(server.chatroom.size, 3);
+      assertEquals(server.chatroom.findUser(String(lingering[0].name)), undefined);
+      assertEquals(server.chatroom.findUser(String(welcome.name))?.name, welcome.name);
+      await client.close();
+    });
+
+    await t.step("one of them is still resumed, at the limit", async () => {
+      const { name, token } = lingering[1];
+      const resumed = await TestClient.connect<V2Frame>(server.url, "chat.v2", {
+        "X-Forwarded-For": "10.3.3.3",
+      });
+      resumed.send(JSON.stringify({ type: "resume", name, token }));
+      const welcome = await resumed.next();
+      // The very session: its token is the same, and no other session ended for it.
+      assertEquals([welcome.name, welcome.token], [name, token]);
+      assertEquals(server.chatroom.findUser(String(third.name))?.name, third.name);
+      assertEquals(server.chatroom.size, 3);
+      await resumed.close();
+    });
+
+    await t.step("open sockets are refused past the limit", async () => {
+      const open = await Promise.all([1, 2, 3].map(() => v2From(server, "10.4.4.4")));
+      assertEquals(await upgrade(server, "", "10.4.4.4"), [
         429,
         "Too many connections from your address (at most 3)",
       ]);
-      assertEquals(server.chatroom.size, 3);
-    });
-    await t.step("all addresses: max_connections counts them too", async () => {
-      for (let index = 0; index < 2; index++) {
-        const { client } = await v2From(server, "10.4.4.4");
-        await client.close();
-      }
-      assertEquals(await upgrade(server, "", "10.5.5.5"), [
+      // The same /64 of IPv6 is one address.
+      const v6 = await Promise.all([1, 2, 3].map((i) => v2From(server, `2001:db8::${i}`)));
+      assertEquals((await upgrade(server, "", "2001:db8::ffff"))[0], 429);
+      const other = await v2From(server, "2001:db8:0:1::1");
+      // Seven sockets in all: the server is full, lingering sessions aside.
+      assertEquals(await upgrade(server, "", "10.9.9.9"), [
         503,
         "The server is full; try again later",
       ]);
+      await Promise.all([...open, ...v6, other].map(({ client }) => client.close()));
     });
   });
 });
@@ -505,6 +561,10 @@ Deno.test("every road reads a request the same way", async (t) => {
       assertEquals(await answer(mod), "Mod set the topic of lobby: Free pizza");
       mod.send('!topic ""');
       assertEquals(await answer(mod), "Mod cleared the topic of lobby.");
+      mod.send("!topic Free pizza");
+      assertEquals(await answer(mod), "Mod set the topic of lobby: Free pizza");
+      v2.send(JSON.stringify({ type: "topic", text: "" }));
+      assertEquals(await answer(mod), "Vmod cleared the topic of lobby.");
     });
 
     await t.step("kicking nobody says so in words of its own", async () => {
@@ -525,6 +585,11 @@ Deno.test("every road reads a request the same way", async (t) => {
       v2.send(JSON.stringify({ type: "leave", seen: {} }));
       const event = await v2.waitFor((event) => event.type === "members" || event.type === "rooms");
       assertEquals([event.type, event.room], ["members", "lobby"]);
+    });
+    await t.step("!help lists !op with an operator password", async () => {
+      bob.send("!help");
+      const help = await bob.waitFor((frame) => frame.body.startsWith("Available commands:"));
+      assert(help.body.includes("!op <password>"));
     });
     await Promise.all([mod.close(), v2.close(), bob.close()]);
   });
@@ -559,4 +624,25 @@ Deno.test({
       await cluster.dispose();
     }
   },
+});
+
+Deno.test("an oversized room or name costs nothing before it is refused", async () => {
+  await withServer(relaxed(), async (server) => {
+    // Canonical reordering of alternating combining marks is quadratic: this took 0.9 s a frame.
+    const huge = "a" + "\u0301\u0316".repeat(15_000);
+    const started = performance.now();
+    for (const hello of [{ room: huge }, { name: huge }, { room: huge }, { name: huge }]) {
+      const client = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+      client.send(JSON.stringify({ type: "hello", ...hello }));
+      assertEquals((await client.next()).type, "welcome");
+      const refusal = await client.next();
+      assertEquals([refusal.type, refusal.code], [
+        "error",
+        hello.room === undefined ? "name_refused" : "room_invalid",
+      ]);
+      await client.close();
+    }
+    const elapsed = performance.now() - started;
+    assert(elapsed < 2000, `four oversized hellos took ${Math.round(elapsed)} ms`);
+  });
 });

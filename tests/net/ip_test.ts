@@ -44,6 +44,14 @@ Deno.test("what is no address or network is refused with the reason", () => {
     ["0.0.0.0/0", "an IPv4 network's prefix is from 8 to 32"],
     ["10.0.0.0/-1", "it is not an IP address or network"],
     ["10.0.0.0/8/8", "it is not an IP address or network"],
+    ["10.0.0.0/08", "it is not an IP address or network"],
+    ["1.2.3.4::", "it is not an IP address or network"],
+    ["::1.2.3.4", "write an IPv4 address as such (1.2.3.4)"],
+    [
+      "::ffff:10.0.0.0/8",
+      "an IPv4 network mapped into IPv6 counts its prefix over 128 bits: write 10.0.0.0/8",
+    ],
+    ["1.2.3.4::1", "it is not an IP address or network"],
     ["2001:db8::/16", "an IPv6 network's prefix is from 32 to 128"],
     ["1".repeat(100), "it is not an IP address or network"],
   ];
@@ -81,5 +89,8 @@ Deno.test("X-Forwarded-For is read only from trusted proxies, up to a hop that i
   );
   assertEquals(clientAddress("198.51.100.1", "203.0.113.7", proxies), "198.51.100.1");
   assertEquals(clientAddress("127.0.0.1", "junk", proxies), "127.0.0.1");
+  // A client that sends many hops of its own cannot push the real one out of reach.
+  const forged = Array.from({ length: 70 }, (_, i) => `10.66.0.${i}`).join(", ");
+  assertEquals(clientAddress("127.0.0.1", `${forged}, 203.0.113.7`, proxies), "203.0.113.7");
   assertEquals(clientAddress("::ffff:127.0.0.1", "2001:DB8::1", proxies), "2001:db8::1");
 });

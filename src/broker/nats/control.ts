@@ -22,6 +22,8 @@ import {
   readKickNote,
   readKickResult,
   readPrivateNote,
+  readRankReply,
+  readRankRequest,
   readTakeoverReply,
   readTakeoverRequest,
 } from "./wire.ts";
@@ -74,6 +76,24 @@ export class InstanceMail implements Mail {
     }
   }
 
+  async rankOf(to: RemoteUser): Promise<number | undefined> {
+    try {
+      const answer = await this.#options.nc.request(
+        `chat.rank.${to.instance}`,
+        JSON.stringify({ name: to.name }),
+        { timeout: REPLY_TIMEOUT_MS },
+      );
+      return readRankReply(answer.string());
+    } catch (error) {
+      log.warning("Instance {instance} did not say the rank of {name}: {error}", {
+        instance: to.instance,
+        name: to.name,
+        error,
+      });
+      return to.rank;
+    }
+  }
+
   /** Asks `instance` to hand over the session holding `name`; `undefined` when it does not. */
   async takeOver(
     instance: string,
@@ -106,7 +126,10 @@ export class InstanceMail implements Mail {
     });
     this.#serve(`chat.kick.${instance}`, (data) => {
       return JSON.stringify({ result: handler.deliverKick(readKickNote(data)) });
-    });
+    }, JSON.stringify({ result: "not_found" }));
+    this.#serve(`chat.rank.${instance}`, (data) => {
+      return JSON.stringify({ rank: handler.rankOf(readRankRequest(data)) ?? null });
+    }, JSON.stringify({ rank: null }));
     this.#serve(`chat.ctl.${instance}`, (data) => {
       const { name, token, verified } = readTakeoverRequest(data);
       const handover = handler.handOver(name, token, verified);
@@ -141,6 +164,6 @@ export class InstanceMail implements Mail {
           if (refusal !== undefined) message.respond(refusal);
         }
       }
-    })();
+    })().catch((error) => log.error("Stopped answering {subject}: {error}", { subject, error }));
   }
 }

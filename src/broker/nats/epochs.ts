@@ -77,6 +77,8 @@ export class ClusterEpochs {
           malformed(`$KV.${bucketName}.${entry.key}`, error);
         }
       }
-    })();
+    })().catch((error) =>
+      log.error("Stopped following {what}: {error}", { what: "the rooms' epochs", error })
+    );
   }
 }

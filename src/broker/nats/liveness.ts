@@ -56,7 +56,9 @@ export class Liveness {
           malformed(HEARTBEAT_SUBJECT, error);
         }
       }
-    })();
+    })().catch((error) =>
+      log.error("Stopped following {what}: {error}", { what: "heartbeats", error })
+    );
     this.#timer = setInterval(() => this.beat(), heartbeat * 1000);
     this.beat();
   }

@@ -407,6 +407,8 @@ export class NatsBroker implements Broker {
           for (const feed of this.#feeds.values()) feed.restart();
         }
       }
-    })();
+    })().catch((error) =>
+      log.error("Stopped following {what}: {error}", { what: "the link's status", error })
+    );
   }
 }

@@ -77,6 +77,18 @@ export class ClusterNames {
   /** The look-alike guards this instance holds, by bucket key, with the name each guards. */
   readonly #guards = new Map<string, string>();
 
+  /** Forgets the guards held for the name with key `key` (spelled any way); `release` deletes them. */
+  #dropGuards(key: string, release: boolean, except?: string): void {
+    for (const [guard, name] of this.#guards) {
+      if (nameKey(name) !== key || guard === except) continue;
+      this.#guards.delete(guard);
+      if (!release) continue;
+      this.#options.bucket.delete(guard).catch((error) => {
+        log.warning("Cannot release the guard of {name}: {error}", { name, error });
+      });
+    }
+  }
+
   constructor(options: ClusterNamesOptions) {
     this.#options = options;
   }
@@ -155,24 +167,33 @@ export class ClusterNames {
     const { bucket, instance } = this.#options;
     const key = guardKey(name);
     const value = JSON.stringify({ name, instance });
-    for (let tries = 0; tries < 3; tries++) {
+    const deadline = Date.now() + CLAIM_WAIT_MS;
+    for (let tries = 1; tries <= MAX_CLAIM_TRIES && Date.now() <= deadline; tries++) {
       try {
         await bucket.create(key, value);
         this.#guards.set(key, name);
         return true;
       } catch {
         const current = await bucket.get(key).catch(() => undefined);
-        if (current === undefined) return false;
+        if (current === undefined) {
+          // NATS away: wait for it, as the name's own claim does.
+          await Promise.race([
+            this.#options.back(),
+            new Promise((resolve) => setTimeout(resolve, 1000)),
+          ]);
+          continue;
+        }
         if (current === null || current.operation !== "PUT") continue;
         const guarded = this.#readGuard(current.string());
         if (guarded !== undefined && guarded.instance !== instance) {
           const entry = await bucket.get(bucketKey(nameKey(guarded.name))).catch(() => undefined);
-          if (entry === undefined) return false;
+          if (entry === undefined) continue;
           const alive = entry !== null && entry.operation === "PUT" &&
             this.#isEntryOf(entry.string(), guarded.instance);
           if (alive) return false;
         }
         try {
+          // Ours already, or left by a name nobody holds any more.
           await bucket.put(key, value, { previousSeq: current.revision });
           this.#guards.set(key, name);
           return true;
@@ -181,17 +202,28 @@ export class ClusterNames {
         }
       }
     }
+    log.warning("Cannot take the look-alike guard of {name}", { name });
     return false;
   }
 
-  /** Records where the holder of `name`, granted here, is now, and their rank. */
+  /**
+   * Records where the holder of `name`, granted here, is now, and their
+   * rank. A new spelling of the same name (`mallory` now `Mallory`) takes
+   * its own look-alike guard, and the old spelling's goes.
+   */
   announce(name: string, holder: LocalHolder): void {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     const held = this.#local.get(key);
+    const guard = guardKey(name);
+    if (held !== undefined && !this.#guards.has(guard)) {
+      this.#claimGuard(name).then((taken) => {
+        if (taken) this.#dropGuards(key, true, guard);
+      });
+    }
     if (
-      held !== undefined && held.room === entry.room && held.userId === entry.userId &&
-      held.rank === entry.rank
+      held !== undefined && held.name === name && held.room === entry.room &&
+      held.userId === entry.userId && held.rank === entry.rank
     ) return;
     this.#local.set(key, entry);
     this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
@@ -218,26 +250,20 @@ export class ClusterNames {
     });
   }
 
-  /** Lets go of a name this instance held, and of its guard unless another name of ours has it. */
+  /** Lets go of a name this instance held, and of its guards. */
   withdraw(name: string): void {
     const key = nameKey(name);
     if (!this.#local.delete(key)) return;
-    const { bucket } = this.#options;
-    bucket.delete(bucketKey(key)).catch((error) => {
+    this.#options.bucket.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot release the name {name}: {error}", { name, error });
     });
-    const guard = guardKey(name);
-    if (this.#guards.get(guard) !== name) return;
-    this.#guards.delete(guard);
-    bucket.delete(guard).catch((error) => {
-      log.warning("Cannot release the guard of {name}: {error}", { name, error });
-    });
+    this.#dropGuards(key, true);
   }
 
   /** Forgets a name whose session was handed to another instance (which now writes its entry). */
   handedOver(name: string): void {
     this.#local.delete(nameKey(name));
-    if (this.#guards.get(guardKey(name)) === name) this.#guards.delete(guardKey(name));
+    this.#dropGuards(nameKey(name), false);
   }
 
   /** Writes this instance's entries and guards again, before the bucket's TTL drops them. */
@@ -306,6 +332,7 @@ export class ClusterNames {
           // A name we held was taken over by another instance's claim or handover.
           if (this.#local.has(key) && bucketKey(key) === entry.key) {
             this.#local.delete(key);
+            this.#dropGuards(key, false);
             this.#options.lost(user.name);
           }
           this.#setRemote(entry.key, { ...user, revision: entry.revision });
@@ -314,7 +341,9 @@ export class ClusterNames {
           this.#options.malformed(`$KV.${this.#options.bucketName}.${entry.key}`, error);
         }
       }
-    })();
+    })().catch((error) =>
+      log.error("Stopped following {what}: {error}", { what: "the names bucket", error })
+    );
   }
 
   #entry(name: string, holder: LocalHolder): NameEntry {

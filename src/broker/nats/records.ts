@@ -78,6 +78,8 @@ export class ClusterRecords {
           this.#options.malformed(`$KV.${this.#options.bucketName}.${entry.key}`, error);
         }
       }
-    })();
+    })().catch((error) =>
+      log.error("Stopped following {what}: {error}", { what: "the moderation bucket", error })
+    );
   }
 }

@@ -299,6 +299,17 @@ export function readModerationRecord(data: string): ModerationRecord {
   }
 }
 
+/** A question for an instance: the rank of its user of this name. */
+export function readRankRequest(data: string): string {
+  return text(fields(parse(data), "a rank request"), "name", "a rank request", 256);
+}
+
+/** The answer to a {@linkcode readRankRequest}: a rank, or `undefined` when nobody has the name. */
+export function readRankReply(data: string): number | undefined {
+  const record = fields(parse(data), "a rank's answer");
+  return record.rank === null ? undefined : whole(record, "rank", "a rank's answer");
+}
+
 /** The answer to a kick sent to the target's instance. */
 export function readKickResult(data: string): KickResult {
   const result = fields(parse(data), "a kick's answer").result;
