@@ -17,6 +17,7 @@ import { watchDescriptors } from "./boot/resources.ts";
 import { createHandler } from "./http/handler.ts";
 import {
   createBroker,
+  EXIT_UNAVAILABLE,
   EXIT_USAGE,
   listen,
   loadVerifier,
@@ -34,6 +35,7 @@ Options:
   --port <number>      port to listen on, 0 for any free port (default: CHAT_PORT or the config file)
   --config-dir <path>  directory of environment folders (default: CHAT_CONFIG_DIR or config/)
   --healthcheck        ask the server configured here for /healthz; exit 0 when healthy
+  --repair             history.store kv: drop damaged records (each logged), keep the rest
   --dev                for deno task dev: a signal stops the server at once, watcher included
   --help               show this help`;
 
@@ -53,11 +55,11 @@ const log = getLogger(["chat", "server"]);
 
 function readFlags(
   args: string[],
-): ConfigFlags & { help: boolean; healthcheck: boolean; dev: boolean } {
+): ConfigFlags & { help: boolean; healthcheck: boolean; dev: boolean; repair: boolean } {
   const unknown: string[] = [];
   const flags = parseArgs(args, {
     string: ["env", "host", "port", "config-dir"],
-    boolean: ["help", "healthcheck", "dev"],
+    boolean: ["help", "healthcheck", "dev", "repair"],
     unknown: (arg: string) => {
       unknown.push(arg);
       return false;
@@ -74,6 +76,7 @@ function readFlags(
     help: flags.help,
     healthcheck: flags.healthcheck,
     dev: flags.dev,
+    repair: flags.repair,
   };
 }
 
@@ -81,7 +84,7 @@ async function healthcheck(config: Config): Promise<number> {
   return await probeHealth(config, HEALTHCHECK_TIMEOUT_MS) ? 0 : 1;
 }
 
-async function serve(config: Config, options: { dev: boolean }): Promise<void> {
+async function serve(config: Config, options: { dev: boolean; repair: boolean }): Promise<void> {
   const metrics = createMetrics();
   // Nothing may end the process unnoticed: a failure nobody awaited is logged and counted.
   globalThis.addEventListener("unhandledrejection", (event) => {
@@ -92,7 +95,7 @@ async function serve(config: Config, options: { dev: boolean }): Promise<void> {
   const staticFiles = await loadStaticFiles();
   const tls = await readTls(config);
   const verifier = await loadVerifier(config);
-  const broker = await createBroker(config, metrics);
+  const broker = await createBroker(config, metrics, { repair: options.repair });
   const { auth } = config.server;
   const chatroom = new Chatroom({
     config: config.chat,
@@ -195,30 +198,32 @@ async function serve(config: Config, options: { dev: boolean }): Promise<void> {
 
 async function main(args: string[]): Promise<number | undefined> {
   let config: Config;
-  let healthcheckOnly: boolean;
-  let devMode: boolean;
+  let flags: ReturnType<typeof readFlags>;
   try {
-    const flags = readFlags(args);
+    flags = readFlags(args);
     if (flags.help) {
       console.log(USAGE);
       return 0;
     }
-    healthcheckOnly = flags.healthcheck;
-    devMode = flags.dev;
     config = await loadConfig({ flags });
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     console.error(error.message);
     return EXIT_USAGE;
   }
-  if (healthcheckOnly) return await healthcheck(config);
+  if (flags.healthcheck) return await healthcheck(config);
   await setupLogging(config.server.log);
   try {
-    await serve(config, { dev: devMode });
+    await serve(config, { dev: flags.dev, repair: flags.repair });
   } catch (error) {
-    if (!(error instanceof StartError)) throw error;
-    console.error(error.message);
-    return error.code;
+    if (error instanceof StartError) {
+      console.error(error.message);
+      return error.code;
+    }
+    // Whatever went wrong, a server that is not listening never says it is fine.
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    console.error(`Cannot start server: ${reason}`);
+    return EXIT_UNAVAILABLE;
   }
   return undefined;
 }

@@ -9,7 +9,7 @@
 
 import { retry } from "@std/async/retry";
 import { getLogger } from "@logtape/logtape";
-import { KvStore, StoreOpenError } from "../broker/kv_store.ts";
+import { KvStore, StoreDamagedError, StoreOpenError } from "../broker/kv_store.ts";
 import { LocalBroker } from "../broker/local.ts";
 import { NatsBroker } from "../broker/nats/mod.ts";
 import type { Config } from "../config/mod.ts";
@@ -63,11 +63,26 @@ async function openStore(config: Config): Promise<KvStore> {
 export async function createBroker(
   config: Config,
   metrics: Metrics,
+  options: { readonly repair?: boolean } = {},
 ): Promise<NatsBroker | LocalBroker> {
   const { cluster, history } = config.server;
   if (cluster === undefined) {
     if (history.store === "memory") return new LocalBroker();
-    return await LocalBroker.open({ store: await openStore(config), metrics });
+    const store = await openStore(config);
+    try {
+      return await LocalBroker.open({ store, metrics, repair: options.repair });
+    } catch (error) {
+      store.close();
+      if (!(error instanceof StoreDamagedError)) throw error;
+      throw new StartError(
+        `Cannot start server as "history.path" in ${config.files.server} holds a damaged record at ${
+          JSON.stringify(error.key)
+        } (${error.message}): current value is ${
+          JSON.stringify(history.path)
+        }; move the file aside, or start once with --repair to keep what is readable`,
+        EXIT_USAGE,
+      );
+    }
   }
   const where = cluster.servers.join(", ");
   const startedAt = Date.now();

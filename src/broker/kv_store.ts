@@ -17,12 +17,33 @@
  * so removing a room's messages can never touch those of a room of the same
  * name created afterwards.
  *
+ * Crash consistency is by construction, twice over. Every batch is written
+ * in one atomic operation (the broker cuts batches to fit Deno KV's limits
+ * before it writes them), so a crash leaves each batch whole or absent. And
+ * a room's newest seq is read back from what is stored, not only from its
+ * record, so even a file written otherwise (by an older version, say) goes on
+ * after its newest stored message and never numbers a seq twice.
+ *
+ * Everything read back is decoded and checked: a damaged record stops the
+ * start ({@linkcode StoreDamagedError}), or, when repairing, is dropped and
+ * said so.
+ *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import { dirname } from "@std/path";
 import { nameKey } from "../text/names.ts";
+import { DecodeError, moderationRecord } from "./decode.ts";
+import {
+  groupByRoom,
+  NOTE_OVERHEAD_BYTES,
+  type Page,
+  type PageRange,
+  paginate,
+  storedPage,
+  storedRoom,
+} from "./kv_layout.ts";
 import type { MessageNote, ModerationRecord } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);
@@ -57,6 +78,17 @@ export interface Batch {
   readonly rooms: readonly StoredRoom[];
 }
 
+/** A record read back is not what the store writes; `key` names it, the message says why. */
+export class StoreDamagedError extends Error {
+  readonly key: Deno.KvKey;
+
+  constructor(key: Deno.KvKey, problem: string) {
+    super(problem);
+    this.name = "StoreDamagedError";
+    this.key = key;
+  }
+}
+
 /** The store could not be opened; the message says why, for the operator. */
 export class StoreOpenError extends Error {
   constructor(message: string) {
@@ -68,34 +100,14 @@ export class StoreOpenError extends Error {
 /** Deno KV takes at most 1,000 mutations and 800 KiB in one atomic operation... */
 const MAX_MUTATIONS = 900;
 const MAX_BATCH_BYTES = 600 * 1024;
-/** ...and values of at most 64 KiB. */
-const MAX_PAGE_BYTES = 48 * 1024;
-/** A generous bound on the size of a key and a note's envelope, besides its text. */
-const NOTE_OVERHEAD_BYTES = 512;
-
-/** A page as stored: its messages, the first numbered `first`, the next `first + 1`, ... */
-interface Page {
-  readonly first: number;
-  readonly notes: readonly MessageNote[];
-}
-
-/** Where a page is: its room's key and life, and the seqs it holds. */
-interface PageRange {
-  readonly first: number;
-  readonly last: number;
-}
-
-/** The upper bound of a note's stored size, in bytes. */
-function noteBytes(note: MessageNote): number {
-  return NOTE_OVERHEAD_BYTES + note.text.length * 3 + note.author.name.length * 3;
-}
-
 /** Room logs kept on disk. */
 export class KvStore {
   readonly #kv: Deno.Kv;
   readonly #historySize: number;
   /** The pages of each room life, oldest first, by `key` and `life` joined with a newline. */
   readonly #pages = new Map<string, PageRange[]>();
+  /** Keys a repairing load dropped, deleted by {@linkcode KvStore.finishRepair}. */
+  readonly #repairs: Deno.KvKey[] = [];
 
   private constructor(kv: Deno.Kv, historySize: number) {
     this.#kv = kv;
@@ -130,20 +142,55 @@ export class KvStore {
   /**
    * Everything kept, room by room, and whether writes were failing when the
    * last run ended (messages may then have been delivered and not stored).
+   * A room's newest seq is its newest stored message's when that is newer
+   * than its record. Every record is checked: a damaged one throws
+   * {@linkcode StoreDamagedError}, or, with `repair`, is deleted and logged.
    */
-  async load(): Promise<{ rooms: LoadedRoom[]; wasFailing: boolean }> {
+  async load(options: { repair?: boolean } = {}): Promise<{
+    rooms: LoadedRoom[];
+    wasFailing: boolean;
+  }> {
+    const damaged = (key: Deno.KvKey, error: unknown): void => {
+      if (!(error instanceof DecodeError)) throw error;
+      if (!options.repair) throw new StoreDamagedError(key, error.message);
+      log.warning("Repairing the store: dropped {key}, which was damaged ({problem})", {
+        key: JSON.stringify(key),
+        problem: error.message,
+      });
+      this.#repairs.push(key);
+    };
     const rooms: LoadedRoom[] = [];
-    for await (const entry of this.#kv.list<StoredRoom>({ prefix: ["room"] })) {
-      const room = entry.value;
-      const messages: StoredMessage[] = [];
+    for await (const entry of this.#kv.list({ prefix: ["room"] })) {
+      let room: StoredRoom;
+      try {
+        room = storedRoom(entry.key, entry.value);
+      } catch (error) {
+        damaged(entry.key, error);
+        continue;
+      }
       const key = entry.key[1] as string;
+      const messages: StoredMessage[] = [];
       const pages: PageRange[] = [];
-      for await (const stored of this.#kv.list<Page>({ prefix: ["msg", key, room.life] })) {
-        const { first, notes } = stored.value;
-        notes.forEach((note, index) => messages.push({ note, seq: first + index }));
-        pages.push({ first, last: first + notes.length - 1 });
+      for await (const stored of this.#kv.list({ prefix: ["msg", key, room.life] })) {
+        let page: Page;
+        try {
+          page = storedPage(stored.key, stored.value, key, pages.at(-1)?.last ?? 0);
+        } catch (error) {
+          damaged(stored.key, error);
+          continue;
+        }
+        page.notes.forEach((note, index) => messages.push({ note, seq: page.first + index }));
+        pages.push({ first: page.first, last: page.first + page.notes.length - 1 });
       }
       this.#pages.set(`${key}\n${room.life}`, pages);
+      const newest = pages.at(-1)?.last ?? 0;
+      if (newest > room.lastSeq) {
+        log.warning(
+          "Room {room}: messages up to seq {newest} were stored past its record ({recorded}); its log goes on after them",
+          { room: room.name, newest, recorded: room.lastSeq },
+        );
+        room = { ...room, lastSeq: newest };
+      }
       // A smaller history_size than last run's keeps only the newest.
       const kept = this.#historySize === 0 ? [] : messages.slice(-this.#historySize);
       rooms.push({ room, messages: kept });
@@ -152,21 +199,53 @@ export class KvStore {
     return { rooms, wasFailing: failing.versionstamp !== null };
   }
 
+  /** Deletes what a repairing load dropped; call once the rest is read. */
+  async finishRepair(): Promise<void> {
+    for (const key of this.#repairs.splice(0)) await this.#kv.delete(key);
+  }
+
   /**
-   * Writes a batch: its messages, as one page per room (more when large),
-   * the pages that fell out of each room's history, and the records of its
-   * rooms. Large batches take several atomic operations, in order; a failure
-   * throws, and what was written stays.
+   * Whether `batch` fits one atomic operation of Deno KV (mutations, bytes),
+   * as {@linkcode KvStore.commit} needs; the broker cuts batches to fit.
+   */
+  fits(batch: Batch): boolean {
+    const { writes } = this.#plan(batch);
+    return writes.length <= MAX_MUTATIONS &&
+      writes.reduce((sum, write) => sum + write.bytes, 0) <= MAX_BATCH_BYTES;
+  }
+
+  /**
+   * Writes a batch in one atomic operation: its messages, as one page per
+   * room (more when large), the pages that fell out of each room's history,
+   * and the records of its rooms. It is whole or absent after any crash; a
+   * failure throws, and nothing of it is written.
    */
   async commit(batch: Batch): Promise<void> {
+    if (!this.fits(batch)) {
+      throw new RangeError("Cannot commit a batch larger than one atomic operation");
+    }
+    const { writes, indexes } = this.#plan(batch);
+    const operation = this.#kv.atomic();
+    for (const write of writes) {
+      if (write.value === undefined) operation.delete(write.key);
+      else operation.set(write.key, write.value);
+    }
+    await this.#commitOperation(operation);
+    for (const [id, ranges] of indexes) this.#pages.set(id, ranges);
+  }
+
+  /** The writes of a batch, and the page index of each room once they are done. */
+  #plan(batch: Batch): {
+    writes: { key: Deno.KvKey; value?: unknown; bytes: number }[];
+    indexes: Map<string, PageRange[]>;
+  } {
     const writes: { key: Deno.KvKey; value?: unknown; bytes: number }[] = [];
-    /** The page index of each room as it will be once the batch is written. */
     const indexes = new Map<string, PageRange[]>();
     if (this.#historySize > 0) {
       for (const { room, messages } of groupByRoom(batch.messages)) {
         const key = nameKey(room.name);
         const id = `${key}\n${room.life}`;
-        const ranges = [...(this.#pages.get(id) ?? [])];
+        const ranges = [...(indexes.get(id) ?? this.#pages.get(id) ?? [])];
         for (const page of paginate(messages)) {
           writes.push({ key: ["msg", key, room.life, page.first], value: page, bytes: page.bytes });
           ranges.push({ first: page.first, last: page.first + page.notes.length - 1 });
@@ -184,23 +263,7 @@ export class KvStore {
     }
     // A successful write means the store works again.
     writes.push({ key: ["failing"], bytes: 0 });
-    let operation = this.#kv.atomic();
-    let mutations = 0;
-    let bytes = 0;
-    for (const write of writes) {
-      if (mutations + 1 > MAX_MUTATIONS || bytes + write.bytes > MAX_BATCH_BYTES) {
-        await this.#commitOperation(operation);
-        operation = this.#kv.atomic();
-        mutations = 0;
-        bytes = 0;
-      }
-      if (write.value === undefined) operation.delete(write.key);
-      else operation.set(write.key, write.value);
-      mutations++;
-      bytes += write.bytes;
-    }
-    await this.#commitOperation(operation);
-    for (const [id, ranges] of indexes) this.#pages.set(id, ranges);
+    return { writes, indexes };
   }
 
   /** Notes that writes are failing; best effort, as the store is failing. */
@@ -252,11 +315,23 @@ export class KvStore {
     }
   }
 
-  /** Every moderation record, by key. */
-  async loadRecords(): Promise<Map<string, ModerationRecord>> {
+  /** Every moderation record, by key, checked as {@linkcode KvStore.load} checks rooms. */
+  async loadRecords(options: { repair?: boolean } = {}): Promise<Map<string, ModerationRecord>> {
     const records = new Map<string, ModerationRecord>();
-    for await (const entry of this.#kv.list<ModerationRecord>({ prefix: ["mod"] })) {
-      records.set(entry.key[1] as string, entry.value);
+    for await (const entry of this.#kv.list({ prefix: ["mod"] })) {
+      try {
+        const key = entry.key[1];
+        if (typeof key !== "string") throw new DecodeError("a record's key is not text");
+        records.set(key, moderationRecord(entry.value));
+      } catch (error) {
+        if (!(error instanceof DecodeError)) throw error;
+        if (!options.repair) throw new StoreDamagedError(entry.key, error.message);
+        log.warning("Repairing the store: dropped {key}, which was damaged ({problem})", {
+          key: JSON.stringify(entry.key),
+          problem: error.message,
+        });
+        this.#repairs.push(entry.key);
+      }
     }
     return records;
   }
@@ -288,40 +363,4 @@ export class KvStore {
     const result = await operation.commit();
     if (!result.ok) throw new Error("a check of the write failed");
   }
-}
-
-/** The messages of a batch by room life, each room's in order, with its newest record. */
-function groupByRoom(
-  messages: Batch["messages"],
-): Iterable<{ room: StoredRoom; messages: StoredMessage[] }> {
-  const byRoom = new Map<string, { room: StoredRoom; messages: StoredMessage[] }>();
-  for (const { room, message } of messages) {
-    const id = `${room.name}\n${room.life}`;
-    const group = byRoom.get(id);
-    if (group === undefined) byRoom.set(id, { room, messages: [message] });
-    else {
-      group.messages.push(message);
-      if (room.lastSeq > group.room.lastSeq) group.room = room;
-    }
-  }
-  return byRoom.values();
-}
-
-/** Splits a room's messages into pages of consecutive seqs that fit in one value. */
-function paginate(messages: readonly StoredMessage[]): (Page & { bytes: number })[] {
-  const pages: (Page & { notes: MessageNote[]; bytes: number })[] = [];
-  let page: (Page & { notes: MessageNote[]; bytes: number }) | undefined;
-  for (const { note, seq } of messages) {
-    const size = noteBytes(note);
-    if (
-      page === undefined || seq !== page.first + page.notes.length ||
-      page.bytes + size > MAX_PAGE_BYTES
-    ) {
-      page = { first: seq, notes: [], bytes: 0 };
-      pages.push(page);
-    }
-    page.notes.push(note);
-    page.bytes += size;
-  }
-  return pages;
 }

@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
-import type { KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
+import type { Batch, KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
 import {
   type Broker,
   type BrokerHandler,
@@ -30,7 +30,10 @@ interface LogState {
   /** The epoch the room was created with; its stored messages are filed under it. */
   readonly life: string;
   epoch: string;
+  /** The seq given last (messages may be numbered and not yet stored)... */
   lastSeq: number;
+  /** ...and the newest one stored. */
+  stored: number;
   /** Set once the room is removed, so nothing more of it is stored. */
   removed: boolean;
 }
@@ -117,12 +120,15 @@ export class LocalBroker implements Broker {
    * last run ended, messages may have been delivered and not stored, so
    * every room starts a new epoch.
    */
-  static async open(options: LocalBrokerOptions): Promise<LocalBroker> {
+  static async open(
+    options: LocalBrokerOptions & { readonly repair?: boolean },
+  ): Promise<LocalBroker> {
     const broker = new LocalBroker(options);
-    if (options.store === undefined) return broker;
-    const { rooms, wasFailing } = await options.store.load();
+    const { store, repair } = options;
+    if (store === undefined) return broker;
+    const { rooms, wasFailing } = await store.load({ repair });
     for (const { room } of rooms) {
-      const roomLog: LogState = { ...room, removed: false };
+      const roomLog: LogState = { ...room, stored: room.lastSeq, removed: false };
       if (wasFailing) {
         roomLog.epoch = randomId();
         broker.#dirty.add(roomLog);
@@ -131,7 +137,8 @@ export class LocalBroker implements Broker {
     }
     broker.#loaded = rooms;
     broker.#loadedFailing = wasFailing;
-    broker.#records = await options.store.loadRecords();
+    broker.#records = await store.loadRecords({ repair });
+    if (repair) await store.finishRepair();
     return broker;
   }
 
@@ -241,49 +248,80 @@ export class LocalBroker implements Broker {
     let roomLog = this.#logs.get(key);
     if (roomLog === undefined) {
       const epoch = randomId();
-      roomLog = { name: room, life: epoch, epoch, lastSeq: 0, removed: false };
+      roomLog = { name: room, life: epoch, epoch, lastSeq: 0, stored: 0, removed: false };
       this.#logs.set(key, roomLog);
     }
     return roomLog;
   }
 
+  /**
+   * Writes and delivers what was published, a batch at a time: as much as
+   * fits one atomic write of the store (cut before it is written, so that
+   * every batch is whole or absent after a crash), delivered once written.
+   */
   async #flush(): Promise<void> {
+    const store = this.#store!;
     while (this.#queue.length > 0) {
-      const batch = this.#queue.splice(0);
-      await this.#write(batch);
-      for (const entry of batch) this.#deliver(entry);
+      let count = this.#queue.length;
+      while (count > 1 && !store.fits(this.#batchOf(this.#queue.slice(0, count)).batch)) {
+        count = Math.ceil(count / 2);
+      }
+      const entries = this.#queue.splice(0, count);
+      await this.#write(entries);
+      for (const entry of entries) this.#deliver(entry);
     }
     this.#flushing = false;
   }
 
   /**
-   * Stores the messages of `batch` and every room record not yet stored.
-   * A failure is logged, counted and told to users, never thrown: the
-   * messages are delivered anyway, from memory.
+   * What the store keeps of `entries`: their messages, and the record of
+   * each room they (or a change of epoch) touch, numbered up to the newest
+   * seq the batch stores, never past it.
    */
-  #write(batch: readonly Entry[]): Promise<void> {
+  #batchOf(entries: readonly Entry[]): { batch: Batch; newest: Map<LogState, number> } {
+    const messages = entries.filter(isMessage).filter((entry) => !entry.log.removed);
+    const newest = new Map<LogState, number>();
+    for (const roomLog of this.#dirty) newest.set(roomLog, roomLog.stored);
+    for (const { log: roomLog, seq } of messages) {
+      newest.set(roomLog, Math.max(seq, newest.get(roomLog) ?? roomLog.stored));
+    }
+    const recordOf = (roomLog: LogState): StoredRoom => {
+      const { name, life, epoch } = roomLog;
+      return { name, life, epoch, lastSeq: newest.get(roomLog) ?? roomLog.stored };
+    };
+    return {
+      batch: {
+        messages: messages.map(({ note, log: roomLog, seq }) => ({
+          room: recordOf(roomLog),
+          message: { note, seq },
+        })),
+        rooms: [...newest.keys()].map(recordOf),
+      },
+      newest,
+    };
+  }
+
+  /**
+   * Stores the messages of `entries` and every room record not yet stored,
+   * in one atomic write. A failure is logged, counted and told to users,
+   * never thrown: the messages are delivered anyway, from memory.
+   */
+  #write(entries: readonly Entry[]): Promise<void> {
     const store = this.#store;
     if (store === undefined) return Promise.resolve();
     return this.#inTurn(async () => {
-      const messages = batch.filter(isMessage).filter((entry) => !entry.log.removed);
-      if (messages.length === 0 && this.#dirty.size === 0) return;
+      const count = entries.filter(isMessage).filter((entry) => !entry.log.removed).length;
+      if (count === 0 && this.#dirty.size === 0) return;
       // A room whose messages went unsaved starts a new epoch with its next stored one.
       for (const roomLog of this.#unsaved) roomLog.epoch = randomId();
-      const rooms = new Set(this.#dirty);
-      for (const { log: roomLog } of messages) rooms.add(roomLog);
+      const { batch, newest } = this.#batchOf(entries);
       try {
-        await store.commit({
-          messages: messages.map(({ note, log: roomLog, seq }) => ({
-            room: record(roomLog),
-            message: { note, seq },
-          })),
-          rooms: [...rooms].map(record),
-        });
+        await store.commit(batch);
       } catch (error) {
         this.#metrics?.historyWriteFailures.inc();
-        this.#metrics?.historyUnsaved.inc(messages.length);
-        for (const roomLog of rooms) this.#dirty.add(roomLog);
-        for (const { log: roomLog } of messages) this.#unsaved.add(roomLog);
+        this.#metrics?.historyUnsaved.inc(count);
+        for (const roomLog of newest.keys()) this.#dirty.add(roomLog);
+        for (const entry of entries) if (isMessage(entry)) this.#unsaved.add(entry.log);
         if (this.#saving) {
           this.#saving = false;
           log.error("Cannot store room history, serving from memory: {error}", { error });
@@ -292,6 +330,7 @@ export class LocalBroker implements Broker {
         }
         return;
       }
+      for (const [roomLog, seq] of newest) roomLog.stored = seq;
       this.#dirty.clear();
       this.#unsaved.clear();
       if (!this.#saving) {
@@ -326,10 +365,4 @@ export class LocalBroker implements Broker {
     }).finally(() => this.#cleanups.delete(running));
     this.#cleanups.add(running);
   }
-}
-
-/** What the store keeps of a log. */
-function record(roomLog: LogState): StoredRoom {
-  const { name, life, epoch, lastSeq } = roomLog;
-  return { name, life, epoch, lastSeq };
 }

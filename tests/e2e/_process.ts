@@ -44,6 +44,8 @@ export interface ServerProcessOptions {
   maxOpenFiles?: number;
   /** Run with `--allow-all` instead of the permissions `deno task start` grants. */
   allowAll?: boolean;
+  /** Flags for the server, such as `--repair`. */
+  args?: string[];
 }
 
 /** Starts the test environment's server and waits until it listens. */
@@ -57,6 +59,7 @@ export async function startServerProcess(
     ...(options.allowAll ? ["--allow-all"] : START_PERMISSIONS),
     "--unstable-kv",
     "src/main.ts",
+    ...(options.args ?? []),
   ];
   const command = options.maxOpenFiles === undefined
     ? run

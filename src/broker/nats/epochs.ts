@@ -10,7 +10,8 @@ import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
 import { nameKey } from "../../text/names.ts";
 import { randomId } from "../types.ts";
-import { bucketKey, decodeBucketKey, WireError } from "./wire.ts";
+import { DecodeError } from "../decode.ts";
+import { bucketKey, decodeBucketKey } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -71,7 +72,7 @@ export class ClusterEpochs {
           const key = decodeBucketKey(entry.key);
           if (entry.operation !== "PUT") continue;
           const epoch = entry.string();
-          if (!/^[0-9a-f]{8}$/.test(epoch)) throw new WireError("an epoch is not 8 hex digits");
+          if (!/^[0-9a-f]{8}$/.test(epoch)) throw new DecodeError("an epoch is not 8 hex digits");
           this.#epochs.set(key, epoch);
         } catch (error) {
           malformed(`$KV.${bucketName}.${entry.key}`, error);

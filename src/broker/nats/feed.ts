@@ -13,7 +13,8 @@ import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from "@nat
 import type { ConsumerMessages } from "@nats-io/jetstream";
 import { roomToken } from "./publisher.ts";
 import type { RoomNote } from "../types.ts";
-import { readRoomNotes, type RoomBatch, WireError } from "./wire.ts";
+import { DecodeError } from "../decode.ts";
+import { readRoomNotes, type RoomBatch } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -35,7 +36,7 @@ export interface RoomFeedOptions {
    */
   readonly deliver: (notes: RoomNote[], seq: number, live: boolean) => void;
   /** A stream message that could not be read, and why. */
-  readonly malformed: (subject: string, error: WireError) => void;
+  readonly malformed: (subject: string, error: DecodeError) => void;
   /**
    * Messages the stream dropped (it keeps so many per room) before this
    * feed read them, found by the numbers their publishers gave them.
@@ -131,7 +132,7 @@ export class RoomFeed {
           if (message.subject.endsWith(".m")) this.#count(batch);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);
         } catch (error) {
-          if (!(error instanceof WireError)) throw error;
+          if (!(error instanceof DecodeError)) throw error;
           this.#options.malformed(message.subject, error);
         }
         if (message.info.pending === 0) this.#catchUp();

@@ -8,15 +8,8 @@
  */
 
 import { nameKey } from "../../text/names.ts";
-import type {
-  Author,
-  KickNote,
-  KickResult,
-  ModerationRecord,
-  PresenceNotice,
-  PrivateNote,
-  RoomNote,
-} from "../types.ts";
+import { DecodeError, fields, moderationRecord, roomNote, text, whole } from "../decode.ts";
+import type { KickNote, KickResult, ModerationRecord, PrivateNote, RoomNote } from "../types.ts";
 
 /** KV keys allow only a few characters, so keys are stored base64url-encoded. */
 export function bucketKey(key: string): string {
@@ -40,14 +33,6 @@ export interface RoomBatch {
   readonly notes: RoomNote[];
   readonly from?: string;
   readonly n?: number;
-}
-
-/** A cluster message that could not be read. */
-export class WireError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "WireError";
-  }
 }
 
 /** What the names bucket holds for each name. */
@@ -75,92 +60,17 @@ export type TakeoverReply =
   | { readonly ok: true; readonly room: string; readonly privates: readonly PrivateNote[] }
   | { readonly ok: false };
 
-type Fields = Record<string, unknown>;
-
 function parse(data: string): unknown {
   try {
     return JSON.parse(data);
   } catch {
-    throw new WireError("not JSON");
+    throw new DecodeError("not JSON");
   }
 }
 
-function fields(value: unknown, what: string): Fields {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new WireError(`${what} is not an object`);
-  }
-  return value as Fields;
-}
-
-function text(record: Fields, key: string, what: string, max = 1_000_000): string {
-  const value = record[key];
-  if (typeof value !== "string" || value.length > max) {
-    throw new WireError(`${what} needs a string "${key}"`);
-  }
-  return value;
-}
-
-function whole(record: Fields, key: string, what: string): number {
-  const value = record[key];
-  if (!Number.isSafeInteger(value)) throw new WireError(`${what} needs a whole number "${key}"`);
-  return value as number;
-}
-
-function author(value: unknown): Author {
-  const record = fields(value, "an author");
-  return {
-    instance: text(record, "instance", "an author", 64),
-    userId: whole(record, "userId", "an author"),
-    name: text(record, "name", "an author", 256),
-  };
-}
-
-const NOTICES = new Set<string>(
-  [
-    "connected",
-    "disconnected",
-    "joined",
-    "left",
-    "renamed",
-    "kicked",
-    "banned",
-  ] satisfies PresenceNotice[],
-);
-const ACTIONS = new Set(["join", "leave", "rename"]);
-
-/** One room note, checked. */
-function roomNote(value: unknown): RoomNote {
-  const record = fields(value, "a room note");
-  const common = {
-    room: text(record, "room", "a room note", 256),
-    id: text(record, "id", "a room note", 128),
-    sentAt: whole(record, "sentAt", "a room note"),
-    author: author(record.author),
-  };
-  if (record.kind === "message") {
-    const emote = record.emote;
-    if (typeof emote !== "boolean") throw new WireError('a message needs a boolean "emote"');
-    return { kind: "message", ...common, text: text(record, "text", "a message"), emote };
-  }
-  if (record.kind === "presence") {
-    const action = text(record, "action", "a presence note", 16);
-    const notice = text(record, "notice", "a presence note", 16);
-    if (!ACTIONS.has(action) || !NOTICES.has(notice)) {
-      throw new WireError("a presence note has an unknown action or notice");
-    }
-    const optional = (key: string, max: number): string | undefined =>
-      record[key] === undefined ? undefined : text(record, key, "a presence note", max);
-    return {
-      kind: "presence",
-      ...common,
-      action: action as "join" | "leave" | "rename",
-      notice: notice as PresenceNotice,
-      oldName: optional("oldName", 256),
-      by: optional("by", 256),
-      reason: optional("reason", 4096),
-    };
-  }
-  throw new WireError('a room note needs a "kind" of message or presence');
+/** A moderation record from the shared bucket, checked. */
+export function readModerationRecord(data: string): ModerationRecord {
+  return moderationRecord(parse(data));
 }
 
 /** A batch of room notes of `room`, as one stream message holds them. */
@@ -171,19 +81,19 @@ export function readRoomNotes(data: string, room: string): RoomBatch {
   const { notes: list, from, n } = fields(value, "a batch of room notes");
   const notes = readNotes(list, room);
   if (typeof from !== "string" || from === "" || !Number.isSafeInteger(n) || (n as number) < 1) {
-    throw new WireError("a batch's number is not an instance and a count from 1");
+    throw new DecodeError("a batch's number is not an instance and a count from 1");
   }
   return { notes, from, n: n as number };
 }
 
 function readNotes(list: unknown, room: string): RoomNote[] {
   if (!Array.isArray(list) || list.length === 0) {
-    throw new WireError("a batch of room notes is not a list");
+    throw new DecodeError("a batch of room notes is not a list");
   }
   const notes = list.map(roomNote);
   const key = nameKey(room);
   if (notes.some((note) => note.room !== room && nameKey(note.room) !== key)) {
-    throw new WireError("a batch holds a note of another room");
+    throw new DecodeError("a batch holds a note of another room");
   }
   return notes;
 }
@@ -227,7 +137,7 @@ export function readKickNote(data: string): KickNote {
   const record = fields(parse(data), "a kick");
   const notice = record.notice;
   if (notice !== "kicked" && notice !== "banned") {
-    throw new WireError('a kick needs a "notice" of kicked or banned');
+    throw new DecodeError('a kick needs a "notice" of kicked or banned');
   }
   return {
     name: text(record, "name", "a kick", 256),
@@ -236,67 +146,6 @@ export function readKickNote(data: string): KickNote {
     reason: text(record, "reason", "a kick", 4096),
     notice,
   };
-}
-
-/** A moderation record from the shared bucket, checked. */
-export function readModerationRecord(data: string): ModerationRecord {
-  const record = fields(parse(data), "a moderation record");
-  const by = text(record, "by", "a moderation record", 256);
-  const at = whole(record, "at", "a moderation record");
-  const rank = (): number => whole(record, "byRank", "a moderation record");
-  switch (record.kind) {
-    case "ban": {
-      const name = record.name === undefined ? undefined : text(record, "name", "a ban", 256);
-      const address = record.address === undefined
-        ? undefined
-        : text(record, "address", "a ban", 64);
-      if (name === undefined && address === undefined) {
-        throw new WireError('a ban needs a "name" or an "address"');
-      }
-      return {
-        kind: "ban",
-        name,
-        address,
-        for: record.for === undefined ? undefined : text(record, "for", "a ban", 256),
-        until: whole(record, "until", "a ban"),
-        reason: text(record, "reason", "a ban", 4096),
-        by,
-        byRank: rank(),
-        at,
-      };
-    }
-    case "mute": {
-      const name = record.name === undefined ? undefined : text(record, "name", "a mute", 256);
-      const address = record.address === undefined
-        ? undefined
-        : text(record, "address", "a mute", 64);
-      if (name === undefined && address === undefined) {
-        throw new WireError('a mute needs a "name" or an "address"');
-      }
-      return {
-        kind: "mute",
-        name,
-        address,
-        for: record.for === undefined ? undefined : text(record, "for", "a mute", 256),
-        until: whole(record, "until", "a mute"),
-        reason: text(record, "reason", "a mute", 4096),
-        by,
-        byRank: rank(),
-        at,
-      };
-    }
-    case "room":
-      return {
-        kind: "room",
-        room: text(record, "room", "room settings", 256),
-        topic: text(record, "topic", "room settings", 4096),
-        slow: whole(record, "slow", "room settings"),
-        by,
-        at,
-      };
-    default:
-      throw new WireError('a moderation record needs a "kind" of ban, mute or room');
-  }
 }
 
 /** A question for an instance: the rank of its user of this name. */
@@ -314,14 +163,14 @@ export function readRankReply(data: string): number | undefined {
 export function readKickResult(data: string): KickResult {
   const result = fields(parse(data), "a kick's answer").result;
   if (result === "done" || result === "outranked" || result === "not_found") return result;
-  throw new WireError('a kick\'s answer needs a "result" of done, outranked or not_found');
+  throw new DecodeError('a kick\'s answer needs a "result" of done, outranked or not_found');
 }
 
 export function readTakeoverReply(data: string): TakeoverReply {
   const record = fields(parse(data), "a takeover reply");
   if (record.ok !== true) return { ok: false };
   const privates = record.privates;
-  if (!Array.isArray(privates)) throw new WireError('a takeover reply needs a list "privates"');
+  if (!Array.isArray(privates)) throw new DecodeError('a takeover reply needs a list "privates"');
   return {
     ok: true,
     room: text(record, "room", "a takeover reply", 256),

@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
-import { readRoomNotes, WireError } from "../../../src/broker/nats/wire.ts";
+import { DecodeError } from "../../../src/broker/decode.ts";
+import { readRoomNotes } from "../../../src/broker/nats/wire.ts";
 
 const note = {
   kind: "message",
@@ -32,7 +33,7 @@ Deno.test("readRoomNotes: numbered batches, bare lists, and what is refused", as
     ] as const
   ) {
     await t.step(`refused: ${what}`, () => {
-      assertThrows(() => readRoomNotes(JSON.stringify(data), "lobby"), WireError);
+      assertThrows(() => readRoomNotes(JSON.stringify(data), "lobby"), DecodeError);
     });
   }
 });

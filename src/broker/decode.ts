@@ -1,0 +1,160 @@
+/**
+ * The decoders of what a broker reads from outside the process, field by
+ * field: what other instances send through NATS (`nats/wire.ts`) and what
+ * the history store reads back from its file (`kv_store.ts`). Anything that
+ * does not fit is refused with a {@linkcode DecodeError} saying why, never
+ * cast and never allowed to throw further in.
+ *
+ * @module
+ */
+
+import type { Author, ModerationRecord, PresenceNotice, RoomNote } from "./types.ts";
+
+/** Data from outside that could not be read. */
+export class DecodeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DecodeError";
+  }
+}
+
+export type Fields = Record<string, unknown>;
+
+export function fields(value: unknown, what: string): Fields {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new DecodeError(`${what} is not an object`);
+  }
+  return value as Fields;
+}
+
+export function text(record: Fields, key: string, what: string, max = 1_000_000): string {
+  const value = record[key];
+  if (typeof value !== "string" || value.length > max) {
+    throw new DecodeError(`${what} needs a string "${key}"`);
+  }
+  return value;
+}
+
+export function whole(record: Fields, key: string, what: string): number {
+  const value = record[key];
+  if (!Number.isSafeInteger(value)) throw new DecodeError(`${what} needs a whole number "${key}"`);
+  return value as number;
+}
+
+function author(value: unknown): Author {
+  const record = fields(value, "an author");
+  return {
+    instance: text(record, "instance", "an author", 64),
+    userId: whole(record, "userId", "an author"),
+    name: text(record, "name", "an author", 256),
+  };
+}
+
+const NOTICES = new Set<string>(
+  [
+    "connected",
+    "disconnected",
+    "joined",
+    "left",
+    "renamed",
+    "kicked",
+    "banned",
+  ] satisfies PresenceNotice[],
+);
+const ACTIONS = new Set(["join", "leave", "rename"]);
+
+/** One room note, checked. */
+export function roomNote(value: unknown): RoomNote {
+  const record = fields(value, "a room note");
+  const common = {
+    room: text(record, "room", "a room note", 256),
+    id: text(record, "id", "a room note", 128),
+    sentAt: whole(record, "sentAt", "a room note"),
+    author: author(record.author),
+  };
+  if (record.kind === "message") {
+    const emote = record.emote;
+    if (typeof emote !== "boolean") throw new DecodeError('a message needs a boolean "emote"');
+    return { kind: "message", ...common, text: text(record, "text", "a message"), emote };
+  }
+  if (record.kind === "presence") {
+    const action = text(record, "action", "a presence note", 16);
+    const notice = text(record, "notice", "a presence note", 16);
+    if (!ACTIONS.has(action) || !NOTICES.has(notice)) {
+      throw new DecodeError("a presence note has an unknown action or notice");
+    }
+    const optional = (key: string, max: number): string | undefined =>
+      record[key] === undefined ? undefined : text(record, key, "a presence note", max);
+    return {
+      kind: "presence",
+      ...common,
+      action: action as "join" | "leave" | "rename",
+      notice: notice as PresenceNotice,
+      oldName: optional("oldName", 256),
+      by: optional("by", 256),
+      reason: optional("reason", 4096),
+    };
+  }
+  throw new DecodeError('a room note needs a "kind" of message or presence');
+}
+
+/** A moderation record, checked. */
+export function moderationRecord(value: unknown): ModerationRecord {
+  const record = fields(value, "a moderation record");
+  const by = text(record, "by", "a moderation record", 256);
+  const at = whole(record, "at", "a moderation record");
+  const rank = (): number => whole(record, "byRank", "a moderation record");
+  switch (record.kind) {
+    case "ban": {
+      const name = record.name === undefined ? undefined : text(record, "name", "a ban", 256);
+      const address = record.address === undefined
+        ? undefined
+        : text(record, "address", "a ban", 64);
+      if (name === undefined && address === undefined) {
+        throw new DecodeError('a ban needs a "name" or an "address"');
+      }
+      return {
+        kind: "ban",
+        name,
+        address,
+        for: record.for === undefined ? undefined : text(record, "for", "a ban", 256),
+        until: whole(record, "until", "a ban"),
+        reason: text(record, "reason", "a ban", 4096),
+        by,
+        byRank: rank(),
+        at,
+      };
+    }
+    case "mute": {
+      const name = record.name === undefined ? undefined : text(record, "name", "a mute", 256);
+      const address = record.address === undefined
+        ? undefined
+        : text(record, "address", "a mute", 64);
+      if (name === undefined && address === undefined) {
+        throw new DecodeError('a mute needs a "name" or an "address"');
+      }
+      return {
+        kind: "mute",
+        name,
+        address,
+        for: record.for === undefined ? undefined : text(record, "for", "a mute", 256),
+        until: whole(record, "until", "a mute"),
+        reason: text(record, "reason", "a mute", 4096),
+        by,
+        byRank: rank(),
+        at,
+      };
+    }
+    case "room":
+      return {
+        kind: "room",
+        room: text(record, "room", "room settings", 256),
+        topic: text(record, "topic", "room settings", 4096),
+        slow: whole(record, "slow", "room settings"),
+        by,
+        at,
+      };
+    default:
+      throw new DecodeError('a moderation record needs a "kind" of ban, mute or room');
+  }
+}
