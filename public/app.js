@@ -226,6 +226,7 @@ function handle(event) {
       show(view.messages, event, "gap", event.text);
       break;
     case "message":
+      noteEpoch(event.room, event.epoch);
       noteSeen(event.room, event.seq);
       show(view.messages, event, classesOf(event), event.text, event.from);
       break;

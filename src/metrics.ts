@@ -104,6 +104,7 @@ export interface Metrics {
   readonly errors: Counter;
   readonly historyWriteFailures: Counter;
   readonly historyUnsaved: Counter;
+  readonly historyConflicts: Counter;
   readonly sessionsResumed: Counter;
   readonly sessionsExpired: Counter;
   readonly clusterPublishFailures: Counter;
@@ -175,6 +176,10 @@ export function createMetrics(): Metrics {
     historyUnsaved: new Counter(
       "chat_history_unsaved_messages_total",
       "Messages delivered without being stored, because writing failed.",
+    ),
+    historyConflicts: new Counter(
+      "chat_history_conflicts_total",
+      "Messages numbered with a seq their room already held for another message (delivered anyway).",
     ),
     sessionsResumed: new Counter(
       "chat_sessions_resumed_total",

@@ -75,6 +75,7 @@ const message: MessageEvent = {
   text: "hi",
   seq: 3,
   emote: false,
+  epoch: "e1",
 };
 
 Deno.test("v2 decodes every request", () => {
@@ -268,7 +269,15 @@ Deno.test("v2 explains what is wrong with a malformed frame", () => {
 Deno.test("v2 encodes every event type", () => {
   const common = { id: "7", sentAt: SENT_AT };
   const cases: [ChatEvent, Record<string, unknown>][] = [
-    [message, { type: "message", ...common, room: "lobby", from: "Ann", text: "hi", seq: 3 }],
+    [message, {
+      type: "message",
+      ...common,
+      room: "lobby",
+      epoch: "e1",
+      from: "Ann",
+      text: "hi",
+      seq: 3,
+    }],
     [
       { ...message, type: "history", origin: "HISTORY", emote: true, epoch: "e1" },
       {
@@ -299,15 +308,32 @@ Deno.test("v2 encodes every event type", () => {
       { type: "private", ...common, from: "Ann", to: "Bob", text: "psst" },
     ],
     [
-      { ...base, type: "presence", action: "join", room: "lobby", from: "Ann" },
-      { type: "presence", ...common, room: "lobby", action: "join", from: "Ann", text: "shown" },
-    ],
-    [
-      { ...base, type: "presence", action: "rename", room: "lobby", from: "Zed", oldName: "Ann" },
+      { ...base, type: "presence", action: "join", room: "lobby", epoch: "e1", from: "Ann" },
       {
         type: "presence",
         ...common,
         room: "lobby",
+        epoch: "e1",
+        action: "join",
+        from: "Ann",
+        text: "shown",
+      },
+    ],
+    [
+      {
+        ...base,
+        type: "presence",
+        action: "rename",
+        room: "lobby",
+        epoch: "e1",
+        from: "Zed",
+        oldName: "Ann",
+      },
+      {
+        type: "presence",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
         action: "rename",
         from: "Zed",
         oldName: "Ann",
@@ -315,6 +341,10 @@ Deno.test("v2 encodes every event type", () => {
       },
     ],
     [{ ...base, type: "system", text: "pong!" }, { type: "system", ...common, text: "pong!" }],
+    [
+      { ...base, type: "system", room: "lobby", epoch: "e1", text: "Topic: tea" },
+      { type: "system", ...common, room: "lobby", epoch: "e1", text: "Topic: tea" },
+    ],
     [
       { ...base, type: "error", code: "usage", text: "Usage: !me <action>" },
       { type: "error", ...common, code: "usage", text: "Usage: !me <action>" },

@@ -183,6 +183,7 @@ export class Chatroom {
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach(createDeliveries({
       broker,
+      metrics,
       events,
       users,
       rooms,
@@ -393,6 +394,6 @@ export class Chatroom {
   #sendTopic(user: User, room: Room<User>): void {
     const topic = this.#moderation.settings.topicOf(room.name);
     if (topic === undefined) return;
-    user.sink.send(this.#events.system("topic", { room: room.name, topic }, room.name));
+    user.sink.send(this.#events.system("topic", { room: room.name, topic }, room));
   }
 }

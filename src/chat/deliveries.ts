@@ -17,6 +17,7 @@ import type {
   PrivateNote,
   RoomNote,
 } from "../broker/types.ts";
+import type { Metrics } from "../metrics.ts";
 import type { ChatEvent } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Moderation } from "./moderation.ts";
@@ -31,6 +32,7 @@ const log = getLogger(["chat", "room"]);
 /** What {@linkcode createDeliveries} works with, shared with the chatroom. */
 export interface DeliveriesOptions {
   readonly broker: Broker;
+  readonly metrics: Metrics;
   readonly events: EventFactory;
   readonly users: UserDirectory;
   readonly rooms: RoomDirectory<User>;
@@ -40,7 +42,7 @@ export interface DeliveriesOptions {
 
 /** The handler the chatroom attaches to its broker. */
 export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
-  const { broker, events, users, rooms, sessions, moderation } = options;
+  const { broker, events, metrics, users, rooms, sessions, moderation } = options;
 
   /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
   const broadcast = (room: Room<User>, event: ChatEvent, except?: User): void => {
@@ -73,14 +75,26 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
       const author = localAuthor(note.author);
       if (note.kind === "message") {
         const { epoch = room.epoch, seq = room.nextSeq } = position ?? {};
-        const message = events.message(note, room.name, seq);
-        // A message seen before (delivered again after a reconnect) is not news.
-        if (!room.append(message, epoch)) return;
+        const message = events.message(note, room.name, seq, epoch);
+        if (!room.append(message, epoch)) {
+          const kept = room.keptAt(seq);
+          // A message seen before (delivered again after a reconnect) is not news.
+          if (kept === undefined || kept.id === note.id) return;
+          // Another message under a seq the room holds: a broken promise, said and counted,
+          // and the message still reaches everyone rather than vanishing.
+          metrics.historyConflicts.inc();
+          log.error("Room {room} already holds seq {seq} ({kept}); {id} was numbered with it", {
+            room: room.name,
+            seq,
+            kept: kept.id,
+            id: note.id,
+          });
+        }
         broadcast(room, message, author);
         author?.sink.send(message, true);
         return;
       }
-      const event = events.presence(note, room.name);
+      const event = events.presence(note, room.name, room.epoch);
       // A rename is news to the renamed user too; an arrival or departure is not.
       broadcast(room, event, note.action === "rename" ? undefined : author);
     },

@@ -93,10 +93,11 @@ export class EventFactory {
     };
   }
 
-  /** A notice or a command's answer; `room` when it is about one room. */
-  system<K extends MessageKey>(key: K, values: MessageValues<K>, room?: string): SystemEvent {
+  /** A notice or a command's answer; `room` when it is about one room (with its log's epoch). */
+  system<K extends MessageKey>(key: K, values: MessageValues<K>, room?: RoomLike): SystemEvent {
     const text = this.text(key, values);
-    return { ...this.#base("SERVER", text), type: "system", text, room };
+    const event = { ...this.#base("SERVER", text), type: "system" as const, text };
+    return room === undefined ? event : { ...event, room: room.name, epoch: room.epoch };
   }
 
   /** A request that could not be done: a stable `code`, and the configured text `key`. */
@@ -157,16 +158,29 @@ export class EventFactory {
     return { ...this.#base("SERVER", body), type: "help", commands };
   }
 
-  /** A message said in `room`, where it is number `seq`. */
-  message(note: MessageNote, room: string, seq: number): MessageEvent {
+  /** A message said in `room`, where it is number `seq` of the log's `epoch`. */
+  message(note: MessageNote, room: string, seq: number, epoch: string): MessageEvent {
     const { id, sentAt, author: { name: from }, text, emote } = note;
     const body = emote
       ? this.text("emote", { name: from, action: text })
       : this.text("chat", { name: from, message: text });
-    return { type: "message", id, sentAt, origin: "USER", body, room, from, text, seq, emote };
+    return {
+      type: "message",
+      id,
+      sentAt,
+      origin: "USER",
+      body,
+      room,
+      from,
+      text,
+      seq,
+      emote,
+      epoch,
+    };
   }
 
-  presence(note: PresenceNote, room: string): PresenceEvent {
+  /** Someone arrived in, left or was renamed in `room`, whose log is in `epoch`. */
+  presence(note: PresenceNote, room: string, epoch: string): PresenceEvent {
     const { author: { name }, notice, action, oldName, by, reason } = note;
     const body = notice === "renamed"
       ? this.text("renamed", { old: oldName ?? name, new: name })
@@ -186,6 +200,7 @@ export class EventFactory {
       action,
       room,
       from: name,
+      epoch,
       oldName,
     };
     return by === undefined ? event : { ...event, by, reason: reason ?? NO_REASON };

@@ -73,11 +73,13 @@ export class ModeratorCommands {
     if (request.text !== undefined) {
       return quietly(moderation.setRoom(actor, room, { topic: request.text }));
     }
+    const user = actor.user;
+    if (user === undefined) return DONE;
     const topic = moderation.settings.topicOf(room);
-    actor.user?.sink.send(
+    user.sink.send(
       topic === undefined
-        ? events.system("no_topic", { room }, room)
-        : events.system("topic", { room, topic }, room),
+        ? events.system("no_topic", { room }, user.room)
+        : events.system("topic", { room, topic }, user.room),
     );
     return DONE;
   }

@@ -322,7 +322,7 @@ export class Requests {
     const room = user.room;
     const messages = room.recent(count);
     if (messages.length === 0) {
-      user.sink.send(this.#options.events.system("history_empty", { room: room.name }, room.name));
+      user.sink.send(this.#options.events.system("history_empty", { room: room.name }, room));
     }
     for (const message of messages) user.sink.send(asHistory(message, room.epoch));
     return DONE;

@@ -96,6 +96,23 @@ export class Room<M> {
     return [...history.slice(this.#oldest), ...history.slice(0, this.#oldest)];
   }
 
+  /** The kept message numbered `seq`, if it is still kept. */
+  keptAt(seq: number): MessageEvent | undefined {
+    const history = this.#history;
+    const kept = history.length;
+    // The kept messages ascend by seq from #oldest round the ring.
+    let low = 0;
+    let high = kept;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      const message = history[(this.#oldest + middle) % kept];
+      if (message.seq === seq) return message;
+      if (message.seq < seq) low = middle + 1;
+      else high = middle;
+    }
+    return undefined;
+  }
+
   /**
    * When the newest kept message said after `since` (ms since the Unix
    * epoch) by someone `isAuthor` accepts was said, if there is one.

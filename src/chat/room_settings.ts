@@ -93,15 +93,15 @@ export class RoomSettings {
     if (topic !== (previous?.topic ?? "")) {
       notices.push(
         topic === ""
-          ? events.system("topic_cleared", { by, room: room.name }, room.name)
-          : events.system("topic_set", { by, room: room.name, topic }, room.name),
+          ? events.system("topic_cleared", { by, room: room.name }, room)
+          : events.system("topic_set", { by, room: room.name, topic }, room),
       );
     }
     if (slow !== (previous?.slow ?? 0)) {
       notices.push(
         slow === 0
-          ? events.system("slow_off", { by, room: room.name }, room.name)
-          : events.system("slow_set", { by, room: room.name, seconds: String(slow) }, room.name),
+          ? events.system("slow_off", { by, room: room.name }, room)
+          : events.system("slow_set", { by, room: room.name, seconds: String(slow) }, room),
       );
     }
     for (const member of room.members) {

@@ -37,10 +37,10 @@ export type V2Input =
 function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
   if (event.type === "message") {
     // The hot path: one object literal, no spread.
-    const { type, id, room, from, text, seq } = event;
+    const { type, id, room, epoch, from, text, seq } = event;
     return event.emote
-      ? { type, id, sentAt, room, from, text, seq, emote: true }
-      : { type, id, sentAt, room, from, text, seq };
+      ? { type, id, sentAt, room, epoch, from, text, seq, emote: true }
+      : { type, id, sentAt, room, epoch, from, text, seq };
   }
   if (event.type === "history") {
     const { type, id, room, epoch, from, text, seq } = event;
@@ -57,15 +57,16 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
     case "private":
       return { ...base, from: event.from, to: event.to, text: event.text };
     case "presence": {
-      const { room, action, from, oldName, by, reason } = event;
-      if (oldName !== undefined) return { ...base, room, action, from, oldName, text: event.body };
-      if (by !== undefined) return { ...base, room, action, from, by, reason, text: event.body };
-      return { ...base, room, action, from, text: event.body };
+      const { room, epoch, action, from, oldName, by, reason } = event;
+      const presence = { ...base, room, epoch, action, from };
+      if (oldName !== undefined) return { ...presence, oldName, text: event.body };
+      if (by !== undefined) return { ...presence, by, reason, text: event.body };
+      return { ...presence, text: event.body };
     }
     case "system":
       return event.room === undefined
         ? { ...base, text: event.text }
-        : { ...base, room: event.room, text: event.text };
+        : { ...base, room: event.room, epoch: event.epoch, text: event.text };
     case "error":
       return { ...base, code: event.code, text: event.text };
     case "rooms":

@@ -55,8 +55,8 @@ export interface MessageEvent extends EventBase {
   /** Position in the room's log, within its epoch. */
   readonly seq: number;
   readonly emote: boolean;
-  /** The epoch of the room's log, on messages replayed from history. */
-  readonly epoch?: string;
+  /** The epoch of the room's log the seq counts in: keep it with the seq, to resume. */
+  readonly epoch: string;
 }
 
 /** The first event of a session. */
@@ -85,6 +85,8 @@ export interface PresenceEvent extends EventBase {
   readonly room: string;
   /** The (new) name of the user concerned. */
   readonly from: string;
+  /** The epoch of the room's log now. */
+  readonly epoch: string;
   /** The old name, for `rename`. */
   readonly oldName?: string;
   /** The moderator who removed the user, for a `leave` that was a kick or a ban... */
@@ -97,7 +99,10 @@ export interface PresenceEvent extends EventBase {
 export interface SystemEvent extends EventBase {
   readonly type: "system";
   readonly text: string;
+  /** The room it is about, if any... */
   readonly room?: string;
+  /** ...and the epoch of that room's log now. */
+  readonly epoch?: string;
 }
 
 /** Something the client asked for could not be done. */

@@ -6,7 +6,9 @@
  */
 
 import { assertEquals } from "@std/assert";
+import type { MessageNote } from "../../src/broker/types.ts";
 import type { Chatroom } from "../../src/chat/mod.ts";
+import { createMetrics } from "../../src/metrics.ts";
 import type { ChatEvent } from "../../src/vocabulary/events.ts";
 import type { User } from "../../src/chat/user.ts";
 import { FakeCluster } from "../_fake_cluster.ts";
@@ -164,4 +166,36 @@ Deno.test("a session moves to the instance its account connects to", async () =>
       "Your token was refused: the name ANN is too like Ann's, who is connected",
     ]]);
   }
+});
+
+Deno.test("a seq the room already holds for another message: said, counted, never dropped", async () => {
+  const cluster = new FakeCluster();
+  const metrics = createMetrics();
+  const chatroom = createTestChatroom({ broker: cluster.join(), metrics });
+  const { sink, user } = await userOn(chatroom, "Ann");
+  receive(chatroom, user, "first");
+  await sink.waitFor((event) => event.type === "message", "the first message");
+  const handler = cluster.handlerOf("i1");
+  const position = { epoch: cluster.logOf("lobby").epoch, seq: 1 };
+  const note = (id: string, text: string): MessageNote => ({
+    kind: "message",
+    room: "lobby",
+    id,
+    sentAt: 0,
+    author: { instance: "i9", userId: 1, name: "Zed" },
+    text,
+    emote: false,
+  });
+  const first = sink.events.find((event) => event.type === "message")!;
+
+  // The same message again (a redelivery after a reconnect) is not news.
+  sink.take();
+  handler.deliverRoomNote(note(first.id, "first"), position);
+  assertEquals(sink.take(), []);
+  assertEquals(metrics.historyConflicts.get(), 0);
+
+  // Another message under the same seq reaches the room, and the conflict is counted.
+  handler.deliverRoomNote(note("other", "numbered twice"), position);
+  assertEquals(sink.take().map(([, body]) => body), ["Zed: numbered twice"]);
+  assertEquals(metrics.historyConflicts.get(), 1);
 });

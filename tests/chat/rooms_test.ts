@@ -23,6 +23,7 @@ function message(seq: number): MessageEvent {
     text: String(seq),
     seq,
     emote: false,
+    epoch: "e1",
   };
 }
 

@@ -65,6 +65,7 @@ Deno.test("v2: every event type", async (t) => {
       assertEquals(await nextStripped(ann), {
         type: "presence",
         room: "lobby",
+        epoch: welcome.epoch,
         action: "join",
         from: "Bob",
         text: "Bob has connected!",
@@ -73,7 +74,14 @@ Deno.test("v2: every event type", async (t) => {
 
     await t.step("message, to the others and to the sender", async () => {
       send(ann, { type: "say", text: "hello" });
-      const expected = { type: "message", room: "lobby", from: "Ann", text: "hello", seq: 1 };
+      const expected = {
+        type: "message",
+        room: "lobby",
+        epoch: welcome.epoch,
+        from: "Ann",
+        text: "hello",
+        seq: 1,
+      };
       const atBob = await bob.next();
       const atAnn = await ann.next();
       assertEquals(strip(atBob), expected);
@@ -86,6 +94,7 @@ Deno.test("v2: every event type", async (t) => {
       assertEquals(await nextStripped(ann), {
         type: "message",
         room: "lobby",
+        epoch: welcome.epoch,
         from: "Bob",
         text: "waves",
         seq: 2,
@@ -171,6 +180,7 @@ Deno.test("v2: every event type", async (t) => {
       const expected = {
         type: "presence",
         room: "lobby",
+        epoch: welcome.epoch,
         action: "rename",
         from: "Bobby",
         oldName: "Bob",
@@ -194,6 +204,7 @@ Deno.test("v2: every event type", async (t) => {
       assertEquals(await nextStripped(ann), {
         type: "presence",
         room: "lobby",
+        epoch: welcome.epoch,
         action: "leave",
         from: "Bobby",
         text: "Bobby has left lobby",
@@ -230,13 +241,14 @@ Deno.test("v2: a first frame other than hello starts a plain session", async () 
 
 Deno.test("v2 and text clients share a room, each in its own format", async () => {
   await withServer(async (server) => {
-    const { client: ann } = await server.joinV2("Ann");
+    const { client: ann, welcome } = await server.joinV2("Ann");
     const old = await server.join("?name=Old");
     await ann.next();
     old.client.send("from the old protocol");
     assertEquals(await nextStripped(ann), {
       type: "message",
       room: "lobby",
+      epoch: welcome.epoch,
       from: "Old",
       text: "from the old protocol",
       seq: 1,

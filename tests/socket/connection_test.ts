@@ -126,6 +126,7 @@ const message: MessageEvent = {
   text: "hi",
   seq: 1,
   emote: false,
+  epoch: "e1",
 };
 
 Deno.test("the author's copy of a message is SELF in the text protocol, the same in v2", async () => {
