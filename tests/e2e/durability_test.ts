@@ -9,6 +9,7 @@ import { join } from "@std/path";
 import { TestClient, type V2Frame, within } from "./_client.ts";
 import { testConfigDir } from "./_config.ts";
 import { type ServerProcess, startServerProcess } from "./_process.ts";
+import { canMountTmpfs, fill, mountTmpfs, unmount } from "./_tmpfs.ts";
 
 /** A v2 client past its welcome, on `server`. */
 async function v2Client(
@@ -377,39 +378,13 @@ Deno.test("a history.path that cannot be a store stops the start with one line, 
   }
 });
 
-/** Whether this test may mount a small tmpfs: only root may; in CI (root) it must. */
-function canMountTmpfs(): boolean {
-  if (Deno.uid() === 0) return true;
-  if (Deno.env.get("CI") === "true") {
-    throw new Error("The full-disk test needs root to mount a tmpfs");
-  }
-  console.warn("Skipping the full-disk test: mounting a tmpfs needs root");
-  return false;
-}
-
-/** Fills the file system holding `path` to the last byte. */
-async function fill(path: string): Promise<void> {
-  const file = await Deno.open(path, { write: true, create: true });
-  const chunk = new Uint8Array(4096);
-  try {
-    while (true) await file.write(chunk);
-  } catch (error) {
-    if (!(error instanceof Error) || !/space/i.test(error.message)) throw error;
-  } finally {
-    file.close();
-  }
-}
-
 Deno.test({
   name: "a full disk: the chat goes on from memory, says so, counts it, and recovers",
-  ignore: !canMountTmpfs(),
+  ignore: !canMountTmpfs("the full-disk test"),
   sanitizeResources: false,
   async fn() {
     const disk = await Deno.makeTempDir({ prefix: "chat-full-" });
-    const mount = await new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=1m", "tmpfs", disk],
-    }).output();
-    assertEquals(mount.code, 0, new TextDecoder().decode(mount.stderr));
+    await mountTmpfs(disk, "1m");
     const configDir = await testConfigDir({
       floodOff: true,
       chat: { history_size: "5000", room_idle_ttl: "1" },
@@ -470,7 +445,7 @@ Deno.test({
     } finally {
       await Promise.all(extra.map((client) => client.close()));
       await server.kill();
-      await new Deno.Command("umount", { args: [disk] }).output();
+      await unmount(disk);
       await Deno.remove(disk, { recursive: true });
       await Deno.remove(configDir, { recursive: true });
     }
