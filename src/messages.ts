@@ -146,6 +146,11 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "The link to the other servers is back.",
   },
+  too_large_for_cluster: {
+    placeholders: [],
+    text:
+      "Your message was not sent: it is longer than the link between the servers carries. Send it in parts.",
+  },
   not_sent: {
     placeholders: [],
     text:

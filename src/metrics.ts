@@ -110,6 +110,7 @@ export interface Metrics {
   readonly clusterPublishFailures: Counter;
   readonly clusterMalformed: Counter;
   readonly clusterRefused: Counter;
+  readonly clusterOversized: Counter;
   readonly clusterLost: Counter;
   readonly clusterNotesReceived: Counter;
   readonly presenceSuppressed: Counter;
@@ -200,6 +201,10 @@ export function createMetrics(): Metrics {
     clusterRefused: new Counter(
       "chat_cluster_refused_total",
       "Room events refused because too many waited for NATS.",
+    ),
+    clusterOversized: new Counter(
+      "chat_cluster_oversized_total",
+      "Room events and private messages refused (or dropped) as larger than NATS's max_payload.",
     ),
     clusterLost: new Counter(
       "chat_cluster_lost_total",

@@ -73,7 +73,7 @@ class FakeBroker implements Broker {
         const log = shared.logOf(note.room);
         const position = note.kind === "message" ? { epoch: log.epoch, seq: ++log.seq } : undefined;
         for (const handler of shared.handlers()) handler.deliverRoomNote(note, position);
-        return true;
+        return "queued";
       },
       follow: () => {},
       unfollow: () => {},
@@ -135,7 +135,10 @@ class FakeBroker implements Broker {
         },
       },
       mail: {
-        sendPrivate: (note, to) => shared.handlerOf(to.instance).deliverPrivate(note),
+        sendPrivate: (note, to) => {
+          shared.handlerOf(to.instance).deliverPrivate(note);
+          return "sent";
+        },
         kick: (note, to) => Promise.resolve(shared.handlerOf(to.instance).deliverKick(note)),
         rankOf: (to) => Promise.resolve(shared.handlerOf(to.instance).rankOf(to.name)),
       },

@@ -1,7 +1,7 @@
 /** Fakes and fixtures shared by the unit tests. */
 
 import { LocalBroker } from "../src/broker/local.ts";
-import type { Broker, RoomNote } from "../src/broker/types.ts";
+import type { Broker, PublishOutcome, RoomNote } from "../src/broker/types.ts";
 import { Chatroom, type ChatroomOptions } from "../src/chat/chatroom.ts";
 import type {
   ChatEvent,
@@ -131,7 +131,7 @@ export function createTestChatroom(options: Partial<ChatroomOptions> = {}): Chat
  * note on to the real `next` (to refuse some, or fail on them).
  */
 export function brokerPublishing(
-  publish: (note: RoomNote, next: (note: RoomNote) => boolean) => boolean,
+  publish: (note: RoomNote, next: (note: RoomNote) => PublishOutcome) => PublishOutcome,
 ): Broker {
   const inner = new LocalBroker();
   return {

@@ -12,6 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import { KvStore, StoreDamagedError, StoreOpenError } from "../broker/kv_store.ts";
 import { LocalBroker } from "../broker/local.ts";
 import { NatsBroker } from "../broker/nats/mod.ts";
+import { longestTextFor } from "../broker/nats/publisher.ts";
 import type { Config } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Handler } from "../http/handler.ts";
@@ -123,7 +124,7 @@ export async function createBroker(
       throw error;
     }
   };
-  return await retry(connect, {
+  const broker = await retry(connect, {
     minTimeout: NATS_RETRY_FIRST_MS,
     maxTimeout: NATS_RETRY_MAX_MS,
     multiplier: 2,
@@ -132,6 +133,20 @@ export async function createBroker(
     maxAttempts: Number.MAX_SAFE_INTEGER,
     isRetriable: (error: unknown) => !(error instanceof StartError),
   });
+  const fits = longestTextFor(broker.maxPayload);
+  if (fits < config.chat.maxMessageLen) {
+    log.warn(
+      "NATS at {where} takes messages of at most {bytes} bytes (its max_payload): messages longer than {fits} characters may be refused to their senders; raise max_payload in the NATS server's config, or lower max_message_len ({max}) in {file}",
+      {
+        where,
+        bytes: broker.maxPayload,
+        fits,
+        max: config.chat.maxMessageLen,
+        file: config.files.chat,
+      },
+    );
+  }
+  return broker;
 }
 
 /**

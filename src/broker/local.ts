@@ -16,6 +16,7 @@ import {
   type MessageNote,
   type ModerationRecord,
   type PresenceNote,
+  type PublishOutcome,
   randomId,
   type Records,
   type RoomLog,
@@ -166,7 +167,7 @@ export class LocalBroker implements Broker {
     );
   }
 
-  #publish(note: RoomNote): boolean {
+  #publish(note: RoomNote): PublishOutcome {
     let entry: Entry;
     if (note.kind === "message") {
       const roomLog = this.#logOf(note.room);
@@ -176,14 +177,14 @@ export class LocalBroker implements Broker {
     }
     if (this.#store === undefined) {
       this.#deliver(entry);
-      return true;
+      return "queued";
     }
     this.#queue.push(entry);
     if (!this.#flushing) {
       this.#flushing = true;
       this.#drained = new Promise((resolve) => queueMicrotask(() => this.#flush().then(resolve)));
     }
-    return true;
+    return "queued";
   }
 
   /** Kept in memory, and in the store when there is one; false when the store cannot take it. */

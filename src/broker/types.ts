@@ -213,6 +213,13 @@ export interface BrokerHandler {
 }
 
 /**
+ * What came of publishing a room event: `queued`; `busy` when it cannot even
+ * be queued (the cluster is away and the queue is full); `too_large` when
+ * the cluster's messaging engine takes nothing that large.
+ */
+export type PublishOutcome = "queued" | "busy" | "too_large";
+
+/**
  * Every room's log: the broker numbers each room's messages, keeps the
  * log's epoch, stores the log before it delivers, and delivers it.
  */
@@ -221,10 +228,9 @@ export interface RoomLog {
   epochOf(room: string): string;
   /**
    * Sends a room event to every instance, this one included. Messages are
-   * numbered and stored first. Returns false when it cannot even be queued
-   * (the cluster is away and the queue is full).
+   * numbered and stored first. Says whether it was queued, or why not.
    */
-  publish(note: RoomNote): boolean;
+  publish(note: RoomNote): PublishOutcome;
   /** Starts delivering `room`'s events here; settles once its kept history is delivered. */
   follow(room: string): Settled<void>;
   /** No local user is in `room` any more: its events need not come here. */
@@ -280,10 +286,13 @@ export interface LocalHolder {
   readonly rank: number;
 }
 
+/** What came of sending something straight to another instance. */
+export type Sent = "sent" | "unavailable" | "too_large";
+
 /** What goes straight to the instance of one user. */
 export interface Mail {
-  /** A private message for a user of that instance. */
-  sendPrivate(note: PrivateNote, to: RemoteUser): void;
+  /** A private message for a user of that instance, or why it cannot go. */
+  sendPrivate(note: PrivateNote, to: RemoteUser): Sent;
   /** Asks that instance to remove the user; it checks ranks, and says what came of it. */
   kick(note: KickNote, to: RemoteUser): Promise<KickResult>;
   /**

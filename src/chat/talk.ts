@@ -61,7 +61,7 @@ export class Talk {
     }
     const { broker, events, membership, now } = this.#options;
     const id = events.nextId();
-    const accepted = broker.log.publish({
+    const outcome = broker.log.publish({
       kind: "message",
       room: actor.room,
       id,
@@ -72,7 +72,14 @@ export class Talk {
       text,
       emote: request.type === "me",
     });
-    return accepted ? { ok: true, id } : this.#fail("unavailable", "not_sent", {});
+    switch (outcome) {
+      case "queued":
+        return { ok: true, id };
+      case "busy":
+        return this.#fail("unavailable", "not_sent", {});
+      case "too_large":
+        return this.#fail("too_large", "too_large_for_cluster", {});
+    }
   }
 
   pm(actor: Actor, request: RequestOf<"pm">): Outcome {
@@ -93,8 +100,13 @@ export class Talk {
         : this.#fail("user_not_found", "user_not_found", { name });
     }
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
-    if (remote !== undefined) broker.cluster?.mail.sendPrivate(note, remote);
-    else local?.sink.send(events.private(note, "received"));
+    if (remote !== undefined) {
+      const sent = broker.cluster?.mail.sendPrivate(note, remote);
+      if (sent === "too_large") return this.#fail("too_large", "too_large_for_cluster", {});
+      if (sent === "unavailable") return this.#fail("unavailable", "not_sent", {});
+    } else {
+      local?.sink.send(events.private(note, "received"));
+    }
     actor.user?.sink.send(events.private(note, "sent"));
     return { ok: true, id: note.id };
   }

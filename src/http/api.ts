@@ -145,6 +145,7 @@ const STATUS: Readonly<Record<ErrorCode, readonly [number, string]>> = {
   slow: [429, "too_many_requests"],
   internal: [500, "internal"],
   unavailable: [503, "unavailable"],
+  too_large: [413, "too_large"],
 };
 
 /** The API's answer to a refusal of the chat: its status and code, and the text users read. */

@@ -25,6 +25,8 @@ export type ErrorCode =
   | "flood"
   | "binary_unsupported"
   | "unavailable"
+  /** Longer than the link between the servers carries. */
+  | "too_large"
   | "internal"
   /** Only moderators may do that, or not to that user. */
   | "forbidden"

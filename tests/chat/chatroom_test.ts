@@ -1,4 +1,5 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
+import type { PublishOutcome } from "../../src/broker/types.ts";
 import { cleanText, truncateText } from "../../src/text/sanitize.ts";
 import { COMMANDS } from "../../src/vocabulary/commands.ts";
 import type { Origin } from "../../src/vocabulary/events.ts";
@@ -327,16 +328,25 @@ Deno.test("presence notices stop above presence_notice_max_members", () => {
   assertEquals(alice.take(), []);
 });
 
-Deno.test("a message the broker cannot queue is refused to its sender", () => {
-  const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
-    broker: brokerPublishing((note, next) => note.kind === "message" ? false : next(note)),
-  });
-  receive(chatroom, aliceUser, "lost in the outage");
-  assertEquals(alice.take(), [[
-    "SERVER",
-    "Your message was not sent: the link to the other servers has been down too long. Try again later.",
-  ]]);
-  assertEquals(bob.take(), []);
+Deno.test("a message the broker cannot queue is refused to its sender, saying why", () => {
+  const refusals: [PublishOutcome, string][] = [
+    [
+      "busy",
+      "Your message was not sent: the link to the other servers has been down too long. Try again later.",
+    ],
+    [
+      "too_large",
+      "Your message was not sent: it is longer than the link between the servers carries. Send it in parts.",
+    ],
+  ];
+  for (const [outcome, text] of refusals) {
+    const { chatroom, sinks: [alice, bob], users: [aliceUser] } = chatroomWith(2, {
+      broker: brokerPublishing((note, next) => note.kind === "message" ? outcome : next(note)),
+    });
+    receive(chatroom, aliceUser, "lost in the outage");
+    assertEquals(alice.take(), [["SERVER", text]]);
+    assertEquals(bob.take(), []);
+  }
 });
 
 Deno.test("a ! command and its v2 request take one road and get one answer", async (t) => {

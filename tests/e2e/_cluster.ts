@@ -36,6 +36,8 @@ export interface ClusterOptions {
   history?: string;
   /** Keys of `server.yaml`'s `limits` to set, as YAML values. */
   limits?: Record<string, string>;
+  /** More lines of the nats-server's config. */
+  natsConfig?: readonly string[];
 }
 
 export function wsUrl(instance: ServerProcess, query = ""): string {
@@ -44,7 +46,7 @@ export function wsUrl(instance: ServerProcess, query = ""): string {
 
 /** Starts nats-server and the instances; flood control is out of the way. */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  const nats = await startNats();
+  const nats = await startNats({ config: options.natsConfig });
   const configDir = await testConfigDir({
     floodOff: true,
     chat: options.chat,

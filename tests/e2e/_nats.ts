@@ -57,6 +57,8 @@ export interface NatsOptions {
   readonly started?: boolean;
   /** The client port requires TLS with this certificate. */
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
+  /** More lines of nats-server config, such as `max_payload: 4096`. */
+  readonly config?: readonly string[];
 }
 
 /** Starts nats-server in a temporary directory and waits until it is ready. */
@@ -77,6 +79,7 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
         : [`authorization { user: "${options.auth.user}", password: "${options.auth.password}" }`]),
       `websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }`,
       `jetstream { store_dir: "${join(dir, "jetstream")}" }`,
+      ...(options.config ?? []),
       "",
     ].join("\n"),
   );

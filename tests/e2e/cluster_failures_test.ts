@@ -4,7 +4,7 @@
  * messages on the cluster's subjects, and more waiting than the outbox takes.
  */
 
-import { assert, assertEquals, assertNotEquals } from "@std/assert";
+import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "@std/assert";
 import { wsconnect } from "@nats-io/nats-core";
 import type { TestClient, V2Frame } from "./_client.ts";
 import { type Cluster, startCluster } from "./_cluster.ts";
@@ -309,6 +309,53 @@ Deno.test({
       assertEquals(gaps, 1);
       assertEquals(await cluster.metric(1, "chat_cluster_lost_total"), count - numbers.length);
       assertEquals(await cluster.metric(0, "chat_cluster_lost_total"), 0);
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "a NATS that takes small messages: batches fit it, and what cannot is refused, saying why",
+  ...options,
+  async fn() {
+    const cluster = await startCluster({
+      instances: 2,
+      natsConfig: ["max_payload: 4096"],
+      chat: { max_message_len: "2000" },
+    });
+    try {
+      // The operator is told at start what the NATS server's limit means for messages.
+      const warning = cluster.instances[0].output.find((line) => line.includes("max_payload")) ??
+        "";
+      assertStringIncludes(
+        warning,
+        "takes messages of at most 4096 bytes (its max_payload): messages longer than 1045 characters may be refused to their senders; raise max_payload in the NATS server's config, or lower max_message_len (2000) in ",
+      );
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
+
+      // Sixty long messages at once: far more than one stream message NATS takes.
+      const texts = Array.from({ length: 60 }, (_, i) => `long-${i}-`.padEnd(1000, "x"));
+      burst(ann, texts);
+      assertEquals(await receivedUntil(bob, "long-", texts.at(-1)!, 10_000), texts);
+
+      // A message that cannot go even alone is refused to its sender, and nothing waits behind it.
+      const huge = "€".repeat(2000);
+      for (const request of [{ type: "say", text: huge }, { type: "pm", to: "Bob", text: huge }]) {
+        ann.send(JSON.stringify(request));
+        const refusal = await ann.waitFor((frame) => frame.type === "error", "the refusal");
+        assertEquals([refusal.code, refusal.text], [
+          "too_large",
+          "Your message was not sent: it is longer than the link between the servers carries. Send it in parts.",
+        ]);
+      }
+      assertEquals(await cluster.metric(0, "chat_cluster_oversized_total"), 2);
+      ann.send(JSON.stringify({ type: "say", text: "after-1" }));
+      assertEquals(await receivedUntil(bob, "after-", "after-1", 5_000), ["after-1"]);
+      assertEquals(await cluster.metric(0, "chat_cluster_outbox"), 0);
+      const health = await fetch(`${cluster.instances[0].httpUrl}/healthz`);
+      assertEquals((await health.json()).status, "ok");
     } finally {
       await cluster.dispose();
     }

@@ -17,6 +17,7 @@ import type {
   Mail,
   PrivateNote,
   RemoteUser,
+  Sent,
 } from "../types.ts";
 import {
   readKickNote,
@@ -42,6 +43,8 @@ export interface InstanceMailOptions {
   readonly malformed: (subject: string, error: unknown) => void;
   /** A session was handed to another instance: its name is not this instance's any more. */
   readonly handedOver: (name: string) => void;
+  /** A message was larger than the NATS server takes. */
+  readonly oversized: () => void;
 }
 
 /** The direct messages of one instance, both ways. */
@@ -53,8 +56,19 @@ export class InstanceMail implements Mail {
     this.#options = options;
   }
 
-  sendPrivate(note: PrivateNote, to: RemoteUser): void {
-    this.#options.nc.publish(`chat.pm.${to.instance}`, JSON.stringify(note));
+  sendPrivate(note: PrivateNote, to: RemoteUser): Sent {
+    try {
+      this.#options.nc.publish(`chat.pm.${to.instance}`, JSON.stringify(note));
+      return "sent";
+    } catch (error) {
+      log.warning("Cannot send a private message to {instance}: {error}", {
+        instance: to.instance,
+        error,
+      });
+      if (!/max_payload/.test(String(error))) return "unavailable";
+      this.#options.oversized();
+      return "too_large";
+    }
   }
 
   /** Asks the target's instance to remove them; `unavailable` when it does not answer. */

@@ -155,6 +155,7 @@ export class NatsBroker implements Broker {
     this.#publisher = new Publisher(this.#js, {
       instance: this.instance,
       maxOutbox: options.maxOutbox,
+      maxPayload: () => this.maxPayload,
       metrics: options.metrics,
     });
     this.#mail = new InstanceMail({
@@ -162,6 +163,7 @@ export class NatsBroker implements Broker {
       instance: this.instance,
       malformed: (subject, error) => this.#malformed(subject, error),
       handedOver: (name) => this.#names.handedOver(name),
+      oversized: () => options.metrics?.clusterOversized.inc(),
     });
     this.#liveness = new Liveness({
       nc,
@@ -170,7 +172,7 @@ export class NatsBroker implements Broker {
       nameTtl: options.nameTtl,
       heartbeat: options.heartbeat,
       connected: () => this.#connected,
-      publish: (note) => this.#publisher.publish(note),
+      publish: (note) => void this.#publisher.publish(note),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
     const records = this.#records;
@@ -246,8 +248,14 @@ export class NatsBroker implements Broker {
     return new NatsBroker(options, nc, jsm, { names, rooms, moderation });
   }
 
+  /** Whether NATS is there and takes what is published. */
   get healthy(): boolean {
-    return this.#connected;
+    return this.#connected && this.#publisher.healthy;
+  }
+
+  /** The largest message the NATS server takes, in bytes (1 MiB unless it says otherwise). */
+  get maxPayload(): number {
+    return this.#nc.info?.max_payload ?? 1024 * 1024;
   }
 
   attach(handler: BrokerHandler): void {

@@ -8,6 +8,10 @@
  * back. A retry of a message that was stored after all is dropped by the
  * stream, which remembers message ids.
  *
+ * Every stream message fits the NATS server's `max_payload`: batches are cut
+ * to it, and a note too large to go even alone is refused to its sender
+ * (counted), so nothing waits in the outbox for a publish that cannot work.
+ *
  * @module
  */
 
@@ -15,7 +19,7 @@ import { getLogger } from "@logtape/logtape";
 import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
-import type { RoomNote } from "../types.ts";
+import type { PublishOutcome, RoomNote } from "../types.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -27,6 +31,17 @@ const MAX_BATCH_NOTES = 256;
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Wait before sending again after a failure, while connected. */
 const RETRY_MS = 250;
+/** While publishes keep failing, one log line this often says so (the first says why). */
+const FAILURE_LOG_EVERY_MS = 30_000;
+/** Publishes failing this long make the instance unhealthy (`/healthz` says degraded). */
+const UNHEALTHY_AFTER_MS = 5_000;
+/** What a stream message holds besides its notes: `{"from":…,"n":…,"notes":[…]}`, and headers. */
+const ENVELOPE_BYTES = 128;
+/** What a note holds besides its strings: keys, ids, numbers, the author's instance. */
+const NOTE_FIXED_BYTES = 256;
+/** UTF-16 units of a note's longest room, author and id together (32 code points each, at most 2 units). */
+const LONGEST_NAMES = 192;
+const encoder = new TextEncoder();
 
 /**
  * The room's part of its subjects: its key, with what a subject token may
@@ -79,15 +94,25 @@ export class Publisher {
   #generation = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #idle: (() => void) | undefined;
+  /** The largest payload the NATS server takes now (it may change with the server). */
+  readonly #maxPayload: () => number;
+  /** Since when publishes have failed, and how many, while they do. */
+  #failing: { since: number; failures: number; loggedAt: number } | undefined;
 
   constructor(
     js: JetStreamClient,
-    options: { instance: string; maxOutbox: number; metrics?: Metrics },
+    options: { instance: string; maxOutbox: number; maxPayload: () => number; metrics?: Metrics },
   ) {
     this.#js = js;
     this.#instance = options.instance;
     this.#maxOutbox = options.maxOutbox;
+    this.#maxPayload = options.maxPayload;
     this.#metrics = options.metrics;
+  }
+
+  /** Whether publishes work, or failed for a moment only. */
+  get healthy(): boolean {
+    return this.#failing === undefined || Date.now() - this.#failing.since < UNHEALTHY_AFTER_MS;
   }
 
   /** Notes waiting to be stored. */
@@ -95,11 +120,22 @@ export class Publisher {
     return this.#pendingNotes + this.#outboxNotes;
   }
 
-  /** Queues a note for the end of this turn; false when too many wait already. */
-  publish(note: RoomNote): boolean {
+  /**
+   * Queues a note for the end of this turn: `busy` when too many wait
+   * already, `too_large` when it cannot go even alone under `max_payload`.
+   */
+  publish(note: RoomNote): PublishOutcome {
     if (this.waiting >= this.#maxOutbox) {
       this.#metrics?.clusterRefused.inc();
-      return false;
+      return "busy";
+    }
+    if (!this.#fitsAlone(note)) {
+      this.#metrics?.clusterOversized.inc();
+      log.warning("Refused a note of {bytes} bytes: NATS takes at most {max}", {
+        bytes: encoder.encode(JSON.stringify(note)).length,
+        max: this.#maxPayload(),
+      });
+      return "too_large";
     }
     const notes = this.#pending.get(note.room);
     if (notes === undefined) this.#pending.set(note.room, [note]);
@@ -109,7 +145,18 @@ export class Publisher {
       this.#scheduled = true;
       queueMicrotask(() => this.#batch());
     }
-    return true;
+    return "queued";
+  }
+
+  /** The bytes of notes one stream message may hold now. */
+  #limit(): number {
+    return Math.min(MAX_BATCH_BYTES, this.#maxPayload() - ENVELOPE_BYTES);
+  }
+
+  /** Whether `note` fits a stream message: by its bound (almost always), else measured. */
+  #fitsAlone(note: RoomNote): boolean {
+    const limit = this.#limit();
+    return noteBytes(note) <= limit || encoder.encode(JSON.stringify(note)).length <= limit;
   }
 
   /**
@@ -140,16 +187,23 @@ export class Publisher {
     clearTimeout(this.#retry);
   }
 
-  /** Turns this turn's notes into batches, one per room (more when large), and sends them. */
+  /**
+   * Turns this turn's notes into batches, one per room (more when large,
+   * each within the payload NATS takes: notes are counted at their bound,
+   * and one over it goes alone), and sends them.
+   */
   #batch(): void {
     this.#scheduled = false;
+    const limit = this.#limit();
     for (const notes of this.#pending.values()) {
       let start = 0;
       while (start < notes.length) {
         let end = start;
         let bytes = 0;
-        while (end < notes.length && end - start < MAX_BATCH_NOTES && bytes < MAX_BATCH_BYTES) {
-          bytes += noteBytes(notes[end]);
+        while (end < notes.length && end - start < MAX_BATCH_NOTES) {
+          const next = noteBytes(notes[end]);
+          if (end > start && bytes + next > limit) break;
+          bytes += next;
           end++;
         }
         this.#enqueue(notes.slice(start, end));
@@ -189,19 +243,60 @@ export class Publisher {
       this.#js.publish(batch.subject, batch.payload, { msgID: batch.id })
         .then(() => {
           batch.acked = true;
+          this.#recovered();
           if (generation === this.#generation) this.#settle();
           else this.#dropAcknowledged();
         })
         .catch((error) => {
           if (generation !== this.#generation) return;
-          if (!this.#failed) {
-            log.warning("Cannot publish to the stream, sending again: {error}", { error });
-            this.#metrics?.clusterPublishFailures.inc();
+          if (/max_payload/.test(String(error))) {
+            // NATS now takes less than when the batch was cut (another server): it can never go.
+            this.#metrics?.clusterOversized.inc(batch.notes);
+            log.error("Dropped {notes} notes NATS refused as too large: {error}", {
+              notes: batch.notes,
+              error,
+            });
+            batch.acked = true;
+            this.#settle();
+            return;
           }
+          if (!this.#failed) this.#failedOnce(error);
           this.#failed = true;
           this.#settle();
         });
     }
+  }
+
+  /** A publish failed: said at once, then at most every 30 s while they keep failing. */
+  #failedOnce(error: unknown): void {
+    this.#metrics?.clusterPublishFailures.inc();
+    const now = Date.now();
+    const failing = this.#failing;
+    if (failing === undefined) {
+      this.#failing = { since: now, failures: 1, loggedAt: now };
+      log.warning("Cannot publish to the stream, sending again: {error}", { error });
+      return;
+    }
+    failing.failures++;
+    if (now - failing.loggedAt < FAILURE_LOG_EVERY_MS) return;
+    failing.loggedAt = now;
+    log.warning(
+      "Still cannot publish to the stream ({failures} failures in {seconds} s): {error}",
+      {
+        failures: failing.failures,
+        seconds: Math.round((now - failing.since) / 1000),
+        error,
+      },
+    );
+  }
+
+  #recovered(): void {
+    const failing = this.#failing;
+    if (failing === undefined) return;
+    this.#failing = undefined;
+    log.info("Publishing to the stream again, after {failures} failures", {
+      failures: failing.failures,
+    });
   }
 
   /** After an answer: drops the acknowledged head, retries after a failure, sends more. */
@@ -231,6 +326,25 @@ export class Publisher {
   }
 }
 
+/**
+ * The longest message text (in UTF-16 units, as `max_message_len` counts
+ * at most) sure to go under a NATS `max_payload` of `maxPayload` bytes, with
+ * the longest names.
+ */
+export function longestTextFor(maxPayload: number): number {
+  const limit = Math.min(MAX_BATCH_BYTES, maxPayload - ENVELOPE_BYTES);
+  return Math.max(0, Math.floor((limit - NOTE_FIXED_BYTES) / 3) - LONGEST_NAMES);
+}
+
+/**
+ * At least the bytes of a note as JSON: every string's UTF-16 units at 3
+ * bytes each (cleaned text holds no control character or lone surrogate,
+ * the only units JSON writes longer), plus the rest.
+ */
 function noteBytes(note: RoomNote): number {
-  return 256 + (note.kind === "message" ? note.text.length * 3 : 0);
+  const units = note.room.length + note.author.name.length + note.id.length +
+    (note.kind === "message"
+      ? note.text.length
+      : (note.oldName?.length ?? 0) + (note.by?.length ?? 0) + (note.reason?.length ?? 0));
+  return NOTE_FIXED_BYTES + 3 * units;
 }
