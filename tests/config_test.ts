@@ -94,7 +94,37 @@ Deno.test("environment selection and overrides", async (t) => {
       keptPerRoom: 1000,
       startTimeout: 60,
       credentials: undefined,
+      requireAuth: false,
+      authSource:
+        `the "local" environment (${DEFAULT_CONFIG_DIR}/local/server.yaml does not set "cluster.nats.auth")`,
     });
+  });
+
+  await t.step("prod requires a NATS login unless CHAT_NATS_AUTH says otherwise", async () => {
+    const cases: [Record<string, string>, boolean, string][] = [
+      [{}, true, `the "prod" environment (`],
+      [{ CHAT_NATS_AUTH: "optional" }, false, "CHAT_NATS_AUTH"],
+      [{ CHAT_ENV: "local", CHAT_NATS_AUTH: "required" }, true, "CHAT_NATS_AUTH"],
+    ];
+    for (const [more, requireAuth, source] of cases) {
+      const env: Record<string, string> = {
+        CHAT_ENV: "prod",
+        CHAT_NATS_SERVERS: "nats://127.0.0.1:4222",
+        ...more,
+      };
+      const cluster = (await loadConfig({ getEnv: (name) => env[name] })).server.cluster;
+      assertEquals(cluster?.requireAuth, requireAuth, JSON.stringify(more));
+      assertEquals(cluster?.authSource.startsWith(source), true, cluster?.authSource);
+    }
+    const env: Record<string, string> = {
+      CHAT_NATS_SERVERS: "nats://127.0.0.1:4222",
+      CHAT_NATS_AUTH: "sometimes",
+    };
+    await assertRejects(
+      () => loadConfig({ getEnv: (name) => env[name] }),
+      ConfigError,
+      'CHAT_NATS_AUTH must be one of required, optional: current value is "sometimes"',
+    );
   });
 
   await t.step("CHAT_NATS_SERVERS reaching NATS two ways is named in the error", async () => {

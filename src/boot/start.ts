@@ -133,6 +133,13 @@ export async function createBroker(
     maxAttempts: Number.MAX_SAFE_INTEGER,
     isRetriable: (error: unknown) => !(error instanceof StartError),
   });
+  if (cluster.requireAuth && !broker.authRequired) {
+    await broker.close();
+    throw new StartError(
+      `Cannot start server as NATS at ${where} lets clients in without credentials, and ${cluster.authSource} requires a login: give NATS a user and password (deploy/nats.conf shows how) and set CHAT_NATS_USER and CHAT_NATS_PASSWORD, or set CHAT_NATS_AUTH=optional to run on an open NATS anyway`,
+      EXIT_USAGE,
+    );
+  }
   const fits = longestTextFor(broker.maxPayload);
   if (fits < config.chat.maxMessageLen) {
     log.warn(

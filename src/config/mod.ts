@@ -85,6 +85,8 @@ const serverSchema = object({
       max_outbox: integer(10_000, { min: 1, max: 1_000_000 }),
       kept_per_room: integer(1000, { min: 1, max: 1_000_000 }),
       start_timeout: number(60, { min: 0, max: 3600 }),
+      // Unset: required in the prod environment, optional elsewhere.
+      auth: optional(oneOf(["required", "optional"])),
     }),
   })),
   tls: optional(object({
@@ -174,6 +176,7 @@ const OVERRIDES: readonly Override[] = [
     variable: "CHAT_NATS_SERVERS",
     read: (text) => text.split(",").map((server) => server.trim()),
   },
+  { key: "cluster.nats.auth", variable: "CHAT_NATS_AUTH", read: (text) => text },
   { key: "tls.cert_file", variable: "CHAT_TLS_CERT_FILE", read: (text) => text },
   { key: "tls.key_file", variable: "CHAT_TLS_KEY_FILE", read: (text) => text },
   { key: "auth.mode", variable: "CHAT_AUTH_MODE", read: (text) => text },
@@ -332,6 +335,11 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         keptPerRoom: nats.kept_per_room,
         startTimeout: nats.start_timeout,
         credentials: secrets.natsCredentials,
+        requireAuth: (nats.auth ?? (env === "prod" ? "required" : "optional")) === "required",
+        authSource: sources.get("cluster.nats.auth") ??
+          (nats.auth === null
+            ? `the "${env}" environment (${serverPath} does not set "cluster.nats.auth")`
+            : `"cluster.nats.auth" in ${serverPath}`),
       },
       tls: server.tls === null
         ? undefined

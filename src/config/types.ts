@@ -84,6 +84,13 @@ export interface ClusterConfig {
   readonly credentials: { readonly user: string; readonly pass: string } | {
     readonly token: string;
   } | undefined;
+  /**
+   * Whether to refuse to start against a NATS that lets clients in without
+   * credentials (`cluster.nats.auth: required`; by default in `prod`)...
+   */
+  readonly requireAuth: boolean;
+  /** ...and where that was decided, for the message. */
+  readonly authSource: string;
 }
 
 /** What one client may take of the server, from `server.yaml`'s `limits`. */

@@ -2,7 +2,7 @@
 
 import { TestClient, type V2Frame } from "./_client.ts";
 import { testConfigDir } from "./_config.ts";
-import { type NatsServer, startNats } from "./_nats.ts";
+import { type NatsOptions, type NatsServer, startNats } from "./_nats.ts";
 import { type ServerProcess, startServerProcess } from "./_process.ts";
 
 /** A nats-server and instances of the chat joined through it. */
@@ -36,8 +36,8 @@ export interface ClusterOptions {
   history?: string;
   /** Keys of `server.yaml`'s `limits` to set, as YAML values. */
   limits?: Record<string, string>;
-  /** More lines of the nats-server's config. */
-  natsConfig?: readonly string[];
+  /** How the nats-server is set up. */
+  natsServer?: NatsOptions;
 }
 
 export function wsUrl(instance: ServerProcess, query = ""): string {
@@ -46,7 +46,7 @@ export function wsUrl(instance: ServerProcess, query = ""): string {
 
 /** Starts nats-server and the instances; flood control is out of the way. */
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
-  const nats = await startNats({ config: options.natsConfig });
+  const nats = await startNats(options.natsServer);
   const configDir = await testConfigDir({
     floodOff: true,
     chat: options.chat,

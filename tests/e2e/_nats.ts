@@ -59,6 +59,11 @@ export interface NatsOptions {
   readonly tls?: { readonly certFile: string; readonly keyFile: string };
   /** More lines of nats-server config, such as `max_payload: 4096`. */
   readonly config?: readonly string[];
+  /**
+   * Runs a shipped config file instead (its `listen` and `store_dir` moved to
+   * a private port and folder), with these environment variables.
+   */
+  readonly shipped?: { readonly file: string; readonly env: Record<string, string> };
 }
 
 /** Starts nats-server in a temporary directory and waits until it is ready. */
@@ -67,9 +72,15 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
   const port = freePort();
   const wsPort = freePort();
   const config = join(dir, "nats.conf");
+  const shipped = options.shipped === undefined
+    ? undefined
+    : (await Deno.readTextFile(options.shipped.file))
+      .replace(/^listen: .*$/m, `listen: "127.0.0.1:${port}"`)
+      .replace(/^( *store_dir: ).*$/m, `$1"${join(dir, "jetstream")}"`) +
+      `websocket { listen: "127.0.0.1:${wsPort}", no_tls: true }\n`;
   await Deno.writeTextFile(
     config,
-    [
+    shipped ?? [
       `listen: "127.0.0.1:${port}"`,
       ...(options.tls === undefined
         ? []
@@ -87,6 +98,7 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
   const start = async (): Promise<void> => {
     const process = new Deno.Command("nats-server", {
       args: ["-c", config],
+      env: options.shipped?.env,
       stdin: "null",
       stdout: "null",
       stderr: "piped",

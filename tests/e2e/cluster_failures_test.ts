@@ -321,7 +321,7 @@ Deno.test({
   async fn() {
     const cluster = await startCluster({
       instances: 2,
-      natsConfig: ["max_payload: 4096"],
+      natsServer: { config: ["max_payload: 4096"] },
       chat: { max_message_len: "2000" },
     });
     try {

@@ -253,6 +253,11 @@ export class NatsBroker implements Broker {
     return this.#connected && this.#publisher.healthy;
   }
 
+  /** Whether the NATS server lets in only clients with credentials. */
+  get authRequired(): boolean {
+    return this.#nc.info?.auth_required === true;
+  }
+
   /** The largest message the NATS server takes, in bytes (1 MiB unless it says otherwise). */
   get maxPayload(): number {
     return this.#nc.info?.max_payload ?? 1024 * 1024;
