@@ -93,6 +93,7 @@ export async function createBroker(
       return await NatsBroker.connect({
         ...cluster,
         historySize: config.chat.historySize,
+        maxMessageLen: config.chat.maxMessageLen,
         metrics,
       });
     } catch (error) {

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { MAX_NAME_UNITS } from "../text/names.ts";
 import type { Author, ModerationRecord, PresenceNotice, RoomNote } from "./types.ts";
 
 /** Data from outside that could not be read. */
@@ -35,6 +36,18 @@ export function text(record: Fields, key: string, what: string, max = 1_000_000)
   return value;
 }
 
+/**
+ * Text of at most `max` code points, as `max_message_len` counts: refused
+ * unread past twice that many UTF-16 units, counted only when in between.
+ */
+export function message(record: Fields, key: string, what: string, max: number): string {
+  const value = text(record, key, what, 2 * max);
+  if (value.length > max && [...value].length > max) {
+    throw new DecodeError(`${what} has a "${key}" longer than ${max} characters`);
+  }
+  return value;
+}
+
 export function whole(record: Fields, key: string, what: string): number {
   const value = record[key];
   if (!Number.isSafeInteger(value)) throw new DecodeError(`${what} needs a whole number "${key}"`);
@@ -46,7 +59,7 @@ function author(value: unknown): Author {
   return {
     instance: text(record, "instance", "an author", 64),
     userId: whole(record, "userId", "an author"),
-    name: text(record, "name", "an author", 256),
+    name: text(record, "name", "an author", MAX_NAME_UNITS),
   };
 }
 
@@ -63,8 +76,11 @@ const NOTICES = new Set<string>(
 );
 const ACTIONS = new Set(["join", "leave", "rename"]);
 
-/** One room note, checked. */
-export function roomNote(value: unknown): RoomNote {
+/**
+ * One room note, checked; a message's text of at most `maxText` characters
+ * (what a sender could have sent under `max_message_len`).
+ */
+export function roomNote(value: unknown, maxText = 1_000_000): RoomNote {
   const record = fields(value, "a room note");
   const common = {
     room: text(record, "room", "a room note", 256),
@@ -75,7 +91,12 @@ export function roomNote(value: unknown): RoomNote {
   if (record.kind === "message") {
     const emote = record.emote;
     if (typeof emote !== "boolean") throw new DecodeError('a message needs a boolean "emote"');
-    return { kind: "message", ...common, text: text(record, "text", "a message"), emote };
+    return {
+      kind: "message",
+      ...common,
+      text: message(record, "text", "a message", maxText),
+      emote,
+    };
   }
   if (record.kind === "presence") {
     const action = text(record, "action", "a presence note", 16);
@@ -90,8 +111,8 @@ export function roomNote(value: unknown): RoomNote {
       ...common,
       action: action as "join" | "leave" | "rename",
       notice: notice as PresenceNotice,
-      oldName: optional("oldName", 256),
-      by: optional("by", 256),
+      oldName: optional("oldName", MAX_NAME_UNITS),
+      by: optional("by", MAX_NAME_UNITS),
       reason: optional("reason", 4096),
     };
   }

@@ -233,6 +233,19 @@ Deno.test({
           ],
           ["chat.room.lobby.p", "[]"],
           ["chat.heartbeat", "{}"],
+          // Longer than max_message_len (1000 here): no user could have sent it.
+          [
+            "chat.room.lobby.m",
+            JSON.stringify([{
+              kind: "message",
+              room: "lobby",
+              id: "forged.1",
+              sentAt: 1,
+              author: { instance: "i", userId: 1, name: "Ann" },
+              text: "x".repeat(1001),
+              emote: false,
+            }]),
+          ],
         ] as const
       ) {
         await nc.publish(subject, data);
@@ -240,10 +253,15 @@ Deno.test({
       await nc.flush();
       ann.send(JSON.stringify({ type: "say", text: "after the garbage" }));
       for (const client of [ann, bob]) {
-        await client.waitFor((frame) => frame.text === "after the garbage");
+        const texts: string[] = [];
+        await client.waitFor((frame) => {
+          if (frame.type === "message") texts.push(String(frame.text));
+          return frame.text === "after the garbage";
+        });
+        assertEquals(texts, ["after the garbage"]);
       }
       for (const index of [0, 1]) {
-        assert(await cluster.metric(index, "chat_cluster_malformed_total") >= 2);
+        assert(await cluster.metric(index, "chat_cluster_malformed_total") >= 3);
         const health = await (await fetch(`${cluster.instances[index].httpUrl}/healthz`)).json();
         assertEquals(health.status, "ok");
       }
@@ -357,6 +375,34 @@ Deno.test({
       const health = await fetch(`${cluster.instances[0].httpUrl}/healthz`);
       assertEquals((await health.json()).status, "ok");
     } finally {
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name: "a heartbeat from an instance that never announced itself cannot silence goodbyes",
+  ...options,
+  async fn() {
+    const cluster = await startCluster({ instances: 2 });
+    const nc = await wsconnect({ servers: cluster.nats.wsUrl });
+    // An id below any real one: were it believed alive, it would be the one to say goodbye.
+    const forged = setInterval(() => nc.publish("chat.heartbeat", '{"instance":"00000000"}'), 200);
+    try {
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      await cluster.v2(1, { type: "hello", name: "Cat" });
+      await ann.waitFor((frame) => frame.type === "presence" && frame.from === "Cat");
+      await cluster.instances[1].kill();
+      const leave = await ann.waitFor(
+        (frame) => frame.type === "presence" && frame.from === "Cat",
+        "Cat's goodbye",
+        10_000,
+      );
+      assertEquals([leave.action, leave.text], ["leave", "Cat has disconnected!"]);
+      assert(await cluster.metric(0, "chat_cluster_malformed_total") >= 1);
+    } finally {
+      clearInterval(forged);
+      await nc.close();
       await cluster.dispose();
     }
   },

@@ -45,6 +45,8 @@ export interface InstanceMailOptions {
   readonly handedOver: (name: string) => void;
   /** A message was larger than the NATS server takes. */
   readonly oversized: () => void;
+  /** `max_message_len`: a private message longer than a user could send is refused. */
+  readonly maxText: number;
 }
 
 /** The direct messages of one instance, both ways. */
@@ -119,7 +121,7 @@ export class InstanceMail implements Mail {
         JSON.stringify(request),
         { timeout: REPLY_TIMEOUT_MS },
       );
-      const reply = readTakeoverReply(answer.string());
+      const reply = readTakeoverReply(answer.string(), this.#options.maxText);
       return reply.ok ? { room: reply.room, privates: reply.privates } : undefined;
     } catch (error) {
       log.warning("Instance {instance} did not hand {name} over: {error}", {
@@ -135,7 +137,7 @@ export class InstanceMail implements Mail {
   listen(handler: BrokerHandler): void {
     const { instance } = this.#options;
     this.#serve(`chat.pm.${instance}`, (data) => {
-      handler.deliverPrivate(readPrivateNote(data));
+      handler.deliverPrivate(readPrivateNote(data, this.#options.maxText));
       return undefined;
     });
     this.#serve(`chat.kick.${instance}`, (data) => {

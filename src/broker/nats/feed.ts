@@ -30,6 +30,8 @@ export interface RoomFeedOptions {
   readonly stream: string;
   /** The room's name as first written. */
   readonly room: string;
+  /** `max_message_len`: a message longer than a user could send is refused. */
+  readonly maxText: number;
   /**
    * The notes of one stream message, numbered `seq`; `live` is false while
    * the feed replays what the stream kept from before it started.
@@ -128,7 +130,7 @@ export class RoomFeed {
         this.#lastSeq = message.seq;
         this.#lag = message.info.pending;
         try {
-          const batch = readRoomNotes(message.string(), this.room);
+          const batch = readRoomNotes(message.string(), this.room, this.#options.maxText);
           if (message.subject.endsWith(".m")) this.#count(batch);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);
         } catch (error) {

@@ -10,6 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { RoomNote } from "../types.ts";
 import type { ClusterNames } from "./names.ts";
+import { DecodeError } from "../decode.ts";
 import { readHeartbeat } from "./wire.ts";
 
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
@@ -51,7 +52,7 @@ export class Liveness {
       for await (const message of nc.subscribe(HEARTBEAT_SUBJECT)) {
         try {
           const other = readHeartbeat(message.string());
-          if (other !== instance) this.seen(other);
+          if (other !== instance) this.#heard(other);
         } catch (error) {
           malformed(HEARTBEAT_SUBJECT, error);
         }
@@ -65,6 +66,24 @@ export class Liveness {
 
   stop(): void {
     clearInterval(this.#timer);
+  }
+
+  /**
+   * A heartbeat from `other`: a sign of life when it announced itself in the
+   * names bucket; from anyone else (a stray or forged one, which could make
+   * itself the speaker for the dead and stay silent) it is refused.
+   */
+  #heard(other: string): void {
+    if (this.#lastSeen.has(other)) return this.seen(other);
+    this.#options.names.announced(other).then((announced) => {
+      if (announced) this.seen(other);
+      else {
+        this.#options.malformed(
+          HEARTBEAT_SUBJECT,
+          new DecodeError(`a heartbeat from ${other}, which never announced itself`),
+        );
+      }
+    });
   }
 
   /** Another instance showed signs of life. */

@@ -75,6 +75,8 @@ export interface NatsBrokerOptions {
   readonly heartbeat: number;
   /** Messages kept per room. */
   readonly historySize: number;
+  /** `max_message_len`: what arrives longer than a user could send is refused. */
+  readonly maxMessageLen: number;
   /** Room events kept while NATS is away. */
   readonly maxOutbox: number;
   /** Stream messages NATS keeps per room and subject. */
@@ -164,6 +166,7 @@ export class NatsBroker implements Broker {
       malformed: (subject, error) => this.#malformed(subject, error),
       handedOver: (name) => this.#names.handedOver(name),
       oversized: () => options.metrics?.clusterOversized.inc(),
+      maxText: options.maxMessageLen,
     });
     this.#liveness = new Liveness({
       nc,
@@ -272,6 +275,7 @@ export class NatsBroker implements Broker {
     const handler = this.#handler;
     if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
     await this.#names.watch();
+    await this.#names.register();
     await this.#epochs.watch();
     await this.#records.watch();
     this.#mail.listen(handler);
@@ -324,6 +328,7 @@ export class NatsBroker implements Broker {
         jsm: this.#jsm,
         stream: STREAM,
         room,
+        maxText: this.#options.maxMessageLen,
         deliver: (notes, seq, live) => this.#deliver(room, notes, seq, live),
         malformed: (subject, error) => this.#malformed(subject, error),
         lost: (messages) => {

@@ -11,6 +11,9 @@
  * another live name holds is given back. Racing look-alikes (`AIice` on one
  * instance, `Alice` on another) cannot both be granted.
  *
+ * Each instance also announces itself in the bucket (`@` and its id, kept
+ * alive like its names): a heartbeat counts only from an announced instance.
+ *
  * @module
  */
 
@@ -32,12 +35,18 @@ function guardKey(name: string): string {
   return bucketKey(`~${lookAlikeKey(name)}`);
 }
 
-/** Whether a bucket key is a look-alike guard's rather than a name's. */
-function isGuard(key: string): boolean {
+/** The bucket key where `instance` announces itself. */
+function instanceKey(instance: string): string {
+  return bucketKey(`@${instance}`);
+}
+
+/** What a bucket key holds: a name, a look-alike guard (`~`), or an instance (`@`). */
+function kindOfKey(key: string): "name" | "guard" | "instance" {
   try {
-    return decodeBucketKey(key).startsWith("~");
+    const decoded = decodeBucketKey(key);
+    return decoded.startsWith("~") ? "guard" : decoded.startsWith("@") ? "instance" : "name";
   } catch {
-    return false;
+    return "name";
   }
 }
 
@@ -76,6 +85,8 @@ export class ClusterNames {
   readonly #local = new Map<string, NameEntry>();
   /** The look-alike guards this instance holds, by bucket key, with the name each guards. */
   readonly #guards = new Map<string, string>();
+  /** The other instances that announced themselves. */
+  readonly #instances = new Set<string>();
 
   /** Forgets the guards held for the name with key `key` (spelled any way); `release` deletes them. */
   #dropGuards(key: string, release: boolean, except?: string): void {
@@ -266,9 +277,30 @@ export class ClusterNames {
     this.#dropGuards(nameKey(name), false);
   }
 
-  /** Writes this instance's entries and guards again, before the bucket's TTL drops them. */
+  /** Announces this instance, before its first heartbeat. */
+  async register(): Promise<void> {
+    const { bucket, instance } = this.#options;
+    await bucket.put(instanceKey(instance), JSON.stringify({ instance }));
+  }
+
+  /**
+   * Whether `instance` announced itself: known from the bucket, or (for one
+   * whose announcement has not reached us yet) found there now.
+   */
+  async announced(instance: string): Promise<boolean> {
+    if (this.#instances.has(instance)) return true;
+    const entry = await this.#options.bucket.get(instanceKey(instance)).catch(() => null);
+    if (entry === null || entry.operation !== "PUT") return false;
+    this.#instances.add(instance);
+    return true;
+  }
+
+  /** Writes this instance's entries, guards and announcement again, before the bucket's TTL drops them. */
   keepAlive(): void {
     const { bucket, instance } = this.#options;
+    bucket.put(instanceKey(instance), JSON.stringify({ instance })).catch((error) => {
+      log.warning("Cannot announce this instance: {error}", { error });
+    });
     for (const [key, entry] of this.#local) {
       bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
         log.warning("Cannot keep the name {name} alive: {error}", { name: entry.name, error });
@@ -286,6 +318,7 @@ export class ClusterNames {
    * `release`, also deletes their entries (unless written again since).
    */
   dropInstance(instance: string, release: boolean): RemoteEntry[] {
+    this.#instances.delete(instance);
     const dropped: RemoteEntry[] = [];
     for (const [key, user] of this.#remote) {
       if (user.instance !== instance) continue;
@@ -305,6 +338,7 @@ export class ClusterNames {
     await Promise.allSettled([
       ...[...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))),
       ...[...this.#guards.keys()].map((key) => bucket.delete(key)),
+      bucket.delete(instanceKey(this.#options.instance)),
     ]);
     this.#local.clear();
     this.#guards.clear();
@@ -316,8 +350,16 @@ export class ClusterNames {
     const watch = await bucket.watch();
     (async () => {
       for await (const entry of watch) {
+        const kind = kindOfKey(entry.key);
+        if (kind === "instance") {
+          const announced = decodeBucketKey(entry.key).slice(1);
+          if (announced === instance) continue;
+          if (entry.operation === "PUT") this.#instances.add(announced);
+          else this.#instances.delete(announced);
+          continue;
+        }
         // Guards say nothing of who is where.
-        if (isGuard(entry.key)) continue;
+        if (kind === "guard") continue;
         if (entry.operation !== "PUT") {
           this.#deleteRemote(entry.key);
           continue;

@@ -7,8 +7,16 @@
  * @module
  */
 
-import { nameKey } from "../../text/names.ts";
-import { DecodeError, fields, moderationRecord, roomNote, text, whole } from "../decode.ts";
+import { MAX_NAME_UNITS, nameKey } from "../../text/names.ts";
+import {
+  DecodeError,
+  fields,
+  message,
+  moderationRecord,
+  roomNote,
+  text,
+  whole,
+} from "../decode.ts";
 import type { KickNote, KickResult, ModerationRecord, PrivateNote, RoomNote } from "../types.ts";
 
 /** KV keys allow only a few characters, so keys are stored base64url-encoded. */
@@ -73,24 +81,27 @@ export function readModerationRecord(data: string): ModerationRecord {
   return moderationRecord(parse(data));
 }
 
-/** A batch of room notes of `room`, as one stream message holds them. */
-export function readRoomNotes(data: string, room: string): RoomBatch {
+/**
+ * A batch of room notes of `room`, as one stream message holds them, each
+ * message at most `maxText` characters long (`max_message_len`).
+ */
+export function readRoomNotes(data: string, room: string, maxText: number): RoomBatch {
   const value = parse(data);
   // Before batches were numbered, a batch was the bare list.
-  if (Array.isArray(value)) return { notes: readNotes(value, room) };
+  if (Array.isArray(value)) return { notes: readNotes(value, room, maxText) };
   const { notes: list, from, n } = fields(value, "a batch of room notes");
-  const notes = readNotes(list, room);
+  const notes = readNotes(list, room, maxText);
   if (typeof from !== "string" || from === "" || !Number.isSafeInteger(n) || (n as number) < 1) {
     throw new DecodeError("a batch's number is not an instance and a count from 1");
   }
   return { notes, from, n: n as number };
 }
 
-function readNotes(list: unknown, room: string): RoomNote[] {
+function readNotes(list: unknown, room: string, maxText: number): RoomNote[] {
   if (!Array.isArray(list) || list.length === 0) {
     throw new DecodeError("a batch of room notes is not a list");
   }
-  const notes = list.map(roomNote);
+  const notes = list.map((value) => roomNote(value, maxText));
   const key = nameKey(room);
   if (notes.some((note) => note.room !== room && nameKey(note.room) !== key)) {
     throw new DecodeError("a batch holds a note of another room");
@@ -98,21 +109,26 @@ function readNotes(list: unknown, room: string): RoomNote[] {
   return notes;
 }
 
-export function readPrivateNote(data: string): PrivateNote {
-  const record = fields(parse(data), "a private message");
+/** A private message, its text at most `maxText` characters long (`max_message_len`). */
+export function readPrivateNote(data: string, maxText: number): PrivateNote {
+  return privateNote(parse(data), maxText);
+}
+
+function privateNote(value: unknown, maxText: number): PrivateNote {
+  const record = fields(value, "a private message");
   return {
     id: text(record, "id", "a private message", 128),
     sentAt: whole(record, "sentAt", "a private message"),
-    from: text(record, "from", "a private message", 256),
-    to: text(record, "to", "a private message", 256),
-    text: text(record, "text", "a private message"),
+    from: text(record, "from", "a private message", MAX_NAME_UNITS),
+    to: text(record, "to", "a private message", MAX_NAME_UNITS),
+    text: message(record, "text", "a private message", maxText),
   };
 }
 
 export function readNameEntry(data: string): NameEntry {
   const record = fields(parse(data), "a name entry");
   return {
-    name: text(record, "name", "a name entry", 256),
+    name: text(record, "name", "a name entry", MAX_NAME_UNITS),
     room: text(record, "room", "a name entry", 256),
     instance: text(record, "instance", "a name entry", 64),
     userId: whole(record, "userId", "a name entry"),
@@ -140,8 +156,8 @@ export function readKickNote(data: string): KickNote {
     throw new DecodeError('a kick needs a "notice" of kicked or banned');
   }
   return {
-    name: text(record, "name", "a kick", 256),
-    by: text(record, "by", "a kick", 256),
+    name: text(record, "name", "a kick", MAX_NAME_UNITS),
+    by: text(record, "by", "a kick", MAX_NAME_UNITS),
     byRank: whole(record, "byRank", "a kick"),
     reason: text(record, "reason", "a kick", 4096),
     notice,
@@ -166,7 +182,8 @@ export function readKickResult(data: string): KickResult {
   throw new DecodeError('a kick\'s answer needs a "result" of done, outranked or not_found');
 }
 
-export function readTakeoverReply(data: string): TakeoverReply {
+/** The answer to a takeover, its kept private messages at most `maxText` characters long. */
+export function readTakeoverReply(data: string, maxText: number): TakeoverReply {
   const record = fields(parse(data), "a takeover reply");
   if (record.ok !== true) return { ok: false };
   const privates = record.privates;
@@ -174,6 +191,6 @@ export function readTakeoverReply(data: string): TakeoverReply {
   return {
     ok: true,
     room: text(record, "room", "a takeover reply", 256),
-    privates: privates.map((value) => readPrivateNote(JSON.stringify(value))),
+    privates: privates.map((value) => privateNote(value, maxText)),
   };
 }

@@ -1,6 +1,6 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { DecodeError } from "../../../src/broker/decode.ts";
-import { readRoomNotes } from "../../../src/broker/nats/wire.ts";
+import { readPrivateNote, readRoomNotes } from "../../../src/broker/nats/wire.ts";
 
 const note = {
   kind: "message",
@@ -14,12 +14,12 @@ const note = {
 
 Deno.test("readRoomNotes: numbered batches, bare lists, and what is refused", async (t) => {
   await t.step("a numbered batch gives its publisher and number", () => {
-    const batch = readRoomNotes(JSON.stringify({ from: "a1", n: 7, notes: [note] }), "lobby");
+    const batch = readRoomNotes(JSON.stringify({ from: "a1", n: 7, notes: [note] }), "lobby", 100);
     assertEquals([batch.from, batch.n, batch.notes.length], ["a1", 7, 1]);
   });
 
   await t.step("a bare list (from before batches were numbered) has no number", () => {
-    const batch = readRoomNotes(JSON.stringify([note]), "Lobby");
+    const batch = readRoomNotes(JSON.stringify([note]), "Lobby", 100);
     assertEquals([batch.from, batch.n, batch.notes[0].id], [undefined, undefined, "a1.1"]);
   });
 
@@ -30,10 +30,39 @@ Deno.test("readRoomNotes: numbered batches, bare lists, and what is refused", as
       ["no publisher", { n: 1, notes: [note] }],
       ["no notes", { from: "a1", n: 1, notes: [] }],
       ["a note of another room", { from: "a1", n: 1, notes: [{ ...note, room: "ops" }] }],
+      ["a text longer than max_message_len", {
+        from: "a1",
+        n: 1,
+        notes: [{ ...note, text: "ab".repeat(51) }],
+      }],
+      ["a 101-emoji text", { from: "a1", n: 1, notes: [{ ...note, text: "😀".repeat(101) }] }],
+      ["an author's name past any name", {
+        from: "a1",
+        n: 1,
+        notes: [{ ...note, author: { ...note.author, name: "n".repeat(65) } }],
+      }],
     ] as const
   ) {
     await t.step(`refused: ${what}`, () => {
-      assertThrows(() => readRoomNotes(JSON.stringify(data), "lobby"), DecodeError);
+      assertThrows(() => readRoomNotes(JSON.stringify(data), "lobby", 100), DecodeError);
     });
   }
+
+  await t.step("max_message_len counts characters: 100 emoji pass", () => {
+    const batch = readRoomNotes(
+      JSON.stringify({ from: "a1", n: 1, notes: [{ ...note, text: "😀".repeat(100) }] }),
+      "lobby",
+      100,
+    );
+    assertEquals(batch.notes.length, 1);
+  });
+});
+
+Deno.test("readPrivateNote: a text longer than any user could send is refused", () => {
+  const pm = { id: "a1.2", sentAt: 1, from: "Ann", to: "Bob", text: "x".repeat(100) };
+  assertEquals(readPrivateNote(JSON.stringify(pm), 100).text.length, 100);
+  assertThrows(
+    () => readPrivateNote(JSON.stringify({ ...pm, text: "x".repeat(101) }), 100),
+    DecodeError,
+  );
 });
