@@ -29,6 +29,9 @@ import type { UserDirectory } from "./users.ts";
 
 const log = getLogger(["chat", "room"]);
 
+/** Presence notes remembered by id, so one delivered twice shows once. */
+const PRESENCE_IDS_KEPT = 4096;
+
 /** What {@linkcode createDeliveries} works with, shared with the chatroom. */
 export interface DeliveriesOptions {
   readonly broker: Broker;
@@ -43,6 +46,8 @@ export interface DeliveriesOptions {
 /** The handler the chatroom attaches to its broker. */
 export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
   const { broker, events, metrics, users, rooms, sessions, moderation } = options;
+  /** The ids of the newest presence notes delivered, oldest first. */
+  const seenPresence = new Set<string>();
 
   /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
   const broadcast = (room: Room<User>, event: ChatEvent, except?: User): void => {
@@ -93,6 +98,12 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
         broadcast(room, message, author);
         author?.sink.send(message, true);
         return;
+      }
+      // The same note twice (every survivor says goodbye for a gone instance's users) shows once.
+      if (seenPresence.has(note.id)) return;
+      seenPresence.add(note.id);
+      if (seenPresence.size > PRESENCE_IDS_KEPT) {
+        seenPresence.delete(seenPresence.values().next().value!);
       }
       const event = events.presence(note, room.name, room.epoch);
       // A rename is news to the renamed user too; an arrival or departure is not.

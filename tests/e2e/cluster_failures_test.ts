@@ -5,8 +5,9 @@
  */
 
 import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "@std/assert";
+import { delay } from "@std/async/delay";
 import { wsconnect } from "@nats-io/nats-core";
-import type { TestClient, V2Frame } from "./_client.ts";
+import { type TestClient, type V2Frame, within } from "./_client.ts";
 import { type Cluster, startCluster } from "./_cluster.ts";
 import { natsAvailable } from "./_nats.ts";
 
@@ -403,6 +404,97 @@ Deno.test({
     } finally {
       clearInterval(forged);
       await nc.close();
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "names of a killed instance retaken elsewhere: each user leaves exactly once, before returning",
+  ...options,
+  async fn() {
+    // Tries that got another name end at once, so the lobby stays small enough for notices.
+    const cluster = await startCluster({ instances: 3, chat: { session_linger: "0" } });
+    try {
+      const names = Array.from({ length: 20 }, (_, i) => `Gone${i}`);
+      const watchers = [
+        (await cluster.v2(0, { type: "hello", name: "WatchA" })).client,
+        (await cluster.v2(1, { type: "hello", name: "WatchB" })).client,
+      ];
+      /** What each watcher saw of the users of the killed instance, and its markers. */
+      const seen: string[][] = [[], []];
+      const watch = (index: number, done: () => boolean, what: string) =>
+        done() ? Promise.resolve() : watchers[index].waitFor(
+          (frame) => {
+            const from = String(frame.from);
+            if (frame.type !== "message") {
+            }
+            if (frame.type === "presence" && names.includes(from)) {
+              seen[index].push(`${from} ${frame.action}`);
+            }
+            if (frame.type === "message") seen[index].push(`said ${frame.text}`);
+            return done();
+          },
+          what,
+          20_000,
+        );
+      const count = (index: number, line: string) =>
+        seen[index].filter((entry) => entry === line).length;
+
+      for (const name of names) await cluster.v2(2, { type: "hello", name });
+      for (const index of [0, 1]) {
+        await watch(
+          index,
+          () => names.every((name) => count(index, `${name} join`) === 1),
+          "joins",
+        );
+      }
+      await cluster.instances[2].kill();
+
+      // Each user comes back on a survivor, trying again while the name is still held.
+      await Promise.all(names.map(async (name, i) => {
+        for (let tries = 0;; tries++) {
+          const { client, welcome } = await cluster.v2(i % 2, { type: "hello", name });
+          if (welcome.name === name) return;
+          await client.close();
+          if (tries === 100) throw new Error(`${name} was never given back`);
+          await delay(200);
+        }
+      }));
+      // Both survivors have let go of the killed instance (each says goodbye for its users)...
+      for (const instance of cluster.instances.slice(0, 2)) {
+        await within(
+          (async () => {
+            while (!instance.output.some((line) => /Instance \w+ is gone/.test(line))) {
+              await delay(50);
+            }
+          })(),
+          "the survivors to let go of the killed instance",
+          10_000,
+        );
+      }
+      // ...and everything they published before a marker has arrived with it.
+      watchers[0].send(JSON.stringify({ type: "say", text: "marker A" }));
+      watchers[1].send(JSON.stringify({ type: "say", text: "marker B" }));
+      for (const index of [0, 1]) {
+        await watch(
+          index,
+          () => count(index, "said marker A") === 1 && count(index, "said marker B") === 1,
+          "the markers",
+        );
+      }
+      for (const index of [0, 1]) {
+        for (const name of names) {
+          const story = seen[index].filter((line) => line.startsWith(`${name} `));
+          assertEquals(
+            story,
+            [`${name} join`, `${name} leave`, `${name} join`],
+            `watcher ${index}`,
+          );
+        }
+      }
+    } finally {
       await cluster.dispose();
     }
   },

@@ -1,7 +1,8 @@
 /**
  * Which instances are alive: each sends a heartbeat, keeping its names in
- * the bucket alive; an instance not heard of for `name_ttl` is gone, and the
- * lowest-id survivor says goodbye for its users and releases their names.
+ * the bucket alive; an instance not heard of for `name_ttl` is gone, and
+ * every survivor says goodbye for its users (each goodbye delivered once)
+ * and releases their names.
  *
  * @module
  */
@@ -14,6 +15,11 @@ import { DecodeError } from "../decode.ts";
 import { readHeartbeat } from "./wire.ts";
 
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
+
+/** The id of the goodbye for user `userId` of the gone `instance`: the same on every survivor. */
+export function goodbyeId(instance: string, userId: number): string {
+  return `${instance}.gone.${userId}`;
+}
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -28,8 +34,10 @@ export interface LivenessOptions {
   readonly heartbeat: number;
   /** Whether NATS is there to send to. */
   readonly connected: () => boolean;
-  /** Publishes a goodbye for a user of a gone instance. */
+  /** Publishes a goodbye for a user of a gone instance... */
   readonly publish: (note: RoomNote) => void;
+  /** ...and resolves once what was published is stored. */
+  readonly drained: () => Promise<void>;
   /** A heartbeat could not be read. */
   readonly malformed: (subject: string, error: unknown) => void;
 }
@@ -71,7 +79,7 @@ export class Liveness {
   /**
    * A heartbeat from `other`: a sign of life when it announced itself in the
    * names bucket; from anyone else (a stray or forged one, which could make
-   * itself the speaker for the dead and stay silent) it is refused.
+   * itself look alive, or keep a gone instance looking alive) it is refused.
    */
   #heard(other: string): void {
     if (this.#lastSeen.has(other)) return this.seen(other);
@@ -105,30 +113,35 @@ export class Liveness {
     this.#releaseDead();
   }
 
+  /**
+   * Says goodbye for the users of every instance not heard of for
+   * `name_ttl`, then releases their names. Every survivor does so for the
+   * users it knows, under the same note ids (the gone instance's and user's),
+   * and each room delivers a goodbye once: so no goodbye depends on one
+   * survivor, and a name retaken here is said goodbye to before its new
+   * holder arrives (both are published here, in that order).
+   */
   #releaseDead(): void {
     const now = Date.now();
     const deadline = this.#options.nameTtl * 1000;
     const dead = [...this.#lastSeen].filter(([, seen]) => now - seen > deadline).map(([id]) => id);
-    if (dead.length === 0) return;
-    const alive = [this.#options.instance, ...this.#lastSeen.keys()]
-      .filter((id) => !dead.includes(id));
-    // One survivor speaks for the dead, so each goodbye is said once.
-    const speaker = alive.sort()[0] === this.#options.instance;
     for (const instance of dead) {
       this.#lastSeen.delete(instance);
       log.warning("Instance {instance} is gone; releasing its users", { instance });
-      for (const user of this.#options.names.dropInstance(instance, speaker)) {
-        if (!speaker) continue;
+      const users = this.#options.names.dropInstance(instance);
+      for (const user of users) {
         this.#options.publish({
           kind: "presence",
           room: user.room,
-          id: `${instance}.gone.${user.userId}`,
+          id: goodbyeId(instance, user.userId),
           sentAt: now,
           author: { instance, userId: user.userId, name: user.name },
           action: "leave",
           notice: "disconnected",
         });
       }
+      // Once the goodbyes are stored, so nobody can take a name before its holder left.
+      this.#options.drained().then(() => this.#options.names.release(users));
     }
   }
 }

@@ -14,8 +14,8 @@
  *   (see `records.ts`).
  * - Private messages, kicks and session handovers go straight to the
  *   target's instance over core NATS.
- * - When an instance stops sending heartbeats, the lowest-id survivor says
- *   goodbye for its users and releases their names.
+ * - When an instance stops sending heartbeats, the survivors say goodbye for
+ *   its users (each goodbye delivered once) and release their names.
  *
  * Everything read from NATS is checked (`wire.ts`); what cannot be read is
  * logged, counted and dropped.
@@ -176,6 +176,7 @@ export class NatsBroker implements Broker {
       heartbeat: options.heartbeat,
       connected: () => this.#connected,
       publish: (note) => void this.#publisher.publish(note),
+      drained: () => this.#publisher.drained(),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
     const records = this.#records;

@@ -313,23 +313,30 @@ export class ClusterNames {
     }
   }
 
-  /**
-   * Forgets the users of an instance that is gone and returns them; with
-   * `release`, also deletes their entries (unless written again since).
-   */
-  dropInstance(instance: string, release: boolean): RemoteEntry[] {
+  /** Forgets the users of an instance that is gone, and returns them. */
+  dropInstance(instance: string): RemoteEntry[] {
     this.#instances.delete(instance);
     const dropped: RemoteEntry[] = [];
     for (const [key, user] of this.#remote) {
       if (user.instance !== instance) continue;
       this.#deleteRemote(key);
       dropped.push(user);
-      if (!release) continue;
-      this.#options.bucket.delete(key, { previousSeq: user.revision }).catch((error) => {
-        log.warning("Cannot release the name {name}: {error}", { name: user.name, error });
-      });
     }
     return dropped;
+  }
+
+  /**
+   * Deletes the entries of users of a gone instance, unless written again
+   * since. Every survivor does, so most find the entry gone already (or
+   * expired): that is expected, and not worth a warning.
+   */
+  release(users: readonly RemoteEntry[]): void {
+    for (const user of users) {
+      const key = bucketKey(nameKey(user.name));
+      this.#options.bucket.delete(key, { previousSeq: user.revision }).catch((error) => {
+        log.debug("Did not release the name {name}: {error}", { name: user.name, error });
+      });
+    }
   }
 
   /** Releases every name this instance holds (it is leaving the cluster). */

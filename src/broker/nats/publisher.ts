@@ -63,7 +63,12 @@ export function roomSubject(room: string, kind: "m" | "p"): string {
 interface Batch {
   readonly subject: string;
   readonly payload: string;
-  /** The stream drops a second message with the same id: the first note's id. */
+  /**
+   * The stream drops a second message with the same id, so a retry is stored
+   * once: this instance, the subject and the batch's number there. (Not a
+   * note's id: survivors say goodbye under the same ids, and a batch of one
+   * would then drop another's whole batch.)
+   */
   readonly id: string;
   readonly notes: number;
   acked: boolean;
@@ -93,7 +98,8 @@ export class Publisher {
   /** Bumped when the connection drops: answers to what was sent before are no longer awaited. */
   #generation = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
-  #idle: (() => void) | undefined;
+  /** Who waits until nothing does. */
+  #idle: (() => void)[] = [];
   /** The largest payload the NATS server takes now (it may change with the server). */
   readonly #maxPayload: () => number;
   /** Since when publishes have failed, and how many, while they do. */
@@ -180,7 +186,7 @@ export class Publisher {
   /** Resolves once every note queued so far is stored, or at once while NATS is away. */
   drained(): Promise<void> {
     if (this.waiting === 0 || !this.#connected) return Promise.resolve();
-    return new Promise((resolve) => this.#idle = resolve);
+    return new Promise((resolve) => this.#idle.push(resolve));
   }
 
   close(): void {
@@ -223,7 +229,7 @@ export class Publisher {
     this.#outbox.push({
       subject,
       payload: JSON.stringify({ from: this.#instance, n, notes }),
-      id: notes[0].id,
+      id: `${this.#instance}.${n}.${subject}`,
       notes: notes.length,
       acked: false,
       sent: false,
@@ -320,8 +326,7 @@ export class Publisher {
       this.#outboxNotes -= this.#outbox.shift()?.notes ?? 0;
     }
     if (this.waiting === 0) {
-      this.#idle?.();
-      this.#idle = undefined;
+      for (const resolve of this.#idle.splice(0)) resolve();
     }
   }
 }
