@@ -428,8 +428,6 @@ Deno.test({
         done() ? Promise.resolve() : watchers[index].waitFor(
           (frame) => {
             const from = String(frame.from);
-            if (frame.type !== "message") {
-            }
             if (frame.type === "presence" && names.includes(from)) {
               seen[index].push(`${from} ${frame.action}`);
             }

@@ -83,7 +83,7 @@ export class Liveness {
    */
   #heard(other: string): void {
     if (this.#lastSeen.has(other)) return this.seen(other);
-    this.#options.names.announced(other).then((announced) => {
+    this.#options.names.instances.announced(other).then((announced) => {
       if (announced) this.seen(other);
       else {
         this.#options.malformed(
@@ -102,6 +102,7 @@ export class Liveness {
   /** Nobody could be heard while NATS was away: everyone starts afresh. */
   forgive(): void {
     for (const instance of this.#lastSeen.keys()) this.seen(instance);
+    this.#options.names.forgive();
   }
 
   /** Keeps our names alive, tells the others we are, and lets go of instances that are not. */
@@ -110,6 +111,8 @@ export class Liveness {
     const { nc, instance, names } = this.#options;
     nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance }));
     names.keepAlive();
+    // An entry is written again at every heartbeat of its instance: one silent for longer lapsed.
+    names.sweep((this.#options.nameTtl + this.#options.heartbeat) * 1000);
     this.#releaseDead();
   }
 

@@ -276,7 +276,7 @@ export class NatsBroker implements Broker {
     const handler = this.#handler;
     if (handler === undefined) throw new TypeError("Cannot start a broker with no handler");
     await this.#names.watch();
-    await this.#names.register();
+    await this.#names.instances.register();
     await this.#epochs.watch();
     await this.#records.watch();
     this.#mail.listen(handler);

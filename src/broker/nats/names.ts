@@ -11,8 +11,7 @@
  * another live name holds is given back. Racing look-alikes (`AIice` on one
  * instance, `Alice` on another) cannot both be granted.
  *
- * Each instance also announces itself in the bucket (`@` and its id, kept
- * alive like its names): a heartbeat counts only from an announced instance.
+ * Each instance also announces itself in the bucket (see `instances.ts`).
  *
  * @module
  */
@@ -22,6 +21,8 @@ import type { KV } from "@nats-io/kv";
 import { lookAlikeKey, nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
 import { bucketKey, decodeBucketKey, type NameEntry, readNameEntry } from "./wire.ts";
+import { announcedBy, Instances } from "./instances.ts";
+import { type RemoteEntry, RemoteNames } from "./remote_names.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -35,24 +36,13 @@ function guardKey(name: string): string {
   return bucketKey(`~${lookAlikeKey(name)}`);
 }
 
-/** The bucket key where `instance` announces itself. */
-function instanceKey(instance: string): string {
-  return bucketKey(`@${instance}`);
-}
-
-/** What a bucket key holds: a name, a look-alike guard (`~`), or an instance (`@`). */
-function kindOfKey(key: string): "name" | "guard" | "instance" {
+/** Whether a bucket key is a look-alike guard's rather than a name's. */
+function isGuard(key: string): boolean {
   try {
-    const decoded = decodeBucketKey(key);
-    return decoded.startsWith("~") ? "guard" : decoded.startsWith("@") ? "instance" : "name";
+    return decodeBucketKey(key).startsWith("~");
   } catch {
-    return "name";
+    return false;
   }
-}
-
-/** A name held by another instance, with the revision of its entry. */
-export interface RemoteEntry extends NameEntry {
-  readonly revision: number;
 }
 
 /** What {@linkcode ClusterNames} works with. */
@@ -75,18 +65,16 @@ export interface ClusterNamesOptions {
 /** The cluster's names, as one instance holds and sees them. */
 export class ClusterNames {
   readonly #options: ClusterNamesOptions;
-  /** Users of other instances, by bucket key. */
-  readonly #remote = new Map<string, RemoteEntry>();
-  /** The same users by {@linkcode lookAlikeKey}: a name is taken when either key is. */
-  readonly #remoteByLookAlike = new Map<string, RemoteEntry>();
-  /** The same users by room key, then bucket key, so a room's members cost O(room). */
-  readonly #remoteByRoom = new Map<string, Map<string, RemoteEntry>>();
+  /** Users of other instances. */
+  readonly #remote = new RemoteNames();
   /** Names this instance holds, by name key. */
   readonly #local = new Map<string, NameEntry>();
+  /** The revision of our last write of each of them, so a write never lands on another's. */
+  readonly #revisions = new Map<string, number>();
   /** The look-alike guards this instance holds, by bucket key, with the name each guards. */
   readonly #guards = new Map<string, string>();
   /** The other instances that announced themselves. */
-  readonly #instances = new Set<string>();
+  readonly instances: Instances;
 
   /** Forgets the guards held for the name with key `key` (spelled any way); `release` deletes them. */
   #dropGuards(key: string, release: boolean, except?: string): void {
@@ -102,12 +90,12 @@ export class ClusterNames {
 
   constructor(options: ClusterNamesOptions) {
     this.#options = options;
+    this.instances = new Instances(options.bucket, options.instance);
   }
 
   /** The user of another instance who holds `name` (or a look-alike of it). */
   find(name: string): RemoteUser | undefined {
-    return this.#remote.get(bucketKey(nameKey(name))) ??
-      this.#remoteByLookAlike.get(lookAlikeKey(name));
+    return this.#remote.get(bucketKey(nameKey(name))) ?? this.#remote.lookAlike(name);
   }
 
   /** The entry of `name` when another instance holds exactly it. */
@@ -116,11 +104,11 @@ export class ClusterNames {
   }
 
   remoteUsers(): Iterable<RemoteEntry> {
-    return this.#remote.values();
+    return this.#remote.all();
   }
 
   remoteMembers(room: string): Iterable<RemoteUser> {
-    return this.#remoteByRoom.get(nameKey(room))?.values() ?? [];
+    return this.#remote.inRoom(room);
   }
 
   /**
@@ -143,7 +131,7 @@ export class ClusterNames {
     const deadline = Date.now() + CLAIM_WAIT_MS;
     for (let tries = 1;; tries++) {
       try {
-        await bucket.create(bucketKey(key), JSON.stringify(entry));
+        this.#revisions.set(key, await bucket.create(bucketKey(key), JSON.stringify(entry)));
         this.#local.set(key, entry);
         return true;
       } catch (error) {
@@ -151,7 +139,7 @@ export class ClusterNames {
         if (current !== undefined && current !== null && current.operation === "PUT") {
           // Ours already (a release still on its way), or someone else's.
           if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
-          await bucket.put(bucketKey(key), JSON.stringify(entry));
+          this.#revisions.set(key, await bucket.put(bucketKey(key), JSON.stringify(entry)));
           this.#local.set(key, entry);
           return true;
         }
@@ -237,13 +225,51 @@ export class ClusterNames {
       held.userId === entry.userId && held.rank === entry.rank
     ) return;
     this.#local.set(key, entry);
-    this.#options.bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
-      log.warning("Cannot record that {name} is in {room}: {error}", {
-        name,
-        room: entry.room,
-        error,
-      });
+    this.#write(key, entry);
+  }
+
+  /**
+   * Writes our entry of `key` over our own last write only: a name that
+   * expired while NATS was away and was taken elsewhere meanwhile is lost
+   * here (its user renamed), never taken back from its new holder.
+   */
+  #write(key: string, entry: NameEntry, again = false): void {
+    const { bucket } = this.#options;
+    const data = JSON.stringify(entry);
+    const revision = this.#revisions.get(key);
+    const write = revision === undefined
+      ? bucket.create(bucketKey(key), data)
+      : bucket.update(bucketKey(key), data, revision);
+    write.then((next) => {
+      if (this.#local.has(key)) this.#revisions.set(key, next);
+    }, async (error) => {
+      const current = this.#local.get(key) === entry
+        ? await bucket.get(bucketKey(key)).catch(() => undefined)
+        : undefined;
+      // Changed here meanwhile, or NATS away: the next write or heartbeat tries again.
+      if (current === undefined || this.#local.get(key) !== entry) return;
+      if (current !== null && current.operation === "PUT" && !this.#isOwnEntry(current.string())) {
+        log.warning("The name {name} was taken elsewhere while its entry here lapsed", {
+          name: entry.name,
+        });
+        this.#forget(key);
+        this.#options.lost(entry.name);
+        return;
+      }
+      // Ours (written meanwhile), or lapsed and free: write it again from there.
+      if (current !== null && current.operation === "PUT") {
+        this.#revisions.set(key, current.revision);
+      } else this.#revisions.delete(key);
+      if (!again) this.#write(key, entry, true);
+      else log.warning("Cannot keep the name {name}: {error}", { name: entry.name, error });
     });
+  }
+
+  /** Forgets a name this instance held, its revision and its guards (which are not ours to delete). */
+  #forget(key: string): void {
+    this.#local.delete(key);
+    this.#revisions.delete(key);
+    this.#dropGuards(key, false);
   }
 
   /** Records that a session handed over by another instance, and its name, are here now. */
@@ -254,7 +280,9 @@ export class ClusterNames {
     const { bucket, instance } = this.#options;
     this.#guards.set(guardKey(name), name);
     await Promise.all([
-      bucket.put(bucketKey(key), JSON.stringify(entry)),
+      bucket.put(bucketKey(key), JSON.stringify(entry)).then((revision) => {
+        this.#revisions.set(key, revision);
+      }),
       bucket.put(guardKey(name), JSON.stringify({ name, instance })),
     ]).catch((error) => {
       log.warning("Cannot record that {name} moved here: {error}", { name, error });
@@ -265,6 +293,7 @@ export class ClusterNames {
   withdraw(name: string): void {
     const key = nameKey(name);
     if (!this.#local.delete(key)) return;
+    this.#revisions.delete(key);
     this.#options.bucket.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot release the name {name}: {error}", { name, error });
     });
@@ -273,39 +302,14 @@ export class ClusterNames {
 
   /** Forgets a name whose session was handed to another instance (which now writes its entry). */
   handedOver(name: string): void {
-    this.#local.delete(nameKey(name));
-    this.#dropGuards(nameKey(name), false);
-  }
-
-  /** Announces this instance, before its first heartbeat. */
-  async register(): Promise<void> {
-    const { bucket, instance } = this.#options;
-    await bucket.put(instanceKey(instance), JSON.stringify({ instance }));
-  }
-
-  /**
-   * Whether `instance` announced itself: known from the bucket, or (for one
-   * whose announcement has not reached us yet) found there now.
-   */
-  async announced(instance: string): Promise<boolean> {
-    if (this.#instances.has(instance)) return true;
-    const entry = await this.#options.bucket.get(instanceKey(instance)).catch(() => null);
-    if (entry === null || entry.operation !== "PUT") return false;
-    this.#instances.add(instance);
-    return true;
+    this.#forget(nameKey(name));
   }
 
   /** Writes this instance's entries, guards and announcement again, before the bucket's TTL drops them. */
   keepAlive(): void {
     const { bucket, instance } = this.#options;
-    bucket.put(instanceKey(instance), JSON.stringify({ instance })).catch((error) => {
-      log.warning("Cannot announce this instance: {error}", { error });
-    });
-    for (const [key, entry] of this.#local) {
-      bucket.put(bucketKey(key), JSON.stringify(entry)).catch((error) => {
-        log.warning("Cannot keep the name {name} alive: {error}", { name: entry.name, error });
-      });
-    }
+    this.instances.keepAlive();
+    for (const [key, entry] of this.#local) this.#write(key, entry);
     for (const [key, name] of this.#guards) {
       bucket.put(key, JSON.stringify({ name, instance })).catch((error) => {
         log.warning("Cannot keep the guard of {name} alive: {error}", { name, error });
@@ -313,16 +317,24 @@ export class ClusterNames {
     }
   }
 
+  /**
+   * Forgets the other instances' entries that were not written again for
+   * `ms`: the bucket dropped them (without a word) as their instance stopped
+   * keeping them alive, so their users are not there any more.
+   */
+  sweep(ms: number): void {
+    this.#remote.sweep(Date.now() - ms);
+  }
+
+  /** Nothing could be heard while NATS was away: every entry starts its count afresh. */
+  forgive(): void {
+    this.#remote.touchAll(Date.now());
+  }
+
   /** Forgets the users of an instance that is gone, and returns them. */
   dropInstance(instance: string): RemoteEntry[] {
-    this.#instances.delete(instance);
-    const dropped: RemoteEntry[] = [];
-    for (const [key, user] of this.#remote) {
-      if (user.instance !== instance) continue;
-      this.#deleteRemote(key);
-      dropped.push(user);
-    }
-    return dropped;
+    this.instances.forget(instance);
+    return this.#remote.dropInstance(instance);
   }
 
   /**
@@ -345,9 +357,10 @@ export class ClusterNames {
     await Promise.allSettled([
       ...[...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))),
       ...[...this.#guards.keys()].map((key) => bucket.delete(key)),
-      bucket.delete(instanceKey(this.#options.instance)),
+      this.instances.release(),
     ]);
     this.#local.clear();
+    this.#revisions.clear();
     this.#guards.clear();
   }
 
@@ -357,34 +370,30 @@ export class ClusterNames {
     const watch = await bucket.watch();
     (async () => {
       for await (const entry of watch) {
-        const kind = kindOfKey(entry.key);
-        if (kind === "instance") {
-          const announced = decodeBucketKey(entry.key).slice(1);
-          if (announced === instance) continue;
-          if (entry.operation === "PUT") this.#instances.add(announced);
-          else this.#instances.delete(announced);
+        const announced = announcedBy(entry.key);
+        if (announced !== undefined) {
+          this.instances.heard(announced, entry.operation === "PUT");
           continue;
         }
         // Guards say nothing of who is where.
-        if (kind === "guard") continue;
+        if (isGuard(entry.key)) continue;
         if (entry.operation !== "PUT") {
-          this.#deleteRemote(entry.key);
+          this.#remote.delete(entry.key);
           continue;
         }
         try {
           const user = readNameEntry(entry.string());
           if (user.instance === instance) {
-            this.#deleteRemote(entry.key);
+            this.#remote.delete(entry.key);
             continue;
           }
           const key = nameKey(user.name);
           // A name we held was taken over by another instance's claim or handover.
           if (this.#local.has(key) && bucketKey(key) === entry.key) {
-            this.#local.delete(key);
-            this.#dropGuards(key, false);
+            this.#forget(key);
             this.#options.lost(user.name);
           }
-          this.#setRemote(entry.key, { ...user, revision: entry.revision });
+          this.#remote.set(entry.key, { ...user, revision: entry.revision }, Date.now());
           this.#options.seen(user.instance);
         } catch (error) {
           this.#options.malformed(`$KV.${this.#options.bucketName}.${entry.key}`, error);
@@ -424,27 +433,5 @@ export class ClusterNames {
     }
     this.#options.malformed(`$KV.${this.#options.bucketName}`, "a guard is not {name, instance}");
     return undefined;
-  }
-
-  #setRemote(key: string, user: RemoteEntry): void {
-    this.#deleteRemote(key);
-    this.#remote.set(key, user);
-    this.#remoteByLookAlike.set(lookAlikeKey(user.name), user);
-    const room = nameKey(user.room);
-    let members = this.#remoteByRoom.get(room);
-    if (members === undefined) this.#remoteByRoom.set(room, members = new Map());
-    members.set(key, user);
-  }
-
-  #deleteRemote(key: string): void {
-    const user = this.#remote.get(key);
-    if (user === undefined) return;
-    this.#remote.delete(key);
-    const alike = lookAlikeKey(user.name);
-    if (this.#remoteByLookAlike.get(alike) === user) this.#remoteByLookAlike.delete(alike);
-    const room = nameKey(user.room);
-    const members = this.#remoteByRoom.get(room);
-    members?.delete(key);
-    if (members?.size === 0) this.#remoteByRoom.delete(room);
   }
 }
