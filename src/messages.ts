@@ -146,10 +146,9 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "The link to the other servers is back.",
   },
-  too_large_for_cluster: {
+  too_long: {
     placeholders: [],
-    text:
-      "Your message was not sent: it is longer than the link between the servers carries. Send it in parts.",
+    text: "Your message was not sent: it is longer than this chat can carry. Send it in parts.",
   },
   not_sent: {
     placeholders: [],

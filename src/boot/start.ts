@@ -67,6 +67,9 @@ export async function createBroker(
   options: { readonly repair?: boolean } = {},
 ): Promise<NatsBroker | LocalBroker> {
   const { cluster, history } = config.server;
+  if (options.repair && (cluster !== undefined || history.store === "memory")) {
+    log.warn("--repair does nothing here: it mends the file of history.store kv, alone");
+  }
   if (cluster === undefined) {
     if (history.store === "memory") return new LocalBroker();
     const store = await openStore(config);

@@ -76,6 +76,8 @@ export interface LoadedRoom {
 export interface Batch {
   readonly messages: readonly { readonly room: StoredRoom; readonly message: StoredMessage }[];
   readonly rooms: readonly StoredRoom[];
+  /** Whether, once written, every room's record is stored: the store is no longer failing. */
+  readonly settles: boolean;
 }
 
 /** A record read back is not what the store writes; `key` names it, the message says why. */
@@ -99,6 +101,8 @@ export class StoreOpenError extends Error {
 
 /** Deno KV takes at most 1,000 mutations and 800 KiB in one atomic operation... */
 const MAX_MUTATIONS = 900;
+/** Records of rooms without messages in a batch written with it, at most (the rest go later). */
+export const MAX_RECORDS_PER_BATCH = 256;
 const MAX_BATCH_BYTES = 600 * 1024;
 /** Room logs kept on disk. */
 export class KvStore {
@@ -241,6 +245,8 @@ export class KvStore {
   } {
     const writes: { key: Deno.KvKey; value?: unknown; bytes: number }[] = [];
     const indexes = new Map<string, PageRange[]>();
+    /** Pages fallen out of each room's history, deleted as far as the write has room for. */
+    const stale: { id: string; key: string; life: string; ranges: PageRange[] }[] = [];
     if (this.#historySize > 0) {
       for (const { room, messages } of groupByRoom(batch.messages)) {
         const key = nameKey(room.name);
@@ -251,18 +257,24 @@ export class KvStore {
           ranges.push({ first: page.first, last: page.first + page.notes.length - 1 });
         }
         const keepFrom = room.lastSeq - this.#historySize + 1;
-        const stale = ranges.findIndex((range) => range.last >= keepFrom);
-        for (const range of ranges.splice(0, stale === -1 ? ranges.length : stale)) {
-          writes.push({ key: ["msg", key, room.life, range.first], bytes: 0 });
-        }
+        const kept = ranges.findIndex((range) => range.last >= keepFrom);
+        stale.push({ id, key, life: room.life, ranges: ranges.slice(0, kept === -1 ? 0 : kept) });
         indexes.set(id, ranges);
       }
     }
     for (const room of batch.rooms) {
       writes.push({ key: ["room", nameKey(room.name)], value: room, bytes: NOTE_OVERHEAD_BYTES });
     }
-    // A successful write means the store works again.
-    writes.push({ key: ["failing"], bytes: 0 });
+    // A successful write means the store works again, once every room's record is written.
+    if (batch.settles) writes.push({ key: ["failing"], bytes: 0 });
+    // The rest of the old pages (a lowered history_size leaves many) go with later writes.
+    let budget = MAX_MUTATIONS - writes.length;
+    for (const { id, key, life, ranges } of stale) {
+      const deleted = ranges.slice(0, Math.max(0, budget));
+      budget -= deleted.length;
+      for (const range of deleted) writes.push({ key: ["msg", key, life, range.first], bytes: 0 });
+      indexes.set(id, indexes.get(id)!.slice(deleted.length));
+    }
     return { writes, indexes };
   }
 

@@ -9,7 +9,14 @@
 import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
-import type { Batch, KvStore, LoadedRoom, StoredRoom } from "./kv_store.ts";
+import {
+  type Batch,
+  type KvStore,
+  type LoadedRoom,
+  MAX_RECORDS_PER_BATCH,
+  type StoredRoom,
+} from "./kv_store.ts";
+import { MAX_PAGE_BYTES, noteBytes } from "./kv_layout.ts";
 import {
   type Broker,
   type BrokerHandler,
@@ -168,6 +175,10 @@ export class LocalBroker implements Broker {
   }
 
   #publish(note: RoomNote): PublishOutcome {
+    // A message is stored in one value of the store, which takes 64 KiB at most.
+    if (this.#store !== undefined && note.kind === "message" && noteBytes(note) > MAX_PAGE_BYTES) {
+      return "too_large";
+    }
     let entry: Entry;
     if (note.kind === "message") {
       const roomLog = this.#logOf(note.room);
@@ -282,9 +293,15 @@ export class LocalBroker implements Broker {
   #batchOf(entries: readonly Entry[]): { batch: Batch; newest: Map<LogState, number> } {
     const messages = entries.filter(isMessage).filter((entry) => !entry.log.removed);
     const newest = new Map<LogState, number>();
-    for (const roomLog of this.#dirty) newest.set(roomLog, roomLog.stored);
     for (const { log: roomLog, seq } of messages) {
       newest.set(roomLog, Math.max(seq, newest.get(roomLog) ?? roomLog.stored));
+    }
+    // Rooms whose record waits (a new epoch, say) go along, so many at a time at most.
+    let others = 0;
+    for (const roomLog of this.#dirty) {
+      if (newest.has(roomLog)) continue;
+      if (++others > MAX_RECORDS_PER_BATCH) break;
+      newest.set(roomLog, roomLog.stored);
     }
     const recordOf = (roomLog: LogState): StoredRoom => {
       const { name, life, epoch } = roomLog;
@@ -297,6 +314,7 @@ export class LocalBroker implements Broker {
           message: { note, seq },
         })),
         rooms: [...newest.keys()].map(recordOf),
+        settles: [...this.#dirty].every((roomLog) => newest.has(roomLog)),
       },
       newest,
     };
@@ -331,8 +349,10 @@ export class LocalBroker implements Broker {
         }
         return;
       }
-      for (const [roomLog, seq] of newest) roomLog.stored = seq;
-      this.#dirty.clear();
+      for (const [roomLog, seq] of newest) {
+        roomLog.stored = seq;
+        this.#dirty.delete(roomLog);
+      }
       this.#unsaved.clear();
       if (!this.#saving) {
         this.#saving = true;

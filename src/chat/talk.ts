@@ -78,7 +78,7 @@ export class Talk {
       case "busy":
         return this.#fail("unavailable", "not_sent", {});
       case "too_large":
-        return this.#fail("too_large", "too_large_for_cluster", {});
+        return this.#fail("too_large", "too_long", {});
     }
   }
 
@@ -102,7 +102,7 @@ export class Talk {
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
     if (remote !== undefined) {
       const sent = broker.cluster?.mail.sendPrivate(note, remote);
-      if (sent === "too_large") return this.#fail("too_large", "too_large_for_cluster", {});
+      if (sent === "too_large") return this.#fail("too_large", "too_long", {});
       if (sent === "unavailable") return this.#fail("unavailable", "not_sent", {});
     } else {
       local?.sink.send(events.private(note, "received"));

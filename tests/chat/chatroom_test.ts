@@ -336,7 +336,7 @@ Deno.test("a message the broker cannot queue is refused to its sender, saying wh
     ],
     [
       "too_large",
-      "Your message was not sent: it is longer than the link between the servers carries. Send it in parts.",
+      "Your message was not sent: it is longer than this chat can carry. Send it in parts.",
     ],
   ];
   for (const [outcome, text] of refusals) {

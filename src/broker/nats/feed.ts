@@ -36,7 +36,7 @@ export interface RoomFeedOptions {
    * The notes of one stream message, numbered `seq`; `live` is false while
    * the feed replays what the stream kept from before it started.
    */
-  readonly deliver: (notes: RoomNote[], seq: number, live: boolean) => void;
+  readonly deliver: (notes: readonly (RoomNote | undefined)[], seq: number, live: boolean) => void;
   /** A stream message that could not be read, and why. */
   readonly malformed: (subject: string, error: DecodeError) => void;
   /**
@@ -132,6 +132,7 @@ export class RoomFeed {
         try {
           const batch = readRoomNotes(message.string(), this.room, this.#options.maxText);
           if (message.subject.endsWith(".m")) this.#count(batch);
+          for (const error of batch.refused) this.#options.malformed(message.subject, error);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);
         } catch (error) {
           if (!(error instanceof DecodeError)) throw error;

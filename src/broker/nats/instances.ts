@@ -6,11 +6,8 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
 import { bucketKey, decodeBucketKey } from "./wire.ts";
-
-const log = getLogger(["chat", "cluster"]);
 
 /** The bucket key where `instance` announces itself. */
 function instanceKey(instance: string): string {
@@ -31,23 +28,20 @@ export function announcedBy(key: string): string | undefined {
 export class Instances {
   readonly #bucket: KV;
   readonly #self: string;
-  readonly #known = new Set<string>();
+  /** How long an announcement lasts unless written again, in milliseconds. */
+  readonly #lapse: number;
+  /** When each other instance last wrote its announcement, as far as we heard. */
+  readonly #writtenAt = new Map<string, number>();
 
-  constructor(bucket: KV, self: string) {
+  constructor(bucket: KV, self: string, lapse: number) {
     this.#bucket = bucket;
     this.#self = self;
+    this.#lapse = lapse;
   }
 
   /** Announces this instance, before its first heartbeat. */
   async register(): Promise<void> {
     await this.#bucket.put(instanceKey(this.#self), JSON.stringify({ instance: this.#self }));
-  }
-
-  /** Writes the announcement again, before the bucket's TTL drops it. */
-  keepAlive(): void {
-    this.register().catch((error) =>
-      log.warning("Cannot announce this instance: {error}", { error })
-    );
   }
 
   /** Withdraws the announcement: this instance is leaving. */
@@ -58,24 +52,28 @@ export class Instances {
   /** What the bucket's watch says of `instance`'s announcement. */
   heard(instance: string, present: boolean): void {
     if (instance === this.#self) return;
-    if (present) this.#known.add(instance);
-    else this.#known.delete(instance);
+    if (present) this.#writtenAt.set(instance, Date.now());
+    else this.#writtenAt.delete(instance);
   }
 
   /** Forgets an instance that is gone. */
   forget(instance: string): void {
-    this.#known.delete(instance);
+    this.#writtenAt.delete(instance);
   }
 
   /**
-   * Whether `instance` announced itself: known from the bucket, or (for one
-   * whose announcement has not reached us yet) found there now.
+   * Whether `instance` is announced now: its announcement written within its
+   * lifetime, as heard from the bucket, or (for one whose last write has not
+   * reached us yet) found there now. A gone instance's announcement lapses,
+   * so a heartbeat under its id is not believed.
    */
   async announced(instance: string): Promise<boolean> {
-    if (this.#known.has(instance)) return true;
+    const now = Date.now();
+    if (now - (this.#writtenAt.get(instance) ?? -Infinity) <= this.#lapse) return true;
     const entry = await this.#bucket.get(instanceKey(instance)).catch(() => null);
     if (entry === null || entry.operation !== "PUT") return false;
-    this.#known.add(instance);
+    if (now - entry.created.getTime() > this.#lapse) return false;
+    this.#writtenAt.set(instance, entry.created.getTime());
     return true;
   }
 }

@@ -82,7 +82,6 @@ export class Liveness {
    * itself look alive, or keep a gone instance looking alive) it is refused.
    */
   #heard(other: string): void {
-    if (this.#lastSeen.has(other)) return this.seen(other);
     this.#options.names.instances.announced(other).then((announced) => {
       if (announced) this.seen(other);
       else {
@@ -109,11 +108,15 @@ export class Liveness {
   beat(): void {
     if (!this.#options.connected()) return;
     const { nc, instance, names } = this.#options;
-    nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance }));
+    // The announcement first, so that no instance hears a heartbeat it cannot believe yet.
+    names.instances.register().then(
+      () => nc.publish(HEARTBEAT_SUBJECT, JSON.stringify({ instance })),
+      (error) => log.warning("Cannot announce this instance: {error}", { error }),
+    );
     names.keepAlive();
-    // An entry is written again at every heartbeat of its instance: one silent for longer lapsed.
-    names.sweep((this.#options.nameTtl + this.#options.heartbeat) * 1000);
+    // Gone instances' users are said goodbye to before their lapsed entries would be forgotten.
     this.#releaseDead();
+    names.sweep();
   }
 
   /**

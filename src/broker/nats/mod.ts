@@ -60,6 +60,8 @@ const ROOMS_BUCKET = "chat_rooms";
 const MODERATION_BUCKET = "chat_moderation";
 /** A room no local user is in any more is read this much longer, in case someone comes back. */
 const UNFOLLOW_AFTER_MS = 10_000;
+/** The room stream's size at most: past it, its oldest messages are dropped. */
+const STREAM_MAX_BYTES = 512 * 1024 * 1024;
 /** Notes in one stream message: a message's seq is the stream's times this, plus its index. */
 const SEQ_FACTOR = 1000;
 
@@ -140,6 +142,7 @@ export class NatsBroker implements Broker {
       back: () => this.#back,
       lost: (name) => this.#handler?.nameLost(name),
       seen: (instance) => this.#liveness.seen(instance),
+      lapse: (options.nameTtl + options.heartbeat) * 1000,
       malformed: (subject, error) => this.#malformed(subject, error),
     });
     this.#epochs = new ClusterEpochs({
@@ -229,6 +232,8 @@ export class NatsBroker implements Broker {
       storage: StorageType.File,
       // More than the history, so that an instance that fell behind still reads everything.
       max_msgs_per_subject: Math.max(options.keptPerRoom, options.historySize),
+      // Below the shipped configs' file storage (1 and 2 GB), so old messages go, not new ones.
+      max_bytes: STREAM_MAX_BYTES,
       discard: DiscardPolicy.Old,
       allow_direct: true,
     };
@@ -384,12 +389,18 @@ export class NatsBroker implements Broker {
   }
 
   /** Delivers the notes of one stream message of `room`, each numbered after the stream's. */
-  #deliver(room: string, notes: RoomNote[], seq: number, live: boolean): void {
+  #deliver(
+    room: string,
+    notes: readonly (RoomNote | undefined)[],
+    seq: number,
+    live: boolean,
+  ): void {
     const handler = this.#handler;
     if (handler === undefined) return;
     this.#options.metrics?.clusterNotesReceived.inc(notes.length);
     const epoch = this.#epochs.of(room);
     notes.forEach((note, index) => {
+      if (note === undefined) return;
       if (note.kind === "message") {
         handler.deliverRoomNote(note, { epoch, seq: seq * SEQ_FACTOR + index });
       } else if (live) {

@@ -58,6 +58,11 @@ export interface ClusterNamesOptions {
   readonly lost: (name: string) => void;
   /** Another instance showed signs of life. */
   readonly seen: (instance: string) => void;
+  /**
+   * How long an entry lasts unless written again, in milliseconds (each is
+   * written at every heartbeat of its instance): `name_ttl` and a heartbeat.
+   */
+  readonly lapse: number;
   /** An entry could not be read. */
   readonly malformed: (subject: string, error: unknown) => void;
 }
@@ -90,7 +95,7 @@ export class ClusterNames {
 
   constructor(options: ClusterNamesOptions) {
     this.#options = options;
-    this.instances = new Instances(options.bucket, options.instance);
+    this.instances = new Instances(options.bucket, options.instance, options.lapse);
   }
 
   /** The user of another instance who holds `name` (or a look-alike of it). */
@@ -308,7 +313,6 @@ export class ClusterNames {
   /** Writes this instance's entries, guards and announcement again, before the bucket's TTL drops them. */
   keepAlive(): void {
     const { bucket, instance } = this.#options;
-    this.instances.keepAlive();
     for (const [key, entry] of this.#local) this.#write(key, entry);
     for (const [key, name] of this.#guards) {
       bucket.put(key, JSON.stringify({ name, instance })).catch((error) => {
@@ -319,11 +323,12 @@ export class ClusterNames {
 
   /**
    * Forgets the other instances' entries that were not written again for
-   * `ms`: the bucket dropped them (without a word) as their instance stopped
+   * long: the bucket dropped them (without a word) as their instance stopped
    * keeping them alive, so their users are not there any more.
    */
-  sweep(ms: number): void {
-    this.#remote.sweep(Date.now() - ms);
+  sweep(): void {
+    // Twice the lapse: a gone instance is declared so (and its users said goodbye to) first.
+    this.#remote.sweep(Date.now() - 2 * this.#options.lapse);
   }
 
   /** Nothing could be heard while NATS was away: every entry starts its count afresh. */

@@ -35,8 +35,14 @@ const RETRY_MS = 250;
 const FAILURE_LOG_EVERY_MS = 30_000;
 /** Publishes failing this long make the instance unhealthy (`/healthz` says degraded). */
 const UNHEALTHY_AFTER_MS = 5_000;
-/** What a stream message holds besides its notes: `{"from":…,"n":…,"notes":[…]}`, and headers. */
+/**
+ * What a stream message holds besides its notes and its subject:
+ * `{"from":…,"n":…,"notes":[…]}`, and the header of its id (which holds the
+ * subject once more: counted apart, at 3 bytes a unit).
+ */
 const ENVELOPE_BYTES = 128;
+/** UTF-16 units of the longest subject: a room of 32 characters, each escaped (`%2E`). */
+const LONGEST_SUBJECT = 108;
 /** What a note holds besides its strings: keys, ids, numbers, the author's instance. */
 const NOTE_FIXED_BYTES = 256;
 /** UTF-16 units of a note's longest room, author and id together (32 code points each, at most 2 units). */
@@ -154,14 +160,15 @@ export class Publisher {
     return "queued";
   }
 
-  /** The bytes of notes one stream message may hold now. */
-  #limit(): number {
-    return Math.min(MAX_BATCH_BYTES, this.#maxPayload() - ENVELOPE_BYTES);
+  /** The bytes of notes one stream message of `room` may hold now. */
+  #limit(room: string): number {
+    const header = 3 * roomSubject(room, "m").length;
+    return Math.min(MAX_BATCH_BYTES, this.#maxPayload() - ENVELOPE_BYTES - header);
   }
 
   /** Whether `note` fits a stream message: by its bound (almost always), else measured. */
   #fitsAlone(note: RoomNote): boolean {
-    const limit = this.#limit();
+    const limit = this.#limit(note.room);
     return noteBytes(note) <= limit || encoder.encode(JSON.stringify(note)).length <= limit;
   }
 
@@ -200,8 +207,8 @@ export class Publisher {
    */
   #batch(): void {
     this.#scheduled = false;
-    const limit = this.#limit();
     for (const notes of this.#pending.values()) {
+      const limit = this.#limit(notes[0].room);
       let start = 0;
       while (start < notes.length) {
         let end = start;
@@ -332,13 +339,13 @@ export class Publisher {
 }
 
 /**
- * The longest message text (in UTF-16 units, as `max_message_len` counts
- * at most) sure to go under a NATS `max_payload` of `maxPayload` bytes, with
- * the longest names.
+ * The longest message text, in characters (code points, as
+ * `max_message_len` counts them; 4 bytes each at most), sure to go under a
+ * NATS `max_payload` of `maxPayload` bytes, with the longest names.
  */
 export function longestTextFor(maxPayload: number): number {
-  const limit = Math.min(MAX_BATCH_BYTES, maxPayload - ENVELOPE_BYTES);
-  return Math.max(0, Math.floor((limit - NOTE_FIXED_BYTES) / 3) - LONGEST_NAMES);
+  const limit = Math.min(MAX_BATCH_BYTES, maxPayload - ENVELOPE_BYTES - 3 * LONGEST_SUBJECT);
+  return Math.max(0, Math.floor((limit - NOTE_FIXED_BYTES - 3 * LONGEST_NAMES) / 4));
 }
 
 /**

@@ -38,9 +38,12 @@ export function decodeBucketKey(key: string): string {
  * when some were dropped before it read them).
  */
 export interface RoomBatch {
-  readonly notes: RoomNote[];
+  /** In order; a note that could not be read leaves its place empty, so seqs stay the same everywhere. */
+  readonly notes: (RoomNote | undefined)[];
   readonly from?: string;
   readonly n?: number;
+  /** Why notes of it were left out (each could not be read), if any were. */
+  readonly refused: DecodeError[];
 }
 
 /** What the names bucket holds for each name. */
@@ -88,25 +91,46 @@ export function readModerationRecord(data: string): ModerationRecord {
 export function readRoomNotes(data: string, room: string, maxText: number): RoomBatch {
   const value = parse(data);
   // Before batches were numbered, a batch was the bare list.
-  if (Array.isArray(value)) return { notes: readNotes(value, room, maxText) };
+  if (Array.isArray(value)) return readNotes(value, room, maxText);
   const { notes: list, from, n } = fields(value, "a batch of room notes");
   const notes = readNotes(list, room, maxText);
   if (typeof from !== "string" || from === "" || !Number.isSafeInteger(n) || (n as number) < 1) {
     throw new DecodeError("a batch's number is not an instance and a count from 1");
   }
-  return { notes, from, n: n as number };
+  return { ...notes, from, n: n as number };
 }
 
-function readNotes(list: unknown, room: string, maxText: number): RoomNote[] {
+/**
+ * The notes of a batch: one that cannot be read (a message longer than
+ * `max_message_len` here, say) is left out alone, not with the others.
+ */
+function readNotes(
+  list: unknown,
+  room: string,
+  maxText: number,
+): { notes: (RoomNote | undefined)[]; refused: DecodeError[] } {
   if (!Array.isArray(list) || list.length === 0) {
     throw new DecodeError("a batch of room notes is not a list");
   }
-  const notes = list.map((value) => roomNote(value, maxText));
+  const notes: (RoomNote | undefined)[] = [];
+  const refused: DecodeError[] = [];
+  for (const value of list) {
+    try {
+      notes.push(roomNote(value, maxText));
+    } catch (error) {
+      if (!(error instanceof DecodeError)) throw error;
+      notes.push(undefined);
+      refused.push(error);
+    }
+  }
   const key = nameKey(room);
-  if (notes.some((note) => note.room !== room && nameKey(note.room) !== key)) {
+  const others = notes.some((note) =>
+    note !== undefined && note.room !== room && nameKey(note.room) !== key
+  );
+  if (others) {
     throw new DecodeError("a batch holds a note of another room");
   }
-  return notes;
+  return { notes, refused };
 }
 
 /** A private message, its text at most `maxText` characters long (`max_message_len`). */
