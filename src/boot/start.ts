@@ -78,12 +78,14 @@ export async function createBroker(
     } catch (error) {
       store.close();
       if (!(error instanceof StoreDamagedError)) throw error;
+      const where = `"history.path" in ${config.files.server}`;
+      const path = JSON.stringify(history.path);
       throw new StartError(
-        `Cannot start server as "history.path" in ${config.files.server} holds a damaged record at ${
-          JSON.stringify(error.key)
-        } (${error.message}): current value is ${
-          JSON.stringify(history.path)
-        }; move the file aside, or start once with --repair to keep what is readable`,
+        error.key === undefined
+          ? `Cannot start server as ${where} holds a record Deno KV cannot read (${error.message}): current value is ${path}; move the file aside`
+          : `Cannot start server as ${where} holds a damaged record at ${
+            JSON.stringify(error.key)
+          } (${error.message}): current value is ${path}; move the file aside, or start once with --repair to keep what is readable`,
         EXIT_USAGE,
       );
     }

@@ -11,6 +11,8 @@ import { DecodeError, fields, roomNote, text, whole } from "./decode.ts";
 import type { Batch, StoredMessage, StoredRoom } from "./kv_store.ts";
 import type { MessageNote } from "./types.ts";
 
+/** The largest seq read back: far past any the server reaches, and still counted exactly. */
+const MAX_SEQ = 2 ** 50;
 /** ...and values of at most 64 KiB. */
 export const MAX_PAGE_BYTES = 48 * 1024;
 /** A generous bound on the size of a key and a note's envelope, besides its text. */
@@ -78,7 +80,9 @@ export function storedRoom(key: Deno.KvKey, value: unknown): StoredRoom {
     epoch: text(record, "epoch", "a room's record", 64),
     lastSeq: whole(record, "lastSeq", "a room's record"),
   };
-  if (room.lastSeq < 0) throw new DecodeError("a room's record has a negative seq");
+  if (room.lastSeq < 0 || room.lastSeq > MAX_SEQ) {
+    throw new DecodeError("a room's record has a seq below 0 or past any the server gives");
+  }
   if (key.length !== 2 || key[1] !== nameKey(room.name)) {
     throw new DecodeError("a room's record is filed under another room's key");
   }
@@ -93,6 +97,9 @@ export function storedPage(key: Deno.KvKey, value: unknown, room: string, after:
   const record = fields(value, "a page of messages");
   const first = whole(record, "first", "a page of messages");
   if (key[3] !== first) throw new DecodeError("a page is filed under a seq it does not start at");
+  if (first < 1 || first > MAX_SEQ) {
+    throw new DecodeError("a page starts at a seq the server never gives");
+  }
   if (first <= after) throw new DecodeError("a page overlaps the page before it");
   const list = record.notes;
   if (!Array.isArray(list) || list.length === 0) {

@@ -82,12 +82,26 @@ export interface Batch {
 
 /** A record read back is not what the store writes; `key` names it, the message says why. */
 export class StoreDamagedError extends Error {
-  readonly key: Deno.KvKey;
+  /** The record's key; `undefined` when even that could not be read. */
+  readonly key: Deno.KvKey | undefined;
 
-  constructor(key: Deno.KvKey, problem: string) {
+  constructor(key: Deno.KvKey | undefined, problem: string) {
     super(problem);
     this.name = "StoreDamagedError";
     this.key = key;
+  }
+}
+
+/**
+ * Runs a read of the whole file: what Deno KV itself cannot read (a value
+ * it cannot deserialize, a key it cannot decode) is a damaged file too.
+ */
+async function unreadable<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (error) {
+    if (error instanceof StoreDamagedError) throw error;
+    throw new StoreDamagedError(undefined, error instanceof Error ? error.message : String(error));
   }
 }
 
@@ -99,11 +113,28 @@ export class StoreOpenError extends Error {
   }
 }
 
-/** Deno KV takes at most 1,000 mutations and 800 KiB in one atomic operation... */
+/**
+ * Deno KV takes at most 1,000 mutations, 800 KiB of keys and values, and
+ * 80 KiB of keys in one atomic operation; a room's key can take a kilobyte.
+ */
 const MAX_MUTATIONS = 900;
-/** Records of rooms without messages in a batch written with it, at most (the rest go later). */
-export const MAX_RECORDS_PER_BATCH = 256;
 const MAX_BATCH_BYTES = 600 * 1024;
+const MAX_KEY_BYTES = 64 * 1024;
+/** Records of rooms without messages in a batch written with it: this many keys' bytes at most. */
+export const RECORD_KEYS_PER_BATCH = 16 * 1024;
+
+/** At least the bytes of a key naming room `key` (its UTF-8, the other parts, the encoding's tags). */
+export function keyBytes(key: string): number {
+  return 64 + 3 * key.length;
+}
+/** One mutation of an atomic write: a value to set (or none, to delete), and its sizes. */
+interface Write {
+  readonly key: Deno.KvKey;
+  readonly value?: unknown;
+  readonly bytes: number;
+  readonly keyBytes: number;
+}
+
 /** Room logs kept on disk. */
 export class KvStore {
   readonly #kv: Deno.Kv;
@@ -150,7 +181,14 @@ export class KvStore {
    * than its record. Every record is checked: a damaged one throws
    * {@linkcode StoreDamagedError}, or, with `repair`, is deleted and logged.
    */
-  async load(options: { repair?: boolean } = {}): Promise<{
+  load(options: { repair?: boolean } = {}): Promise<{
+    rooms: LoadedRoom[];
+    wasFailing: boolean;
+  }> {
+    return unreadable(() => this.#load(options));
+  }
+
+  async #load(options: { repair?: boolean }): Promise<{
     rooms: LoadedRoom[];
     wasFailing: boolean;
   }> {
@@ -214,8 +252,13 @@ export class KvStore {
    */
   fits(batch: Batch): boolean {
     const { writes } = this.#plan(batch);
-    return writes.length <= MAX_MUTATIONS &&
-      writes.reduce((sum, write) => sum + write.bytes, 0) <= MAX_BATCH_BYTES;
+    let bytes = 0;
+    let keys = 0;
+    for (const write of writes) {
+      bytes += write.bytes + write.keyBytes;
+      keys += write.keyBytes;
+    }
+    return writes.length <= MAX_MUTATIONS && bytes <= MAX_BATCH_BYTES && keys <= MAX_KEY_BYTES;
   }
 
   /**
@@ -240,10 +283,10 @@ export class KvStore {
 
   /** The writes of a batch, and the page index of each room once they are done. */
   #plan(batch: Batch): {
-    writes: { key: Deno.KvKey; value?: unknown; bytes: number }[];
+    writes: Write[];
     indexes: Map<string, PageRange[]>;
   } {
-    const writes: { key: Deno.KvKey; value?: unknown; bytes: number }[] = [];
+    const writes: Write[] = [];
     const indexes = new Map<string, PageRange[]>();
     /** Pages fallen out of each room's history, deleted as far as the write has room for. */
     const stale: { id: string; key: string; life: string; ranges: PageRange[] }[] = [];
@@ -253,7 +296,12 @@ export class KvStore {
         const id = `${key}\n${room.life}`;
         const ranges = [...(indexes.get(id) ?? this.#pages.get(id) ?? [])];
         for (const page of paginate(messages)) {
-          writes.push({ key: ["msg", key, room.life, page.first], value: page, bytes: page.bytes });
+          writes.push({
+            key: ["msg", key, room.life, page.first],
+            value: page,
+            bytes: page.bytes,
+            keyBytes: keyBytes(key),
+          });
           ranges.push({ first: page.first, last: page.first + page.notes.length - 1 });
         }
         const keepFrom = room.lastSeq - this.#historySize + 1;
@@ -263,17 +311,30 @@ export class KvStore {
       }
     }
     for (const room of batch.rooms) {
-      writes.push({ key: ["room", nameKey(room.name)], value: room, bytes: NOTE_OVERHEAD_BYTES });
+      const key = nameKey(room.name);
+      writes.push({
+        key: ["room", key],
+        value: room,
+        bytes: NOTE_OVERHEAD_BYTES,
+        keyBytes: keyBytes(key),
+      });
     }
     // A successful write means the store works again, once every room's record is written.
-    if (batch.settles) writes.push({ key: ["failing"], bytes: 0 });
+    if (batch.settles) writes.push({ key: ["failing"], bytes: 0, keyBytes: keyBytes("") });
     // The rest of the old pages (a lowered history_size leaves many) go with later writes.
-    let budget = MAX_MUTATIONS - writes.length;
+    let count = writes.length;
+    let keys = writes.reduce((sum, write) => sum + write.keyBytes, 0);
+    let bytes = writes.reduce((sum, write) => sum + write.bytes, keys);
     for (const { id, key, life, ranges } of stale) {
-      const deleted = ranges.slice(0, Math.max(0, budget));
-      budget -= deleted.length;
-      for (const range of deleted) writes.push({ key: ["msg", key, life, range.first], bytes: 0 });
-      indexes.set(id, indexes.get(id)!.slice(deleted.length));
+      const cost = keyBytes(key);
+      let deleted = 0;
+      for (const range of ranges) {
+        if (++count > MAX_MUTATIONS || (keys += cost) > MAX_KEY_BYTES) break;
+        if ((bytes += cost) > MAX_BATCH_BYTES) break;
+        writes.push({ key: ["msg", key, life, range.first], bytes: 0, keyBytes: cost });
+        deleted++;
+      }
+      indexes.set(id, indexes.get(id)!.slice(deleted));
     }
     return { writes, indexes };
   }
@@ -328,7 +389,11 @@ export class KvStore {
   }
 
   /** Every moderation record, by key, checked as {@linkcode KvStore.load} checks rooms. */
-  async loadRecords(options: { repair?: boolean } = {}): Promise<Map<string, ModerationRecord>> {
+  loadRecords(options: { repair?: boolean } = {}): Promise<Map<string, ModerationRecord>> {
+    return unreadable(() => this.#loadRecords(options));
+  }
+
+  async #loadRecords(options: { repair?: boolean }): Promise<Map<string, ModerationRecord>> {
     const records = new Map<string, ModerationRecord>();
     for await (const entry of this.#kv.list({ prefix: ["mod"] })) {
       try {

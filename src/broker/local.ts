@@ -11,9 +11,10 @@ import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
 import {
   type Batch,
+  keyBytes,
   type KvStore,
   type LoadedRoom,
-  MAX_RECORDS_PER_BATCH,
+  RECORD_KEYS_PER_BATCH,
   type StoredRoom,
 } from "./kv_store.ts";
 import { MAX_PAGE_BYTES, noteBytes } from "./kv_layout.ts";
@@ -297,10 +298,10 @@ export class LocalBroker implements Broker {
       newest.set(roomLog, Math.max(seq, newest.get(roomLog) ?? roomLog.stored));
     }
     // Rooms whose record waits (a new epoch, say) go along, so many at a time at most.
-    let others = 0;
+    let keys = 0;
     for (const roomLog of this.#dirty) {
       if (newest.has(roomLog)) continue;
-      if (++others > MAX_RECORDS_PER_BATCH) break;
+      if ((keys += keyBytes(nameKey(roomLog.name))) > RECORD_KEYS_PER_BATCH) break;
       newest.set(roomLog, roomLog.stored);
     }
     const recordOf = (roomLog: LogState): StoredRoom => {

@@ -6,16 +6,19 @@ import { KvStore, type StoredRoom } from "../../src/broker/kv_store.ts";
 import { LocalBroker } from "../../src/broker/local.ts";
 import type { MessageNote } from "../../src/broker/types.ts";
 
-const room = (lastSeq: number): StoredRoom => ({
-  name: "lobby",
+/** A valid room name whose key is as long as any: U+FDFA folds to 18 characters. */
+const LONG = "\uFDFA".repeat(32);
+
+const room = (lastSeq: number, name = LONG): StoredRoom => ({
+  name,
   life: "0000life",
   epoch: "0000life",
   lastSeq,
 });
 
-const note = (seq: number, text = `message ${seq}`): MessageNote => ({
+const note = (seq: number, text = `message ${seq}`, name = LONG): MessageNote => ({
   kind: "message",
-  room: "lobby",
+  room: name,
   id: `test.${seq}`,
   sentAt: seq,
   author: { instance: "test", userId: 1, name: "Ann" },
@@ -34,7 +37,7 @@ async function pagesIn(path: string): Promise<number> {
   }
 }
 
-Deno.test("a lowered history_size: old pages go over later writes, and new ones are stored", async () => {
+Deno.test("a lowered history_size: old pages go over later writes, long keys and all", async () => {
   const dir = await Deno.makeTempDir();
   const path = join(dir, "history.kv");
   try {
@@ -52,7 +55,8 @@ Deno.test("a lowered history_size: old pages go over later writes, and new ones 
 
     const small = await KvStore.open(path, 10);
     await small.load();
-    for (let seq = 1501; seq <= 1503; seq++) {
+    // Each write deletes as many old pages as its limits leave room for (keys of about 1.7 KB).
+    for (let seq = 1501; seq <= 1560; seq++) {
       const batch = {
         messages: [{ room: room(seq), message: { note: note(seq), seq } }],
         rooms: [room(seq)],
@@ -76,6 +80,25 @@ Deno.test("a message longer than one stored value is refused to its sender, not 
     assertEquals(broker.log.publish(note(1, "字".repeat(33_000))), "too_large");
     assertEquals(broker.log.publish(note(1, "字".repeat(10_000))), "queued");
     await broker.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("messages to many rooms with long keys at once are all stored", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "history.kv");
+  try {
+    const store = await KvStore.open(path, 100);
+    const broker = await LocalBroker.open({ store });
+    const names = Array.from({ length: 100 }, (_, i) => `${LONG.slice(0, 30)}${i}`);
+    for (const name of names) assertEquals(broker.log.publish(note(1, "hi", name)), "queued");
+    await broker.close();
+    const again = await KvStore.open(path, 100);
+    const { rooms } = await again.load();
+    again.close();
+    assertEquals(rooms.length, 100);
+    assertEquals(rooms.every(({ messages }) => messages.length === 1), true);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -48,6 +48,8 @@ export class Liveness {
   /** When each other instance last showed signs of life. */
   readonly #lastSeen = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** When this instance last heard its own heartbeat: proof that its link to NATS carries. */
+  #echoed = Date.now();
 
   constructor(options: LivenessOptions) {
     this.#options = options;
@@ -60,7 +62,8 @@ export class Liveness {
       for await (const message of nc.subscribe(HEARTBEAT_SUBJECT)) {
         try {
           const other = readHeartbeat(message.string());
-          if (other !== instance) this.#heard(other);
+          if (other === instance) this.#echoed = Date.now();
+          else this.#heard(other);
         } catch (error) {
           malformed(HEARTBEAT_SUBJECT, error);
         }
@@ -100,6 +103,7 @@ export class Liveness {
 
   /** Nobody could be heard while NATS was away: everyone starts afresh. */
   forgive(): void {
+    this.#echoed = Date.now();
     for (const instance of this.#lastSeen.keys()) this.seen(instance);
     this.#options.names.forgive();
   }
@@ -129,6 +133,9 @@ export class Liveness {
    */
   #releaseDead(): void {
     const now = Date.now();
+    // Not hearing ourselves, our own link is in doubt (cut, with the socket still open): then
+    // silence says nothing of the others, and declaring them gone would tell lies on heal.
+    if (now - this.#echoed > 2 * this.#options.heartbeat * 1000 + 1000) return;
     const deadline = this.#options.nameTtl * 1000;
     const dead = [...this.#lastSeen].filter(([, seen]) => now - seen > deadline).map(([id]) => id);
     for (const instance of dead) {

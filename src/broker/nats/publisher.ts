@@ -20,13 +20,13 @@ import type { JetStreamClient } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import type { PublishOutcome, RoomNote } from "../types.ts";
+import { MAX_NOTES_PER_BATCH } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
 /** Stream messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 64;
-/** Notes in one stream message, at most (a seq is the stream's times 1000, plus the index). */
-const MAX_BATCH_NOTES = 256;
+
 /** Bytes of notes in one stream message, about (NATS takes 1 MiB by default). */
 const MAX_BATCH_BYTES = 256 * 1024;
 /** Wait before sending again after a failure, while connected. */
@@ -213,7 +213,7 @@ export class Publisher {
       while (start < notes.length) {
         let end = start;
         let bytes = 0;
-        while (end < notes.length && end - start < MAX_BATCH_NOTES) {
+        while (end < notes.length && end - start < MAX_NOTES_PER_BATCH) {
           const next = noteBytes(notes[end]);
           if (end > start && bytes + next > limit) break;
           bytes += next;

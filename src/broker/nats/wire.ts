@@ -19,6 +19,9 @@ import {
 } from "../decode.ts";
 import type { KickNote, KickResult, ModerationRecord, PrivateNote, RoomNote } from "../types.ts";
 
+/** Notes in one stream message at most, as instances publish them (the rest of 1,000 is margin). */
+export const MAX_NOTES_PER_BATCH = 256;
+
 /** KV keys allow only a few characters, so keys are stored base64url-encoded. */
 export function bucketKey(key: string): string {
   const bytes = new TextEncoder().encode(key);
@@ -111,6 +114,10 @@ function readNotes(
 ): { notes: (RoomNote | undefined)[]; refused: DecodeError[] } {
   if (!Array.isArray(list) || list.length === 0) {
     throw new DecodeError("a batch of room notes is not a list");
+  }
+  // A message's seq is the stream's times 1000 plus its place: more would number two the same.
+  if (list.length > MAX_NOTES_PER_BATCH) {
+    throw new DecodeError(`a batch holds more than ${MAX_NOTES_PER_BATCH} notes`);
   }
   const notes: (RoomNote | undefined)[] = [];
   const refused: DecodeError[] = [];

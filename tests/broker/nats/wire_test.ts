@@ -30,6 +30,8 @@ Deno.test("readRoomNotes: numbered batches, bare lists, and what is refused", as
       ["no publisher", { n: 1, notes: [note] }],
       ["no notes", { from: "a1", n: 1, notes: [] }],
       ["a note of another room", { from: "a1", n: 1, notes: [{ ...note, room: "ops" }] }],
+      // Seqs are the stream's times 1000 plus the place: 1,001 notes would number two alike.
+      ["more notes than an instance sends", { from: "a1", n: 1, notes: Array(257).fill(note) }],
     ] as const
   ) {
     await t.step(`refused: ${what}`, () => {
