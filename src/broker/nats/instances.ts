@@ -56,6 +56,11 @@ export class Instances {
     else this.#writtenAt.delete(instance);
   }
 
+  /** Whether `instance`'s announcement was heard written within its lifetime. */
+  fresh(instance: string): boolean {
+    return Date.now() - (this.#writtenAt.get(instance) ?? -Infinity) <= this.#lapse;
+  }
+
   /** Forgets an instance that is gone. */
   forget(instance: string): void {
     this.#writtenAt.delete(instance);
@@ -69,7 +74,7 @@ export class Instances {
    */
   async announced(instance: string): Promise<boolean> {
     const now = Date.now();
-    if (now - (this.#writtenAt.get(instance) ?? -Infinity) <= this.#lapse) return true;
+    if (this.fresh(instance)) return true;
     const entry = await this.#bucket.get(instanceKey(instance)).catch(() => null);
     if (entry === null || entry.operation !== "PUT") return false;
     if (now - entry.created.getTime() > this.#lapse) return false;

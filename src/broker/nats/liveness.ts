@@ -15,6 +15,8 @@ import { DecodeError } from "../decode.ts";
 import { readHeartbeat } from "./wire.ts";
 
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
+/** Announcements looked up at once, at most. */
+const MAX_LOOKUPS = 8;
 
 /** The id of the goodbye for user `userId` of the gone `instance`: the same on every survivor. */
 export function goodbyeId(instance: string, userId: number): string {
@@ -48,6 +50,8 @@ export class Liveness {
   /** When each other instance last showed signs of life. */
   readonly #lastSeen = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Announcements being looked up in the bucket now. */
+  #lookups = 0;
   /** When this instance last heard its own heartbeat: proof that its link to NATS carries. */
   #echoed = Date.now();
 
@@ -85,14 +89,20 @@ export class Liveness {
    * itself look alive, or keep a gone instance looking alive) it is refused.
    */
   #heard(other: string): void {
+    const refuse = () =>
+      this.#options.malformed(
+        HEARTBEAT_SUBJECT,
+        new DecodeError(`a heartbeat from ${other}, which is not announced (or no longer)`),
+      );
+    // Looking an instance up costs a request: a flood of unknown ids is refused unread.
+    if (!this.#options.names.instances.fresh(other) && this.#lookups >= MAX_LOOKUPS) {
+      return refuse();
+    }
+    this.#lookups++;
     this.#options.names.instances.announced(other).then((announced) => {
+      this.#lookups--;
       if (announced) this.seen(other);
-      else {
-        this.#options.malformed(
-          HEARTBEAT_SUBJECT,
-          new DecodeError(`a heartbeat from ${other}, which never announced itself`),
-        );
-      }
+      else refuse();
     });
   }
 

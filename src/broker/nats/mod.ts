@@ -38,6 +38,7 @@ import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
 import { connectNats } from "./tcp.ts";
 import { Publisher, roomSubject } from "./publisher.ts";
+import { malformedReporter } from "./wire.ts";
 import {
   type Broker,
   type BrokerHandler,
@@ -410,13 +411,7 @@ export class NatsBroker implements Broker {
     });
   }
 
-  #malformed(subject: string, error: unknown): void {
-    this.#options.metrics?.clusterMalformed.inc();
-    log.warning("Dropped a message on {subject} that could not be read: {error}", {
-      subject,
-      error: error instanceof Error ? error.message : String(error),
-    });
-  }
+  readonly #malformed = malformedReporter(() => this.#options.metrics?.clusterMalformed.inc());
 
   #watchStatus(): void {
     (async () => {

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { MAX_NAME_UNITS, nameKey } from "../../text/names.ts";
 import {
   DecodeError,
@@ -18,6 +19,35 @@ import {
   whole,
 } from "../decode.ts";
 import type { KickNote, KickResult, ModerationRecord, PrivateNote, RoomNote } from "../types.ts";
+
+const log = getLogger(["chat", "cluster"]);
+
+/**
+ * Reports what could not be read: each is counted; a line is logged at most
+ * once a second (saying how many went unsaid since), so a flood of garbage
+ * on the subjects cannot flood the log too.
+ */
+export function malformedReporter(
+  count: () => void,
+): (subject: string, error: unknown) => void {
+  let loggedAt = -Infinity;
+  let unsaid = 0;
+  return (subject, error) => {
+    count();
+    const now = Date.now();
+    if (now - loggedAt < 1000) {
+      unsaid++;
+      return;
+    }
+    log.warning("Dropped a message on {subject} that could not be read: {error}{more}", {
+      subject,
+      error: error instanceof Error ? error.message : String(error),
+      more: unsaid === 0 ? "" : ` (and ${unsaid} more since the last such line)`,
+    });
+    loggedAt = now;
+    unsaid = 0;
+  };
+}
 
 /** Notes in one stream message at most, as instances publish them (the rest of 1,000 is margin). */
 export const MAX_NOTES_PER_BATCH = 256;
