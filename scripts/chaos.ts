@@ -31,6 +31,7 @@ import { TestClient, type V2Frame, within } from "../tests/e2e/_client.ts";
 import { testConfigDir } from "../tests/e2e/_config.ts";
 import { type ServerProcess, startServerProcess } from "../tests/e2e/_process.ts";
 import { fill, mountTmpfs, unmount } from "../tests/e2e/_tmpfs.ts";
+import { seededRandom } from "../tests/_random.ts";
 
 /** One schedule of kills. */
 export interface ChaosOptions {
@@ -59,18 +60,6 @@ export interface ChaosReport {
   /** Lives in which the disk filled up. */
   readonly fills: number;
   readonly problems: string[];
-}
-
-/** A seeded source of numbers in [0, 1) (mulberry32). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Messages a writer sends in one frame, and how long each is... */
@@ -203,7 +192,7 @@ class Recorder {
 
 /** Runs one schedule; see the module's description. */
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
-  const random = seeded(options.seed);
+  const random = seededRandom(options.seed);
   const log = options.log ?? (() => {});
   const dir = await Deno.makeTempDir({ prefix: "chat-chaos-" });
   if (options.full) await mountTmpfs(dir, "512m");

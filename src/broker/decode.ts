@@ -126,41 +126,22 @@ export function moderationRecord(value: unknown): ModerationRecord {
   const at = whole(record, "at", "a moderation record");
   const rank = (): number => whole(record, "byRank", "a moderation record");
   switch (record.kind) {
-    case "ban": {
-      const name = record.name === undefined ? undefined : text(record, "name", "a ban", 256);
-      const address = record.address === undefined
-        ? undefined
-        : text(record, "address", "a ban", 64);
-      if (name === undefined && address === undefined) {
-        throw new DecodeError('a ban needs a "name" or an "address"');
-      }
-      return {
-        kind: "ban",
-        name,
-        address,
-        for: record.for === undefined ? undefined : text(record, "for", "a ban", 256),
-        until: whole(record, "until", "a ban"),
-        reason: text(record, "reason", "a ban", 4096),
-        by,
-        byRank: rank(),
-        at,
-      };
-    }
+    case "ban":
     case "mute": {
-      const name = record.name === undefined ? undefined : text(record, "name", "a mute", 256);
-      const address = record.address === undefined
-        ? undefined
-        : text(record, "address", "a mute", 64);
+      const kind = record.kind;
+      const what = `a ${kind}`;
+      const name = record.name === undefined ? undefined : text(record, "name", what, 256);
+      const address = record.address === undefined ? undefined : text(record, "address", what, 64);
       if (name === undefined && address === undefined) {
-        throw new DecodeError('a mute needs a "name" or an "address"');
+        throw new DecodeError(`${what} needs a "name" or an "address"`);
       }
       return {
-        kind: "mute",
+        kind,
         name,
         address,
-        for: record.for === undefined ? undefined : text(record, "for", "a mute", 256),
-        until: whole(record, "until", "a mute"),
-        reason: text(record, "reason", "a mute", 4096),
+        for: record.for === undefined ? undefined : text(record, "for", what, 256),
+        until: whole(record, "until", what),
+        reason: text(record, "reason", what, 4096),
         by,
         byRank: rank(),
         at,

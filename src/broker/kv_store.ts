@@ -135,6 +135,17 @@ interface Write {
   readonly keyBytes: number;
 }
 
+/** Whether `writes` fit one atomic operation of Deno KV. */
+function withinLimits(writes: readonly Write[]): boolean {
+  let bytes = 0;
+  let keys = 0;
+  for (const write of writes) {
+    bytes += write.bytes + write.keyBytes;
+    keys += write.keyBytes;
+  }
+  return writes.length <= MAX_MUTATIONS && bytes <= MAX_BATCH_BYTES && keys <= MAX_KEY_BYTES;
+}
+
 /** Room logs kept on disk. */
 export class KvStore {
   readonly #kv: Deno.Kv;
@@ -251,14 +262,7 @@ export class KvStore {
    * as {@linkcode KvStore.commit} needs; the broker cuts batches to fit.
    */
   fits(batch: Batch): boolean {
-    const { writes } = this.#plan(batch);
-    let bytes = 0;
-    let keys = 0;
-    for (const write of writes) {
-      bytes += write.bytes + write.keyBytes;
-      keys += write.keyBytes;
-    }
-    return writes.length <= MAX_MUTATIONS && bytes <= MAX_BATCH_BYTES && keys <= MAX_KEY_BYTES;
+    return withinLimits(this.#plan(batch).writes);
   }
 
   /**
@@ -268,10 +272,10 @@ export class KvStore {
    * failure throws, and nothing of it is written.
    */
   async commit(batch: Batch): Promise<void> {
-    if (!this.fits(batch)) {
+    const { writes, indexes } = this.#plan(batch);
+    if (!withinLimits(writes)) {
       throw new RangeError("Cannot commit a batch larger than one atomic operation");
     }
-    const { writes, indexes } = this.#plan(batch);
     const operation = this.#kv.atomic();
     for (const write of writes) {
       if (write.value === undefined) operation.delete(write.key);

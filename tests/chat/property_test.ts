@@ -13,18 +13,7 @@ import {
   receive,
   TEST_CHAT_CONFIG,
 } from "../_fakes.ts";
-
-/** A small seeded generator (mulberry32), so a failure can be replayed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seededRandom } from "../_random.ts";
 
 const PIECES = [
   "!",

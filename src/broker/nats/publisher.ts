@@ -41,8 +41,13 @@ const UNHEALTHY_AFTER_MS = 5_000;
  * subject once more: counted apart, at 3 bytes a unit).
  */
 const ENVELOPE_BYTES = 128;
-/** UTF-16 units of the longest subject: a room of 32 characters, each escaped (`%2E`). */
+/** UTF-16 units of an ordinary room's longest subject: 32 characters, each escaped (`%2E`). */
 const LONGEST_SUBJECT = 108;
+/**
+ * UTF-16 units any room's subject stays within: 32 characters, each folding
+ * to at most 18 (U+FDFA does), each of those at most 2 units and escaped.
+ */
+const ANY_SUBJECT = 12 + 32 * 18 * 6;
 /** What a note holds besides its strings: keys, ids, numbers, the author's instance. */
 const NOTE_FIXED_BYTES = 256;
 /** UTF-16 units of a note's longest room, author and id together (32 code points each, at most 2 units). */
@@ -166,10 +171,17 @@ export class Publisher {
     return Math.min(MAX_BATCH_BYTES, this.#maxPayload() - ENVELOPE_BYTES - header);
   }
 
-  /** Whether `note` fits a stream message: by its bound (almost always), else measured. */
+  /**
+   * Whether `note` fits a stream message: by its bound against any room's
+   * subject (almost always: no room is looked at on the way of every
+   * message), else against its own room's, else measured.
+   */
   #fitsAlone(note: RoomNote): boolean {
+    const bound = noteBytes(note);
+    const anyRoom = this.#maxPayload() - ENVELOPE_BYTES - 3 * ANY_SUBJECT;
+    if (bound <= Math.min(MAX_BATCH_BYTES, anyRoom)) return true;
     const limit = this.#limit(note.room);
-    return noteBytes(note) <= limit || encoder.encode(JSON.stringify(note)).length <= limit;
+    return bound <= limit || encoder.encode(JSON.stringify(note)).length <= limit;
   }
 
   /**
@@ -341,7 +353,9 @@ export class Publisher {
 /**
  * The longest message text, in characters (code points, as
  * `max_message_len` counts them; 4 bytes each at most), sure to go under a
- * NATS `max_payload` of `maxPayload` bytes, with the longest names.
+ * NATS `max_payload` of `maxPayload` bytes, with the longest user names and
+ * an ordinary room name (one folding to many characters takes more: such a
+ * message is measured, and refused to its sender if it does not fit).
  */
 export function longestTextFor(maxPayload: number): number {
   const limit = Math.min(MAX_BATCH_BYTES, maxPayload - ENVELOPE_BYTES - 3 * LONGEST_SUBJECT);
