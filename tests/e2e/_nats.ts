@@ -108,11 +108,13 @@ export async function startNats(options: NatsOptions = {}): Promise<NatsServer> 
       .pipeThrough(new TextDecoderStream())
       .pipeThrough(new TextLineStream());
     const reader = lines.getReader();
+    const said: string[] = [];
     await within(
       (async () => {
         while (true) {
           const { value, done } = await reader.read();
-          if (done) throw new Error("nats-server exited before it was ready");
+          if (done) throw new Error(`nats-server exited before it was ready: ${said.join(" | ")}`);
+          said.push(value);
           if (value.includes("Server is ready")) break;
         }
       })(),

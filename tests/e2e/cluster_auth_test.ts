@@ -56,7 +56,8 @@ Deno.test({
   async fn(t) {
     for (const file of ["deploy/nats.conf", "deploy/nats-local.conf"]) {
       await t.step(file, async () => {
-        const password = crypto.randomUUID();
+        // A letter first, as the configs say: nats-server may read a leading digit as a number.
+        const password = `pw${crypto.randomUUID()}`;
         const cluster = await startCluster({
           instances: 2,
           natsServer: {
