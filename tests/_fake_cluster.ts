@@ -16,7 +16,7 @@ import type {
   RemoteUser,
   RoomLog,
 } from "../src/broker/types.ts";
-import { lookAlikeKey, nameKey } from "../src/text/names.ts";
+import { looksLike, nameKey } from "../src/text/names.ts";
 
 /** A name held in the cluster. */
 interface Entry extends RemoteUser {
@@ -101,18 +101,13 @@ class FakeBroker implements Broker {
     });
     this.cluster = {
       names: {
-        find: (name) =>
-          others().find((other) =>
-            nameKey(other.name) === nameKey(name) || lookAlikeKey(other.name) === lookAlikeKey(name)
-          ),
+        find: (name) => others().find((other) => looksLike(other.name, name)),
         users: others,
         members: (room) => others().filter((other) => nameKey(other.room) === nameKey(room)),
         claim: (name, holder) => {
-          // As the names bucket with its look-alike guards: either key held elsewhere refuses.
+          // As the names bucket with its look-alike guards: any key held elsewhere refuses.
           const held = [...shared.names.values()].some((other) =>
-            other.instance !== instance &&
-            (nameKey(other.name) === nameKey(name) ||
-              lookAlikeKey(other.name) === lookAlikeKey(name))
+            other.instance !== instance && looksLike(other.name, name)
           );
           if (held) return Promise.resolve(false);
           shared.names.set(nameKey(name), entry(name, holder));

@@ -14,13 +14,7 @@
 import type { Identity } from "../auth/tokens.ts";
 import { rank } from "../auth/tokens.ts";
 import type { BanRecord, Broker, RemoteUser } from "../broker/types.ts";
-import {
-  lookAlikeKey,
-  MAX_NAME_LENGTH,
-  MAX_NAME_UNITS,
-  nameKey,
-  nameProblem,
-} from "../text/names.ts";
+import { comparisonKeys, MAX_NAME_LENGTH, MAX_NAME_UNITS, nameProblem } from "../text/names.ts";
 import type { Moderation } from "./moderation.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
@@ -42,7 +36,7 @@ export type IdentityRefusal =
 /** Names and identities, admitted in one place. */
 export class Gate {
   readonly #options: GateOptions;
-  /** Names being claimed (a rename, a generated name), by both keys, with their claimant. */
+  /** Names being claimed (a rename, a generated name), by every comparison key, with their claimant. */
   readonly #claims = new Map<string, User>();
 
   constructor(options: GateOptions) {
@@ -119,12 +113,12 @@ export class Gate {
 
   /** Holds `name` for `user` while the cluster is asked, so nobody here takes it meanwhile. */
   claim(name: string, user: User): void {
-    for (const key of keysOf(name)) this.#claims.set(key, user);
+    for (const key of comparisonKeys(name)) this.#claims.set(key, user);
   }
 
   /** Lets go of a claim of `user`'s. */
   unclaim(name: string, user: User): void {
-    for (const key of keysOf(name)) {
+    for (const key of comparisonKeys(name)) {
       if (this.#claims.get(key) === user) this.#claims.delete(key);
     }
   }
@@ -137,7 +131,7 @@ export class Gate {
   }
 
   #claimant(name: string): User | undefined {
-    for (const key of keysOf(name)) {
+    for (const key of comparisonKeys(name)) {
       const claimant = this.#claims.get(key);
       if (claimant !== undefined) return claimant;
     }
@@ -151,9 +145,4 @@ export class Gate {
     if (claimant !== undefined && claimant !== self) return true;
     return this.#options.broker.cluster?.names.find(name) !== undefined;
   }
-}
-
-/** The keys a name is compared by: two names are one when either matches. */
-function keysOf(name: string): string[] {
-  return [`n:${nameKey(name)}`, `l:${lookAlikeKey(name)}`];
 }

@@ -1,6 +1,6 @@
 /**
- * The bans and mutes in force, indexed: held names by both comparison keys
- * (so a ban of `Mallory` holds `MaIlory`), so that a name costs two lookups;
+ * The bans and mutes in force, indexed: held names by every comparison key
+ * (so a ban of `Mallory` holds `MaIlory`), so that a name costs a few lookups;
  * held networks in a list an address is checked against (few are held, and
  * only when some are is a connection or a message checked at all). The index
  * follows the records the broker keeps; it never decides anything itself.
@@ -10,14 +10,14 @@
 
 import type { HoldRecord, ModerationRecord } from "../broker/types.ts";
 import { type Network, networkContains, parseAddress, parseNetwork } from "../net/ip.ts";
-import { lookAlikeKey, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
+import { comparisonKeys, MAX_NAME_UNITS } from "../text/names.ts";
 
 type Kind = "ban" | "mute";
 
 /** One kind of hold (bans, or mutes), by name keys and by network. */
 class HoldsOfKind {
   /**
-   * Record keys of held names, by `n:` name key and `l:` look-alike key:
+   * Record keys of held names, by each comparison key (see `comparisonKeys`):
    * several records may share one (a ban of `Mallory` and of `MaIlory`).
    */
   readonly byName = new Map<string, Set<string>>();
@@ -26,7 +26,7 @@ class HoldsOfKind {
 
   add(key: string, record: HoldRecord<Kind>): void {
     if (record.name !== undefined) {
-      for (const index of nameIndexes(record.name)) {
+      for (const index of comparisonKeys(record.name)) {
         let keys = this.byName.get(index);
         if (keys === undefined) this.byName.set(index, keys = new Set());
         keys.add(key);
@@ -39,7 +39,7 @@ class HoldsOfKind {
 
   remove(key: string, record: HoldRecord<Kind>): void {
     if (record.name !== undefined) {
-      for (const index of nameIndexes(record.name)) {
+      for (const index of comparisonKeys(record.name)) {
         const keys = this.byName.get(index);
         keys?.delete(key);
         if (keys?.size === 0) this.byName.delete(index);
@@ -51,9 +51,13 @@ class HoldsOfKind {
   /** Keys of the records holding `name` or `address`. */
   *keysFor(name: string | undefined, address: string | undefined): Generator<string> {
     if (name !== undefined && name.length <= MAX_NAME_UNITS) {
-      const [byKey, byLook] = nameIndexes(name).map((index) => this.byName.get(index));
-      yield* byKey ?? [];
-      for (const key of byLook ?? []) if (!byKey?.has(key)) yield key;
+      const seen = new Set<string>();
+      for (const index of comparisonKeys(name)) {
+        for (const key of this.byName.get(index) ?? []) {
+          if (!seen.has(key)) yield key;
+          seen.add(key);
+        }
+      }
     }
     if (address !== undefined && this.networks.size > 0) {
       const bytes = readAddress(address);
@@ -63,11 +67,6 @@ class HoldsOfKind {
       }
     }
   }
-}
-
-/** The index entries of a held name: its name key and its look-alike key. */
-function nameIndexes(name: string): [string, string] {
-  return [`n:${nameKey(name)}`, `l:${lookAlikeKey(name)}`];
 }
 
 function readNetwork(text: string): Network | undefined {

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { lookAlikeKey, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
+import { comparisonKeys, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import type { RoomSummary } from "../vocabulary/events.ts";
 import { isRoomName, LOBBY, Room } from "./room.ts";
 
@@ -33,8 +33,8 @@ export class RoomDirectory<M> {
   readonly lobby: Room<M>;
   readonly #options: RoomDirectoryOptions;
   readonly #rooms = new Map<string, Room<M>>();
-  /** The same rooms by {@linkcode lookAlikeKey}: a room is found by either key. */
-  readonly #byLookAlike = new Map<string, Room<M>>();
+  /** The same rooms by each of their {@linkcode comparisonKeys}: a room is found by any. */
+  readonly #byKey = new Map<string, Room<M>>();
   /** When each room with no member here became empty (milliseconds). */
   readonly #emptySince = new Map<Room<M>, number>();
 
@@ -45,7 +45,7 @@ export class RoomDirectory<M> {
       epoch: options.epochOf(LOBBY),
     });
     this.#rooms.set(LOBBY, this.lobby);
-    this.#byLookAlike.set(lookAlikeKey(LOBBY), this.lobby);
+    for (const key of comparisonKeys(LOBBY)) this.#byKey.set(key, this.lobby);
   }
 
   /** Every room, oldest first. */
@@ -60,8 +60,13 @@ export class RoomDirectory<M> {
   find(name: string): Room<M> | undefined {
     if (name.length > MAX_NAME_UNITS) return undefined;
     // Rooms are usually named in their own spelling, which needs no normalizing.
-    return this.#rooms.get(name) ?? this.#rooms.get(nameKey(name)) ??
-      this.#byLookAlike.get(lookAlikeKey(name));
+    const room = this.#rooms.get(name);
+    if (room !== undefined) return room;
+    for (const key of comparisonKeys(name)) {
+      const alike = this.#byKey.get(key);
+      if (alike !== undefined) return alike;
+    }
+    return undefined;
   }
 
   /**
@@ -114,7 +119,7 @@ export class RoomDirectory<M> {
       } else if (now - since >= ttl) {
         this.#emptySince.delete(room);
         this.#rooms.delete(key);
-        this.#byLookAlike.delete(lookAlikeKey(room.name));
+        for (const alike of comparisonKeys(room.name)) this.#byKey.delete(alike);
         removed.push(room);
       }
     }
@@ -135,7 +140,7 @@ export class RoomDirectory<M> {
     const { historySize, epochOf } = this.#options;
     const room = new Room<M>(name, { historySize, epoch: epochOf(name) });
     this.#rooms.set(nameKey(name), room);
-    this.#byLookAlike.set(lookAlikeKey(name), room);
+    for (const key of comparisonKeys(name)) this.#byKey.set(key, room);
     this.#emptySince.set(room, this.#options.now());
     return room;
   }

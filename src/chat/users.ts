@@ -5,16 +5,14 @@
  * @module
  */
 
-import { lookAlikeKey, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
+import { comparisonKeys, MAX_NAME_UNITS } from "../text/names.ts";
 import { User, type UserOptions } from "./user.ts";
 
 /** The users of one server, in arrival order. */
 export class UserDirectory {
   readonly #users = new Set<User>();
-  /** Users by {@linkcode nameKey}... */
-  readonly #byName = new Map<string, User>();
-  /** ...and by {@linkcode lookAlikeKey}: a name is taken when either is. */
-  readonly #byLookAlike = new Map<string, User>();
+  /** Users by each of their name's {@linkcode comparisonKeys}: a name is taken when any is. */
+  readonly #byKey = new Map<string, User>();
   /** Users by id, to recognize their own events coming back from the broker. */
   readonly #byId = new Map<number, User>();
   #nextId = 1;
@@ -35,7 +33,11 @@ export class UserDirectory {
   /** The user holding `name`, or a look-alike of it (compared as names are). */
   find(name: string): User | undefined {
     if (name.length > MAX_NAME_UNITS) return undefined;
-    return this.#byName.get(nameKey(name)) ?? this.#byLookAlike.get(lookAlikeKey(name));
+    for (const key of comparisonKeys(name)) {
+      const user = this.#byKey.get(key);
+      if (user !== undefined) return user;
+    }
+    return undefined;
   }
 
   byId(id: number): User | undefined {
@@ -46,8 +48,7 @@ export class UserDirectory {
   add(name: string, options: UserOptions): User {
     const user = new User(this.#nextId++, name, options);
     this.#users.add(user);
-    this.#byName.set(nameKey(name), user);
-    this.#byLookAlike.set(lookAlikeKey(name), user);
+    this.#index(user, name);
     this.#byId.set(user.id, user);
     return user;
   }
@@ -55,8 +56,7 @@ export class UserDirectory {
   /** Gives `user` the free name `name`. */
   rename(user: User, name: string): void {
     this.#unindex(user);
-    this.#byName.set(nameKey(name), user);
-    this.#byLookAlike.set(lookAlikeKey(name), user);
+    this.#index(user, name);
     user.rename(name);
   }
 
@@ -68,11 +68,14 @@ export class UserDirectory {
     this.#byId.delete(user.id);
   }
 
-  /** Forgets `user`'s name in both indexes, where it is theirs. */
+  #index(user: User, name: string): void {
+    for (const key of comparisonKeys(name)) this.#byKey.set(key, user);
+  }
+
+  /** Forgets `user`'s name under each of its keys, where it is theirs. */
   #unindex(user: User): void {
-    const key = nameKey(user.name);
-    if (this.#byName.get(key) === user) this.#byName.delete(key);
-    const alike = lookAlikeKey(user.name);
-    if (this.#byLookAlike.get(alike) === user) this.#byLookAlike.delete(alike);
+    for (const key of comparisonKeys(user.name)) {
+      if (this.#byKey.get(key) === user) this.#byKey.delete(key);
+    }
   }
 }

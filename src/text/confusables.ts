@@ -35,7 +35,7 @@ function skeleton(text: string): string {
  * The form two names (of users or rooms) are compared in: NFKC-normalized
  * and case-folded, then reduced to their confusable skeleton, so `Alice`,
  * `alice`, `ＡＬＩＣＥ` and `Аlice` (with a Cyrillic А) are one name. See
- * also {@linkcode lookAlikeKey}.
+ * also {@linkcode comparisonKeys}.
  */
 export function nameKey(name: string): string {
   let key = keys.get(name);
@@ -53,13 +53,36 @@ export function nameKey(name: string): string {
 }
 
 /**
- * A second key, for the look-alikes that case folding hides: the skeleton
- * of the name as written, so a capital I (mistaken for a small l) counts as
- * one and `AIice` is `Alice`, while `Ian` and `Lan` stay apart. Two names
- * are one when either key is.
+ * The keys for the look-alikes that case folding hides: the skeleton of the
+ * name as written, in capitals and capitalized. Folding first would make
+ * Greek `ΤΟΜ` (τομ) unlike `Tom`, and a capital I (mistaken for a small l)
+ * unlike anything, so `AIice` would pass beside `alice` and `ALlCE` beside
+ * `Alice`. The small-letter spelling is left to {@linkcode nameKey}, so
+ * `Ian` and `Lan` stay apart.
  */
-export function lookAlikeKey(name: string): string {
-  return skeleton(name.normalize("NFKC"));
+function lookAlikeKeys(name: string): string[] {
+  const written = name.normalize("NFKC");
+  const capitalized = written.toLowerCase().replace(/^./u, (first) => first.toUpperCase());
+  return [...new Set([written, written.toUpperCase(), capitalized].map(skeleton))];
+}
+
+/** The comparison keys of each name remembered, as its name key is. */
+const comparisons = new Map<string, readonly string[]>();
+
+/**
+ * Every key `name` is compared by, tagged with its kind (`n:` its
+ * {@linkcode nameKey}, always first, then `l:` and each look-alike key):
+ * two names are one when they share any key.
+ */
+export function comparisonKeys(name: string): readonly string[] {
+  let keys = comparisons.get(name);
+  if (keys !== undefined) return keys;
+  keys = [`n:${nameKey(name)}`, ...lookAlikeKeys(name).map((key) => `l:${key}`)];
+  if (name.length <= MAX_REMEMBERED_LENGTH) {
+    if (comparisons.size >= MAX_REMEMBERED_KEYS) comparisons.clear();
+    comparisons.set(name, keys);
+  }
+  return keys;
 }
 
 /** Scripts told apart, each with the writing systems it belongs to. */
@@ -133,13 +156,26 @@ function isSingleScript(text: string): boolean {
 }
 
 /**
+ * The most combining marks one character may carry in a row: enough for
+ * every script's spelling (Tibetan stacks three), too few to paint over
+ * the lines around it.
+ */
+export const MAX_MARKS_PER_CHARACTER = 3;
+
+const STACKED_MARKS = new RegExp(`\\p{M}{${MAX_MARKS_PER_CHARACTER + 1}}`, "u");
+
+/**
  * Why `name` cannot name anything a person reads, or `undefined`: it must
- * not hold invisible characters, start with a combining mark, or mix
- * writing systems (`Аlice` with a Cyrillic А, `lobby٠` with an Arabic-Indic 0).
+ * not hold invisible characters, start with a combining mark, stack more
+ * than {@linkcode MAX_MARKS_PER_CHARACTER} on a character, or mix writing
+ * systems (`Аlice` with a Cyrillic А, `lobby٠` with an Arabic-Indic 0).
  */
 export function identifierProblem(name: string): string | undefined {
   if (INVISIBLE.test(name)) return "it holds invisible characters";
   if (/^\p{M}/u.test(name)) return "it starts with a combining mark";
+  if (STACKED_MARKS.test(name.normalize("NFC"))) {
+    return `it stacks more than ${MAX_MARKS_PER_CHARACTER} marks on one character`;
+  }
   if (!isSingleScript(name)) return "it mixes writing systems";
   return undefined;
 }

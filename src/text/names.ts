@@ -5,24 +5,22 @@
  * @module
  */
 
-import { identifierProblem, lookAlikeKey, nameKey } from "./confusables.ts";
+import { comparisonKeys, identifierProblem, nameKey } from "./confusables.ts";
 import { truncateText } from "./sanitize.ts";
 import { ADJECTIVES, ANIMALS } from "./words.ts";
 
-export { lookAlikeKey, nameKey };
+export { comparisonKeys, nameKey };
 
 /**
- * The keys under which `names` are reserved: both keys of each, spelled in
- * small letters, in capitals and capitalized (so `ADMIN` in another
- * script's look-alike capitals is reserved too).
+ * The {@linkcode comparisonKeys} under which `names` are reserved: those of
+ * each name spelled in small letters too, so a look-alike of `admin` in any
+ * case is reserved.
  */
 export function reservedKeys(names: readonly string[]): Set<string> {
   const keys = new Set<string>();
   for (const name of names) {
-    const capitalized = name.charAt(0).toUpperCase() + name.slice(1).toLowerCase();
-    keys.add(nameKey(name));
-    for (const spelling of [name.toLowerCase(), name.toUpperCase(), capitalized]) {
-      keys.add(lookAlikeKey(spelling));
+    for (const spelling of [name, name.toLowerCase()]) {
+      for (const key of comparisonKeys(spelling)) keys.add(key);
     }
   }
   return keys;
@@ -48,6 +46,12 @@ export function sameName(a: string, b: string): boolean {
   return a.length <= MAX_NAME_UNITS && b.length <= MAX_NAME_UNITS && nameKey(a) === nameKey(b);
 }
 
+/** Whether `a` and `b` are one name to the eye: they share a {@linkcode comparisonKeys} key. */
+export function looksLike(a: string, b: string): boolean {
+  const keys = comparisonKeys(b);
+  return comparisonKeys(a).some((key) => keys.includes(key));
+}
+
 /** Letters, digits, "_", "-" and "."; combining marks may follow a letter. */
 const NAME_PATTERN = /^[\p{L}\p{N}_.-][\p{L}\p{M}\p{N}_.-]*$/u;
 
@@ -67,7 +71,7 @@ export function nameProblem(
   if (!NAME_PATTERN.test(name)) {
     return 'it may only contain letters, digits, "_", "-" and "."';
   }
-  if (reserved.has(nameKey(name)) || reserved.has(lookAlikeKey(name))) return "it is reserved";
+  if (comparisonKeys(name).some((key) => reserved.has(key))) return "it is reserved";
   return undefined;
 }
 

@@ -253,6 +253,7 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
   await withRelaxedServer({}, async (server) => {
     await server.join("?name=Alice");
     await server.join("?name=scope");
+    await server.join("?name=Tom");
     const bob = await server.join("?name=Bob");
     const names: [string, string][] = [
       ["Alice\uFE0F", "it holds invisible characters"],
@@ -268,6 +269,12 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
       ["\u0410\u0406\u0456\u0441\u0435", "it is taken"], // all Cyrillic
       ["\uA4EE\u2C80", "it mixes writing systems"], // Lisu with Coptic
       ["\u0301Alice", "it starts with a combining mark"],
+      ["Bo\u0316\u0317\u0318\u0319b", "it stacks more than 3 marks on one character"],
+      ["\u03A4\u039F\u039C", "it is taken"], // Greek capitals
+      ["\u0422\u041E\u041C", "it is taken"], // Cyrillic capitals
+      ["\uA4D4\uA4F3\uA4DF", "it is taken"], // Lisu
+      ["T0M", "it is taken"],
+      ["ALlCE", "it is taken"], // a small l for the capital I of ALICE
     ];
     for (const [name, reason] of names) {
       await t.step(`!setname ${JSON.stringify(name)}: ${reason}`, async () => {
@@ -287,6 +294,13 @@ Deno.test("invisible and look-alike names and rooms are refused or collide", asy
       ],
       // Invisible characters are taken out of all text, so this is the lobby.
       ["lob\u200Dby", "You are already in lobby"],
+      ["LOBBY", "You are already in lobby"],
+      ["team", "You are now in team with: Bob"],
+      ["\u0422\u0415\u0410\u041C", "You are already in team"], // Cyrillic capitals
+      ["\u03A4\u0395\u0391\u039C", "You are already in team"], // Greek capitals
+      ["\u13A2\u13AC\u13AA\u13B7", "You are already in team"], // Cherokee
+      ["alice", "You are now in alice with: Bob"],
+      ["AIice", "You are already in alice"], // a capital I for the small l
     ];
     for (const [room, answer] of rooms) {
       await t.step(`!join ${JSON.stringify(room)}`, async () => {

@@ -5,10 +5,10 @@
  * and expires after `name_ttl`. Every instance watches the bucket, which
  * tells it who is where.
  *
- * Two names are one when either comparison key matches, and the entry's
- * key is only the first: so a name also takes a guard under its look-alike
- * key (`~` and the key), with create-if-absent too, and a claim whose guard
- * another live name holds is given back. Racing look-alikes (`AIice` on one
+ * Two names are one when any comparison key matches, and the entry's key
+ * is only the first: so a name also takes a guard under each look-alike key
+ * (`~` and the key), with create-if-absent too, and a claim one of whose
+ * guards another live name holds is given back. Racing look-alikes (`AIice` on one
  * instance, `Alice` on another) cannot both be granted.
  *
  * Each instance also announces itself in the bucket (see `instances.ts`).
@@ -18,7 +18,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
-import { lookAlikeKey, nameKey } from "../../text/names.ts";
+import { comparisonKeys, nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
 import { bucketKey, decodeBucketKey, type NameEntry, readNameEntry } from "./wire.ts";
 import { announcedBy, Instances } from "./instances.ts";
@@ -31,9 +31,9 @@ const CLAIM_WAIT_MS = 30_000;
 /** ...and how many times it tries. */
 const MAX_CLAIM_TRIES = 40;
 
-/** The bucket key of the look-alike guard of `name`. */
-function guardKey(name: string): string {
-  return bucketKey(`~${lookAlikeKey(name)}`);
+/** The bucket keys of the guards of `name`: its comparison keys after the name key. */
+function guardKeys(name: string): string[] {
+  return comparisonKeys(name).slice(1).map((key) => bucketKey(`~${key.slice(2)}`));
 }
 
 /** Whether a bucket key is a look-alike guard's rather than a name's. */
@@ -82,9 +82,9 @@ export class ClusterNames {
   readonly instances: Instances;
 
   /** Forgets the guards held for the name with key `key` (spelled any way); `release` deletes them. */
-  #dropGuards(key: string, release: boolean, except?: string): void {
+  #dropGuards(key: string, release: boolean, except: readonly string[] = []): void {
     for (const [guard, name] of this.#guards) {
-      if (nameKey(name) !== key || guard === except) continue;
+      if (nameKey(name) !== key || except.includes(guard)) continue;
       this.#guards.delete(guard);
       if (!release) continue;
       this.#options.bucket.delete(guard).catch((error) => {
@@ -123,7 +123,7 @@ export class ClusterNames {
    */
   async claim(name: string, holder: LocalHolder): Promise<boolean> {
     if (!await this.#claimEntry(name, holder)) return false;
-    if (await this.#claimGuard(name)) return true;
+    if (await this.#claimGuards(name)) return true;
     log.info("Refused the name {name}: a look-alike is held elsewhere", { name });
     this.withdraw(name);
     return false;
@@ -163,13 +163,19 @@ export class ClusterNames {
     }
   }
 
+  /** Takes the look-alike guards of `name` that this instance does not hold yet. */
+  async #claimGuards(name: string): Promise<boolean> {
+    const missing = guardKeys(name).filter((key) => !this.#guards.has(key));
+    const taken = await Promise.all(missing.map((key) => this.#claimGuard(name, key)));
+    return taken.every(Boolean);
+  }
+
   /**
-   * Takes the look-alike guard of `name`: free, ours, or left by a name
-   * that is not held any more (its instance died, say).
+   * Takes the look-alike guard `key` of `name`: free, ours, or left by a
+   * name that is not held any more (its instance died, say).
    */
-  async #claimGuard(name: string): Promise<boolean> {
+  async #claimGuard(name: string, key: string): Promise<boolean> {
     const { bucket, instance } = this.#options;
-    const key = guardKey(name);
     const value = JSON.stringify({ name, instance });
     const deadline = Date.now() + CLAIM_WAIT_MS;
     for (let tries = 1; tries <= MAX_CLAIM_TRIES && Date.now() <= deadline; tries++) {
@@ -219,10 +225,10 @@ export class ClusterNames {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     const held = this.#local.get(key);
-    const guard = guardKey(name);
-    if (held !== undefined && !this.#guards.has(guard)) {
-      this.#claimGuard(name).then((taken) => {
-        if (taken) this.#dropGuards(key, true, guard);
+    const guards = guardKeys(name);
+    if (held !== undefined && guards.some((guard) => !this.#guards.has(guard))) {
+      this.#claimGuards(name).then((taken) => {
+        if (taken) this.#dropGuards(key, true, guards);
       });
     }
     if (
@@ -283,12 +289,13 @@ export class ClusterNames {
     const entry = this.#entry(name, holder);
     this.#local.set(key, entry);
     const { bucket, instance } = this.#options;
-    this.#guards.set(guardKey(name), name);
+    const guards = guardKeys(name);
+    for (const guard of guards) this.#guards.set(guard, name);
     await Promise.all([
       bucket.put(bucketKey(key), JSON.stringify(entry)).then((revision) => {
         this.#revisions.set(key, revision);
       }),
-      bucket.put(guardKey(name), JSON.stringify({ name, instance })),
+      ...guards.map((guard) => bucket.put(guard, JSON.stringify({ name, instance }))),
     ]).catch((error) => {
       log.warning("Cannot record that {name} moved here: {error}", { name, error });
     });

@@ -1,6 +1,6 @@
 /**
  * The users of other instances, as the names bucket says: by bucket key, by
- * look-alike key (a name is taken when either matches) and by room (so a
+ * every comparison key (a name is taken when any matches) and by room (so a
  * room's members cost O(room)). Each entry is written again at every
  * heartbeat of its instance; one not written for longer than the bucket
  * keeps it has expired there, which the bucket does not announce, so it is
@@ -9,7 +9,7 @@
  * @module
  */
 
-import { lookAlikeKey, nameKey } from "../../text/names.ts";
+import { comparisonKeys, nameKey } from "../../text/names.ts";
 import type { NameEntry } from "./wire.ts";
 
 /** A name held by another instance, with the revision of its entry. */
@@ -20,7 +20,8 @@ export interface RemoteEntry extends NameEntry {
 /** Who holds names elsewhere. */
 export class RemoteNames {
   readonly #byKey = new Map<string, RemoteEntry>();
-  readonly #byLookAlike = new Map<string, RemoteEntry>();
+  /** Entries by each comparison key of their name. */
+  readonly #byAlike = new Map<string, RemoteEntry>();
   readonly #byRoom = new Map<string, Map<string, RemoteEntry>>();
   /** When each entry was last written, by bucket key. */
   readonly #writtenAt = new Map<string, number>();
@@ -32,7 +33,11 @@ export class RemoteNames {
 
   /** The entry whose name is a look-alike of `name`. */
   lookAlike(name: string): RemoteEntry | undefined {
-    return this.#byLookAlike.get(lookAlikeKey(name));
+    for (const key of comparisonKeys(name)) {
+      const user = this.#byAlike.get(key);
+      if (user !== undefined) return user;
+    }
+    return undefined;
   }
 
   all(): Iterable<RemoteEntry> {
@@ -48,7 +53,7 @@ export class RemoteNames {
     this.delete(key);
     this.#byKey.set(key, user);
     this.#writtenAt.set(key, now);
-    this.#byLookAlike.set(lookAlikeKey(user.name), user);
+    for (const alike of comparisonKeys(user.name)) this.#byAlike.set(alike, user);
     const room = nameKey(user.room);
     let members = this.#byRoom.get(room);
     if (members === undefined) this.#byRoom.set(room, members = new Map());
@@ -60,8 +65,9 @@ export class RemoteNames {
     if (user === undefined) return;
     this.#byKey.delete(key);
     this.#writtenAt.delete(key);
-    const alike = lookAlikeKey(user.name);
-    if (this.#byLookAlike.get(alike) === user) this.#byLookAlike.delete(alike);
+    for (const alike of comparisonKeys(user.name)) {
+      if (this.#byAlike.get(alike) === user) this.#byAlike.delete(alike);
+    }
     const room = nameKey(user.room);
     const members = this.#byRoom.get(room);
     members?.delete(key);
