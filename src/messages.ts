@@ -188,6 +188,18 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "You are creating rooms too fast: join an existing one, or wait a moment.",
   },
+  room_create_busy: {
+    placeholders: [],
+    text: "Too many rooms are being created right now: join an existing one, or wait a moment.",
+  },
+  room_busy: {
+    placeholders: ["room"],
+    text: "$room takes no more messages for the moment: yours was not sent. Wait a little.",
+  },
+  server_busy: {
+    placeholders: [],
+    text: "The server takes no more messages for the moment: yours was not sent. Wait a little.",
+  },
   privates_dropped: {
     placeholders: ["count"],
     text: "$count private messages sent to you while you were away could not be kept.",

@@ -91,7 +91,7 @@ export type ModerationAction = "kick" | "mute" | "unmute" | "ban" | "unban" | "t
 /** The class of a server API answer. */
 export type ApiStatus = "2xx" | "4xx" | "5xx";
 /** Why a message was not sent on. */
-export type DropReason = "flood" | "empty";
+export type DropReason = "flood" | "empty" | "room_rate" | "server_rate";
 
 /** Every counter the server keeps. */
 export interface Metrics {
@@ -114,6 +114,7 @@ export interface Metrics {
   readonly clusterLost: Counter;
   readonly clusterNotesReceived: Counter;
   readonly presenceSuppressed: Counter;
+  readonly roomsReclaimed: Counter;
   readonly acceptFailures: Counter;
   readonly moderationActions: LabeledCounter<ModerationAction>;
   readonly moderationRefused: Counter;
@@ -164,7 +165,7 @@ export function createMetrics(): Metrics {
     messagesDropped: new LabeledCounter(
       "chat_messages_dropped_total",
       "Messages dropped instead of sent on, by reason.",
-      { name: "reason", values: ["flood", "empty"] },
+      { name: "reason", values: ["flood", "empty", "room_rate", "server_rate"] },
     ),
     errors: new Counter(
       "chat_errors_total",
@@ -213,6 +214,10 @@ export function createMetrics(): Metrics {
     presenceSuppressed: new Counter(
       "chat_presence_suppressed_total",
       "Join and leave notices left out because a room had too many at once.",
+    ),
+    roomsReclaimed: new Counter(
+      "chat_rooms_reclaimed_total",
+      "Empty rooms removed before their time to make way for a new room when max_rooms was reached.",
     ),
     moderationActions: new LabeledCounter(
       "chat_moderation_actions_total",

@@ -101,6 +101,10 @@ export class Chatroom {
       presenceNoticeMaxMembers: config.presenceNoticeMaxMembers,
       presenceRate: { rate: config.presenceRate, burst: config.presenceBurst },
       roomCreateRate: { rate: config.roomCreateRate, burst: config.roomCreateBurst },
+      serverRoomCreateRate: {
+        rate: config.serverRoomCreateRate,
+        burst: config.serverRoomCreateBurst,
+      },
       metrics,
     });
     const users = this.#users;

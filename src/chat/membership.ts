@@ -6,6 +6,7 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { rank } from "../auth/tokens.ts";
 import type { Author, Broker, PresenceNote, RemoteUser } from "../broker/types.ts";
 import { addressKey } from "../net/ip.ts";
@@ -18,6 +19,8 @@ import type { Removal } from "./moderation.ts";
 import type { Room } from "./room.ts";
 import type { OpenProblem, RoomDirectory } from "./rooms.ts";
 import type { User } from "./user.ts";
+
+const log = getLogger(["chat", "room"]);
 
 /** What a {@linkcode Membership} works with. */
 export interface MembershipOptions {
@@ -32,13 +35,18 @@ export interface MembershipOptions {
   readonly presenceNoticeMaxMembers: number;
   /** How many join and leave notices one room shows. */
   readonly presenceRate: Rate;
-  /** How many rooms one user, and one client address, may create. */
+  /** How many rooms one user, and one client address, may create... */
   readonly roomCreateRate: Rate;
+  /** ...and everyone together. */
+  readonly serverRoomCreateRate: Rate;
   readonly metrics: Metrics;
 }
 
-/** Why a room could not be opened: see {@linkcode OpenProblem}, or created too fast. */
-export type OpenRefusal = OpenProblem | "room_create_limit";
+/**
+ * Why a room could not be opened: see {@linkcode OpenProblem}, or created
+ * too fast by this user or address, or by everyone together.
+ */
+export type OpenRefusal = OpenProblem | "room_create_limit" | "room_create_busy";
 
 /** The notice that goes with arriving in a room. */
 export type ArrivalNotice = "connected" | "joined";
@@ -56,8 +64,10 @@ export class Membership {
   readonly #metrics: Metrics;
   /** Join and leave notices left, by room key. */
   readonly #notices: Buckets<Limiter>;
-  /** Rooms left to create, by `user:<id>` and `address:<address>`. */
+  /** Rooms left to create, by `user:<id>` and `address:<address>`... */
   readonly #creations: Buckets<Limiter>;
+  /** ...and by everyone, so many addresses together cannot fill `max_rooms` at once. */
+  readonly #serverCreations: Limiter;
 
   constructor(options: MembershipOptions) {
     this.#rooms = options.rooms;
@@ -69,27 +79,45 @@ export class Membership {
     this.#metrics = options.metrics;
     this.#notices = new Buckets((now) => new Limiter(options.presenceRate, now));
     this.#creations = new Buckets((now) => new Limiter(options.roomCreateRate, now));
+    this.#serverCreations = new Limiter(options.serverRoomCreateRate, options.now());
   }
 
   /**
    * The room called `name`, created when missing (see {@linkcode RoomDirectory.open});
-   * a user or an address that creates rooms too fast is refused.
+   * a user or an address that creates rooms too fast is refused, and so is
+   * everyone while rooms are created too fast on this server. When no more
+   * rooms may exist, idle ones go first, then the one least worth keeping
+   * (see {@linkcode RoomDirectory.reclaim}).
    */
   open(name: string, by: { user?: User; address?: string } = {}): Room<User> | OpenRefusal {
     const existing = this.#rooms.find(name);
     if (existing !== undefined) return existing;
     const now = this.#now();
     const takers = [
-      ...(by.user === undefined ? [] : [`user:${by.user.id}`]),
-      ...(by.address === undefined ? [] : [`address:${addressKey(by.address)}`]),
+      ...(by.user === undefined ? [] : [this.#creations.get(`user:${by.user.id}`, now)]),
+      ...(by.address === undefined
+        ? []
+        : [this.#creations.get(`address:${addressKey(by.address)}`, now)]),
     ];
-    // Both must have a creation left; a refusal takes nothing.
-    if (takers.some((key) => !this.#creations.get(key, now).available(now))) {
-      return "room_create_limit";
+    // Every limit must have a creation left; a refusal takes nothing.
+    if (takers.some((limit) => !limit.available(now))) return "room_create_limit";
+    if (!this.#serverCreations.available(now)) return "room_create_busy";
+    let opened = this.#rooms.open(name);
+    if (opened === "room_limit" && this.sweep().length > 0) opened = this.#rooms.open(name);
+    if (opened === "room_limit") {
+      const reclaimed = this.#rooms.reclaim(this.#inUseElsewhere());
+      if (reclaimed !== undefined) {
+        this.#broker.log.removed(reclaimed.name);
+        this.#metrics.roomsReclaimed.inc();
+        log.info("Removed the empty room {room} to make way for {name}", {
+          room: reclaimed.name,
+          name,
+        });
+        opened = this.#rooms.open(name);
+      }
     }
-    const opened = this.#rooms.open(name, () => this.#inUseElsewhere());
     if (typeof opened === "object") {
-      for (const key of takers) this.#creations.get(key, now).take(now);
+      for (const limit of [...takers, this.#serverCreations]) limit.take(now);
     }
     return opened;
   }

@@ -198,9 +198,10 @@ export class Requests {
     });
   }
 
-  /** Forgets the flood control of addresses quiet long enough. */
+  /** Forgets the flood control of addresses, and the rates of rooms, quiet long enough. */
   sweep(): void {
     this.#addressFlood.sweep(this.#options.now());
+    this.#options.talk.sweep();
   }
 
   /** Handles a request that waited, unless a newer step makes it wait again. */

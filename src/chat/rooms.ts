@@ -73,13 +73,32 @@ export class RoomDirectory<M> {
    * The room called `name`, created when missing; a problem when the name is
    * not a room name or no more rooms may be created.
    */
-  open(name: string, inUseElsewhere: () => ReadonlySet<string>): Room<M> | OpenProblem {
+  open(name: string): Room<M> | OpenProblem {
     if (name.length > MAX_NAME_UNITS || !isRoomName(name)) return "room_invalid";
     const existing = this.find(name);
     if (existing !== undefined) return existing;
-    if (this.#rooms.size >= this.#options.maxRooms) this.sweep(inUseElsewhere());
     if (this.#rooms.size >= this.#options.maxRooms) return "room_limit";
     return this.#create(name);
+  }
+
+  /**
+   * Removes the room least worth keeping, to make way for a new one, and
+   * returns it: never the lobby nor a room with members here or in
+   * `inUseElsewhere` (name keys); of the others, the one that held the
+   * fewest messages, then the one empty the longest. A room a flood of
+   * addresses made and said one line in goes before a room people talk in.
+   */
+  reclaim(inUseElsewhere: ReadonlySet<string>): Room<M> | undefined {
+    let least: Room<M> | undefined;
+    let leastSince = 0;
+    for (const [room, since] of this.#emptySince) {
+      if (inUseElsewhere.has(nameKey(room.name))) continue;
+      const fewer = least === undefined || room.lastSeq < least.lastSeq ||
+        (room.lastSeq === least.lastSeq && since < leastSince);
+      if (fewer) [least, leastSince] = [room, since];
+    }
+    if (least !== undefined) this.#remove(least);
+    return least;
   }
 
   /**
@@ -111,19 +130,24 @@ export class RoomDirectory<M> {
     const now = this.#options.now();
     const removed: Room<M>[] = [];
     for (const [room, since] of this.#emptySince) {
-      const key = nameKey(room.name);
       // A room nobody ever spoke in goes soon, so that empty rooms cannot fill the limit.
       const ttl = (room.lastSeq === 0 ? this.#options.unusedTtl : this.#options.idleTtl) * 1000;
-      if (inUseElsewhere.has(key)) {
+      if (inUseElsewhere.has(nameKey(room.name))) {
         this.#emptySince.set(room, now);
       } else if (now - since >= ttl) {
-        this.#emptySince.delete(room);
-        this.#rooms.delete(key);
-        for (const alike of comparisonKeys(room.name)) this.#byKey.delete(alike);
+        this.#remove(room);
         removed.push(room);
       }
     }
     return removed;
+  }
+
+  #remove(room: Room<M>): void {
+    this.#emptySince.delete(room);
+    this.#rooms.delete(nameKey(room.name));
+    for (const key of comparisonKeys(room.name)) {
+      if (this.#byKey.get(key) === room) this.#byKey.delete(key);
+    }
   }
 
   /** Every room with its member count: `remote` adds members elsewhere, by name key. */

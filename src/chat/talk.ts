@@ -1,7 +1,9 @@
 /**
  * Saying something: to a room (`say`, `me`) or to one user (`pm`), by a user
  * or by a bot of the server API, under the same rules: text cleaned and cut
- * once, mutes and slow mode for users, the target found as names are.
+ * once, mutes and slow mode for users, the target found as names are, and
+ * what a room and the whole server accept per second, whoever sends it (so
+ * many addresses together cannot flood a room or the server either).
  *
  * @module
  */
@@ -10,6 +12,8 @@ import type { Broker, PrivateNote } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
+import { Buckets, Limiter } from "../limits.ts";
+import { nameKey } from "../text/names.ts";
 import { formatDuration } from "../text/duration.ts";
 import { cleanText, stripWhitespace, truncateText } from "../text/sanitize.ts";
 import type { ErrorCode } from "../vocabulary/events.ts";
@@ -37,9 +41,21 @@ export interface TalkOptions {
 /** Messages to rooms and to users. */
 export class Talk {
   readonly #options: TalkOptions;
+  /** Messages each room has left to accept, by room key... */
+  readonly #rooms: Buckets<Limiter>;
+  /** ...and the whole server. */
+  readonly #server: Limiter;
 
   constructor(options: TalkOptions) {
     this.#options = options;
+    const { roomRate, roomBurst, serverRate, serverBurst } = options.config.flood;
+    this.#rooms = new Buckets((now) => new Limiter({ rate: roomRate, burst: roomBurst }, now));
+    this.#server = new Limiter({ rate: serverRate, burst: serverBurst }, options.now());
+  }
+
+  /** Forgets the rates of rooms quiet long enough. */
+  sweep(): void {
+    this.#rooms.sweep(this.#options.now());
   }
 
   /** Client text made safe to show and cut to `max_message_len`. */
@@ -59,6 +75,8 @@ export class Talk {
       const refusal = this.#mayNotSpeak(user);
       if (refusal !== undefined) return refusal;
     }
+    const busy = this.#busy(actor.room);
+    if (busy !== undefined) return busy;
     const { broker, events, membership, now } = this.#options;
     const id = events.nextId();
     const outcome = broker.log.publish({
@@ -91,6 +109,8 @@ export class Talk {
     if (muted !== undefined) {
       return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
     }
+    const busy = this.#busy();
+    if (busy !== undefined) return busy;
     const { local, remote } = gate.holderOf(name) ?? {};
     const to = local?.name ?? remote?.name;
     if (to === undefined) {
@@ -121,6 +141,27 @@ export class Talk {
     const wait = moderation.settings.slowWait(user);
     if (wait === undefined) return undefined;
     return this.#fail("slow", "slow_wait", { room: user.room.name, seconds: String(wait) });
+  }
+
+  /**
+   * Why a message (to `room`, or private without) may not be accepted now:
+   * the room or the server took all it takes for the moment. A refusal
+   * takes nothing from either.
+   */
+  #busy(room?: string): Outcome | undefined {
+    const { metrics, now } = this.#options;
+    const at = now();
+    const roomRate = room === undefined ? undefined : this.#rooms.get(nameKey(room), at);
+    if (roomRate !== undefined && !roomRate.available(at)) {
+      metrics.messagesDropped.inc("room_rate");
+      return this.#fail("busy", "room_busy", { room: room ?? "" });
+    }
+    if (!this.#server.take(at)) {
+      metrics.messagesDropped.inc("server_rate");
+      return this.#fail("busy", "server_busy", {});
+    }
+    roomRate?.take(at);
+    return undefined;
   }
 
   #usage(type: "say" | "me" | "pm"): Outcome & { ok: false } {

@@ -132,6 +132,14 @@ export interface FloodLimits {
   readonly addressRate: number;
   /** ...and the tokens it saves up. */
   readonly addressBurst: number;
+  /** Messages one room accepts per second, from everyone together... */
+  readonly roomRate: number;
+  /** ...and at once. */
+  readonly roomBurst: number;
+  /** Messages (to rooms and private) the whole server accepts per second... */
+  readonly serverRate: number;
+  /** ...and at once. */
+  readonly serverBurst: number;
 }
 
 /** What users see, from `chat.yaml`. */
@@ -156,6 +164,10 @@ export interface ChatConfig {
   readonly roomCreateRate: number;
   /** ...and at once. */
   readonly roomCreateBurst: number;
+  /** Rooms everyone together may create per second... */
+  readonly serverRoomCreateRate: number;
+  /** ...and at once. */
+  readonly serverRoomCreateBurst: number;
   /** Join and leave notices one room shows per second... */
   readonly presenceRate: number;
   /** ...and at once; past it they are left out. */

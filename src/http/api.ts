@@ -141,6 +141,7 @@ const STATUS: Readonly<Record<ErrorCode, readonly [number, string]>> = {
   name_refused: [409, "conflict"],
   room_limit: [409, "conflict"],
   flood: [429, "too_many_requests"],
+  busy: [429, "too_many_requests"],
   muted: [429, "too_many_requests"],
   slow: [429, "too_many_requests"],
   internal: [500, "internal"],

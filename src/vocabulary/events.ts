@@ -23,6 +23,8 @@ export type ErrorCode =
   | "room_invalid"
   | "room_limit"
   | "flood"
+  /** The room, or the whole server, takes no more messages for the moment. */
+  | "busy"
   | "binary_unsupported"
   | "unavailable"
   /** Longer than the link between the servers carries. */

@@ -272,7 +272,14 @@ Deno.test("an error while handling a frame is answered to its sender only", () =
 });
 
 Deno.test("flood control follows the clock", async (t) => {
-  const flood = { rate: 1, burst: 2, disconnectAfter: 5, addressRate: 1, addressBurst: 2 };
+  const flood = {
+    ...TEST_CHAT_CONFIG.flood,
+    rate: 1,
+    burst: 2,
+    disconnectAfter: 5,
+    addressRate: 1,
+    addressBurst: 2,
+  };
   const config = { ...TEST_CHAT_CONFIG, flood };
   const warning = TEST_CHAT_CONFIG.messages.flood_warning;
 

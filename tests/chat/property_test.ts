@@ -96,6 +96,10 @@ Deno.test("random input never escapes as an exception or corrupts the room", () 
     disconnectAfter: 60,
     addressRate: 1000,
     addressBurst: 1000,
+    roomRate: 1000,
+    roomBurst: 1000,
+    serverRate: 1000,
+    serverBurst: 1000,
   };
   const config = { ...TEST_CHAT_CONFIG, flood };
   const chatroom = createTestChatroom({ config, metrics, now: clock.now });

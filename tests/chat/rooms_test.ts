@@ -238,7 +238,45 @@ Deno.test("idle rooms", async (t) => {
     assertEquals(chatroom.findRoom("lobby") !== undefined, true);
   });
 
-  await t.step("max_rooms bounds how many rooms exist", () => {
+  await t.step("an empty room nobody spoke in goes after unused_room_ttl", () => {
+    const clock = new FakeClock();
+    const config = { ...TEST_CHAT_CONFIG, unusedRoomTtl: 60 };
+    const { chatroom, users: [aliceUser] } = chatroomWith(1, { config, now: clock.now });
+    receive(chatroom, aliceUser, "!join quiet");
+    receive(chatroom, aliceUser, "!leave");
+    clock.advance(59_000);
+    chatroom.sweepRooms();
+    assertEquals(chatroom.findRoom("quiet")?.name, "quiet");
+    clock.advance(1000);
+    chatroom.sweepRooms();
+    assertEquals(chatroom.findRoom("quiet"), undefined);
+  });
+
+  await t.step("at max_rooms the empty room with the fewest messages makes way", () => {
+    const clock = new FakeClock();
+    const config = { ...TEST_CHAT_CONFIG, maxRooms: 5, roomCreateBurst: 100 };
+    const { chatroom, users: [aliceUser, bobUser] } = chatroomWith(2, { config, now: clock.now });
+    receive(chatroom, bobUser, "!join held");
+    for (const [room, lines] of [["busy", 3], ["quiet", 1], ["quieter", 1]] as const) {
+      receive(chatroom, aliceUser, `!join ${room}`);
+      for (let line = 0; line < lines; line++) receive(chatroom, aliceUser, `line ${line}`);
+      clock.advance(1000);
+    }
+    // lobby, held (Bob's), busy, quiet and quieter (Alice's): of the two least used, the
+    // one empty the longest goes.
+    receive(chatroom, aliceUser, "!join fresh");
+    assertEquals(aliceUser.room?.name, "fresh");
+    assertEquals(chatroom.findRoom("quiet"), undefined);
+    receive(chatroom, aliceUser, "!join another");
+    assertEquals(chatroom.findRoom("quieter"), undefined);
+    // An empty room nobody spoke in goes before one people talked in.
+    receive(chatroom, aliceUser, "!join third");
+    assertEquals(chatroom.findRoom("fresh"), undefined);
+    assertEquals(chatroom.findRoom("busy")?.lastSeq, 3);
+    assertEquals(chatroom.findRoom("held")?.members.size, 1);
+  });
+
+  await t.step("max_rooms bounds how many rooms with members exist", () => {
     const config = { ...TEST_CHAT_CONFIG, maxRooms: 2 };
     const { chatroom, sinks: [alice], users: [aliceUser] } = chatroomWith(1, { config });
     receive(chatroom, aliceUser, "!join one");

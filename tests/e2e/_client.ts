@@ -161,6 +161,10 @@ export const FLOOD_OFF: FloodLimits = {
   disconnectAfter: 60,
   addressRate: 100_000,
   addressBurst: 100_000,
+  roomRate: 1_000_000,
+  roomBurst: 1_000_000,
+  serverRate: 1_000_000,
+  serverBurst: 1_000_000,
 };
 
 export interface TestServerOptions {

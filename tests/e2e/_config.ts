@@ -22,6 +22,8 @@ const FAST_CHAT: Record<string, string> = {
   presence_burst: "100000",
   room_create_rate: "100000",
   room_create_burst: "100000",
+  server_room_create_rate: "100000",
+  server_room_create_burst: "100000",
 };
 
 /** A temporary `CHAT_CONFIG_DIR` holding a `test` environment; remove it when done. */
@@ -46,7 +48,10 @@ export async function testConfigDir(changes: ConfigChanges = {}): Promise<string
     ...changes.chat,
   };
   if (changes.floodOff) {
-    chat = chat.replace(/^flood:\n/m, "flood:\n  address_rate: 100000\n  address_burst: 100000\n")
+    const lifted = ["address", "room", "server"].map((who) =>
+      `  ${who}_rate: 100000\n  ${who}_burst: 100000\n`
+    );
+    chat = chat.replace(/^flood:\n/m, `flood:\n${lifted.join("")}`)
       .replace(/^ {2}rate: \d+/m, "  rate: 100000").replace(/^ {2}burst: \d+/m, "  burst: 100000");
   }
   for (const [key, value] of Object.entries(set)) {
