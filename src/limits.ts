@@ -26,11 +26,11 @@ export class TokenBucket {
     this.#updatedAt = now;
   }
 
-  /** Takes a token at `now`; false when there is none. */
-  take(now: number): boolean {
+  /** Takes `count` tokens at `now`; false (taking none) when there are fewer. */
+  take(now: number, count = 1): boolean {
     this.#refill(now);
-    if (this.#tokens < 1) return false;
-    this.#tokens -= 1;
+    if (this.#tokens < count) return false;
+    this.#tokens -= count;
     return true;
   }
 

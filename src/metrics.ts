@@ -84,6 +84,7 @@ export type CloseCause =
   | "flood"
   | "slow_consumer"
   | "frame_too_large"
+  | "inbound_rate"
   | "unauthorized"
   | "removed";
 /** What moderators (and the server API) did. */
@@ -151,7 +152,14 @@ export function createMetrics(): Metrics {
       "Connections the server closed, by reason.",
       {
         name: "reason",
-        values: ["flood", "slow_consumer", "frame_too_large", "unauthorized", "removed"],
+        values: [
+          "flood",
+          "slow_consumer",
+          "frame_too_large",
+          "inbound_rate",
+          "unauthorized",
+          "removed",
+        ],
       },
     ),
     messagesReceived: new Counter(

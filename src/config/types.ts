@@ -101,6 +101,11 @@ export interface ConnectionLimits {
   readonly maxConnectionsPerIp: number;
   /** A larger frame closes the socket with 1009. */
   readonly maxFrameBytes: number;
+  /**
+   * What one socket may send per second, on average (four frames of
+   * `maxFrameBytes` at once); more closes it with 1008.
+   */
+  readonly maxInboundBytesPerSecond: number;
   /** A socket with more unsent data than this is closed with 1013. */
   readonly maxBufferedBytes: number;
   /** Seconds of silence before a ping; no pong closes the socket. 0 disables. */

@@ -14,6 +14,7 @@ import type { ChatEvent, CloseReason, Place, SessionStart, Sink } from "../vocab
 import type { ClientRequest } from "../vocabulary/requests.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
+import { TokenBucket } from "../limits.ts";
 import type { Outbox } from "./outbox.ts";
 import { decodeV1Frame } from "../protocol/v1.ts";
 import { decodeV2Frame, type V2Input } from "../protocol/v2.ts";
@@ -76,7 +77,10 @@ const BINARY: ClientRequest = { type: "invalid", problem: { code: "binary_unsupp
 export interface ConnectionOptions {
   /** The wire format: the original `v1` text protocol or `v2` (subprotocol `chat.v2`). */
   readonly protocol: "v1" | "v2";
-  readonly limits: Pick<ConnectionLimits, "maxFrameBytes" | "maxBufferedBytes">;
+  readonly limits: Pick<
+    ConnectionLimits,
+    "maxFrameBytes" | "maxBufferedBytes" | "maxInboundBytesPerSecond"
+  >;
   readonly metrics: Metrics;
   /** Encodes and batches what this server's connections send. */
   readonly outbox: Outbox;
@@ -130,6 +134,12 @@ export class Connection implements Sink {
   #verifying: (string | ArrayBuffer)[] | undefined;
   /** Token mode, v2: ends the wait for the first frame. */
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
+  /**
+   * What the client may still send, in UTF-16 code units of text (the size
+   * of the string the runtime hands us, which is what reading it costs) and
+   * bytes of binary: `max_inbound_bytes_per_s`, four largest frames at once.
+   */
+  readonly #inbound: TokenBucket;
 
   constructor(socket: SocketLike, chatroom: Chatroom, options: ConnectionOptions) {
     this.#socket = socket;
@@ -137,6 +147,11 @@ export class Connection implements Sink {
     this.#options = options;
     this.#outbox = options.outbox;
     this.#v2 = options.protocol === "v2";
+    const { maxInboundBytesPerSecond: rate, maxFrameBytes } = options.limits;
+    this.#inbound = new TokenBucket(
+      { rate, burst: Math.max(rate, 4 * maxFrameBytes) },
+      performance.now(),
+    );
   }
 
   /**
@@ -173,6 +188,10 @@ export class Connection implements Sink {
       ? exceedsBytes(data, maxFrameBytes)
       : data.byteLength > maxFrameBytes;
     if (tooBig) return this.#cutOff(CLOSE_CODES.frameTooLarge, "frame_too_large");
+    const size = typeof data === "string" ? data.length : data.byteLength;
+    if (!this.#inbound.take(performance.now(), size)) {
+      return this.#cutOff(CLOSE_CODES.flood, "inbound_rate");
+    }
     if (this.#v2) return this.#receivedV2(data);
     if (this.#user === undefined) return;
     this.#chatroom.handle(this.#user, typeof data === "string" ? decodeV1Frame(data) : BINARY);
@@ -324,7 +343,7 @@ export class Connection implements Sink {
     this.#socket.close(code, reason);
   }
 
-  #cutOff(code: number, reason: "frame_too_large" | "slow_consumer"): void {
+  #cutOff(code: number, reason: "frame_too_large" | "slow_consumer" | "inbound_rate"): void {
     if (this.#closing) return;
     const user = this.#user;
     log.info("Closing user {id} with {code}: {reason}", { id: user?.id, code, reason });

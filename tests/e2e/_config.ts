@@ -32,7 +32,9 @@ export async function testConfigDir(changes: ConfigChanges = {}): Promise<string
   await Deno.mkdir(join(dir, "test"));
   let server = await Deno.readTextFile(join(TEST_ENV, "server.yaml"));
   const limits: Record<string, string> = {
-    ...(changes.floodOff ? { connect_rate: "100000", connect_burst: "100000" } : {}),
+    ...(changes.floodOff
+      ? { connect_rate: "100000", connect_burst: "100000", max_inbound_bytes_per_s: "1073741824" }
+      : {}),
     ...changes.limits,
   };
   for (const [key, value] of Object.entries(limits)) {

@@ -5,11 +5,14 @@ import { assert, assertEquals, assertMatch, assertNotEquals } from "@std/assert"
 import {
   FLOOD_OFF,
   rawUpgrade,
+  TestClient,
   type TestServer,
   type TestServerOptions,
   within,
   withServer,
 } from "./_client.ts";
+import { testConfigDir } from "./_config.ts";
+import { startServerProcess } from "./_process.ts";
 
 /** Runs `body` against a fresh server, flood control out of the way unless `options` set it. */
 function withRelaxedServer(
@@ -162,6 +165,25 @@ Deno.test("frames: binary is refused, oversized frames close with 1009", async (
   );
 });
 
+Deno.test("a socket sending more than max_inbound_bytes_per_s is closed with 1008", async () => {
+  const limits = { maxFrameBytes: 8192, maxInboundBytesPerSecond: 1024 };
+  await withRelaxedServer({ chat: { maxMessageLen: 10 }, limits }, async (server) => {
+    const { alice, bob } = await aliceAndBob(server);
+    // Four frames of max_frame_bytes go at once; the bucket refills at 1 KiB/s.
+    for (let i = 0; i < 4; i++) {
+      alice.client.send(`${i}`.repeat(8000));
+      assertEquals(await bob.client.nextPair(), ["USER", `Alice: ${`${i}`.repeat(10)}`]);
+    }
+    // One more is too much. (A client that went on sending might not read the close:
+    // the runtime drops the connection at the first frame that follows its close.)
+    alice.client.send("z".repeat(8000));
+    const closed = await within(alice.client.closed, "the close");
+    assertEquals([closed.code, closed.reason], [1008, "inbound rate"]);
+    await bob.client.waitFor((frame) => frame.body === "Alice has disconnected!");
+    assertEquals(server.metrics.connectionsClosed.get("inbound_rate"), 1);
+  });
+});
+
 Deno.test("flood control", async (t) => {
   await t.step("over the limit: one warning, the rest dropped, others see no flood", async () => {
     await withRelaxedServer(
@@ -280,7 +302,8 @@ Deno.test("a socket that stops answering pings is closed and its user leaves", a
 });
 
 Deno.test("a slow consumer is closed with 1013 without slowing the others", async () => {
-  await withRelaxedServer({ limits: { maxBufferedBytes: 256 * 1024 } }, async (server) => {
+  const limits = { maxBufferedBytes: 256 * 1024, maxInboundBytesPerSecond: 64 * 1024 * 1024 };
+  await withRelaxedServer({ limits }, async (server) => {
     const alice = await server.join("?name=Alice");
     const bob = await server.join("?name=Bob");
     const stalled = await rawUpgrade(server.port, { path: "/ws?name=Stalled" });
@@ -366,4 +389,52 @@ Deno.test("/metrics reports traffic in the Prometheus text format", async () => 
       assert(lines.some((line) => /^process_heap_used_bytes \d+$/.test(line)));
     },
   );
+});
+
+Deno.test("a ping flood, answered by the runtime, does not slow the chat", async () => {
+  // Deno answers pings itself and never tells the server, so they cannot be counted
+  // against a limit (see README, "Pings"); this holds that they stay cheap.
+  const configDir = await testConfigDir({ floodOff: true });
+  const server = await startServerProcess({ env: { CHAT_CONFIG_DIR: configDir } });
+  try {
+    const port = Number(new URL(server.httpUrl).port);
+    const bystander = await TestClient.connect(`ws://127.0.0.1:${port}/ws?name=Bystander`);
+    await bystander.next();
+    const { conn } = await rawUpgrade(port, { path: "/ws?name=Pinger" });
+    // 64 masked pings of 125 bytes a write, as fast as the socket takes them.
+    const ping = new Uint8Array([0x89, 0x80 | 125, 0, 0, 0, 0, ...new Uint8Array(125)]);
+    const pings = new Uint8Array(ping.length * 64).map((_, i) => ping[i % ping.length]);
+    let flooding = true;
+    let pongBytes = 0;
+    const reader = (async () => {
+      const buffer = new Uint8Array(65_536);
+      while (flooding) {
+        const read = await conn.read(buffer).catch(() => null);
+        if (read === null) return;
+        pongBytes += read;
+      }
+    })();
+    const writer = (async () => {
+      while (flooding) await conn.write(pings).catch(() => flooding = false);
+    })();
+    const answers: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const sent = performance.now();
+      bystander.send("!ping");
+      await bystander.waitFor((frame) => frame.body === "pong!");
+      answers.push(performance.now() - sent);
+      await delay(25);
+    }
+    flooding = false;
+    conn.close();
+    await Promise.all([reader, writer]);
+    await bystander.close();
+    answers.sort((a, b) => a - b);
+    assert(pongBytes > 100_000, `only ${pongBytes} bytes of pongs: the flood did not happen`);
+    const median = answers[answers.length >> 1];
+    assert(median < 25, `the bystander's median answer took ${median.toFixed(1)} ms`);
+  } finally {
+    await server.kill();
+    await Deno.remove(configDir, { recursive: true });
+  }
 });

@@ -29,7 +29,7 @@ function fakeConnection(
   const socket = new FakeSocket();
   const connection = new Connection(socket, createTestChatroom(), {
     protocol,
-    limits: { maxFrameBytes: 65536, maxBufferedBytes: 1 << 20 },
+    limits: { maxFrameBytes: 65536, maxBufferedBytes: 1 << 20, maxInboundBytesPerSecond: 1 << 20 },
     metrics: createMetrics(),
     outbox,
   });
