@@ -1,6 +1,10 @@
 # Build: docker build --build-arg CHAT_ENV=prod -t chat-server:prod .
-# Run:   docker run --rm -p 8080:8080 -v chat-data:/app/data chat-server:prod
-# The compile flags live in one place, the "compile" task of deno.json.
+# Run:   docker run --rm -p 8080:8080 -v chat-data:/app/data \
+#          -e CHAT_ALLOWED_HOSTS=chat.example.org chat-server:prod
+# The compile flags live in one place, scripts/compile.ts ("deno task compile");
+# --image narrows them for this image: the server reads only under /app,
+# /run/secrets and /tmp, and writes only /app/data. Mount certificates and
+# keys under /app or /run/secrets.
 
 ARG DENO_VERSION=2.9.6
 
@@ -10,7 +14,8 @@ COPY deno.json deno.lock ./
 COPY src ./src
 COPY config ./config
 COPY public ./public
-RUN deno task compile && mkdir -p /src/data
+COPY scripts/compile.ts ./scripts/compile.ts
+RUN deno task compile --image && mkdir -p /src/data
 
 # Deno binaries need glibc and libgcc, which the distroless "cc" image has.
 FROM gcr.io/distroless/cc-debian12:nonroot
@@ -27,6 +32,8 @@ COPY config /app/config
 COPY --from=build --chown=nonroot:nonroot /src/data /app/data
 USER nonroot
 EXPOSE 8080
-HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \
+# In a cluster an instance may wait up to cluster.nats.start_timeout (60 s) for
+# NATS before it listens: the start period covers that wait.
+HEALTHCHECK --interval=30s --timeout=3s --start-period=70s --retries=3 \
     CMD ["/app/chat-server", "--healthcheck"]
 ENTRYPOINT ["/app/chat-server"]

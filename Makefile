@@ -16,7 +16,7 @@ help: ## list the targets
 test: ## run every check and test (deno task test)
 	$(DENO) task test
 
-run: ## run the server (ENV=local, PORT=8080)
+run: ## run the server (ENV=local, PORT=8080; ENV=prod listens on every interface)
 	$(DENO) task start --env $(ENV) --port $(PORT)
 
 compile: ## build the single binary dist/chat-server
@@ -28,5 +28,5 @@ docker-build: ## build the image chat-server:prod (IMAGE=, DOCKER_ENV=)
 docker-run: ## run the image on PORT, history kept in the volume chat-data
 	docker run --rm -p $(PORT):8080 -v chat-data:/app/data $(IMAGE):$(DOCKER_ENV)
 
-clean: ## remove build output
-	rm -rf dist
+clean: ## remove build output and the local history file (data/)
+	rm -rf dist data

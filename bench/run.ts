@@ -6,9 +6,7 @@
  * Prints the report; with --write, also writes docs/benchmarks.md and
  * docs/benchmarks.svg.
  *
- * Options: --runs 5 --clients 32 --messages 20 --rounds 10 --workers 2
- *          --idle 10000 (0 skips the idle-memory test) --no-peers --write
- *          --cluster (also measure instances joined through NATS; needs nats-server)
+ * Options: see USAGE below, or `deno task bench --help`.
  */
 
 import { delay } from "@std/async/delay";
@@ -29,9 +27,30 @@ const ROOT = fromFileUrl(new URL("../", import.meta.url));
 const BENCH = join(ROOT, "bench");
 const PEERS_DIR = join(BENCH, "peers");
 
+const USAGE = `Usage: deno task bench [options]
+
+The chat server against the runtime's ceiling and its peers, under the same
+load, in the same run; prints medians of the runs and ratios within each run.
+
+  --runs N        runs (default 5)
+  --clients N     clients per target (default 32)
+  --messages N    messages each client sends a round (default 20)
+  --rounds N      rounds per run (default 10)
+  --workers N     load-generating workers (default 2)
+  --idle N        idle connections for the memory test; 0 skips it (default 10000)
+  --no-peers      leave out the peer servers (no npm install)
+  --cluster       also measure instances joined through NATS (needs nats-server)
+  --write         also write docs/benchmarks.md and docs/benchmarks.svg
+  --help          show this and exit`;
+
+const NUMBERS = ["runs", "clients", "messages", "rounds", "workers", "idle"] as const;
 const flags = parseArgs(Deno.args, {
-  string: ["runs", "clients", "messages", "rounds", "workers", "idle"],
-  boolean: ["peers", "write", "cluster"],
+  string: [...NUMBERS],
+  boolean: ["peers", "write", "cluster", "help"],
+  unknown: (flag: string) => {
+    console.error(`Unknown option ${flag}\n\n${USAGE}`);
+    Deno.exit(2);
+  },
   default: {
     runs: "5",
     clients: "32",
@@ -45,6 +64,19 @@ const flags = parseArgs(Deno.args, {
   },
   negatable: ["peers"],
 });
+if (flags.help) {
+  console.log(USAGE);
+  Deno.exit(0);
+}
+for (const name of NUMBERS) {
+  const value = Number(flags[name]);
+  if (!Number.isInteger(value) || value < (name === "idle" ? 0 : 1)) {
+    console.error(
+      `--${name} must be a whole number${name === "idle" ? "" : " from 1"}: ${flags[name]}`,
+    );
+    Deno.exit(2);
+  }
+}
 const options = {
   runs: Number(flags.runs),
   clients: Number(flags.clients),

@@ -25,6 +25,7 @@ import {
   StartError,
 } from "./boot/start.ts";
 import { loadStaticFiles } from "./http/static.ts";
+import { isCaCertificate } from "./boot/certificate.ts";
 import { probeHealth } from "./boot/healthcheck.ts";
 
 const USAGE = `Usage: chat-server [options]
@@ -81,7 +82,10 @@ function readFlags(
 }
 
 async function healthcheck(config: Config): Promise<number> {
-  return await probeHealth(config, HEALTHCHECK_TIMEOUT_MS) ? 0 : 1;
+  const problem = await probeHealth(config, HEALTHCHECK_TIMEOUT_MS);
+  if (problem === undefined) return 0;
+  console.error(problem);
+  return 1;
 }
 
 async function serve(config: Config, options: { dev: boolean; repair: boolean }): Promise<void> {
@@ -94,6 +98,11 @@ async function serve(config: Config, options: { dev: boolean; repair: boolean })
   });
   const staticFiles = await loadStaticFiles();
   const tls = await readTls(config);
+  if (tls !== undefined && isCaCertificate(tls.cert)) {
+    log.warning(
+      `The certificate in "tls.cert_file" is a CA certificate (CA:TRUE): browsers and curl accept it, but Deno clients and --healthcheck refuse it. Make it with -addext basicConstraints=critical,CA:FALSE (see README, "TLS")`,
+    );
+  }
   const verifier = await loadVerifier(config);
   const broker = await createBroker(config, metrics, { repair: options.repair });
   const { auth } = config.server;

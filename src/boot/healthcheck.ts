@@ -7,6 +7,7 @@
 
 import { deadline } from "@std/async/deadline";
 import type { Config } from "../config/mod.ts";
+import { isCaCertificate } from "./certificate.ts";
 import { readTls } from "./start.ts";
 
 /** The address a local client reaches a server listening on `host` at. */
@@ -17,40 +18,52 @@ function localAddress(host: string): string {
 }
 
 /**
- * Asks the configured server's `/healthz`; true when it answers 200. Over
- * TLS the server's own certificate is trusted and its name not checked, as
- * the probe reaches it by address.
+ * Asks the configured server's `/healthz`: `undefined` when it answers 200,
+ * else one line saying why not. Over TLS the server's own certificate is
+ * trusted and its name not checked, as the probe reaches it by address.
  */
-export async function probeHealth(config: Config, timeoutMs: number): Promise<boolean> {
+export async function probeHealth(config: Config, timeoutMs: number): Promise<string | undefined> {
   const { host, port } = config.server;
   const hostname = localAddress(host);
-  const connect = async (): Promise<Deno.Conn> => {
-    const tls = await readTls(config);
-    if (tls === undefined) return await Deno.connect({ hostname, port });
-    return await Deno.connectTls({
-      hostname,
-      port,
-      caCerts: [tls.cert],
-      unsafelyDisableHostnameVerification: true,
-    });
-  };
-  const probe = async (): Promise<boolean> => {
-    const conn = await connect();
+  const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const tls = await readTls(config).catch(() => undefined);
+  const url = `${config.server.tls === undefined ? "http" : "https"}://${shown}:${port}/healthz`;
+  if (tls !== undefined && isCaCertificate(tls.cert)) {
+    return `Unhealthy: cannot check ${url}, as the server's certificate is a CA certificate ` +
+      `(CA:TRUE), which Deno's TLS refuses for a server: make one with ` +
+      `basicConstraints=critical,CA:FALSE (see README, "TLS")`;
+  }
+  const probe = async (): Promise<string | undefined> => {
+    const conn = tls === undefined
+      ? await Deno.connect({ hostname, port })
+      : await Deno.connectTls({
+        hostname,
+        port,
+        caCerts: [tls.cert],
+        unsafelyDisableHostnameVerification: true,
+      });
     try {
-      const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
       const request =
         `GET /healthz HTTP/1.1\r\nHost: ${shown}:${port}\r\nConnection: close\r\n\r\n`;
       await conn.write(new TextEncoder().encode(request));
       const head = new Uint8Array(64);
       const read = await conn.read(head);
-      return /^HTTP\/1\.[01] 200 /.test(new TextDecoder().decode(head.subarray(0, read ?? 0)));
+      const status = new TextDecoder().decode(head.subarray(0, read ?? 0)).split("\r\n")[0];
+      return /^HTTP\/1\.[01] 200 /.test(status)
+        ? undefined
+        : `Unhealthy: ${url} answered ${JSON.stringify(status || "nothing")}`;
     } finally {
       conn.close();
     }
   };
   try {
     return await deadline(probe(), timeoutMs);
-  } catch {
-    return false;
+  } catch (error) {
+    const reason = error instanceof DOMException && error.name === "TimeoutError"
+      ? `no answer within ${timeoutMs / 1000} s`
+      : error instanceof Error
+      ? error.message.split("\n")[0]
+      : String(error);
+    return `Unhealthy: cannot reach ${url}: ${reason}`;
   }
 }

@@ -90,6 +90,11 @@ export async function createBroker(
       );
     }
   }
+  if (history.store === "kv") {
+    log.info(
+      `history.store kv in ${config.files.server} is not used in a cluster: the NATS stream keeps room history`,
+    );
+  }
   const where = cluster.servers.join(", ");
   const startedAt = Date.now();
   let tries = 0;
@@ -253,8 +258,13 @@ export function listen(
       ...tls,
       onListen: ({ hostname, port }) => {
         const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-        log.info("listening on {url} (environment {env})", {
-          url: `${scheme}://${shown}:${port}`,
+        const url = `${scheme}://${shown}:${port}`;
+        const everywhere = hostname === "0.0.0.0" || hostname === "::"
+          ? ", on every network interface"
+          : "";
+        // Spelled out rather than a placeholder, so the JSON line reads as the text one does.
+        log.info(`listening on ${url} (environment ${config.env}${everywhere})`, {
+          url,
           env: config.env,
         });
       },

@@ -1,0 +1,163 @@
+/**
+ * What a newcomer and a deployer run from the README, run as they would:
+ * the bench's usage, a development token that the server accepts, TLS with
+ * the README's certificate command (and the CA certificate OpenSSL makes
+ * without it), and the start's listening line.
+ */
+
+import { assert, assertEquals, assertMatch } from "@std/assert";
+import { fromFileUrl, join } from "@std/path";
+import { TestClient } from "./_client.ts";
+import { testConfigDir } from "./_config.ts";
+import { startServerProcess } from "./_process.ts";
+import { opensslAvailable } from "./_tls.ts";
+
+const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+const SECRET = "a-development-secret-of-forty-characters-";
+
+/** Runs `deno <args>` in the project, as a task would, and returns its exit code and output. */
+async function deno(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: ROOT,
+    env: { NO_COLOR: "1", CHAT_ENV: "test", ...env },
+    stdin: "null",
+  }).output();
+  const text = new TextDecoder();
+  return { code, stdout: text.decode(stdout), stderr: text.decode(stderr) };
+}
+
+Deno.test("deno task bench --help prints its usage and runs nothing", async () => {
+  const help = await deno(["run", "--allow-all", "bench/run.ts", "--help"]);
+  assertEquals(help.code, 0);
+  assertMatch(help.stdout, /^Usage: deno task bench \[options\]/);
+  assertMatch(help.stdout, /--no-peers/);
+  const unknown = await deno(["run", "--allow-all", "bench/run.ts", "--fast"]);
+  assertEquals(unknown.code, 2);
+  assertMatch(unknown.stderr, /^Unknown option --fast\n\nUsage: deno task bench/);
+  const wrong = await deno(["run", "--allow-all", "bench/run.ts", "--runs", "many"]);
+  assertEquals([wrong.code, wrong.stderr.trim()], [
+    2,
+    "--runs must be a whole number from 1: many",
+  ]);
+});
+
+Deno.test("deno task token mints a token the server accepts", async () => {
+  const env = { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: SECRET };
+  const minted = await deno([
+    "run",
+    "--allow-read",
+    "--allow-env",
+    "scripts/token.ts",
+    "--sub",
+    "Ann",
+    "--role",
+    "moderator",
+    "--ttl",
+    "10m",
+  ], env);
+  assertEquals(minted.code, 0, minted.stderr);
+  const token = minted.stdout.trim();
+  const claims = JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")));
+  assertEquals([claims.sub, claims.roles, claims.exp - claims.iat], ["Ann", ["moderator"], 600]);
+  const server = await startServerProcess({ env });
+  try {
+    const url = `${server.httpUrl.replace("http", "ws")}/ws?token=${token}`;
+    const ann = await TestClient.connect(url);
+    assertMatch((await ann.next()).body, /^Welcome, Ann /);
+    // A moderator's command works: the role came through.
+    ann.send("!topic Deploys today");
+    assertEquals(await ann.nextPair(), ["SERVER", "Ann set the topic of lobby: Deploys today"]);
+    await ann.close();
+  } finally {
+    await server.kill();
+  }
+  const missing = await deno(["run", "--allow-read", "--allow-env", "scripts/token.ts"], env);
+  assertEquals(missing.code, 2);
+  assertMatch(missing.stderr, /^--sub NAME is required/);
+});
+
+Deno.test("the listening line reads the same in the text and the JSON log", async () => {
+  const configDir = await testConfigDir();
+  const serverYaml = join(configDir, "test", "server.yaml");
+  const yaml = await Deno.readTextFile(serverYaml);
+  await Deno.writeTextFile(serverYaml, yaml.replace(/^ {2}format: text$/m, "  format: json"));
+  const server = await startServerProcess({ env: { CHAT_CONFIG_DIR: configDir } });
+  try {
+    const line = server.output.find((line) => line.includes("listening on"));
+    const record = JSON.parse(line ?? "{}");
+    assertEquals(record.message, `listening on ${server.httpUrl} (environment test)`);
+    assertEquals(record.properties?.url, server.httpUrl);
+  } finally {
+    await server.kill();
+    await Deno.remove(configDir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "TLS with the README's certificate, and with the CA one OpenSSL makes without it",
+  ignore: !opensslAvailable(),
+  fn: async (t) => {
+    const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+    const command = /^openssl req -x509 .*$/m.exec(readme)?.[0];
+    if (command === undefined) throw new Error("the README gives no openssl command");
+    const dir = await Deno.makeTempDir({ prefix: "chat-tls-" });
+    /** Makes a certificate in `dir` with `command`, as a shell would run it. */
+    const make = async (line: string) => {
+      const { success, stderr } = await new Deno.Command("sh", {
+        args: ["-c", line],
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert(success, new TextDecoder().decode(stderr));
+      return { CHAT_TLS_CERT_FILE: join(dir, "cert.pem"), CHAT_TLS_KEY_FILE: join(dir, "key.pem") };
+    };
+    /** Starts a server with `tls`, and runs `--healthcheck` against it. */
+    const startAndProbe = async (tls: Record<string, string>) => {
+      const server = await startServerProcess({ env: tls });
+      try {
+        const port = new URL(server.httpUrl).port;
+        const probe = await deno([
+          "run",
+          "--allow-net",
+          "--allow-read",
+          "--allow-env",
+          "--unstable-kv",
+          "src/main.ts",
+          "--healthcheck",
+        ], { ...tls, CHAT_PORT: port });
+        return { probe, output: server.output.join("\n"), url: server.httpUrl };
+      } finally {
+        await server.kill();
+      }
+    };
+    try {
+      await t.step("the README's command makes a certificate the health check trusts", async () => {
+        const { probe, output, url } = await startAndProbe(await make(command));
+        assertEquals([probe.code, probe.stderr], [0, ""]);
+        assert(url.startsWith("https://"), url);
+        assert(!output.includes("CA certificate"), output);
+      });
+      await t.step(
+        "a CA certificate: one warning at start, and the health check says why",
+        async () => {
+          const withoutCaFalse = command.replace(" -addext basicConstraints=critical,CA:FALSE", "");
+          assert(withoutCaFalse !== command);
+          const { probe, output } = await startAndProbe(await make(withoutCaFalse));
+          assertEquals(output.match(/is a CA certificate \(CA:TRUE\)/g)?.length, 1, output);
+          assertEquals(probe.code, 1);
+          assertMatch(
+            probe.stderr.trim(),
+            /^Unhealthy: cannot check https:\/\/127\.0\.0\.1:\d+\/healthz, as the server's certificate is a CA certificate \(CA:TRUE\)/,
+          );
+        },
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
