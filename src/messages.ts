@@ -273,8 +273,8 @@ export const MESSAGE_CATALOG = {
     text: "Wrong operator password.",
   },
   op_wait: {
-    placeholders: [],
-    text: "Too many wrong passwords from your address: wait a few minutes.",
+    placeholders: ["seconds"],
+    text: "Too many wrong operator passwords: try again in $seconds s.",
   },
   op_unavailable: {
     placeholders: [],

@@ -161,6 +161,7 @@ Deno.test("environment selection and overrides", async (t) => {
           maxConnections: 10_000,
           maxConnectionsPerIp: 50,
           maxFrameBytes: 65_536,
+          maxInboundBytesPerSecond: 131_072,
           maxBufferedBytes: 1_048_576,
           idleTimeout: 30,
           allowedOrigins: ["*"],
@@ -168,6 +169,7 @@ Deno.test("environment selection and overrides", async (t) => {
           trustedProxies: [],
           connectRate: 10,
           connectBurst: 20,
+          frameAncestors: [],
         },
         history: { store: "memory", path: "data/history.kv" },
         cluster: undefined,
@@ -182,6 +184,7 @@ Deno.test("environment selection and overrides", async (t) => {
           issuer: undefined,
           audience: undefined,
           expiryWarning: 60,
+          maxTokenLifetime: 86_400,
           operatorPassword: undefined,
         },
         apiKeys: [],
@@ -350,6 +353,99 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
       ConfigError,
     );
     assertStringIncludes(error.message, "LOG_LEVEL must be one of trace, debug");
+  });
+});
+
+Deno.test("weak secrets stop the start, naming the variable and the fix", async (t) => {
+  const load = (env: Record<string, string>) =>
+    loadConfig({ flags: { env: "test" }, getEnv: (name) => env[name] });
+  const refused = async (env: Record<string, string>) =>
+    (await assertRejects(() => load(env), ConfigError)).message;
+  const FIX = 'such as the output of "openssl rand -hex 16"';
+
+  const cases: [string, Record<string, string>, string][] = [
+    [
+      "an operator password of one character repeated",
+      { CHAT_OPERATOR_PASSWORD: "aaaaaaaaaaaaaaaa" },
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, ${FIX}: current value has only 1 different character`,
+    ],
+    [
+      "a short operator password",
+      { CHAT_OPERATOR_PASSWORD: "hunter2" },
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, ${FIX}: current value has 7 characters`,
+    ],
+    [
+      "an operator password of few characters",
+      { CHAT_OPERATOR_PASSWORD: "abcabcabcabcabcabc" },
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, ${FIX}: current value has only 3 different characters`,
+    ],
+    [
+      "an API key of one character repeated",
+      { CHAT_API_KEYS: "0123456789abcdef0123,aaaaaaaaaaaaaaaa" },
+      `Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, ${FIX}: key 2 has only 1 different character`,
+    ],
+    [
+      "a short API key",
+      { CHAT_API_KEYS: "short" },
+      `Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, ${FIX}: key 1 has 5 characters`,
+    ],
+    [
+      "an HS256 secret of one character repeated",
+      { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: "x".repeat(40) },
+      'Cannot start server as CHAT_AUTH_SECRET must be at least 32 characters with at least 8 different ones for HS256, such as the output of "openssl rand -hex 32": current value has only 1 different character',
+    ],
+  ];
+  for (const [what, env, message] of cases) {
+    await t.step(what, async () => assertEquals(await refused(env), message));
+  }
+
+  await t.step("the output of openssl rand -hex 16 passes, as does a passphrase", async () => {
+    const hex = "3f9c0a7be14d25c8960fb3e7a1d45c02";
+    const phrase = "correct horse battery staple";
+    const config = await load({ CHAT_OPERATOR_PASSWORD: phrase, CHAT_API_KEYS: hex });
+    assertEquals([config.server.auth.operatorPassword, config.server.apiKeys], [phrase, [hex]]);
+  });
+});
+
+Deno.test("auth.max_token_lifetime: a day unless set", async (t) => {
+  await t.step("the default", async () => {
+    const config = await loadConfig({ flags: { env: "test" }, getEnv: noEnv });
+    assertEquals(config.server.auth.maxTokenLifetime, 86_400);
+  });
+  await t.step("set in server.yaml", async () => {
+    await withConfig({ server: "auth:\n  max_token_lifetime: 3600\n" }, async (configDir) => {
+      const config = await loadConfig({ flags: { env: "custom", configDir }, getEnv: noEnv });
+      assertEquals(config.server.auth.maxTokenLifetime, 3600);
+    });
+  });
+  await t.step("out of range", async () => {
+    const message = await configError({ server: "auth:\n  max_token_lifetime: 0\n" });
+    assertStringIncludes(message, '"auth.max_token_lifetime" in ');
+    assertStringIncludes(message, "must be an integer from 1 to 31536000: current value is 0");
+  });
+});
+
+Deno.test("limits.frame_ancestors: the origins whose pages may frame the chat", async (t) => {
+  await t.step("listed origins", async () => {
+    const server =
+      "limits:\n  frame_ancestors: [https://app.example, 'https://*.example.org:8443']\n";
+    await withConfig({ server }, async (configDir) => {
+      const config = await loadConfig({ flags: { env: "custom", configDir }, getEnv: noEnv });
+      assertEquals(config.server.limits.frameAncestors, [
+        "https://app.example",
+        "https://*.example.org:8443",
+      ]);
+    });
+  });
+  await t.step("anything else is refused, so it cannot change the policy", async () => {
+    const message = await configError({
+      server: "limits:\n  frame_ancestors: ['https://app.example; script-src *']\n",
+    });
+    assertStringIncludes(message, '"limits.frame_ancestors" in ');
+    assertStringIncludes(
+      message,
+      'must hold origins such as https://app.example: current value is "https://app.example; script-src *"',
+    );
   });
 });
 

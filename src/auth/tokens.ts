@@ -11,6 +11,7 @@
 import {
   errors as joseErrors,
   importSPKI,
+  type JWTPayload,
   jwtVerify,
   type JWTVerifyOptions,
   type KeyObject,
@@ -103,6 +104,31 @@ function explain(error: unknown, nameClaim: string): TokenError {
   return new TokenError("the token could not be checked");
 }
 
+/** Seconds a token without `iat` may expire later than `max` from now: clocks disagree. */
+const CLOCK_TOLERANCE = 60;
+
+/**
+ * Refuses a token valid for longer than `max` seconds: from its `iat` to its
+ * `exp`, or from `now` (seconds) to its `exp` (which also holds a token whose
+ * `iat` lies in the future). A stolen token is only as good as its life.
+ */
+function refuseLongLived(payload: JWTPayload, max: number, now: number): void {
+  const { iat, exp } = payload;
+  if (exp === undefined) return;
+  if (iat !== undefined && exp - iat > max) {
+    throw new TokenError(
+      `the token is valid for ${
+        exp - iat
+      } s from "iat" to "exp", longer than the ${max} s this server accepts`,
+    );
+  }
+  if (exp - now > max + CLOCK_TOLERANCE) {
+    throw new TokenError(
+      `the token expires more than ${max} s from now, later than this server accepts`,
+    );
+  }
+}
+
 /**
  * The verifier of `auth`, or `undefined` in open mode. `publicKeyPem` is the
  * content of `auth.public_key_file`; a key that cannot be used throws
@@ -133,6 +159,7 @@ export async function createVerifier(
         if (problem !== undefined) {
           throw new TokenError(`the name in the token cannot be used: ${problem}`);
         }
+        refuseLongLived(payload, auth.maxTokenLifetime, Date.now() / 1000);
         return {
           name,
           roles: readRoles(payload[auth.rolesClaim]),

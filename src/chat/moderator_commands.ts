@@ -8,8 +8,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Settled } from "../broker/types.ts";
-import { Buckets, Limiter, type Rate } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
+import { Guesses, type GuessPolicy } from "../auth/guesses.ts";
 import { sameSecret } from "../auth/secrets.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import type { EventFactory } from "./event_factory.ts";
@@ -19,8 +19,26 @@ import type { User } from "./user.ts";
 
 const log = getLogger(["chat", "moderation"]);
 
-/** Wrong operator passwords one address may try at once, and how fast it earns tries back. */
-const OP_TRIES: Rate = { rate: 1 / 60, burst: 5 };
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+
+/**
+ * Wrong operator passwords one session may try before it waits: 5 s after
+ * the fifth, doubling with each further one up to 15 minutes; forgotten
+ * after an hour without one.
+ */
+const SESSION_GUESSES: GuessPolicy = {
+  free: 5,
+  firstWait: 5 * SECOND,
+  maxWait: 15 * MINUTE,
+  forgetAfter: 60 * MINUTE,
+};
+
+/**
+ * ...and all the sessions of one address (an IPv6 /64): only past 50 are
+ * the sessions there held back that guessed nothing wrong themselves.
+ */
+const ADDRESS_GUESSES: GuessPolicy = { ...SESSION_GUESSES, free: 50 };
 
 /** What {@linkcode ModeratorCommands} works with, shared with the chatroom. */
 export interface ModeratorCommandsOptions {
@@ -37,8 +55,10 @@ export interface ModeratorCommandsOptions {
 /** The moderation requests of one server. */
 export class ModeratorCommands {
   readonly #options: ModeratorCommandsOptions;
-  /** Wrong operator passwords left to try, by address (or user). */
-  readonly #opTries = new Buckets((now) => new Limiter(OP_TRIES, now));
+  /** Wrong operator passwords, by session... */
+  readonly #sessionGuesses = new Guesses(SESSION_GUESSES);
+  /** ...and by address. */
+  readonly #addressGuesses = new Guesses(ADDRESS_GUESSES);
 
   constructor(options: ModeratorCommandsOptions) {
     this.#options = options;
@@ -89,23 +109,33 @@ export class ModeratorCommands {
     return quietly(this.#options.moderation.setRoom(actor, actor.room, { slow: request.seconds }));
   }
 
-  /** Open mode: the operator password makes a moderator. */
+  /**
+   * Open mode: the operator password makes a moderator. A session that
+   * guessed wrong too often, or whose address did, waits before its next
+   * guess is even compared.
+   */
   op(user: User, request: RequestOf<"op">): Outcome {
     const { events, operatorPassword, metrics } = this.#options;
-    const fail = (key: "op_unavailable" | "op_wait" | "op_refused"): Outcome => ({
+    const fail = (key: "op_unavailable" | "op_refused"): Outcome => ({
       ok: false,
       error: events.error("forbidden", key, {}),
     });
     if (operatorPassword === undefined) return fail("op_unavailable");
     const now = this.#options.now();
-    const from = user.addressKey ?? `user:${user.id}`;
-    const tries = this.#opTries.get(from, now);
-    if (!tries.available(now)) {
+    const session = String(user.id);
+    const address = user.addressKey;
+    const wait = Math.max(
+      this.#sessionGuesses.wait(session, now),
+      address === undefined ? 0 : this.#addressGuesses.wait(address, now),
+    );
+    if (wait > 0) {
       metrics.moderationRefused.inc();
-      return fail("op_wait");
+      const seconds = String(Math.ceil(wait / SECOND));
+      return { ok: false, error: events.error("forbidden", "op_wait", { seconds }) };
     }
     if (!sameSecret(request.password, operatorPassword)) {
-      tries.take(now);
+      this.#sessionGuesses.wrong(session, now);
+      if (address !== undefined) this.#addressGuesses.wrong(address, now);
       metrics.moderationRefused.inc();
       log.warning("Wrong operator password from user {id} ({name}, address {address})", {
         id: user.id,
@@ -114,6 +144,7 @@ export class ModeratorCommands {
       });
       return fail("op_refused");
     }
+    this.#sessionGuesses.forget(session);
     user.roles.add("moderator");
     log.info("User {id} ({name}) is a moderator now", { id: user.id, name: user.name });
     this.#options.promoted(user);
@@ -121,9 +152,11 @@ export class ModeratorCommands {
     return DONE;
   }
 
-  /** Forgets the password tries of addresses quiet long enough. */
+  /** Forgets the wrong passwords of sessions and addresses quiet long enough. */
   sweep(): void {
-    this.#opTries.sweep(this.#options.now());
+    const now = this.#options.now();
+    this.#sessionGuesses.sweep(now);
+    this.#addressGuesses.sweep(now);
   }
 }
 

@@ -11,7 +11,30 @@ import { fail } from "./_errors.ts";
 
 /** Shortest secrets accepted: an HS256 key needs 256 bits (RFC 7518, 3.2). */
 const MIN_SECRET_LENGTH = 32;
-const MIN_API_KEY_LENGTH = 16;
+/** ...and the operator password and each API key. */
+const MIN_PASSWORD_LENGTH = 16;
+/**
+ * Fewest different characters in any of them, so `aaaaaaaaaaaaaaaa` or
+ * `abababab...` is refused; the output of `openssl rand -hex 16` (32 hex
+ * digits) has fewer than 8 about once in 28 million.
+ */
+const MIN_DIFFERENT = 8;
+
+/** What makes a secret of at least `minLength` characters too weak, if anything. */
+function weakness(secret: string, minLength: number): string | undefined {
+  if (secret.length < minLength) return `${secret.length} characters`;
+  const different = new Set(secret).size;
+  if (different < MIN_DIFFERENT) {
+    return `only ${different} different character${different === 1 ? "" : "s"}`;
+  }
+  return undefined;
+}
+
+/** What a secret must be, and how to make one. */
+function strength(minLength: number, purpose = ""): string {
+  const example = `"openssl rand -hex ${minLength}"`;
+  return `at least ${minLength} characters with at least ${MIN_DIFFERENT} different ones${purpose}, such as the output of ${example}`;
+}
 
 /** What the environment holds for a server. */
 export interface Secrets {
@@ -39,10 +62,11 @@ export function readSecrets(
         `is not set: "auth.mode" token with HS256 in ${serverPath} verifies tokens with this shared secret`,
       );
     }
-    if (authSecret.length < MIN_SECRET_LENGTH) {
+    const weak = weakness(authSecret, MIN_SECRET_LENGTH);
+    if (weak !== undefined) {
       fail(
         "CHAT_AUTH_SECRET",
-        `must be at least ${MIN_SECRET_LENGTH} characters for HS256: current value has ${authSecret.length}`,
+        `must be ${strength(MIN_SECRET_LENGTH, " for HS256")}: current value has ${weak}`,
       );
     }
   }
@@ -54,11 +78,24 @@ export function readSecrets(
   }
   const apiKeys = (getEnv("CHAT_API_KEYS") ?? "").split(",").map((key) => key.trim())
     .filter((key) => key !== "");
-  const short = apiKeys.find((key) => key.length < MIN_API_KEY_LENGTH);
-  if (short !== undefined) {
+  apiKeys.forEach((key, index) => {
+    const weak = weakness(key, MIN_PASSWORD_LENGTH);
+    if (weak === undefined) return;
     fail(
       "CHAT_API_KEYS",
-      `must hold comma-separated keys of at least ${MIN_API_KEY_LENGTH} characters: one has ${short.length}`,
+      `must hold comma-separated keys of ${strength(MIN_PASSWORD_LENGTH)}: key ${
+        index + 1
+      } has ${weak}`,
+    );
+  });
+  const operatorPassword = nonEmpty(getEnv("CHAT_OPERATOR_PASSWORD"));
+  const weakPassword = operatorPassword === undefined
+    ? undefined
+    : weakness(operatorPassword, MIN_PASSWORD_LENGTH);
+  if (weakPassword !== undefined) {
+    fail(
+      "CHAT_OPERATOR_PASSWORD",
+      `must be ${strength(MIN_PASSWORD_LENGTH)}: current value has ${weakPassword}`,
     );
   }
   const natsUser = getEnv("CHAT_NATS_USER");
@@ -72,7 +109,7 @@ export function readSecrets(
   const natsToken = getEnv("CHAT_NATS_TOKEN");
   return {
     authSecret: mode === "token" && algorithm === "HS256" ? authSecret : undefined,
-    operatorPassword: nonEmpty(getEnv("CHAT_OPERATOR_PASSWORD")),
+    operatorPassword,
     apiKeys,
     natsCredentials: natsUser !== undefined && natsPassword !== undefined
       ? { user: natsUser, pass: natsPassword }

@@ -67,6 +67,13 @@ const serverSchema = object({
     trusted_proxies: stringList([]),
     connect_rate: number(10, { min: 0.01, max: 100_000 }),
     connect_burst: integer(20, { min: 1, max: 100_000 }),
+    frame_ancestors: stringList([], {
+      item: {
+        // Nothing that could end the directive or start another.
+        pattern: /^https?:\/\/[A-Za-z0-9*.\-]+(:\d+)?$/,
+        expected: "origins such as https://app.example",
+      },
+    }),
   }),
   history: object({
     store: oneOf(["memory", "kv"], "memory"),
@@ -103,6 +110,7 @@ const serverSchema = object({
     issuer: optional(string(undefined, { nonEmpty: true })),
     audience: optional(string(undefined, { nonEmpty: true })),
     expiry_warning: number(60, { min: 0, max: 86_400 }),
+    max_token_lifetime: integer(86_400, { min: 1, max: 31_536_000 }),
   }),
 });
 
@@ -333,6 +341,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         trustedProxies: server.limits.trusted_proxies.map(normalizeAddress),
         connectRate: server.limits.connect_rate,
         connectBurst: server.limits.connect_burst,
+        frameAncestors: server.limits.frame_ancestors,
       },
       history: server.history,
       cluster: nats === undefined ? undefined : {
@@ -362,6 +371,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         issuer: server.auth.issuer ?? undefined,
         audience: server.auth.audience ?? undefined,
         expiryWarning: server.auth.expiry_warning,
+        maxTokenLifetime: server.auth.max_token_lifetime,
         operatorPassword: secrets.operatorPassword,
       },
       apiKeys: secrets.apiKeys,

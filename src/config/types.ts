@@ -59,6 +59,11 @@ export interface AuthConfig {
   readonly audience: string | undefined;
   /** Seconds before a token expires that its user is warned. */
   readonly expiryWarning: number;
+  /**
+   * Seconds a token may be valid at most: from its `iat` to its `exp`, and
+   * from now to its `exp`; a longer-lived token is refused.
+   */
+  readonly maxTokenLifetime: number;
   /** Open mode: `!op <password>` makes a moderator (`CHAT_OPERATOR_PASSWORD`). */
   readonly operatorPassword: string | undefined;
 }
@@ -123,6 +128,8 @@ export interface ConnectionLimits {
   readonly connectRate: number;
   /** ...and may open at once; past it upgrades are answered 429. */
   readonly connectBurst: number;
+  /** Origins whose pages may show the browser client in a frame; none by default. */
+  readonly frameAncestors: readonly string[];
 }
 
 /** The token bucket every connection's messages and commands pass through. */

@@ -21,6 +21,8 @@ import { REQUEST_TYPES, type RequestType, specOf } from "../vocabulary/requests.
 
 /** Largest request body accepted, in bytes. */
 export const MAX_API_BODY_BYTES = 64 * 1024;
+/** Longest a request body may take to arrive, in milliseconds: a trickle holds nothing longer. */
+export const API_BODY_TIMEOUT_MS = 10_000;
 /** Most messages one history request returns. */
 const MAX_HISTORY_LIMIT = 1000;
 
@@ -34,17 +36,37 @@ export interface ApiOptions {
   readonly keys: readonly string[];
   /** What `/api/v1/health` answers, as `/healthz` does. */
   readonly health: () => Record<string, unknown>;
+  /** Milliseconds a request's body may take to arrive (default {@linkcode API_BODY_TIMEOUT_MS}). */
+  readonly bodyTimeout?: number;
 }
 
-/** A failed request: its status, stable code and message. */
+/** A failed request: its status, stable code and message, and headers for the answer. */
 class ApiError extends Error {
   readonly status: number;
   readonly code: string;
+  readonly headers: Record<string, string>;
 
-  constructor(status: number, code: string, message: string) {
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    headers: Record<string, string> = {},
+  ) {
     super(message);
     this.status = status;
     this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** The client stopped sending its request: nobody is left to answer. */
+class ClientGone extends ApiError {
+  /** What reading the body failed with. */
+  readonly reason: string;
+
+  constructor(reason: string) {
+    super(400, "bad_request", "the body could not be read");
+    this.reason = reason;
   }
 }
 
@@ -55,12 +77,17 @@ function json(body: unknown, status = 200, headers: HeadersInit = {}): Response 
 }
 
 function errorResponse(error: ApiError): Response {
-  const headers: HeadersInit = error.status === 401 ? { "www-authenticate": "Bearer" } : {};
+  const headers = error.status === 401
+    ? { ...error.headers, "www-authenticate": "Bearer" }
+    : error.headers;
   return json({ error: { code: error.code, message: error.message } }, error.status, headers);
 }
 
-/** Reads a JSON object body of at most {@linkcode MAX_API_BODY_BYTES}. */
-async function readBody(request: Request): Promise<Json> {
+/**
+ * Reads a JSON object body of at most {@linkcode MAX_API_BODY_BYTES}, all of
+ * it within `timeout` milliseconds.
+ */
+async function readBody(request: Request, timeout: number): Promise<Json> {
   const type = request.headers.get("content-type") ?? "";
   if (!/^application\/json\s*(;|$)/i.test(type)) {
     throw new ApiError(
@@ -72,12 +99,27 @@ async function readBody(request: Request): Promise<Json> {
   const declared = Number(request.headers.get("content-length") ?? "0");
   if (declared > MAX_API_BODY_BYTES) throw tooLarge();
   let bytes: Uint8Array;
+  // Aborting the pipe cancels the body: nothing more of a late one is read or kept.
+  const deadline = new AbortController();
+  const timer = setTimeout(() => deadline.abort(), timeout);
   try {
     const limited = new LimitedBytesTransformStream(MAX_API_BODY_BYTES, { error: true });
-    bytes = await toBytes((request.body ?? ReadableStream.from([])).pipeThrough(limited));
+    bytes = await toBytes(
+      (request.body ?? ReadableStream.from([])).pipeThrough(limited, { signal: deadline.signal }),
+    );
   } catch (error) {
     if (error instanceof RangeError) throw tooLarge();
-    throw new ApiError(400, "bad_request", "the body could not be read");
+    if (deadline.signal.aborted) {
+      throw new ApiError(
+        408,
+        "request_timeout",
+        `the body did not arrive within ${timeout / 1000} s`,
+        { connection: "close" },
+      );
+    }
+    throw new ClientGone(error instanceof Error ? error.message : String(error));
+  } finally {
+    clearTimeout(timer);
   }
   let parsed: unknown;
   try {
@@ -164,7 +206,7 @@ interface Route {
 
 /** The handler of `/api/v1/...`. */
 export function createApi(options: ApiOptions): (request: Request) => Promise<Response> {
-  const { chatroom, metrics, keys } = options;
+  const { chatroom, metrics, keys, bodyTimeout = API_BODY_TIMEOUT_MS } = options;
   const { backend, moderation } = chatroom;
 
   /**
@@ -174,7 +216,7 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
    */
   const perform = (type: RequestType): Route["handle"] => async (request, params) => {
     const api = specOf(type).api!;
-    const body = hasBody(request) ? await readBody(request) : {};
+    const body = hasBody(request) ? await readBody(request, bodyTimeout) : {};
     const decoded = readFields(type, { ...body, ...params });
     if (decoded.type === "invalid") {
       const { problem } = decoded;
@@ -306,6 +348,13 @@ export function createApi(options: ApiOptions): (request: Request) => Promise<Re
     try {
       response = await answer(request);
     } catch (error) {
+      if (error instanceof ClientGone) {
+        log.debug("The client of {method} {path} went away while sending the body: {reason}", {
+          method: request.method,
+          path: new URL(request.url).pathname,
+          reason: error.reason,
+        });
+      }
       if (error instanceof ApiError) {
         response = errorResponse(error);
       } else {

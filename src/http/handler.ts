@@ -20,7 +20,7 @@ import { serveChatSocket } from "../socket/connection.ts";
 import { createMetrics, type Metrics, renderMetrics } from "../metrics.ts";
 import { Outbox } from "../socket/outbox.ts";
 import { V2_PROTOCOL } from "../protocol/v2.ts";
-import { serveStatic, type StaticFiles } from "./static.ts";
+import { pageSecurityHeaders, serveStatic, type StaticFiles } from "./static.ts";
 
 /** Paths where a WebSocket upgrade is accepted. */
 const SOCKET_PATHS = new Set(["/", "/ws"]);
@@ -52,6 +52,8 @@ export interface HandlerOptions {
   verifier?: TokenVerifier;
   /** Keys of the server API; none turns it off. */
   apiKeys?: readonly string[];
+  /** Milliseconds an API request's body may take to arrive (10 s by default). */
+  apiBodyTimeout?: number;
 }
 
 /** Open file descriptors against the process's limit. */
@@ -78,6 +80,7 @@ export function createHandler(options: HandlerOptions): Handler {
     admission = new Admission(limits),
     verifier,
     apiKeys = [],
+    apiBodyTimeout,
   } = options;
   const outbox = new Outbox();
   const health = () => ({
@@ -85,7 +88,7 @@ export function createHandler(options: HandlerOptions): Handler {
     connections: admission.open,
     descriptors: descriptors(),
   });
-  const api = createApi({ chatroom, metrics, keys: apiKeys, health });
+  const api = createApi({ chatroom, metrics, keys: apiKeys, health, bodyTimeout: apiBodyTimeout });
 
   const refuse = (refusal: Refusal, address: string, request: Request): Response => {
     metrics.connectionsRefused.inc(refusal.reason);
@@ -221,7 +224,8 @@ export function createHandler(options: HandlerOptions): Handler {
         });
       default: {
         const file = staticFiles.get(url.pathname);
-        return file === undefined ? textResponse("Not Found\n", 404) : serveStatic(request, file);
+        if (file === undefined) return textResponse("Not Found\n", 404);
+        return serveStatic(request, file, pageSecurityHeaders(url.host, limits.frameAncestors));
       }
     }
   };

@@ -178,6 +178,8 @@ export interface TestServerOptions {
   expiryWarning?: number;
   /** Keys of the server API. */
   apiKeys?: string[];
+  /** Milliseconds an API request's body may take to arrive. */
+  apiBodyTimeout?: number;
 }
 
 /** Starts the real handler with `Deno.serve` on 127.0.0.1, port 0. */
@@ -205,6 +207,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
       staticFiles: STATIC_FILES,
       verifier,
       apiKeys: options.apiKeys,
+      apiBodyTimeout: options.apiBodyTimeout,
     }),
   );
   // As the entry point does: dropped sessions end once session_linger passes.

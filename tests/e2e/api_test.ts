@@ -1,6 +1,8 @@
 /** The server API against the real handler: every endpoint, with good and bad keys and bodies. */
 
 import { assertEquals, assertMatch } from "@std/assert";
+import { delay } from "@std/async/delay";
+import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { MAX_API_BODY_BYTES } from "../../src/http/api.ts";
 import { startTestServer, TestClient, type TestServer, within } from "./_client.ts";
 
@@ -248,5 +250,115 @@ Deno.test("the server API", async (t) => {
     await bob.close();
   } finally {
     await server.close();
+  }
+});
+
+/** Opens a raw connection and sends the head of a POST declaring `length` bytes of JSON body. */
+async function startPost(server: TestServer, length: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+  const head = [
+    "POST /api/v1/rooms/lobby/messages HTTP/1.1",
+    `Host: 127.0.0.1:${server.port}`,
+    `Authorization: Bearer ${KEY}`,
+    "Content-Type: application/json",
+    `Content-Length: ${length}`,
+  ];
+  await conn.write(new TextEncoder().encode(`${head.join("\r\n")}\r\n\r\n{"from":`));
+  return conn;
+}
+
+/** Reads an HTTP answer's status and JSON body from a raw connection. */
+async function readAnswer(conn: Deno.Conn): Promise<[number, unknown]> {
+  let text = "";
+  const chunk = new Uint8Array(4096);
+  while (true) {
+    const end = text.indexOf("\r\n\r\n");
+    const length = Number(/content-length: (\d+)/i.exec(text)?.[1] ?? NaN);
+    if (end >= 0 && text.length >= end + 4 + length) {
+      return [Number(text.slice(9, 12)), JSON.parse(text.slice(end + 4, end + 4 + length))];
+    }
+    const read = await within(conn.read(chunk), "the answer");
+    if (read === null) throw new Error(`The connection ended after ${JSON.stringify(text)}`);
+    text += new TextDecoder().decode(chunk.subarray(0, read));
+  }
+}
+
+Deno.test("an API body has a deadline, and a client that goes away is no error", async (t) => {
+  const records: LogRecord[] = [];
+  let recorded: (() => void) | undefined;
+  await configure({
+    reset: true,
+    sinks: {
+      test: (record) => {
+        records.push(record);
+        recorded?.();
+      },
+    },
+    loggers: [
+      { category: ["chat"], lowestLevel: "debug", sinks: ["test"] },
+      { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["test"] },
+    ],
+  });
+  /** The first record `match` accepts, logged already or from now on. */
+  const logged = (match: (record: LogRecord) => boolean, what: string): Promise<LogRecord> =>
+    within(
+      (async () => {
+        while (true) {
+          const found = records.find(match);
+          if (found !== undefined) return found;
+          await new Promise<void>((resolve) => recorded = resolve);
+        }
+      })(),
+      what,
+    );
+  const server = startTestServer({ apiKeys: [KEY], apiBodyTimeout: 300 });
+  try {
+    await t.step("a body that trickles past the deadline: 408", async () => {
+      const conn = await startPost(server, 1000);
+      let trickling = true;
+      const trickle = (async () => {
+        // One byte every 50 ms: never idle, never done.
+        while (trickling) {
+          await delay(50);
+          await conn.write(new TextEncoder().encode(" ")).catch(() => trickling = false);
+        }
+      })();
+      try {
+        assertEquals(await readAnswer(conn), [
+          408,
+          error("request_timeout", "the body did not arrive within 0.3 s"),
+        ]);
+      } finally {
+        trickling = false;
+        await trickle;
+        conn.close();
+      }
+    });
+
+    await t.step("a client that goes away while sending: a debug line, no error", async () => {
+      const conn = await startPost(server, 1000);
+      conn.close();
+      const record = await logged(
+        (record) =>
+          record.category.join(".") === "chat.api" && /went away/.test(String(record.rawMessage)),
+        "the line saying so",
+      );
+      assertEquals([record.level, record.properties.path], [
+        "debug",
+        "/api/v1/rooms/lobby/messages",
+      ]);
+    });
+
+    await t.step("nothing was logged as an error, or answered 500", () => {
+      const serious = records.filter((record) =>
+        record.level === "error" || record.level === "fatal" || record.level === "warning"
+      );
+      assertEquals(serious, []);
+      assertEquals(server.metrics.errors.get(), 0);
+      assertEquals(server.metrics.apiRequests.get("5xx"), 0);
+    });
+  } finally {
+    await server.close();
+    await reset();
   }
 });

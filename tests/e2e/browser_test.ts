@@ -9,6 +9,7 @@ import axe from "axe-core";
 import { SignJWT } from "jose";
 import type { Browser, Page } from "playwright-core";
 import { browserAvailable, launchBrowser } from "./_browser.ts";
+import { within } from "./_client.ts";
 import { type ServerProcess, startServerProcess } from "./_process.ts";
 
 const WAIT = { timeout: 10_000 };
@@ -50,7 +51,8 @@ async function open(
 /** The serious and critical problems axe-core finds on the page as it is now. */
 async function accessibilityProblems(page: Page): Promise<string[]> {
   if (!(await page.evaluate(() => "axe" in globalThis))) {
-    await page.addScriptTag({ content: (axe as unknown as { source: string }).source });
+    // Evaluated by the browser's debugger, as a <script> of the page's own would be refused.
+    await page.evaluate((axe as unknown as { source: string }).source);
   }
   const violations = await page.evaluate(async () => {
     const run = (globalThis as unknown as {
@@ -451,4 +453,51 @@ browserTest(
     });
   },
   { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: AUTH_SECRET },
+);
+
+browserTest(
+  "browser: the client runs under its Content-Security-Policy, and other sites cannot frame it",
+  async (t, browser, server) => {
+    const violations: string[] = [];
+    const context = await browser.newContext({ viewport: PHONE });
+    const page = await context.newPage();
+    // Chromium reports each blocked load, script or style on the console.
+    page.on("console", (line) => {
+      if (line.text().includes("Content Security Policy")) violations.push(line.text());
+    });
+
+    await t.step("the page and every part of the client work with the policy", async () => {
+      const response = await page.goto(`${server.httpUrl}/?name=Strict`);
+      assertEquals(
+        response?.headers()["content-security-policy"]?.includes("script-src 'self'"),
+        true,
+      );
+      await page.locator("#me").filter({ hasNotText: "…" }).waitFor(WAIT);
+      await say(page, "!join strict");
+      await textOf(page, "#current-room", "#strict");
+      await say(page, "under the policy");
+      await message(page, "under the policy", ".message.self");
+      await page.click("#rooms-toggle");
+      await page.locator("#rooms-panel").waitFor({ state: "visible", ...WAIT });
+      await page.emulateMedia({ colorScheme: "dark" });
+      assertEquals(violations, []);
+    });
+
+    await t.step("a page of another origin that frames it gets nothing", async () => {
+      const framing = await context.newPage();
+      const refused = new Promise<string>((resolve) =>
+        framing.on("console", (line) => {
+          if (line.text().includes("frame-ancestors")) resolve(line.text());
+        })
+      );
+      await framing.setContent(`<iframe src="${server.httpUrl}/?name=Framed"></iframe>`);
+      assertEquals(
+        (await within(refused, "the refusal to frame")).includes("frame-ancestors 'none'"),
+        true,
+      );
+      const frame = framing.frames()[1];
+      assertEquals(await frame.locator("#me").count(), 0);
+    });
+    await context.close();
+  },
 );

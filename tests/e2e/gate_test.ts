@@ -37,6 +37,7 @@ const verifier: TokenVerifier = (await createVerifier({
   issuer: undefined,
   audience: undefined,
   expiryWarning: 60,
+  maxTokenLifetime: 86_400,
   operatorPassword: undefined,
 }))!;
 

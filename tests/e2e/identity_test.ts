@@ -20,6 +20,13 @@ import {
 } from "./_client.ts";
 
 const SECRET = "a-test-secret-that-is-at-least-32-characters";
+/** The longest a token may be valid: `auth.max_token_lifetime`'s default. */
+const DAY = 86_400;
+const YEAR = 365 * DAY;
+const TOO_FAR = `the token expires more than ${DAY} s from now, later than this server accepts`;
+
+/** Now, in the seconds of a token's claims. */
+const nowInSeconds = () => Math.floor(Date.now() / 1000);
 
 /** Signs tokens for one algorithm, and the verifier the server checks them with. */
 interface Signer {
@@ -39,6 +46,7 @@ async function signer(algorithm: TokenAlgorithm, secret = SECRET): Promise<Signe
     issuer: undefined,
     audience: undefined,
     expiryWarning: 60,
+    maxTokenLifetime: DAY,
     operatorPassword: undefined,
   };
   let key: CryptoKey | Uint8Array;
@@ -102,6 +110,19 @@ for (const algorithm of ["HS256", "RS256", "ES256", "EdDSA"] as const) {
         await client.close();
       });
 
+      await t.step(
+        "a token valid for max_token_lifetime is welcome; !refresh to longer is not",
+        async () => {
+          const iat = nowInSeconds();
+          const token = await sign({ sub: "Daisy", iat, exp: iat + DAY }, null);
+          const client = await TestClient.connect(`${server.url}?token=${token}`);
+          assertEquals((await client.next()).body, 'Welcome, Daisy (hint: type "!help" for help)');
+          client.send(`!refresh ${await sign({ sub: "Daisy" }, 100 * YEAR)}`);
+          assertEquals(await client.nextPair(), ["SERVER", `Your token was refused: ${TOO_FAR}`]);
+          await client.close();
+        },
+      );
+
       await t.step("v2 hello carries the token as auth", async () => {
         const { client, first } = await helloWith(server, await sign({ sub: "Bob" }), "Mallory");
         assertEquals([first.type, first.name], ["welcome", "Bob"]);
@@ -139,6 +160,25 @@ for (const algorithm of ["HS256", "RS256", "ES256", "EdDSA"] as const) {
           "not a token",
           () => Promise.resolve("not-a-jwt"),
           'the token is not a valid signed JWT naming the user in "sub"',
+        ],
+        ["a token valid for a hundred years", () => sign({ sub: "Alice" }, 100 * YEAR), TOO_FAR],
+        [
+          "a token issued for longer than max_token_lifetime",
+          () => {
+            const iat = nowInSeconds() - 7200;
+            return sign({ sub: "Alice", iat, exp: iat + DAY + 60 }, null);
+          },
+          `the token is valid for ${
+            DAY + 60
+          } s from "iat" to "exp", longer than the ${DAY} s this server accepts`,
+        ],
+        [
+          "a token issued for a day, a hundred years from now",
+          () => {
+            const iat = nowInSeconds() + 100 * YEAR;
+            return sign({ sub: "Alice", iat, exp: iat + DAY }, null);
+          },
+          TOO_FAR,
         ],
       ];
       for (const [what, token, reason] of refused) {
@@ -190,6 +230,14 @@ Deno.test("a token that expires warns, may be renewed, or closes with 4001", asy
       renewing.send(JSON.stringify({ type: "refresh", auth: await sign({ sub: "Lapse" }) }));
       const refused = await renewing.waitFor((event) => event.type === "error");
       assertEquals(refused.text, "Your token was refused: the token names Lapse, not you");
+    });
+
+    await t.step("a token valid too long does not renew", async () => {
+      renewing.send(
+        JSON.stringify({ type: "refresh", auth: await sign({ sub: "Ren" }, 100 * YEAR) }),
+      );
+      const refused = await renewing.waitFor((event) => event.type === "error");
+      assertEquals(refused.text, `Your token was refused: ${TOO_FAR}`);
     });
 
     await t.step("a fresh token renews the session", async () => {

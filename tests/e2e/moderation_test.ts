@@ -237,6 +237,58 @@ Deno.test("moderation in the chat", async (t) => {
   }
 });
 
+Deno.test("wrong operator passwords hold back their session, and their address only past 50", async (t) => {
+  const server = startTestServer({ operatorPassword: PASSWORD, chat: { flood: FLOOD_OFF } });
+  // The wait is 5 s from the last wrong guess; a slow machine may have spent one of them.
+  const waitAnswer = /^Too many wrong operator passwords: try again in [45] s\.$/;
+  const clients: TestClient[] = [];
+  const session = async (name: string): Promise<TestClient> => {
+    const client = await connectAs(server, name);
+    clients.push(client);
+    return client;
+  };
+  /** A session of every test client's address that guesses wrong five times. */
+  const guessWrong = async (name: string): Promise<TestClient> => {
+    const client = await session(name);
+    for (let i = 0; i < 5; i++) {
+      client.send(`!op wrong guess ${i}`);
+      assertEquals(await answer(client), "Wrong operator password.");
+    }
+    return client;
+  };
+  try {
+    await t.step("after five wrong guesses a session waits, even with the password", async () => {
+      const eve = await guessWrong("Eve");
+      eve.send(`!op ${PASSWORD}`);
+      assertMatch(await answer(eve), waitAnswer);
+    });
+
+    await t.step("another session of the same address is not held back", async () => {
+      const bob = await session("Bob");
+      bob.send(`!op ${PASSWORD}`);
+      assertEquals(await answer(bob), "You are now a moderator.");
+    });
+
+    await t.step(
+      "past 50 wrong guesses from the address, by any road, every session waits",
+      async () => {
+        for (let i = 1; i < 10; i++) await guessWrong(`Guesser${i}`);
+        const carol = await session("Carol");
+        carol.send(`!op ${PASSWORD}`);
+        assertMatch(await answer(carol), waitAnswer);
+        const v2 = (await server.joinV2("Dave")).client;
+        v2.send(JSON.stringify({ type: "op", password: PASSWORD }));
+        const refused = await v2.waitFor((event) => event.type === "error", "the refusal");
+        assertEquals(refused.code, "forbidden");
+        assertMatch(String(refused.text), waitAnswer);
+      },
+    );
+  } finally {
+    await Promise.all(clients.map((client) => client.close()));
+    await server.close();
+  }
+});
+
 Deno.test("bans and topics hold across a restart", async () => {
   const configDir = await testConfigDir({
     floodOff: true,

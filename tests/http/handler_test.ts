@@ -65,6 +65,51 @@ Deno.test("HTTP routes", async (t) => {
     assertEquals(page.includes('<link rel="icon" href="/favicon.svg"'), true);
   });
 
+  await t.step(
+    "every page and file carries a Content-Security-Policy and may not be framed",
+    async () => {
+      const policy = [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self' ws://chat.test wss://chat.test",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "object-src 'none'",
+        "frame-ancestors 'none'",
+      ].join("; ");
+      const etag = (await get("/")).headers.get("etag")!;
+      const answers = [
+        await get("/"),
+        await get("/app.js"),
+        await get("/style.css"),
+        await get("/favicon.svg"),
+        await get("/", { method: "HEAD" }),
+        await get("/", { headers: { "if-none-match": etag } }),
+      ];
+      for (const response of answers) {
+        await response.body?.cancel();
+        assertEquals(
+          [
+            response.headers.get("content-security-policy"),
+            response.headers.get("x-frame-options"),
+            response.headers.get("x-content-type-options"),
+          ],
+          [policy, "DENY", "nosniff"],
+        );
+      }
+      const onAPort = await handler(new Request("http://127.0.0.1:8080/"), info);
+      await onAPort.body?.cancel();
+      assertEquals(
+        onAPort.headers.get("content-security-policy")?.includes(
+          "; connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;",
+        ),
+        true,
+      );
+    },
+  );
+
   await t.step("unknown paths are 404", async () => {
     const response = await get("/nope");
     assertEquals(response.status, 404);
@@ -89,6 +134,29 @@ Deno.test("HTTP routes", async (t) => {
     assertEquals(response.status, 400);
     await response.body?.cancel();
   });
+});
+
+Deno.test("limits.frame_ancestors lets the listed sites frame the pages", async () => {
+  const handler = createHandler({
+    chatroom: createTestChatroom(),
+    limits: {
+      ...TEST_CONFIG.server.limits,
+      frameAncestors: ["https://app.example", "https://*.example.org"],
+    },
+    staticFiles: await loadStaticFiles(),
+  });
+  const response = await handler(new Request("http://chat.test/"), {
+    remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 40000 },
+    completed: Promise.resolve(),
+  });
+  await response.body?.cancel();
+  const policy = response.headers.get("content-security-policy") ?? "";
+  assertEquals(
+    policy.split("; ").at(-1),
+    "frame-ancestors https://app.example https://*.example.org",
+  );
+  // An old browser would take DENY over the list: it is left out.
+  assertEquals(response.headers.get("x-frame-options"), null);
 });
 
 Deno.test("isHostAllowed answers only the listed names, and loopback", () => {
