@@ -9,7 +9,13 @@ import { delay } from "@std/async/delay";
 import { parseArgs } from "@std/cli/parse-args";
 import { getLogger } from "@logtape/logtape";
 import { Chatroom } from "./chat/mod.ts";
-import { type Config, ConfigError, type ConfigFlags, loadConfig } from "./config/mod.ts";
+import {
+  type Config,
+  ConfigError,
+  type ConfigFlags,
+  configWarnings,
+  loadConfig,
+} from "./config/mod.ts";
 import { setupLogging } from "./boot/log.ts";
 import { createMetrics } from "./metrics.ts";
 import { Admission } from "./http/admission.ts";
@@ -96,6 +102,7 @@ async function serve(config: Config, options: { dev: boolean; repair: boolean })
     metrics.errors.inc();
     log.error("Unexpected failure, carrying on: {error}", { error: event.reason });
   });
+  for (const warning of configWarnings(config)) log.warning(warning);
   const staticFiles = await loadStaticFiles();
   const tls = await readTls(config);
   if (tls !== undefined && isCaCertificate(tls.cert)) {

@@ -52,14 +52,19 @@ export function readSecrets(
   server: { auth: { mode: string; algorithm: TokenAlgorithm; public_key_file: string | null } },
   serverPath: string,
   getEnv: (name: string) => string | undefined,
+  sources: ReadonlyMap<string, string> = new Map(),
 ): Secrets {
   const { mode, algorithm, public_key_file: publicKeyFile } = server.auth;
+  // Where the mode was set: the file, or the variable that overrides it.
+  const modeSource = sources.has("auth.mode")
+    ? `${sources.get("auth.mode")}=token`
+    : `"auth.mode" token in ${serverPath}`;
   const authSecret = getEnv("CHAT_AUTH_SECRET");
   if (mode === "token" && algorithm === "HS256") {
     if (authSecret === undefined) {
       fail(
         "CHAT_AUTH_SECRET",
-        `is not set: "auth.mode" token with HS256 in ${serverPath} verifies tokens with this shared secret`,
+        `is not set: ${modeSource} with HS256 verifies tokens with this shared secret`,
       );
     }
     const weak = weakness(authSecret, MIN_SECRET_LENGTH);
@@ -73,7 +78,7 @@ export function readSecrets(
   if (mode === "token" && algorithm !== "HS256" && publicKeyFile === null) {
     fail(
       `"auth.public_key_file" in ${serverPath}`,
-      `is required for ${algorithm}: the PEM file of the public key tokens are signed for (or CHAT_AUTH_PUBLIC_KEY_FILE)`,
+      `is required for ${algorithm} (with ${modeSource}): the PEM file of the public key tokens are signed for (or CHAT_AUTH_PUBLIC_KEY_FILE)`,
     );
   }
   const apiKeys = (getEnv("CHAT_API_KEYS") ?? "").split(",").map((key) => key.trim())

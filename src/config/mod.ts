@@ -182,15 +182,19 @@ function numberOrText(text: string): unknown {
   return /^[+-]?(\d+\.?\d*|\.\d+)$/.test(text) ? Number(text) : text;
 }
 
+/** A comma-separated list: its items, trimmed, without empty ones. */
+function commaList(text: string): string[] {
+  return text.split(",").map((item) => item.trim()).filter((item) => item !== "");
+}
+
 const OVERRIDES: readonly Override[] = [
   { key: "host", flag: "host", variable: "CHAT_HOST", read: (text) => text },
   { key: "port", flag: "port", variable: "CHAT_PORT", read: numberOrText },
   { key: "log.level", variable: "LOG_LEVEL", read: (text) => text },
-  {
-    key: "cluster.nats.servers",
-    variable: "CHAT_NATS_SERVERS",
-    read: (text) => text.split(",").map((server) => server.trim()),
-  },
+  { key: "cluster.nats.servers", variable: "CHAT_NATS_SERVERS", read: commaList },
+  { key: "limits.allowed_hosts", variable: "CHAT_ALLOWED_HOSTS", read: commaList },
+  { key: "limits.allowed_origins", variable: "CHAT_ALLOWED_ORIGINS", read: commaList },
+  { key: "limits.trusted_proxies", variable: "CHAT_TRUSTED_PROXIES", read: commaList },
   { key: "cluster.nats.auth", variable: "CHAT_NATS_AUTH", read: (text) => text },
   { key: "tls.cert_file", variable: "CHAT_TLS_CERT_FILE", read: (text) => text },
   { key: "tls.key_file", variable: "CHAT_TLS_KEY_FILE", read: (text) => text },
@@ -303,7 +307,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
   const server = readSection(serverSchema, serverDocument, serverPath, sources);
   const chat = readSection(chatSchema, await readYamlFile(chatPath), chatPath);
 
-  const secrets = readSecrets(server, serverPath, getEnv);
+  const secrets = readSecrets(server, serverPath, getEnv, sources);
   const nats = server.cluster?.nats;
   // TLS over TCP is chosen for the whole connection, so one way for every server.
   const ways = new Set(nats?.servers.map((server) => server.replace(/^wss:/, "ws:").split(":")[0]));
@@ -407,4 +411,24 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       messages: chat.messages,
     },
   };
+}
+
+/** Hosts of the example domains, which shipped configs hold as placeholders. */
+const PLACEHOLDER_HOST = /(^|\.)example\.(com|org|net)$/i;
+
+/**
+ * What an operator should hear of at start: settings that load but cannot
+ * be what was meant, each one line naming the setting and the fix.
+ */
+export function configWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  const { allowedHosts } = config.server.limits;
+  if (allowedHosts.length > 0 && allowedHosts.every((host) => PLACEHOLDER_HOST.test(host))) {
+    warnings.push(
+      `"limits.allowed_hosts" in ${config.files.server} lists only the placeholder ${
+        allowedHosts.join(", ")
+      }: requests for any other name are answered 421. Set CHAT_ALLOWED_HOSTS (comma-separated) to the names this server is reached by, and CHAT_ALLOWED_ORIGINS to the origins of the pages that open sockets here`,
+    );
+  }
+  return warnings;
 }

@@ -7,7 +7,7 @@
 
 import { assert, assertEquals, assertMatch } from "@std/assert";
 import { fromFileUrl, join } from "@std/path";
-import { TestClient } from "./_client.ts";
+import { rawUpgrade, TestClient } from "./_client.ts";
 import { testConfigDir } from "./_config.ts";
 import { startServerProcess } from "./_process.ts";
 import { opensslAvailable } from "./_tls.ts";
@@ -160,4 +160,94 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+/** The status of a GET of `/` with `Host: host`, sent by hand (fetch sets its own Host). */
+async function statusFor(port: number, host: string): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    await conn.write(
+      new TextEncoder().encode(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`),
+    );
+    const head = new Uint8Array(64);
+    const read = await conn.read(head);
+    return Number(
+      /^HTTP\/1\.1 (\d{3})/.exec(new TextDecoder().decode(head.subarray(0, read ?? 0)))?.[1],
+    );
+  } finally {
+    conn.close();
+  }
+}
+
+Deno.test("prod takes its hosts and origins from the environment, and says when it has none", async (t) => {
+  // The shipped prod environment, with its history in memory so the test writes no file.
+  const configDir = await Deno.makeTempDir({ prefix: "chat-prod-" });
+  await Deno.mkdir(join(configDir, "prod"));
+  for (const file of ["server.yaml", "chat.yaml"]) {
+    const text = await Deno.readTextFile(join(ROOT, "config", "prod", file));
+    await Deno.writeTextFile(
+      join(configDir, "prod", file),
+      text.replace("store: kv", "store: memory"),
+    );
+  }
+  const prod = { CHAT_ENV: "prod", CHAT_CONFIG_DIR: configDir, CHAT_HOST: "127.0.0.1" };
+  try {
+    await t.step("with the placeholder hosts: one warning naming the variable", async () => {
+      const server = await startServerProcess({ env: prod });
+      try {
+        const port = Number(new URL(server.httpUrl).port);
+        assertEquals(await statusFor(port, "chat.mine.test"), 421);
+        const warnings = server.output.filter((line) => line.includes("CHAT_ALLOWED_HOSTS"));
+        assertEquals(warnings.length, 1, server.output.join("\n"));
+        assertMatch(
+          warnings[0],
+          /lists only the placeholder chat\.example\.com: requests for any other name are answered 421/,
+        );
+      } finally {
+        await server.kill();
+      }
+    });
+    await t.step(
+      "CHAT_ALLOWED_HOSTS and CHAT_ALLOWED_ORIGINS are the names it answers",
+      async () => {
+        const server = await startServerProcess({
+          env: {
+            ...prod,
+            CHAT_ALLOWED_HOSTS: "chat.mine.test, other.mine.test",
+            CHAT_ALLOWED_ORIGINS: "https://chat.mine.test",
+          },
+        });
+        try {
+          const port = Number(new URL(server.httpUrl).port);
+          assertEquals(
+            await Promise.all(
+              ["chat.mine.test", "other.mine.test", "chat.example.com"].map((host) =>
+                statusFor(port, host)
+              ),
+            ),
+            [200, 200, 421],
+          );
+          assert(
+            !server.output.some((line) => line.includes("placeholder")),
+            server.output.join("\n"),
+          );
+          const upgrade = async (origin: string) => {
+            const answer = await rawUpgrade(port, {
+              headers: { Host: "chat.mine.test", Origin: origin },
+            });
+            answer.conn.close();
+            return answer.status;
+          };
+          assertEquals([
+            await upgrade("https://chat.mine.test"),
+            await upgrade("https://evil.test"),
+          ], [101, 403]);
+        } finally {
+          await server.kill();
+        }
+      },
+    );
+  } finally {
+    await Deno.remove(configDir, { recursive: true });
+  }
 });
