@@ -17,11 +17,15 @@ const MAX_SHOWN_MESSAGES = 500;
 const MAX_KEPT_PRIVATES = 200;
 const MAX_QUEUED = 20;
 const MAX_HINTS = 8;
+/** Messages from one sender this close together show the sender once. */
+const RUN_GAP_MS = 5 * 60_000;
 
 const $ = (id) => document.getElementById(id);
 const view = {
   status: $("status"),
+  whoami: $("whoami"),
   me: $("me"),
+  jump: $("jump"),
   currentRoom: $("current-room"),
   topic: $("topic"),
   rooms: $("rooms"),
@@ -67,6 +71,10 @@ const state = {
   privateUnread: new Map(),
   /** Whom the conversation view shows, when it is open. */
   peer: undefined,
+  /** The conversation open before a reload, opened again once welcomed. */
+  restorePeer: undefined,
+  /** Whether the page was out of sight when the current unread part began. */
+  away: false,
   /** The server's commands, from its `help` answer, for the hints. */
   commands: [],
   /** Whether the next `help` event answers our own request for the hints (not shown). */
@@ -93,6 +101,7 @@ function saveSession() {
       token: state.token,
       auth: state.auth,
       room: state.room,
+      peer: state.peer,
       seen,
     }),
   );
@@ -210,6 +219,9 @@ function handle(event) {
       state.token = event.token;
       noteEpoch(event.room, event.epoch);
       enterRoom(event.room);
+      view.whoami.hidden = false;
+      if (state.restorePeer !== undefined) openConversation(state.restorePeer);
+      state.restorePeer = undefined;
       show(view.messages, event, "system", event.text);
       send({ type: "members" });
       requestRooms();
@@ -268,7 +280,15 @@ function handle(event) {
         state.refreshing = undefined;
         saveSession();
       }
-      show(currentList(), event, "error", event.text);
+      // Without any token the server's reason speaks of the protocol; say it for people.
+      show(
+        currentList(),
+        event,
+        "error",
+        event.code === "unauthorized" && state.auth === undefined
+          ? "This chat needs you to sign in: open it from the application that signs you in."
+          : event.text,
+      );
       break;
   }
 }
@@ -337,6 +357,8 @@ function receivePrivate(event) {
     state.privateUnread.set(peer, (state.privateUnread.get(peer) ?? 0) + 1);
   }
   renderConversations();
+  // The Rooms button's badge counts private messages too: at once, not at the next listing.
+  renderRooms();
 }
 
 // ---- showing messages ----
@@ -347,13 +369,89 @@ function currentList() {
 }
 
 function show(list, event, classes, text, from) {
-  list.append(messageItem(event, classes, text, from));
-  trim(list);
+  const atBottom = isAtBottom(list);
+  const item = messageItem(event, classes, text, from);
+  if (from !== undefined && document.hidden && !state.away) {
+    // The first message that arrives out of sight starts the unread part.
+    state.away = true;
+    list.querySelector(".new-marker")?.remove();
+    list.append(separator("new-marker", "New messages"));
+  }
+  markDay(list, item);
+  list.append(item);
+  trim(list, atBottom);
+}
+
+/** A line across the list with a label: a new day, or where the unread part starts. */
+function separator(className, label) {
+  const item = document.createElement("li");
+  item.className = className;
+  item.textContent = label;
+  return item;
+}
+
+/** The label of the day of `date`: Today, Yesterday, or the date. */
+function dayLabel(date) {
+  const days = Math.round((startOfDay(new Date()) - startOfDay(date)) / 86_400_000);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  return date.toLocaleDateString([], { weekday: "long", day: "numeric", month: "long" });
+}
+
+function startOfDay(date) {
+  return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+}
+
+/**
+ * Puts a day line before `item` when it starts a new day in `list`, and
+ * shows the sender once for a run of their messages.
+ */
+function markDay(list, item) {
+  const previous = [...list.children].reverse().find((other) => other.dataset.at !== undefined);
+  const at = Number(item.dataset.at);
+  const day = startOfDay(new Date(at));
+  if (previous === undefined || startOfDay(new Date(Number(previous.dataset.at))) !== day) {
+    list.append(separator("day", dayLabel(new Date(at))));
+    return;
+  }
+  const last = list.lastElementChild;
+  const sameRun = last === previous && item.dataset.from !== undefined &&
+    previous.dataset.from === item.dataset.from && previous.dataset.kind === item.dataset.kind &&
+    at - Number(previous.dataset.at) < RUN_GAP_MS;
+  if (sameRun) item.classList.add("continued");
+}
+
+/** Two letters for a name: its first letter and the next capital or word's, else its second. */
+function initials(name) {
+  const letters = [...name.replace(/^to |^from /, "")];
+  const next =
+    letters.slice(1).find((char, i) => /\p{Lu}/u.test(char) || /[\s_.-]/.test(letters[i])) ??
+      letters[1] ?? "";
+  return (letters[0] ?? "?").toUpperCase() + next.toLowerCase();
+}
+
+/** A hue of a name's own, the same on every page. */
+function hueOf(name) {
+  let hash = 0;
+  for (const char of name) hash = (hash * 31 + char.codePointAt(0)) >>> 0;
+  return hash % 360;
 }
 
 function messageItem(event, classes, text, from) {
   const item = document.createElement("li");
   item.className = classes;
+  item.dataset.kind = classes;
+  const sentAt = new Date(event.sentAt);
+  item.dataset.at = String(Number.isNaN(sentAt.getTime()) ? Date.now() : sentAt.getTime());
+  if (from !== undefined) {
+    item.dataset.from = from;
+    const avatar = document.createElement("span");
+    avatar.className = "avatar";
+    avatar.setAttribute("aria-hidden", "true");
+    avatar.textContent = initials(from);
+    avatar.style.setProperty("--hue", String(hueOf(from.replace(/^to |^from /, ""))));
+    item.append(avatar);
+  }
   const time = document.createElement("time");
   time.dateTime = event.sentAt;
   time.textContent = new Date(event.sentAt).toLocaleTimeString([], {
@@ -371,14 +469,42 @@ function messageItem(event, classes, text, from) {
   return item;
 }
 
-/** Keeps a list short, and at its newest line when it was there. */
-function trim(list) {
-  while (list.childElementCount > MAX_SHOWN_MESSAGES) list.firstElementChild.remove();
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - list.lastElementChild
-        .offsetHeight -
-      8;
-  if (atBottom) list.lastElementChild.scrollIntoView({ block: "end" });
+/** Whether `list` shows its newest line (give or take a few pixels). */
+function isAtBottom(list) {
+  return list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
 }
+
+/**
+ * Keeps a list short, and at its newest line when it was there before the
+ * line came; otherwise offers to jump there.
+ */
+function trim(list, atBottom) {
+  while (list.childElementCount > MAX_SHOWN_MESSAGES) list.firstElementChild.remove();
+  if (atBottom) list.lastElementChild.scrollIntoView({ block: "end" });
+  renderJump();
+}
+
+/** The "jump to newest" button shows while the list on screen is scrolled up. */
+function renderJump() {
+  const list = currentList();
+  view.jump.hidden = list.hidden || isAtBottom(list);
+}
+
+view.jump.addEventListener("click", () => {
+  const list = currentList();
+  list.lastElementChild?.scrollIntoView({ block: "end" });
+  renderJump();
+  list.focus();
+});
+
+for (const list of [view.messages, view.conversation]) {
+  list.addEventListener("scroll", renderJump, { passive: true });
+}
+
+// Back in sight: the unread part stays marked until the page is next left.
+document.addEventListener("visibilitychange", () => {
+  if (document.hidden) state.away = false;
+});
 
 // ---- the views: a room, or a private conversation ----
 
@@ -387,8 +513,10 @@ function openRoomView() {
   view.messages.hidden = false;
   view.conversation.hidden = true;
   view.currentRoom.textContent = `#${state.room}`;
-  view.input.placeholder = "Say something, or type ! for commands";
+  view.input.placeholder = "Message, or ! for commands";
   document.title = `${state.room} · Chat`;
+  saveSession();
+  renderJump();
   renderTopic();
   renderRooms();
   renderConversations();
@@ -401,13 +529,17 @@ function openConversation(peer) {
   view.conversation.hidden = false;
   view.currentRoom.textContent = `Private with ${peer}`;
   view.topic.textContent = "";
-  view.input.placeholder = `Message ${peer} privately`;
+  view.input.placeholder = `To ${peer}, privately`;
   document.title = `${peer} · Chat`;
-  const items = (state.conversations.get(peer) ?? []).map((event) =>
-    messageItem(event, classesOf(event), event.text, event.from)
-  );
-  view.conversation.replaceChildren(...items);
+  view.conversation.replaceChildren();
+  for (const event of state.conversations.get(peer) ?? []) {
+    const item = messageItem(event, classesOf(event), event.text, event.from);
+    markDay(view.conversation, item);
+    view.conversation.append(item);
+  }
   view.conversation.lastElementChild?.scrollIntoView({ block: "end" });
+  saveSession();
+  renderJump();
   renderRooms();
   renderConversations();
 }
@@ -630,15 +762,21 @@ view.sendForm.addEventListener("submit", (event) => {
   if (text.trim() === "") return;
   const request = requestFor(text);
   if (!send(request)) {
+    if (state.signedOut) {
+      // Nothing would send it: the text stays in the box until the sign-in is back.
+      view.sendNote.textContent = "Not sent: your sign-in has ended. Sign in again, then send it.";
+      return;
+    }
     if (state.queued.length >= MAX_QUEUED) {
       view.sendNote.textContent = "Offline, and too much is waiting: try again when connected.";
       return;
     }
     const line = messageItem({ sentAt: new Date().toISOString() }, "pending", text, state.name);
     currentList().append(line);
-    line.scrollIntoView({ block: "end" });
     state.queued.push({ request, line });
+    // The note under the box takes room too: scroll once it is there.
     renderQueue();
+    line.scrollIntoView({ block: "end" });
   }
   view.input.value = "";
   renderHints();
@@ -681,18 +819,46 @@ for (const [which, toggle] of [["rooms", view.roomsToggle], ["members", view.mem
   });
 }
 
-view.scrim.addEventListener("click", closeDrawers);
+/** The open drawer's toggle, if a drawer is open. */
+function openToggle() {
+  if (document.body.classList.contains("rooms-open")) return view.roomsToggle;
+  if (document.body.classList.contains("members-open")) return view.membersToggle;
+  return undefined;
+}
+
+/** Closes the open drawer and gives the focus back to its button. */
+function closeDrawerToToggle() {
+  const toggle = openToggle();
+  if (toggle === undefined) return;
+  closeDrawers();
+  toggle.focus();
+}
+
+view.scrim.addEventListener("click", closeDrawerToToggle);
+
+/** An open drawer holds the focus: Tab and Shift+Tab go round its controls only. */
+function holdFocus(event) {
+  const toggle = openToggle();
+  if (toggle === undefined) return;
+  const drawer = $(toggle.getAttribute("aria-controls"));
+  const controls = [...drawer.querySelectorAll("button, input, a[href]")]
+    .filter((control) => !control.disabled && control.offsetParent !== null);
+  if (controls.length === 0) return;
+  const first = controls[0];
+  const last = controls[controls.length - 1];
+  const inside = drawer.contains(document.activeElement);
+  if (!inside || (event.shiftKey && document.activeElement === first)) {
+    event.preventDefault();
+    (event.shiftKey ? last : first).focus();
+  } else if (!event.shiftKey && document.activeElement === last) {
+    event.preventDefault();
+    first.focus();
+  }
+}
 
 document.addEventListener("keydown", (event) => {
-  if (event.key !== "Escape") return;
-  const open = document.body.classList.contains("rooms-open")
-    ? view.roomsToggle
-    : document.body.classList.contains("members-open")
-    ? view.membersToggle
-    : undefined;
-  if (open === undefined) return;
-  closeDrawers();
-  open.focus();
+  if (event.key === "Tab") holdFocus(event);
+  else if (event.key === "Escape") closeDrawerToToggle();
 });
 
 setInterval(() => {
@@ -739,6 +905,9 @@ if (saved?.name !== undefined && sameName) {
   state.name = saved.name;
   state.token = saved.token;
   state.room = saved.room ?? "lobby";
+  if (typeof saved.peer === "string" && state.conversations.has(saved.peer)) {
+    state.restorePeer = saved.peer;
+  }
   // The whole backlog of the room comes back: the page starts empty.
   state.seen = new Map(Object.entries(saved.seen ?? {}));
   state.seen.delete(state.room);

@@ -1,6 +1,7 @@
 /** Headless Chromium (Debian's package) driven by playwright-core, for the browser tests. */
 
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { type ServerProcess, startServerProcess } from "./_process.ts";
 
 /** Where Debian's `chromium` package puts the browser. */
 export const CHROMIUM_PATH = "/usr/bin/chromium";
@@ -40,4 +41,77 @@ export function browserAvailable(): boolean {
 /** Starts headless Chromium. */
 export function launchBrowser(): Promise<Browser> {
   return chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
+}
+
+export const WAIT = { timeout: 10_000 };
+export const DESKTOP = { width: 1280, height: 800 };
+export const PHONE = { width: 375, height: 700 };
+
+/** The message list item holding `text`, once it is there. */
+export async function message(
+  page: Page,
+  text: string,
+  classes = "",
+  list = "#messages",
+): Promise<string> {
+  const item = page.locator(`${list} li${classes}`, { hasText: text }).last();
+  await item.waitFor(WAIT);
+  return await item.innerText();
+}
+
+export async function say(page: Page, text: string): Promise<void> {
+  await page.fill("#input", text);
+  await page.press("#input", "Enter");
+}
+
+/** Waits until the element at `selector` shows `expected` (a regular expression, or exactly this text). */
+export async function textOf(
+  page: Page,
+  selector: string,
+  expected: string | RegExp,
+): Promise<void> {
+  const pattern = typeof expected === "string"
+    ? new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)
+    : expected;
+  await page.locator(selector).filter({ hasText: pattern }).first().waitFor(WAIT);
+}
+
+export async function open(
+  browser: Browser,
+  server: ServerProcess,
+  query: string,
+  viewport = DESKTOP,
+): Promise<Page> {
+  const page = await (await browser.newContext({ viewport })).newPage();
+  await page.goto(`${server.httpUrl}/${query}`);
+  await page.locator("#me").filter({ hasNotText: "…" }).waitFor(WAIT);
+  return page;
+}
+
+/**
+ * A browser test against a server of its own (started with `env`); the
+ * server and the browser are stopped after it, whatever happens.
+ */
+export function browserTest(
+  name: string,
+  body: (t: Deno.TestContext, browser: Browser, server: ServerProcess) => Promise<void>,
+  env?: Record<string, string>,
+): void {
+  Deno.test({
+    name,
+    ignore: !browserAvailable(),
+    // Playwright keeps its own timers and pipes alive between steps.
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn(t) {
+      const server = await startServerProcess({ env });
+      const browser = await launchBrowser();
+      try {
+        await body(t, browser, server);
+      } finally {
+        await browser.close();
+        await server.kill();
+      }
+    },
+  });
 }

@@ -7,46 +7,21 @@
 import { assert, assertEquals } from "@std/assert";
 import axe from "axe-core";
 import { SignJWT } from "jose";
-import type { Browser, Page } from "playwright-core";
-import { browserAvailable, launchBrowser } from "./_browser.ts";
+import type { Page } from "playwright-core";
+import {
+  browserAvailable,
+  browserTest,
+  DESKTOP,
+  launchBrowser,
+  message,
+  open,
+  PHONE,
+  say,
+  textOf,
+  WAIT,
+} from "./_browser.ts";
 import { within } from "./_client.ts";
-import { type ServerProcess, startServerProcess } from "./_process.ts";
-
-const WAIT = { timeout: 10_000 };
-const DESKTOP = { width: 1280, height: 800 };
-const PHONE = { width: 375, height: 700 };
-
-/** The message list item holding `text`, once it is there. */
-async function message(page: Page, text: string, classes = "", list = "#messages") {
-  const item = page.locator(`${list} li${classes}`, { hasText: text }).last();
-  await item.waitFor(WAIT);
-  return await item.innerText();
-}
-
-async function say(page: Page, text: string): Promise<void> {
-  await page.fill("#input", text);
-  await page.press("#input", "Enter");
-}
-
-/** Waits until the element at `selector` shows `expected` (a regular expression, or exactly this text). */
-async function textOf(page: Page, selector: string, expected: string | RegExp): Promise<void> {
-  const pattern = typeof expected === "string"
-    ? new RegExp(`^${expected.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`)
-    : expected;
-  await page.locator(selector).filter({ hasText: pattern }).first().waitFor(WAIT);
-}
-
-async function open(
-  browser: Browser,
-  server: ServerProcess,
-  query: string,
-  viewport = DESKTOP,
-): Promise<Page> {
-  const page = await (await browser.newContext({ viewport })).newPage();
-  await page.goto(`${server.httpUrl}/${query}`);
-  await page.locator("#me").filter({ hasNotText: "…" }).waitFor(WAIT);
-  return page;
-}
+import { startServerProcess } from "./_process.ts";
 
 /** The serious and critical problems axe-core finds on the page as it is now. */
 async function accessibilityProblems(page: Page): Promise<string[]> {
@@ -71,34 +46,6 @@ async function accessibilityProblems(page: Page): Promise<string[]> {
   });
   return violations.filter(({ impact }) => impact === "serious" || impact === "critical")
     .map(({ id, targets }) => `${id}: ${targets.join(", ")}`);
-}
-
-/**
- * A browser test against a server of its own (started with `env`); the
- * server and the browser are stopped after it, whatever happens.
- */
-function browserTest(
-  name: string,
-  body: (t: Deno.TestContext, browser: Browser, server: ServerProcess) => Promise<void>,
-  env?: Record<string, string>,
-): void {
-  Deno.test({
-    name,
-    ignore: !browserAvailable(),
-    // Playwright keeps its own timers and pipes alive between steps.
-    sanitizeOps: false,
-    sanitizeResources: false,
-    async fn(t) {
-      const server = await startServerProcess({ env });
-      const browser = await launchBrowser();
-      try {
-        await body(t, browser, server);
-      } finally {
-        await browser.close();
-        await server.kill();
-      }
-    },
-  });
 }
 
 Deno.test({
@@ -223,11 +170,13 @@ Deno.test({
       await t.step("after a reload the session and its conversations are back", async () => {
         await carol.reload();
         await textOf(carol, "#me", "Carol");
-        await textOf(carol, "#current-room", "#games");
-        await message(carol, "second in games", ".history");
-        await carol.click("#conversations button[data-key='pm:Bob']");
+        // The conversation that was open is open again, and the room is behind it.
+        await textOf(carol, "#current-room", "Private with Bob");
         await message(carol, "just between us", "", "#conversation");
         await message(carol, "agreed", "", "#conversation");
+        await carol.click("#rooms button[data-key='room:games']");
+        await textOf(carol, "#current-room", "#games");
+        await message(carol, "second in games", ".history");
         assertEquals(
           await bob.locator("#messages li", { hasText: /Carol has (left|disconnected)/ }).count(),
           0,
@@ -414,7 +363,11 @@ browserTest(
         "#status",
         "This server needs a sign-in: open this page from the application that signs you in.",
       );
-      await message(page, "Your token was refused: ", ".error");
+      await message(
+        page,
+        "This chat needs you to sign in: open it from the application that signs you in.",
+        ".error",
+      );
     });
 
     const first = await sign("Dana", 600);

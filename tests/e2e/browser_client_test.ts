@@ -1,0 +1,190 @@
+/**
+ * The browser client as people live in it, on a phone and a desktop: a chat
+ * that reads like one (initials, runs of messages, days, the unread line,
+ * a way back to the newest), drawers that hold the focus, badges that come
+ * at once, a conversation that survives a reload, and sign-in words for
+ * people rather than for programs.
+ */
+
+import { assert, assertEquals } from "@std/assert";
+import { browserTest, DESKTOP, message, open, PHONE, say, textOf, WAIT } from "./_browser.ts";
+
+browserTest(
+  "browser: the client reads like a chat and holds up on a phone",
+  async (t, browser, server) => {
+    const ann = await open(browser, server, "?name=Ann", DESKTOP);
+    const bob = await open(browser, server, "?name=Bob", PHONE);
+
+    await t.step("a run of messages shows its sender's initials and name once", async () => {
+      for (const text of ["first of a run", "second of a run", "third of a run"]) {
+        await say(ann, text);
+        await message(bob, text, ".message");
+      }
+      const runs = await bob.evaluate(`[...document.querySelectorAll("#messages li.message")]
+      .map((item) => ({
+        avatar: item.querySelector(".avatar")?.textContent,
+        continued: item.classList.contains("continued"),
+        from: item.querySelector(".from")?.textContent,
+      }))`);
+      assertEquals(runs, [
+        { avatar: "An", continued: false, from: "Ann:" },
+        { avatar: "An", continued: true, from: "Ann:" },
+        { avatar: "An", continued: true, from: "Ann:" },
+      ]);
+      // The name stays for screen readers, out of sight: a clipped box of one pixel.
+      const name = await bob.locator("#messages li.continued .from").first().boundingBox();
+      assert(name !== null && name.width <= 1 && name.height <= 1, JSON.stringify(name));
+    });
+
+    await t.step("the list starts with the day it shows", async () => {
+      assertEquals(await bob.locator("#messages li.day").first().innerText(), "Today");
+    });
+
+    await t.step("scrolled up, a button jumps back to the newest message", async () => {
+      // Long lines, so that a few (within the flood limit) fill the phone's pane.
+      for (let i = 0; i < 5; i++) await say(ann, `filler ${i} ${"words ".repeat(150)}`);
+      await message(bob, "filler 4", ".message");
+      await bob.evaluate(`document.getElementById("messages").scrollTop = 0`);
+      await bob.locator("#jump").waitFor({ state: "visible", ...WAIT });
+      await say(ann, "while scrolled up");
+      await message(bob, "while scrolled up", ".message");
+      // Reading older lines is not interrupted by a new one.
+      assertEquals(await bob.evaluate(`document.getElementById("messages").scrollTop`), 0);
+      await bob.click("#jump");
+      await bob.locator("#jump").waitFor({ state: "hidden", ...WAIT });
+      assert(await bob.locator("#messages li", { hasText: "while scrolled up" }).isVisible());
+    });
+
+    await t.step("what came while the page was out of sight starts under a line", async () => {
+      await bob.evaluate(
+        `Object.defineProperty(document, "hidden", { value: true, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"))`,
+      );
+      await say(ann, "while you were away");
+      await message(bob, "while you were away", ".message");
+      await bob.evaluate(
+        `Object.defineProperty(document, "hidden", { value: false, configurable: true });
+        document.dispatchEvent(new Event("visibilitychange"))`,
+      );
+      const order = await bob.evaluate(`[...document.querySelectorAll("#messages li")].slice(-2)
+        .map((item) => item.className)`);
+      assertEquals(order, ["new-marker", "message"]);
+      assertEquals(await bob.locator("#messages li.new-marker").innerText(), "New messages");
+    });
+
+    await t.step("a private message's badge is on the Rooms button at once", async () => {
+      await say(ann, "!pm Bob psst");
+      await textOf(bob, "#rooms-toggle-unread", "1");
+    });
+
+    await t.step("the rooms drawer holds the focus, and Escape gives it back", async () => {
+      await bob.click("#rooms-toggle");
+      await bob.locator("#rooms-panel").waitFor({ state: "visible", ...WAIT });
+      const focused = () =>
+        bob.evaluate(`document.getElementById("rooms-panel").contains(document.activeElement)`);
+      for (let i = 0; i < 12; i++) {
+        await bob.keyboard.press(i % 3 === 2 ? "Shift+Tab" : "Tab");
+        assertEquals(await focused(), true, `focus left the drawer after ${i + 1} presses`);
+      }
+      await bob.keyboard.press("Escape");
+      assertEquals(await bob.evaluate(`document.activeElement?.id`), "rooms-toggle");
+      // A click on the dimmed page closes it too, and the focus goes back the same way.
+      await bob.click("#rooms-toggle");
+      await bob.click(".scrim", { position: { x: PHONE.width - 10, y: 300 } });
+      assertEquals(await bob.evaluate(`document.activeElement?.id`), "rooms-toggle");
+    });
+
+    await t.step("a reload in a private conversation comes back to it", async () => {
+      await bob.click("#members-toggle");
+      await bob.locator("#members button", { hasText: "Ann" }).click();
+      await textOf(bob, "#current-room", "Private with Ann");
+      await bob.reload();
+      await textOf(bob, "#current-room", "Private with Ann");
+      await message(bob, "psst", "", "#conversation");
+    });
+
+    await t.step(
+      "the phone shows the whole placeholder, and a heading for screen readers",
+      async () => {
+        await bob.click("#rooms-toggle");
+        await bob.click("#rooms button[data-key='room:lobby']");
+        await textOf(bob, "#current-room", "#lobby");
+        // The placeholder's width in the input's font, against the room the input gives it.
+        const fits = await bob.evaluate(`(() => {
+      const input = document.getElementById("input");
+      const style = getComputedStyle(input);
+      const probe = document.createElement("span");
+      probe.style.font = style.font;
+      probe.style.position = "absolute";
+      probe.textContent = input.placeholder;
+      document.body.append(probe);
+      const width = probe.getBoundingClientRect().width;
+      probe.remove();
+      return width <= input.clientWidth - parseFloat(style.paddingLeft) -
+        parseFloat(style.paddingRight);
+    })()`);
+        assert(fits, "the placeholder is cut on a phone");
+        assertEquals(await bob.locator("h1").count(), 1);
+        assertEquals(
+          await bob.evaluate(`getComputedStyle(document.querySelector("h1")).display`),
+          "block",
+        );
+      },
+    );
+
+    await t.step("offline, the waiting line and its note are in sight", async () => {
+      server.child.kill("SIGTERM");
+      await server.child.status;
+      await textOf(bob, "#status", /^Disconnected/);
+      await say(bob, "typed on the train");
+      await textOf(
+        bob,
+        "#send-note",
+        "Offline: 1 message will be sent when the connection is back.",
+      );
+      const [line, pane] = await Promise.all(
+        ["#messages li.pending", "#messages"].map((selector) =>
+          bob.locator(selector).boundingBox()
+        ),
+      );
+      if (line === null || pane === null) throw new Error("the waiting line is not on the page");
+      assert(
+        line.y + line.height <= pane.y + pane.height + 1,
+        `the waiting line ends at ${line.y + line.height}, below the pane's ${
+          pane.y + pane.height
+        }`,
+      );
+    });
+  },
+);
+
+browserTest(
+  "browser: token mode speaks to people, not to programs",
+  async (t, browser, server) => {
+    const page = await (await browser.newContext({ viewport: PHONE })).newPage();
+    await t.step("without a token: a sign-in message and no placeholder name", async () => {
+      await page.goto(`${server.httpUrl}/`);
+      await message(
+        page,
+        "This chat needs you to sign in: open it from the application that signs you in.",
+        ".error",
+      );
+      assertEquals(await page.locator("#messages li", { hasText: '"auth"' }).count(), 0);
+      assertEquals(await page.locator("#whoami").isVisible(), false);
+    });
+    await t.step(
+      "typed while signed out: the note says to sign in, and keeps the text",
+      async () => {
+        await say(page, "hello?");
+        await textOf(
+          page,
+          "#send-note",
+          "Not sent: your sign-in has ended. Sign in again, then send it.",
+        );
+        assertEquals(await page.inputValue("#input"), "hello?");
+        assertEquals(await page.locator("#messages li.pending").count(), 0);
+      },
+    );
+  },
+  { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: "a-browser-test-secret-of-at-least-32-characters" },
+);
