@@ -88,10 +88,9 @@ function readFlags(
 }
 
 async function healthcheck(config: Config): Promise<number> {
-  const problem = await probeHealth(config, HEALTHCHECK_TIMEOUT_MS);
-  if (problem === undefined) return 0;
-  console.error(problem);
-  return 1;
+  const { healthy, line } = await probeHealth(config, HEALTHCHECK_TIMEOUT_MS);
+  if (line !== undefined) console.error(line);
+  return healthy ? 0 : 1;
 }
 
 async function serve(config: Config, options: { dev: boolean; repair: boolean }): Promise<void> {

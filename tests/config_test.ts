@@ -81,6 +81,39 @@ Deno.test("environment selection and overrides", async (t) => {
     assertEquals(config.server.log, { level: "debug", format: "json" });
   });
 
+  await t.step(
+    "hosts and origins come from the environment, checked as the file's are",
+    async () => {
+      const load = (env: Record<string, string>) => loadConfig({ getEnv: (name) => env[name] });
+      const { limits } = (await load({
+        CHAT_ALLOWED_HOSTS: "chat.mine.test, [::1]:8080",
+        CHAT_ALLOWED_ORIGINS: "https://chat.mine.test",
+        CHAT_TRUSTED_PROXIES: "10.0.0.1",
+      })).server;
+      assertEquals(
+        [limits.allowedHosts, limits.allowedOrigins, limits.trustedProxies],
+        [["chat.mine.test", "[::1]:8080"], ["https://chat.mine.test"], ["10.0.0.1"]],
+      );
+      const cases: [Record<string, string>, string][] = [
+        [
+          { CHAT_ALLOWED_HOSTS: "" },
+          'Cannot start server as CHAT_ALLOWED_HOSTS must list at least one item: "*" or host names such as "chat.example.org"',
+        ],
+        [
+          { CHAT_ALLOWED_HOSTS: "https://chat.mine.test" },
+          'Cannot start server as CHAT_ALLOWED_HOSTS must hold "*" or host names such as "chat.example.org": current value is "https://chat.mine.test"',
+        ],
+        [
+          { CHAT_ALLOWED_ORIGINS: "chat.mine.test" },
+          'Cannot start server as CHAT_ALLOWED_ORIGINS must hold "*" or origins such as "https://chat.example.org": current value is "chat.mine.test"',
+        ],
+      ];
+      for (const [env, message] of cases) {
+        await assertRejects(() => load(env), ConfigError, message);
+      }
+    },
+  );
+
   await t.step("CHAT_NATS_SERVERS turns the cluster on with default timings", async () => {
     const env: Record<string, string> = {
       CHAT_NATS_SERVERS: "tls://127.0.0.1:4222, tls://127.0.0.1:4223",

@@ -17,21 +17,44 @@ function localAddress(host: string): string {
   return host;
 }
 
+/** What a health check found: healthy or not, and a line to say (always, when not). */
+export interface Health {
+  readonly healthy: boolean;
+  readonly line?: string;
+}
+
 /**
- * Asks the configured server's `/healthz`: `undefined` when it answers 200,
+ * Asks the configured server's `/healthz`: healthy when it answers 200,
  * else one line saying why not. Over TLS the server's own certificate is
- * trusted and its name not checked, as the probe reaches it by address.
+ * trusted and its name not checked, as the probe reaches it by address. A
+ * CA certificate (CA:TRUE) cannot be trusted for a server by Deno's TLS:
+ * then the port accepting connections is as much as can be told, and the
+ * line says so.
  */
-export async function probeHealth(config: Config, timeoutMs: number): Promise<string | undefined> {
+export async function probeHealth(config: Config, timeoutMs: number): Promise<Health> {
   const { host, port } = config.server;
   const hostname = localAddress(host);
   const shown = hostname.includes(":") ? `[${hostname}]` : hostname;
-  const tls = await readTls(config).catch(() => undefined);
   const url = `${config.server.tls === undefined ? "http" : "https"}://${shown}:${port}/healthz`;
+  let tls;
+  try {
+    tls = await readTls(config);
+  } catch (error) {
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    return { healthy: false, line: `Unhealthy: cannot check ${url}: ${reason}` };
+  }
   if (tls !== undefined && isCaCertificate(tls.cert)) {
-    return `Unhealthy: cannot check ${url}, as the server's certificate is a CA certificate ` +
-      `(CA:TRUE), which Deno's TLS refuses for a server: make one with ` +
-      `basicConstraints=critical,CA:FALSE (see README, "TLS")`;
+    try {
+      (await deadline(Deno.connect({ hostname, port }), timeoutMs)).close();
+    } catch {
+      return { healthy: false, line: `Unhealthy: nothing accepts connections on ${url}` };
+    }
+    return {
+      healthy: true,
+      line: `Healthy as far as can be told: ${url} accepts connections, but cannot be read, ` +
+        `as the server's certificate is a CA certificate (CA:TRUE), which Deno's TLS refuses ` +
+        `for a server: make one with basicConstraints=critical,CA:FALSE (see README, "TLS")`,
+    };
   }
   const probe = async (): Promise<string | undefined> => {
     const conn = tls === undefined
@@ -57,13 +80,14 @@ export async function probeHealth(config: Config, timeoutMs: number): Promise<st
     }
   };
   try {
-    return await deadline(probe(), timeoutMs);
+    const problem = await deadline(probe(), timeoutMs);
+    return problem === undefined ? { healthy: true } : { healthy: false, line: problem };
   } catch (error) {
     const reason = error instanceof DOMException && error.name === "TimeoutError"
       ? `no answer within ${timeoutMs / 1000} s`
       : error instanceof Error
       ? error.message.split("\n")[0]
       : String(error);
-    return `Unhealthy: cannot reach ${url}: ${reason}`;
+    return { healthy: false, line: `Unhealthy: cannot reach ${url}: ${reason}` };
   }
 }

@@ -235,8 +235,13 @@ export interface RoomLog {
   follow(room: string): Settled<void>;
   /** No local user is in `room` any more: its events need not come here. */
   unfollow(room: string): void;
-  /** Forgets a room's log after the room was removed; a room of that name later starts a new one. */
-  removed(room: string): void;
+  /**
+   * Forgets a room's log after the room was removed here; a room of that
+   * name later starts a new one. It was quiet here since `quietSince`
+   * (milliseconds since the Unix epoch): a log shared with other instances
+   * is kept when it was not quiet there.
+   */
+  removed(room: string, quietSince: number): void;
 }
 
 /** Bans, mutes and room settings, kept where every instance sees them and a restart keeps them. */

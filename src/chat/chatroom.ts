@@ -99,6 +99,7 @@ export class Chatroom {
       now,
       historySize: config.historySize,
       presenceNoticeMaxMembers: config.presenceNoticeMaxMembers,
+      roomIdleTtl: config.roomIdleTtl,
       presenceRate: { rate: config.presenceRate, burst: config.presenceBurst },
       roomCreateRate: { rate: config.roomCreateRate, burst: config.roomCreateBurst },
       serverRoomCreateRate: {

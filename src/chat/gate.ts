@@ -95,7 +95,11 @@ export class Gate {
     const userRank = rank(identity.roles);
     const ban = this.#options.moderation.banOf(name, userRank > 0 ? undefined : address, userRank);
     if (ban !== undefined) return { kind: "banned", ban };
-    const held = this.#options.users.find(name)?.name ?? this.#claimant(name)?.name ??
+    // The account's own session (the name exactly) must not hide a look-alike's.
+    const { users } = this.#options;
+    const own = users.find(name);
+    const self = own?.name === name ? own : undefined;
+    const held = users.findOther(name, self)?.name ?? this.#claimant(name, self)?.name ??
       this.#options.broker.cluster?.names.find(name)?.name;
     if (held !== undefined && held !== name) {
       return {
@@ -130,19 +134,18 @@ export class Gate {
     }
   }
 
-  #claimant(name: string): User | undefined {
+  /** Who other than `self` is claiming `name` (or a look-alike), under any key. */
+  #claimant(name: string, self?: User): User | undefined {
     for (const key of comparisonKeys(name)) {
       const claimant = this.#claims.get(key);
-      if (claimant !== undefined) return claimant;
+      if (claimant !== undefined && claimant !== self) return claimant;
     }
     return undefined;
   }
 
   #holderElse(name: string, self: User | undefined): boolean {
-    const local = this.#options.users.find(name);
-    if (local !== undefined && local !== self) return true;
-    const claimant = this.#claimant(name);
-    if (claimant !== undefined && claimant !== self) return true;
+    if (this.#options.users.findOther(name, self) !== undefined) return true;
+    if (this.#claimant(name, self) !== undefined) return true;
     return this.#options.broker.cluster?.names.find(name) !== undefined;
   }
 }

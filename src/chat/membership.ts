@@ -10,7 +10,7 @@ import { getLogger } from "@logtape/logtape";
 import { rank } from "../auth/tokens.ts";
 import type { Author, Broker, PresenceNote, RemoteUser } from "../broker/types.ts";
 import { addressKey } from "../net/ip.ts";
-import { nameKey } from "../text/names.ts";
+import { looksLike, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import type { Metrics } from "../metrics.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
 import { Buckets, Limiter, type Rate } from "../limits.ts";
@@ -35,6 +35,8 @@ export interface MembershipOptions {
   readonly presenceNoticeMaxMembers: number;
   /** How many join and leave notices one room shows. */
   readonly presenceRate: Rate;
+  /** Seconds an empty room is kept once it has held a message (`room_idle_ttl`). */
+  readonly roomIdleTtl: number;
   /** How many rooms one user, and one client address, may create... */
   readonly roomCreateRate: Rate;
   /** ...and everyone together. */
@@ -61,6 +63,7 @@ export class Membership {
   readonly #now: () => number;
   readonly #historySize: number;
   readonly #noticeMaxMembers: number;
+  readonly #roomIdleTtl: number;
   readonly #metrics: Metrics;
   /** Join and leave notices left, by room key. */
   readonly #notices: Buckets<Limiter>;
@@ -76,6 +79,7 @@ export class Membership {
     this.#now = options.now;
     this.#historySize = options.historySize;
     this.#noticeMaxMembers = options.presenceNoticeMaxMembers;
+    this.#roomIdleTtl = options.roomIdleTtl;
     this.#metrics = options.metrics;
     this.#notices = new Buckets((now) => new Limiter(options.presenceRate, now));
     this.#creations = new Buckets((now) => new Limiter(options.roomCreateRate, now));
@@ -92,6 +96,9 @@ export class Membership {
   open(name: string, by: { user?: User; address?: string } = {}): Room<User> | OpenRefusal {
     const existing = this.#rooms.find(name);
     if (existing !== undefined) return existing;
+    // A room people are in on another instance exists already: it is not new here.
+    const elsewhere = this.#roomElsewhere(name);
+    if (elsewhere !== undefined) return this.#rooms.ensure(elsewhere);
     const now = this.#now();
     const takers = [
       ...(by.user === undefined ? [] : [this.#creations.get(`user:${by.user.id}`, now)]),
@@ -99,15 +106,18 @@ export class Membership {
         ? []
         : [this.#creations.get(`address:${addressKey(by.address)}`, now)]),
     ];
-    // Every limit must have a creation left; a refusal takes nothing.
+    // Every limit must have a creation left; a refusal takes nothing. Whoever
+    // made no room lately gets past the server's rate, so that a crowd
+    // spending it cannot keep newcomers out; the server API is trusted.
     if (takers.some((limit) => !limit.available(now))) return "room_create_limit";
-    if (!this.#serverCreations.available(now)) return "room_create_busy";
+    const newcomer = takers.every((limit) => limit.full(now));
+    if (!newcomer && !this.#serverCreations.available(now)) return "room_create_busy";
     let opened = this.#rooms.open(name);
     if (opened === "room_limit" && this.sweep().length > 0) opened = this.#rooms.open(name);
     if (opened === "room_limit") {
       const reclaimed = this.#rooms.reclaim(this.#inUseElsewhere());
       if (reclaimed !== undefined) {
-        this.#broker.log.removed(reclaimed.name);
+        this.#broker.log.removed(reclaimed.name, this.#quietSince());
         this.#metrics.roomsReclaimed.inc();
         log.info("Removed the empty room {room} to make way for {name}", {
           room: reclaimed.name,
@@ -238,8 +248,26 @@ export class Membership {
   /** Removes the rooms idle for `room_idle_ttl` everywhere, with their history, and returns them. */
   sweep(): Room<User>[] {
     const removed = this.#rooms.sweep(this.#inUseElsewhere());
-    for (const room of removed) this.#broker.log.removed(room.name);
+    for (const room of removed) this.#broker.log.removed(room.name, this.#quietSince());
     return removed;
+  }
+
+  /**
+   * Since when a room removed here must have been quiet everywhere for its
+   * history to go with it: `room_idle_ttl` ago. This instance's view of a
+   * room it does not follow says nothing of what others said in it.
+   */
+  #quietSince(): number {
+    return this.#now() - this.#roomIdleTtl * 1000;
+  }
+
+  /** The room (as it is spelled there) of `name`, or a look-alike, with members elsewhere. */
+  #roomElsewhere(name: string): string | undefined {
+    if (name.length > MAX_NAME_UNITS) return undefined;
+    for (const other of this.#broker.cluster?.names.users() ?? []) {
+      if (looksLike(other.room, name)) return other.room;
+    }
+    return undefined;
   }
 
   /** Name keys of the rooms that have members on other instances. */

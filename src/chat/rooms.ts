@@ -25,6 +25,9 @@ export interface RoomDirectoryOptions {
   readonly epochOf: (room: string) => string;
 }
 
+/** The longest a room is spared from being reclaimed once empty, in seconds. */
+const MAX_RECLAIM_GRACE = 30;
+
 /** Why {@linkcode RoomDirectory.open} could not give a room. */
 export type OpenProblem = "room_invalid" | "room_limit";
 
@@ -84,15 +87,19 @@ export class RoomDirectory<M> {
   /**
    * Removes the room least worth keeping, to make way for a new one, and
    * returns it: never the lobby nor a room with members here or in
-   * `inUseElsewhere` (name keys); of the others, the one that held the
+   * `inUseElsewhere` (name keys), nor one empty for less than
+   * `unused_room_ttl` (30 s at most: someone may be on the way in, or its
+   * first message being stored); of the others, the one that held the
    * fewest messages, then the one empty the longest. A room a flood of
    * addresses made and said one line in goes before a room people talk in.
    */
   reclaim(inUseElsewhere: ReadonlySet<string>): Room<M> | undefined {
+    const settled = this.#options.now() -
+      Math.min(this.#options.unusedTtl, MAX_RECLAIM_GRACE) * 1000;
     let least: Room<M> | undefined;
     let leastSince = 0;
     for (const [room, since] of this.#emptySince) {
-      if (inUseElsewhere.has(nameKey(room.name))) continue;
+      if (since > settled || inUseElsewhere.has(nameKey(room.name))) continue;
       const fewer = least === undefined || room.lastSeq < least.lastSeq ||
         (room.lastSeq === least.lastSeq && since < leastSince);
       if (fewer) [least, leastSince] = [room, since];

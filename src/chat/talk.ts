@@ -109,8 +109,6 @@ export class Talk {
     if (muted !== undefined) {
       return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
     }
-    const busy = this.#busy();
-    if (busy !== undefined) return busy;
     const { local, remote } = gate.holderOf(name) ?? {};
     const to = local?.name ?? remote?.name;
     if (to === undefined) {
@@ -119,6 +117,9 @@ export class Talk {
         ? this.#fail("user_not_found", "no_such_user", { name })
         : this.#fail("user_not_found", "user_not_found", { name });
     }
+    // Counted once it would go out: a message to nobody costs the server's rate nothing.
+    const busy = this.#busy();
+    if (busy !== undefined) return busy;
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
     if (remote !== undefined) {
       const sent = broker.cluster?.mail.sendPrivate(note, remote);

@@ -40,6 +40,20 @@ export class UserDirectory {
     return undefined;
   }
 
+  /**
+   * Someone other than `self` who holds `name` or a look-alike, under any
+   * key: `self`'s own match under one key (a new spelling of their own name)
+   * must not hide another user's under another.
+   */
+  findOther(name: string, self: User | undefined): User | undefined {
+    if (name.length > MAX_NAME_UNITS) return undefined;
+    for (const key of comparisonKeys(name)) {
+      const user = this.#byKey.get(key);
+      if (user !== undefined && user !== self) return user;
+    }
+    return undefined;
+  }
+
   byId(id: number): User | undefined {
     return this.#byId.get(id);
   }

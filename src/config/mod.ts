@@ -48,6 +48,11 @@ export { ConfigError };
 const KIB = 1024;
 const MIB = 1024 * KIB;
 
+/** `*`, or a host name or address with an optional port: what a `Host` header holds. */
+const HOST = /^(\*|[A-Za-z0-9.-]+(:\d{1,5})?|\[[0-9A-Fa-f:.]+\](:\d{1,5})?)$/;
+/** `*`, or a scheme, a host and an optional port: what an `Origin` header holds. */
+const ORIGIN = /^(\*|[a-z][a-z0-9+.-]*:\/\/([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?)$/;
+
 const serverSchema = object({
   host: string("127.0.0.1", { nonEmpty: true }),
   port: integer(8080, { min: 0, max: 65535 }),
@@ -62,8 +67,14 @@ const serverSchema = object({
     max_buffered_bytes: integer(1 * MIB, { min: 1 * KIB, max: 1024 * MIB }),
     max_inbound_bytes_per_s: integer(128 * KIB, { min: 1 * KIB, max: 1024 * MIB }),
     idle_timeout: integer(30, { min: 0, max: 3600 }),
-    allowed_origins: stringList(["*"]),
-    allowed_hosts: stringList(["*"]),
+    allowed_origins: stringList(["*"], {
+      nonEmpty: true,
+      item: { pattern: ORIGIN, expected: '"*" or origins such as "https://chat.example.org"' },
+    }),
+    allowed_hosts: stringList(["*"], {
+      nonEmpty: true,
+      item: { pattern: HOST, expected: '"*" or host names such as "chat.example.org"' },
+    }),
     trusted_proxies: stringList([]),
     connect_rate: number(10, { min: 0.01, max: 100_000 }),
     connect_burst: integer(20, { min: 1, max: 100_000 }),

@@ -4,6 +4,7 @@
  * flood a room or the whole server.
  */
 
+import { delay } from "@std/async/delay";
 import { assert, assertEquals } from "@std/assert";
 import type { ChatConfig } from "../../src/config/mod.ts";
 import {
@@ -44,6 +45,21 @@ async function from(server: TestServer, address: string, name: string): Promise<
   return client;
 }
 
+const NO_MORE_ROOMS = "No more rooms can be created right now: join an existing one.";
+
+/**
+ * Sends `!join room` until it is granted (a room that just emptied is spared
+ * a moment before it may make way), for at most 5 s; returns the answer.
+ */
+async function joinEventually(client: TestClient, room: string): Promise<string> {
+  const deadline = Date.now() + 5000;
+  while (true) {
+    const answer = await join(client, room);
+    if (answer !== NO_MORE_ROOMS || Date.now() > deadline) return answer;
+    await delay(100);
+  }
+}
+
 /** Presence notices, which come between the answers these tests wait for. */
 const PRESENCE = / has (connected|disconnected)!$| has (joined|left) /;
 
@@ -61,6 +77,8 @@ Deno.test("a crowd of addresses cannot lock a newcomer out of max_rooms", async 
     const chat = {
       flood: FLOOD_OFF,
       maxRooms: 31,
+      // Rooms are spared for unused_room_ttl once empty (someone may be on the way in).
+      unusedRoomTtl: 0.3,
       serverRoomCreateRate: 100_000,
       serverRoomCreateBurst: 100_000,
     };
@@ -73,29 +91,39 @@ Deno.test("a crowd of addresses cannot lock a newcomer out of max_rooms", async 
         await ann.waitFor((frame) => frame.body === `Ann: line ${i}`);
       }
       assertEquals(await join(ann, "lobby"), "You are now in lobby with: Ann");
-      // 20 addresses, each within its own limit of 5 new rooms, say one line in each.
+      // 20 addresses, each within its own limit of 5 new rooms, say one line in each
+      // they get (when every room is full or just made, the directory refuses them).
       const bots = await Promise.all(
         Array.from({ length: 20 }, (_, i) => from(server, `10.2.0.${i + 1}`, `Bot${i}`)),
       );
-      await Promise.all(bots.map(async (bot, i) => {
+      const landed = await Promise.all(bots.map(async (bot, i) => {
+        let last: string | undefined;
         for (let room = 0; room < 5; room++) {
           const answer = await join(bot, `spam${i}x${room}`);
+          if (answer === NO_MORE_ROOMS) continue;
           assert(answer.startsWith(`You are now in spam${i}x${room}`), answer);
           bot.send("first!");
           await bot.waitFor((frame) => frame.body === `Bot${i}: first!`);
+          last = `spam${i}x${room}`;
         }
+        return last;
       }));
       const newcomer = await from(server, "10.3.0.1", "Newcomer");
-      assertEquals(await join(newcomer, "myteam"), "You are now in myteam with: Newcomer");
+      assertEquals(
+        await joinEventually(newcomer, "myteam"),
+        "You are now in myteam with: Newcomer",
+      );
       assertEquals(await join(newcomer, "chatty"), "You are now in chatty with: Newcomer");
-      // Each bot is still in its last room: rooms with members are never taken. Of the
-      // 102 rooms made, 30 fit beside the lobby: 72 made way, none of them chatty.
+      await newcomer.waitFor((frame) => frame.body === "Ann: line 5");
+      // Each bot is still in the last room it got: rooms with members are never taken.
       for (const [i, bot] of bots.entries()) {
+        if (landed[i] === undefined) continue;
         bot.send("still here");
         await bot.waitFor((frame) => frame.body === `Bot${i}: still here`);
       }
       const metrics = await (await fetch(`${server.httpUrl}/metrics`)).text();
-      assert(/^chat_rooms_reclaimed_total 72$/m.test(metrics), metrics);
+      const reclaimed = Number(/^chat_rooms_reclaimed_total (\d+)$/m.exec(metrics)?.[1]);
+      assert(reclaimed >= 1, metrics);
       await Promise.all([ann, newcomer, ...bots].map((client) => client.close()));
     });
   });
@@ -107,34 +135,37 @@ Deno.test("a crowd of addresses cannot lock a newcomer out of max_rooms", async 
       assertEquals(await join(ann, "one"), "You are now in one with: Ann");
       assertEquals(await join(bob, "two"), "You are now in two with: Bob");
       const carol = await from(server, "10.1.0.3", "Carol");
-      assertEquals(
-        await join(carol, "three"),
-        "No more rooms can be created right now: join an existing one.",
-      );
+      assertEquals(await join(carol, "three"), NO_MORE_ROOMS);
       await Promise.all([ann, bob, carol].map((client) => client.close()));
     });
   });
 
-  await t.step("rooms created too fast by everyone together are refused", async () => {
-    const chat = { flood: FLOOD_OFF, serverRoomCreateRate: 0.001, serverRoomCreateBurst: 6 };
-    await crowdServer(chat, async (server) => {
-      const clients = await Promise.all(
-        [1, 2, 3, 4].map((i) => from(server, `10.4.0.${i}`, `User${i}`)),
-      );
-      for (const [i, client] of clients.slice(0, 3).entries()) {
-        for (const room of ["a", "b"]) {
-          assertEquals(
-            await join(client, `${room}${i}`),
-            `You are now in ${room}${i} with: User${i + 1}`,
-          );
+  await t.step(
+    "rooms created too fast by everyone together wait, but not a newcomer's",
+    async () => {
+      const chat = { flood: FLOOD_OFF, serverRoomCreateRate: 0.001, serverRoomCreateBurst: 6 };
+      await crowdServer(chat, async (server) => {
+        const clients = await Promise.all(
+          [1, 2, 3, 4].map((i) => from(server, `10.4.0.${i}`, `User${i}`)),
+        );
+        for (const [i, client] of clients.slice(0, 3).entries()) {
+          for (const room of ["a", "b"]) {
+            assertEquals(
+              await join(client, `${room}${i}`),
+              `You are now in ${room}${i} with: User${i + 1}`,
+            );
+          }
         }
-      }
-      const late = clients[3];
-      assertEquals(await join(late, "mine"), ROOMS_BUSY);
-      assertEquals(await join(late, "b0"), "You are now in b0 with: User1, User4");
-      await Promise.all(clients.map((client) => client.close()));
-    });
-  });
+        // The server's rate is spent, but whoever made no room lately still gets one in,
+        // so a crowd spending it cannot keep newcomers out; a second one waits.
+        const late = clients[3];
+        assertEquals(await join(late, "mine"), "You are now in mine with: User4");
+        assertEquals(await join(late, "another"), ROOMS_BUSY);
+        assertEquals(await join(late, "b0"), "You are now in b0 with: User1, User4");
+        await Promise.all(clients.map((client) => client.close()));
+      });
+    },
+  );
 });
 
 Deno.test("a crowd of addresses cannot flood a room or the server", async (t) => {
@@ -185,6 +216,11 @@ Deno.test("a crowd of addresses cannot flood a room or the server", async (t) =>
       const ann = await from(server, "10.7.0.1", "Ann");
       const bob = await from(server, "10.7.0.2", "Bob");
       assertEquals(await join(bob, "elsewhere"), "You are now in elsewhere with: Bob");
+      // A private message to nobody goes nowhere, and costs the server's rate nothing.
+      for (let i = 0; i < 3; i++) {
+        ann.send("!pm Nobody psst");
+        await ann.waitFor((frame) => frame.body === "!pm error: user Nobody not found");
+      }
       for (const [client, name] of [[ann, "Ann"], [bob, "Bob"]] as const) {
         for (const text of ["one", "two", "three"]) {
           client.send(text);

@@ -111,7 +111,7 @@ export class NatsBroker implements Broker {
     publish: (note) => this.#publisher.publish(note),
     follow: (room) => this.#follow(room),
     unfollow: (room) => this.#unfollow(room),
-    removed: (room) => this.#removed(room),
+    removed: (room, quietSince) => this.#removed(room, quietSince),
   };
   /** Saved in the moderation bucket; every instance, this one included, hears of it there. */
   readonly records: Records;
@@ -366,13 +366,32 @@ export class NatsBroker implements Broker {
     );
   }
 
-  #removed(room: string): void {
-    this.#epochs.forget(room);
-    for (const kind of ["m", "p"] as const) {
-      this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) }).catch((error) => {
-        log.warning("Cannot remove the history of room {room}: {error}", { room, error });
+  /**
+   * Purges a room removed here from the stream, unless a message of it came
+   * since `quietSince`: this instance may not have followed the room while
+   * others served it, and the stream is every instance's history.
+   */
+  #removed(room: string, quietSince: number): void {
+    const purge = async () => {
+      const last = await this.#jsm.streams.getMessage(STREAM, {
+        last_by_subj: roomSubject(room, "m"),
+      }).catch((error) => {
+        // The room never held a message (or all are gone): nothing says it was used.
+        if (String(error).includes("no message found")) return null;
+        throw error;
       });
-    }
+      if (last !== null && last.time.getTime() > quietSince) {
+        log.debug("Kept the history of room {room}: it was not quiet elsewhere", { room });
+        return;
+      }
+      this.#epochs.forget(room);
+      for (const kind of ["m", "p"] as const) {
+        await this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) });
+      }
+    };
+    purge().catch((error) => {
+      log.warning("Cannot remove the history of room {room}: {error}", { room, error });
+    });
   }
 
   /** Stores what waits (while NATS is there), releases this instance's names and disconnects. */
