@@ -7,9 +7,7 @@
  *
  * Two names are one when any comparison key matches, and the entry's key
  * is only the first: so a name also takes a guard under each look-alike key
- * (`~` and the key), with create-if-absent too, and a claim one of whose
- * guards another live name holds is given back. Racing look-alikes (`AIice` on one
- * instance, `Alice` on another) cannot both be granted.
+ * (see `guards.ts`), and racing look-alikes cannot both be granted.
  *
  * Each instance also announces itself in the bucket (see `instances.ts`).
  *
@@ -18,9 +16,10 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
-import { comparisonKeys, nameKey } from "../../text/names.ts";
+import { nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
-import { bucketKey, decodeBucketKey, type NameEntry, readNameEntry } from "./wire.ts";
+import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
+import { guardKeys, Guards, isGuard } from "./guards.ts";
 import { announcedBy, Instances } from "./instances.ts";
 import { type RemoteEntry, RemoteNames } from "./remote_names.ts";
 
@@ -30,20 +29,6 @@ const log = getLogger(["chat", "cluster"]);
 const CLAIM_WAIT_MS = 30_000;
 /** ...and how many times it tries. */
 const MAX_CLAIM_TRIES = 40;
-
-/** The bucket keys of the guards of `name`: its comparison keys after the name key. */
-function guardKeys(name: string): string[] {
-  return comparisonKeys(name).slice(1).map((key) => bucketKey(`~${key.slice(2)}`));
-}
-
-/** Whether a bucket key is a look-alike guard's rather than a name's. */
-function isGuard(key: string): boolean {
-  try {
-    return decodeBucketKey(key).startsWith("~");
-  } catch {
-    return false;
-  }
-}
 
 /** What {@linkcode ClusterNames} works with. */
 export interface ClusterNamesOptions {
@@ -76,25 +61,18 @@ export class ClusterNames {
   readonly #local = new Map<string, NameEntry>();
   /** The revision of our last write of each of them, so a write never lands on another's. */
   readonly #revisions = new Map<string, number>();
-  /** The look-alike guards this instance holds, by bucket key, with the name each guards. */
-  readonly #guards = new Map<string, string>();
+  /** The look-alike guards of the names this instance holds. */
+  readonly #guards: Guards;
   /** The other instances that announced themselves. */
   readonly instances: Instances;
 
-  /** Forgets the guards held for the name with key `key` (spelled any way); `release` deletes them. */
-  #dropGuards(key: string, release: boolean, except: readonly string[] = []): void {
-    for (const [guard, name] of this.#guards) {
-      if (nameKey(name) !== key || except.includes(guard)) continue;
-      this.#guards.delete(guard);
-      if (!release) continue;
-      this.#options.bucket.delete(guard).catch((error) => {
-        log.warning("Cannot release the guard of {name}: {error}", { name, error });
-      });
-    }
-  }
-
   constructor(options: ClusterNamesOptions) {
     this.#options = options;
+    this.#guards = new Guards({
+      ...options,
+      holds: (key) => this.#local.has(key),
+      isEntryOf: (data, instance) => this.#isEntryOf(data, instance),
+    });
     this.instances = new Instances(options.bucket, options.instance, options.lapse);
   }
 
@@ -123,7 +101,7 @@ export class ClusterNames {
    */
   async claim(name: string, holder: LocalHolder): Promise<boolean> {
     if (!await this.#claimEntry(name, holder)) return false;
-    if (await this.#claimGuards(name)) return true;
+    if (await this.#guards.claim(name)) return true;
     log.info("Refused the name {name}: a look-alike is held elsewhere", { name });
     this.withdraw(name);
     return false;
@@ -163,59 +141,6 @@ export class ClusterNames {
     }
   }
 
-  /** Takes the look-alike guards of `name` that this instance does not hold yet. */
-  async #claimGuards(name: string): Promise<boolean> {
-    const missing = guardKeys(name).filter((key) => !this.#guards.has(key));
-    const taken = await Promise.all(missing.map((key) => this.#claimGuard(name, key)));
-    return taken.every(Boolean);
-  }
-
-  /**
-   * Takes the look-alike guard `key` of `name`: free, ours, or left by a
-   * name that is not held any more (its instance died, say).
-   */
-  async #claimGuard(name: string, key: string): Promise<boolean> {
-    const { bucket, instance } = this.#options;
-    const value = JSON.stringify({ name, instance });
-    const deadline = Date.now() + CLAIM_WAIT_MS;
-    for (let tries = 1; tries <= MAX_CLAIM_TRIES && Date.now() <= deadline; tries++) {
-      try {
-        await bucket.create(key, value);
-        this.#guards.set(key, name);
-        return true;
-      } catch {
-        const current = await bucket.get(key).catch(() => undefined);
-        if (current === undefined) {
-          // NATS away: wait for it, as the name's own claim does.
-          await Promise.race([
-            this.#options.back(),
-            new Promise((resolve) => setTimeout(resolve, 1000)),
-          ]);
-          continue;
-        }
-        if (current === null || current.operation !== "PUT") continue;
-        const guarded = this.#readGuard(current.string());
-        if (guarded !== undefined && guarded.instance !== instance) {
-          const entry = await bucket.get(bucketKey(nameKey(guarded.name))).catch(() => undefined);
-          if (entry === undefined) continue;
-          const alive = entry !== null && entry.operation === "PUT" &&
-            this.#isEntryOf(entry.string(), guarded.instance);
-          if (alive) return false;
-        }
-        try {
-          // Ours already, or left by a name nobody holds any more.
-          await bucket.put(key, value, { previousSeq: current.revision });
-          this.#guards.set(key, name);
-          return true;
-        } catch {
-          // Changed meanwhile: look again.
-        }
-      }
-    }
-    log.warning("Cannot take the look-alike guard of {name}", { name });
-    return false;
-  }
-
   /**
    * Records where the holder of `name`, granted here, is now, and their
    * rank. A new spelling of the same name (`mallory` now `Mallory`) takes
@@ -225,10 +150,9 @@ export class ClusterNames {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     const held = this.#local.get(key);
-    const guards = guardKeys(name);
-    if (held !== undefined && guards.some((guard) => !this.#guards.has(guard))) {
-      this.#claimGuards(name).then((taken) => {
-        if (taken) this.#dropGuards(key, true, guards);
+    if (held !== undefined && !this.#guards.holdsAll(name)) {
+      this.#guards.claim(name).then((taken) => {
+        if (taken) this.#guards.drop(key, true, guardKeys(name));
       });
     }
     if (
@@ -280,7 +204,7 @@ export class ClusterNames {
   #forget(key: string): void {
     this.#local.delete(key);
     this.#revisions.delete(key);
-    this.#dropGuards(key, false);
+    this.#guards.drop(key, false);
   }
 
   /** Records that a session handed over by another instance, and its name, are here now. */
@@ -288,14 +212,12 @@ export class ClusterNames {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     this.#local.set(key, entry);
-    const { bucket, instance } = this.#options;
-    const guards = guardKeys(name);
-    for (const guard of guards) this.#guards.set(guard, name);
+    const { bucket } = this.#options;
     await Promise.all([
       bucket.put(bucketKey(key), JSON.stringify(entry)).then((revision) => {
         this.#revisions.set(key, revision);
       }),
-      ...guards.map((guard) => bucket.put(guard, JSON.stringify({ name, instance }))),
+      this.#guards.record(name),
     ]).catch((error) => {
       log.warning("Cannot record that {name} moved here: {error}", { name, error });
     });
@@ -309,7 +231,7 @@ export class ClusterNames {
     this.#options.bucket.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot release the name {name}: {error}", { name, error });
     });
-    this.#dropGuards(key, true);
+    this.#guards.drop(key, true);
   }
 
   /** Forgets a name whose session was handed to another instance (which now writes its entry). */
@@ -319,13 +241,8 @@ export class ClusterNames {
 
   /** Writes this instance's entries, guards and announcement again, before the bucket's TTL drops them. */
   keepAlive(): void {
-    const { bucket, instance } = this.#options;
     for (const [key, entry] of this.#local) this.#write(key, entry);
-    for (const [key, name] of this.#guards) {
-      bucket.put(key, JSON.stringify({ name, instance })).catch((error) => {
-        log.warning("Cannot keep the guard of {name} alive: {error}", { name, error });
-      });
-    }
+    this.#guards.keepAlive();
   }
 
   /**
@@ -368,12 +285,11 @@ export class ClusterNames {
     const { bucket } = this.#options;
     await Promise.allSettled([
       ...[...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))),
-      ...[...this.#guards.keys()].map((key) => bucket.delete(key)),
+      this.#guards.releaseAll(),
       this.instances.release(),
     ]);
     this.#local.clear();
     this.#revisions.clear();
-    this.#guards.clear();
   }
 
   /** Follows the bucket: who holds which name, where, from now on. */
@@ -433,17 +349,5 @@ export class ClusterNames {
       this.#options.malformed(`$KV.${this.#options.bucketName}`, error);
       return false;
     }
-  }
-
-  /** What a guard says: the name it guards and the instance holding it. */
-  #readGuard(data: string): { name: string; instance: string } | undefined {
-    try {
-      const { name, instance } = JSON.parse(data);
-      if (typeof name === "string" && typeof instance === "string") return { name, instance };
-    } catch {
-      // Not a guard: it guards nothing.
-    }
-    this.#options.malformed(`$KV.${this.#options.bucketName}`, "a guard is not {name, instance}");
-    return undefined;
   }
 }
