@@ -37,7 +37,7 @@ import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
 import { connectNats } from "./tcp.ts";
-import { Publisher, roomSubject } from "./publisher.ts";
+import { Publisher, purgeIfQuiet, roomSubject } from "./publisher.ts";
 import { malformedReporter } from "./wire.ts";
 import {
   type Broker,
@@ -366,30 +366,11 @@ export class NatsBroker implements Broker {
     );
   }
 
-  /**
-   * Purges a room removed here from the stream, unless a message of it came
-   * since `quietSince`: this instance may not have followed the room while
-   * others served it, and the stream is every instance's history.
-   */
+  /** Purges a room removed here from the stream, unless it was not quiet elsewhere. */
   #removed(room: string, quietSince: number): void {
-    const purge = async () => {
-      const last = await this.#jsm.streams.getMessage(STREAM, {
-        last_by_subj: roomSubject(room, "m"),
-      }).catch((error) => {
-        // The room never held a message (or all are gone): nothing says it was used.
-        if (String(error).includes("no message found")) return null;
-        throw error;
-      });
-      if (last !== null && last.time.getTime() > quietSince) {
-        log.debug("Kept the history of room {room}: it was not quiet elsewhere", { room });
-        return;
-      }
-      this.#epochs.forget(room);
-      for (const kind of ["m", "p"] as const) {
-        await this.#jsm.streams.purge(STREAM, { filter: roomSubject(room, kind) });
-      }
-    };
-    purge().catch((error) => {
+    purgeIfQuiet(this.#jsm, STREAM, room, quietSince).then((purged) => {
+      if (purged) this.#epochs.forget(room);
+    }, (error) => {
       log.warning("Cannot remove the history of room {room}: {error}", { room, error });
     });
   }

@@ -16,7 +16,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { JetStreamClient } from "@nats-io/jetstream";
+import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import type { PublishOutcome, RoomNote } from "../types.ts";
@@ -68,6 +68,34 @@ export function roomToken(room: string): string {
 /** The subject a room's notes go to: messages (with the presence around them), or presence alone. */
 export function roomSubject(room: string, kind: "m" | "p"): string {
   return `chat.room.${roomToken(room)}.${kind}`;
+}
+
+/**
+ * Purges `room`'s messages from `stream`, unless one came since `quietSince`
+ * (milliseconds since the Unix epoch), and says whether it did: an instance
+ * removing a room it did not follow cannot tell whether others served it,
+ * and the stream is every instance's history.
+ */
+export async function purgeIfQuiet(
+  jsm: JetStreamManager,
+  stream: string,
+  room: string,
+  quietSince: number,
+): Promise<boolean> {
+  const last = await jsm.streams.getMessage(stream, { last_by_subj: roomSubject(room, "m") })
+    .catch((error) => {
+      // The room never held a message (or all are gone): nothing says it was used.
+      if (String(error).includes("no message found")) return null;
+      throw error;
+    });
+  if (last !== null && last.time.getTime() > quietSince) {
+    log.debug("Kept the history of room {room}: it was not quiet elsewhere", { room });
+    return false;
+  }
+  for (const kind of ["m", "p"] as const) {
+    await jsm.streams.purge(stream, { filter: roomSubject(room, kind) });
+  }
+  return true;
 }
 
 /** One stream message to send. */
