@@ -213,6 +213,7 @@ const LOOK_ALIKES: readonly [string, string][] = [
   ["Tom", "T0M"],
   ["Tom", "t0m"],
   ["Ian", "lan"],
+  ["ian", "lan"], // ian is also Ian (one name in any case), which looks like lan
   ["Alice", "ALlCE"], // small l for the capital I of ALICE
   ["alice", "AIice"], // capital I for the small l of Alice
   ["lily", "LlLY"],
