@@ -397,35 +397,42 @@ Deno.test("weak secrets stop the start, naming the variable and the fix", async 
   const FIX = 'such as the output of "openssl rand -hex 16"';
 
   const cases: [string, Record<string, string>, string][] = [
+    ...["abcdefghabcdefgh", "password12345678", "Password98765432"].map((
+      password,
+    ): [string, Record<string, string>, string] => [
+      `an operator password of common words and runs: ${password}`,
+      { CHAT_OPERATOR_PASSWORD: password },
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, not mostly common words or runs, ${FIX}: current value has mostly common words or runs such as abcd or 1234`,
+    ]),
     [
       "an operator password of one character repeated",
       { CHAT_OPERATOR_PASSWORD: "aaaaaaaaaaaaaaaa" },
-      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, ${FIX}: current value has only 1 different character`,
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, not mostly common words or runs, ${FIX}: current value has only 1 different character`,
     ],
     [
       "a short operator password",
       { CHAT_OPERATOR_PASSWORD: "hunter2" },
-      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, ${FIX}: current value has 7 characters`,
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, not mostly common words or runs, ${FIX}: current value has 7 characters`,
     ],
     [
       "an operator password of few characters",
       { CHAT_OPERATOR_PASSWORD: "abcabcabcabcabcabc" },
-      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, ${FIX}: current value has only 3 different characters`,
+      `Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, not mostly common words or runs, ${FIX}: current value has only 3 different characters`,
     ],
     [
       "an API key of one character repeated",
-      { CHAT_API_KEYS: "0123456789abcdef0123,aaaaaaaaaaaaaaaa" },
-      `Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, ${FIX}: key 2 has only 1 different character`,
+      { CHAT_API_KEYS: "7f3a9c21d4e8b605aa17,aaaaaaaaaaaaaaaa" },
+      `Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, not mostly common words or runs, ${FIX}: key 2 has only 1 different character`,
     ],
     [
       "a short API key",
       { CHAT_API_KEYS: "short" },
-      `Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, ${FIX}: key 1 has 5 characters`,
+      `Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, not mostly common words or runs, ${FIX}: key 1 has 5 characters`,
     ],
     [
       "an HS256 secret of one character repeated",
       { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: "x".repeat(40) },
-      'Cannot start server as CHAT_AUTH_SECRET must be at least 32 characters with at least 8 different ones for HS256, such as the output of "openssl rand -hex 32": current value has only 1 different character',
+      'Cannot start server as CHAT_AUTH_SECRET must be at least 32 characters with at least 8 different ones, not mostly common words or runs for HS256, such as the output of "openssl rand -hex 32": current value has only 1 different character',
     ],
   ];
   for (const [what, env, message] of cases) {

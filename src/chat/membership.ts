@@ -94,11 +94,10 @@ export class Membership {
    * (see {@linkcode RoomDirectory.reclaim}).
    */
   open(name: string, by: { user?: User; address?: string } = {}): Room<User> | OpenRefusal {
-    const existing = this.#rooms.find(name);
-    if (existing !== undefined) return existing;
-    // A room people are in on another instance exists already: it is not new here.
-    const elsewhere = this.#roomElsewhere(name);
-    if (elsewhere !== undefined) return this.#rooms.ensure(elsewhere);
+    const existing = this.#rooms.find(name) ??
+      // A room people are in on another instance exists already: it is not new here.
+      this.#ensureElsewhere(name);
+    if (existing !== undefined) return this.#arriving(existing);
     const now = this.#now();
     const takers = [
       ...(by.user === undefined ? [] : [this.#creations.get(`user:${by.user.id}`, now)]),
@@ -128,6 +127,7 @@ export class Membership {
     }
     if (typeof opened === "object") {
       for (const limit of [...takers, this.#serverCreations]) limit.take(now);
+      this.#arriving(opened);
     }
     return opened;
   }
@@ -261,13 +261,19 @@ export class Membership {
     return this.#now() - this.#roomIdleTtl * 1000;
   }
 
-  /** The room (as it is spelled there) of `name`, or a look-alike, with members elsewhere. */
-  #roomElsewhere(name: string): string | undefined {
+  /** The room of `name` (or a look-alike) that has members elsewhere, now here too. */
+  #ensureElsewhere(name: string): Room<User> | undefined {
     if (name.length > MAX_NAME_UNITS) return undefined;
     for (const other of this.#broker.cluster?.names.users() ?? []) {
-      if (looksLike(other.room, name)) return other.room;
+      if (looksLike(other.room, name)) return this.#rooms.ensure(other.room);
     }
     return undefined;
+  }
+
+  /** `room`, spared being reclaimed while whoever opened it is on the way in. */
+  #arriving(room: Room<User>): Room<User> {
+    if (room !== this.#rooms.lobby) this.#rooms.arriving(room);
+    return room;
   }
 
   /** Name keys of the rooms that have members on other instances. */

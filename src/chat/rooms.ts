@@ -25,7 +25,7 @@ export interface RoomDirectoryOptions {
   readonly epochOf: (room: string) => string;
 }
 
-/** The longest a room is spared from being reclaimed once empty, in seconds. */
+/** The longest a room someone is on the way into is spared from being reclaimed, in seconds. */
 const MAX_RECLAIM_GRACE = 30;
 
 /** Why {@linkcode RoomDirectory.open} could not give a room. */
@@ -40,6 +40,8 @@ export class RoomDirectory<M> {
   readonly #byKey = new Map<string, Room<M>>();
   /** When each room with no member here became empty (milliseconds). */
   readonly #emptySince = new Map<Room<M>, number>();
+  /** Rooms someone is on the way into (or a first message is being stored for), since when. */
+  readonly #arriving = new Map<Room<M>, number>();
 
   constructor(options: RoomDirectoryOptions) {
     this.#options = options;
@@ -85,21 +87,32 @@ export class RoomDirectory<M> {
   }
 
   /**
+   * Records that someone is on the way into `room` (or a bot's message to
+   * it is being stored): it is spared {@linkcode RoomDirectory.reclaim} until
+   * they are in, for `unused_room_ttl` (30 s) at most.
+   */
+  arriving(room: Room<M>): void {
+    this.#arriving.set(room, this.#options.now());
+  }
+
+  /**
    * Removes the room least worth keeping, to make way for a new one, and
    * returns it: never the lobby nor a room with members here or in
-   * `inUseElsewhere` (name keys), nor one empty for less than
-   * `unused_room_ttl` (30 s at most: someone may be on the way in, or its
-   * first message being stored); of the others, the one that held the
-   * fewest messages, then the one empty the longest. A room a flood of
-   * addresses made and said one line in goes before a room people talk in.
+   * `inUseElsewhere` (name keys), nor one someone is on the way into; of the
+   * others, the one that held the fewest messages, then the one empty the
+   * longest. A room a flood of addresses made and said one line in goes
+   * before a room people talk in.
    */
   reclaim(inUseElsewhere: ReadonlySet<string>): Room<M> | undefined {
-    const settled = this.#options.now() -
-      Math.min(this.#options.unusedTtl, MAX_RECLAIM_GRACE) * 1000;
+    const now = this.#options.now();
+    const grace = Math.min(this.#options.unusedTtl, MAX_RECLAIM_GRACE) * 1000;
+    for (const [room, since] of this.#arriving) {
+      if (now - since >= grace) this.#arriving.delete(room);
+    }
     let least: Room<M> | undefined;
     let leastSince = 0;
     for (const [room, since] of this.#emptySince) {
-      if (since > settled || inUseElsewhere.has(nameKey(room.name))) continue;
+      if (this.#arriving.has(room) || inUseElsewhere.has(nameKey(room.name))) continue;
       const fewer = least === undefined || room.lastSeq < least.lastSeq ||
         (room.lastSeq === least.lastSeq && since < leastSince);
       if (fewer) [least, leastSince] = [room, since];
@@ -121,6 +134,7 @@ export class RoomDirectory<M> {
   /** Records that `room` has members here again. */
   occupied(room: Room<M>): void {
     this.#emptySince.delete(room);
+    this.#arriving.delete(room);
   }
 
   /** Records that the last member here left `room`. */
@@ -151,6 +165,7 @@ export class RoomDirectory<M> {
 
   #remove(room: Room<M>): void {
     this.#emptySince.delete(room);
+    this.#arriving.delete(room);
     this.#rooms.delete(nameKey(room.name));
     for (const key of comparisonKeys(room.name)) {
       if (this.#byKey.get(key) === room) this.#byKey.delete(key);

@@ -41,7 +41,7 @@ export interface TalkOptions {
 /** Messages to rooms and to users. */
 export class Talk {
   readonly #options: TalkOptions;
-  /** Messages each room has left to accept, by room key... */
+  /** Messages each room, and each person privately, has left to accept, by key... */
   readonly #rooms: Buckets<Limiter>;
   /** ...and the whole server. */
   readonly #server: Limiter;
@@ -75,7 +75,7 @@ export class Talk {
       const refusal = this.#mayNotSpeak(user);
       if (refusal !== undefined) return refusal;
     }
-    const busy = this.#busy(actor.room);
+    const busy = this.#busy({ room: actor.room });
     if (busy !== undefined) return busy;
     const { broker, events, membership, now } = this.#options;
     const id = events.nextId();
@@ -118,7 +118,7 @@ export class Talk {
         : this.#fail("user_not_found", "user_not_found", { name });
     }
     // Counted once it would go out: a message to nobody costs the server's rate nothing.
-    const busy = this.#busy();
+    const busy = this.#busy({ user: to });
     if (busy !== undefined) return busy;
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
     if (remote !== undefined) {
@@ -145,23 +145,26 @@ export class Talk {
   }
 
   /**
-   * Why a message (to `room`, or private without) may not be accepted now:
-   * the room or the server took all it takes for the moment. A refusal
-   * takes nothing from either.
+   * Why a message to `to` (a room, or a person privately) may not be
+   * accepted now: it, or the server, took all it takes for the moment (a
+   * person takes private messages at a room's rate, so a crowd cannot bury
+   * one user either). A refusal takes nothing from either.
    */
-  #busy(room?: string): Outcome | undefined {
+  #busy(to: { room: string } | { user: string }): Outcome | undefined {
     const { metrics, now } = this.#options;
     const at = now();
-    const roomRate = room === undefined ? undefined : this.#rooms.get(nameKey(room), at);
-    if (roomRate !== undefined && !roomRate.available(at)) {
+    const target = "room" in to ? to.room : to.user;
+    const key = "room" in to ? `room:${nameKey(target)}` : `user:${nameKey(target)}`;
+    const rate = this.#rooms.get(key, at);
+    if (!rate.available(at)) {
       metrics.messagesDropped.inc("room_rate");
-      return this.#fail("busy", "room_busy", { room: room ?? "" });
+      return this.#fail("busy", "room_busy", { room: target });
     }
     if (!this.#server.take(at)) {
       metrics.messagesDropped.inc("server_rate");
       return this.#fail("busy", "server_busy", {});
     }
-    roomRate?.take(at);
+    rate.take(at);
     return undefined;
   }
 

@@ -20,6 +20,29 @@ const MIN_PASSWORD_LENGTH = 16;
  */
 const MIN_DIFFERENT = 8;
 
+/** Words that make up weak secrets, looked for in any case. */
+const COMMON_WORDS = /password|passwort|qwerty|azerty|letmein|welcome|changeme|admin|secret/gi;
+
+/** `text` without its runs of 4 or more neighbouring characters (`abcd`, `4321`, `aaaa`). */
+function withoutRuns(text: string): string {
+  const chars = [...text];
+  let kept = "";
+  for (let start = 0; start < chars.length;) {
+    let end = start + 1;
+    const step = (chars[start + 1]?.codePointAt(0) ?? NaN) - (chars[start].codePointAt(0) ?? 0);
+    if (Math.abs(step) <= 1) {
+      while (
+        end < chars.length &&
+        (chars[end].codePointAt(0) ?? 0) - (chars[end - 1].codePointAt(0) ?? 0) === step
+      ) end++;
+    }
+    if (end - start < 4) end = start + 1;
+    if (end - start === 1) kept += chars[start];
+    start = end;
+  }
+  return kept;
+}
+
 /** What makes a secret of at least `minLength` characters too weak, if anything. */
 function weakness(secret: string, minLength: number): string | undefined {
   if (secret.length < minLength) return `${secret.length} characters`;
@@ -27,13 +50,18 @@ function weakness(secret: string, minLength: number): string | undefined {
   if (different < MIN_DIFFERENT) {
     return `only ${different} different character${different === 1 ? "" : "s"}`;
   }
+  // What is left once common words and runs (abcd, 1234) are taken out must be a secret still.
+  const rest = withoutRuns(secret.replace(COMMON_WORDS, ""));
+  if (rest.length < minLength / 2 || new Set(rest).size < MIN_DIFFERENT) {
+    return "mostly common words or runs such as abcd or 1234";
+  }
   return undefined;
 }
 
 /** What a secret must be, and how to make one. */
 function strength(minLength: number, purpose = ""): string {
   const example = `"openssl rand -hex ${minLength}"`;
-  return `at least ${minLength} characters with at least ${MIN_DIFFERENT} different ones${purpose}, such as the output of ${example}`;
+  return `at least ${minLength} characters with at least ${MIN_DIFFERENT} different ones, not mostly common words or runs${purpose}, such as the output of ${example}`;
 }
 
 /** What the environment holds for a server. */

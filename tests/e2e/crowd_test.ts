@@ -210,6 +210,29 @@ Deno.test("a crowd of addresses cannot flood a room or the server", async (t) =>
     });
   });
 
+  await t.step("a person takes private messages at a room's rate, whoever sends", async () => {
+    const flood = { ...FLOOD_OFF, roomRate: 0.001, roomBurst: 3 };
+    await crowdServer({ flood }, async (server) => {
+      const target = await from(server, "10.8.0.1", "Target");
+      const senders = await Promise.all(
+        [1, 2, 3, 4].map((i) => from(server, `10.9.0.${i}`, `Sender${i}`)),
+      );
+      let delivered = 0;
+      for (const [i, sender] of senders.entries()) {
+        for (const text of ["one", "two"]) {
+          sender.send(`!pm Target ${text} from ${i}`);
+          const answer = await sender.waitFor((frame) =>
+            frame.body.startsWith("PM -> Target") || frame.body === ROOM_BUSY("Target")
+          );
+          if (answer.body.startsWith("PM -> Target")) delivered++;
+        }
+      }
+      assertEquals(delivered, 3);
+      for (let i = 0; i < 3; i++) await target.waitFor((frame) => frame.body.startsWith("PM <- "));
+      await Promise.all([target, ...senders].map((client) => client.close()));
+    });
+  });
+
   await t.step("the server accepts server_burst at once, in all rooms and privately", async () => {
     const flood = { ...FLOOD_OFF, serverRate: 0.001, serverBurst: 6 };
     await crowdServer({ flood }, async (server) => {

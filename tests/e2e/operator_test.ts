@@ -126,7 +126,7 @@ Deno.test("token settings and secrets that cannot work stop the start with one l
       [
         "a secret too short for HS256",
         { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: "short" },
-        /^Cannot start server as CHAT_AUTH_SECRET must be at least 32 characters with at least 8 different ones for HS256, such as the output of "openssl rand -hex 32": current value has 5 characters$/,
+        /^Cannot start server as CHAT_AUTH_SECRET must be at least 32 characters with at least 8 different ones, not mostly common words or runs for HS256, such as the output of "openssl rand -hex 32": current value has 5 characters$/,
       ],
       [
         "a public key file that is not a key",
@@ -135,18 +135,18 @@ Deno.test("token settings and secrets that cannot work stop the start with one l
       ],
       [
         "an API key too short to be safe",
-        { CHAT_API_KEYS: "good-key-0123456789,short" },
-        /^Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, such as the output of "openssl rand -hex 16": key 2 has 5 characters$/,
+        { CHAT_API_KEYS: "good-key-7f3a9c21d4e8,short" },
+        /^Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, not mostly common words or runs, such as the output of "openssl rand -hex 16": key 2 has 5 characters$/,
       ],
       [
         "an API key of one character repeated",
         { CHAT_API_KEYS: "aaaaaaaaaaaaaaaa" },
-        /^Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, such as the output of "openssl rand -hex 16": key 1 has only 1 different character$/,
+        /^Cannot start server as CHAT_API_KEYS must hold comma-separated keys of at least 16 characters with at least 8 different ones, not mostly common words or runs, such as the output of "openssl rand -hex 16": key 1 has only 1 different character$/,
       ],
       [
         "an operator password of one character repeated",
         { CHAT_OPERATOR_PASSWORD: "aaaaaaaaaaaaaaaa" },
-        /^Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, such as the output of "openssl rand -hex 16": current value has only 1 different character$/,
+        /^Cannot start server as CHAT_OPERATOR_PASSWORD must be at least 16 characters with at least 8 different ones, not mostly common words or runs, such as the output of "openssl rand -hex 16": current value has only 1 different character$/,
       ],
       [
         "a NATS user without a password",

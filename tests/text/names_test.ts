@@ -223,6 +223,15 @@ const LOOK_ALIKES: readonly [string, string][] = [
   ["lobby", "lo\u0184by"], // Latin tone six for the b
   ["admin", "adrnin"], // rn looks like m
   ["STRASSE", "stra\u00DFe"],
+  // Letters whose NFKC form hides what they look like, and one the table reads as an i.
+  ["Cat", "\u03F9\u0391\u03A4"], // Greek lunate capital sigma, drawn as a C
+  ["coco", "\u03F2\u03BF\u03F2\u03BF"], // Greek lunate sigma, drawn as a c
+  ["Coke", "\u03F9\u039F\u039A\u0395"],
+  ["Jeff", "Je\u017F\u017F"], // Latin long s, drawn as an f
+  ["fun", "\u017Fun"],
+  ["Ella", "\u0415\u04CF\u04CF\u0430"], // Cyrillic palochka, drawn as an l
+  ["Lola", "\u04CF\u043E\u04CF\u0430"],
+  ["lobby", "\u04CF\u043E\u042C\u042C\u0443"], // Cyrillic palochka, o, soft signs, u
 ];
 
 Deno.test("look-alikes in other scripts, cases and digits are one name", async (t) => {
