@@ -37,7 +37,7 @@ import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
 import { connectNats } from "./tcp.ts";
-import { Publisher, purgeIfQuiet, roomSubject } from "./publisher.ts";
+import { Publisher, purgeIfQuiet } from "./publisher.ts";
 import { malformedReporter } from "./wire.ts";
 import {
   type Broker,
