@@ -58,9 +58,14 @@ export class Talk {
     this.#rooms.sweep(this.#options.now());
   }
 
-  /** Client text made safe to show and cut to `max_message_len`. */
+  /**
+   * Client text made safe to show and cut to `max_message_len`; cut first
+   * to four times that, so that cleaning costs no more than a message is
+   * worth (what cleaning takes out is rarely more than the rest).
+   */
   clean(text: string): string {
-    return truncateText(cleanText(text), this.#options.config.maxMessageLen);
+    const max = this.#options.config.maxMessageLen;
+    return truncateText(cleanText(truncateText(text, 4 * max)), max);
   }
 
   say(actor: Actor, request: RequestOf<"say"> | RequestOf<"me">): Outcome {
