@@ -836,10 +836,16 @@ function closeDrawerToToggle() {
 
 view.scrim.addEventListener("click", closeDrawerToToggle);
 
+// Widened past the phone layout, the panels are in the page: no drawer stays open.
+matchMedia("(max-width: 50rem)").addEventListener("change", (event) => {
+  if (!event.matches) closeDrawers();
+});
+
 /** An open drawer holds the focus: Tab and Shift+Tab go round its controls only. */
 function holdFocus(event) {
   const toggle = openToggle();
-  if (toggle === undefined) return;
+  // Wide screens show every panel: no drawer to hold the focus in.
+  if (toggle === undefined || toggle.offsetParent === null) return;
   const drawer = $(toggle.getAttribute("aria-controls"));
   const controls = [...drawer.querySelectorAll("button, input, a[href]")]
     .filter((control) => !control.disabled && control.offsetParent !== null);

@@ -71,6 +71,8 @@ export class Membership {
   readonly #creations: Buckets<Limiter>;
   /** ...and by everyone, so many addresses together cannot fill `max_rooms` at once. */
   readonly #serverCreations: Limiter;
+  /** When each address last created a room past a spent server-wide rate. */
+  readonly #newcomers = new Map<string, number>();
 
   constructor(options: MembershipOptions) {
     this.#rooms = options.rooms;
@@ -94,9 +96,8 @@ export class Membership {
    * (see {@linkcode RoomDirectory.reclaim}).
    */
   open(name: string, by: { user?: User; address?: string } = {}): Room<User> | OpenRefusal {
-    const existing = this.#rooms.find(name) ??
-      // A room people are in on another instance exists already: it is not new here.
-      this.#ensureElsewhere(name);
+    // A room people are in on another instance exists already: it is not new here.
+    const existing = this.#rooms.find(name) ?? this.#ensureElsewhere(name, false);
     if (existing !== undefined) return this.#arriving(existing);
     const now = this.#now();
     const takers = [
@@ -105,12 +106,15 @@ export class Membership {
         ? []
         : [this.#creations.get(`address:${addressKey(by.address)}`, now)]),
     ];
-    // Every limit must have a creation left; a refusal takes nothing. Whoever
-    // made no room lately gets past the server's rate, so that a crowd
-    // spending it cannot keep newcomers out; the server API is trusted.
+    // Every limit must have a creation left; a refusal takes nothing.
     if (takers.some((limit) => !limit.available(now))) return "room_create_limit";
-    const newcomer = takers.every((limit) => limit.full(now));
-    if (!newcomer && !this.#serverCreations.available(now)) return "room_create_busy";
+    // A look-alike of a room elsewhere is looked for among everyone, so only once the
+    // creator's own limits allow a creation.
+    const alike = this.#ensureElsewhere(name, true);
+    if (alike !== undefined) return this.#arriving(alike);
+    if (!this.#serverCreations.available(now) && !this.#newcomer(by, takers, now)) {
+      return "room_create_busy";
+    }
     let opened = this.#rooms.open(name);
     if (opened === "room_limit" && this.sweep().length > 0) opened = this.#rooms.open(name);
     if (opened === "room_limit") {
@@ -137,6 +141,9 @@ export class Membership {
     const now = this.#now();
     this.#notices.sweep(now);
     this.#creations.sweep(now);
+    for (const [address, at] of this.#newcomers) {
+      if (now - at >= this.#roomIdleTtl * 1000) this.#newcomers.delete(address);
+    }
   }
 
   /**
@@ -261,13 +268,33 @@ export class Membership {
     return this.#now() - this.#roomIdleTtl * 1000;
   }
 
-  /** The room of `name` (or a look-alike) that has members elsewhere, now here too. */
-  #ensureElsewhere(name: string): Room<User> | undefined {
-    if (name.length > MAX_NAME_UNITS) return undefined;
-    for (const other of this.#broker.cluster?.names.users() ?? []) {
-      if (looksLike(other.room, name)) return this.#rooms.ensure(other.room);
+  /**
+   * The room of `name` that has members elsewhere, now here too: by its
+   * name key (cheap), or with `alike` by any look-alike (a look at everyone).
+   */
+  #ensureElsewhere(name: string, alike: boolean): Room<User> | undefined {
+    if (name.length > MAX_NAME_UNITS || this.#broker.cluster === undefined) return undefined;
+    const { names } = this.#broker.cluster;
+    for (const other of alike ? names.users() : names.members(name)) {
+      if (!alike || looksLike(other.room, name)) return this.#rooms.ensure(other.room);
     }
     return undefined;
+  }
+
+  /**
+   * Whether a creation may pass the spent server-wide rate: the server API
+   * (trusted), and an address's first room within `room_idle_ttl`, so that a
+   * crowd spending the rate cannot keep newcomers out (a crowd of fresh
+   * addresses gets one room each for it, then waits like everyone).
+   */
+  #newcomer(by: { user?: User; address?: string }, takers: Limiter[], now: number): boolean {
+    if (by.user === undefined && by.address === undefined) return true;
+    if (by.address === undefined || !takers.every((limit) => limit.full(now))) return false;
+    const key = addressKey(by.address);
+    const last = this.#newcomers.get(key);
+    if (last !== undefined && now - last < this.#roomIdleTtl * 1000) return false;
+    this.#newcomers.set(key, now);
+    return true;
   }
 
   /** `room`, spared being reclaimed while whoever opened it is on the way in. */

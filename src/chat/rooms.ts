@@ -25,8 +25,8 @@ export interface RoomDirectoryOptions {
   readonly epochOf: (room: string) => string;
 }
 
-/** The longest a room someone is on the way into is spared from being reclaimed, in seconds. */
-const MAX_RECLAIM_GRACE = 30;
+/** How long a room someone is on the way into is spared from being removed. */
+const ARRIVAL_GRACE_MS = 30_000;
 
 /** Why {@linkcode RoomDirectory.open} could not give a room. */
 export type OpenProblem = "room_invalid" | "room_limit";
@@ -88,8 +88,8 @@ export class RoomDirectory<M> {
 
   /**
    * Records that someone is on the way into `room` (or a bot's message to
-   * it is being stored): it is spared {@linkcode RoomDirectory.reclaim} until
-   * they are in, for `unused_room_ttl` (30 s) at most.
+   * it is being stored): it is spared by {@linkcode RoomDirectory.reclaim}
+   * and the sweep until they are in, for 30 s at most.
    */
   arriving(room: Room<M>): void {
     this.#arriving.set(room, this.#options.now());
@@ -104,11 +104,7 @@ export class RoomDirectory<M> {
    * before a room people talk in.
    */
   reclaim(inUseElsewhere: ReadonlySet<string>): Room<M> | undefined {
-    const now = this.#options.now();
-    const grace = Math.min(this.#options.unusedTtl, MAX_RECLAIM_GRACE) * 1000;
-    for (const [room, since] of this.#arriving) {
-      if (now - since >= grace) this.#arriving.delete(room);
-    }
+    this.#forgetArrivals(this.#options.now());
     let least: Room<M> | undefined;
     let leastSince = 0;
     for (const [room, since] of this.#emptySince) {
@@ -150,7 +146,9 @@ export class RoomDirectory<M> {
   sweep(inUseElsewhere: ReadonlySet<string>): Room<M>[] {
     const now = this.#options.now();
     const removed: Room<M>[] = [];
+    this.#forgetArrivals(now);
     for (const [room, since] of this.#emptySince) {
+      if (this.#arriving.has(room)) continue;
       // A room nobody ever spoke in goes soon, so that empty rooms cannot fill the limit.
       const ttl = (room.lastSeq === 0 ? this.#options.unusedTtl : this.#options.idleTtl) * 1000;
       if (inUseElsewhere.has(nameKey(room.name))) {
@@ -161,6 +159,13 @@ export class RoomDirectory<M> {
       }
     }
     return removed;
+  }
+
+  /** Forgets the arrivals older than the grace they get: whoever it was gave up. */
+  #forgetArrivals(now: number): void {
+    for (const [room, since] of this.#arriving) {
+      if (now - since >= ARRIVAL_GRACE_MS) this.#arriving.delete(room);
+    }
   }
 
   #remove(room: Room<M>): void {

@@ -15,7 +15,7 @@ import type { Metrics } from "../metrics.ts";
 import { Buckets, Limiter } from "../limits.ts";
 import { nameKey } from "../text/names.ts";
 import { formatDuration } from "../text/duration.ts";
-import { cleanText, stripWhitespace, truncateText } from "../text/sanitize.ts";
+import { cleanText, stripWhitespace, trimMarks, truncateText } from "../text/sanitize.ts";
 import type { ErrorCode } from "../vocabulary/events.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import { usageOf } from "../vocabulary/commands.ts";
@@ -69,7 +69,7 @@ export class Talk {
   }
 
   say(actor: Actor, request: RequestOf<"say"> | RequestOf<"me">): Outcome {
-    const text = this.clean(request.text);
+    const text = trimMarks(this.clean(request.text));
     if (text.trim() === "") {
       this.#options.metrics.messagesDropped.inc("empty");
       // A blank line is dropped without a word; a blank action is a mistake worth telling.
@@ -107,7 +107,7 @@ export class Talk {
 
   pm(actor: Actor, request: RequestOf<"pm">): Outcome {
     const name = stripWhitespace(this.clean(request.to));
-    const text = this.clean(request.text);
+    const text = trimMarks(this.clean(request.text));
     if (name === "" || text.trim() === "") return this.#usage("pm");
     const { broker, events, gate, moderation, now } = this.#options;
     const muted = actor.user === undefined ? undefined : moderation.mutedFor(actor.user);
@@ -123,7 +123,8 @@ export class Talk {
         : this.#fail("user_not_found", "user_not_found", { name });
     }
     // Counted once it would go out: a message to nobody costs the server's rate nothing.
-    const busy = this.#busy({ user: to });
+    // Moderators and the server API are not held by a person's rate, which a crowd can spend.
+    const busy = this.#busy(actor.rank > 0 ? {} : { user: to });
     if (busy !== undefined) return busy;
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
     if (remote !== undefined) {
@@ -155,21 +156,21 @@ export class Talk {
    * person takes private messages at a room's rate, so a crowd cannot bury
    * one user either). A refusal takes nothing from either.
    */
-  #busy(to: { room: string } | { user: string }): Outcome | undefined {
+  #busy(to: { room: string } | { user: string } | Record<never, never>): Outcome | undefined {
     const { metrics, now } = this.#options;
     const at = now();
-    const target = "room" in to ? to.room : to.user;
-    const key = "room" in to ? `room:${nameKey(target)}` : `user:${nameKey(target)}`;
-    const rate = this.#rooms.get(key, at);
-    if (!rate.available(at)) {
+    const target = "room" in to ? to.room : "user" in to ? to.user : undefined;
+    const key = "room" in to ? `room:${nameKey(to.room)}` : `user:${nameKey(target ?? "")}`;
+    const rate = target === undefined ? undefined : this.#rooms.get(key, at);
+    if (rate !== undefined && !rate.available(at)) {
       metrics.messagesDropped.inc("room_rate");
-      return this.#fail("busy", "room_busy", { room: target });
+      return this.#fail("busy", "room_busy", { room: target ?? "" });
     }
     if (!this.#server.take(at)) {
       metrics.messagesDropped.inc("server_rate");
       return this.#fail("busy", "server_busy", {});
     }
-    rate.take(at);
+    rate?.take(at);
     return undefined;
   }
 

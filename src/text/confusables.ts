@@ -65,12 +65,17 @@ export function nameKey(name: string): string {
  * unlike anything, so `AIice` would pass beside `alice` and `ALlCE` beside
  * `Alice`. The small-letter spelling is left to {@linkcode nameKey}, so
  * `Ian` and `Lan` stay apart. The skeleton is taken of the text as it is
- * drawn, not of its NFKC form: that turns a lunate sigma `ϲ` (drawn as a c)
- * into σ and a long s `ſ` (drawn as an f) into s, hiding what they look like.
+ * drawn and of its NFKC form: NFKC alone turns a lunate sigma `ϲ` (drawn as
+ * a c) into σ and a long s `ſ` (drawn as an f) into s, hiding what they look
+ * like, while the table alone misses some fullwidth letters (`Ｌ`).
  */
 function lookAlikeKeys(name: string): string[] {
-  const capitalized = name.toLowerCase().replace(/^./u, (first) => first.toUpperCase());
-  return [...new Set([name, name.toUpperCase(), capitalized].map(skeleton))];
+  const forms = [name, name.normalize("NFKC")].flatMap((form) => [
+    form,
+    form.toUpperCase(),
+    form.toLowerCase().replace(/^./u, (first) => first.toUpperCase()),
+  ]);
+  return [...new Set(forms.map(skeleton))];
 }
 
 /** The comparison keys of each name remembered, as its name key is. */
@@ -164,10 +169,10 @@ function isSingleScript(text: string): boolean {
 
 /**
  * The most combining marks one character may carry in a row: enough for
- * every script's spelling (Tibetan stacks three), too few to paint over
- * the lines around it.
+ * every script's spelling (Hebrew with cantillation, a Tibetan stack with
+ * its vowels: five), too few to paint over the lines around it.
  */
-export const MAX_MARKS_PER_CHARACTER = 3;
+export const MAX_MARKS_PER_CHARACTER = 6;
 
 const STACKED_MARKS = new RegExp(`\\p{M}{${MAX_MARKS_PER_CHARACTER + 1}}`, "u");
 

@@ -8,26 +8,31 @@
 const UNSAFE_CHARACTERS = /(?!\t)[\p{Cc}\p{Cf}]/gu;
 
 /**
- * The combining marks after the third on one character: enough for every
- * script's spelling (Tibetan stacks three), the rest only paints over the
- * lines around it ("Zalgo" text).
+ * The combining marks after the sixth on one character: enough for every
+ * script's spelling (Hebrew with cantillation, a Tibetan stack with its
+ * vowels: five), the rest only paints over the lines around it ("Zalgo").
  */
-const STACKED_MARKS = /(?<=\p{M}{3})\p{M}+/gu;
+const STACKED_MARKS = /(?<=\p{M}{6})\p{M}+/gu;
 
 /**
- * Makes client text safe to show: unpaired surrogates become U+FFFD,
- * control and format characters (except tab) are removed, and no character
- * carries more than three combining marks.
+ * Makes client text safe to show: unpaired surrogates become U+FFFD and
+ * control and format characters (except tab) are removed.
  */
 export function cleanText(text: string): string {
-  // Most text is printable ASCII, which a loop clears faster than the regular expressions.
+  // Most text is printable ASCII, which a loop clears faster than the regular expression.
   for (let index = 0; index < text.length; index++) {
     const unit = text.charCodeAt(index);
-    if (unit < 0x20 || unit > 0x7e) {
-      return text.toWellFormed().replace(UNSAFE_CHARACTERS, "").replace(STACKED_MARKS, "");
-    }
+    if (unit < 0x20 || unit > 0x7e) return text.toWellFormed().replace(UNSAFE_CHARACTERS, "");
   }
   return text;
+}
+
+/**
+ * Chat text with no character carrying more than six combining marks (a
+ * name with more is refused instead, saying why).
+ */
+export function trimMarks(text: string): string {
+  return text.replace(STACKED_MARKS, "");
 }
 
 /** Cuts `text` to at most `max` code points, never splitting a surrogate pair. */

@@ -104,8 +104,11 @@ Deno.test("chat text is cleaned and empty messages are dropped", async (t) => {
       ["\u202eright-to-left override", "right-to-left override"],
       ["zero\u200bwidth\ufeff", "zerowidth"],
       ["bell\u0007 and escape\u001b[31m", "bell and escape[31m"],
-      ["Z\u0316\u0317\u0318\u0319\u031A\u031Balgo", "Z\u0316\u0317\u0318algo"],
-      ["\u0F66\u0F92\u0FB2\u0F72\u0F56", "\u0F66\u0F92\u0FB2\u0F72\u0F56"], // Tibetan: three marks
+      [
+        "Z\u0316\u0317\u0318\u0319\u031A\u031B\u031C\u031D\u031Ealgo",
+        "Z\u0316\u0317\u0318\u0319\u031A\u031Balgo",
+      ],
+      ["\u0F40\u0F92\u0FB2\u0FB1\u0F71\u0F72", "\u0F40\u0F92\u0FB2\u0FB1\u0F71\u0F72"], // Tibetan: five marks
     ];
     for (const [input, text] of cleaned) {
       await t.step(`${JSON.stringify(input)} arrives as ${JSON.stringify(text)}`, async () => {

@@ -63,11 +63,18 @@ Deno.test("nameProblem", () => {
     ["Bob!", ONLY],
     ["\u0301accent", "it starts with a combining mark"],
     ["e\u0301", undefined],
-    ["Zalgo\u0316\u0317\u0318\u0319", "it stacks more than 3 marks on one character"],
+    [
+      "Zalgo\u0316\u0317\u0318\u0319\u031C\u031D\u031E",
+      "it stacks more than 6 marks on one character",
+    ],
     ["a\u0301\u0316".repeat(10), undefined],
     ["\u0F66\u0F92\u0FB2\u0F72\u0F56", undefined], // Tibetan: three marks under one letter
+    ["\u0F40\u0F92\u0FB2\u0FB1\u0F71\u0F72", undefined], // Tibetan: a stack of three and two vowels
     ["\u0E01\u0E31\u0E49", undefined], // Thai: two marks
-    ["e\u0301\u0301\u0301\u0301\u0301", "it stacks more than 3 marks on one character"],
+    [
+      "e\u0301\u0316\u0317\u0318\u0319\u031C\u031D\u031E",
+      "it stacks more than 6 marks on one character",
+    ],
     ["Ünïcödé_名前-1.0", undefined],
     ["ＡＬＩＣＥ", undefined],
     ["Admin", "it is reserved"],

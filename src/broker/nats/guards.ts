@@ -131,8 +131,7 @@ export class Guards {
     const deadline = Date.now() + CLAIM_WAIT_MS;
     for (let tries = 1; tries <= MAX_CLAIM_TRIES && Date.now() <= deadline; tries++) {
       try {
-        await bucket.create(key, value);
-        return this.#taken(name, key);
+        return this.#taken(name, key, await bucket.create(key, value));
       } catch {
         const current = await bucket.get(key).catch(() => undefined);
         if (current === undefined) {
@@ -154,8 +153,11 @@ export class Guards {
         }
         try {
           // Ours already, or left by a name nobody holds any more.
-          await bucket.put(key, value, { previousSeq: current.revision });
-          return this.#taken(name, key);
+          return this.#taken(
+            name,
+            key,
+            await bucket.put(key, value, { previousSeq: current.revision }),
+          );
         } catch {
           // Changed meanwhile: look again.
         }
@@ -165,13 +167,16 @@ export class Guards {
     return false;
   }
 
-  /** Records a guard just written, unless its name was let go meanwhile. */
-  #taken(name: string, key: string): boolean {
+  /**
+   * Records a guard just written (at `revision`), unless its name was let go
+   * meanwhile: then it is deleted, unless written again since (a handover).
+   */
+  #taken(name: string, key: string, revision: number): boolean {
     if (this.#options.holds(nameKey(name))) {
       this.#add(key, name);
       return true;
     }
-    this.#options.bucket.delete(key).catch(() => {});
+    this.#options.bucket.delete(key, { previousSeq: revision }).catch(() => {});
     return false;
   }
 

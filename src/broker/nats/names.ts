@@ -152,7 +152,10 @@ export class ClusterNames {
     const held = this.#local.get(key);
     if (held !== undefined && !this.#guards.holdsAll(name)) {
       this.#guards.claim(name).then((taken) => {
-        if (taken) this.#guards.drop(key, true, guardKeys(name));
+        // Only if this spelling is still the one held: a quicker rename came after.
+        if (taken && this.#local.get(key)?.name === name) {
+          this.#guards.drop(key, true, guardKeys(name));
+        }
       });
     }
     if (

@@ -74,7 +74,8 @@ export function roomSubject(room: string, kind: "m" | "p"): string {
  * Purges `room`'s messages from `stream`, unless one came since `quietSince`
  * (milliseconds since the Unix epoch), and says whether it did: an instance
  * removing a room it did not follow cannot tell whether others served it,
- * and the stream is every instance's history.
+ * and the stream is every instance's history. Only what the stream held
+ * when it was looked at goes: a message stored while the purge runs stays.
  */
 export async function purgeIfQuiet(
   jsm: JetStreamManager,
@@ -82,18 +83,15 @@ export async function purgeIfQuiet(
   room: string,
   quietSince: number,
 ): Promise<boolean> {
-  const last = await jsm.streams.getMessage(stream, { last_by_subj: roomSubject(room, "m") })
-    .catch((error) => {
-      // The room never held a message (or all are gone): nothing says it was used.
-      if (String(error).includes("no message found")) return null;
-      throw error;
-    });
+  const { state } = await jsm.streams.info(stream);
+  // null when the room holds no message (any more): nothing says it was used.
+  const last = await jsm.streams.getMessage(stream, { last_by_subj: roomSubject(room, "m") });
   if (last !== null && last.time.getTime() > quietSince) {
     log.debug("Kept the history of room {room}: it was not quiet elsewhere", { room });
     return false;
   }
   for (const kind of ["m", "p"] as const) {
-    await jsm.streams.purge(stream, { filter: roomSubject(room, kind) });
+    await jsm.streams.purge(stream, { filter: roomSubject(room, kind), seq: state.last_seq + 1 });
   }
   return true;
 }
