@@ -480,6 +480,8 @@ function isAtBottom(list) {
  */
 function trim(list, atBottom) {
   while (list.childElementCount > MAX_SHOWN_MESSAGES) list.firstElementChild.remove();
+  // A run cut at its top shows its sender again.
+  list.querySelector(":scope > li:not(.day, .new-marker)")?.classList.remove("continued");
   if (atBottom) list.lastElementChild.scrollIntoView({ block: "end" });
   renderJump();
 }
@@ -764,7 +766,9 @@ view.sendForm.addEventListener("submit", (event) => {
   if (!send(request)) {
     if (state.signedOut) {
       // Nothing would send it: the text stays in the box until the sign-in is back.
-      view.sendNote.textContent = "Not sent: your sign-in has ended. Sign in again, then send it.";
+      view.sendNote.textContent = state.sentAuth === undefined
+        ? "Not sent: this chat needs you to sign in first."
+        : "Not sent: your sign-in has ended. Sign in again, then send it.";
       return;
     }
     if (state.queued.length >= MAX_QUEUED) {

@@ -179,7 +179,7 @@ browserTest(
         await textOf(
           page,
           "#send-note",
-          "Not sent: your sign-in has ended. Sign in again, then send it.",
+          "Not sent: this chat needs you to sign in first.",
         );
         assertEquals(await page.inputValue("#input"), "hello?");
         assertEquals(await page.locator("#messages li.pending").count(), 0);
