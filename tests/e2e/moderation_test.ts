@@ -340,6 +340,18 @@ Deno.test({
       const bob = await cluster.text(1, "?name=Bob");
       mod.send(`!op ${PASSWORD}`);
       assertEquals(await answer(mod), "You are now a moderator.");
+      // Moderation finds Bob through the names bucket: wait until instance 0 has heard of him.
+      await within(
+        (async () => {
+          while (true) {
+            mod.send("!who");
+            const who = await mod.waitFor((frame) => frame.body.startsWith("Connected Users:"));
+            if (who.body.includes("Bob")) return;
+            await delay(50);
+          }
+        })(),
+        "instance 0 to know Bob",
+      );
 
       await t.step("a topic set on one instance reaches the room on the other", async () => {
         mod.send("!topic Cluster talk");
@@ -477,6 +489,8 @@ Deno.test({
               }
             })(),
             `the muted address on instance ${index}`,
+            // The record travels through the bucket: slower when the machine is busy.
+            15_000,
           );
           await again.close();
         }
