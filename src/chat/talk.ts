@@ -124,7 +124,7 @@ export class Talk {
     }
     // Counted once it would go out: a message to nobody costs the server's rate nothing.
     // Moderators and the server API are not held by a person's rate, which a crowd can spend.
-    const busy = this.#busy(actor.rank > 0 ? {} : { user: to });
+    const busy = this.#busy(actor.rank > 0 ? undefined : { user: to });
     if (busy !== undefined) return busy;
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
     if (remote !== undefined) {
@@ -156,12 +156,17 @@ export class Talk {
    * person takes private messages at a room's rate, so a crowd cannot bury
    * one user either). A refusal takes nothing from either.
    */
-  #busy(to: { room: string } | { user: string } | Record<never, never>): Outcome | undefined {
+  #busy(to?: { room: string } | { user: string }): Outcome | undefined {
     const { metrics, now } = this.#options;
     const at = now();
-    const target = "room" in to ? to.room : "user" in to ? to.user : undefined;
-    const key = "room" in to ? `room:${nameKey(to.room)}` : `user:${nameKey(target ?? "")}`;
-    const rate = target === undefined ? undefined : this.#rooms.get(key, at);
+    const [kind, target] = to === undefined
+      ? []
+      : "room" in to
+      ? ["room", to.room]
+      : ["user", to.user];
+    const rate = target === undefined
+      ? undefined
+      : this.#rooms.get(`${kind}:${nameKey(target)}`, at);
     if (rate !== undefined && !rate.available(at)) {
       metrics.messagesDropped.inc("room_rate");
       return this.#fail("busy", "room_busy", { room: target ?? "" });

@@ -32,12 +32,7 @@ export class UserDirectory {
 
   /** The user holding `name`, or a look-alike of it (compared as names are). */
   find(name: string): User | undefined {
-    if (name.length > MAX_NAME_UNITS) return undefined;
-    for (const key of comparisonKeys(name)) {
-      const user = this.#byKey.get(key);
-      if (user !== undefined) return user;
-    }
-    return undefined;
+    return this.findOther(name, undefined);
   }
 
   /**

@@ -17,9 +17,10 @@ import { bucketKey, decodeBucketKey } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
-/** How long a guard's claim waits for NATS to come back, and how many times it tries. */
-const CLAIM_WAIT_MS = 30_000;
-const MAX_CLAIM_TRIES = 40;
+/** How long a claim (of a name or a guard) waits for NATS to come back... */
+export const CLAIM_WAIT_MS = 30_000;
+/** ...and how many times it tries. */
+export const MAX_CLAIM_TRIES = 40;
 
 /** The bucket keys of the guards of `name`: its comparison keys after the name key. */
 export function guardKeys(name: string): string[] {

@@ -19,16 +19,11 @@ import type { KV } from "@nats-io/kv";
 import { nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
 import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
-import { guardKeys, Guards, isGuard } from "./guards.ts";
+import { CLAIM_WAIT_MS, guardKeys, Guards, isGuard, MAX_CLAIM_TRIES } from "./guards.ts";
 import { announcedBy, Instances } from "./instances.ts";
 import { type RemoteEntry, RemoteNames } from "./remote_names.ts";
 
 const log = getLogger(["chat", "cluster"]);
-
-/** How long a name claim waits for NATS to come back before it gives up... */
-const CLAIM_WAIT_MS = 30_000;
-/** ...and how many times it tries. */
-const MAX_CLAIM_TRIES = 40;
 
 /** What {@linkcode ClusterNames} works with. */
 export interface ClusterNamesOptions {
