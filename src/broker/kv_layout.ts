@@ -8,7 +8,7 @@
 
 import { nameKey } from "../text/names.ts";
 import { DecodeError, fields, roomNote, text, whole } from "./decode.ts";
-import type { Batch, StoredMessage, StoredRoom } from "./kv_store.ts";
+import type { StoredMessage, StoredRoom } from "./kv_store.ts";
 import type { MessageNote } from "./types.ts";
 
 /** The largest seq read back: far past any the server reaches, and still counted exactly. */
@@ -18,7 +18,7 @@ export const MAX_PAGE_BYTES = 48 * 1024;
 /** A generous bound on the size of a key and a note's envelope, besides its text. */
 export const NOTE_OVERHEAD_BYTES = 512;
 
-/** A page as stored: its messages, the first numbered `first`, the next `first + 1`, ... */
+/** A page read back: its messages, the first numbered `first`, the next `first + 1`, ... */
 export interface Page {
   readonly first: number;
   readonly notes: readonly MessageNote[];
@@ -30,45 +30,72 @@ export interface PageRange {
   readonly last: number;
 }
 
-/** The upper bound of a note's stored size, in bytes. */
+/**
+ * A page ready to write. Its notes are stored as their JSON in UTF-8: one
+ * byte string costs Deno KV far less to take than as many objects (pages
+ * written before 2026-12 hold the objects, and still read back).
+ */
+export interface EncodedPage extends PageRange {
+  readonly value: { readonly first: number; readonly notes: Uint8Array };
+  /** The value's size, in bytes. */
+  readonly bytes: number;
+}
+
+/** The upper bound of a note's stored size, in bytes (clean text is never over 3 per UTF-16 unit). */
 export function noteBytes(note: MessageNote): number {
   return NOTE_OVERHEAD_BYTES + note.text.length * 3 + note.author.name.length * 3;
 }
 
-/** The messages of a batch by room life, each room's in order, with its newest record. */
-export function groupByRoom(
-  messages: Batch["messages"],
-): Iterable<{ room: StoredRoom; messages: StoredMessage[] }> {
-  const byRoom = new Map<string, { room: StoredRoom; messages: StoredMessage[] }>();
-  for (const { room, message } of messages) {
-    const id = `${room.name}\n${room.life}`;
-    const group = byRoom.get(id);
-    if (group === undefined) byRoom.set(id, { room, messages: [message] });
-    else {
-      group.messages.push(message);
-      if (room.lastSeq > group.room.lastSeq) group.room = room;
-    }
-  }
-  return byRoom.values();
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true });
+
+/** About the UTF-16 units of a note's JSON besides its strings (keys, numbers, punctuation). */
+const NOTE_JSON_UNITS = 128;
+
+/** About the size of a note's JSON, in UTF-16 units (its bytes when it is ASCII). */
+function jsonUnits(note: MessageNote): number {
+  return NOTE_JSON_UNITS + note.room.length + note.id.length + note.author.instance.length +
+    note.author.name.length + note.text.length;
 }
 
-/** Splits a room's messages into pages of consecutive seqs that fit in one value. */
-export function paginate(messages: readonly StoredMessage[]): (Page & { bytes: number })[] {
-  const pages: (Page & { notes: MessageNote[]; bytes: number })[] = [];
-  let page: (Page & { notes: MessageNote[]; bytes: number }) | undefined;
+/**
+ * Splits a room's messages (in seq order) into pages of consecutive seqs
+ * that fit in one value: cut by their likely size, then halved while one's
+ * encoding is over (text far from ASCII takes up to three bytes a unit).
+ */
+export function paginate(messages: readonly StoredMessage[]): EncodedPage[] {
+  const pages: EncodedPage[] = [];
+  let run: MessageNote[] = [];
+  let first = 0;
+  let units = 0;
   for (const { note, seq } of messages) {
-    const size = noteBytes(note);
-    if (
-      page === undefined || seq !== page.first + page.notes.length ||
-      page.bytes + size > MAX_PAGE_BYTES
-    ) {
-      page = { first: seq, notes: [], bytes: 0 };
-      pages.push(page);
+    const size = jsonUnits(note);
+    if (run.length > 0 && (seq !== first + run.length || units + size > MAX_PAGE_BYTES)) {
+      pages.push(...encodePages(first, run));
+      run = [];
+      units = 0;
     }
-    page.notes.push(note);
-    page.bytes += size;
+    if (run.length === 0) first = seq;
+    run.push(note);
+    units += size;
   }
+  if (run.length > 0) pages.push(...encodePages(first, run));
   return pages;
+}
+
+/** `notes` (from seq `first` on) as one page, or halved until each half fits. */
+function encodePages(first: number, notes: readonly MessageNote[]): EncodedPage[] {
+  const encoded = encoder.encode(JSON.stringify(notes));
+  if (encoded.length <= MAX_PAGE_BYTES || notes.length === 1) {
+    const value = { first, notes: encoded };
+    const last = first + notes.length - 1;
+    return [{ first, last, value, bytes: encoded.length + NOTE_OVERHEAD_BYTES }];
+  }
+  const half = Math.ceil(notes.length / 2);
+  return [
+    ...encodePages(first, notes.slice(0, half)),
+    ...encodePages(first + half, notes.slice(half)),
+  ];
 }
 
 /** A room's record, checked. */
@@ -101,7 +128,7 @@ export function storedPage(key: Deno.KvKey, value: unknown, room: string, after:
     throw new DecodeError("a page starts at a seq the server never gives");
   }
   if (first <= after) throw new DecodeError("a page overlaps the page before it");
-  const list = record.notes;
+  const list = record.notes instanceof Uint8Array ? parseNotes(record.notes) : record.notes;
   if (!Array.isArray(list) || list.length === 0) {
     throw new DecodeError("a page holds no list of messages");
   }
@@ -112,4 +139,13 @@ export function storedPage(key: Deno.KvKey, value: unknown, room: string, after:
     return note;
   });
   return { first, notes };
+}
+
+/** The notes of a page as written since 2026-12: a JSON list in UTF-8. */
+function parseNotes(bytes: Uint8Array): unknown {
+  try {
+    return JSON.parse(decoder.decode(bytes));
+  } catch {
+    throw new DecodeError("a page's messages are not JSON in UTF-8");
+  }
 }

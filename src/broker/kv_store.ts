@@ -5,9 +5,10 @@
  * - `["room", <room key>]`: a {@linkcode StoredRoom}: the room's spelling,
  *   the life its messages are filed under, its epoch and its newest seq.
  * - `["msg", <room key>, <life>, <first seq>]`: a page of messages with
- *   consecutive seqs, written in one go (one write per room per batch costs
- *   far less than one per message); a page goes once all its messages have
- *   fallen out of the room's newest `history_size`.
+ *   consecutive seqs, written in one go as their JSON (one write per room per
+ *   batch costs far less than one per message, and one byte string far less
+ *   than as many objects); a page goes once all its messages have fallen out
+ *   of the room's newest `history_size`.
  * - `["failing"]`: present while writes fail, so a restart knows that
  *   messages may have been delivered without being stored.
  * - `["mod", <record key>]`: a moderation record (a ban, a mute, a room's
@@ -36,7 +37,6 @@ import { dirname } from "@std/path";
 import { nameKey } from "../text/names.ts";
 import { DecodeError, moderationRecord } from "./decode.ts";
 import {
-  groupByRoom,
   NOTE_OVERHEAD_BYTES,
   type Page,
   type PageRange,
@@ -72,12 +72,27 @@ export interface LoadedRoom {
   readonly messages: StoredMessage[];
 }
 
-/** One write: new messages, and the rooms whose record changed. */
+/** One write: the rooms whose record changed, each with its new messages (maybe none). */
 export interface Batch {
-  readonly messages: readonly { readonly room: StoredRoom; readonly message: StoredMessage }[];
-  readonly rooms: readonly StoredRoom[];
+  readonly rooms: readonly {
+    readonly room: StoredRoom;
+    /** In seq order, the newest at most `room.lastSeq`. */
+    readonly messages: readonly StoredMessage[];
+  }[];
   /** Whether, once written, every room's record is stored: the store is no longer failing. */
   readonly settles: boolean;
+}
+
+/** The writes of a batch, planned by {@linkcode KvStore.plan} and done by {@linkcode KvStore.commit}. */
+export interface WritePlan {
+  readonly batch: Batch;
+  /** Whether the writes fit one atomic operation of Deno KV. */
+  readonly fits: boolean;
+  readonly writes: readonly Write[];
+  /** The page index of each room once the writes are done. */
+  readonly indexes: ReadonlyMap<string, PageRange[]>;
+  /** The batches the store had written when this one was planned. */
+  readonly after: number;
 }
 
 /** A record read back is not what the store writes; `key` names it, the message says why. */
@@ -128,7 +143,7 @@ export function keyBytes(key: string): number {
   return 64 + 3 * key.length;
 }
 /** One mutation of an atomic write: a value to set (or none, to delete), and its sizes. */
-interface Write {
+export interface Write {
   readonly key: Deno.KvKey;
   readonly value?: unknown;
   readonly bytes: number;
@@ -154,6 +169,8 @@ export class KvStore {
   readonly #pages = new Map<string, PageRange[]>();
   /** Keys a repairing load dropped, deleted by {@linkcode KvStore.finishRepair}. */
   readonly #repairs: Deno.KvKey[] = [];
+  /** Batches written, so that a plan made before the last one is made again. */
+  #written = 0;
 
   private constructor(kv: Deno.Kv, historySize: number) {
     this.#kv = kv;
@@ -258,30 +275,31 @@ export class KvStore {
   }
 
   /**
-   * Whether `batch` fits one atomic operation of Deno KV (mutations, bytes),
-   * as {@linkcode KvStore.commit} needs; the broker cuts batches to fit.
+   * The writes of `batch`: whether they fit one atomic operation of Deno KV
+   * (mutations, bytes), as {@linkcode KvStore.commit} needs (the broker cuts
+   * batches to fit), and what to commit.
    */
-  fits(batch: Batch): boolean {
-    return withinLimits(this.#plan(batch).writes);
+  plan(batch: Batch): WritePlan {
+    const { writes, indexes } = this.#plan(batch);
+    return { batch, fits: withinLimits(writes), writes, indexes, after: this.#written };
   }
 
   /**
-   * Writes a batch in one atomic operation: its messages, as one page per
-   * room (more when large), the pages that fell out of each room's history,
-   * and the records of its rooms. It is whole or absent after any crash; a
-   * failure throws, and nothing of it is written.
+   * Writes a planned batch in one atomic operation: its messages, as one
+   * page per room (more when large), the pages that fell out of each room's
+   * history, and the records of its rooms. It is whole or absent after any
+   * crash; a failure throws, and nothing of it is written.
    */
-  async commit(batch: Batch): Promise<void> {
-    const { writes, indexes } = this.#plan(batch);
-    if (!withinLimits(writes)) {
-      throw new RangeError("Cannot commit a batch larger than one atomic operation");
-    }
+  async commit(plan: WritePlan): Promise<void> {
+    const { writes, indexes, fits } = plan.after === this.#written ? plan : this.plan(plan.batch);
+    if (!fits) throw new RangeError("Cannot commit a batch larger than one atomic operation");
     const operation = this.#kv.atomic();
     for (const write of writes) {
       if (write.value === undefined) operation.delete(write.key);
       else operation.set(write.key, write.value);
     }
     await this.#commitOperation(operation);
+    this.#written++;
     for (const [id, ranges] of indexes) this.#pages.set(id, ranges);
   }
 
@@ -294,27 +312,7 @@ export class KvStore {
     const indexes = new Map<string, PageRange[]>();
     /** Pages fallen out of each room's history, deleted as far as the write has room for. */
     const stale: { id: string; key: string; life: string; ranges: PageRange[] }[] = [];
-    if (this.#historySize > 0) {
-      for (const { room, messages } of groupByRoom(batch.messages)) {
-        const key = nameKey(room.name);
-        const id = `${key}\n${room.life}`;
-        const ranges = [...(indexes.get(id) ?? this.#pages.get(id) ?? [])];
-        for (const page of paginate(messages)) {
-          writes.push({
-            key: ["msg", key, room.life, page.first],
-            value: page,
-            bytes: page.bytes,
-            keyBytes: keyBytes(key),
-          });
-          ranges.push({ first: page.first, last: page.first + page.notes.length - 1 });
-        }
-        const keepFrom = room.lastSeq - this.#historySize + 1;
-        const kept = ranges.findIndex((range) => range.last >= keepFrom);
-        stale.push({ id, key, life: room.life, ranges: ranges.slice(0, kept === -1 ? 0 : kept) });
-        indexes.set(id, ranges);
-      }
-    }
-    for (const room of batch.rooms) {
+    for (const { room, messages } of batch.rooms) {
       const key = nameKey(room.name);
       writes.push({
         key: ["room", key],
@@ -322,6 +320,22 @@ export class KvStore {
         bytes: NOTE_OVERHEAD_BYTES,
         keyBytes: keyBytes(key),
       });
+      if (this.#historySize === 0 || messages.length === 0) continue;
+      const id = `${key}\n${room.life}`;
+      const ranges = [...(this.#pages.get(id) ?? [])];
+      for (const page of paginate(messages)) {
+        writes.push({
+          key: ["msg", key, room.life, page.first],
+          value: page.value,
+          bytes: page.bytes,
+          keyBytes: keyBytes(key),
+        });
+        ranges.push({ first: page.first, last: page.last });
+      }
+      const keepFrom = room.lastSeq - this.#historySize + 1;
+      const kept = ranges.findIndex((range) => range.last >= keepFrom);
+      stale.push({ id, key, life: room.life, ranges: ranges.slice(0, kept === -1 ? 0 : kept) });
+      indexes.set(id, ranges);
     }
     // A successful write means the store works again, once every room's record is written.
     if (batch.settles) writes.push({ key: ["failing"], bytes: 0, keyBytes: keyBytes("") });

@@ -15,7 +15,7 @@ import {
   type KvStore,
   type LoadedRoom,
   RECORD_KEYS_PER_BATCH,
-  type StoredRoom,
+  type StoredMessage,
 } from "./kv_store.ts";
 import { MAX_PAGE_BYTES, noteBytes } from "./kv_layout.ts";
 import {
@@ -273,29 +273,31 @@ export class LocalBroker implements Broker {
    * every batch is whole or absent after a crash), delivered once written.
    */
   async #flush(): Promise<void> {
-    const store = this.#store!;
     while (this.#queue.length > 0) {
-      let count = this.#queue.length;
-      while (count > 1 && !store.fits(this.#batchOf(this.#queue.slice(0, count)).batch)) {
-        count = Math.ceil(count / 2);
-      }
-      const entries = this.#queue.splice(0, count);
-      await this.#write(entries);
-      for (const entry of entries) this.#deliver(entry);
+      const written = await this.#write(this.#queue);
+      for (const entry of this.#queue.splice(0, written)) this.#deliver(entry);
     }
     this.#flushing = false;
   }
 
   /**
-   * What the store keeps of `entries`: their messages, and the record of
-   * each room they (or a change of epoch) touch, numbered up to the newest
-   * seq the batch stores, never past it.
+   * What the store keeps of `entries`: the messages of each room, and the
+   * record of each room they (or a change of epoch) touch, numbered up to
+   * the newest seq the batch stores, never past it.
    */
   #batchOf(entries: readonly Entry[]): { batch: Batch; newest: Map<LogState, number> } {
-    const messages = entries.filter(isMessage).filter((entry) => !entry.log.removed);
+    const messages = new Map<LogState, StoredMessage[]>();
+    for (const entry of entries) {
+      if (!isMessage(entry) || entry.log.removed) continue;
+      const message = { note: entry.note, seq: entry.seq };
+      const list = messages.get(entry.log);
+      if (list === undefined) messages.set(entry.log, [message]);
+      else list.push(message);
+    }
+    // Seqs are given in the order published: a room's newest is its last.
     const newest = new Map<LogState, number>();
-    for (const { log: roomLog, seq } of messages) {
-      newest.set(roomLog, Math.max(seq, newest.get(roomLog) ?? roomLog.stored));
+    for (const [roomLog, list] of messages) {
+      newest.set(roomLog, Math.max(roomLog.stored, list.at(-1)!.seq));
     }
     // Rooms whose record waits (a new epoch, say) go along, so many at a time at most.
     let keys = 0;
@@ -304,51 +306,54 @@ export class LocalBroker implements Broker {
       if ((keys += keyBytes(nameKey(roomLog.name))) > RECORD_KEYS_PER_BATCH) break;
       newest.set(roomLog, roomLog.stored);
     }
-    const recordOf = (roomLog: LogState): StoredRoom => {
+    const rooms = [...newest].map(([roomLog, lastSeq]) => {
       const { name, life, epoch } = roomLog;
-      return { name, life, epoch, lastSeq: newest.get(roomLog) ?? roomLog.stored };
-    };
+      return { room: { name, life, epoch, lastSeq }, messages: messages.get(roomLog) ?? [] };
+    });
     return {
-      batch: {
-        messages: messages.map(({ note, log: roomLog, seq }) => ({
-          room: recordOf(roomLog),
-          message: { note, seq },
-        })),
-        rooms: [...newest.keys()].map(recordOf),
-        settles: [...this.#dirty].every((roomLog) => newest.has(roomLog)),
-      },
+      batch: { rooms, settles: [...this.#dirty].every((roomLog) => newest.has(roomLog)) },
       newest,
     };
   }
 
   /**
-   * Stores the messages of `entries` and every room record not yet stored,
-   * in one atomic write. A failure is logged, counted and told to users,
-   * never thrown: the messages are delivered anyway, from memory.
+   * Stores as many of `entries` as fit one atomic write, from the first,
+   * with every room record not yet stored, and says how many that was. A
+   * failure is logged, counted and told to users, never thrown: those
+   * messages are delivered anyway, from memory.
    */
-  #write(entries: readonly Entry[]): Promise<void> {
+  #write(entries: readonly Entry[]): Promise<number> {
     const store = this.#store;
-    if (store === undefined) return Promise.resolve();
+    if (store === undefined) return Promise.resolve(entries.length);
     return this.#inTurn(async () => {
-      const count = entries.filter(isMessage).filter((entry) => !entry.log.removed).length;
-      if (count === 0 && this.#dirty.size === 0) return;
+      let taken = entries.slice();
+      const stored = (entry: Entry): entry is MessageEntry =>
+        isMessage(entry) && !entry.log.removed;
+      if (!taken.some(stored) && this.#dirty.size === 0) return taken.length;
       // A room whose messages went unsaved starts a new epoch with its next stored one.
       for (const roomLog of this.#unsaved) roomLog.epoch = randomId();
-      const { batch, newest } = this.#batchOf(entries);
+      let { batch, newest } = this.#batchOf(taken);
+      let plan = store.plan(batch);
+      while (!plan.fits && taken.length > 1) {
+        taken = taken.slice(0, Math.ceil(taken.length / 2));
+        ({ batch, newest } = this.#batchOf(taken));
+        plan = store.plan(batch);
+      }
       try {
-        await store.commit(batch);
+        await store.commit(plan);
       } catch (error) {
+        const unsaved = taken.filter(stored);
         this.#metrics?.historyWriteFailures.inc();
-        this.#metrics?.historyUnsaved.inc(count);
+        this.#metrics?.historyUnsaved.inc(unsaved.length);
         for (const roomLog of newest.keys()) this.#dirty.add(roomLog);
-        for (const entry of entries) if (isMessage(entry)) this.#unsaved.add(entry.log);
+        for (const entry of unsaved) this.#unsaved.add(entry.log);
         if (this.#saving) {
           this.#saving = false;
           log.error("Cannot store room history, serving from memory: {error}", { error });
           this.#handler?.setHistorySaved(false);
           await store.markFailing();
         }
-        return;
+        return taken.length;
       }
       for (const [roomLog, seq] of newest) {
         roomLog.stored = seq;
@@ -360,6 +365,7 @@ export class LocalBroker implements Broker {
         log.info("Room history is stored again");
         this.#handler?.setHistorySaved(true);
       }
+      return taken.length;
     });
   }
 
@@ -372,10 +378,10 @@ export class LocalBroker implements Broker {
   }
 
   /** Runs `write` after every store write started before it. */
-  #inTurn(write: () => Promise<void>): Promise<void> {
+  #inTurn<T>(write: () => Promise<T>): Promise<T> {
     const next = this.#writes.then(write);
     // The caller of this write handles its failure; the next write waits either way.
-    this.#writes = next.catch(() => undefined);
+    this.#writes = next.then(() => undefined, () => undefined);
     return next;
   }
 

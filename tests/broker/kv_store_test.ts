@@ -44,11 +44,10 @@ Deno.test("a lowered history_size: old pages go over later writes, long keys and
     const roomy = await KvStore.open(path, 2000);
     await roomy.load();
     for (let seq = 1; seq <= 1500; seq++) {
-      await roomy.commit({
-        messages: [{ room: room(seq), message: { note: note(seq), seq } }],
-        rooms: [room(seq)],
+      await roomy.commit(roomy.plan({
+        rooms: [{ room: room(seq), messages: [{ note: note(seq), seq }] }],
         settles: true,
-      });
+      }));
     }
     roomy.close();
     assertEquals(await pagesIn(path), 1500);
@@ -57,13 +56,12 @@ Deno.test("a lowered history_size: old pages go over later writes, long keys and
     await small.load();
     // Each write deletes as many old pages as its limits leave room for (keys of about 1.7 KB).
     for (let seq = 1501; seq <= 1560; seq++) {
-      const batch = {
-        messages: [{ room: room(seq), message: { note: note(seq), seq } }],
-        rooms: [room(seq)],
+      const plan = small.plan({
+        rooms: [{ room: room(seq), messages: [{ note: note(seq), seq }] }],
         settles: true,
-      };
-      assertEquals(small.fits(batch), true);
-      await small.commit(batch);
+      });
+      assertEquals(plan.fits, true);
+      await small.commit(plan);
     }
     small.close();
     assertEquals(await pagesIn(path), 10);

@@ -118,6 +118,19 @@ const DAMAGES: [string, (kv: Deno.Kv) => Promise<void>, string][] = [
     const { text: _, ...broken } = note(2);
     await kv.set(["msg", "lobby", LIFE, 1], { first: 1, notes: [note(1), broken, note(3)] });
   }, `["msg","lobby","${LIFE}",1]`],
+  ["a page whose messages are not UTF-8", async (kv) => {
+    await lobbyStore(kv, 3, 3);
+    await kv.set(["msg", "lobby", LIFE, 1], {
+      first: 1,
+      notes: new Uint8Array([0x5b, 0xff, 0x5d]),
+    });
+  }, `["msg","lobby","${LIFE}",1]`],
+  ["a page whose JSON holds a message without text", async (kv) => {
+    await lobbyStore(kv, 3, 3);
+    const { text: _, ...broken } = note(2);
+    const notes = new TextEncoder().encode(JSON.stringify([note(1), broken, note(3)]));
+    await kv.set(["msg", "lobby", LIFE, 1], { first: 1, notes });
+  }, `["msg","lobby","${LIFE}",1]`],
   ["a page filed under a seq it does not start at", async (kv) => {
     await lobbyStore(kv, 3, 3);
     await kv.set(["msg", "lobby", LIFE, 1], { first: 2, notes: [note(2), note(3)] });
