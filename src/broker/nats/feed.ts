@@ -22,6 +22,8 @@ const log = getLogger(["chat", "cluster"]);
 const PULL_BATCH = 256;
 /** Wait before reading again after the read failed. */
 const RETRY_MS = 500;
+/** The header of a stream message's id, which the stream drops duplicates by. */
+const MSG_ID = "Nats-Msg-Id";
 
 /** What a {@linkcode RoomFeed} reads from and where it delivers. */
 export interface RoomFeedOptions {
@@ -37,6 +39,11 @@ export interface RoomFeedOptions {
    * the feed replays what the stream kept from before it started.
    */
   readonly deliver: (notes: readonly (RoomNote | undefined)[], seq: number, live: boolean) => void;
+  /**
+   * The batch this instance wrote under the stream message id `id`, when it
+   * still has it and it is `bytes` long (see `Publisher.readBack`).
+   */
+  readonly readBack: (id: string | undefined, bytes: number) => RoomBatch | undefined;
   /** A stream message that could not be read, and why. */
   readonly malformed: (subject: string, error: DecodeError) => void;
   /**
@@ -130,7 +137,8 @@ export class RoomFeed {
         this.#lastSeq = message.seq;
         this.#lag = message.info.pending;
         try {
-          const batch = readRoomNotes(message.string(), this.room, this.#options.maxText);
+          const batch = this.#options.readBack(message.headers?.get(MSG_ID), message.data.length) ??
+            readRoomNotes(message.string(), this.room, this.#options.maxText);
           if (message.subject.endsWith(".m")) this.#count(batch);
           for (const error of batch.refused) this.#options.malformed(message.subject, error);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);

@@ -20,12 +20,14 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import type { PublishOutcome, RoomNote } from "../types.ts";
-import { MAX_NOTES_PER_BATCH } from "./wire.ts";
+import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
 /** Stream messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 64;
+/** Own batches kept until read back, at most (one of a room nobody here follows is never read). */
+const MAX_KEPT_FOR_READING = 1024;
 
 /** Bytes of notes in one stream message, about (NATS takes 1 MiB by default). */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -99,7 +101,8 @@ export async function purgeIfQuiet(
 /** One stream message to send. */
 interface Batch {
   readonly subject: string;
-  readonly payload: string;
+  /** Its JSON, in UTF-8. */
+  readonly payload: Uint8Array;
   /**
    * The stream drops a second message with the same id, so a retry is stored
    * once: this instance, the subject and the batch's number there. (Not a
@@ -121,6 +124,11 @@ export class Publisher {
   readonly #metrics: Metrics | undefined;
   /** Room events kept while NATS is away; beyond this, users are told to try later. */
   readonly #maxOutbox: number;
+  /**
+   * Batches sent, by id, until read back from the stream: this instance
+   * knows what it wrote, and delivers it without decoding it again.
+   */
+  readonly #kept = new Map<string, { readonly bytes: number; readonly batch: RoomBatch }>();
   /** This turn's notes, by room (as spelled: a spelling costs less to look up than a key). */
   readonly #pending = new Map<string, RoomNote[]>();
   #pendingNotes = 0;
@@ -228,6 +236,18 @@ export class Publisher {
     this.#pump();
   }
 
+  /**
+   * The batch this instance published under the stream message id `id`, as
+   * it wrote it, if kept and `bytes` long: read back, it need not be decoded.
+   */
+  readBack(id: string | undefined, bytes: number): RoomBatch | undefined {
+    if (id === undefined) return undefined;
+    const kept = this.#kept.get(id);
+    if (kept === undefined) return undefined;
+    this.#kept.delete(id);
+    return kept.bytes === bytes ? kept.batch : undefined;
+  }
+
   /** Resolves once every note queued so far is stored, or at once while NATS is away. */
   drained(): Promise<void> {
     if (this.waiting === 0 || !this.#connected) return Promise.resolve();
@@ -271,14 +291,14 @@ export class Publisher {
     const subject = roomSubject(notes[0].room, kind);
     const n = (this.#numbers.get(subject) ?? 0) + 1;
     this.#numbers.set(subject, n);
-    this.#outbox.push({
-      subject,
-      payload: JSON.stringify({ from: this.#instance, n, notes }),
-      id: `${this.#instance}.${n}.${subject}`,
-      notes: notes.length,
-      acked: false,
-      sent: false,
+    const payload = encoder.encode(JSON.stringify({ from: this.#instance, n, notes }));
+    const id = `${this.#instance}.${n}.${subject}`;
+    this.#outbox.push({ subject, payload, id, notes: notes.length, acked: false, sent: false });
+    this.#kept.set(id, {
+      bytes: payload.length,
+      batch: { notes, from: this.#instance, n, refused: [] },
     });
+    if (this.#kept.size > MAX_KEPT_FOR_READING) this.#kept.delete(this.#kept.keys().next().value!);
     this.#outboxNotes += notes.length;
   }
 
