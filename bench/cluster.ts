@@ -1,7 +1,8 @@
 /**
  * `deno task bench --cluster`: what joining instances through NATS costs and
  * gives, on this machine, in one run: one instance alone, the same instance
- * on NATS, three instances on NATS each serving their own room, and an
+ * on NATS (with one room, and with four), three instances on NATS each
+ * serving their own room, and an
  * instance whose users are all in a quiet room while another serves a busy
  * one (interest-based routing: the quiet one should hardly work).
  */
@@ -165,6 +166,8 @@ export const ALONE_ONE = "one instance alone, one room";
 export const NATS_ONE = "one instance on NATS, one room";
 export const ALONE_THREE = "one instance alone, three rooms";
 export const NATS_THREE = "three instances on NATS, a room each";
+export const ALONE_FOUR = "one instance alone, four rooms";
+export const NATS_FOUR = "one instance on NATS, four rooms";
 
 /** Splits `total` clients over `parts` groups as evenly as possible. */
 function split(total: number, parts: number): number[] {
@@ -243,6 +246,8 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
           await spread(NATS_ONE, [joined[0].url], natsPids([joined[0]]));
           await spread(ALONE_THREE, [alone.url, alone.url, alone.url], { instances: [alone.pid] });
           await spread(NATS_THREE, joined.map((instance) => instance.url), natsPids(joined));
+          await spread(ALONE_FOUR, Array(4).fill(alone.url), { instances: [alone.pid] });
+          await spread(NATS_FOUR, Array(4).fill(joined[0].url), natsPids([joined[0]]));
         }
         // Interest-based routing: the second instance's users sit in a quiet room.
         const quiet = await Load.open({

@@ -14,10 +14,12 @@ import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, join } from "@std/path";
 import { barChart } from "./chart.ts";
 import {
+  ALONE_FOUR,
   ALONE_ONE,
   ALONE_THREE,
   benchCluster,
   type ClusterReport,
+  NATS_FOUR,
   NATS_ONE,
   NATS_THREE,
 } from "./cluster.ts";
@@ -562,7 +564,8 @@ function clusterSection(report: ClusterReport | undefined): string {
   return `The same load (${options.clients} clients, ${options.messages} messages each a round) on one
 instance alone and on the same instance joined to NATS (nats-server runs on this machine too); then
 the clients split into three rooms, on one instance alone and on three instances on NATS, one room
-each (deliveries counted in all three rooms together). CPU is per room message: the instances'
+each; then into four rooms, on one instance alone and on the same instance on NATS (deliveries
+counted in all the rooms together). CPU is per room message: the instances'
 together, and nats-server's. Medians of ${Math.max(1, Math.min(options.runs, 3))} runs; every
 process shares the same ${navigator.hardwareConcurrency} cores.
 
@@ -578,6 +581,10 @@ ${rows.join("\n")}
 - Three instances on NATS, a room each / one instance alone with the same three rooms: text ${
     ratio("text", NATS_THREE, ALONE_THREE)
   }x, v2 with batched sends ${ratio("v2-batched", NATS_THREE, ALONE_THREE)}x.
+- One instance on NATS / alone, with four rooms: text ${
+    ratio("text", NATS_FOUR, ALONE_FOUR)
+  }x, v2 with batched sends ${ratio("v2-batched", NATS_FOUR, ALONE_FOUR)}x.
+- Where the rest goes, from a CPU profile of the four-room case: [cluster_cost.md](cluster_cost.md).
 - Interest-based routing: an instance whose users all sit in a quiet room used ${
     number(report.quietOverBusyCpu * 100, 1)
   }% of the CPU of the instance serving the busy room meanwhile.`;
