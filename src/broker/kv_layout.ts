@@ -1,7 +1,7 @@
 /**
  * How the history store lays a room's log out in Deno KV: pages of
- * consecutive messages (one value each, within KV's size limit), and the
- * checks every record read back passes.
+ * consecutive messages (one value each, within KV's size limit), what one
+ * atomic write may hold, and the checks every record read back passes.
  *
  * @module
  */
@@ -17,6 +17,40 @@ const MAX_SEQ = 2 ** 50;
 export const MAX_PAGE_BYTES = 48 * 1024;
 /** A generous bound on the size of a key and a note's envelope, besides its text. */
 export const NOTE_OVERHEAD_BYTES = 512;
+
+/**
+ * Deno KV takes at most 1,000 mutations, 800 KiB of keys and values, and
+ * 80 KiB of keys in one atomic operation; a room's key can take a kilobyte.
+ */
+export const MAX_MUTATIONS = 900;
+export const MAX_BATCH_BYTES = 600 * 1024;
+export const MAX_KEY_BYTES = 64 * 1024;
+/** Records of rooms without messages in a batch written with it: this many keys' bytes at most. */
+export const RECORD_KEYS_PER_BATCH = 16 * 1024;
+
+/** At least the bytes of a key naming room `key` (its UTF-8, the other parts, the encoding's tags). */
+export function keyBytes(key: string): number {
+  return 64 + 3 * key.length;
+}
+
+/** One mutation of an atomic write: a value to set (or none, to delete), and its sizes. */
+export interface Write {
+  readonly key: Deno.KvKey;
+  readonly value?: unknown;
+  readonly bytes: number;
+  readonly keyBytes: number;
+}
+
+/** Whether `writes` fit one atomic operation of Deno KV. */
+export function withinLimits(writes: readonly Write[]): boolean {
+  let bytes = 0;
+  let keys = 0;
+  for (const write of writes) {
+    bytes += write.bytes + write.keyBytes;
+    keys += write.keyBytes;
+  }
+  return writes.length <= MAX_MUTATIONS && bytes <= MAX_BATCH_BYTES && keys <= MAX_KEY_BYTES;
+}
 
 /** A page read back: its messages, the first numbered `first`, the next `first + 1`, ... */
 export interface Page {

@@ -37,12 +37,18 @@ import { dirname } from "@std/path";
 import { nameKey } from "../text/names.ts";
 import { DecodeError, moderationRecord } from "./decode.ts";
 import {
+  keyBytes,
+  MAX_BATCH_BYTES,
+  MAX_KEY_BYTES,
+  MAX_MUTATIONS,
   NOTE_OVERHEAD_BYTES,
   type Page,
   type PageRange,
   paginate,
   storedPage,
   storedRoom,
+  withinLimits,
+  type Write,
 } from "./kv_layout.ts";
 import type { MessageNote, ModerationRecord } from "./types.ts";
 
@@ -126,39 +132,6 @@ export class StoreOpenError extends Error {
     super(message);
     this.name = "StoreOpenError";
   }
-}
-
-/**
- * Deno KV takes at most 1,000 mutations, 800 KiB of keys and values, and
- * 80 KiB of keys in one atomic operation; a room's key can take a kilobyte.
- */
-const MAX_MUTATIONS = 900;
-const MAX_BATCH_BYTES = 600 * 1024;
-const MAX_KEY_BYTES = 64 * 1024;
-/** Records of rooms without messages in a batch written with it: this many keys' bytes at most. */
-export const RECORD_KEYS_PER_BATCH = 16 * 1024;
-
-/** At least the bytes of a key naming room `key` (its UTF-8, the other parts, the encoding's tags). */
-export function keyBytes(key: string): number {
-  return 64 + 3 * key.length;
-}
-/** One mutation of an atomic write: a value to set (or none, to delete), and its sizes. */
-export interface Write {
-  readonly key: Deno.KvKey;
-  readonly value?: unknown;
-  readonly bytes: number;
-  readonly keyBytes: number;
-}
-
-/** Whether `writes` fit one atomic operation of Deno KV. */
-function withinLimits(writes: readonly Write[]): boolean {
-  let bytes = 0;
-  let keys = 0;
-  for (const write of writes) {
-    bytes += write.bytes + write.keyBytes;
-    keys += write.keyBytes;
-  }
-  return writes.length <= MAX_MUTATIONS && bytes <= MAX_BATCH_BYTES && keys <= MAX_KEY_BYTES;
 }
 
 /** Room logs kept on disk. */

@@ -9,15 +9,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
-import {
-  type Batch,
-  keyBytes,
-  type KvStore,
-  type LoadedRoom,
-  RECORD_KEYS_PER_BATCH,
-  type StoredMessage,
-} from "./kv_store.ts";
-import { MAX_PAGE_BYTES, noteBytes } from "./kv_layout.ts";
+import { type Batch, type KvStore, type LoadedRoom, type StoredMessage } from "./kv_store.ts";
+import { keyBytes, MAX_PAGE_BYTES, noteBytes, RECORD_KEYS_PER_BATCH } from "./kv_layout.ts";
 import {
   type Broker,
   type BrokerHandler,
