@@ -87,7 +87,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
 const NOTE_JSON_UNITS = 128;
 
 /** About the size of a note's JSON, in UTF-16 units (its bytes when it is ASCII). */
-function jsonUnits(note: MessageNote): number {
+export function jsonUnits(note: MessageNote): number {
   return NOTE_JSON_UNITS + note.room.length + note.id.length + note.author.instance.length +
     note.author.name.length + note.text.length;
 }

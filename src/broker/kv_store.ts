@@ -91,14 +91,11 @@ export interface Batch {
 
 /** The writes of a batch, planned by {@linkcode KvStore.plan} and done by {@linkcode KvStore.commit}. */
 export interface WritePlan {
-  readonly batch: Batch;
   /** Whether the writes fit one atomic operation of Deno KV. */
   readonly fits: boolean;
   readonly writes: readonly Write[];
   /** The page index of each room once the writes are done. */
   readonly indexes: ReadonlyMap<string, PageRange[]>;
-  /** The batches the store had written when this one was planned. */
-  readonly after: number;
 }
 
 /** A record read back is not what the store writes; `key` names it, the message says why. */
@@ -142,8 +139,6 @@ export class KvStore {
   readonly #pages = new Map<string, PageRange[]>();
   /** Keys a repairing load dropped, deleted by {@linkcode KvStore.finishRepair}. */
   readonly #repairs: Deno.KvKey[] = [];
-  /** Batches written, so that a plan made before the last one is made again. */
-  #written = 0;
 
   private constructor(kv: Deno.Kv, historySize: number) {
     this.#kv = kv;
@@ -250,11 +245,12 @@ export class KvStore {
   /**
    * The writes of `batch`: whether they fit one atomic operation of Deno KV
    * (mutations, bytes), as {@linkcode KvStore.commit} needs (the broker cuts
-   * batches to fit), and what to commit.
+   * batches to fit), and what to commit. A plan holds until the next commit:
+   * commit it before planning another.
    */
   plan(batch: Batch): WritePlan {
     const { writes, indexes } = this.#plan(batch);
-    return { batch, fits: withinLimits(writes), writes, indexes, after: this.#written };
+    return { fits: withinLimits(writes), writes, indexes };
   }
 
   /**
@@ -264,7 +260,7 @@ export class KvStore {
    * crash; a failure throws, and nothing of it is written.
    */
   async commit(plan: WritePlan): Promise<void> {
-    const { writes, indexes, fits } = plan.after === this.#written ? plan : this.plan(plan.batch);
+    const { writes, indexes, fits } = plan;
     if (!fits) throw new RangeError("Cannot commit a batch larger than one atomic operation");
     const operation = this.#kv.atomic();
     for (const write of writes) {
@@ -272,7 +268,6 @@ export class KvStore {
       else operation.set(write.key, write.value);
     }
     await this.#commitOperation(operation);
-    this.#written++;
     for (const [id, ranges] of indexes) this.#pages.set(id, ranges);
   }
 

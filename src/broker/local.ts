@@ -10,7 +10,15 @@ import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
 import { type Batch, type KvStore, type LoadedRoom, type StoredMessage } from "./kv_store.ts";
-import { keyBytes, MAX_PAGE_BYTES, noteBytes, RECORD_KEYS_PER_BATCH } from "./kv_layout.ts";
+import {
+  jsonUnits,
+  keyBytes,
+  MAX_BATCH_BYTES,
+  MAX_MUTATIONS,
+  MAX_PAGE_BYTES,
+  noteBytes,
+  RECORD_KEYS_PER_BATCH,
+} from "./kv_layout.ts";
 import {
   type Broker,
   type BrokerHandler,
@@ -52,6 +60,25 @@ type Entry = MessageEntry | { readonly note: PresenceNote };
 
 function isMessage(entry: Entry): entry is MessageEntry {
   return entry.note.kind === "message";
+}
+
+/**
+ * How many of `entries`, from the first (one at least), likely fit one
+ * atomic write: their messages' JSON within its bytes, one mutation each.
+ */
+function likelyFit(
+  entries: readonly Entry[],
+  stored: (entry: Entry) => entry is MessageEntry,
+): number {
+  let bytes = 0;
+  let messages = 0;
+  for (let count = 0; count < entries.length; count++) {
+    const entry = entries[count];
+    if (!stored(entry)) continue;
+    bytes += jsonUnits(entry.note);
+    if (count > 0 && (bytes > MAX_BATCH_BYTES || ++messages > MAX_MUTATIONS)) return count;
+  }
+  return entries.length;
 }
 
 /** What a {@linkcode LocalBroker} keeps its logs in; by default, memory only. */
@@ -319,9 +346,10 @@ export class LocalBroker implements Broker {
     const store = this.#store;
     if (store === undefined) return Promise.resolve(entries.length);
     return this.#inTurn(async () => {
-      let taken = entries.slice();
       const stored = (entry: Entry): entry is MessageEntry =>
         isMessage(entry) && !entry.log.removed;
+      // A backlog is cut at its likely size first: planning encodes what it plans.
+      let taken = entries.slice(0, likelyFit(entries, stored));
       if (!taken.some(stored) && this.#dirty.size === 0) return taken.length;
       // A room whose messages went unsaved starts a new epoch with its next stored one.
       for (const roomLog of this.#unsaved) roomLog.epoch = randomId();

@@ -1,6 +1,6 @@
 /** The history store's writes stay within one Deno KV atomic operation, whatever it holds. */
 
-import { assertEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { join } from "@std/path";
 import { KvStore, type StoredRoom } from "../../src/broker/kv_store.ts";
 import { LocalBroker } from "../../src/broker/local.ts";
@@ -78,6 +78,10 @@ Deno.test("a message longer than one stored value is refused to its sender, not 
     assertEquals(broker.log.publish(note(1, "字".repeat(33_000))), "too_large");
     assertEquals(broker.log.publish(note(1, "字".repeat(10_000))), "queued");
     await broker.close();
+    const again = await KvStore.open(join(dir, "history.kv"), 100);
+    const { rooms } = await again.load();
+    again.close();
+    assertEquals(rooms[0].messages.map(({ note }) => note.text.length), [10_000]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -97,6 +101,39 @@ Deno.test("messages to many rooms with long keys at once are all stored", async 
     again.close();
     assertEquals(rooms.length, 100);
     assertEquals(rooms.every(({ messages }) => messages.length === 1), true);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a backlog is written a bounded piece at a time, never stalling the event loop", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "history.kv");
+  try {
+    const broker = await LocalBroker.open({ store: await KvStore.open(path, 100) });
+    // Text far from ASCII: three bytes a character once encoded, 6 KB a message, 18 MB in all.
+    for (let seq = 1; seq <= 3000; seq++) {
+      assertEquals(broker.log.publish(note(seq, "字".repeat(2000), "lobby")), "queued");
+    }
+    let last = performance.now();
+    let worst = 0;
+    const ticker = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 1);
+    await broker.close();
+    clearInterval(ticker);
+    assert(worst < 150, `the event loop stood still for ${Math.round(worst)} ms`);
+
+    const again = await KvStore.open(path, 100);
+    const { rooms } = await again.load();
+    again.close();
+    assertEquals(rooms.map(({ room, messages }) => [room.lastSeq, messages.length]), [[3000, 100]]);
+    assertEquals(
+      rooms[0].messages.map(({ seq }) => seq),
+      Array.from({ length: 100 }, (_, i) => 2901 + i),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
