@@ -41,9 +41,14 @@ export interface RoomFeedOptions {
   readonly deliver: (notes: readonly (RoomNote | undefined)[], seq: number, live: boolean) => void;
   /**
    * The batch this instance wrote under the stream message id `id`, when it
-   * still has it and it is `bytes` long (see `Publisher.readBack`).
+   * still has it and the stream message is exactly what it sent (see
+   * `Publisher.readBack`).
    */
-  readonly readBack: (id: string | undefined, bytes: number) => RoomBatch | undefined;
+  readonly readBack: (
+    id: string | undefined,
+    subject: string,
+    data: Uint8Array,
+  ) => RoomBatch | undefined;
   /** A stream message that could not be read, and why. */
   readonly malformed: (subject: string, error: DecodeError) => void;
   /**
@@ -137,8 +142,9 @@ export class RoomFeed {
         this.#lastSeq = message.seq;
         this.#lag = message.info.pending;
         try {
-          const batch = this.#options.readBack(message.headers?.get(MSG_ID), message.data.length) ??
-            readRoomNotes(message.string(), this.room, this.#options.maxText);
+          const batch =
+            this.#options.readBack(message.headers?.get(MSG_ID), message.subject, message.data) ??
+              readRoomNotes(message.string(), this.room, this.#options.maxText);
           if (message.subject.endsWith(".m")) this.#count(batch);
           for (const error of batch.refused) this.#options.malformed(message.subject, error);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);

@@ -337,7 +337,7 @@ export class NatsBroker implements Broker {
         room,
         maxText: this.#options.maxMessageLen,
         deliver: (notes, seq, live) => this.#deliver(room, notes, seq, live),
-        readBack: (id, bytes) => this.#publisher.readBack(id, bytes),
+        readBack: (id, subject, data) => this.#publisher.readBack(id, subject, data),
         malformed: (subject, error) => this.#malformed(subject, error),
         lost: (messages) => {
           this.#options.metrics?.clusterLost.inc(messages);

@@ -26,8 +26,12 @@ const log = getLogger(["chat", "cluster"]);
 
 /** Stream messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 64;
-/** Own batches kept until read back, at most (one of a room nobody here follows is never read). */
+/**
+ * Own batches kept until read back, at most, and their bytes (one of a room
+ * nobody here follows is never read; during an outage, none is).
+ */
 const MAX_KEPT_FOR_READING = 1024;
+const MAX_KEPT_BYTES = 8 * 1024 * 1024;
 
 /** Bytes of notes in one stream message, about (NATS takes 1 MiB by default). */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -115,6 +119,14 @@ interface Batch {
   sent: boolean;
 }
 
+/** A batch as sent, kept until read back (see {@linkcode Publisher.readBack}). */
+interface Kept {
+  readonly id: string;
+  readonly subject: string;
+  readonly payload: Uint8Array;
+  readonly batch: RoomBatch;
+}
+
 /** Sends room notes to the stream for one instance. */
 export class Publisher {
   readonly #js: JetStreamClient;
@@ -128,7 +140,8 @@ export class Publisher {
    * Batches sent, by id, until read back from the stream: this instance
    * knows what it wrote, and delivers it without decoding it again.
    */
-  readonly #kept = new Map<string, { readonly bytes: number; readonly batch: RoomBatch }>();
+  readonly #kept = new Map<string, Kept>();
+  #keptBytes = 0;
   /** This turn's notes, by room (as spelled: a spelling costs less to look up than a key). */
   readonly #pending = new Map<string, RoomNote[]>();
   #pendingNotes = 0;
@@ -238,14 +251,19 @@ export class Publisher {
 
   /**
    * The batch this instance published under the stream message id `id`, as
-   * it wrote it, if kept and `bytes` long: read back, it need not be decoded.
+   * it wrote it, if still kept and the stream message (its `subject` and
+   * `data`) is exactly what was sent: read back, it need not be decoded.
    */
-  readBack(id: string | undefined, bytes: number): RoomBatch | undefined {
-    if (id === undefined) return undefined;
-    const kept = this.#kept.get(id);
+  readBack(id: string | undefined, subject: string, data: Uint8Array): RoomBatch | undefined {
+    const kept = id === undefined ? undefined : this.#kept.get(id);
     if (kept === undefined) return undefined;
-    this.#kept.delete(id);
-    return kept.bytes === bytes ? kept.batch : undefined;
+    this.#forget(kept);
+    return kept.subject === subject && sameBytes(kept.payload, data) ? kept.batch : undefined;
+  }
+
+  #forget(kept: Kept): void {
+    this.#kept.delete(kept.id);
+    this.#keptBytes -= kept.payload.length;
   }
 
   /** Resolves once every note queued so far is stored, or at once while NATS is away. */
@@ -295,10 +313,16 @@ export class Publisher {
     const id = `${this.#instance}.${n}.${subject}`;
     this.#outbox.push({ subject, payload, id, notes: notes.length, acked: false, sent: false });
     this.#kept.set(id, {
-      bytes: payload.length,
+      id,
+      subject,
+      payload,
       batch: { notes, from: this.#instance, n, refused: [] },
     });
-    if (this.#kept.size > MAX_KEPT_FOR_READING) this.#kept.delete(this.#kept.keys().next().value!);
+    this.#keptBytes += payload.length;
+    for (const oldest of this.#kept.values()) {
+      if (this.#kept.size <= MAX_KEPT_FOR_READING && this.#keptBytes <= MAX_KEPT_BYTES) break;
+      this.#forget(oldest);
+    }
     this.#outboxNotes += notes.length;
   }
 
@@ -419,4 +443,13 @@ function noteBytes(note: RoomNote): number {
       ? note.text.length
       : (note.oldName?.length ?? 0) + (note.by?.length ?? 0) + (note.reason?.length ?? 0));
   return NOTE_FIXED_BYTES + 3 * units;
+}
+
+/** Whether `a` and `b` hold the same bytes. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) return false;
+  }
+  return true;
 }

@@ -44,39 +44,55 @@ const note = (id: number): MessageNote => ({
 /** Lets the publisher batch this turn's notes and send them. */
 const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
 
-Deno.test("an own batch read back is the one written, once, and only at its length", async () => {
+Deno.test("an own batch read back is the one written, once, and only when identical", async () => {
   const { publisher: out, sent } = publisher();
   const notes = [note(1), note(2)];
   for (const each of notes) assertEquals(out.publish(each), "queued");
   await turn();
   assertEquals(sent.length, 1);
-  const [{ payload, id }] = sent;
+  const [{ subject, payload, id }] = sent;
   // What others decode from the stream is what this instance delivers without decoding.
   const decoded = readRoomNotes(new TextDecoder().decode(payload), "lobby", 1000);
   assertEquals(decoded.notes, notes);
-
-  assertEquals(out.readBack(id, payload.length + 1), undefined, "another length");
-  assertEquals(out.readBack(id, payload.length), undefined, "asked once already");
+  // A message under the same id that is not the one sent is decoded like any other.
+  const forged = payload.slice();
+  forged[forged.indexOf(0x31)] = 0x32;
+  assertEquals(out.readBack(id, subject, forged), undefined, "other bytes of the same length");
+  assertEquals(out.readBack(id, subject, payload), undefined, "asked once already");
 
   assertEquals(out.publish(note(3)), "queued");
   await turn();
   const second = sent[1];
-  const batch = out.readBack(second.id, second.payload.length);
-  assertEquals([batch?.from, batch?.n, batch?.refused], ["a1", 2, []]);
-  assertStrictEquals(batch?.notes[0]?.id, "a1.3");
-  assertEquals(out.readBack(second.id, second.payload.length), undefined, "read back once");
-  assertEquals(out.readBack(undefined, second.payload.length), undefined, "no id");
+  assertEquals(out.readBack(second.id, "chat.room.other.m", second.payload), undefined, "subject");
+  assertEquals(out.publish(note(4)), "queued");
+  await turn();
+  const third = sent[2];
+  const batch = out.readBack(third.id, third.subject, third.payload);
+  assertEquals([batch?.from, batch?.n, batch?.refused], ["a1", 3, []]);
+  assertStrictEquals(batch?.notes[0]?.id, "a1.4");
+  assertEquals(out.readBack(third.id, third.subject, third.payload), undefined, "read back once");
+  assertEquals(out.readBack(undefined, third.subject, third.payload), undefined, "no id");
 });
 
-Deno.test("own batches nobody reads back are kept 1,024 at most", async () => {
+Deno.test("own batches nobody reads back are kept 1,024 and 8 MiB at most", async () => {
   const { publisher: out, sent } = publisher();
+  const readBack = (index: number) =>
+    out.readBack(sent[index].id, sent[index].subject, sent[index].payload)?.n;
   for (let n = 1; n <= 1025; n++) {
     out.publish(note(n));
     await Promise.resolve();
   }
   await turn();
   assertEquals(sent.length, 1025);
-  assertEquals(out.readBack(sent[0].id, sent[0].payload.length), undefined, "the oldest went");
-  assertEquals(out.readBack(sent[1].id, sent[1].payload.length)?.n, 2);
-  assertEquals(out.readBack(sent[1024].id, sent[1024].payload.length)?.n, 1025);
+  assertEquals(readBack(0), undefined, "the oldest went");
+  assertEquals([readBack(1), readBack(1024)], [2, 1025]);
+
+  // Batches of about 100 KB each: 8 MiB holds the newest 83 of 100.
+  for (let n = 1; n <= 100; n++) {
+    out.publish({ ...note(n), text: "x".repeat(100_000) });
+    await Promise.resolve();
+  }
+  await turn();
+  assertEquals(readBack(1025 + 16), undefined, "past the bytes kept");
+  assertEquals([readBack(1025 + 17), readBack(1124)], [1043, 1125]);
 });
