@@ -20,18 +20,13 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import type { PublishOutcome, RoomNote } from "../types.ts";
+import { SentBatches } from "./sent.ts";
 import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
 /** Stream messages sent and not yet acknowledged, at most. */
 const MAX_IN_FLIGHT = 64;
-/**
- * Own batches kept until read back, at most, and their bytes (one of a room
- * nobody here follows is never read; during an outage, none is).
- */
-const MAX_KEPT_FOR_READING = 1024;
-const MAX_KEPT_BYTES = 8 * 1024 * 1024;
 
 /** Bytes of notes in one stream message, about (NATS takes 1 MiB by default). */
 const MAX_BATCH_BYTES = 256 * 1024;
@@ -119,14 +114,6 @@ interface Batch {
   sent: boolean;
 }
 
-/** A batch as sent, kept until read back (see {@linkcode Publisher.readBack}). */
-interface Kept {
-  readonly id: string;
-  readonly subject: string;
-  readonly payload: Uint8Array;
-  readonly batch: RoomBatch;
-}
-
 /** Sends room notes to the stream for one instance. */
 export class Publisher {
   readonly #js: JetStreamClient;
@@ -136,12 +123,8 @@ export class Publisher {
   readonly #metrics: Metrics | undefined;
   /** Room events kept while NATS is away; beyond this, users are told to try later. */
   readonly #maxOutbox: number;
-  /**
-   * Batches sent, by id, until read back from the stream: this instance
-   * knows what it wrote, and delivers it without decoding it again.
-   */
-  readonly #kept = new Map<string, Kept>();
-  #keptBytes = 0;
+  /** Batches sent, until read back from the stream. */
+  readonly #sent = new SentBatches();
   /** This turn's notes, by room (as spelled: a spelling costs less to look up than a key). */
   readonly #pending = new Map<string, RoomNote[]>();
   #pendingNotes = 0;
@@ -255,15 +238,7 @@ export class Publisher {
    * `data`) is exactly what was sent: read back, it need not be decoded.
    */
   readBack(id: string | undefined, subject: string, data: Uint8Array): RoomBatch | undefined {
-    const kept = id === undefined ? undefined : this.#kept.get(id);
-    if (kept === undefined) return undefined;
-    this.#forget(kept);
-    return kept.subject === subject && sameBytes(kept.payload, data) ? kept.batch : undefined;
-  }
-
-  #forget(kept: Kept): void {
-    this.#kept.delete(kept.id);
-    this.#keptBytes -= kept.payload.length;
+    return this.#sent.take(id, subject, data);
   }
 
   /** Resolves once every note queued so far is stored, or at once while NATS is away. */
@@ -312,17 +287,7 @@ export class Publisher {
     const payload = encoder.encode(JSON.stringify({ from: this.#instance, n, notes }));
     const id = `${this.#instance}.${n}.${subject}`;
     this.#outbox.push({ subject, payload, id, notes: notes.length, acked: false, sent: false });
-    this.#kept.set(id, {
-      id,
-      subject,
-      payload,
-      batch: { notes, from: this.#instance, n, refused: [] },
-    });
-    this.#keptBytes += payload.length;
-    for (const oldest of this.#kept.values()) {
-      if (this.#kept.size <= MAX_KEPT_FOR_READING && this.#keptBytes <= MAX_KEPT_BYTES) break;
-      this.#forget(oldest);
-    }
+    this.#sent.keep(id, subject, payload, { notes, from: this.#instance, n, refused: [] });
     this.#outboxNotes += notes.length;
   }
 
@@ -443,13 +408,4 @@ function noteBytes(note: RoomNote): number {
       ? note.text.length
       : (note.oldName?.length ?? 0) + (note.by?.length ?? 0) + (note.reason?.length ?? 0));
   return NOTE_FIXED_BYTES + 3 * units;
-}
-
-/** Whether `a` and `b` hold the same bytes. */
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] !== b[i]) return false;
-  }
-  return true;
 }
