@@ -22,6 +22,7 @@ import {
 } from "./_client.ts";
 import { startCluster } from "./_cluster.ts";
 import { natsAvailable } from "./_nats.ts";
+import { watchStalls } from "../_stalls.ts";
 
 const SECRET = "a-test-secret-that-is-at-least-32-characters";
 const PASSWORD = "correct horse battery staple";
@@ -626,21 +627,6 @@ Deno.test({
     }
   },
 });
-
-/** Watches the event loop: the longest it was kept from running a timer, in milliseconds. */
-function watchStalls(): { longest(): number; stop(): void } {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 1);
-  return {
-    longest: () => Math.max(longest, performance.now() - last),
-    stop: () => clearInterval(timer),
-  };
-}
 
 Deno.test("an oversized room or name costs nothing before it is refused", async (t) => {
   // Canonical reordering of alternating combining marks is quadratic: this took 0.9 s a frame.
