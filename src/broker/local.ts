@@ -9,7 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
-import { type Batch, type KvStore, type LoadedRoom, type StoredMessage } from "./kv_store.ts";
+import type { Batch, KvStore, LoadedRoom, StoredMessage } from "./kv_store.ts";
 import {
   jsonUnits,
   keyBytes,
@@ -62,19 +62,21 @@ function isMessage(entry: Entry): entry is MessageEntry {
   return entry.note.kind === "message";
 }
 
+/** Whether the store keeps `entry`: a message of a room not removed. */
+function isStored(entry: Entry): entry is MessageEntry {
+  return isMessage(entry) && !entry.log.removed;
+}
+
 /**
  * How many of `entries`, from the first (one at least), likely fit one
  * atomic write: their messages' JSON within its bytes, one mutation each.
  */
-function likelyFit(
-  entries: readonly Entry[],
-  stored: (entry: Entry) => entry is MessageEntry,
-): number {
+function likelyFit(entries: readonly Entry[]): number {
   let bytes = 0;
   let messages = 0;
   for (let count = 0; count < entries.length; count++) {
     const entry = entries[count];
-    if (!stored(entry)) continue;
+    if (!isStored(entry)) continue;
     bytes += jsonUnits(entry.note);
     if (count > 0 && (bytes > MAX_BATCH_BYTES || ++messages > MAX_MUTATIONS)) return count;
   }
@@ -308,7 +310,7 @@ export class LocalBroker implements Broker {
   #batchOf(entries: readonly Entry[]): { batch: Batch; newest: Map<LogState, number> } {
     const messages = new Map<LogState, StoredMessage[]>();
     for (const entry of entries) {
-      if (!isMessage(entry) || entry.log.removed) continue;
+      if (!isStored(entry)) continue;
       const message = { note: entry.note, seq: entry.seq };
       const list = messages.get(entry.log);
       if (list === undefined) messages.set(entry.log, [message]);
@@ -346,11 +348,9 @@ export class LocalBroker implements Broker {
     const store = this.#store;
     if (store === undefined) return Promise.resolve(entries.length);
     return this.#inTurn(async () => {
-      const stored = (entry: Entry): entry is MessageEntry =>
-        isMessage(entry) && !entry.log.removed;
       // A backlog is cut at its likely size first: planning encodes what it plans.
-      let taken = entries.slice(0, likelyFit(entries, stored));
-      if (!taken.some(stored) && this.#dirty.size === 0) return taken.length;
+      let taken = entries.slice(0, likelyFit(entries));
+      if (!taken.some(isStored) && this.#dirty.size === 0) return taken.length;
       // A room whose messages went unsaved starts a new epoch with its next stored one.
       for (const roomLog of this.#unsaved) roomLog.epoch = randomId();
       let { batch, newest } = this.#batchOf(taken);
@@ -363,7 +363,7 @@ export class LocalBroker implements Broker {
       try {
         await store.commit(plan);
       } catch (error) {
-        const unsaved = taken.filter(stored);
+        const unsaved = taken.filter(isStored);
         this.#metrics?.historyWriteFailures.inc();
         this.#metrics?.historyUnsaved.inc(unsaved.length);
         for (const roomLog of newest.keys()) this.#dirty.add(roomLog);
