@@ -6,7 +6,7 @@
 
 import { assert, assertEquals, assertNotEquals, assertStringIncludes } from "@std/assert";
 import { delay } from "@std/async/delay";
-import { wsconnect } from "@nats-io/nats-core";
+import { headers, wsconnect } from "@nats-io/nats-core";
 import { type TestClient, type V2Frame, within } from "./_client.ts";
 import { type Cluster, startCluster } from "./_cluster.ts";
 import { natsAvailable } from "./_nats.ts";
@@ -270,6 +270,45 @@ Deno.test({
         cluster.instances[0].output.find((line) => /could not be read/.test(line)),
         undefined,
       );
+    } finally {
+      await nc.close();
+      await cluster.dispose();
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "garbage sent ahead under an instance's next stream message ids swallows none of its messages",
+  ...options,
+  async fn() {
+    const cluster: Cluster = await startCluster({ instances: 2 });
+    const nc = await wsconnect({ servers: cluster.nats.wsUrl });
+    try {
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
+      const seen = nc.subscribe("chat.room.lobby.m", { max: 1 });
+      ann.send(JSON.stringify({ type: "say", text: "first" }));
+      let id = "";
+      for await (const message of seen) id = message.headers?.get("Nats-Msg-Id") ?? "";
+      assertNotEquals(id, "");
+      await bob.waitFor((frame) => frame.text === "first", "the first message");
+      // A process on NATS guesses the next ids: each number in the one seen, counted on.
+      const parts = id.split(".");
+      for (const [index, part] of parts.entries()) {
+        if (!/^\d+$/.test(part)) continue;
+        for (let step = 1; step <= 20; step++) {
+          const guess = parts.with(index, String(Number(part) + step)).join(".");
+          const header = headers();
+          header.set("Nats-Msg-Id", guess);
+          nc.publish("chat.room.lobby.m", "garbage", { headers: header });
+        }
+      }
+      await nc.flush();
+      for (const text of ["second", "third", "fourth"]) {
+        ann.send(JSON.stringify({ type: "say", text }));
+        await bob.waitFor((frame) => frame.text === text, `the message "${text}"`);
+      }
     } finally {
       await nc.close();
       await cluster.dispose();

@@ -104,9 +104,11 @@ interface Batch {
   readonly payload: Uint8Array;
   /**
    * The stream drops a second message with the same id, so a retry is stored
-   * once: this instance, the subject and the batch's number there. (Not a
-   * note's id: survivors say goodbye under the same ids, and a batch of one
-   * would then drop another's whole batch.)
+   * once: this instance, the batch's number on its subject, a random part
+   * (ids are seen on the stream: one foretold could be taken first, and the
+   * batch then dropped as a duplicate), and the subject. (Not a note's id:
+   * survivors say goodbye under the same ids, and a batch of one would then
+   * drop another's whole batch.)
    */
   readonly id: string;
   readonly notes: number;
@@ -285,7 +287,7 @@ export class Publisher {
     const n = (this.#numbers.get(subject) ?? 0) + 1;
     this.#numbers.set(subject, n);
     const payload = encoder.encode(JSON.stringify({ from: this.#instance, n, notes }));
-    const id = `${this.#instance}.${n}.${subject}`;
+    const id = `${this.#instance}.${n}.${crypto.randomUUID()}.${subject}`;
     this.#outbox.push({ subject, payload, id, notes: notes.length, acked: false, sent: false });
     this.#sent.keep(id, subject, payload, { notes, from: this.#instance, n, refused: [] });
     this.#outboxNotes += notes.length;
