@@ -1,12 +1,13 @@
 /**
- * Publishing room events to the stream: the notes published in one turn of
- * the event loop go out as one stream message per room, numbered per room
+ * Publishing room events to the stream: each room has one stream message in
+ * flight at most, and the notes published meanwhile wait to go out together
+ * in the next, once it is acknowledged (a busy room sends few large messages,
+ * a quiet one sends each note at once). Stream messages are numbered per room
  * and subject (readers tell from the numbers when the stream dropped some
- * before they read them), many messages are in
- * flight at once (acknowledgements are awaited together, not one by one),
- * and whatever was not acknowledged is sent again, in order, once NATS is
- * back. A retry of a message that was stored after all is dropped by the
- * stream, which remembers message ids.
+ * before they read them); many rooms' messages are in flight at once, and
+ * whatever was not acknowledged is sent again, in order, once NATS is back.
+ * A retry of a message that was stored after all is dropped by the stream,
+ * which remembers message ids.
  *
  * Every stream message fits the NATS server's `max_payload`: batches are cut
  * to it, and a note too large to go even alone is refused to its sender
@@ -25,7 +26,7 @@ import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
-/** Stream messages sent and not yet acknowledged, at most. */
+/** Stream messages sent and not yet acknowledged, at most (one per room). */
 const MAX_IN_FLIGHT = 64;
 
 /** Bytes of notes in one stream message, about (NATS takes 1 MiB by default). */
@@ -68,7 +69,11 @@ export function roomToken(room: string): string {
 
 /** The subject a room's notes go to: messages (with the presence around them), or presence alone. */
 export function roomSubject(room: string, kind: "m" | "p"): string {
-  return `chat.room.${roomToken(room)}.${kind}`;
+  return subjectOf(roomToken(room), kind);
+}
+
+function subjectOf(token: string, kind: "m" | "p"): string {
+  return `chat.room.${token}.${kind}`;
 }
 
 /**
@@ -97,8 +102,20 @@ export async function purgeIfQuiet(
   return true;
 }
 
-/** One stream message to send. */
+/** One stream message to send: open to more notes of its room until first sent. */
 interface Batch {
+  /** Its room's part of the subject. */
+  readonly token: string;
+  readonly notes: RoomNote[];
+  /** The notes' bytes, counted at their bound. */
+  bytes: number;
+  /** What goes to NATS, fixed when first sent: a retry sends exactly that. */
+  message?: StreamMessage;
+  acked: boolean;
+  sent: boolean;
+}
+
+interface StreamMessage {
   readonly subject: string;
   /** Its JSON, in UTF-8. */
   readonly payload: Uint8Array;
@@ -111,9 +128,6 @@ interface Batch {
    * drop another's whole batch.)
    */
   readonly id: string;
-  readonly notes: number;
-  acked: boolean;
-  sent: boolean;
 }
 
 /** Sends room notes to the stream for one instance. */
@@ -134,6 +148,10 @@ export class Publisher {
   /** Batches not yet acknowledged, in order. */
   readonly #outbox: Batch[] = [];
   #outboxNotes = 0;
+  /** Each room's last batch while it is not sent yet, by room token: its room's next notes join it. */
+  readonly #open = new Map<string, Batch>();
+  /** The rooms (by token) with a batch in flight. */
+  readonly #busy = new Set<string>();
   #inFlight = 0;
   /** Set when a send failed: nothing more goes out until the in-flight ones settle. */
   #failed = false;
@@ -197,9 +215,9 @@ export class Publisher {
     return "queued";
   }
 
-  /** The bytes of notes one stream message of `room` may hold now. */
-  #limit(room: string): number {
-    const header = 3 * roomSubject(room, "m").length;
+  /** The bytes of notes one stream message of the room with `token` may hold now. */
+  #limit(token: string): number {
+    const header = 3 * subjectOf(token, "m").length;
     return Math.min(MAX_BATCH_BYTES, this.#maxPayload() - ENVELOPE_BYTES - header);
   }
 
@@ -212,7 +230,7 @@ export class Publisher {
     const bound = noteBytes(note);
     const anyRoom = this.#maxPayload() - ENVELOPE_BYTES - 3 * ANY_SUBJECT;
     if (bound <= Math.min(MAX_BATCH_BYTES, anyRoom)) return true;
-    const limit = this.#limit(note.room);
+    const limit = this.#limit(roomToken(note.room));
     return bound <= limit || encoder.encode(JSON.stringify(note)).length <= limit;
   }
 
@@ -226,6 +244,7 @@ export class Publisher {
     if (!connected) {
       this.#generation++;
       this.#inFlight = 0;
+      this.#busy.clear();
       this.#failed = false;
       clearTimeout(this.#retry);
       for (const batch of this.#outbox) batch.sent = batch.acked;
@@ -254,77 +273,88 @@ export class Publisher {
   }
 
   /**
-   * Turns this turn's notes into batches, one per room (more when large,
-   * each within the payload NATS takes: notes are counted at their bound,
-   * and one over it goes alone), and sends them.
+   * Adds this turn's notes to their rooms' open batches, or new ones when
+   * there is none or it is full (within the payload NATS takes: notes are
+   * counted at their bound, and one over it goes alone), and sends what may go.
    */
   #batch(): void {
     this.#scheduled = false;
     for (const notes of this.#pending.values()) {
-      const limit = this.#limit(notes[0].room);
-      let start = 0;
-      while (start < notes.length) {
-        let end = start;
-        let bytes = 0;
-        while (end < notes.length && end - start < MAX_NOTES_PER_BATCH) {
-          const next = noteBytes(notes[end]);
-          if (end > start && bytes + next > limit) break;
-          bytes += next;
-          end++;
+      const token = roomToken(notes[0].room);
+      const limit = this.#limit(token);
+      let batch = this.#open.get(token);
+      for (const note of notes) {
+        const bytes = noteBytes(note);
+        if (
+          batch === undefined || batch.notes.length >= MAX_NOTES_PER_BATCH ||
+          (batch.notes.length > 0 && batch.bytes + bytes > limit)
+        ) {
+          batch = { token, notes: [], bytes: 0, acked: false, sent: false };
+          this.#outbox.push(batch);
+          this.#open.set(token, batch);
         }
-        this.#enqueue(notes.slice(start, end));
-        start = end;
+        batch.notes.push(note);
+        batch.bytes += bytes;
       }
+      this.#outboxNotes += notes.length;
     }
     this.#pending.clear();
     this.#pendingNotes = 0;
     this.#pump();
   }
 
-  #enqueue(notes: RoomNote[]): void {
-    const kind = notes.some((note) => note.kind === "message") ? "m" : "p";
-    const subject = roomSubject(notes[0].room, kind);
+  /** Fixes what `batch` sends, now and on every retry: it takes no more notes. */
+  #seal(batch: Batch): StreamMessage {
+    const { token, notes } = batch;
+    if (this.#open.get(token) === batch) this.#open.delete(token);
+    const subject = subjectOf(token, notes.some((note) => note.kind === "message") ? "m" : "p");
     const n = (this.#numbers.get(subject) ?? 0) + 1;
     this.#numbers.set(subject, n);
     const payload = encoder.encode(JSON.stringify({ from: this.#instance, n, notes }));
     const id = `${this.#instance}.${n}.${crypto.randomUUID()}.${subject}`;
-    this.#outbox.push({ subject, payload, id, notes: notes.length, acked: false, sent: false });
     this.#sent.keep(id, subject, payload, { notes, from: this.#instance, n, refused: [] });
-    this.#outboxNotes += notes.length;
+    batch.message = { subject, payload, id };
+    return batch.message;
   }
 
-  /** Sends what waits, keeping up to MAX_IN_FLIGHT unacknowledged. */
+  /**
+   * Sends what waits, in order: up to MAX_IN_FLIGHT unacknowledged, and one
+   * per room (so a room's messages are stored in the order sent, retries
+   * included).
+   */
   #pump(): void {
     if (!this.#connected || this.#failed) return;
     for (const batch of this.#outbox) {
       if (this.#inFlight >= MAX_IN_FLIGHT) return;
-      if (batch.sent) continue;
+      if (batch.sent || this.#busy.has(batch.token)) continue;
+      const { subject, payload, id } = batch.message ?? this.#seal(batch);
       batch.sent = true;
       this.#inFlight++;
+      this.#busy.add(batch.token);
       const generation = this.#generation;
-      this.#js.publish(batch.subject, batch.payload, { msgID: batch.id })
+      this.#js.publish(subject, payload, { msgID: id })
         .then(() => {
           batch.acked = true;
           this.#recovered();
-          if (generation === this.#generation) this.#settle();
+          if (generation === this.#generation) this.#settle(batch);
           else this.#dropAcknowledged();
         })
         .catch((error) => {
           if (generation !== this.#generation) return;
           if (/max_payload/.test(String(error))) {
             // NATS now takes less than when the batch was cut (another server): it can never go.
-            this.#metrics?.clusterOversized.inc(batch.notes);
+            this.#metrics?.clusterOversized.inc(batch.notes.length);
             log.error("Dropped {notes} notes NATS refused as too large: {error}", {
-              notes: batch.notes,
+              notes: batch.notes.length,
               error,
             });
             batch.acked = true;
-            this.#settle();
+            this.#settle(batch);
             return;
           }
           if (!this.#failed) this.#failedOnce(error);
           this.#failed = true;
-          this.#settle();
+          this.#settle(batch);
         });
     }
   }
@@ -361,9 +391,10 @@ export class Publisher {
     });
   }
 
-  /** After an answer: drops the acknowledged head, retries after a failure, sends more. */
-  #settle(): void {
+  /** After an answer to `batch`: drops the acknowledged head, retries after a failure, sends more. */
+  #settle(batch: Batch): void {
     this.#inFlight--;
+    this.#busy.delete(batch.token);
     this.#dropAcknowledged();
     if (this.#failed && this.#inFlight === 0) {
       // Everything not acknowledged goes again, in order, in a moment.
@@ -379,7 +410,7 @@ export class Publisher {
 
   #dropAcknowledged(): void {
     while (this.#outbox.length > 0 && this.#outbox[0].acked) {
-      this.#outboxNotes -= this.#outbox.shift()?.notes ?? 0;
+      this.#outboxNotes -= this.#outbox.shift()?.notes.length ?? 0;
     }
     if (this.waiting === 0) {
       for (const resolve of this.#idle.splice(0)) resolve();

@@ -96,3 +96,84 @@ Deno.test("own batches nobody reads back are kept 1,024 and 8 MiB at most", asyn
   assertEquals(readBack(1025 + 16), undefined, "past the bytes kept");
   assertEquals([readBack(1025 + 17), readBack(1124)], [1043, 1125]);
 });
+
+/** A stream that answers each publish when the test says, and tells when something is sent. */
+function heldStream() {
+  const sent: (Sent & { ack(): void; fail(): void })[] = [];
+  let waiting: (() => void) | undefined;
+  const js = {
+    publish(subject: string, payload: Uint8Array, options: { msgID: string }): Promise<PubAck> {
+      return new Promise((resolve, reject) => {
+        sent.push({
+          subject,
+          payload,
+          id: options.msgID,
+          ack: () => resolve({ stream: "CHAT", seq: sent.length, duplicate: false } as PubAck),
+          fail: () => reject(new Error("connection lost midway")),
+        });
+        waiting?.();
+      });
+    },
+  };
+  const out = new Publisher(js as unknown as JetStreamClient, {
+    instance: "a1",
+    maxOutbox: 10_000,
+    maxPayload: () => 1024 * 1024,
+  });
+  /** Resolves once `count` stream messages were sent in all. */
+  const sends = (count: number) =>
+    new Promise<void>((resolve) => {
+      waiting = () => {
+        if (sent.length >= count) resolve();
+      };
+      waiting();
+    });
+  const texts = (index: number) =>
+    readRoomNotes(new TextDecoder().decode(sent[index].payload), "lobby", 1000).notes
+      .map((each) => each?.kind === "message" ? each.text : undefined);
+  return { out, sent, sends, texts };
+}
+
+Deno.test("a room's notes wait while its last message is unacknowledged, then go out as one", async () => {
+  const { out, sent, sends, texts } = heldStream();
+  out.publish(note(1));
+  await sends(1);
+  out.publish(note(2));
+  await turn();
+  out.publish(note(3));
+  out.publish({ ...note(4), room: "other" });
+  await sends(2);
+  await turn();
+  assertEquals(sent.map((each) => each.subject), ["chat.room.lobby.m", "chat.room.other.m"]);
+  assertEquals(out.waiting, 4);
+
+  sent[0].ack();
+  await sends(3);
+  assertEquals(sent[2].subject, "chat.room.lobby.m");
+  assertEquals(texts(2), ["message 2", "message 3"]);
+  sent[1].ack();
+  sent[2].ack();
+  await out.drained();
+  assertEquals(out.waiting, 0);
+  out.close();
+});
+
+Deno.test("a room's messages are stored in the order sent, even when one must go again", async () => {
+  const { out, sent, sends, texts } = heldStream();
+  out.publish(note(1));
+  await sends(1);
+  out.publish(note(2));
+  await turn();
+  sent[0].fail();
+  // The first goes again, exactly as before, and only then the second.
+  await sends(2);
+  assertEquals([sent[1].id, sent[1].payload], [sent[0].id, sent[0].payload]);
+  await turn();
+  assertEquals(sent.length, 2);
+  sent[1].ack();
+  await sends(3);
+  assertEquals(texts(2), ["message 2"]);
+  sent[2].ack();
+  await out.drained();
+  out.close();
+});
