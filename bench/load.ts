@@ -18,6 +18,8 @@ export interface LoadOptions {
    * has seated the client in its room): wait for that before the first round.
    */
   greeted: boolean;
+  /** v2: the share of clients that also send `typing` with each round's messages (0 by default). */
+  typing?: number;
 }
 
 /** What the load on one server measured, over its rounds (the first, a warm-up, excluded). */
@@ -135,6 +137,7 @@ export class Load {
           expected: clients * messages,
           messages,
           greeted: options.greeted,
+          typists: Math.round(clients * (options.typing ?? 0)),
         };
         const ready = waitFor(worker, "ready");
         worker.postMessage({ type: "setup", setup } satisfies ToWorker);

@@ -18,6 +18,11 @@ export interface WorkerSetup {
   messages: number;
   /** Wait for each client's first frame, the server's greeting, before reporting ready. */
   greeted: boolean;
+  /**
+   * v2: clients with an id below this also say they are typing with each
+   * round's messages (the server passes one on every 2 s and drops the rest).
+   */
+  typists: number;
 }
 
 export type ToWorker = { type: "setup"; setup: WorkerSetup } | { type: "round"; round: number };
@@ -139,10 +144,12 @@ function sendRound(socket: WsClient, id: number): void {
     { length: setup.messages },
     (_, n) => `b|${round}|${id}|${n}|${now()}`,
   );
+  const says = texts.map((text) => ({ type: "say", text }));
+  const requests = id < setup.typists ? [{ type: "typing" }, ...says] : says;
   if (setup.protocol === "text") socket.send(...texts);
   else if (setup.protocol === "v2") {
-    socket.send(...texts.map((text) => JSON.stringify({ type: "say", text })));
-  } else socket.send(JSON.stringify(texts.map((text) => ({ type: "say", text }))));
+    socket.send(...requests.map((request) => JSON.stringify(request)));
+  } else socket.send(JSON.stringify(requests));
 }
 
 self.onmessage = async (event: MessageEvent<ToWorker>) => {

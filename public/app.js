@@ -19,6 +19,9 @@ const MAX_QUEUED = 20;
 const MAX_HINTS = 8;
 /** Messages from one sender this close together show the sender once. */
 const RUN_GAP_MS = 5 * 60_000;
+/** How long "is typing" shows after the last word of it, and how often we send ours at most. */
+const TYPING_SHOWN_MS = 6000;
+const TYPING_EVERY_MS = 2000;
 
 const $ = (id) => document.getElementById(id);
 const view = {
@@ -26,6 +29,7 @@ const view = {
   whoami: $("whoami"),
   me: $("me"),
   jump: $("jump"),
+  typing: $("typing"),
   currentRoom: $("current-room"),
   topic: $("topic"),
   rooms: $("rooms"),
@@ -79,6 +83,10 @@ const state = {
   commands: [],
   /** Whether the next `help` event answers our own request for the hints (not shown). */
   helpForHints: false,
+  /** Who is typing in the room, each with the timer that ends it. */
+  typists: new Map(),
+  /** When we last told the room we were typing. */
+  typingSentAt: 0,
   /** What was sent while offline, with its "waiting to send" line, sent on reconnecting. */
   queued: [],
   hintIndex: -1,
@@ -151,6 +159,7 @@ function connect(start) {
     if (state.socket !== socket) return;
     state.socket = undefined;
     state.ready = false;
+    clearTyping();
     if (event.code === 4000) {
       setStatus("This session continues in another window.");
       return;
@@ -240,12 +249,17 @@ function handle(event) {
     case "message":
       noteEpoch(event.room, event.epoch);
       noteSeen(event.room, event.seq);
+      if (event.room === state.room) stopTyping(event.from);
       show(view.messages, event, classesOf(event), event.text, event.from);
+      break;
+    case "typing":
+      noteTyping(event);
       break;
     case "private":
       receivePrivate(event);
       break;
     case "presence":
+      if (event.room === state.room) stopTyping(event.oldName ?? event.from);
       updateMembers(event);
       show(view.messages, event, "presence", event.text);
       break;
@@ -302,7 +316,10 @@ function classesOf(event) {
 
 function enterRoom(room) {
   const changed = state.room !== room;
-  if (changed) view.messages.replaceChildren();
+  if (changed) {
+    view.messages.replaceChildren();
+    clearTyping();
+  }
   state.room = room;
   view.me.textContent = state.name;
   saveSession();
@@ -508,6 +525,50 @@ document.addEventListener("visibilitychange", () => {
   if (document.hidden) state.away = false;
 });
 
+// ---- who is typing, here and in the message box ----
+
+function noteTyping(event) {
+  if (event.room !== state.room || event.from === state.name) return;
+  clearTimeout(state.typists.get(event.from));
+  state.typists.set(event.from, setTimeout(() => stopTyping(event.from), TYPING_SHOWN_MS));
+  renderTyping();
+}
+
+function stopTyping(name) {
+  if (!state.typists.has(name)) return;
+  clearTimeout(state.typists.get(name));
+  state.typists.delete(name);
+  renderTyping();
+}
+
+function clearTyping() {
+  for (const timer of state.typists.values()) clearTimeout(timer);
+  state.typists.clear();
+  renderTyping();
+}
+
+function renderTyping() {
+  const names = [...state.typists.keys()];
+  view.typing.textContent = names.length === 0
+    ? ""
+    : names.length === 1
+    ? `${names[0]} is typing…`
+    : names.length === 2
+    ? `${names[0]} and ${names[1]} are typing…`
+    : "Several people are typing…";
+  // It is about the room: a private conversation does not show it.
+  view.typing.hidden = state.peer !== undefined;
+}
+
+/** Tells the room we are typing a message (not a command), at most every 2 s. */
+function sendTyping() {
+  const text = view.input.value;
+  if (state.peer !== undefined || text.trim() === "" || text.startsWith("!")) return;
+  const now = Date.now();
+  if (now - state.typingSentAt < TYPING_EVERY_MS) return;
+  if (send({ type: "typing" })) state.typingSentAt = now;
+}
+
 // ---- the views: a room, or a private conversation ----
 
 function openRoomView() {
@@ -522,6 +583,7 @@ function openRoomView() {
   renderTopic();
   renderRooms();
   renderConversations();
+  renderTyping();
 }
 
 function openConversation(peer) {
@@ -544,6 +606,7 @@ function openConversation(peer) {
   renderJump();
   renderRooms();
   renderConversations();
+  renderTyping();
 }
 
 function renderTopic() {
@@ -708,6 +771,7 @@ view.input.addEventListener("input", () => {
   state.hintIndex = -1;
   state.hintsDismissed = false;
   renderHints();
+  sendTyping();
 });
 
 view.input.addEventListener("keydown", (event) => {

@@ -1,11 +1,11 @@
 /**
  * Renders docs/screenshot.png (a desktop window) and docs/screenshot-phone.png
- * (a phone) of people chatting. Run with `deno task screenshot` (needs
+ * (a phone) of people chatting, one of them typing. Run with `deno task screenshot` (needs
  * Debian's chromium).
  */
 
 import type { Page } from "playwright-core";
-import { launchBrowser } from "../tests/e2e/_browser.ts";
+import { launchBrowser, typeUntilShown } from "../tests/e2e/_browser.ts";
 import { startServerProcess } from "../tests/e2e/_process.ts";
 
 const server = await startServerProcess();
@@ -46,6 +46,7 @@ try {
   await ann.locator("#hints").waitFor();
   await ann.screenshot({ path: new URL("../docs/screenshot.png", import.meta.url).pathname });
   await cleo.locator("#messages li", { hasText: "after standup" }).waitFor();
+  await typeUntilShown(bob, cleo, "Bob");
   await cleo.screenshot({
     path: new URL("../docs/screenshot-phone.png", import.meta.url).pathname,
   });

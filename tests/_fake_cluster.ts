@@ -15,6 +15,7 @@ import type {
   Records,
   RemoteUser,
   RoomLog,
+  TypingNote,
 } from "../src/broker/types.ts";
 import { looksLike, nameKey } from "../src/text/names.ts";
 
@@ -64,9 +65,11 @@ class FakeBroker implements Broker {
   readonly log: RoomLog;
   readonly records: Records;
   readonly cluster: Cluster;
+  readonly #shared: FakeCluster;
 
   constructor(shared: FakeCluster, instance: string) {
     this.instance = instance;
+    this.#shared = shared;
     this.log = {
       epochOf: (room) => shared.logOf(room).epoch,
       publish: (note) => {
@@ -142,6 +145,10 @@ class FakeBroker implements Broker {
 
   attach(handler: BrokerHandler): void {
     this.handler = handler;
+  }
+
+  typing(note: TypingNote): void {
+    for (const handler of this.#shared.handlers()) handler.deliverTyping(note);
   }
 
   start(): Promise<void> {

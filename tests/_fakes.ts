@@ -139,6 +139,7 @@ export function brokerPublishing(
     healthy: true,
     records: inner.records,
     log: { ...inner.log, publish: (note) => publish(note, inner.log.publish) },
+    typing: (note) => inner.typing(note),
     attach: (handler) => inner.attach(handler),
     start: () => inner.start(),
     close: () => inner.close(),

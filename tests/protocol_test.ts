@@ -56,6 +56,8 @@ Deno.test("v1 reads text as a message and ! lines as the requests they spell", (
       problem: { code: "unknown_command", command: "!dance wildly" },
     }],
     ["!", { type: "invalid", problem: { code: "unknown_command", command: "!" } }],
+    // v2 only: the text protocol has no spelling of it.
+    ["!typing", { type: "invalid", problem: { code: "unknown_command", command: "!typing" } }],
   ];
   for (const [frame, request] of cases) assertEquals(decodeV1Frame(frame), request, frame);
 });
@@ -140,6 +142,7 @@ Deno.test("v2 decodes every request", () => {
     [{ type: "about" }, { kind: "request", request: { type: "about" } }],
     [{ type: "env" }, { kind: "request", request: { type: "env" } }],
     [{ type: "ping" }, { kind: "request", request: { type: "ping" } }],
+    [{ type: "typing" }, { kind: "request", request: { type: "typing" } }],
     [{ type: "join", room: "games" }, {
       kind: "request",
       request: { type: "join", room: "games" },
@@ -360,6 +363,10 @@ Deno.test("v2 encodes every event type", () => {
     [
       { ...base, type: "gap", room: "lobby", epoch: "e2", reason: "epoch" },
       { type: "gap", ...common, room: "lobby", epoch: "e2", reason: "epoch", text: "shown" },
+    ],
+    [
+      { ...base, type: "typing", room: "lobby", from: "Ann" },
+      { type: "typing", ...common, room: "lobby", from: "Ann" },
     ],
     [
       { ...base, type: "help", commands: [{ name: "ping", usage: "!ping", summary: "pong" }] },

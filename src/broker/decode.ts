@@ -54,7 +54,7 @@ export function whole(record: Fields, key: string, what: string): number {
   return value as number;
 }
 
-function author(value: unknown): Author {
+export function author(value: unknown): Author {
   const record = fields(value, "an author");
   return {
     instance: text(record, "instance", "an author", 64),

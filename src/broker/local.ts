@@ -30,6 +30,7 @@ import {
   type Records,
   type RoomLog,
   type RoomNote,
+  type TypingNote,
 } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);
@@ -175,6 +176,10 @@ export class LocalBroker implements Broker {
 
   attach(handler: BrokerHandler): void {
     this.#handler = handler;
+  }
+
+  typing(note: TypingNote): void {
+    this.#handler?.deliverTyping(note);
   }
 
   /** Replays the stored logs into the chatroom, and clears what earlier runs left behind. */

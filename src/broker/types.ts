@@ -60,6 +60,13 @@ export interface PresenceNote {
   readonly reason?: string;
 }
 
+/** Someone is typing in a room: shown to its members for a moment, never stored. */
+export interface TypingNote {
+  readonly room: string;
+  readonly sentAt: number;
+  readonly author: Author;
+}
+
 /** A room event, delivered to every instance in one order per room. */
 export type RoomNote = MessageNote | PresenceNote;
 
@@ -188,6 +195,8 @@ export interface BrokerHandler {
   deliverRoomNote(note: RoomNote, position?: LogPosition): void;
   /** A private message for a local user. */
   deliverPrivate(note: PrivateNote): void;
+  /** Someone is typing in a room this instance follows (a local user included). */
+  deliverTyping(note: TypingNote): void;
   /** A local user's name turned out to be held elsewhere. */
   nameLost(name: string): void;
   /** The link to the other instances was lost (`true`) or is back (`false`). */
@@ -324,6 +333,11 @@ export interface Broker {
   readonly records: Records;
   /** The other instances; absent when the server runs alone. */
   readonly cluster?: Cluster;
+  /**
+   * Shows that someone is typing to the room's members, here and on every
+   * instance following the room: never stored, never sent again.
+   */
+  typing(note: TypingNote): void;
   /** Sets who receives deliveries; called once by the chatroom. */
   attach(handler: BrokerHandler): void;
   /** Starts delivering: stored history and records alone, the cluster's feeds in a cluster. */

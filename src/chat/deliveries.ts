@@ -16,6 +16,7 @@ import type {
   LogPosition,
   PrivateNote,
   RoomNote,
+  TypingNote,
 } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ChatEvent } from "../vocabulary/events.ts";
@@ -110,6 +111,11 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
       broadcast(room, event, note.action === "rename" ? undefined : author);
     },
     deliverPrivate,
+    deliverTyping(note: TypingNote): void {
+      const room = rooms.find(note.room);
+      if (room === undefined) return;
+      broadcast(room, events.typing(note, room.name), localAuthor(note.author));
+    },
     nameLost(name) {
       const user = users.find(name);
       if (user !== undefined) sessions.nameLost(user);

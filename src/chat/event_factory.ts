@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { MessageNote, PresenceNote, PrivateNote } from "../broker/types.ts";
+import type { MessageNote, PresenceNote, PrivateNote, TypingNote } from "../broker/types.ts";
 import type { Catalog, MessageKey, MessageValues } from "../messages.ts";
 import type {
   CommandSummary,
@@ -21,6 +21,7 @@ import type {
   RoomsEvent,
   RoomSummary,
   SystemEvent,
+  TypingEvent,
   WelcomeEvent,
 } from "../vocabulary/events.ts";
 import type { RequestProblem } from "../vocabulary/requests.ts";
@@ -204,6 +205,19 @@ export class EventFactory {
       oldName,
     };
     return by === undefined ? event : { ...event, by, reason: reason ?? NO_REASON };
+  }
+
+  /** Someone is typing in `room` (no line: the text protocol shows none). */
+  typing(note: TypingNote, room: string): TypingEvent {
+    return {
+      id: this.nextId(),
+      sentAt: note.sentAt,
+      origin: "USER",
+      body: "",
+      type: "typing",
+      room,
+      from: note.author.name,
+    };
   }
 
   /** A private message as its target sees it, or (`sent`) as its sender does. */

@@ -3,7 +3,8 @@
  * or by a bot of the server API, under the same rules: text cleaned and cut
  * once, mutes and slow mode for users, the target found as names are, and
  * what a room and the whole server accept per second, whoever sends it (so
- * many addresses together cannot flood a room or the server either).
+ * many addresses together cannot flood a room or the server either). And
+ * telling a room that one is about to say something (`typing`).
  *
  * @module
  */
@@ -16,14 +17,14 @@ import { Buckets, Limiter } from "../limits.ts";
 import { nameKey } from "../text/names.ts";
 import { formatDuration } from "../text/duration.ts";
 import { cleanText, stripWhitespace, trimMarks, truncateText } from "../text/sanitize.ts";
-import type { ErrorCode } from "../vocabulary/events.ts";
+import { type ErrorCode, TYPING_EVERY_MS } from "../vocabulary/events.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import { usageOf } from "../vocabulary/commands.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Gate } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
-import type { Actor, Outcome } from "./outcome.ts";
+import { type Actor, DONE, type Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
 
 /** What {@linkcode Talk} works with, shared with the chatroom. */
@@ -136,6 +137,25 @@ export class Talk {
     }
     actor.user?.sink.send(events.private(note, "sent"));
     return { ok: true, id: note.id };
+  }
+
+  /**
+   * Shows the other members of the user's room, on every instance, that the
+   * user is typing: once every {@linkcode TYPING_EVERY_MS} per room at most
+   * (more often is dropped without a word, as is a muted user's). Never
+   * stored; clients show it for a few seconds.
+   */
+  typing(user: User): Outcome {
+    const { broker, membership, moderation, now } = this.#options;
+    const at = now();
+    const room = user.room.name;
+    const key = nameKey(room);
+    const last = user.typing;
+    if (last !== undefined && last.room === key && at - last.at < TYPING_EVERY_MS) return DONE;
+    if (moderation.mutedFor(user) !== undefined) return DONE;
+    user.typing = { room: key, at };
+    broker.typing({ room, sentAt: at, author: membership.author(user) });
+    return DONE;
   }
 
   /** Why `user` may not speak now: muted, or too soon in a slow room. */

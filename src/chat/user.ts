@@ -78,6 +78,8 @@ export class User {
   floodWarned = false;
   /** Renames left to the user, made at their first rename. */
   renames: TokenBucket | undefined;
+  /** When the user last told a room (by key) that they were typing. */
+  typing: { readonly room: string; readonly at: number } | undefined;
   /** The room the user is in, or is entering. */
   room: Room<User>;
   /** Set once the session is welcomed: its name is agreed and its room followed. */

@@ -83,6 +83,8 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
       };
     case "help":
       return { ...base, commands: event.commands, text: event.body };
+    case "typing":
+      return { ...base, room: event.room, from: event.from };
   }
 }
 

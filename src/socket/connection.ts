@@ -304,7 +304,8 @@ export class Connection implements Sink {
    * when there are several), so a busy room costs far fewer sends.
    */
   send(event: ChatEvent, own = false): void {
-    if (this.#closing) return;
+    // The text protocol has no line for someone typing.
+    if (this.#closing || (!this.#v2 && event.type === "typing")) return;
     this.#options.metrics.messagesDelivered.inc();
     if (!this.#v2) return this.#write(this.#outbox.v1Frame(event, own));
     const batch = this.#batch;

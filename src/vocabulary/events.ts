@@ -99,6 +99,23 @@ export interface PresenceEvent extends EventBase {
   readonly reason?: string;
 }
 
+/**
+ * Someone in a room is typing: shown for {@linkcode TYPING_SHOWN_MS} unless
+ * sent again, and ended by their next message or their leaving. Never
+ * stored, never replayed; the text protocol shows none.
+ */
+export interface TypingEvent extends EventBase {
+  readonly type: "typing";
+  readonly room: string;
+  readonly from: string;
+}
+
+/** How long a client shows that someone is typing, in milliseconds. */
+export const TYPING_SHOWN_MS = 6000;
+
+/** A user tells a room they are typing at most this often, in milliseconds; more often is dropped. */
+export const TYPING_EVERY_MS = 2000;
+
 /** A notice or a command's answer. */
 export interface SystemEvent extends EventBase {
   readonly type: "system";
@@ -188,7 +205,8 @@ export type ChatEvent =
   | RoomsEvent
   | MembersEvent
   | HelpEvent
-  | GapEvent;
+  | GapEvent
+  | TypingEvent;
 
 /** Why the chat ends a session; the connection picks the close code. */
 export type CloseReason =

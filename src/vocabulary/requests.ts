@@ -239,6 +239,15 @@ export const REQUESTS = {
     section: "moderation",
     who: "moderators",
   }),
+  typing: define({
+    args: {},
+    command: false,
+    summary: "tells your room you are typing",
+    description:
+      "v2 only: your room's other members are shown that you are typing, for 6 s or until you speak",
+    section: "chat",
+    who: "everyone",
+  }),
   refresh: define({
     args: { auth: secret("token", "word") },
     summary: "renews your sign-in with a fresh token",

@@ -76,6 +76,21 @@ export async function textOf(
   await page.locator(selector).filter({ hasText: pattern }).first().waitFor(WAIT);
 }
 
+/**
+ * Types a draft on `typist`'s page, a little more each time, until
+ * `watcher`'s page shows that they are typing: a page tells the room at most
+ * every 2 s, and the last time may have been a moment ago.
+ */
+export async function typeUntilShown(typist: Page, watcher: Page, name: string): Promise<void> {
+  const shown = watcher.locator("#typing").filter({ hasText: `${name} is typing…` });
+  let draft = "a draft";
+  for (let tries = 0; tries < 20 && !(await shown.isVisible()); tries++) {
+    await typist.fill("#input", draft += ".");
+    await shown.waitFor({ timeout: 500 }).catch(() => {});
+  }
+  await shown.waitFor(WAIT);
+}
+
 export async function open(
   browser: Browser,
   server: ServerProcess,

@@ -29,7 +29,7 @@ export function natsAvailable(): boolean {
 }
 
 /** A free TCP port on 127.0.0.1, as the kernel hands out for port 0. */
-function freePort(): number {
+export function freePort(): number {
   const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const { port } = listener.addr;
   listener.close();

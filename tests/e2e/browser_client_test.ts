@@ -7,7 +7,17 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import { browserTest, DESKTOP, message, open, PHONE, say, textOf, WAIT } from "./_browser.ts";
+import {
+  browserTest,
+  DESKTOP,
+  message,
+  open,
+  PHONE,
+  say,
+  textOf,
+  typeUntilShown,
+  WAIT,
+} from "./_browser.ts";
 
 browserTest(
   "browser: the client reads like a chat and holds up on a phone",
@@ -92,6 +102,15 @@ browserTest(
       await bob.click("#rooms-toggle");
       await bob.click(".scrim", { position: { x: PHONE.width - 10, y: 300 } });
       assertEquals(await bob.evaluate(`document.activeElement?.id`), "rooms-toggle");
+    });
+
+    await t.step("who is typing shows under the messages until they send", async () => {
+      await typeUntilShown(ann, bob, "Ann");
+      assertEquals(await ann.locator("#typing").innerText(), "", "not to the one typing");
+      await ann.fill("#input", "I am writing something");
+      await ann.press("#input", "Enter");
+      await message(bob, "I am writing something", ".message");
+      assertEquals(await bob.locator("#typing").innerText(), "");
     });
 
     await t.step("a reload in a private conversation comes back to it", async () => {

@@ -18,6 +18,7 @@ import {
   PHONE,
   say,
   textOf,
+  typeUntilShown,
   WAIT,
 } from "./_browser.ts";
 import { within } from "./_client.ts";
@@ -315,6 +316,7 @@ browserTest(
         await message(page, "something to read", ".history");
         const views: [string, () => Promise<void>][] = [
           ["the room", async () => {}],
+          ["someone typing", () => typeUntilShown(other, page, "Other")],
           ["the command hints", async () => {
             await page.fill("#input", "!");
             await page.locator("#hints").waitFor({ state: "visible", ...WAIT });

@@ -32,12 +32,14 @@ import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import { InstanceMail } from "./control.ts";
 import { ClusterEpochs } from "./epochs.ts";
+import { clusterGauges } from "./gauges.ts";
 import { RoomFeed } from "./feed.ts";
 import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
 import { connectNats } from "./tcp.ts";
 import { Publisher, purgeIfQuiet } from "./publisher.ts";
+import { TypingLink } from "./typing.ts";
 import { malformedReporter } from "./wire.ts";
 import {
   type Broker,
@@ -50,6 +52,7 @@ import {
   type Records,
   type RoomLog,
   type RoomNote,
+  type TypingNote,
 } from "../types.ts";
 
 const STREAM = "CHAT_ROOMS";
@@ -105,6 +108,7 @@ export class NatsBroker implements Broker {
   readonly #records: ClusterRecords;
   readonly #mail: InstanceMail;
   readonly #liveness: Liveness;
+  readonly #typing: TypingLink;
   #handler: BrokerHandler | undefined;
   readonly log: RoomLog = {
     epochOf: (room) => this.#epochs.of(room),
@@ -183,6 +187,13 @@ export class NatsBroker implements Broker {
       drained: () => this.#publisher.drained(),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
+    this.#typing = new TypingLink({
+      nc,
+      instance: this.instance,
+      holderOf: (name) => this.#names.holderOf(name),
+      deliver: (note) => this.#handler?.deliverTyping(note),
+      malformed: (subject, error) => this.#malformed(subject, error),
+    });
     const records = this.#records;
     this.records = {
       save: (key, record) => records.save(key, record),
@@ -190,28 +201,11 @@ export class NatsBroker implements Broker {
       all: () => records.all(),
     };
     this.cluster = { names: this.#directory(), mail: this.#mail };
-    options.metrics?.gauges.push(
-      {
-        name: "chat_cluster_connected",
-        help: "1 while the link to NATS works, else 0.",
-        read: () => this.#connected ? 1 : 0,
-      },
-      {
-        name: "chat_cluster_outbox",
-        help: "Room events waiting to be stored in the stream.",
-        read: () => this.#publisher.waiting,
-      },
-      {
-        name: "chat_cluster_rooms_followed",
-        help: "Rooms this instance reads from the stream.",
-        read: () => this.#feeds.size,
-      },
-      {
-        name: "chat_cluster_lag",
-        help: "Stream messages of followed rooms not yet read.",
-        read: () => [...this.#feeds.values()].reduce((sum, feed) => sum + feed.lag, 0),
-      },
-    );
+    options.metrics?.gauges.push(...clusterGauges({
+      connected: () => this.#connected,
+      outbox: () => this.#publisher.waiting,
+      feeds: () => this.#feeds,
+    }));
   }
 
   /** Connects to NATS and makes sure the stream and the buckets exist. */
@@ -275,6 +269,12 @@ export class NatsBroker implements Broker {
 
   attach(handler: BrokerHandler): void {
     this.#handler = handler;
+  }
+
+  /** Shown here at once; sent to the others only while NATS is there (late, it is not news). */
+  typing(note: TypingNote): void {
+    this.#handler?.deliverTyping(note);
+    if (this.#connected) this.#typing.send(note);
   }
 
   /** Starts watching names and epochs and listening for what is addressed to this instance. */
@@ -349,6 +349,7 @@ export class NatsBroker implements Broker {
         },
       });
       this.#feeds.set(key, feed);
+      this.#typing.follow(room);
     }
     return feed.caughtUp ? undefined : feed.ready;
   }
@@ -362,6 +363,7 @@ export class NatsBroker implements Broker {
         this.#unfollowing.delete(key);
         this.#feeds.get(key)?.stop();
         this.#feeds.delete(key);
+        this.#typing.unfollow(room);
         this.#handler?.forgetHistory(room);
       }, UNFOLLOW_AFTER_MS),
     );
@@ -384,6 +386,7 @@ export class NatsBroker implements Broker {
     this.#publisher.close();
     for (const timer of this.#unfollowing.values()) clearTimeout(timer);
     for (const feed of this.#feeds.values()) feed.stop();
+    this.#typing.stop();
     await this.#names.releaseAll();
     await this.#nc.drain().catch((error) => {
       log.warning("Cannot leave NATS cleanly: {error}", { error });

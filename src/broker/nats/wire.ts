@@ -10,6 +10,7 @@
 import { getLogger } from "@logtape/logtape";
 import { MAX_NAME_UNITS, nameKey } from "../../text/names.ts";
 import {
+  author,
   DecodeError,
   fields,
   message,
@@ -18,7 +19,14 @@ import {
   text,
   whole,
 } from "../decode.ts";
-import type { KickNote, KickResult, ModerationRecord, PrivateNote, RoomNote } from "../types.ts";
+import type {
+  KickNote,
+  KickResult,
+  ModerationRecord,
+  PrivateNote,
+  RoomNote,
+  TypingNote,
+} from "../types.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -194,6 +202,19 @@ export function readNameEntry(data: string): NameEntry {
     instance: text(record, "instance", "a name entry", 64),
     userId: whole(record, "userId", "a name entry"),
     rank: record.rank === undefined ? 0 : whole(record, "rank", "a name entry"),
+  };
+}
+
+/** The longest typing note read, in UTF-16 units: longer ones are refused unparsed. */
+const MAX_TYPING_UNITS = 1024;
+
+export function readTypingNote(data: string): TypingNote {
+  if (data.length > MAX_TYPING_UNITS) throw new DecodeError("a typing note is too long");
+  const record = fields(parse(data), "a typing note");
+  return {
+    room: text(record, "room", "a typing note", 256),
+    sentAt: whole(record, "sentAt", "a typing note"),
+    author: author(record.author),
   };
 }
 
