@@ -83,6 +83,8 @@ const state = {
   commands: [],
   /** Whether the next `help` event answers our own request for the hints (not shown). */
   helpForHints: false,
+  /** The message of ours being edited in the box, while one is: its id and its list item. */
+  editing: undefined,
   /** Who is typing in the room, each with the timer that ends it. */
   typists: new Map(),
   /** When we last told the room we were typing. */
@@ -242,6 +244,12 @@ function handle(event) {
       noteSeen(event.room, event.seq);
       show(view.messages, event, classesOf(event), event.text, event.from);
       break;
+    case "edit":
+    case "delete":
+      noteEpoch(event.room, event.epoch);
+      noteSeen(event.room, event.seq);
+      if (event.room === state.room) applyChange(event);
+      break;
     case "gap":
       noteEpoch(event.room, event.epoch);
       show(view.messages, event, "gap", event.text);
@@ -311,7 +319,79 @@ function classesOf(event) {
   const classes = [event.type];
   if (event.from === state.name) classes.push("self");
   if (event.emote) classes.push("emote");
+  if (event.removed) classes.push("removed");
   return classes.join(" ");
+}
+
+// ---- messages taken back: edited and removed ----
+
+function itemOf(id) {
+  return [...view.messages.querySelectorAll("li[data-id]")].find((item) => item.dataset.id === id);
+}
+
+/** Shows an edit or a removal on the message it changes, if it is on the page. */
+function applyChange(event) {
+  const item = itemOf(event.target);
+  if (item === undefined || item.classList.contains("removed")) return;
+  if (event.type === "edit") {
+    setText(item, event.text, true);
+  } else {
+    item.classList.add("removed");
+    item.querySelector(".actions")?.remove();
+    setText(item, "message removed", false);
+    if (state.editing?.id === event.target) stopEditing();
+  }
+}
+
+/** The text of a message's item, marked "(edited)" when it was. */
+function setText(item, text, edited) {
+  const span = item.querySelector(".text");
+  span.textContent = text;
+  item.querySelector(".edited-mark")?.remove();
+  if (!edited) return;
+  const mark = document.createElement("span");
+  mark.className = "edited-mark";
+  mark.textContent = " (edited)";
+  span.after(mark);
+}
+
+/** Edit and Delete for one of our own messages. */
+function actionsFor(item) {
+  const actions = document.createElement("span");
+  actions.className = "actions";
+  for (const [action, label] of [["edit", "Edit"], ["delete", "Delete"]]) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = action;
+    button.textContent = label;
+    button.setAttribute("aria-label", `${label} your message`);
+    button.addEventListener("click", () => {
+      if (action === "edit") startEditing(item);
+      else if (confirm("Delete this message for everyone?")) {
+        send({ type: "delete", id: item.dataset.id });
+      }
+    });
+    actions.append(button);
+  }
+  return actions;
+}
+
+function startEditing(item) {
+  state.editing = { id: item.dataset.id, item };
+  view.input.value = item.querySelector(".text").textContent;
+  view.sendNote.textContent = "Editing your message: Enter saves it, Escape leaves it as it was.";
+  view.input.focus();
+}
+
+function stopEditing() {
+  state.editing = undefined;
+  view.input.value = "";
+  renderQueue();
+}
+
+/** Our newest message on the page that can still be edited (ArrowUp in an empty box). */
+function lastOwnItem() {
+  return [...view.messages.querySelectorAll("li.self[data-id]:not(.removed)")].at(-1);
 }
 
 function enterRoom(room) {
@@ -458,6 +538,7 @@ function messageItem(event, classes, text, from) {
   const item = document.createElement("li");
   item.className = classes;
   item.dataset.kind = classes;
+  if (event.seq !== undefined) item.dataset.id = event.id;
   const sentAt = new Date(event.sentAt);
   item.dataset.at = String(Number.isNaN(sentAt.getTime()) ? Date.now() : sentAt.getTime());
   if (from !== undefined) {
@@ -482,7 +563,14 @@ function messageItem(event, classes, text, from) {
     sender.textContent = event.emote ? `* ${from}` : `${from}:`;
     item.append(sender);
   }
-  item.append(text);
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = event.removed ? "message removed" : text;
+  item.append(body);
+  if (event.edited) setText(item, text, true);
+  if (event.seq !== undefined && from === state.name && !event.removed) {
+    item.append(actionsFor(item));
+  }
   return item;
 }
 
@@ -775,6 +863,19 @@ view.input.addEventListener("input", () => {
 });
 
 view.input.addEventListener("keydown", (event) => {
+  if (event.key === "Escape" && state.editing !== undefined) {
+    event.stopPropagation();
+    stopEditing();
+    return;
+  }
+  if (event.key === "ArrowUp" && view.input.value === "" && state.peer === undefined) {
+    const item = lastOwnItem();
+    if (item !== undefined) {
+      event.preventDefault();
+      startEditing(item);
+      return;
+    }
+  }
   const matches = matchingCommands();
   if (matches.length === 0) return;
   if (event.key === "ArrowDown" || event.key === "ArrowUp") {
@@ -826,6 +927,10 @@ view.sendForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const text = view.input.value;
   if (text.trim() === "") return;
+  if (state.editing !== undefined) {
+    if (send({ type: "edit", id: state.editing.id, text })) stopEditing();
+    return;
+  }
   const request = requestFor(text);
   if (!send(request)) {
     if (state.signedOut) {

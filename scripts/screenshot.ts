@@ -1,6 +1,6 @@
 /**
  * Renders docs/screenshot.png (a desktop window) and docs/screenshot-phone.png
- * (a phone) of people chatting, one of them typing. Run with `deno task screenshot` (needs
+ * (a phone) of people chatting, one message edited, one of them typing. Run with `deno task screenshot` (needs
  * Debian's chromium).
  */
 
@@ -33,13 +33,16 @@ try {
   await say(bob, "!leave");
   const lines: [Page, string][] = [
     [ann, "Morning! Did the deploy go out?"],
-    [bob, "It did, ten minutes ago. Metrics look calm."],
+    [bob, "It did, ten minuts ago. Metrics look calm."],
     [cleo, "Nice. I'm on my phone, reading along."],
     [ann, "!me raises a coffee"],
     [bob, "!pm Ann can you review my notes in #release?"],
     [ann, "Sure, after standup."],
   ];
   for (const [page, text] of lines) await say(page, text);
+  // Bob fixes his typo: ArrowUp in the empty box takes his newest message back to it.
+  await bob.press("#input", "ArrowUp");
+  await say(bob, "It did, ten minutes ago. Metrics look calm.");
   await ann.locator("#messages li", { hasText: "after standup" }).waitFor();
   await ann.locator("#rooms button[data-key='room:release'] .unread").waitFor({ timeout: 10_000 });
   await ann.fill("#input", "!j");

@@ -101,6 +101,35 @@ export const MESSAGE_CATALOG = {
     placeholders: ["name", "action"],
     text: "* $name $action",
   },
+  message_edited: {
+    placeholders: ["name", "message"],
+    text: "$name edited a message: $message",
+  },
+  message_removed: {
+    placeholders: ["name"],
+    text: "A message of $name was removed",
+  },
+  message_removed_by: {
+    placeholders: ["name", "by"],
+    text: "A message of $name was removed by $by",
+  },
+  edited_line: {
+    placeholders: ["line"],
+    text: "$line (edited)",
+  },
+  removed_line: {
+    placeholders: ["name"],
+    text: "$name: (message removed)",
+  },
+  message_not_found: {
+    placeholders: ["id", "room"],
+    text: "No message $id is kept in $room.",
+  },
+  message_not_yours: {
+    placeholders: ["minutes"],
+    text:
+      "You can change only your own messages, within $minutes minutes of sending them; moderators can remove any.",
+  },
   help_command: {
     placeholders: ["usage", "summary"],
     text: "$usage - $summary",

@@ -56,8 +56,15 @@ Deno.test("v1 reads text as a message and ! lines as the requests they spell", (
       problem: { code: "unknown_command", command: "!dance wildly" },
     }],
     ["!", { type: "invalid", problem: { code: "unknown_command", command: "!" } }],
-    // v2 only: the text protocol has no spelling of it.
+    // v2 only: the text protocol has no spelling of them.
     ["!typing", { type: "invalid", problem: { code: "unknown_command", command: "!typing" } }],
+    ["!edit a1.2f new", {
+      type: "invalid",
+      problem: { code: "unknown_command", command: "!edit a1.2f new" },
+    }],
+    ["!delete a1.2f", { type: "delete", id: "a1.2f" }],
+    ["!delete a1.2f games", { type: "delete", id: "a1.2f", room: "games" }],
+    ["!delete", { type: "invalid", problem: { code: "usage", usage: "!delete <id> [room]" } }],
   ];
   for (const [frame, request] of cases) assertEquals(decodeV1Frame(frame), request, frame);
 });
@@ -143,6 +150,24 @@ Deno.test("v2 decodes every request", () => {
     [{ type: "env" }, { kind: "request", request: { type: "env" } }],
     [{ type: "ping" }, { kind: "request", request: { type: "ping" } }],
     [{ type: "typing" }, { kind: "request", request: { type: "typing" } }],
+    [{ type: "edit", id: "a1.2f", text: "fixed" }, {
+      kind: "request",
+      request: { type: "edit", id: "a1.2f", text: "fixed" },
+    }],
+    [{ type: "delete", id: "a1.2f" }, {
+      kind: "request",
+      request: { type: "delete", id: "a1.2f" },
+    }],
+    [{ type: "delete", id: "x".repeat(129) }, {
+      kind: "request",
+      request: {
+        type: "invalid",
+        problem: {
+          code: "bad_request",
+          reason: '"delete" needs "id": a message\'s id (at most 128 characters)',
+        },
+      },
+    }],
     [{ type: "join", room: "games" }, {
       kind: "request",
       request: { type: "join", room: "games" },
@@ -363,6 +388,63 @@ Deno.test("v2 encodes every event type", () => {
     [
       { ...base, type: "gap", room: "lobby", epoch: "e2", reason: "epoch" },
       { type: "gap", ...common, room: "lobby", epoch: "e2", reason: "epoch", text: "shown" },
+    ],
+    [
+      { ...message, change: { target: "2f", action: "edit", author: "Ann" }, text: "fixed" },
+      {
+        type: "edit",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        seq: 3,
+        from: "Ann",
+        target: "2f",
+        text: "fixed",
+      },
+    ],
+    [
+      {
+        ...message,
+        from: "Mod",
+        text: "",
+        change: { target: "2f", action: "delete", author: "Ann" },
+      },
+      {
+        type: "delete",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        seq: 3,
+        from: "Mod",
+        target: "2f",
+        author: "Ann",
+      },
+    ],
+    [
+      { ...message, type: "history", origin: "HISTORY", text: "fixed", edited: true },
+      {
+        type: "history",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        from: "Ann",
+        text: "fixed",
+        seq: 3,
+        edited: true,
+      },
+    ],
+    [
+      { ...message, type: "history", origin: "HISTORY", text: "", removed: true },
+      {
+        type: "history",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        from: "Ann",
+        text: "",
+        seq: 3,
+        removed: true,
+      },
     ],
     [
       { ...base, type: "typing", room: "lobby", from: "Ann" },

@@ -9,6 +9,7 @@
  */
 
 import { MAX_NAME_UNITS } from "../text/names.ts";
+import type { MessageChange } from "../vocabulary/events.ts";
 import type { Author, ModerationRecord, PresenceNotice, RoomNote } from "./types.ts";
 
 /** Data from outside that could not be read. */
@@ -48,6 +49,16 @@ export function message(record: Fields, key: string, what: string, max: number):
   return value;
 }
 
+/** The latest time a JavaScript date can hold, in milliseconds since the Unix epoch. */
+const LAST_TIME = 8.64e15;
+
+/** A time in milliseconds since the Unix epoch that a date can show (others throw when shown). */
+export function time(record: Fields, key: string, what: string): number {
+  const value = whole(record, key, what);
+  if (value < 0 || value > LAST_TIME) throw new DecodeError(`${what} has a "${key}" out of range`);
+  return value;
+}
+
 export function whole(record: Fields, key: string, what: string): number {
   const value = record[key];
   if (!Number.isSafeInteger(value)) throw new DecodeError(`${what} needs a whole number "${key}"`);
@@ -76,6 +87,19 @@ const NOTICES = new Set<string>(
 );
 const ACTIONS = new Set(["join", "leave", "rename"]);
 
+function change(value: unknown): MessageChange {
+  const record = fields(value, "a message's change");
+  const action = record.action;
+  if (action !== "edit" && action !== "delete") {
+    throw new DecodeError('a message\'s change needs an "action" of edit or delete');
+  }
+  return {
+    target: text(record, "target", "a message's change", 128),
+    action,
+    author: text(record, "author", "a message's change", MAX_NAME_UNITS),
+  };
+}
+
 /**
  * One room note, checked; a message's text of at most `maxText` characters
  * (what a sender could have sent under `max_message_len`).
@@ -85,18 +109,19 @@ export function roomNote(value: unknown, maxText = 1_000_000): RoomNote {
   const common = {
     room: text(record, "room", "a room note", 256),
     id: text(record, "id", "a room note", 128),
-    sentAt: whole(record, "sentAt", "a room note"),
+    sentAt: time(record, "sentAt", "a room note"),
     author: author(record.author),
   };
   if (record.kind === "message") {
     const emote = record.emote;
     if (typeof emote !== "boolean") throw new DecodeError('a message needs a boolean "emote"');
-    return {
-      kind: "message",
+    const note = {
+      kind: "message" as const,
       ...common,
       text: message(record, "text", "a message", maxText),
       emote,
     };
+    return record.change === undefined ? note : { ...note, change: change(record.change) };
   }
   if (record.kind === "presence") {
     const action = text(record, "action", "a presence note", 16);
@@ -123,7 +148,7 @@ export function roomNote(value: unknown, maxText = 1_000_000): RoomNote {
 export function moderationRecord(value: unknown): ModerationRecord {
   const record = fields(value, "a moderation record");
   const by = text(record, "by", "a moderation record", 256);
-  const at = whole(record, "at", "a moderation record");
+  const at = time(record, "at", "a moderation record");
   const rank = (): number => whole(record, "byRank", "a moderation record");
   switch (record.kind) {
     case "ban":
@@ -140,7 +165,7 @@ export function moderationRecord(value: unknown): ModerationRecord {
         name,
         address,
         for: record.for === undefined ? undefined : text(record, "for", what, 256),
-        until: whole(record, "until", what),
+        until: time(record, "until", what),
         reason: text(record, "reason", what, 4096),
         by,
         byRank: rank(),

@@ -10,6 +10,7 @@
  */
 
 import { nameKey } from "../text/names.ts";
+import type { MessageChange } from "../vocabulary/events.ts";
 
 /** Who did something: the instance, the user's id there, and the name they had. */
 export interface Author {
@@ -18,7 +19,11 @@ export interface Author {
   readonly name: string;
 }
 
-/** Something said in a room. */
+/**
+ * Something said in a room; or, with `change`, an edit or a removal of an
+ * earlier message (`author` is then who changed it, and `text` the new text
+ * of an edit): numbered, stored and delivered in the room's log like a message.
+ */
 export interface MessageNote {
   readonly kind: "message";
   readonly room: string;
@@ -28,6 +33,7 @@ export interface MessageNote {
   readonly author: Author;
   readonly text: string;
   readonly emote: boolean;
+  readonly change?: MessageChange;
 }
 
 /** Which notice a presence note shows. */

@@ -156,6 +156,7 @@ export class Chatroom {
       metrics,
       broker,
       events,
+      rooms,
       membership,
       moderation,
       gate,

@@ -96,6 +96,18 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
             id: note.id,
           });
         }
+        if (note.change !== undefined) {
+          // The changed message reads changed from now on, in history too.
+          const changed = room.keptById(note.change.target);
+          if (changed !== undefined && !changed.removed) {
+            room.replace(
+              changed,
+              note.change.action === "edit"
+                ? events.edited(changed, note.text)
+                : events.removed(changed),
+            );
+          }
+        }
         broadcast(room, message, author);
         author?.sink.send(message, true);
         return;

@@ -5,7 +5,13 @@
  * @module
  */
 
-import type { MessageNote, PresenceNote, PrivateNote, TypingNote } from "../broker/types.ts";
+import type {
+  Author,
+  MessageNote,
+  PresenceNote,
+  PrivateNote,
+  TypingNote,
+} from "../broker/types.ts";
 import type { Catalog, MessageKey, MessageValues } from "../messages.ts";
 import type {
   CommandSummary,
@@ -159,25 +165,52 @@ export class EventFactory {
     return { ...this.#base("SERVER", body), type: "help", commands };
   }
 
-  /** A message said in `room`, where it is number `seq` of the log's `epoch`. */
+  /**
+   * A message said in `room`, where it is number `seq` of the log's
+   * `epoch`; or an entry there that changes an earlier message.
+   */
   message(note: MessageNote, room: string, seq: number, epoch: string): MessageEvent {
-    const { id, sentAt, author: { name: from }, text, emote } = note;
-    const body = emote
-      ? this.text("emote", { name: from, action: text })
-      : this.text("chat", { name: from, message: text });
-    return {
+    const { id, sentAt, author, text, emote, change } = note;
+    const from = author.name;
+    const event: MessageEvent = {
       type: "message",
       id,
       sentAt,
       origin: "USER",
-      body,
+      body: change === undefined
+        ? this.#line(from, text, emote)
+        : change.action === "edit"
+        ? this.text("message_edited", { name: from, message: text })
+        : change.author === from
+        ? this.text("message_removed", { name: from })
+        : this.text("message_removed_by", { name: change.author, by: from }),
       room,
       from,
       text,
       seq,
       emote,
       epoch,
+      authorKey: authorKey(author),
     };
+    return change === undefined ? event : { ...event, change };
+  }
+
+  /** A kept message as it reads after an edit to `text`. */
+  edited(message: MessageEvent, text: string): MessageEvent {
+    const line = this.#line(message.from, text, message.emote);
+    return { ...message, text, edited: true, body: this.text("edited_line", { line }) };
+  }
+
+  /** A kept message as it reads once removed: its text gone. */
+  removed(message: MessageEvent): MessageEvent {
+    const body = this.text("removed_line", { name: message.from });
+    return { ...message, text: "", emote: false, edited: false, removed: true, body };
+  }
+
+  #line(name: string, text: string, emote: boolean): string {
+    return emote
+      ? this.text("emote", { name, action: text })
+      : this.text("chat", { name, message: text });
   }
 
   /** Someone arrived in, left or was renamed in `room`, whose log is in `epoch`. */
@@ -247,6 +280,11 @@ export class EventFactory {
   } {
     return { id: this.nextId(), sentAt: this.#now(), origin, body };
   }
+}
+
+/** How the chat tells the author of a message apart from others of the same name. */
+export function authorKey(author: Author): string {
+  return `${author.instance}.${author.userId}`;
 }
 
 /** A kept message of a room in `epoch`, as replayed to someone arriving or catching up. */

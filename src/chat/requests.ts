@@ -118,6 +118,8 @@ export class Requests {
       unban: (actor, request) => mod.unban(actor, request),
       topic: (actor, request) => mod.topic(actor, request),
       slow: (actor, request) => mod.slow(actor, request),
+      edit: (actor, request) => talk.edit(actor, request),
+      delete: (actor, request) => talk.delete(actor, request),
       typing: (actor) => talk.typing(session(actor)),
       refresh: (actor, request) => signIns.refresh(session(actor), request.auth),
     };

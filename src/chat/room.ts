@@ -18,6 +18,19 @@ export function isRoomName(name: string): boolean {
   return ROOM_NAME.test(name) && identifierProblem(name) === undefined;
 }
 
+/**
+ * `messages` without the changes to messages among them: those show
+ * changed already. A change to a message before them stays, for whoever
+ * saw that message as it was.
+ */
+function settled(messages: MessageEvent[]): MessageEvent[] {
+  if (messages.every((message) => message.change === undefined)) return messages;
+  const ids = new Set(messages.map((message) => message.id));
+  return messages.filter((message) =>
+    message.change === undefined || !ids.has(message.change.target)
+  );
+}
+
 /** The messages a client missed, and whether some may be missing from them. */
 export interface Backlog {
   readonly messages: readonly MessageEvent[];
@@ -96,6 +109,17 @@ export class Room<M> {
     return [...history.slice(this.#oldest), ...history.slice(0, this.#oldest)];
   }
 
+  /** The kept message (not a change to one) whose id is `id`, if it is still kept. */
+  keptById(id: string): MessageEvent | undefined {
+    return this.#history.find((message) => message.id === id && message.change === undefined);
+  }
+
+  /** Keeps `changed` where `message` was kept (an edit or a removal of it). */
+  replace(message: MessageEvent, changed: MessageEvent): void {
+    const index = this.#history.indexOf(message);
+    if (index >= 0) this.#history[index] = changed;
+  }
+
   /** The kept message numbered `seq`, if it is still kept. */
   keptAt(seq: number): MessageEvent | undefined {
     const history = this.#history;
@@ -123,14 +147,14 @@ export class Room<M> {
       // The ring's newest message is just before its oldest (or last, until it is full).
       const message = history[(this.#oldest - back + history.length) % history.length];
       if (message.sentAt <= since) return undefined;
-      if (isAuthor(message.from)) return message.sentAt;
+      if (message.change === undefined && isAuthor(message.from)) return message.sentAt;
     }
     return undefined;
   }
 
   /** Up to `count` of the newest messages, oldest first. */
   recent(count: number): readonly MessageEvent[] {
-    return count <= 0 ? [] : this.#kept().slice(-count);
+    return count <= 0 ? [] : settled(this.#kept().slice(-count));
   }
 
   /**
@@ -162,11 +186,11 @@ export class Room<M> {
    */
   backlogAfter(epoch: string | undefined, seq: number): Backlog {
     const kept = this.#kept();
-    if (seq === 0) return { messages: kept };
+    if (seq === 0) return { messages: settled(kept) };
     if ((epoch !== undefined && epoch !== this.epoch) || seq > this.#lastSeq) {
-      return { messages: kept, gap: "epoch" };
+      return { messages: settled(kept), gap: "epoch" };
     }
-    if (seq < this.#trimmedThrough) return { messages: kept, gap: "trimmed" };
-    return { messages: kept.filter((message) => message.seq > seq) };
+    if (seq < this.#trimmedThrough) return { messages: settled(kept), gap: "trimmed" };
+    return { messages: settled(kept.filter((message) => message.seq > seq)) };
   }
 }

@@ -4,7 +4,9 @@
  * once, mutes and slow mode for users, the target found as names are, and
  * what a room and the whole server accept per second, whoever sends it (so
  * many addresses together cannot flood a room or the server either). And
- * telling a room that one is about to say something (`typing`).
+ * taking it back (`edit`, `delete`: entries of the room's log like messages,
+ * so every instance and every history converges), and telling a room that
+ * one is about to say something (`typing`).
  *
  * @module
  */
@@ -20,12 +22,14 @@ import { cleanText, stripWhitespace, trimMarks, truncateText } from "../text/san
 import { type ErrorCode, TYPING_EVERY_MS } from "../vocabulary/events.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import { usageOf } from "../vocabulary/commands.ts";
-import type { EventFactory } from "./event_factory.ts";
+import { authorKey, type EventFactory } from "./event_factory.ts";
 import type { Gate } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
+import type { RoomDirectory } from "./rooms.ts";
 import { type Actor, DONE, type Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
+import type { MessageEvent } from "../vocabulary/events.ts";
 
 /** What {@linkcode Talk} works with, shared with the chatroom. */
 export interface TalkOptions {
@@ -34,6 +38,7 @@ export interface TalkOptions {
   readonly metrics: Metrics;
   readonly broker: Broker;
   readonly events: EventFactory;
+  readonly rooms: RoomDirectory<User>;
   readonly membership: Membership;
   readonly moderation: Moderation;
   readonly gate: Gate;
@@ -46,17 +51,27 @@ export class Talk {
   readonly #rooms: Buckets<Limiter>;
   /** ...and the whole server. */
   readonly #server: Limiter;
+  /**
+   * Typing notices each room and the whole server pass on, at the same
+   * rates but counted apart: typing never takes a message's place.
+   */
+  readonly #typingRooms: Buckets<Limiter>;
+  readonly #typingServer: Limiter;
 
   constructor(options: TalkOptions) {
     this.#options = options;
     const { roomRate, roomBurst, serverRate, serverBurst } = options.config.flood;
-    this.#rooms = new Buckets((now) => new Limiter({ rate: roomRate, burst: roomBurst }, now));
+    const room = (now: number) => new Limiter({ rate: roomRate, burst: roomBurst }, now);
+    this.#rooms = new Buckets(room);
+    this.#typingRooms = new Buckets(room);
     this.#server = new Limiter({ rate: serverRate, burst: serverBurst }, options.now());
+    this.#typingServer = new Limiter({ rate: serverRate, burst: serverBurst }, options.now());
   }
 
   /** Forgets the rates of rooms quiet long enough. */
   sweep(): void {
     this.#rooms.sweep(this.#options.now());
+    this.#typingRooms.sweep(this.#options.now());
   }
 
   /**
@@ -140,10 +155,105 @@ export class Talk {
   }
 
   /**
+   * Edits one of the actor's own messages of their room, within
+   * `edit_window`: a mute forbids it, and it counts in the room's and the
+   * server's rates as a message does.
+   */
+  edit(actor: Actor, request: RequestOf<"edit">): Outcome {
+    const text = trimMarks(this.clean(request.text));
+    if (text.trim() === "") {
+      return this.#fail("bad_request", "bad_request", { reason: "the message is empty" });
+    }
+    const found = this.#changeable(actor, request.id, undefined, "edit");
+    if ("error" in found) return found;
+    const user = actor.user;
+    if (user !== undefined) {
+      const muted = this.#options.moderation.mutedFor(user);
+      if (muted !== undefined) {
+        return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
+      }
+    }
+    return this.#busy({ room: found.room }) ?? this.#change(actor, found, "edit", text);
+  }
+
+  /** Removes a message: the actor's own within `edit_window`, anyone's for moderators. */
+  delete(actor: Actor, request: RequestOf<"delete">): Outcome {
+    const found = this.#changeable(actor, request.id, request.room, "delete");
+    return "error" in found ? found : this.#change(actor, found, "delete", "");
+  }
+
+  /**
+   * The kept message `id` of `room` (the actor's own room by default), when
+   * the actor may change it that way: its author within `edit_window`
+   * (known by their session, or in token mode by their account), or a
+   * moderator removing it. Else why not.
+   */
+  #changeable(
+    actor: Actor,
+    id: string,
+    roomName: string | undefined,
+    action: "edit" | "delete",
+  ): { room: string; message: MessageEvent } | (Outcome & { ok: false }) {
+    const { config, membership, now, rooms } = this.#options;
+    const name = roomName ?? actor.room;
+    const room = rooms.find(name);
+    const message = room?.keptById(id);
+    if (room === undefined || message === undefined || message.removed) {
+      return this.#fail("not_found", "message_not_found", { id, room: room?.name ?? name });
+    }
+    const user = actor.user;
+    const own = user !== undefined &&
+      (message.authorKey === authorKey(membership.author(user)) ||
+        (user.verified && nameKey(message.from) === nameKey(user.name)));
+    const inTime = now() - message.sentAt <= config.editWindow * 1000;
+    if ((own && inTime) || (action === "delete" && actor.rank > 0)) {
+      return { room: room.name, message };
+    }
+    return this.#fail("forbidden", "message_not_yours", {
+      minutes: String(Math.floor(config.editWindow / 60)),
+    });
+  }
+
+  /** Publishes the change of `message`, an entry of the room's log like a message. */
+  #change(
+    actor: Actor,
+    { room, message }: { room: string; message: MessageEvent },
+    action: "edit" | "delete",
+    text: string,
+  ): Outcome {
+    const { broker, events, membership, now } = this.#options;
+    const id = events.nextId();
+    const outcome = broker.log.publish({
+      kind: "message",
+      room,
+      id,
+      sentAt: now(),
+      author: actor.user === undefined
+        ? { instance: broker.instance, userId: 0, name: actor.name }
+        : membership.author(actor.user),
+      text,
+      emote: message.emote,
+      change: { target: message.id, action, author: message.from },
+    });
+    switch (outcome) {
+      case "queued":
+        // Users see the change itself; the server API is told in words.
+        return actor.user === undefined
+          ? { ok: true, id, done: `message ${message.id} of ${message.from} removed` }
+          : { ok: true, id };
+      case "busy":
+        return this.#fail("unavailable", "not_sent", {});
+      case "too_large":
+        return this.#fail("too_large", "too_long", {});
+    }
+  }
+
+  /**
    * Shows the other members of the user's room, on every instance, that the
-   * user is typing: once every {@linkcode TYPING_EVERY_MS} per room at most
-   * (more often is dropped without a word, as is a muted user's). Never
-   * stored; clients show it for a few seconds.
+   * user is typing: once every {@linkcode TYPING_EVERY_MS} per room at most,
+   * and within what the room and the server pass on per second (more is
+   * dropped without a word, as is a muted user's). Never stored; clients
+   * show it for a few seconds.
    */
   typing(user: User): Outcome {
     const { broker, membership, moderation, now } = this.#options;
@@ -153,6 +263,9 @@ export class Talk {
     const last = user.typing;
     if (last !== undefined && last.room === key && at - last.at < TYPING_EVERY_MS) return DONE;
     if (moderation.mutedFor(user) !== undefined) return DONE;
+    const roomRate = this.#typingRooms.get(key, at);
+    if (!roomRate.available(at) || !this.#typingServer.take(at)) return DONE;
+    roomRate.take(at);
     user.typing = { room: key, at };
     broker.typing({ room, sentAt: at, author: membership.author(user) });
     return DONE;
@@ -207,7 +320,11 @@ export class Talk {
     return { ok: false, error };
   }
 
-  #fail<K extends MessageKey>(code: ErrorCode, key: K, values: MessageValues<K>): Outcome {
+  #fail<K extends MessageKey>(
+    code: ErrorCode,
+    key: K,
+    values: MessageValues<K>,
+  ): Outcome & { ok: false } {
     return { ok: false, error: this.#options.events.error(code, key, values) };
   }
 }

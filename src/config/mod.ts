@@ -159,6 +159,7 @@ const chatSchema = object({
   presence_burst: integer(10, { min: 1, max: 100_000 }),
   session_linger: number(60, { min: 0, max: 86_400 }),
   session_buffer: integer(100, { min: 0, max: 10_000 }),
+  edit_window: number(900, { min: 0, max: 604_800 }),
   messages: object(messageFields),
 });
 
@@ -419,6 +420,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       },
       sessionLinger: chat.session_linger,
       sessionBuffer: chat.session_buffer,
+      editWindow: chat.edit_window,
       messages: chat.messages,
     },
   };

@@ -189,6 +189,8 @@ export interface ChatConfig {
   readonly sessionLinger: number;
   /** Private messages kept for a lingering session. */
   readonly sessionBuffer: number;
+  /** Seconds after sending it that its author may still edit or remove a message; 0: never. */
+  readonly editWindow: number;
   readonly messages: Messages;
 }
 

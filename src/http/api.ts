@@ -154,9 +154,17 @@ function text(body: Json, key: string): string {
 }
 
 /** A message as the API shows it. */
+/**
+ * A kept message as the API shows it: `edited` or `removed` since it was
+ * said; or an entry that changed an earlier one (`change`: its `target`,
+ * `action` and `author`), where that one is not in the same answer.
+ */
 function message(event: MessageEvent): Json {
-  const { id, seq, from, text, emote, sentAt } = event;
-  return { id, seq, from, text, emote, sentAt: new Date(sentAt).toISOString() };
+  const { id, seq, from, text, emote, sentAt, change } = event;
+  const shown = { id, seq, from, text, emote, sentAt: new Date(sentAt).toISOString() };
+  if (change !== undefined) return { ...shown, change };
+  if (event.removed) return { ...shown, removed: true };
+  return event.edited ? { ...shown, edited: true } : shown;
 }
 
 /** What a request's route needs, in words: `{user} in the path (a user's name), "reason" (text)`. */
@@ -180,6 +188,7 @@ const STATUS: Readonly<Record<ErrorCode, readonly [number, string]>> = {
   unauthorized: [401, "unauthorized"],
   forbidden: [403, "forbidden"],
   user_not_found: [404, "not_found"],
+  not_found: [404, "not_found"],
   name_refused: [409, "conflict"],
   room_limit: [409, "conflict"],
   flood: [429, "too_many_requests"],

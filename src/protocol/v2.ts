@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { ChatEvent, SessionStart } from "../vocabulary/events.ts";
+import type { ChatEvent, MessageEvent, SessionStart } from "../vocabulary/events.ts";
 import { COMMANDS } from "../vocabulary/commands.ts";
 import type { Arg } from "../vocabulary/arguments.ts";
 import {
@@ -35,14 +35,11 @@ export type V2Input =
 
 /** The JSON object sent for `event`, whose time is `sentAt` (ISO 8601). */
 function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
-  if (event.type === "message") {
+  if (event.type === "message" || event.type === "history") {
+    if (event.change !== undefined || event.edited || event.removed) {
+      return changedToWire(event, sentAt);
+    }
     // The hot path: one object literal, no spread.
-    const { type, id, room, epoch, from, text, seq } = event;
-    return event.emote
-      ? { type, id, sentAt, room, epoch, from, text, seq, emote: true }
-      : { type, id, sentAt, room, epoch, from, text, seq };
-  }
-  if (event.type === "history") {
     const { type, id, room, epoch, from, text, seq } = event;
     return event.emote
       ? { type, id, sentAt, room, epoch, from, text, seq, emote: true }
@@ -86,6 +83,24 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
     case "typing":
       return { ...base, room: event.room, from: event.from };
   }
+}
+
+/**
+ * An entry that changes an earlier message (`edit` or `delete`, live or
+ * replayed alike: applying one twice changes nothing), or a kept message
+ * that was edited (`edited`) or removed (`removed`, its text empty) since.
+ */
+function changedToWire(event: MessageEvent, sentAt: string): Record<string, unknown> {
+  const { type, id, room, epoch, from, text, seq, change } = event;
+  if (change === undefined) {
+    const shown = { type, id, sentAt, room, epoch, from, text, seq };
+    if (event.removed) return { ...shown, removed: true };
+    return event.emote ? { ...shown, emote: true, edited: true } : { ...shown, edited: true };
+  }
+  const { action, target, author } = change;
+  return action === "edit"
+    ? { type: "edit", id, sentAt, room, epoch, seq, from, target, text }
+    : { type: "delete", id, sentAt, room, epoch, seq, from, target, author };
 }
 
 /**

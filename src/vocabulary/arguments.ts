@@ -33,6 +33,8 @@ export type ArgValue<A> = A extends Arg<infer T, boolean> ? T : never;
 
 /** Longest moderation target (`addr:` and an IPv6 network, or `name:` and a name). */
 const MAX_TARGET_UNITS = 80;
+/** Event ids are an instance's id and a serial number: far shorter than this. */
+const MAX_ID_UNITS = 128;
 /** Longest free text read (a reason, a topic, an action): more is refused unread. */
 const MAX_TEXT_UNITS = 4096;
 /** Longest secret or signed token read. */
@@ -88,6 +90,30 @@ export function roomName(): Arg<string, false> {
 }
 
 /** Who a moderation acts on: a user, `name:<name>` or `addr:<address or network>`. */
+/** The room a request names, when not the user's own. */
+export function otherRoom(): Arg<string, true> {
+  const read = stringOf(MAX_TEXT_UNITS);
+  return optional({
+    label: "room",
+    expected: "a room's name",
+    span: "word",
+    fromText: read,
+    fromJson: read,
+  });
+}
+
+/** The id of a message, as its events carry it. */
+export function messageId(): Arg<string, false> {
+  const read = stringOf(MAX_ID_UNITS);
+  return required({
+    label: "id",
+    expected: `a message's id (at most ${MAX_ID_UNITS} characters)`,
+    span: "word",
+    fromText: read,
+    fromJson: read,
+  });
+}
+
 export function target(): Arg<string, false> {
   const read = stringOf(MAX_TARGET_UNITS);
   return required({

@@ -37,7 +37,9 @@ export type ErrorCode =
   /** The room is in slow mode: not yet. */
   | "slow"
   /** A signed token was refused. */
-  | "unauthorized";
+  | "unauthorized"
+  /** There is no such message (kept) to change. */
+  | "not_found";
 
 /** What every event has. */
 interface EventBase {
@@ -50,7 +52,20 @@ interface EventBase {
   readonly body: string;
 }
 
-/** A chat message (or, with `emote`, an action) in a room. */
+/** What an entry of a room's log does to an earlier message, instead of saying something new. */
+export interface MessageChange {
+  /** The id of the message changed. */
+  readonly target: string;
+  /** `edit`: its text is now the entry's; `delete`: it is removed. */
+  readonly action: "edit" | "delete";
+  /** The name its author had when they said it. */
+  readonly author: string;
+}
+
+/**
+ * A chat message (or, with `emote`, an action) in a room; or, with
+ * `change`, an entry of the room's log that edits or removes an earlier one.
+ */
 export interface MessageEvent extends EventBase {
   readonly type: "message" | "history";
   readonly room: string;
@@ -61,6 +76,14 @@ export interface MessageEvent extends EventBase {
   readonly emote: boolean;
   /** The epoch of the room's log the seq counts in: keep it with the seq, to resume. */
   readonly epoch: string;
+  /** Set when this entry changes an earlier message; `from` is then who changed it. */
+  readonly change?: MessageChange;
+  /** A kept message edited since it was said: its text is the newest. */
+  readonly edited?: boolean;
+  /** A kept message removed since: its text is gone. */
+  readonly removed?: boolean;
+  /** Who said it, as the chat tells users apart (their instance and user id); never sent. */
+  readonly authorKey?: string;
 }
 
 /** The first event of a session. */
@@ -100,7 +123,7 @@ export interface PresenceEvent extends EventBase {
 }
 
 /**
- * Someone in a room is typing: shown for {@linkcode TYPING_SHOWN_MS} unless
+ * Someone in a room is typing: clients show it for 6 seconds unless
  * sent again, and ended by their next message or their leaving. Never
  * stored, never replayed; the text protocol shows none.
  */
@@ -109,9 +132,6 @@ export interface TypingEvent extends EventBase {
   readonly room: string;
   readonly from: string;
 }
-
-/** How long a client shows that someone is typing, in milliseconds. */
-export const TYPING_SHOWN_MS = 6000;
 
 /** A user tells a room they are typing at most this often, in milliseconds; more often is dropped. */
 export const TYPING_EVERY_MS = 2000;

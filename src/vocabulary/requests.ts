@@ -19,7 +19,9 @@ import {
   count,
   duration,
   message,
+  messageId,
   note,
+  otherRoom,
   roomName,
   seconds,
   secret,
@@ -175,6 +177,23 @@ export const REQUESTS = {
     description: "replays up to `n` of the newest messages of your room (default: all kept)",
     section: "chat",
     who: "everyone",
+  }),
+  edit: define({
+    args: { id: messageId(), text: message("message") },
+    command: false,
+    summary: "changes the text of one of your messages",
+    description:
+      "v2 only: your message `id`, within `edit_window`, says `text` instead, for everyone and in history",
+    section: "chat",
+    who: "everyone",
+  }),
+  delete: define({
+    args: { id: messageId(), room: otherRoom() },
+    summary: "removes a message: yours within the edit window, anyone's for moderators",
+    description: 'removes message `id` of your room (or `room`): see "Taking a message back"',
+    section: "chat",
+    who: "everyone",
+    api: { method: "DELETE", path: "/rooms/:room/messages/:id", as: "moderator", status: 200 },
   }),
   topic: define({
     args: { text: topic() },

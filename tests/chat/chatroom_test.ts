@@ -118,6 +118,7 @@ Deno.test("commands", async (t) => {
       "rooms",
       "me",
       "history",
+      "delete",
       "topic",
       "op",
       "kick",

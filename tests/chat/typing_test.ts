@@ -103,3 +103,14 @@ Deno.test("typing reaches the room's members on other instances", async () => {
   assertEquals(typings(bea.sink.events), [["lobby", "Ann"]]);
   assertEquals(ann.sink.events, []);
 });
+
+Deno.test("a room passes on so much typing per second, apart from its messages", () => {
+  const flood = { ...FAST, roomRate: 1, roomBurst: 1 };
+  const { chatroom, sinks, users } = chatroomWith(4, {
+    config: { ...TEST_CHAT_CONFIG, flood },
+  });
+  for (const user of users.slice(1)) typing(chatroom, user);
+  assertEquals(typings(sinks[0].events).length, 1, "one of three");
+  receive(chatroom, users[1], "still said");
+  assertEquals(sinks[0].events.at(-1)?.body, `${users[1].name}: still said`);
+});

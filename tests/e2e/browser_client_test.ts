@@ -113,6 +113,33 @@ browserTest(
       assertEquals(await bob.locator("#typing").innerText(), "");
     });
 
+    await t.step("your own message: edited with the pointer or ArrowUp, deleted", async () => {
+      await say(ann, "a message with a tpyo");
+      const mine = ann.locator("#messages li.self", { hasText: "tpyo" });
+      await mine.hover();
+      await mine.locator("button.edit").click();
+      assertEquals(await ann.inputValue("#input"), "a message with a tpyo");
+      await ann.fill("#input", "a message with a typo");
+      await ann.press("#input", "Enter");
+      const edited = bob.locator("#messages li.message", { hasText: "a message with a typo" });
+      await edited.locator(".edited-mark").waitFor(WAIT);
+      assertEquals(await edited.locator(".text").innerText(), "a message with a typo");
+
+      // The keyboard: ArrowUp in the empty box takes the newest of your messages back to it.
+      await say(ann, "soon gone");
+      await message(bob, "soon gone", ".message");
+      await ann.press("#input", "ArrowUp");
+      assertEquals(await ann.inputValue("#input"), "soon gone");
+      await ann.press("#input", "Escape");
+      assertEquals(await ann.inputValue("#input"), "");
+      ann.once("dialog", (dialog) => dialog.accept());
+      await ann.locator("#messages li.self", { hasText: "soon gone" }).locator("button.delete")
+        .focus();
+      await ann.keyboard.press("Enter");
+      await textOf(bob, "#messages li.removed .text", "message removed");
+      assertEquals(await ann.locator("#messages li.removed .actions").count(), 0);
+    });
+
     await t.step("a reload in a private conversation comes back to it", async () => {
       await bob.click("#members-toggle");
       await bob.locator("#members button", { hasText: "Ann" }).click();

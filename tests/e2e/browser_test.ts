@@ -317,6 +317,20 @@ browserTest(
         const views: [string, () => Promise<void>][] = [
           ["the room", async () => {}],
           ["someone typing", () => typeUntilShown(other, page, "Other")],
+          ["your messages, one edited, one removed, with their buttons", async () => {
+            await say(page, "mine to edit");
+            await message(page, "mine to edit", ".message");
+            await page.press("#input", "ArrowUp");
+            await page.fill("#input", "mine, edited");
+            await page.press("#input", "Enter");
+            await page.locator("#messages li.self .edited-mark").waitFor(WAIT);
+            await say(page, "mine to remove");
+            page.once("dialog", (dialog) => dialog.accept());
+            await page.locator("#messages li.self", { hasText: "mine to remove" })
+              .locator("button.delete").click();
+            await page.locator("#messages li.self.removed").waitFor(WAIT);
+            await page.locator("#messages li.self button.edit").last().focus();
+          }],
           ["the command hints", async () => {
             await page.fill("#input", "!");
             await page.locator("#hints").waitFor({ state: "visible", ...WAIT });

@@ -114,6 +114,7 @@ Deno.test("chatting over a real socket", async (t) => {
         "!rooms",
         "!me",
         "!history",
+        "!delete",
         "!topic",
         "!op",
       ]);

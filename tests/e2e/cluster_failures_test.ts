@@ -288,6 +288,8 @@ Deno.test({
       const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
       const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
       const seen = nc.subscribe("chat.room.lobby.m", { max: 1 });
+      // The server has the subscription before anything is said: else the first could pass unseen.
+      await nc.flush();
       ann.send(JSON.stringify({ type: "say", text: "first" }));
       let id = "";
       for await (const message of seen) id = message.headers?.get("Nats-Msg-Id") ?? "";

@@ -5,8 +5,8 @@
  * - Each room has its own subjects in one JetStream stream, which is also
  *   every room's history. An instance reads a room (see `feed.ts`) only
  *   while it has members there, so it pays for the rooms it serves, not for
- *   the whole cluster. Room events are published in batches, acknowledgements
- *   pipelined (see `publisher.ts`).
+ *   the whole cluster. Room events are published in batches, one per room in
+ *   flight, many rooms at once (see `publisher.ts`).
  * - Names live in a KV bucket, taken with create-if-absent: a name is used
  *   only once that succeeded (see `names.ts`).
  * - Each room's epoch is in a second bucket, so all instances agree on it.

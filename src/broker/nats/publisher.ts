@@ -21,6 +21,7 @@ import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { nameKey } from "../../text/names.ts";
 import type { PublishOutcome, RoomNote } from "../types.ts";
+import { changeUnits } from "../kv_layout.ts";
 import { SentBatches } from "./sent.ts";
 import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
 
@@ -326,7 +327,8 @@ export class Publisher {
     if (!this.#connected || this.#failed) return;
     for (const batch of this.#outbox) {
       if (this.#inFlight >= MAX_IN_FLIGHT) return;
-      if (batch.sent || this.#busy.has(batch.token)) continue;
+      // Acknowledged on the link before (after the head was sent again): stored, not sent again.
+      if (batch.sent || batch.acked || this.#busy.has(batch.token)) continue;
       const { subject, payload, id } = batch.message ?? this.#seal(batch);
       batch.sent = true;
       this.#inFlight++;
@@ -438,7 +440,7 @@ export function longestTextFor(maxPayload: number): number {
 function noteBytes(note: RoomNote): number {
   const units = note.room.length + note.author.name.length + note.id.length +
     (note.kind === "message"
-      ? note.text.length
+      ? note.text.length + changeUnits(note)
       : (note.oldName?.length ?? 0) + (note.by?.length ?? 0) + (note.reason?.length ?? 0));
   return NOTE_FIXED_BYTES + 3 * units;
 }

@@ -2,9 +2,11 @@
  * Someone typing, between instances: published on the room's typing subject
  * in core NATS, outside the stream (never stored, never sent again), and
  * heard only by the instances following the room (interest-based routing,
- * as for the room's events). What is heard is believed only of a user the
+ * as for the room's events). What is heard is shown only of a user the
  * names bucket places on the sending instance and in that room, and at most
- * about once every {@linkcode TYPING_EVERY_MS} per user, whoever sends it.
+ * about once every {@linkcode TYPING_EVERY_MS} per user, whoever sends it:
+ * that keeps stale notes out and bounds what a forger can show, but proves
+ * nothing of the sender (NATS permissions do, see the README).
  *
  * @module
  */
@@ -66,7 +68,13 @@ export class TypingLink {
       key,
       this.#options.nc.subscribe(subject, {
         callback: (error, message) => {
-          if (error === null) this.#received(key, subject, message.string());
+          if (error !== null) return;
+          // Whatever goes wrong here must not reach the client library, whose reader it would stop.
+          try {
+            this.#received(key, subject, message.string());
+          } catch (failure) {
+            this.#options.malformed(subject, failure);
+          }
         },
       }),
     );
@@ -95,7 +103,7 @@ export class TypingLink {
     }
     const { author } = note;
     if (author.instance === instance) return;
-    // A user who just moved or was renamed, or someone else's word: not believed, and not news.
+    // A user who just moved or was renamed, or a note about someone not there: not shown.
     const holder = holderOf(author.name);
     if (
       holder === undefined || holder.name !== author.name ||

@@ -17,6 +17,7 @@ import {
   moderationRecord,
   roomNote,
   text,
+  time,
   whole,
 } from "../decode.ts";
 import type {
@@ -187,7 +188,7 @@ function privateNote(value: unknown, maxText: number): PrivateNote {
   const record = fields(value, "a private message");
   return {
     id: text(record, "id", "a private message", 128),
-    sentAt: whole(record, "sentAt", "a private message"),
+    sentAt: time(record, "sentAt", "a private message"),
     from: text(record, "from", "a private message", MAX_NAME_UNITS),
     to: text(record, "to", "a private message", MAX_NAME_UNITS),
     text: message(record, "text", "a private message", maxText),
@@ -213,7 +214,7 @@ export function readTypingNote(data: string): TypingNote {
   const record = fields(parse(data), "a typing note");
   return {
     room: text(record, "room", "a typing note", 256),
-    sentAt: whole(record, "sentAt", "a typing note"),
+    sentAt: time(record, "sentAt", "a typing note"),
     author: author(record.author),
   };
 }

@@ -177,3 +177,25 @@ Deno.test("a room's messages are stored in the order sent, even when one must go
   await out.drained();
   out.close();
 });
+
+Deno.test("a batch acknowledged on the old link while NATS was away is not sent again", async () => {
+  const { out, sent, sends } = heldStream();
+  out.publish(note(1));
+  out.publish({ ...note(2), room: "other" });
+  await sends(2);
+  out.connected = false;
+  // The answer to the second comes late, from the link that dropped: it was stored.
+  sent[1].ack();
+  await turn();
+  out.connected = true;
+  await sends(3);
+  await turn();
+  assertEquals(sent.map((each) => each.subject), [
+    "chat.room.lobby.m",
+    "chat.room.other.m",
+    "chat.room.lobby.m",
+  ]);
+  sent[2].ack();
+  await out.drained();
+  out.close();
+});

@@ -1,0 +1,161 @@
+/**
+ * Messages that can be taken back: edits and removals are entries of the
+ * room's log, so everyone sees them and history reads changed; only the
+ * author within `edit_window`, or a moderator removing, may make them.
+ */
+
+import { assertEquals } from "@std/assert";
+import type { Chatroom } from "../../src/chat/mod.ts";
+import type { User } from "../../src/chat/user.ts";
+import type { ChatEvent, MessageEvent } from "../../src/vocabulary/events.ts";
+import { FakeCluster } from "../_fake_cluster.ts";
+import {
+  connect,
+  createTestChatroom,
+  FakeClock,
+  FakeSink,
+  receive,
+  TEST_CHAT_CONFIG,
+} from "../_fakes.ts";
+
+const PASSWORD = "correct horse battery staple";
+const FAST = { ...TEST_CHAT_CONFIG.flood, rate: 1000, burst: 1000 };
+const CONFIG = { ...TEST_CHAT_CONFIG, flood: FAST, editWindow: 600 };
+
+function setUp() {
+  const clock = new FakeClock();
+  const chatroom = createTestChatroom({
+    now: clock.now,
+    config: CONFIG,
+    auth: { tokenMode: false, expiryWarning: 60, operatorPassword: PASSWORD },
+  });
+  const join = (name: string) => {
+    const sink = new FakeSink();
+    const user = connect(chatroom, sink, { name });
+    return { sink, user };
+  };
+  return { clock, chatroom, ann: join("Ann"), bob: join("Bob") };
+}
+
+/** What `user` says, as the message event everyone got. */
+function say(chatroom: Chatroom, { user, sink }: { user: User; sink: FakeSink }, text: string) {
+  sink.take();
+  receive(chatroom, user, text);
+  const said = sink.events.find((event) => event.type === "message" && event.text === text);
+  if (said === undefined) throw new Error(`"${text}" was not said`);
+  return said as MessageEvent;
+}
+
+const bodies = (sink: FakeSink) => sink.take().map(([, body]) => body);
+const errors = (sink: FakeSink) =>
+  sink.events.flatMap((event) => event.type === "error" ? [[event.code, event.body]] : []);
+
+Deno.test("an author edits and removes their message; everyone and history see it", () => {
+  const { chatroom, ann, bob } = setUp();
+  const first = say(chatroom, ann, "helo");
+  const second = say(chatroom, ann, "spam");
+  bob.sink.take();
+
+  chatroom.handle(ann.user, { type: "edit", id: first.id, text: "hello" });
+  assertEquals(bodies(bob.sink), ["Ann edited a message: hello"]);
+  chatroom.handle(ann.user, { type: "delete", id: second.id });
+  assertEquals(bodies(bob.sink), ["A message of Ann was removed"]);
+  const [removal] = ann.sink.events.slice(-1) as MessageEvent[];
+  assertEquals(removal.change, { target: second.id, action: "delete", author: "Ann" });
+
+  // History reads changed, and the changes to what it shows are not replayed on top.
+  receive(chatroom, bob.user, "!history");
+  assertEquals(bodies(bob.sink), ["Ann: hello (edited)", "Ann: (message removed)"]);
+  const carol = new FakeSink();
+  connect(chatroom, carol, { name: "Carol" });
+  const replayed = carol.events.filter((event) => event.type === "history") as MessageEvent[];
+  assertEquals(replayed.map((event) => [event.text, event.edited, event.removed]), [
+    ["hello", true, undefined],
+    ["", false, true],
+  ]);
+
+  // A removed message can be neither removed nor edited again.
+  ann.sink.take();
+  chatroom.handle(ann.user, { type: "delete", id: second.id });
+  chatroom.handle(ann.user, { type: "edit", id: second.id, text: "back" });
+  assertEquals(errors(ann.sink).map(([code]) => code), ["not_found", "not_found"]);
+});
+
+Deno.test("only the author within edit_window, or a moderator removing, may change a message", () => {
+  const { clock, chatroom, ann, bob } = setUp();
+  const said = say(chatroom, ann, "mine");
+  bob.sink.take();
+  chatroom.handle(bob.user, { type: "edit", id: said.id, text: "yours now" });
+  chatroom.handle(bob.user, { type: "delete", id: said.id });
+  assertEquals(errors(bob.sink).map(([code]) => code), ["forbidden", "forbidden"]);
+  assertEquals(
+    errors(bob.sink)[0][1],
+    "You can change only your own messages, within 10 minutes of sending them; moderators can remove any.",
+  );
+  chatroom.handle(bob.user, { type: "delete", id: "no-such-id" });
+  assertEquals(errors(bob.sink).at(-1), ["not_found", "No message no-such-id is kept in lobby."]);
+
+  clock.advance(600_001);
+  ann.sink.take();
+  chatroom.handle(ann.user, { type: "edit", id: said.id, text: "too late" });
+  assertEquals(errors(ann.sink).map(([code]) => code), ["forbidden"]);
+
+  // A moderator removes anyone's, at any time.
+  receive(chatroom, bob.user, `!op ${PASSWORD}`);
+  bob.sink.take();
+  ann.sink.take();
+  receive(chatroom, bob.user, `!delete ${said.id}`);
+  assertEquals(bodies(ann.sink), ["A message of Ann was removed by Bob"]);
+  // ...but edits nobody else's.
+  const again = say(chatroom, ann, "still mine");
+  bob.sink.take();
+  chatroom.handle(bob.user, { type: "edit", id: again.id, text: "not his" });
+  assertEquals(errors(bob.sink).map(([code]) => code), ["forbidden"]);
+});
+
+Deno.test("a newcomer under a departed author's name may not change their messages", () => {
+  const { chatroom, ann, bob } = setUp();
+  const said = say(chatroom, ann, "said before leaving");
+  chatroom.disconnect(ann.user);
+  const sink = new FakeSink();
+  const newcomer = connect(chatroom, sink, { name: "Ann" });
+  assertEquals(newcomer.name, "Ann");
+  chatroom.handle(newcomer, { type: "delete", id: said.id });
+  assertEquals(errors(sink).map(([code]) => code), ["forbidden"]);
+  bob.sink.take();
+});
+
+Deno.test("a client resuming after the changed message gets the change; one before, the changed message", () => {
+  const { chatroom, ann, bob } = setUp();
+  const said = say(chatroom, ann, "first draft");
+  chatroom.handle(ann.user, { type: "edit", id: said.id, text: "final" });
+  const room = chatroom.findRoom("lobby")!;
+  const after = room.backlogAfter(room.epoch, said.seq).messages;
+  assertEquals(after.map((event) => [event.change?.action, event.text]), [["edit", "final"]]);
+  const before = room.backlogAfter(room.epoch, said.seq - 1).messages;
+  assertEquals(before.map((event) => [event.change?.action, event.text, event.edited]), [
+    [undefined, "final", true],
+  ]);
+  bob.sink.take();
+});
+
+Deno.test("a change made on one instance shows on the others, in the room and its history", async () => {
+  const cluster = new FakeCluster();
+  const [a, b] = [1, 2].map(() => createTestChatroom({ broker: cluster.join(), config: CONFIG }));
+  const welcomed = async (chatroom: Chatroom, name: string) => {
+    const sink = new FakeSink();
+    const user = connect(chatroom, sink, { name });
+    await sink.waitFor((event: ChatEvent) => event.type === "welcome", "welcome");
+    return { sink, user };
+  };
+  const ann = await welcomed(a, "Ann");
+  const bob = await welcomed(b, "Bob");
+  const said = say(a, ann, "typo hree");
+  bob.sink.take();
+  a.handle(ann.user, { type: "edit", id: said.id, text: "typo here" });
+  assertEquals(bodies(bob.sink), ["Ann edited a message: typo here"]);
+  // The last two entries: the message, which reads edited, and the edit, which is not replayed.
+  receive(b, bob.user, "!history 2");
+  await bob.sink.waitFor((event) => event.type === "history", "history");
+  assertEquals(bodies(bob.sink), ["Ann: typo here (edited)"]);
+});
