@@ -81,7 +81,13 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
       const author = localAuthor(note.author);
       if (note.kind === "message") {
         const { epoch = room.epoch, seq = room.nextSeq } = position ?? {};
-        const message = events.message(note, room.name, seq, epoch);
+        const said = events.message(note, room.name, seq, epoch);
+        const { change } = note;
+        const changed = change === undefined ? undefined : room.keptById(change.target);
+        // An edit that comes after its message's removal (two instances at once) shows no text.
+        const message = changed?.removed && change?.action === "edit"
+          ? events.scrubbed(said)
+          : said;
         if (!room.append(message, epoch)) {
           const kept = room.keptAt(seq);
           // A message seen before (delivered again after a reconnect) is not news.
@@ -96,16 +102,13 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
             id: note.id,
           });
         }
-        if (note.change !== undefined) {
-          // The changed message reads changed from now on, in history too.
-          const changed = room.keptById(note.change.target);
-          if (changed !== undefined && !changed.removed) {
-            room.replace(
-              changed,
-              note.change.action === "edit"
-                ? events.edited(changed, note.text)
-                : events.removed(changed),
-            );
+        if (change !== undefined && changed !== undefined && !changed.removed) {
+          // The changed message reads changed from now on, in history too; once removed, so do
+          // its edits, whose text would otherwise still be read there.
+          if (change.action === "edit") room.replace(changed, events.edited(changed, note.text));
+          else {
+            room.replace(changed, events.removed(changed));
+            for (const edit of room.editsOf(changed.id)) room.replace(edit, events.scrubbed(edit));
           }
         }
         broadcast(room, message, author);

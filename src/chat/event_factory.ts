@@ -181,9 +181,7 @@ export class EventFactory {
         ? this.#line(from, text, emote)
         : change.action === "edit"
         ? this.text("message_edited", { name: from, message: text })
-        : change.author === from
-        ? this.text("message_removed", { name: from })
-        : this.text("message_removed_by", { name: change.author, by: from }),
+        : this.#removal(change.author, from),
       room,
       from,
       text,
@@ -199,6 +197,27 @@ export class EventFactory {
   edited(message: MessageEvent, text: string): MessageEvent {
     const line = this.#line(message.from, text, message.emote);
     return { ...message, text, edited: true, body: this.text("edited_line", { line }) };
+  }
+
+  /**
+   * An edit of a message removed since, as it reads from then on: a removal,
+   * its text gone too (a removed message's text is shown nowhere).
+   */
+  scrubbed(edit: MessageEvent): MessageEvent {
+    const { change } = edit;
+    if (change === undefined) return edit;
+    return {
+      ...edit,
+      text: "",
+      change: { ...change, action: "delete" },
+      body: this.#removal(change.author, edit.from),
+    };
+  }
+
+  #removal(author: string, by: string): string {
+    return author === by
+      ? this.text("message_removed", { name: author })
+      : this.text("message_removed_by", { name: author, by });
   }
 
   /** A kept message as it reads once removed: its text gone. */

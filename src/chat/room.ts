@@ -51,6 +51,8 @@ export class Room<M> {
   #lastSeq = 0;
   /** The seq of the newest message no longer kept (0 when none was dropped). */
   #trimmedThrough = 0;
+  /** Messages whose removal this server published and has not delivered yet, by id. */
+  readonly #removing = new Set<string>();
 
   constructor(name: string, options: { historySize: number; epoch: string }) {
     this.name = name;
@@ -114,10 +116,33 @@ export class Room<M> {
     return this.#history.find((message) => message.id === id && message.change === undefined);
   }
 
+  /** The kept edits of the message `id`. */
+  editsOf(id: string): MessageEvent[] {
+    return this.#history.filter((message) =>
+      message.change?.target === id && message.change.action === "edit"
+    );
+  }
+
   /** Keeps `changed` where `message` was kept (an edit or a removal of it). */
   replace(message: MessageEvent, changed: MessageEvent): void {
     const index = this.#history.indexOf(message);
     if (index >= 0) this.#history[index] = changed;
+    if (changed.removed) this.#removing.delete(changed.id);
+  }
+
+  /**
+   * Notes that this server published the removal of message `id` (or, with
+   * `false`, that it could not): until it is delivered, nothing more may
+   * change the message here.
+   */
+  removing(id: string, removing = true): void {
+    if (removing) this.#removing.add(id);
+    else this.#removing.delete(id);
+  }
+
+  /** Whether this server published the removal of message `id`, not yet delivered. */
+  isRemoving(id: string): boolean {
+    return this.#removing.has(id);
   }
 
   /** The kept message numbered `seq`, if it is still kept. */
@@ -147,7 +172,8 @@ export class Room<M> {
       // The ring's newest message is just before its oldest (or last, until it is full).
       const message = history[(this.#oldest - back + history.length) % history.length];
       if (message.sentAt <= since) return undefined;
-      if (message.change === undefined && isAuthor(message.from)) return message.sentAt;
+      // An edit is said like a message; a removal is not.
+      if (message.change?.action !== "delete" && isAuthor(message.from)) return message.sentAt;
     }
     return undefined;
   }
@@ -158,12 +184,13 @@ export class Room<M> {
   }
 
   /**
-   * How many kept messages come after `seq` of `epoch` (all kept ones for
-   * another epoch): a client's unread count, from where it stopped reading.
+   * How many kept messages (not changes to messages) come after `seq` of
+   * `epoch` (all kept ones for another epoch): a client's unread count, from
+   * where it stopped reading.
    */
   unreadAfter(epoch: string | undefined, seq: number): number {
     const kept = this.#history.length;
-    if (epoch !== undefined && epoch !== this.epoch) return kept;
+    if (epoch !== undefined && epoch !== this.epoch) return this.#saidFrom(0);
     if (seq >= this.#lastSeq) return 0;
     // The kept messages ascend by seq from #oldest round the ring: find the first after seq.
     let low = 0;
@@ -174,7 +201,17 @@ export class Room<M> {
       if (message.seq > seq) high = middle;
       else low = middle + 1;
     }
-    return kept - low;
+    return this.#saidFrom(low);
+  }
+
+  /** The kept messages that are not changes, from the `from`th kept entry on. */
+  #saidFrom(from: number): number {
+    const history = this.#history;
+    let said = 0;
+    for (let index = from; index < history.length; index++) {
+      if (history[(this.#oldest + index) % history.length].change === undefined) said++;
+    }
+    return said;
   }
 
   /**

@@ -11,7 +11,9 @@
  * @module
  */
 
-import type { Broker, PrivateNote } from "../broker/types.ts";
+import { deadline } from "@std/async/deadline";
+import { rank } from "../auth/tokens.ts";
+import type { Broker, PrivateNote, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
@@ -26,10 +28,20 @@ import { authorKey, type EventFactory } from "./event_factory.ts";
 import type { Gate } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
+import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import { type Actor, DONE, type Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
 import type { MessageEvent } from "../vocabulary/events.ts";
+
+/** How long the server API's removal waits for a room to be read, in milliseconds. */
+const FOLLOW_WAIT_MS = 5000;
+
+/** A kept message that may be changed, and its room. */
+interface Changeable {
+  readonly room: Room<User>;
+  readonly message: MessageEvent;
+}
 
 /** What {@linkcode Talk} works with, shared with the chatroom. */
 export interface TalkOptions {
@@ -156,8 +168,8 @@ export class Talk {
 
   /**
    * Edits one of the actor's own messages of their room, within
-   * `edit_window`: a mute forbids it, and it counts in the room's and the
-   * server's rates as a message does.
+   * `edit_window`: an edit is said like a message, so mutes and slow mode
+   * hold it back and it counts in the room's and the server's rates.
    */
   edit(actor: Actor, request: RequestOf<"edit">): Outcome {
     const text = trimMarks(this.clean(request.text));
@@ -166,48 +178,64 @@ export class Talk {
     }
     const found = this.#changeable(actor, request.id, undefined, "edit");
     if ("error" in found) return found;
-    const user = actor.user;
-    if (user !== undefined) {
-      const muted = this.#options.moderation.mutedFor(user);
-      if (muted !== undefined) {
-        return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
-      }
-    }
-    return this.#busy({ room: found.room }) ?? this.#change(actor, found, "edit", text);
+    const refusal = actor.user === undefined ? undefined : this.#mayNotSpeak(actor.user);
+    return refusal ?? this.#busy({ room: found.room.name }) ??
+      this.#change(actor, found, "edit", text);
   }
 
-  /** Removes a message: the actor's own within `edit_window`, anyone's for moderators. */
-  delete(actor: Actor, request: RequestOf<"delete">): Outcome {
-    const found = this.#changeable(actor, request.id, request.room, "delete");
-    return "error" in found ? found : this.#change(actor, found, "delete", "");
+  /**
+   * Removes a message: the actor's own within `edit_window`, anyone's for
+   * moderators (but a moderator's or an admin's only for a higher rank).
+   * The server API may name a room nobody here is in: it is read first, as
+   * its history would be.
+   */
+  delete(actor: Actor, request: RequestOf<"delete">): Settled<Outcome> {
+    const now = () => {
+      const found = this.#changeable(actor, request.id, request.room, "delete");
+      return "error" in found ? found : this.#change(actor, found, "delete", "");
+    };
+    if (actor.user !== undefined) return now();
+    const { broker, membership, rooms } = this.#options;
+    membership.learnRemoteRooms();
+    const room = rooms.find(request.room ?? actor.room);
+    if (room === undefined) return now();
+    const { log } = broker;
+    return deadline(Promise.resolve(log.follow(room.name)), FOLLOW_WAIT_MS).then(
+      now,
+      () => this.#fail("unavailable", "not_sent", {}),
+    ).finally(() => {
+      if (room.members.size === 0) log.unfollow(room.name);
+    });
   }
 
   /**
    * The kept message `id` of `room` (the actor's own room by default), when
    * the actor may change it that way: its author within `edit_window`
-   * (known by their session, or in token mode by their account), or a
-   * moderator removing it. Else why not.
+   * (known by their session on the instance they said it on, or in token
+   * mode by their account), or a moderator removing it. Else why not.
    */
   #changeable(
     actor: Actor,
     id: string,
     roomName: string | undefined,
     action: "edit" | "delete",
-  ): { room: string; message: MessageEvent } | (Outcome & { ok: false }) {
-    const { config, membership, now, rooms } = this.#options;
+  ): Changeable | (Outcome & { ok: false }) {
+    const { config, gate, membership, now, rooms } = this.#options;
     const name = roomName ?? actor.room;
     const room = rooms.find(name);
     const message = room?.keptById(id);
-    if (room === undefined || message === undefined || message.removed) {
+    if (room === undefined || message === undefined || message.removed || room.isRemoving(id)) {
       return this.#fail("not_found", "message_not_found", { id, room: room?.name ?? name });
     }
     const user = actor.user;
     const own = user !== undefined &&
       (message.authorKey === authorKey(membership.author(user)) ||
         (user.verified && nameKey(message.from) === nameKey(user.name)));
-    const inTime = now() - message.sentAt <= config.editWindow * 1000;
-    if ((own && inTime) || (action === "delete" && actor.rank > 0)) {
-      return { room: room.name, message };
+    if (own && now() - message.sentAt <= config.editWindow * 1000) return { room, message };
+    if (action === "delete" && actor.rank > 0) {
+      const { local, remote } = gate.holderOf(message.from) ?? {};
+      const authorRank = local === undefined ? remote?.rank ?? 0 : rank(local.roles);
+      if (own || authorRank < actor.rank) return { room, message };
     }
     return this.#fail("forbidden", "message_not_yours", {
       minutes: String(Math.floor(config.editWindow / 60)),
@@ -217,7 +245,7 @@ export class Talk {
   /** Publishes the change of `message`, an entry of the room's log like a message. */
   #change(
     actor: Actor,
-    { room, message }: { room: string; message: MessageEvent },
+    { room, message }: Changeable,
     action: "edit" | "delete",
     text: string,
   ): Outcome {
@@ -225,7 +253,7 @@ export class Talk {
     const id = events.nextId();
     const outcome = broker.log.publish({
       kind: "message",
-      room,
+      room: room.name,
       id,
       sentAt: now(),
       author: actor.user === undefined
@@ -237,6 +265,8 @@ export class Talk {
     });
     switch (outcome) {
       case "queued":
+        // Nothing more changes it here until the removal is delivered.
+        if (action === "delete") room.removing(message.id);
         // Users see the change itself; the server API is told in words.
         return actor.user === undefined
           ? { ok: true, id, done: `message ${message.id} of ${message.from} removed` }

@@ -153,7 +153,6 @@ function text(body: Json, key: string): string {
   return value;
 }
 
-/** A message as the API shows it. */
 /**
  * A kept message as the API shows it: `edited` or `removed` since it was
  * said; or an entry that changed an earlier one (`change`: its `target`,

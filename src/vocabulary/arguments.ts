@@ -33,7 +33,7 @@ export type ArgValue<A> = A extends Arg<infer T, boolean> ? T : never;
 
 /** Longest moderation target (`addr:` and an IPv6 network, or `name:` and a name). */
 const MAX_TARGET_UNITS = 80;
-/** Event ids are an instance's id and a serial number: far shorter than this. */
+/** Event ids (an instance's id and a serial number) and room names are far shorter than this. */
 const MAX_ID_UNITS = 128;
 /** Longest free text read (a reason, a topic, an action): more is refused unread. */
 const MAX_TEXT_UNITS = 4096;
@@ -89,10 +89,9 @@ export function roomName(): Arg<string, false> {
   });
 }
 
-/** Who a moderation acts on: a user, `name:<name>` or `addr:<address or network>`. */
 /** The room a request names, when not the user's own. */
 export function otherRoom(): Arg<string, true> {
-  const read = stringOf(MAX_TEXT_UNITS);
+  const read = stringOf(MAX_ID_UNITS);
   return optional({
     label: "room",
     expected: "a room's name",
@@ -114,6 +113,7 @@ export function messageId(): Arg<string, false> {
   });
 }
 
+/** Who a moderation acts on: a user, `name:<name>` or `addr:<address or network>`. */
 export function target(): Arg<string, false> {
   const read = stringOf(MAX_TARGET_UNITS);
   return required({

@@ -10,6 +10,7 @@ import type { User } from "../../src/chat/user.ts";
 import type { ChatEvent, MessageEvent } from "../../src/vocabulary/events.ts";
 import { FakeCluster } from "../_fake_cluster.ts";
 import {
+  brokerPublishing,
   connect,
   createTestChatroom,
   FakeClock,
@@ -158,4 +159,115 @@ Deno.test("a change made on one instance shows on the others, in the room and it
   receive(b, bob.user, "!history 2");
   await bob.sink.waitFor((event) => event.type === "history", "history");
   assertEquals(bodies(bob.sink), ["Ann: typo here (edited)"]);
+});
+
+Deno.test("a removed message's text is read nowhere, not even in its earlier edits", () => {
+  const { chatroom, ann, bob } = setUp();
+  const said = say(chatroom, ann, "harmless");
+  chatroom.handle(ann.user, { type: "edit", id: said.id, text: "SECRET abuse" });
+  receive(chatroom, bob.user, `!op ${PASSWORD}`);
+  receive(chatroom, bob.user, `!delete ${said.id}`);
+  const room = chatroom.findRoom("lobby")!;
+  const everything = [...room.recent(100), ...room.backlogAfter(room.epoch, said.seq).messages];
+  assertEquals(everything.filter((event) => /SECRET/.test(event.text + event.body)), []);
+  bob.sink.take();
+  receive(chatroom, bob.user, "!history 2");
+  assertEquals(bodies(bob.sink), [
+    "A message of Ann was removed",
+    "A message of Ann was removed by Bob",
+  ]);
+});
+
+Deno.test("an edit that comes after its message's removal shows no text", async () => {
+  const cluster = new FakeCluster();
+  const chatroom = createTestChatroom({ broker: cluster.join(), config: CONFIG });
+  const [annSink, bobSink] = [new FakeSink(), new FakeSink()];
+  const ann = connect(chatroom, annSink, { name: "Ann" });
+  connect(chatroom, bobSink, { name: "Bob" });
+  for (const sink of [annSink, bobSink]) {
+    await sink.waitFor((event: ChatEvent) => event.type === "welcome", "welcome");
+  }
+  receive(chatroom, ann, "racing");
+  const said = await annSink.waitFor((event) => event.type === "message", "racing") as MessageEvent;
+  const handler = cluster.handlerOf("i1");
+  const author = { instance: "i9", userId: 1, name: "Ann" };
+  const change = (action: "edit" | "delete", seq: number, text: string) =>
+    handler.deliverRoomNote({
+      kind: "message",
+      room: "lobby",
+      id: `i9.${seq}`,
+      sentAt: said.sentAt,
+      author,
+      text,
+      emote: false,
+      change: { target: said.id, action, author: "Ann" },
+    }, { epoch: said.epoch, seq });
+  bobSink.take();
+  // Two instances at once: the removal is stored first, the edit right after it.
+  change("delete", said.seq + 1, "");
+  change("edit", said.seq + 2, "LEAKED");
+  const shown = bobSink.events as MessageEvent[];
+  assertEquals(shown.map((event) => [event.change?.action, event.text]), [
+    ["delete", ""],
+    ["delete", ""],
+  ]);
+});
+
+Deno.test("a removal not yet stored already stops further changes of its message", async () => {
+  const deliveries: (() => void)[] = [];
+  const chatroom = createTestChatroom({
+    config: CONFIG,
+    broker: brokerPublishing((note, next) => {
+      // Stored later, as with a store or NATS.
+      if (note.kind === "message" && note.change !== undefined) {
+        deliveries.push(() => next(note));
+        return "queued";
+      }
+      return next(note);
+    }),
+  });
+  const sink = new FakeSink();
+  const ann = connect(chatroom, sink, { name: "Ann" });
+  const said = say(chatroom, { user: ann, sink }, "going");
+  sink.take();
+  chatroom.handle(ann, { type: "delete", id: said.id });
+  chatroom.handle(ann, { type: "edit", id: said.id, text: "too late" });
+  chatroom.handle(ann, { type: "delete", id: said.id });
+  assertEquals(errors(sink).map(([code]) => code), ["not_found", "not_found"]);
+  assertEquals(deliveries.length, 1);
+  for (const deliver of deliveries) deliver();
+  await Promise.resolve();
+});
+
+Deno.test("edits are said: slow mode holds them back, and they are not unread", () => {
+  const { chatroom, ann, bob } = setUp();
+  receive(chatroom, bob.user, `!op ${PASSWORD}`);
+  receive(chatroom, bob.user, "!slow 600");
+  const said = say(chatroom, ann, "once");
+  ann.sink.take();
+  chatroom.handle(ann.user, { type: "edit", id: said.id, text: "twice" });
+  assertEquals(errors(ann.sink).map(([code]) => code), ["slow"]);
+  receive(chatroom, bob.user, "!slow 0");
+  for (const text of ["one", "two", "three"]) {
+    chatroom.handle(ann.user, { type: "edit", id: said.id, text });
+  }
+  const room = chatroom.findRoom("lobby")!;
+  assertEquals(room.unreadAfter(room.epoch, said.seq - 1), 1);
+  assertEquals(room.unreadAfter(room.epoch, said.seq), 0);
+});
+
+Deno.test("a moderator removes no moderator's message; the server API removes anyone's", async () => {
+  const { chatroom, ann, bob } = setUp();
+  receive(chatroom, ann.user, `!op ${PASSWORD}`);
+  receive(chatroom, bob.user, `!op ${PASSWORD}`);
+  const said = say(chatroom, ann, "a moderator's word");
+  bob.sink.take();
+  receive(chatroom, bob.user, `!delete ${said.id}`);
+  assertEquals(errors(bob.sink).map(([code]) => code), ["forbidden"]);
+  const outcome = await chatroom.perform({ type: "delete", id: said.id, room: "lobby" });
+  assertEquals(outcome, {
+    ok: true,
+    id: outcome.ok ? outcome.id : "",
+    done: `message ${said.id} of Ann removed`,
+  });
 });

@@ -159,7 +159,7 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    const cluster = await startCluster({ instances: 3 });
+    const cluster = await startCluster({ instances: 3, env: { CHAT_API_KEYS: KEY } });
     try {
       const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
       const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
@@ -172,6 +172,21 @@ Deno.test({
       const { client: cid } = await cluster.v2(2, { type: "hello", name: "Cid" });
       const [history] = await historyOf(cid, 1);
       assertEquals([history.id, history.text, history.edited], [said.id, "cluster text", true]);
+
+      // The server API removes a message of a room nobody is in on the instance it asks.
+      send(ann, { type: "join", room: "games" });
+      await ann.waitFor((frame) => frame.type === "members" && frame.room === "games", "games");
+      const game = await say(ann, "in games");
+      const response = await fetch(
+        `${cluster.instances[1].httpUrl}/api/v1/rooms/games/messages/${game.id}`,
+        { method: "DELETE", headers: { authorization: `Bearer ${KEY}` } },
+      );
+      assertEquals([response.status, await response.json()], [200, {
+        ok: true,
+        what: `message ${game.id} of Ann removed`,
+      }]);
+      const removal = await ann.waitFor((frame) => frame.type === "delete", "the API's removal");
+      assertEquals([removal.target, removal.from], [game.id, "api"]);
     } finally {
       await cluster.dispose();
     }
