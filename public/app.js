@@ -83,6 +83,8 @@ const state = {
   commands: [],
   /** Whether the next `help` event answers our own request for the hints (not shown). */
   helpForHints: false,
+  /** What we may moderate, from the server: 0, or 1 and more for moderators and admins. */
+  rank: 0,
   /** The message of ours being edited in the box, while one is: its id and its list item. */
   editing: undefined,
   /** Who is typing in the room, each with the timer that ends it. */
@@ -228,6 +230,7 @@ function handle(event) {
       state.refreshing = undefined;
       state.name = event.name;
       state.token = event.token;
+      setRank(event.rank ?? 0);
       noteEpoch(event.room, event.epoch);
       enterRoom(event.room);
       view.whoami.hidden = false;
@@ -283,6 +286,7 @@ function handle(event) {
       renderRooms();
       break;
     case "system":
+      if (event.rank !== undefined) setRank(event.rank);
       show(view.messages, event, "system", event.text);
       break;
     case "help":
@@ -355,16 +359,30 @@ function setText(item, text, edited) {
   span.after(mark);
 }
 
-/** Edit and Delete for one of our own messages. */
-function actionsFor(item) {
+/** A moderator may remove others' messages: their Delete buttons come and go with the rank. */
+function setRank(rank) {
+  if (rank === state.rank) return;
+  state.rank = rank;
+  for (const item of view.messages.querySelectorAll("li[data-id]:not(.self):not(.removed)")) {
+    item.querySelector(".actions")?.remove();
+    if (rank > 0) item.append(actionsFor(item, false));
+  }
+}
+
+/** Edit and Delete for one of our own messages; Delete alone for someone else's, to a moderator. */
+function actionsFor(item, own) {
   const actions = document.createElement("span");
   actions.className = "actions";
-  for (const [action, label] of [["edit", "Edit"], ["delete", "Delete"]]) {
+  const offered = own ? [["edit", "Edit"], ["delete", "Delete"]] : [["delete", "Delete"]];
+  for (const [action, label] of offered) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = action;
     button.textContent = label;
-    button.setAttribute("aria-label", `${label} your message`);
+    button.setAttribute(
+      "aria-label",
+      own ? `${label} your message` : `${label} the message of ${item.dataset.from}`,
+    );
     button.addEventListener("click", () => {
       if (action === "edit") startEditing(item);
       else if (confirm("Delete this message for everyone?")) {
@@ -568,8 +586,8 @@ function messageItem(event, classes, text, from) {
   body.textContent = event.removed ? "message removed" : text;
   item.append(body);
   if (event.edited) setText(item, text, true);
-  if (event.seq !== undefined && from === state.name && !event.removed) {
-    item.append(actionsFor(item));
+  if (event.seq !== undefined && !event.removed && (from === state.name || state.rank > 0)) {
+    item.append(actionsFor(item, from === state.name));
   }
   return item;
 }

@@ -332,6 +332,23 @@ Deno.test("v2 encodes every event type", () => {
       },
     ],
     [
+      { ...base, type: "welcome", name: "Mo", room: "lobby", epoch: "e1", token: "t", rank: 1 },
+      {
+        type: "welcome",
+        ...common,
+        room: "lobby",
+        epoch: "e1",
+        name: "Mo",
+        token: "t",
+        text: "shown",
+        rank: 1,
+      },
+    ],
+    [
+      { ...base, type: "system", text: "You are now a moderator.", rank: 1 },
+      { type: "system", ...common, text: "You are now a moderator.", rank: 1 },
+    ],
+    [
       { ...base, origin: "PRIVATE", type: "private", from: "Ann", to: "Bob", text: "psst" },
       { type: "private", ...common, from: "Ann", to: "Bob", text: "psst" },
     ],

@@ -74,10 +74,10 @@ export class EventFactory {
   }
 
   /** The first event of a session: who the user is, where, and the token to resume with. */
-  welcome(session: { name: string; token: string; room: RoomLike }): WelcomeEvent {
-    const { name, token, room } = session;
+  welcome(session: { name: string; token: string; room: RoomLike; rank: number }): WelcomeEvent {
+    const { name, token, room, rank } = session;
     const body = this.text("welcome", { name });
-    return {
+    const event: WelcomeEvent = {
       ...this.#base("SERVER", body),
       type: "welcome",
       name,
@@ -85,6 +85,7 @@ export class EventFactory {
       epoch: room.epoch,
       token,
     };
+    return rank > 0 ? { ...event, rank } : event;
   }
 
   /** Said before a backlog that may not hold everything the client missed, or when messages were lost. */

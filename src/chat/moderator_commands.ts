@@ -6,6 +6,7 @@
  * @module
  */
 
+import { rank } from "../auth/tokens.ts";
 import { getLogger } from "@logtape/logtape";
 import type { Settled } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
@@ -148,7 +149,7 @@ export class ModeratorCommands {
     user.roles.add("moderator");
     log.info("User {id} ({name}) is a moderator now", { id: user.id, name: user.name });
     this.#options.promoted(user);
-    user.sink.send(events.system("op_granted", {}));
+    user.sink.send({ ...events.system("op_granted", {}), rank: rank(user.roles) });
     return DONE;
   }
 

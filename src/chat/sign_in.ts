@@ -7,7 +7,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Identity } from "../auth/tokens.ts";
+import { type Identity, rank } from "../auth/tokens.ts";
 import type { Settled } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { EventFactory } from "./event_factory.ts";
@@ -88,7 +88,7 @@ export class SignIns {
       if (identity.name !== user.name) return refused(`the token names ${identity.name}, not you`);
       user.renew(identity);
       this.#options.renewed(user);
-      user.sink.send(events.system("refreshed", {}));
+      user.sink.send({ ...events.system("refreshed", {}), rank: rank(user.roles) });
       return DONE;
     }, (error: unknown) => refused(error instanceof Error ? error.message : String(error)));
   }

@@ -7,6 +7,7 @@
  * @module
  */
 
+import { rank } from "../auth/tokens.ts";
 import { getLogger } from "@logtape/logtape";
 import { sameName, shownName } from "../text/names.ts";
 import type { PrivateEvent, SessionStart } from "../vocabulary/events.ts";
@@ -48,7 +49,9 @@ export class Welcomes {
     const room = user.room;
     user.started = true;
     log.info("User {id} connected as {name}", { id: user.id, name: user.name });
-    user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
+    user.sink.send(
+      events.welcome({ name: user.name, token: user.token, room, rank: rank(user.roles) }),
+    );
     if (start.name !== undefined && refusal !== undefined) {
       user.sink.send(events.error("name_refused", "name_unavailable", {
         requested: shownName(start.name),
@@ -89,7 +92,9 @@ export class Welcomes {
   ): void {
     const { events, membership } = this.#options;
     const room: Room<User> = user.room;
-    user.sink.send(events.welcome({ name: user.name, token: user.token, room }));
+    user.sink.send(
+      events.welcome({ name: user.name, token: user.token, room, rank: rank(user.roles) }),
+    );
     user.sink.send(membership.members(user, room, true));
     const sameRoom = start.room !== undefined && sameName(start.room, room.name);
     membership.sendBacklog(

@@ -48,8 +48,9 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
   const base = { type: event.type, id: event.id, sentAt };
   switch (event.type) {
     case "welcome": {
-      const { room, epoch, name, token } = event;
-      return { ...base, room, epoch, name, token, text: event.body };
+      const { room, epoch, name, token, rank } = event;
+      const welcome = { ...base, room, epoch, name, token, text: event.body };
+      return rank === undefined ? welcome : { ...welcome, rank };
     }
     case "private":
       return { ...base, from: event.from, to: event.to, text: event.text };
@@ -60,10 +61,12 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
       if (by !== undefined) return { ...presence, by, reason, text: event.body };
       return { ...presence, text: event.body };
     }
-    case "system":
-      return event.room === undefined
+    case "system": {
+      const system = event.room === undefined
         ? { ...base, text: event.text }
         : { ...base, room: event.room, epoch: event.epoch, text: event.text };
+      return event.rank === undefined ? system : { ...system, rank: event.rank };
+    }
     case "error":
       return { ...base, code: event.code, text: event.text };
     case "rooms":

@@ -95,6 +95,8 @@ export interface WelcomeEvent extends EventBase {
   readonly epoch: string;
   /** Proves who this session is when it resumes after a dropped connection. */
   readonly token: string;
+  /** What the user may moderate: 1 for moderators, 2 for admins; absent for everyone else. */
+  readonly rank?: number;
 }
 
 /** A private message, to its target or echoed to its sender. */
@@ -144,6 +146,8 @@ export interface SystemEvent extends EventBase {
   readonly room?: string;
   /** ...and the epoch of that room's log now. */
   readonly epoch?: string;
+  /** Set on the notice that the user's rank changed (`op`, a refreshed sign-in): the rank now. */
+  readonly rank?: number;
 }
 
 /** Something the client asked for could not be done. */

@@ -234,3 +234,37 @@ browserTest(
   },
   { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: "a-browser-test-secret-of-at-least-32-characters" },
 );
+
+const OPERATOR_PASSWORD = "a-browser-operator-password";
+
+browserTest(
+  "browser: a moderator removes someone else's message from the page",
+  async (t, browser, server) => {
+    const ann = await open(browser, server, "?name=Ann", DESKTOP);
+    const mod = await open(browser, server, "?name=Mod", DESKTOP);
+    await say(ann, "spam, spam, spam");
+    const spam = mod.locator("#messages li.message", { hasText: "spam, spam, spam" });
+    await spam.waitFor(WAIT);
+
+    await t.step("a user has no Delete on someone else's message", async () => {
+      assertEquals(await spam.locator("button").count(), 0);
+    });
+
+    await t.step(
+      "once a moderator, Delete appears on it, and removes it for everyone",
+      async () => {
+        await say(mod, `!op ${OPERATOR_PASSWORD}`);
+        await message(mod, "You are now a moderator.", ".system");
+        const remove = spam.locator("button.delete");
+        assertEquals(await remove.getAttribute("aria-label"), "Delete the message of Ann");
+        assertEquals(await spam.locator("button.edit").count(), 0, "nobody edits another's words");
+        mod.once("dialog", (dialog) => dialog.accept());
+        await spam.hover();
+        await remove.click();
+        await textOf(ann, "#messages li.removed .text", "message removed");
+        await textOf(mod, "#messages li.removed .text", "message removed");
+      },
+    );
+  },
+  { CHAT_OPERATOR_PASSWORD: OPERATOR_PASSWORD },
+);
