@@ -179,6 +179,7 @@ export class Chatroom {
         moderation,
         operatorPassword: auth.tokenMode ? undefined : auth.operatorPassword,
         promoted: (user) => membership.announceName(user),
+        removeLast: (actor, name, count) => talk.removeLast(actor, name, count),
       }),
       signIns: this.#signIns,
       backend: this.#backend,

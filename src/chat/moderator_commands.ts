@@ -15,7 +15,8 @@ import { sameSecret } from "../auth/secrets.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Moderation } from "./moderation.ts";
-import { type Actor, DONE, type Outcome } from "./outcome.ts";
+import { type Actor, DONE, type Outcome, settle } from "./outcome.ts";
+import { ADDRESS_PREFIX, NAME_PREFIX } from "./targets.ts";
 import type { User } from "./user.ts";
 
 const log = getLogger(["chat", "moderation"]);
@@ -51,6 +52,8 @@ export interface ModeratorCommandsOptions {
   readonly operatorPassword: string | undefined;
   /** A user became a moderator: the other instances learn their rank. */
   readonly promoted: (user: User) => void;
+  /** Removes the newest `count` kept messages said under `name`; says how many went. */
+  readonly removeLast: (actor: Actor, name: string, count: number) => number;
 }
 
 /** The moderation requests of one server. */
@@ -78,9 +81,21 @@ export class ModeratorCommands {
     return this.#options.moderation.lift(actor, "mute", request.user);
   }
 
+  /**
+   * Bans a user, a name or an address; with `delete` (v2 and the server
+   * API), also removes the newest that many messages said under the name.
+   */
   ban(actor: Actor, request: RequestOf<"ban">): Settled<Outcome> {
-    const { target, seconds, reason = "" } = request;
-    return this.#options.moderation.hold(actor, { kind: "ban", target, seconds, reason });
+    const { target, seconds, reason = "", delete: count } = request;
+    const banned = this.#options.moderation.hold(actor, { kind: "ban", target, seconds, reason });
+    if (count === undefined || target.startsWith(ADDRESS_PREFIX)) return banned;
+    return settle(banned, (outcome): Outcome => {
+      if (!outcome.ok) return outcome;
+      const name = target.startsWith(NAME_PREFIX) ? target.slice(NAME_PREFIX.length) : target;
+      const removed = this.#options.removeLast(actor, name, count);
+      const done = `${outcome.done ?? ""}; ${removed} of their messages removed`;
+      return { ...outcome, done };
+    });
   }
 
   unban(actor: Actor, request: RequestOf<"unban">): Settled<Outcome> {

@@ -209,6 +209,26 @@ export class Talk {
   }
 
   /**
+   * Removes, for a moderator, the newest `count` messages said under
+   * `name` that the rooms kept here hold (in a cluster, the rooms this
+   * instance follows); returns how many.
+   */
+  removeLast(actor: Actor, name: string, count: number): number {
+    const key = nameKey(name);
+    const said: Changeable[] = [];
+    for (const room of this.#options.rooms.all()) {
+      for (const message of room.recent(Number.MAX_SAFE_INTEGER)) {
+        if (
+          message.change === undefined && !message.removed && !room.isRemoving(message.id) &&
+          nameKey(message.from) === key
+        ) said.push({ room, message });
+      }
+    }
+    const newest = said.sort((a, b) => b.message.sentAt - a.message.sentAt).slice(0, count);
+    return newest.filter((found) => this.#change(actor, found, "delete", "").ok).length;
+  }
+
+  /**
    * The kept message `id` of `room` (the actor's own room by default), when
    * the actor may change it that way: its author within `edit_window`
    * (known by their session on the instance they said it on, or in token

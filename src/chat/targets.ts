@@ -40,8 +40,8 @@ export interface TargetLookup {
   readonly problemOf: (name: string) => string | undefined;
 }
 
-const NAME_PREFIX = "name:";
-const ADDRESS_PREFIX = "addr:";
+export const NAME_PREFIX = "name:";
+export const ADDRESS_PREFIX = "addr:";
 
 /** The network `text` names, in its one spelling, or why it names none. */
 export function readNetwork(text: string): string | { reason: string } {

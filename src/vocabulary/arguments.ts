@@ -33,6 +33,8 @@ export type ArgValue<A> = A extends Arg<infer T, boolean> ? T : never;
 
 /** Longest moderation target (`addr:` and an IPv6 network, or `name:` and a name). */
 const MAX_TARGET_UNITS = 80;
+/** Messages a ban removes along, at most. */
+const MAX_REMOVED = 1000;
 /** Event ids (an instance's id and a serial number) and room names are far shorter than this. */
 const MAX_ID_UNITS = 128;
 /** Longest free text read (a reason, a topic, an action): more is refused unread. */
@@ -98,6 +100,17 @@ export function otherRoom(): Arg<string, true> {
     span: "word",
     fromText: read,
     fromJson: read,
+  });
+}
+
+/** How many of a user's newest messages to remove along (JSON only: v2 and the server API). */
+export function removeCount(): Arg<number, true> {
+  return optional({
+    label: "delete",
+    expected: `a whole number of messages from 1 to ${MAX_REMOVED}`,
+    span: undefined,
+    fromText: () => undefined,
+    fromJson: (value) => wholeNumber(value, 1, MAX_REMOVED),
   });
 }
 

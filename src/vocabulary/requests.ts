@@ -22,6 +22,7 @@ import {
   messageId,
   note,
   otherRoom,
+  removeCount,
   roomName,
   seconds,
   secret,
@@ -234,10 +235,10 @@ export const REQUESTS = {
     who: "moderators",
   }),
   ban: define({
-    args: { target: target(), seconds: duration(), reason: note("reason") },
+    args: { target: target(), seconds: duration(), reason: note("reason"), delete: removeCount() },
     summary: "disconnects and keeps out a user, name:<name> or addr:<address or network>",
     description:
-      "removes the user (4003) and refuses them at the upgrade (**403**, with the end and the reason)",
+      "removes the user (4003) and refuses them at the upgrade (**403**, with the end and the reason); `delete` (v2, API): their newest N messages go too",
     section: "moderation",
     who: "moderators",
     api: { method: "POST", path: "/bans", as: "moderator", status: 201 },

@@ -271,3 +271,32 @@ Deno.test("a moderator removes no moderator's message; the server API removes an
     done: `message ${said.id} of Ann removed`,
   });
 });
+
+Deno.test("a ban may remove the user's newest messages along, in every room kept here", async () => {
+  const { clock, chatroom, ann, bob } = setUp();
+  receive(chatroom, bob.user, `!op ${PASSWORD}`);
+  const first = say(chatroom, ann, "first in lobby");
+  clock.advance(1);
+  const second = say(chatroom, ann, "second in lobby");
+  receive(chatroom, ann.user, "!join games");
+  clock.advance(1);
+  const third = say(chatroom, ann, "in games");
+  bob.sink.take();
+  chatroom.handle(bob.user, {
+    type: "ban",
+    target: "Ann",
+    seconds: 3600,
+    reason: "spam",
+    delete: 2,
+  });
+  const done = await bob.sink.waitFor((event) => event.body.startsWith("Done:"), "the ban");
+  assertEquals(done.body.endsWith("; 2 of their messages removed."), true, done.body);
+  const lobby = chatroom.findRoom("lobby")!;
+  const games = chatroom.findRoom("games")!;
+  assertEquals(
+    [lobby.keptById(first.id)?.removed, lobby.keptById(second.id)?.removed],
+    [undefined, true],
+  );
+  assertEquals(games.keptById(third.id)?.removed, true);
+  assertEquals(ann.sink.closed, "removed");
+});
