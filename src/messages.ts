@@ -128,7 +128,7 @@ export const MESSAGE_CATALOG = {
   message_not_yours: {
     placeholders: ["minutes"],
     text:
-      "You can change only your own messages, within $minutes minutes of sending them; moderators can remove any.",
+      "You can change only your own messages, within $minutes minutes of sending them; moderators can remove others' (a moderator's takes a higher rank).",
   },
   help_command: {
     placeholders: ["usage", "summary"],

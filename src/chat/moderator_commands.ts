@@ -83,7 +83,8 @@ export class ModeratorCommands {
 
   /**
    * Bans a user, a name or an address; with `delete` (v2 and the server
-   * API), also removes the newest that many messages said under the name.
+   * API), also removes the newest that many messages said under the name
+   * or a look-alike (an address's ban removes none: messages carry names).
    */
   ban(actor: Actor, request: RequestOf<"ban">): Settled<Outcome> {
     const { target, seconds, reason = "", delete: count } = request;

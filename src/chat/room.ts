@@ -131,7 +131,7 @@ export class Room<M> {
   }
 
   /**
-   * Notes that this server published the removal of message `id` (or, with
+   * Notes that this server publishes the removal of message `id` (or, with
    * `false`, that it could not): until it is delivered, nothing more may
    * change the message here.
    */

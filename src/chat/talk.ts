@@ -18,7 +18,7 @@ import type { ChatConfig } from "../config/mod.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
 import { Buckets, Limiter } from "../limits.ts";
-import { nameKey } from "../text/names.ts";
+import { looksLike, nameKey } from "../text/names.ts";
 import { formatDuration } from "../text/duration.ts";
 import { cleanText, stripWhitespace, trimMarks, truncateText } from "../text/sanitize.ts";
 import { type ErrorCode, TYPING_EVERY_MS } from "../vocabulary/events.ts";
@@ -214,13 +214,13 @@ export class Talk {
    * instance follows); returns how many.
    */
   removeLast(actor: Actor, name: string, count: number): number {
-    const key = nameKey(name);
     const said: Changeable[] = [];
     for (const room of this.#options.rooms.all()) {
       for (const message of room.recent(Number.MAX_SAFE_INTEGER)) {
+        // A name and its look-alikes are one name, as for the ban itself.
         if (
           message.change === undefined && !message.removed && !room.isRemoving(message.id) &&
-          nameKey(message.from) === key
+          looksLike(message.from, name)
         ) said.push({ room, message });
       }
     }
@@ -271,6 +271,8 @@ export class Talk {
   ): Outcome {
     const { broker, events, membership, now } = this.#options;
     const id = events.nextId();
+    // Noted first: alone, the removal is delivered (and the note cleared) before publish returns.
+    if (action === "delete") room.removing(message.id);
     const outcome = broker.log.publish({
       kind: "message",
       room: room.name,
@@ -285,15 +287,15 @@ export class Talk {
     });
     switch (outcome) {
       case "queued":
-        // Nothing more changes it here until the removal is delivered.
-        if (action === "delete") room.removing(message.id);
         // Users see the change itself; the server API is told in words.
         return actor.user === undefined
           ? { ok: true, id, done: `message ${message.id} of ${message.from} removed` }
           : { ok: true, id };
       case "busy":
+        room.removing(message.id, false);
         return this.#fail("unavailable", "not_sent", {});
       case "too_large":
+        room.removing(message.id, false);
         return this.#fail("too_large", "too_long", {});
     }
   }

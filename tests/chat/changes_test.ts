@@ -91,7 +91,7 @@ Deno.test("only the author within edit_window, or a moderator removing, may chan
   assertEquals(errors(bob.sink).map(([code]) => code), ["forbidden", "forbidden"]);
   assertEquals(
     errors(bob.sink)[0][1],
-    "You can change only your own messages, within 10 minutes of sending them; moderators can remove any.",
+    "You can change only your own messages, within 10 minutes of sending them; moderators can remove others' (a moderator's takes a higher rank).",
   );
   chatroom.handle(bob.user, { type: "delete", id: "no-such-id" });
   assertEquals(errors(bob.sink).at(-1), ["not_found", "No message no-such-id is kept in lobby."]);
@@ -272,6 +272,20 @@ Deno.test("a moderator removes no moderator's message; the server API removes an
   });
 });
 
+Deno.test("a ban of a look-alike name removes the messages of the name it bans", async () => {
+  const { chatroom, bob } = setUp();
+  const sink = new FakeSink();
+  const alice = { user: connect(chatroom, sink, { name: "Alice" }), sink };
+  receive(chatroom, bob.user, `!op ${PASSWORD}`);
+  const said = say(chatroom, alice, "said by Alice");
+  bob.sink.take();
+  // A capital I for the l: the same name to the chat, not the same name key.
+  chatroom.handle(bob.user, { type: "ban", target: "AIice", seconds: 60, delete: 5 });
+  const done = await bob.sink.waitFor((event) => event.body.startsWith("Done:"), "the ban");
+  assertEquals(done.body.endsWith("; 1 of their messages removed."), true, done.body);
+  assertEquals(chatroom.findRoom("lobby")!.keptById(said.id)?.removed, true);
+});
+
 Deno.test("a ban may remove the user's newest messages along, in every room kept here", async () => {
   const { clock, chatroom, ann, bob } = setUp();
   receive(chatroom, bob.user, `!op ${PASSWORD}`);
@@ -298,5 +312,6 @@ Deno.test("a ban may remove the user's newest messages along, in every room kept
     [undefined, true],
   );
   assertEquals(games.keptById(third.id)?.removed, true);
+  assertEquals(lobby.isRemoving(second.id), false, "delivered, the removal is no longer pending");
   assertEquals(ann.sink.closed, "removed");
 });
