@@ -13,10 +13,13 @@ import type { RoomNote } from "../types.ts";
 import type { ClusterNames } from "./names.ts";
 import { DecodeError } from "../decode.ts";
 import { readHeartbeat } from "./wire.ts";
+import { nameKey } from "../../text/names.ts";
 
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
 /** Announcements looked up at once, at most. */
 const MAX_LOOKUPS = 8;
+/** Goodbyes for this instance's users answered, remembered at most (each is answered once). */
+const ANSWERED_KEPT = 4096;
 
 /** The id of the goodbye for user `userId` of the gone `instance`: the same on every survivor. */
 export function goodbyeId(instance: string, userId: number): string {
@@ -54,6 +57,9 @@ export class Liveness {
   #lookups = 0;
   /** When this instance last heard its own heartbeat: proof that its link to NATS carries. */
   #echoed = Date.now();
+  /** The goodbyes said for this instance's users that it answered, oldest first. */
+  readonly #answered = new Set<string>();
+  #returns = 0;
 
   constructor(options: LivenessOptions) {
     this.#options = options;
@@ -131,6 +137,39 @@ export class Liveness {
     // Gone instances' users are said goodbye to before their lapsed entries would be forgotten.
     this.#releaseDead();
     names.sweep();
+  }
+
+  /**
+   * A goodbye the others said for a user of this instance, whose link to
+   * NATS was cut so long that they took it for gone: when the user is still
+   * here, in that room, under that name, the room hears once that they are
+   * back, so that everyone lists them again.
+   */
+  answer(note: RoomNote): void {
+    const { instance, names, publish } = this.#options;
+    const { author } = note;
+    if (
+      note.kind !== "presence" || note.action !== "leave" || author.instance !== instance ||
+      note.id !== goodbyeId(instance, author.userId) || this.#answered.has(note.id)
+    ) return;
+    const entry = names.localEntry(author.name);
+    if (
+      entry === undefined || entry.name !== author.name || entry.userId !== author.userId ||
+      nameKey(entry.room) !== nameKey(note.room)
+    ) return;
+    this.#answered.add(note.id);
+    if (this.#answered.size > ANSWERED_KEPT) {
+      this.#answered.delete(this.#answered.values().next().value!);
+    }
+    publish({
+      kind: "presence",
+      room: entry.room,
+      id: `${instance}.back.${author.userId}.${++this.#returns}`,
+      sentAt: Date.now(),
+      author,
+      action: "join",
+      notice: "connected",
+    });
   }
 
   /**

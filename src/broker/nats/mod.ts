@@ -411,6 +411,7 @@ export class NatsBroker implements Broker {
       } else if (live) {
         // Arrivals and departures from before this instance followed the room are not news.
         handler.deliverRoomNote(note);
+        this.#liveness.answer(note);
       }
     });
   }

@@ -76,6 +76,11 @@ export class ClusterNames {
     return this.#remote.get(bucketKey(nameKey(name))) ?? this.#remote.lookAlike(name);
   }
 
+  /** The entry of `name` when this instance holds it. */
+  localEntry(name: string): NameEntry | undefined {
+    return this.#local.get(nameKey(name));
+  }
+
   /** The entry of `name` when another instance holds exactly it. */
   holderOf(name: string): RemoteEntry | undefined {
     return this.#remote.get(bucketKey(nameKey(name)));
