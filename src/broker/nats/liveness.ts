@@ -155,7 +155,9 @@ export class Liveness {
     const entry = names.localEntry(author.name);
     if (
       entry === undefined || entry.name !== author.name || entry.userId !== author.userId ||
-      nameKey(entry.room) !== nameKey(note.room)
+      nameKey(entry.room) !== nameKey(note.room) ||
+      // Given to someone else meanwhile: the user is about to be renamed, not back.
+      names.find(author.name) !== undefined
     ) return;
     this.#answered.add(note.id);
     if (this.#answered.size > ANSWERED_KEPT) {
