@@ -6,16 +6,12 @@
  * @module
  */
 
-import { deadline } from "@std/async/deadline";
 import type { Broker } from "../broker/types.ts";
 import type { MessageEvent, RoomSummary } from "../vocabulary/events.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
 import type { RoomDirectory } from "./rooms.ts";
 import type { User } from "./user.ts";
-
-/** How long the server API waits for a cluster to deliver a room's history. */
-const HISTORY_WAIT_MS = 5000;
 
 /** What {@linkcode Backend} works with, shared with the chatroom. */
 export interface BackendOptions {
@@ -68,29 +64,22 @@ export class Backend {
     | { room: string; epoch: string; gap?: string; more: boolean; messages: MessageEvent[] }
     | undefined
   > {
-    this.#options.membership.learnRemoteRooms();
-    const room = this.#options.rooms.find(name);
-    if (room === undefined) return undefined;
-    // In a cluster, a room nobody here is in is read for the while it takes.
-    const { log } = this.#options.broker;
-    try {
-      await deadline(Promise.resolve(log.follow(room.name)), HISTORY_WAIT_MS);
-    } catch {
-      throw new Error(`the history of ${room.name} could not be read in time`);
-    } finally {
-      if (room.members.size === 0) log.unfollow(room.name);
-    }
-    if (since === undefined) {
-      const messages = [...room.recent(limit)];
-      return { room: room.name, epoch: room.epoch, more: false, messages };
-    }
-    const { messages, gap } = room.backlogAfter(since.epoch, since.seq);
-    return {
-      room: room.name,
-      epoch: room.epoch,
-      gap,
-      more: messages.length > limit,
-      messages: messages.slice(0, limit),
-    };
+    const read = this.#options.membership.whileRead(name, (room) => {
+      if (since === undefined) {
+        const messages = [...room.recent(limit)];
+        return { room: room.name, epoch: room.epoch, more: false, messages };
+      }
+      const { messages, gap } = room.backlogAfter(since.epoch, since.seq);
+      return {
+        room: room.name,
+        epoch: room.epoch,
+        gap,
+        more: messages.length > limit,
+        messages: messages.slice(0, limit),
+      };
+    });
+    return await read.catch(() => {
+      throw new Error(`the history of ${name} could not be read in time`);
+    });
   }
 }

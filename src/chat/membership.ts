@@ -7,6 +7,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { deadline } from "@std/async/deadline";
 import { rank } from "../auth/tokens.ts";
 import type { Author, Broker, PresenceNote, RemoteUser } from "../broker/types.ts";
 import { addressKey } from "../net/ip.ts";
@@ -21,6 +22,9 @@ import type { OpenProblem, RoomDirectory } from "./rooms.ts";
 import type { User } from "./user.ts";
 
 const log = getLogger(["chat", "room"]);
+
+/** How long the server API waits for a cluster to deliver a room it asks about. */
+const READ_WAIT_MS = 5000;
 
 /** What a {@linkcode Membership} works with. */
 export interface MembershipOptions {
@@ -250,6 +254,25 @@ export class Membership {
       remote.set(key, (remote.get(key) ?? 0) + 1);
     }
     return remote;
+  }
+
+  /**
+   * What `then` makes of the room called `name`, read up to date here (in a
+   * cluster, a room nobody here is in is followed for the while it takes);
+   * `undefined` when there is no such room. Rejects when the room cannot be
+   * read within 5 s.
+   */
+  async whileRead<T>(name: string, then: (room: Room<User>) => T): Promise<T | undefined> {
+    this.learnRemoteRooms();
+    const room = this.#rooms.find(name);
+    if (room === undefined) return undefined;
+    const { log } = this.#broker;
+    try {
+      await deadline(Promise.resolve(log.follow(room.name)), READ_WAIT_MS);
+      return then(room);
+    } finally {
+      if (room.members.size === 0) log.unfollow(room.name);
+    }
   }
 
   /** Removes the rooms idle for `room_idle_ttl` everywhere, with their history, and returns them. */

@@ -11,7 +11,6 @@
  * @module
  */
 
-import { deadline } from "@std/async/deadline";
 import { rank } from "../auth/tokens.ts";
 import type { Broker, PrivateNote, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
@@ -34,8 +33,20 @@ import { type Actor, DONE, type Outcome } from "./outcome.ts";
 import type { User } from "./user.ts";
 import type { MessageEvent } from "../vocabulary/events.ts";
 
-/** How long the server API's removal waits for a room to be read, in milliseconds. */
-const FOLLOW_WAIT_MS = 5000;
+/**
+ * Takes one from `rate` (a room's or a person's, when there is one) and one
+ * from `server`, or neither: then says which had none left.
+ */
+function admit(
+  rate: Limiter | undefined,
+  server: Limiter,
+  at: number,
+): "rate" | "server" | undefined {
+  if (rate !== undefined && !rate.available(at)) return "rate";
+  if (!server.take(at)) return "server";
+  rate?.take(at);
+  return undefined;
+}
 
 /** A kept message that may be changed, and its room. */
 interface Changeable {
@@ -195,17 +206,10 @@ export class Talk {
       return "error" in found ? found : this.#change(actor, found, "delete", "");
     };
     if (actor.user !== undefined) return now();
-    const { broker, membership, rooms } = this.#options;
-    membership.learnRemoteRooms();
-    const room = rooms.find(request.room ?? actor.room);
-    if (room === undefined) return now();
-    const { log } = broker;
-    return deadline(Promise.resolve(log.follow(room.name)), FOLLOW_WAIT_MS).then(
-      now,
+    return this.#options.membership.whileRead(request.room ?? actor.room, now).then(
+      (outcome) => outcome ?? now(),
       () => this.#fail("unavailable", "not_sent", {}),
-    ).finally(() => {
-      if (room.members.size === 0) log.unfollow(room.name);
-    });
+    );
   }
 
   /**
@@ -315,9 +319,7 @@ export class Talk {
     const last = user.typing;
     if (last !== undefined && last.room === key && at - last.at < TYPING_EVERY_MS) return DONE;
     if (moderation.mutedFor(user) !== undefined) return DONE;
-    const roomRate = this.#typingRooms.get(key, at);
-    if (!roomRate.available(at) || !this.#typingServer.take(at)) return DONE;
-    roomRate.take(at);
+    if (admit(this.#typingRooms.get(key, at), this.#typingServer, at) !== undefined) return DONE;
     user.typing = { room: key, at };
     broker.typing({ room, sentAt: at, author: membership.author(user) });
     return DONE;
@@ -352,15 +354,14 @@ export class Talk {
     const rate = target === undefined
       ? undefined
       : this.#rooms.get(`${kind}:${nameKey(target)}`, at);
-    if (rate !== undefined && !rate.available(at)) {
-      metrics.messagesDropped.inc("room_rate");
-      return this.#fail("busy", "room_busy", { room: target ?? "" });
+    switch (admit(rate, this.#server, at)) {
+      case "rate":
+        metrics.messagesDropped.inc("room_rate");
+        return this.#fail("busy", "room_busy", { room: target ?? "" });
+      case "server":
+        metrics.messagesDropped.inc("server_rate");
+        return this.#fail("busy", "server_busy", {});
     }
-    if (!this.#server.take(at)) {
-      metrics.messagesDropped.inc("server_rate");
-      return this.#fail("busy", "server_busy", {});
-    }
-    rate?.take(at);
     return undefined;
   }
 
