@@ -5,13 +5,7 @@
  * @module
  */
 
-import type {
-  Author,
-  MessageNote,
-  PresenceNote,
-  PrivateNote,
-  TypingNote,
-} from "../broker/types.ts";
+import type { MessageNote, PresenceNote, PrivateNote, TypingNote } from "../broker/types.ts";
 import type { Catalog, MessageKey, MessageValues } from "../messages.ts";
 import type {
   CommandSummary,
@@ -189,7 +183,8 @@ export class EventFactory {
       seq,
       emote,
       epoch,
-      authorKey: authorKey(author),
+      // The note's own author: nothing made on the way of every message.
+      saidBy: author,
     };
     return change === undefined ? event : { ...event, change };
   }
@@ -300,11 +295,6 @@ export class EventFactory {
   } {
     return { id: this.nextId(), sentAt: this.#now(), origin, body };
   }
-}
-
-/** How the chat tells the author of a message apart from others of the same name. */
-export function authorKey(author: Author): string {
-  return `${author.instance}.${author.userId}`;
 }
 
 /** A kept message of a room in `epoch`, as replayed to someone arriving or catching up. */

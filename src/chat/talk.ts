@@ -12,7 +12,7 @@
  */
 
 import { rank } from "../auth/tokens.ts";
-import type { Broker, PrivateNote, Settled } from "../broker/types.ts";
+import type { Author, Broker, PrivateNote, Settled } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
@@ -23,7 +23,7 @@ import { cleanText, stripWhitespace, trimMarks, truncateText } from "../text/san
 import { type ErrorCode, TYPING_EVERY_MS } from "../vocabulary/events.ts";
 import type { RequestOf } from "../vocabulary/requests.ts";
 import { usageOf } from "../vocabulary/commands.ts";
-import { authorKey, type EventFactory } from "./event_factory.ts";
+import type { EventFactory } from "./event_factory.ts";
 import type { Gate } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
@@ -46,6 +46,12 @@ function admit(
   if (!server.take(at)) return "server";
   rate?.take(at);
   return undefined;
+}
+
+/** Whether `message` was said by `author` (their session, on their instance). */
+function saidBy(message: MessageEvent, author: Author): boolean {
+  const said = message.saidBy;
+  return said !== undefined && said.instance === author.instance && said.userId === author.userId;
 }
 
 /** A kept message that may be changed, and its room. */
@@ -252,9 +258,8 @@ export class Talk {
       return this.#fail("not_found", "message_not_found", { id, room: room?.name ?? name });
     }
     const user = actor.user;
-    const own = user !== undefined &&
-      (message.authorKey === authorKey(membership.author(user)) ||
-        (user.verified && nameKey(message.from) === nameKey(user.name)));
+    const own = user !== undefined && (saidBy(message, membership.author(user)) ||
+      (user.verified && nameKey(message.from) === nameKey(user.name)));
     if (own && now() - message.sentAt <= config.editWindow * 1000) return { room, message };
     if (action === "delete" && actor.rank > 0) {
       const { local, remote } = gate.holderOf(message.from) ?? {};

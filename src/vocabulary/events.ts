@@ -83,7 +83,7 @@ export interface MessageEvent extends EventBase {
   /** A kept message removed since: its text is gone. */
   readonly removed?: boolean;
   /** Who said it, as the chat tells users apart (their instance and user id); never sent. */
-  readonly authorKey?: string;
+  readonly saidBy?: { readonly instance: string; readonly userId: number };
 }
 
 /** The first event of a session. */
