@@ -120,6 +120,7 @@ async function serve(config: Config, options: { dev: boolean; repair: boolean })
       tokenMode: auth.mode === "token",
       verify: verifier === undefined ? undefined : (token) => verifier.verify(token),
       expiryWarning: auth.expiryWarning,
+      maxDevices: auth.maxDevices,
       operatorPassword: auth.operatorPassword,
     },
   });

@@ -358,6 +358,11 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "Your sign-in has expired: connect again with a fresh token.",
   },
+  too_many_devices: {
+    placeholders: ["max"],
+    text:
+      "You signed in on another device, and $max at once is the most: this one, the oldest, is closed.",
+  },
 } as const satisfies Record<string, { placeholders: readonly string[]; text: string }>;
 
 /** The name of a message template. */

@@ -86,7 +86,8 @@ export type CloseCause =
   | "frame_too_large"
   | "inbound_rate"
   | "unauthorized"
-  | "removed";
+  | "removed"
+  | "too_many_devices";
 /** What moderators (and the server API) did. */
 export type ModerationAction = "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow";
 /** The class of a server API answer. */
@@ -107,6 +108,7 @@ export interface Metrics {
   readonly historyUnsaved: Counter;
   readonly historyConflicts: Counter;
   readonly sessionsResumed: Counter;
+  readonly devicesAdded: Counter;
   readonly sessionsExpired: Counter;
   readonly clusterPublishFailures: Counter;
   readonly clusterMalformed: Counter;
@@ -159,6 +161,7 @@ export function createMetrics(): Metrics {
           "inbound_rate",
           "unauthorized",
           "removed",
+          "too_many_devices",
         ],
       },
     ),
@@ -194,6 +197,10 @@ export function createMetrics(): Metrics {
     sessionsResumed: new Counter(
       "chat_sessions_resumed_total",
       "Dropped sessions picked up again with their token.",
+    ),
+    devicesAdded: new Counter(
+      "chat_devices_added_total",
+      "Token mode: connections added to an account's live session as one more device.",
     ),
     sessionsExpired: new Counter(
       "chat_sessions_expired_total",

@@ -100,9 +100,12 @@ export class FakeSink implements Sink {
   }
 }
 
-/** Hands `user`'s text frame of the original protocol to the chat, as a connection does. */
-export function receive(chatroom: Chatroom, user: User, text: string): void {
-  chatroom.handle(user, decodeV1Frame(text));
+/**
+ * Hands `user`'s text frame of the original protocol to the chat, as a
+ * connection does: from the device `from`, when the user has several.
+ */
+export function receive(chatroom: Chatroom, user: User, text: string, from?: Sink): void {
+  chatroom.handle(user, decodeV1Frame(text), from);
 }
 
 /** Names `Guest1`, `Guest2`, ... in order, skipping taken ones. */

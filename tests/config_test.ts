@@ -218,6 +218,7 @@ Deno.test("environment selection and overrides", async (t) => {
           audience: undefined,
           expiryWarning: 60,
           maxTokenLifetime: 86_400,
+          maxDevices: 5,
           operatorPassword: undefined,
         },
         apiKeys: [],

@@ -49,6 +49,8 @@ export interface ChatroomOptions {
 }
 
 const OPEN: ChatAuth = { tokenMode: false, expiryWarning: 60 };
+/** `auth.max_devices`' default. */
+const DEFAULT_MAX_DEVICES = 5;
 
 /** The server API acting as a moderator. */
 const API_MODERATOR: Actor = { name: "api", rank: API_RANK, room: "" };
@@ -139,6 +141,7 @@ export class Chatroom {
       after,
       end: (user) => this.disconnect(user),
       tokenMode: auth.tokenMode,
+      maxDevices: auth.maxDevices ?? DEFAULT_MAX_DEVICES,
       entered: (user, room) => this.#sendTopic(user, room),
     });
     this.#signIns = new SignIns({
@@ -278,10 +281,12 @@ export class Chatroom {
 
   /**
    * Handles one request of `user`, after flood control (see `requests.ts`).
-   * An unexpected error is logged and answered to this user only.
+   * What answers only the asker goes to `from`, the device that sent it
+   * (every device of the user's, when not given). An unexpected error is
+   * logged and answered to this user only.
    */
-  handle(user: User, request: ClientRequest): void {
-    this.#requests.handle(user, request);
+  handle(user: User, request: ClientRequest, from?: Sink): void {
+    this.#requests.handle(user, request, from);
   }
 
   /**

@@ -43,7 +43,8 @@ export class Lingering {
    */
   detach(user: User, sink: Sink, place?: Place): void {
     const { config, users } = this.#options;
-    if (!users.has(user) || user.sink !== sink) return;
+    // One of an account's devices closed: the others carry the session on.
+    if (!users.has(user) || user.dropDevice(sink) || user.sink !== sink) return;
     const linger = config.sessionLinger;
     if (!user.resumable || linger === 0 || !user.started) return this.#options.end(user);
     const until = this.#options.now() + linger * 1000;

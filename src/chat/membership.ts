@@ -15,7 +15,7 @@ import { looksLike, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import type { Metrics } from "../metrics.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
 import { Buckets, Limiter, type Rate } from "../limits.ts";
-import type { MembersEvent, RoomSummary } from "../vocabulary/events.ts";
+import type { MembersEvent, RoomSummary, Sink } from "../vocabulary/events.ts";
 import type { Removal } from "./moderation.ts";
 import type { Room } from "./room.ts";
 import type { OpenProblem, RoomDirectory } from "./rooms.ts";
@@ -151,16 +151,21 @@ export class Membership {
   }
 
   /**
-   * Sends `user` what they missed of `room`: with the position of the last
+   * Sends `user` (or one device of theirs, `to`) what they missed of `room`: with the position of the last
    * message they saw there, exactly what came after it (preceded by a gap
    * event when that cannot be exact), else its recent history.
    */
-  sendBacklog(user: User, room: Room<User>, seen?: { epoch?: string; seq: number }): void {
+  sendBacklog(
+    user: User,
+    room: Room<User>,
+    seen?: { epoch?: string; seq: number },
+    to: Sink = user.sink,
+  ): void {
     const { messages, gap } = seen === undefined
       ? { messages: room.recent(this.#historySize), gap: undefined }
       : room.backlogAfter(seen.epoch, seen.seq);
-    if (gap !== undefined) user.sink.send(this.#events.gap(room, gap));
-    for (const message of messages) user.sink.send(asHistory(message, room.epoch));
+    if (gap !== undefined) to.send(this.#events.gap(room, gap));
+    for (const message of messages) to.send(asHistory(message, room.epoch));
   }
 
   /** Puts `user` in `room`; everyone else hears of it unless `notice` is `undefined`. */

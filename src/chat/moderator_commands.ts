@@ -113,7 +113,7 @@ export class ModeratorCommands {
     const user = actor.user;
     if (user === undefined) return DONE;
     const topic = moderation.settings.topicOf(room);
-    user.sink.send(
+    actor.reply?.send(
       topic === undefined
         ? events.system("no_topic", { room }, user.room)
         : events.system("topic", { room, topic }, user.room),

@@ -8,7 +8,7 @@
  */
 
 import type { Settled } from "../broker/types.ts";
-import type { ErrorEvent } from "../vocabulary/events.ts";
+import type { ErrorEvent, Sink } from "../vocabulary/events.ts";
 import type { User } from "./user.ts";
 
 /** Who makes a request. */
@@ -21,6 +21,11 @@ export interface Actor {
   readonly user?: User;
   /** The room a message goes to: the user's, or the one an API call names. */
   readonly room: string;
+  /**
+   * Where answers for the asker alone go: the device of the session that
+   * asked (in token mode an account may have several); none for the API.
+   */
+  readonly reply?: Sink;
 }
 
 /** The server API, as a moderator: above admins, so it may act on anyone. */

@@ -19,6 +19,7 @@ import { shownName } from "../text/names.ts";
 import { stripWhitespace } from "../text/sanitize.ts";
 import { commandSummaries, findCommand, usageOf } from "../vocabulary/commands.ts";
 import type { SeenPosition } from "../vocabulary/arguments.ts";
+import type { ChatEvent, Sink } from "../vocabulary/events.ts";
 import {
   type ClientRequest,
   type RequestOf,
@@ -70,6 +71,12 @@ export interface RequestsOptions {
   readonly move: (user: User, room: Room<User>) => Settled<void>;
 }
 
+/** A user's request, and the device it came from (where answers to it go). */
+export interface Asked {
+  readonly request: ClientRequest;
+  readonly from: Sink;
+}
+
 /** A request's handler: what `actor` asked, and what came of it. */
 type Handler<T extends RequestType> = (actor: Actor, request: RequestOf<T>) => Settled<Outcome>;
 
@@ -101,10 +108,10 @@ export class Requests {
       join: (actor, request) => this.#join(session(actor), request.room),
       leave: (actor) => this.#leave(session(actor)),
       setname: (actor, request) => this.#rename(session(actor), request.name),
-      rooms: (actor, request) => this.#listRooms(session(actor), request.seen),
+      rooms: (actor, request) => this.#listRooms(actor, request.seen),
       members: (actor) =>
         this.#reply(actor, (user) => options.membership.members(user, user.room, false)),
-      history: (actor, request) => this.#sendHistory(session(actor), request.count),
+      history: (actor, request) => this.#sendHistory(actor, session(actor).room, request.count),
       help: (actor, request) => this.#help(actor, request.command),
       about: (actor) => this.#reply(actor, () => options.events.system("about", {})),
       env: (actor) =>
@@ -125,9 +132,9 @@ export class Requests {
     };
   }
 
-  /** What a user is, as one who asks. */
-  actorOf(user: User): Actor {
-    return { name: user.name, rank: rank(user.roles), user, room: user.room.name };
+  /** What a user is, as one who asks from the device `from` (any of theirs, when not given). */
+  actorOf(user: User, from: Sink = user.sink): Actor {
+    return { name: user.name, rank: rank(user.roles), user, room: user.room.name, reply: from };
   }
 
   /**
@@ -135,11 +142,11 @@ export class Requests {
    * an earlier request waits for the other instances, later ones wait after
    * it. An unexpected error is logged and answered to this user only.
    */
-  handle(user: User, request: ClientRequest): void {
-    if (!this.#options.users.has(user) || !this.#passesFloodControl(user)) return;
+  handle(user: User, request: ClientRequest, from: Sink = user.sink): void {
+    if (!this.#options.users.has(user) || !this.#passesFloodControl(user, from)) return;
     const waiting = user.waiting;
-    if (waiting === undefined) return this.#dispatchSafely(user, request);
-    if (waiting.length < MAX_WAITING) waiting.push(request);
+    if (waiting === undefined) return this.#dispatchSafely(user, { request, from });
+    if (waiting.length < MAX_WAITING) waiting.push({ request, from });
     else this.#options.metrics.messagesDropped.inc("flood");
   }
 
@@ -194,9 +201,9 @@ export class Requests {
       user.step = undefined;
       const waiting = user.waiting ?? [];
       user.waiting = undefined;
-      for (let request = waiting.shift(); request !== undefined; request = waiting.shift()) {
+      for (let asked = waiting.shift(); asked !== undefined; asked = waiting.shift()) {
         if (!users.has(user)) return;
-        this.#handleInTurn(user, request);
+        this.#handleInTurn(user, asked);
       }
     });
   }
@@ -208,28 +215,28 @@ export class Requests {
   }
 
   /** Handles a request that waited, unless a newer step makes it wait again. */
-  #handleInTurn(user: User, request: ClientRequest): void {
-    if (user.waiting === undefined) this.#dispatchSafely(user, request);
-    else user.waiting.push(request);
+  #handleInTurn(user: User, asked: Asked): void {
+    if (user.waiting === undefined) this.#dispatchSafely(user, asked);
+    else user.waiting.push(asked);
   }
 
-  #dispatchSafely(user: User, request: ClientRequest): void {
+  #dispatchSafely(user: User, { request, from }: Asked): void {
     const { events, metrics } = this.#options;
     try {
       if (request.type === "invalid") {
         const { problem } = request;
-        return user.sink.send(events.problem(
+        return from.send(events.problem(
           problem.code === "unknown_command"
             ? { code: problem.code, command: this.#options.talk.clean(problem.command) }
             : problem,
         ));
       }
-      this.after(user, this.perform(this.actorOf(user), request), (outcome) => {
+      this.after(user, this.perform(this.actorOf(user, from), request), (outcome) => {
         if (!this.#options.users.has(user)) return;
         if (!outcome.ok) {
-          if (!outcome.quiet) user.sink.send(outcome.error);
+          if (!outcome.quiet) from.send(outcome.error);
         } else if (outcome.done !== undefined) {
-          user.sink.send(events.system("done", { what: outcome.done }));
+          from.send(events.system("done", { what: outcome.done }));
         }
       });
     } catch (error) {
@@ -239,14 +246,14 @@ export class Requests {
         id: user.id,
         error,
       });
-      user.sink.send(events.error("internal", "internal_error", {}));
+      from.send(events.error("internal", "internal_error", {}));
     }
   }
 
-  /** Sends the user asking an event of their own. */
-  #reply(actor: Actor, event: (user: User) => Parameters<User["sink"]["send"]>[0]): Outcome {
+  /** Sends the one asking an event of their own. */
+  #reply(actor: Actor, event: (user: User) => ChatEvent): Outcome {
     const user = actor.user;
-    if (user !== undefined) user.sink.send(event(user));
+    if (user !== undefined) actor.reply?.send(event(user));
     return DONE;
   }
 
@@ -303,18 +310,20 @@ export class Requests {
     });
   }
 
-  /** The rooms, each with what `user` has not read of it when they said where they stopped. */
-  #listRooms(user: User, seen: ReadonlyMap<string, SeenPosition> | undefined): Outcome {
+  /** The rooms, each with what the asker has not read of it when they said where they stopped. */
+  #listRooms(actor: Actor, seen: ReadonlyMap<string, SeenPosition> | undefined): Outcome {
     const { backend, events, membership, rooms } = this.#options;
     // Rooms gone idle are not listed; the rest of the sweep waits for its turn.
     membership.sweep();
     const summaries = backend.roomSummaries();
     if (seen === undefined) {
-      user.sink.send(events.rooms(summaries));
+      actor.reply?.send(events.rooms(summaries));
       return DONE;
     }
-    user.sink.send(events.rooms(summaries.map((summary) => {
-      const position = seen.get(summary.name);
+    // The session's devices share what was read: the furthest position each reported.
+    const read = actor.user?.read.merge(seen, (name) => rooms.find(name)) ?? seen;
+    actor.reply?.send(events.rooms(summaries.map((summary) => {
+      const position = read.get(summary.name);
       const room = rooms.find(summary.name);
       if (room === undefined || summary.lastSeq === 0) return summary;
       return { ...summary, unread: room.unreadAfter(position?.epoch, position?.seq ?? 0) };
@@ -322,13 +331,13 @@ export class Requests {
     return DONE;
   }
 
-  #sendHistory(user: User, count = this.#options.config.historySize): Outcome {
-    const room = user.room;
+  #sendHistory(actor: Actor, room: Room<User>, count = this.#options.config.historySize): Outcome {
     const messages = room.recent(count);
+    const to = actor.reply;
     if (messages.length === 0) {
-      user.sink.send(this.#options.events.system("history_empty", { room: room.name }, room));
+      to?.send(this.#options.events.system("history_empty", { room: room.name }, room));
     }
-    for (const message of messages) user.sink.send(asHistory(message, room.epoch));
+    for (const message of messages) to?.send(asHistory(message, room.epoch));
     return DONE;
   }
 
@@ -336,7 +345,7 @@ export class Requests {
     const { auth, events, talk } = this.#options;
     const context = { moderator: actor.rank > 0, tokenMode: auth.tokenMode };
     if (asked === undefined) {
-      actor.user?.sink.send(events.help(commandSummaries(context), false));
+      actor.reply?.send(events.help(commandSummaries(context), false));
       return DONE;
     }
     const name = talk.clean(asked).trim().replace(/^!/, "").toLowerCase();
@@ -346,12 +355,15 @@ export class Requests {
       return { ok: false, error };
     }
     const { usage, summary } = command;
-    actor.user?.sink.send(events.help([{ name, usage, summary }], true));
+    actor.reply?.send(events.help([{ name, usage, summary }], true));
     return DONE;
   }
 
-  /** Every request draws from the user's bucket and from their address's. */
-  #passesFloodControl(user: User): boolean {
+  /**
+   * Every request draws from the user's bucket and from their address's; a
+   * warning goes to the device that sent it (`from`), a close to them all.
+   */
+  #passesFloodControl(user: User, from: Sink): boolean {
     const { events, metrics } = this.#options;
     const now = this.#options.now();
     // A user quiet long enough to fill their bucket again is warned again next time.
@@ -367,7 +379,7 @@ export class Requests {
       if (user.floodWarned) return false;
       user.floodWarned = true;
       log.info("User {id} is flooding; dropping messages", { id: user.id });
-      user.sink.send(events.error("flood", "flood_warning", {}));
+      from.send(events.error("flood", "flood_warning", {}));
     } else {
       log.info("Closing user {id}: kept flooding", { id: user.id });
       metrics.connectionsClosed.inc("flood");

@@ -52,6 +52,8 @@ export interface SessionsOptions {
   readonly end: (user: User) => void;
   /** Token mode: a signed token naming a user proves their session, on any instance. */
   readonly tokenMode: boolean;
+  /** Token mode: connections one account may have open at once. */
+  readonly maxDevices: number;
   /** The one admission of names and identities. */
   readonly gate: Gate;
   /** Called once a welcomed user is in their room, before its backlog (for its topic). */
@@ -138,13 +140,10 @@ export class Sessions {
       holder.renew(identity);
       // Its rank may have changed: the other instances decide by it.
       this.#options.membership.announceName(holder);
-      if (!holder.started) {
-        // Still being welcomed: the welcome goes to the newest connection.
-        holder.sink.close("replaced");
-        holder.attach(sink);
-        return holder;
-      }
-      return this.#resume(holder, sink, start);
+      // A session that lingers is picked up; a live one gains a device.
+      if (holder.lingering !== undefined) return this.#resume(holder, sink, start);
+      this.#addDevice(holder, sink, start);
+      return holder;
     }
     this.#lingering.makeRoom(start.place, start.address);
     const user = this.#add(sink, start, identity.name);
@@ -385,6 +384,29 @@ export class Sessions {
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
     this.#welcomes.resumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);
     return user;
+  }
+
+  /**
+   * Token mode: the account signs in on one more device. It gets the
+   * session's first events (while the session is still being welcomed, the
+   * welcome reaches every device); past `max_devices` the oldest is closed.
+   */
+  #addDevice(user: User, device: Sink, start: SessionStart): void {
+    const { events, metrics, maxDevices } = this.#options;
+    for (const oldest of user.addDevice(device, maxDevices)) {
+      oldest.send(
+        events.error("too_many_devices", "too_many_devices", { max: String(maxDevices) }),
+      );
+      oldest.close("replaced");
+      metrics.connectionsClosed.inc("too_many_devices");
+    }
+    metrics.devicesAdded.inc();
+    log.info("User {id} ({name}) signed in on another device, now {count}", {
+      id: user.id,
+      name: user.name,
+      count: user.devices.length,
+    });
+    if (user.started) this.#welcomes.resumed(user, start, [], 0, device);
   }
 
   /** Goes on with a session another instance handed over. */

@@ -24,6 +24,8 @@ export interface ChatAuth {
   readonly verify?: (token: string) => Promise<Identity>;
   /** Seconds before a token expires that its user is warned. */
   readonly expiryWarning: number;
+  /** Token mode: connections one account may have open at once (5 when not given). */
+  readonly maxDevices?: number;
   /** Open mode: `!op <password>` makes a moderator. */
   readonly operatorPassword?: string;
 }

@@ -8,8 +8,9 @@
 import type { Identity, Role } from "../auth/tokens.ts";
 import { addressKey } from "../net/ip.ts";
 import type { Place, PrivateEvent, Sink } from "../vocabulary/events.ts";
-import type { ClientRequest } from "../vocabulary/requests.ts";
 import type { FloodGuard, TokenBucket } from "../limits.ts";
+import type { Asked } from "./requests.ts";
+import { ReadPositions } from "./read_positions.ts";
 import type { Room } from "./room.ts";
 
 /**
@@ -38,6 +39,28 @@ export class LingeringSink implements Sink {
   }
 
   close(): void {}
+}
+
+/**
+ * Token mode: the live connections of one account signed in on several
+ * devices. Each is sent all the account's events; the list never changes
+ * in place, so a send goes to the devices there were when it began.
+ */
+export class Devices implements Sink {
+  /** Oldest first. */
+  readonly list: readonly Sink[];
+
+  constructor(list: readonly Sink[]) {
+    this.list = list;
+  }
+
+  send(event: Parameters<Sink["send"]>[0], own?: boolean): void {
+    for (const device of this.list) device.send(event, own);
+  }
+
+  close(reason: Parameters<Sink["close"]>[0]): void {
+    for (const device of this.list) device.close(reason);
+  }
 }
 
 /** What a user starts with. */
@@ -78,6 +101,8 @@ export class User {
   floodWarned = false;
   /** Renames left to the user, made at their first rename. */
   renames: TokenBucket | undefined;
+  /** Where the session stopped reading each room, as its devices said. */
+  readonly read: ReadPositions = new ReadPositions();
   /** When the user last told a room (by key) that they were typing. */
   typing: { readonly room: string; readonly at: number } | undefined;
   /** The room the user is in, or is entering. */
@@ -88,7 +113,7 @@ export class User {
    * While a request waits for the other instances (a name claim, a room to
    * follow), the user's later requests, in order; `undefined` otherwise.
    */
-  waiting: ClientRequest[] | undefined;
+  waiting: Asked[] | undefined;
   /** What `waiting` waits for; a newer step takes the queue over. */
   step: object | undefined;
   #name: string;
@@ -123,9 +148,19 @@ export class User {
     return this.#name;
   }
 
-  /** Where this user's events go: their connection, or a {@linkcode LingeringSink}. */
+  /**
+   * Where this user's events go: their connection, their {@linkcode Devices},
+   * or a {@linkcode LingeringSink}.
+   */
   get sink(): Sink {
     return this.#sink;
+  }
+
+  /** The live connections of the session, oldest first: none while it lingers. */
+  get devices(): readonly Sink[] {
+    const sink = this.#sink;
+    if (sink instanceof Devices) return sink.list;
+    return sink instanceof LingeringSink ? [] : [sink];
   }
 
   /** The kept events of a dropped session, while it lingers. */
@@ -146,6 +181,31 @@ export class User {
     this.#sink = sink;
     this.#place?.release();
     this.#place = undefined;
+  }
+
+  /**
+   * @internal Called by the sessions when the account signs in on another
+   * device: it is added to the live ones, and the oldest are dropped to keep
+   * at most `max`. Returns the dropped ones, for the caller to close.
+   */
+  addDevice(device: Sink, max: number): readonly Sink[] {
+    const live = this.devices;
+    const dropped = live.slice(0, Math.max(0, live.length + 1 - max));
+    const kept = [...live.slice(dropped.length), device];
+    this.attach(kept.length === 1 ? device : new Devices(kept));
+    return dropped;
+  }
+
+  /**
+   * @internal Called by the sessions when one of several devices closes;
+   * `false` when `device` is not one of several (the session's last, or none).
+   */
+  dropDevice(device: Sink): boolean {
+    const sink = this.#sink;
+    if (!(sink instanceof Devices) || !sink.list.includes(device)) return false;
+    const kept = sink.list.filter((live) => live !== device);
+    this.#sink = kept.length === 1 ? kept[0] : new Devices(kept);
+    return true;
   }
 
   /** @internal Called by the chatroom when the session lingers, keeping its socket's place. */

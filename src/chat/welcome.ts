@@ -10,7 +10,7 @@
 import { rank } from "../auth/tokens.ts";
 import { getLogger } from "@logtape/logtape";
 import { sameName, shownName } from "../text/names.ts";
-import type { PrivateEvent, SessionStart } from "../vocabulary/events.ts";
+import type { PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Membership, OpenRefusal } from "./membership.ts";
 import type { Room } from "./room.ts";
@@ -81,30 +81,29 @@ export class Welcomes {
   }
 
   /**
-   * The first events of a session picked up again: its welcome and room,
-   * what it missed there since `start`'s position, and its private messages.
+   * The first events of a session picked up again, or of another device of
+   * its account (`to`): its welcome and room, what it missed there since
+   * `start`'s position, and its private messages.
    */
   resumed(
     user: User,
     start: SessionStart,
     privates: readonly PrivateEvent[],
     dropped: number,
+    to: Sink = user.sink,
   ): void {
     const { events, membership } = this.#options;
     const room: Room<User> = user.room;
-    user.sink.send(
-      events.welcome({ name: user.name, token: user.token, room, rank: rank(user.roles) }),
-    );
-    user.sink.send(membership.members(user, room, true));
+    to.send(events.welcome({ name: user.name, token: user.token, room, rank: rank(user.roles) }));
+    to.send(membership.members(user, room, true));
     const sameRoom = start.room !== undefined && sameName(start.room, room.name);
     membership.sendBacklog(
       user,
       room,
       sameRoom ? { epoch: start.epoch, seq: start.lastSeq ?? 0 } : { seq: 0 },
+      to,
     );
-    for (const event of privates) user.sink.send(event);
-    if (dropped > 0) {
-      user.sink.send(events.system("privates_dropped", { count: String(dropped) }));
-    }
+    for (const event of privates) to.send(event);
+    if (dropped > 0) to.send(events.system("privates_dropped", { count: String(dropped) }));
   }
 }

@@ -9,7 +9,6 @@
  * @module
  */
 
-import { parse as parseYaml } from "@std/yaml";
 import { fromFileUrl, join } from "@std/path";
 import { MESSAGE_CATALOG, type MessageKey } from "../messages.ts";
 import {
@@ -29,6 +28,7 @@ import { normalizeAddress } from "../net/ip.ts";
 import { type Config, LOG_LEVELS, TOKEN_ALGORITHMS } from "./types.ts";
 import { ConfigError, fail } from "./_errors.ts";
 import { readSecrets } from "./_secrets.ts";
+import { readYamlFile, setKey } from "./_yaml.ts";
 
 export type {
   AuthConfig,
@@ -122,6 +122,7 @@ const serverSchema = object({
     audience: optional(string(undefined, { nonEmpty: true })),
     expiry_warning: number(60, { min: 0, max: 86_400 }),
     max_token_lifetime: integer(86_400, { min: 1, max: 31_536_000 }),
+    max_devices: integer(5, { min: 1, max: 100 }),
   }),
 });
 
@@ -218,54 +219,6 @@ const OVERRIDES: readonly Override[] = [
 export const DEFAULT_CONFIG_DIR: string = fromFileUrl(new URL("../../config", import.meta.url));
 const DEFAULT_ENV = "local";
 const ENV_NAME = /^[a-z0-9][a-z0-9_-]*$/;
-
-async function readYamlFile(path: string): Promise<unknown> {
-  let text: string;
-  try {
-    // A folder cannot be read, and a named pipe would wait for a writer forever.
-    const info = await Deno.stat(path);
-    if (!info.isFile) {
-      fail(
-        `config file ${path}`,
-        "is not a regular file: point --env or CHAT_CONFIG_DIR at a folder of YAML files",
-      );
-    }
-    text = await Deno.readTextFile(path);
-  } catch (error) {
-    if (error instanceof ConfigError) throw error;
-    if (error instanceof Deno.errors.NotFound) {
-      fail(`config file ${path}`, "does not exist: create it or choose another --env");
-    }
-    if (error instanceof Deno.errors.PermissionDenied || error instanceof Deno.errors.NotCapable) {
-      fail(`config file ${path}`, "cannot be read: grant read access to it");
-    }
-    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    fail(`config file ${path}`, `cannot be read (${reason}): check the file`);
-  }
-  try {
-    return parseYaml(text);
-  } catch (error) {
-    const detail = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    return fail(`config file ${path}`, `is not valid YAML: ${detail}`);
-  }
-}
-
-/** Sets the dotted `key` of a parsed YAML document, making the mappings on the way. */
-function setKey(document: unknown, key: string, value: unknown): unknown {
-  const root = isMapping(document) ? { ...document } : {};
-  let mapping: Record<string, unknown> = root;
-  const names = key.split(".");
-  for (const name of names.slice(0, -1)) {
-    const inner = mapping[name];
-    mapping = mapping[name] = isMapping(inner) ? { ...inner } : {};
-  }
-  mapping[names[names.length - 1]] = value;
-  return root;
-}
-
-function isMapping(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
 
 /**
  * Reads one file's document with `schema`. `sources` names where a key's
@@ -388,6 +341,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
         audience: server.auth.audience ?? undefined,
         expiryWarning: server.auth.expiry_warning,
         maxTokenLifetime: server.auth.max_token_lifetime,
+        maxDevices: server.auth.max_devices,
         operatorPassword: secrets.operatorPassword,
       },
       apiKeys: secrets.apiKeys,

@@ -64,6 +64,8 @@ export interface AuthConfig {
    * from now to its `exp`; a longer-lived token is refused.
    */
   readonly maxTokenLifetime: number;
+  /** Connections one account may have open at once; a new one past it closes the oldest. */
+  readonly maxDevices: number;
   /** Open mode: `!op <password>` makes a moderator (`CHAT_OPERATOR_PASSWORD`). */
   readonly operatorPassword: string | undefined;
 }

@@ -190,6 +190,7 @@ const STATUS: Readonly<Record<ErrorCode, readonly [number, string]>> = {
   not_found: [404, "not_found"],
   name_refused: [409, "conflict"],
   room_limit: [409, "conflict"],
+  too_many_devices: [409, "conflict"],
   flood: [429, "too_many_requests"],
   busy: [429, "too_many_requests"],
   muted: [429, "too_many_requests"],

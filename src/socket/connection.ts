@@ -194,7 +194,11 @@ export class Connection implements Sink {
     }
     if (this.#v2) return this.#receivedV2(data);
     if (this.#user === undefined) return;
-    this.#chatroom.handle(this.#user, typeof data === "string" ? decodeV1Frame(data) : BINARY);
+    this.#chatroom.handle(
+      this.#user,
+      typeof data === "string" ? decodeV1Frame(data) : BINARY,
+      this,
+    );
   }
 
   #receivedV2(data: string | ArrayBuffer): void {
@@ -239,6 +243,7 @@ export class Connection implements Sink {
         type: "invalid",
         problem: { code: "bad_request", reason: "the session has already started" },
       },
+      this,
     );
   }
 

@@ -39,7 +39,9 @@ export type ErrorCode =
   /** A signed token was refused. */
   | "unauthorized"
   /** There is no such message (kept) to change. */
-  | "not_found";
+  | "not_found"
+  /** Token mode: the account signed in on more devices than it may; the oldest is closed. */
+  | "too_many_devices";
 
 /** What every event has. */
 interface EventBase {

@@ -176,6 +176,8 @@ export interface TestServerOptions {
   operatorPassword?: string;
   /** Seconds before a token expires that its user is warned. */
   expiryWarning?: number;
+  /** Token mode: connections one account may have open at once. */
+  maxDevices?: number;
   /** Keys of the server API. */
   apiKeys?: string[];
   /** Milliseconds an API request's body may take to arrive. */
@@ -194,6 +196,7 @@ export function startTestServer(options: TestServerOptions = {}): TestServer {
       tokenMode: verifier !== undefined,
       verify: verifier === undefined ? undefined : (token) => verifier.verify(token),
       expiryWarning: options.expiryWarning ?? 60,
+      maxDevices: options.maxDevices,
       operatorPassword: options.operatorPassword,
     },
   });

@@ -7,6 +7,7 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
+import { SignJWT } from "jose";
 import {
   browserTest,
   DESKTOP,
@@ -18,6 +19,16 @@ import {
   typeUntilShown,
   WAIT,
 } from "./_browser.ts";
+
+const TOKEN_SECRET = "a-browser-test-secret-of-at-least-32-characters";
+
+/** A token for `name` signed with {@linkcode TOKEN_SECRET}, valid for an hour. */
+function tokenFor(name: string): Promise<string> {
+  return new SignJWT({ sub: name })
+    .setProtectedHeader({ alg: "HS256" })
+    .setExpirationTime("1h")
+    .sign(new TextEncoder().encode(TOKEN_SECRET));
+}
 
 browserTest(
   "browser: the client reads like a chat and holds up on a phone",
@@ -232,7 +243,29 @@ browserTest(
       },
     );
   },
-  { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: "a-browser-test-secret-of-at-least-32-characters" },
+  { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: TOKEN_SECRET },
+);
+
+browserTest(
+  "browser: one account on a laptop and a phone",
+  async (t, browser, server) => {
+    const laptop = await open(browser, server, `#auth=${await tokenFor("Ann")}`, DESKTOP);
+    const phone = await open(browser, server, `#auth=${await tokenFor("Ann")}`, PHONE);
+
+    await t.step("both stay signed in", async () => {
+      await textOf(laptop, "#me", "Ann");
+      await textOf(phone, "#me", "Ann");
+      assertEquals(await laptop.getByText("This session continues in another window.").count(), 0);
+    });
+
+    await t.step("what is sent on one shows as your own on the other", async () => {
+      await say(phone, "sent from the phone");
+      const mine = laptop.locator("#messages li.message.self", { hasText: "sent from the phone" });
+      await mine.waitFor(WAIT);
+      assertEquals(await mine.locator("button.edit").count(), 1, "your own, so yours to edit");
+    });
+  },
+  { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: TOKEN_SECRET },
 );
 
 const OPERATOR_PASSWORD = "a-browser-operator-password";

@@ -39,6 +39,7 @@ const verifier: TokenVerifier = (await createVerifier({
   audience: undefined,
   expiryWarning: 60,
   maxTokenLifetime: 86_400,
+  maxDevices: 5,
   operatorPassword: undefined,
 }))!;
 

@@ -47,6 +47,7 @@ async function signer(algorithm: TokenAlgorithm, secret = SECRET): Promise<Signe
     audience: undefined,
     expiryWarning: 60,
     maxTokenLifetime: DAY,
+    maxDevices: 5,
     operatorPassword: undefined,
   };
   let key: CryptoKey | Uint8Array;
@@ -262,17 +263,44 @@ Deno.test("a token that expires warns, may be renewed, or closes with 4001", asy
   });
 });
 
-Deno.test("the same user signing in again takes the session over", async () => {
+Deno.test("an account signs in on several devices; past max_devices the oldest closes", async () => {
   const { sign, verifier } = await signer("HS256");
-  await withServer({ verifier }, async (server) => {
-    const first = await TestClient.connect(`${server.url}?token=${await sign({ sub: "Alice" })}`);
-    await first.next();
-    const second = await TestClient.connect(`${server.url}?token=${await sign({ sub: "Alice" })}`);
-    assertEquals((await within(first.closed, "the first to close")).code, 4000);
-    second.send("!who");
-    const who = await second.waitFor((frame) => frame.body.startsWith("Connected Users"));
-    assertEquals(who.body, "Connected Users: Alice");
-    await second.close();
+  await withServer({ verifier, maxDevices: 2 }, async (server) => {
+    const device = async () => {
+      const client = await TestClient.connect(
+        `${server.url}?token=${await sign({ sub: "Alice" })}`,
+      );
+      await client.waitFor((frame) => frame.body.startsWith("Welcome, Alice"));
+      return client;
+    };
+    const phone = await device();
+    const laptop = await device();
+    const bob = await TestClient.connect(`${server.url}?token=${await sign({ sub: "Bob" })}`);
+    await bob.waitFor((frame) => frame.body.startsWith("Welcome, Bob"));
+    for (const own of [phone, laptop]) {
+      await own.waitFor((frame) => frame.body === "Bob has connected!");
+    }
+    laptop.send("from the laptop");
+    for (const own of [phone, laptop]) {
+      const line = await own.waitFor((frame) => frame.body.endsWith("from the laptop"));
+      assertEquals([line.origin, line.body], ["SELF", "Alice: from the laptop"]);
+    }
+    const seen = await bob.waitFor((frame) => frame.body.endsWith("from the laptop"));
+    assertEquals([seen.origin, seen.body], ["USER", "Alice: from the laptop"]);
+    bob.send("!who");
+    const who = await bob.waitFor((frame) => frame.body.startsWith("Connected Users"));
+    assertEquals(who.body, "Connected Users: Alice, Bob");
+
+    const tablet = await device();
+    const told = await phone.waitFor((frame) => frame.body.startsWith("You signed in"));
+    assertEquals(
+      told.body,
+      "You signed in on another device, and 2 at once is the most: this one, the oldest, is closed.",
+    );
+    assertEquals((await within(phone.closed, "the oldest device to close")).code, 4000);
+    tablet.send("from the tablet");
+    await laptop.waitFor((frame) => frame.body === "Alice: from the tablet");
+    await Promise.all([laptop.close(), tablet.close(), bob.close()]);
   });
 });
 

@@ -1,0 +1,51 @@
+/**
+ * Where a session stopped reading each room, as its devices report it: in
+ * token mode an account's devices share one session, so what was read on
+ * the phone counts as read on the laptop.
+ *
+ * @module
+ */
+
+import type { SeenPosition } from "../vocabulary/arguments.ts";
+
+/** What a room is, for its read position: its name and the epoch of its log. */
+export interface RoomAt {
+  readonly name: string;
+  readonly epoch: string;
+}
+
+/** Whether `position` is further than `kept` in a room whose log is in `epoch`. */
+function isFurther(position: SeenPosition, kept: SeenPosition | undefined, epoch: string): boolean {
+  if (kept === undefined) return true;
+  // A position of another epoch counts the room's old numbering: any of this epoch is further.
+  if ((position.epoch === epoch) !== (kept.epoch === epoch)) return position.epoch === epoch;
+  return position.seq > kept.seq;
+}
+
+/** One session's read positions, one per room that exists. */
+export class ReadPositions {
+  readonly #positions = new Map<string, SeenPosition>();
+
+  /**
+   * Takes the positions a device reports (`seen`, by room name as it spelt
+   * it) where they are further than the ones kept, forgets rooms that are
+   * gone, and returns the positions now kept, by each room's own name.
+   */
+  merge(
+    seen: ReadonlyMap<string, SeenPosition>,
+    find: (name: string) => RoomAt | undefined,
+  ): ReadonlyMap<string, SeenPosition> {
+    const positions = this.#positions;
+    for (const name of positions.keys()) {
+      if (find(name) === undefined) positions.delete(name);
+    }
+    for (const [name, position] of seen) {
+      const room = find(name);
+      if (room === undefined) continue;
+      if (isFurther(position, positions.get(room.name), room.epoch)) {
+        positions.set(room.name, position);
+      }
+    }
+    return positions;
+  }
+}

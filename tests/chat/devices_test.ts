@@ -1,0 +1,177 @@
+/**
+ * Token mode: one account on several devices. Each device gets everything
+ * the account gets, what one says the others see as their own, the room
+ * sees the account once, and past `max_devices` the oldest device is closed.
+ */
+
+import { assertEquals, assertStrictEquals } from "@std/assert";
+import type { Chatroom } from "../../src/chat/mod.ts";
+import type { ChatAuth } from "../../src/chat/sign_in.ts";
+import type { User } from "../../src/chat/user.ts";
+import { createMetrics } from "../../src/metrics.ts";
+import { connect, createTestChatroom, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
+
+const AUTH: ChatAuth = { tokenMode: true, expiryWarning: 60, maxDevices: 3 };
+const FAST = { ...TEST_CHAT_CONFIG.flood, rate: 1000, burst: 1000 };
+
+const identity = (name: string) => ({ name, roles: new Set<never>(), expiresAt: undefined });
+
+/** A token-mode chatroom with Bob, and Ann on one device; every sink emptied. */
+function withAnnAndBob(maxDevices = 3) {
+  const metrics = createMetrics();
+  const chatroom = createTestChatroom({
+    auth: { ...AUTH, maxDevices },
+    metrics,
+    config: { ...TEST_CHAT_CONFIG, flood: FAST },
+  });
+  const bob = new FakeSink();
+  const bobUser = connect(chatroom, bob, { identity: identity("Bob"), resumable: true });
+  const phone = new FakeSink();
+  const ann = connect(chatroom, phone, { identity: identity("Ann"), resumable: true });
+  bob.take();
+  phone.take();
+  return { chatroom, metrics, bob, bobUser, phone, ann };
+}
+
+/** Signs Ann in on one more device. */
+function device(chatroom: Chatroom, ann: User, room?: string): FakeSink {
+  const sink = new FakeSink();
+  assertStrictEquals(
+    connect(chatroom, sink, { identity: identity("Ann"), resumable: true, room }),
+    ann,
+  );
+  return sink;
+}
+
+Deno.test("a second device of an account joins its session", async (t) => {
+  const { chatroom, bob, bobUser, phone, ann } = withAnnAndBob();
+  receive(chatroom, bobUser, "before");
+  bob.take();
+  phone.take();
+  const laptop = device(chatroom, ann, "lobby");
+
+  await t.step("the new device alone is welcomed, with the room as it is", () => {
+    assertEquals(laptop.take(), [
+      ["SERVER", 'Welcome, Ann (hint: type "!help" for help)'],
+      ["SERVER", "You are now in lobby with: Bob, Ann"],
+      ["HISTORY", "Bob: before"],
+    ]);
+    assertEquals(phone.closed, undefined);
+    assertEquals(phone.take(), []);
+    assertEquals(bob.take(), [], "the room does not see Ann arrive twice");
+    assertEquals(chatroom.size, 2);
+  });
+
+  await t.step("what one device says, every device sees as its own", () => {
+    receive(chatroom, ann, "from the laptop", laptop);
+    assertEquals(laptop.take(), [["SELF", "Ann: from the laptop"]]);
+    assertEquals(phone.take(), [["SELF", "Ann: from the laptop"]]);
+    assertEquals(bob.take(), [["USER", "Ann: from the laptop"]]);
+    receive(chatroom, bobUser, "hi Ann");
+    assertEquals(laptop.take(), [["USER", "Bob: hi Ann"]]);
+    assertEquals(phone.take(), [["USER", "Bob: hi Ann"]]);
+    bob.take();
+  });
+
+  await t.step("private messages reach every device, both ways", () => {
+    receive(chatroom, bobUser, "!pm Ann psst");
+    receive(chatroom, ann, "!pm Bob back", phone);
+    const both = [["PRIVATE", "PM <- Bob: psst"], ["PRIVATE", "PM -> Bob: back"]];
+    assertEquals(laptop.take(), both);
+    assertEquals(phone.take(), both);
+    assertEquals(bob.take(), [["PRIVATE", "PM -> Ann: psst"], ["PRIVATE", "PM <- Ann: back"]]);
+  });
+
+  await t.step("an answer for the asker goes to the device that asked", () => {
+    receive(chatroom, ann, "!who", laptop);
+    assertEquals(laptop.take(), [["SERVER", "Connected Users: Bob, Ann"]]);
+    assertEquals(phone.take(), []);
+    receive(chatroom, ann, "!nosuch", phone);
+    assertEquals(phone.take(), [["SERVER", '"!nosuch" is not a valid command']]);
+    assertEquals(laptop.take(), []);
+  });
+
+  await t.step("joining a room on one device moves the account", () => {
+    receive(chatroom, ann, "!join games", phone);
+    const moved = [["SERVER", "You are now in games with: Ann"]];
+    assertEquals(phone.take(), moved);
+    assertEquals(laptop.take(), moved);
+    assertEquals(bob.take(), [["SERVER", "Ann has left lobby"]]);
+  });
+
+  await t.step("a device that closes leaves the session to the others", () => {
+    chatroom.detach(ann, laptop);
+    assertEquals(bob.take(), []);
+    receive(chatroom, ann, "still here", phone);
+    assertEquals(phone.take(), [["SELF", "Ann: still here"]]);
+    assertEquals(laptop.take(), []);
+    assertEquals(chatroom.size, 2);
+  });
+
+  await t.step("the last one to close leaves the session lingering, as a single one does", () => {
+    chatroom.detach(ann, phone);
+    assertEquals(ann.lingering !== undefined, true);
+    assertEquals(chatroom.size, 2);
+  });
+});
+
+Deno.test("what one device read counts as read on the others", () => {
+  const { chatroom, bob, bobUser, phone, ann } = withAnnAndBob();
+  receive(chatroom, bobUser, "!join games");
+  for (const text of ["one", "two", "three"]) receive(chatroom, bobUser, text);
+  const said = bob.events.findLast((event) => event.type === "message");
+  if (said?.type !== "message" || said.epoch === undefined) throw new Error("Bob said nothing");
+  const epoch = said.epoch;
+  const laptop = device(chatroom, ann);
+  const unread = (sink: FakeSink, seen: [string, { epoch?: string; seq: number }][]) => {
+    chatroom.handle(ann, { type: "rooms", seen: new Map(seen) }, sink);
+    const answer = sink.events.findLast((event) => event.type === "rooms");
+    sink.take();
+    if (answer?.type !== "rooms") throw new Error("no rooms answer");
+    return answer.rooms.find((room) => room.name === "games")?.unread;
+  };
+  assertEquals(unread(laptop, []), 3, "nothing read yet");
+  assertEquals(unread(phone, [["games", { epoch, seq: 2 }]]), 1);
+  assertEquals(unread(laptop, []), 1, "read on the phone, read on the laptop");
+  assertEquals(
+    unread(laptop, [["games", { epoch, seq: 1 }]]),
+    1,
+    "an older position does not undo it",
+  );
+  assertEquals(
+    unread(laptop, [["GAMES", { epoch, seq: 3 }]]),
+    0,
+    "the room as any spelling finds it",
+  );
+  assertEquals(
+    unread(phone, [["games", { epoch: "another", seq: 99 }]]),
+    0,
+    "another epoch's seq is not further",
+  );
+});
+
+Deno.test("past max_devices the oldest device is told why and closed", () => {
+  const { chatroom, metrics, bob, phone, ann } = withAnnAndBob(2);
+  const laptop = device(chatroom, ann);
+  assertEquals(phone.closed, undefined);
+  const tablet = device(chatroom, ann);
+  assertEquals(phone.take(), [[
+    "SERVER",
+    "You signed in on another device, and 2 at once is the most: this one, the oldest, is closed.",
+  ]]);
+  assertEquals(phone.closed, "replaced");
+  assertEquals(laptop.closed, undefined);
+  assertEquals(ann.devices, [laptop, tablet]);
+  // The closed device's end is not the session's.
+  chatroom.detach(ann, phone);
+  assertEquals(ann.devices, [laptop, tablet]);
+  assertEquals(bob.take(), []);
+  assertEquals(metrics.devicesAdded.get(), 2);
+});
+
+Deno.test("with max_devices 1, a new device takes the session over", () => {
+  const { chatroom, phone, ann } = withAnnAndBob(1);
+  const laptop = device(chatroom, ann);
+  assertEquals(phone.closed, "replaced");
+  assertEquals(ann.devices, [laptop]);
+});
