@@ -67,6 +67,8 @@ const state = {
   room: "lobby",
   /** Where reading stopped, per room: the log's epoch and the last seq seen. */
   seen: new Map(),
+  /** Token mode: the last private message seen in the account's inbox, `{epoch, seq}`. */
+  privates: undefined,
   rooms: [],
   members: [],
   /** Private messages per person, oldest first; kept for the tab's session. */
@@ -115,6 +117,7 @@ function saveSession() {
       room: state.room,
       peer: state.peer,
       seen,
+      privates: state.privates,
     }),
   );
 }
@@ -214,6 +217,7 @@ function resumeRequest() {
     token: state.token,
     auth: state.auth,
     room: { name: state.room, epoch: position?.epoch, seq: position?.seq ?? 0 },
+    privates: state.privates,
   };
 }
 
@@ -426,6 +430,16 @@ function enterRoom(room) {
   else renderRooms();
 }
 
+/** Where reading stopped in the account's inbox (token mode), to resume after it. */
+function notePrivatesSeen(event) {
+  if (event.seq === undefined) return;
+  const last = state.privates;
+  if (last === undefined || last.epoch !== event.epoch || event.seq > last.seq) {
+    state.privates = { epoch: event.epoch, seq: event.seq };
+    saveSession();
+  }
+}
+
 /** Seqs count within an epoch: a new one starts the count again. */
 function noteEpoch(room, epoch) {
   if (epoch === undefined || state.seen.get(room)?.epoch === epoch) return;
@@ -459,10 +473,18 @@ function updateMembers(event) {
 function receivePrivate(event) {
   const peer = event.from === state.name ? event.to : event.from;
   const kept = state.conversations.get(peer) ?? [];
-  if (!kept.some((earlier) => earlier.id === event.id)) {
+  const known = kept.some((earlier) => earlier.id === event.id);
+  if (!known) {
     kept.push(event);
     state.conversations.set(peer, kept.slice(-MAX_KEPT_PRIVATES));
     saveConversations();
+  }
+  notePrivatesSeen(event);
+  // Replayed from the account's inbox (on connect): kept in its conversation, not news.
+  if (event.history) {
+    if (!known && state.peer === peer) openConversation(peer);
+    renderConversations();
+    return;
   }
   const mine = event.from === state.name;
   show(view.messages, event, "private", event.text, mine ? `to ${event.to}` : `from ${event.from}`);
@@ -1107,6 +1129,7 @@ if (saved?.name !== undefined && sameName) {
   }
   // The whole backlog of the room comes back: the page starts empty.
   state.seen = new Map(Object.entries(saved.seen ?? {}));
+  state.privates = saved.privates;
   state.seen.delete(state.room);
   connect(resumeRequest());
 } else {

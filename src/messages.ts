@@ -166,6 +166,10 @@ export const MESSAGE_CATALOG = {
     placeholders: ["room"],
     text: "No messages in $room yet",
   },
+  conversation_empty: {
+    placeholders: ["name"],
+    text: "No private messages with $name kept",
+  },
   degraded: {
     placeholders: [],
     text:

@@ -44,7 +44,9 @@ export class StartError extends Error {
 async function openStore(config: Config): Promise<KvStore> {
   const { path } = config.server.history;
   try {
-    return await KvStore.open(path, config.chat.historySize);
+    return await KvStore.open(path, config.chat.historySize, {
+      inboxSize: config.chat.pmHistorySize,
+    });
   } catch (error) {
     if (!(error instanceof StoreOpenError)) throw error;
     throw new StartError(
@@ -102,7 +104,8 @@ export async function createBroker(
     try {
       return await NatsBroker.connect({
         ...cluster,
-        historySize: config.chat.historySize,
+        // The stream keeps as many messages of each room's and each inbox's subject.
+        historySize: Math.max(config.chat.historySize, config.chat.pmHistorySize),
         maxMessageLen: config.chat.maxMessageLen,
         metrics,
       });

@@ -10,7 +10,13 @@
 
 import { MAX_NAME_UNITS } from "../text/names.ts";
 import type { MessageChange } from "../vocabulary/events.ts";
-import type { Author, ModerationRecord, PresenceNotice, RoomNote } from "./types.ts";
+import {
+  type Author,
+  inboxOwner,
+  type ModerationRecord,
+  type PresenceNotice,
+  type RoomNote,
+} from "./types.ts";
 
 /** Data from outside that could not be read. */
 export class DecodeError extends Error {
@@ -121,9 +127,20 @@ export function roomNote(value: unknown, maxText = 1_000_000): RoomNote {
       text: message(record, "text", "a message", maxText),
       emote,
     };
+    // A private message is kept only in an inbox, and everything in an inbox is one.
+    if ((inboxOwner(note.room) !== undefined) !== (record.to !== undefined)) {
+      throw new DecodeError('a message has "to" exactly when its log is an inbox');
+    }
+    if (record.to !== undefined) {
+      if (record.change !== undefined) throw new DecodeError("a private message is never changed");
+      return { ...note, to: text(record, "to", "a private message", MAX_NAME_UNITS) };
+    }
     return record.change === undefined ? note : { ...note, change: change(record.change) };
   }
   if (record.kind === "presence") {
+    if (inboxOwner(common.room) !== undefined) {
+      throw new DecodeError("nobody arrives in or leaves an inbox");
+    }
     const action = text(record, "action", "a presence note", 16);
     const notice = text(record, "notice", "a presence note", 16);
     if (!ACTIONS.has(action) || !NOTICES.has(notice)) {

@@ -78,7 +78,7 @@ export interface EncodedPage extends PageRange {
 /** The upper bound of a note's stored size, in bytes (clean text is never over 3 per UTF-16 unit). */
 export function noteBytes(note: MessageNote): number {
   return NOTE_OVERHEAD_BYTES + note.text.length * 3 + note.author.name.length * 3 +
-    changeUnits(note) * 3;
+    (changeUnits(note) + (note.to?.length ?? 0)) * 3;
 }
 
 /** The UTF-16 units of what changes an earlier message, with its keys (0 for a plain message). */
@@ -96,7 +96,7 @@ const NOTE_JSON_UNITS = 128;
 /** About the size of a note's JSON, in UTF-16 units (its bytes when it is ASCII). */
 export function jsonUnits(note: MessageNote): number {
   return NOTE_JSON_UNITS + note.room.length + note.id.length + note.author.instance.length +
-    note.author.name.length + note.text.length + changeUnits(note);
+    note.author.name.length + note.text.length + changeUnits(note) + (note.to?.length ?? 0);
 }
 
 /**

@@ -50,7 +50,7 @@ import {
   withinLimits,
   type Write,
 } from "./kv_layout.ts";
-import type { MessageNote, ModerationRecord } from "./types.ts";
+import { inboxOwner, type MessageNote, type ModerationRecord } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);
 
@@ -135,21 +135,34 @@ export class StoreOpenError extends Error {
 export class KvStore {
   readonly #kv: Deno.Kv;
   readonly #historySize: number;
+  /** Messages kept of each inbox (an account's private messages). */
+  readonly #inboxSize: number;
   /** The pages of each room life, oldest first, by `key` and `life` joined with a newline. */
   readonly #pages = new Map<string, PageRange[]>();
   /** Keys a repairing load dropped, deleted by {@linkcode KvStore.finishRepair}. */
   readonly #repairs: Deno.KvKey[] = [];
 
-  private constructor(kv: Deno.Kv, historySize: number) {
+  private constructor(kv: Deno.Kv, historySize: number, inboxSize: number) {
     this.#kv = kv;
     this.#historySize = historySize;
+    this.#inboxSize = inboxSize;
+  }
+
+  /** How many of a log's newest messages are kept: a room's `history_size`, an inbox's own. */
+  #keptOf(log: string): number {
+    return inboxOwner(log) === undefined ? this.#historySize : this.#inboxSize;
   }
 
   /**
    * Opens (or creates) the store at `path`. Throws {@linkcode StoreOpenError}
    * when the file cannot be opened as a store, saying why.
    */
-  static async open(path: string, historySize: number): Promise<KvStore> {
+  static async open(
+    path: string,
+    historySize: number,
+    options: { readonly inboxSize?: number } = {},
+  ): Promise<KvStore> {
+    const { inboxSize = historySize } = options;
     try {
       await Deno.mkdir(dirname(path), { recursive: true });
       const info = await Deno.stat(path).catch((error) => {
@@ -162,7 +175,7 @@ export class KvStore {
       const kv = await Deno.openKv(path);
       // Reading proves the file is a store; a write at once finds a read-only one.
       await kv.get(["failing"]);
-      return new KvStore(kv, historySize);
+      return new KvStore(kv, historySize, inboxSize);
     } catch (error) {
       if (error instanceof StoreOpenError) throw error;
       const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
@@ -230,7 +243,8 @@ export class KvStore {
         room = { ...room, lastSeq: newest };
       }
       // A smaller history_size than last run's keeps only the newest.
-      const kept = this.#historySize === 0 ? [] : messages.slice(-this.#historySize);
+      const keep = this.#keptOf(room.name);
+      const kept = keep === 0 ? [] : messages.slice(-keep);
       rooms.push({ room, messages: kept });
     }
     const failing = await this.#kv.get(["failing"]);
@@ -288,7 +302,8 @@ export class KvStore {
         bytes: NOTE_OVERHEAD_BYTES,
         keyBytes: keyBytes(key),
       });
-      if (this.#historySize === 0 || messages.length === 0) continue;
+      const keep = this.#keptOf(room.name);
+      if (keep === 0 || messages.length === 0) continue;
       const id = `${key}\n${room.life}`;
       const ranges = [...(this.#pages.get(id) ?? [])];
       for (const page of paginate(messages)) {
@@ -300,7 +315,7 @@ export class KvStore {
         });
         ranges.push({ first: page.first, last: page.last });
       }
-      const keepFrom = room.lastSeq - this.#historySize + 1;
+      const keepFrom = room.lastSeq - keep + 1;
       const kept = ranges.findIndex((range) => range.last >= keepFrom);
       stale.push({ id, key, life: room.life, ranges: ranges.slice(0, kept === -1 ? 0 : kept) });
       indexes.set(id, ranges);

@@ -23,6 +23,8 @@ export interface Author {
  * Something said in a room; or, with `change`, an edit or a removal of an
  * earlier message (`author` is then who changed it, and `text` the new text
  * of an edit): numbered, stored and delivered in the room's log like a message.
+ * With `to`, a private message kept in the log of an account's conversations
+ * (its `room` is then {@linkcode inboxOf} the sender or of `to`).
  */
 export interface MessageNote {
   readonly kind: "message";
@@ -34,6 +36,24 @@ export interface MessageNote {
   readonly text: string;
   readonly emote: boolean;
   readonly change?: MessageChange;
+  /** A private message: the account it is for. */
+  readonly to?: string;
+}
+
+/** What an inbox's name starts with: no room's name can (see `isRoomName`). */
+const INBOX_PREFIX = "@";
+
+/**
+ * The log an account's private conversations are kept in, numbered and
+ * stored like a room's (token mode, with `pm_history_size`).
+ */
+export function inboxOf(account: string): string {
+  return INBOX_PREFIX + account;
+}
+
+/** The account whose inbox `log` is, or `undefined` for a room's log. */
+export function inboxOwner(log: string): string | undefined {
+  return log.startsWith(INBOX_PREFIX) ? log.slice(INBOX_PREFIX.length) : undefined;
 }
 
 /** Which notice a presence note shows. */

@@ -27,6 +27,7 @@ import { type Actor, API_RANK, type Outcome, settle } from "./outcome.ts";
 import { Requests } from "./requests.ts";
 import type { Room } from "./room.ts";
 import { RoomDirectory } from "./rooms.ts";
+import { Inboxes } from "./inboxes.ts";
 import { Sessions } from "./sessions.ts";
 import { type ChatAuth, SignIns } from "./sign_in.ts";
 import { Talk } from "./talk.ts";
@@ -111,6 +112,14 @@ export class Chatroom {
       metrics,
     });
     const users = this.#users;
+    const inboxes = new Inboxes({
+      size: config.pmHistorySize,
+      tokenMode: auth.tokenMode,
+      broker,
+      events,
+      metrics,
+      users,
+    });
     const reserved = reservedKeys(config.reservedNames);
     const moderation = this.#moderation = new Moderation({
       now,
@@ -142,6 +151,7 @@ export class Chatroom {
       end: (user) => this.disconnect(user),
       tokenMode: auth.tokenMode,
       maxDevices: auth.maxDevices ?? DEFAULT_MAX_DEVICES,
+      inboxes,
       entered: (user, room) => this.#sendTopic(user, room),
     });
     this.#signIns = new SignIns({
@@ -163,6 +173,7 @@ export class Chatroom {
       membership,
       moderation,
       gate,
+      inboxes,
     });
     this.#requests = new Requests({
       config,
@@ -189,6 +200,7 @@ export class Chatroom {
       auth,
       disconnect: (user) => this.disconnect(user),
       move: (user, room) => this.#move(user, room),
+      inboxes,
     });
     // The broker's callbacks stay private: only the broker can deliver.
     broker.attach(createDeliveries({
@@ -199,6 +211,7 @@ export class Chatroom {
       rooms,
       sessions: this.#sessions,
       moderation,
+      inboxes,
     }));
   }
 

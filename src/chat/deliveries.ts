@@ -9,18 +9,20 @@
 
 import { getLogger } from "@logtape/logtape";
 import { rank } from "../auth/tokens.ts";
-import type {
-  Author,
-  Broker,
-  BrokerHandler,
-  LogPosition,
-  PrivateNote,
-  RoomNote,
-  TypingNote,
+import {
+  type Author,
+  type Broker,
+  type BrokerHandler,
+  inboxOwner,
+  type LogPosition,
+  type PrivateNote,
+  type RoomNote,
+  type TypingNote,
 } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ChatEvent } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
+import type { Inboxes } from "./inboxes.ts";
 import type { Moderation } from "./moderation.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
@@ -42,11 +44,12 @@ export interface DeliveriesOptions {
   readonly rooms: RoomDirectory<User>;
   readonly sessions: Sessions;
   readonly moderation: Moderation;
+  readonly inboxes: Inboxes;
 }
 
 /** The handler the chatroom attaches to its broker. */
 export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
-  const { broker, events, metrics, users, rooms, sessions, moderation } = options;
+  const { broker, events, metrics, users, rooms, sessions, moderation, inboxes } = options;
   /** The ids of the newest presence notes delivered, oldest first. */
   const seenPresence = new Set<string>();
 
@@ -71,12 +74,25 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
     for (const user of users.all()) user.sink.send(notice);
   };
 
+  /** A private message from another instance: a signed account's is stored in its inbox first. */
   const deliverPrivate = (note: PrivateNote): void => {
-    users.find(note.to)?.sink.send(events.private(note, "received"));
+    const user = users.find(note.to);
+    if (user === undefined) return;
+    if (inboxes.keeps(user)) {
+      const author = { instance: broker.instance, userId: 0, name: note.from };
+      if (inboxes.publish(note, user.name, author) === "queued") return;
+      // Not storable now: shown all the same, and counted.
+      metrics.historyUnsaved.inc();
+    }
+    user.sink.send(events.private(note, "received"));
   };
 
   return {
     deliverRoomNote(note: RoomNote, position?: LogPosition): void {
+      if (inboxOwner(note.room) !== undefined) {
+        if (note.kind === "message") inboxes.deliver(note, position);
+        return;
+      }
       const room = rooms.ensure(note.room);
       const author = localAuthor(note.author);
       if (note.kind === "message") {
@@ -142,7 +158,10 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
     },
     setHistorySaved: (saved) => notifyAll(saved ? "history_saved" : "history_unsaved"),
     handOver: (name, token, verified) => sessions.handOver(name, token, verified),
-    forgetHistory: (room) => rooms.find(room)?.forget(),
+    forgetHistory(log) {
+      if (inboxOwner(log) === undefined) rooms.find(log)?.forget();
+      else inboxes.forget(log);
+    },
     recordChanged: (key, record) => moderation.recordChanged(key, record),
     deliverKick: (note) => moderation.deliverKick(note),
     rankOf(name) {

@@ -25,6 +25,7 @@ import type {
   WelcomeEvent,
 } from "../vocabulary/events.ts";
 import type { RequestProblem } from "../vocabulary/requests.ts";
+import { nameKey } from "../text/names.ts";
 
 /** Shown when a moderator gives no reason. */
 export const NO_REASON = "no reason given";
@@ -186,6 +187,7 @@ export class EventFactory {
       // The note's own author: nothing made on the way of every message.
       saidBy: author,
     };
+    if (note.to !== undefined) return { ...event, to: note.to };
     return change === undefined ? event : { ...event, change };
   }
 
@@ -285,6 +287,22 @@ export class EventFactory {
       to,
       text,
     };
+  }
+
+  /**
+   * A private message kept in the inbox of `owner`, as the owner's devices
+   * see it: live, or (`replayed`) from the inbox's history.
+   */
+  kept(message: MessageEvent, owner: string, replayed: boolean): PrivateEvent {
+    const { id, sentAt, from, text, epoch, seq } = message;
+    const to = message.to ?? owner;
+    // Said by someone else: received; said by the owner (on any of their devices): sent.
+    const received = nameKey(from) !== nameKey(owner);
+    const body = received
+      ? this.text("pm_received", { from, message: text })
+      : this.text("pm_sent", { to, message: text });
+    const origin = replayed ? "HISTORY" : "PRIVATE";
+    return { id, sentAt, origin, body, type: "private", from, to, text, epoch, seq };
   }
 
   #base(origin: "SERVER", body: string): {

@@ -29,6 +29,7 @@ import {
 import type { ChatAuth } from "./sign_in.ts";
 import type { Backend } from "./backend.ts";
 import { asHistory, type EventFactory } from "./event_factory.ts";
+import type { Inboxes } from "./inboxes.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
 import type { ModeratorCommands } from "./moderator_commands.ts";
@@ -69,6 +70,8 @@ export interface RequestsOptions {
   readonly disconnect: (user: User) => void;
   /** Moves `user` to `room` once it is followed here. */
   readonly move: (user: User, room: Room<User>) => Settled<void>;
+  /** Token mode: the accounts' private conversations. */
+  readonly inboxes: Inboxes;
 }
 
 /** A user's request, and the device it came from (where answers to it go). */
@@ -111,7 +114,10 @@ export class Requests {
       rooms: (actor, request) => this.#listRooms(actor, request.seen),
       members: (actor) =>
         this.#reply(actor, (user) => options.membership.members(user, user.room, false)),
-      history: (actor, request) => this.#sendHistory(actor, session(actor).room, request.count),
+      history: (actor, request) =>
+        request.with === undefined
+          ? this.#sendHistory(actor, session(actor).room, request.count)
+          : this.#sendConversation(actor, session(actor), request.with, request.count),
       help: (actor, request) => this.#help(actor, request.command),
       about: (actor) => this.#reply(actor, () => options.events.system("about", {})),
       env: (actor) =>
@@ -338,6 +344,24 @@ export class Requests {
       to?.send(this.#options.events.system("history_empty", { room: room.name }, room));
     }
     for (const message of messages) to?.send(asHistory(message, room.epoch));
+    return DONE;
+  }
+
+  /** Token mode: the newest private messages between the asker and `peer`, from their inbox. */
+  #sendConversation(actor: Actor, user: User, peer: string, count?: number): Outcome {
+    const { events, inboxes, talk } = this.#options;
+    if (!inboxes.keeps(user)) {
+      const reason = "private messages are kept only for signed-in accounts, on this server";
+      return { ok: false, error: events.error("bad_request", "bad_request", { reason }) };
+    }
+    const name = stripWhitespace(talk.clean(peer));
+    if (name === "") return this.#usage("history");
+    inboxes.conversation(
+      user,
+      name,
+      count ?? this.#options.config.pmHistorySize,
+      actor.reply ?? user.sink,
+    );
     return DONE;
   }
 

@@ -25,6 +25,8 @@ import type { Membership } from "./membership.ts";
 import { settle } from "./outcome.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
+import { addDevice } from "./devices.ts";
+import type { Inboxes } from "./inboxes.ts";
 import { Lingering } from "./lingering.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
@@ -54,6 +56,8 @@ export interface SessionsOptions {
   readonly tokenMode: boolean;
   /** Token mode: connections one account may have open at once. */
   readonly maxDevices: number;
+  /** Token mode: the accounts' private conversations. */
+  readonly inboxes: Inboxes;
   /** The one admission of names and identities. */
   readonly gate: Gate;
   /** Called once a welcomed user is in their room, before its backlog (for its topic). */
@@ -76,8 +80,8 @@ export class Sessions {
     this.#options = options;
     const { config, now, metrics, users, end } = options;
     this.#lingering = new Lingering({ config, now, metrics, users, end });
-    const { events, membership, rooms, entered } = options;
-    this.#welcomes = new Welcomes({ events, membership, rooms, entered });
+    const { events, membership, rooms, entered, inboxes } = options;
+    this.#welcomes = new Welcomes({ events, membership, rooms, entered, inboxes });
   }
 
   /**
@@ -142,7 +146,9 @@ export class Sessions {
       this.#options.membership.announceName(holder);
       // A session that lingers is picked up; a live one gains a device.
       if (holder.lingering !== undefined) return this.#resume(holder, sink, start);
-      this.#addDevice(holder, sink, start);
+      // The new device alone gets the session's first events, unless it is still being welcomed.
+      addDevice(holder, sink, this.#options);
+      if (holder.started) this.#welcomes.resumed(holder, start, [], 0, sink);
       return holder;
     }
     this.#lingering.makeRoom(start.place, start.address);
@@ -225,10 +231,11 @@ export class Sessions {
     this.#lingering.expire();
   }
 
-  /** Forgets a session that ended. */
+  /** Forgets a session that ended here: its inbox need not be read here any more. */
   forget(user: User): void {
     this.#lingering.forget(user);
     this.#options.gate.forget(user);
+    this.#options.inboxes.unfollow(user);
   }
 
   /**
@@ -305,6 +312,14 @@ export class Sessions {
     return { userId: user.id, room: user.room.name, rank: rank(user.roles) };
   }
 
+  /** Starts reading the user's room and inbox here; settles once both are read. */
+  #follow(user: User): Settled<unknown> {
+    return both(
+      this.#options.broker.log.follow(user.room.name),
+      this.#options.inboxes.follow(user),
+    );
+  }
+
   /** Takes `name` for `user` in the cluster (at once, alone). */
   #claim(user: User, name: string): Settled<boolean> {
     return this.#options.broker.cluster?.names.claim(name, this.#holder(user)) ?? true;
@@ -317,7 +332,7 @@ export class Sessions {
   #claimThenWelcome(user: User, start: SessionStart, refusal: string | undefined, name: string) {
     const { broker, users } = this.#options;
     if (user.name !== name) users.rename(user, name);
-    const ready = both(this.#claim(user, name), broker.log.follow(user.room.name));
+    const ready = both(this.#claim(user, name), this.#follow(user));
     this.#options.after(user, ready, ([granted]) => {
       if (!users.has(user)) {
         if (granted) broker.cluster?.names.withdraw(name);
@@ -386,36 +401,13 @@ export class Sessions {
     return user;
   }
 
-  /**
-   * Token mode: the account signs in on one more device. It gets the
-   * session's first events (while the session is still being welcomed, the
-   * welcome reaches every device); past `max_devices` the oldest is closed.
-   */
-  #addDevice(user: User, device: Sink, start: SessionStart): void {
-    const { events, metrics, maxDevices } = this.#options;
-    for (const oldest of user.addDevice(device, maxDevices)) {
-      oldest.send(
-        events.error("too_many_devices", "too_many_devices", { max: String(maxDevices) }),
-      );
-      oldest.close("replaced");
-      metrics.connectionsClosed.inc("too_many_devices");
-    }
-    metrics.devicesAdded.inc();
-    log.info("User {id} ({name}) signed in on another device, now {count}", {
-      id: user.id,
-      name: user.name,
-      count: user.devices.length,
-    });
-    if (user.started) this.#welcomes.resumed(user, start, [], 0, device);
-  }
-
   /** Goes on with a session another instance handed over. */
   #welcomeBack(user: User, handover: Handover, start: SessionStart): void {
-    const { membership, rooms, broker, events } = this.#options;
+    const { membership, rooms, events } = this.#options;
     const opened = membership.open(handover.room, { user, address: user.address });
     const room = typeof opened === "object" ? opened : rooms.lobby;
     user.room = room;
-    this.#options.after(user, broker.log.follow(room.name), () => {
+    this.#options.after(user, this.#follow(user), () => {
       if (!this.#options.users.has(user)) return;
       user.started = true;
       this.#options.metrics.sessionsResumed.inc();

@@ -12,7 +12,14 @@
  */
 
 import { rank } from "../auth/tokens.ts";
-import type { Author, Broker, PrivateNote, Settled } from "../broker/types.ts";
+import type {
+  Author,
+  Broker,
+  PrivateNote,
+  PublishOutcome,
+  RemoteUser,
+  Settled,
+} from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
 import type { MessageKey, MessageValues } from "../messages.ts";
 import type { Metrics } from "../metrics.ts";
@@ -25,6 +32,7 @@ import type { RequestOf } from "../vocabulary/requests.ts";
 import { usageOf } from "../vocabulary/commands.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Gate } from "./gate.ts";
+import type { Inboxes } from "./inboxes.ts";
 import type { Membership } from "./membership.ts";
 import type { Moderation } from "./moderation.ts";
 import type { Room } from "./room.ts";
@@ -71,6 +79,8 @@ export interface TalkOptions {
   readonly membership: Membership;
   readonly moderation: Moderation;
   readonly gate: Gate;
+  /** Token mode: the accounts' private conversations. */
+  readonly inboxes: Inboxes;
 }
 
 /** Messages to rooms and to users. */
@@ -154,7 +164,7 @@ export class Talk {
     const name = stripWhitespace(this.clean(request.to));
     const text = trimMarks(this.clean(request.text));
     if (name === "" || text.trim() === "") return this.#usage("pm");
-    const { broker, events, gate, moderation, now } = this.#options;
+    const { broker, events, gate, inboxes, membership, moderation, now } = this.#options;
     const muted = actor.user === undefined ? undefined : moderation.mutedFor(actor.user);
     if (muted !== undefined) {
       return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
@@ -172,15 +182,40 @@ export class Talk {
     const busy = this.#busy(actor.rank > 0 ? undefined : { user: to });
     if (busy !== undefined) return busy;
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
-    if (remote !== undefined) {
-      const sent = broker.cluster?.mail.sendPrivate(note, remote);
-      if (sent === "too_large") return this.#fail("too_large", "too_long", {});
-      if (sent === "unavailable") return this.#fail("unavailable", "not_sent", {});
-    } else {
-      local?.sink.send(events.private(note, "received"));
+    const author = actor.user === undefined
+      ? { instance: broker.instance, userId: 0, name: actor.name }
+      : membership.author(actor.user);
+    let refusal: Outcome | undefined;
+    if (remote !== undefined) refusal = this.#mail(note, remote);
+    // A signed account's copy is stored in its inbox first, and shown from there.
+    else if (local !== undefined && inboxes.keeps(local)) {
+      refusal = this.#published(inboxes.publish(note, local.name, author));
+    } else local?.sink.send(events.private(note, "received"));
+    if (refusal !== undefined) return refusal;
+    const sender = actor.user;
+    // The sender's own copy, for all their devices; one to yourself is kept once.
+    if (sender !== undefined && !(sender === local && inboxes.keeps(sender))) {
+      const copy = { ...note, id: events.nextId() };
+      const stored = inboxes.keeps(sender) &&
+        inboxes.publish(copy, sender.name, author) === "queued";
+      if (!stored) sender.sink.send(events.private(copy, "sent"));
     }
-    actor.user?.sink.send(events.private(note, "sent"));
     return { ok: true, id: note.id };
+  }
+
+  /** Sends a private message to the instance of its target; says why not when it cannot go. */
+  #mail(note: PrivateNote, to: RemoteUser): Outcome | undefined {
+    const sent = this.#options.broker.cluster?.mail.sendPrivate(note, to);
+    if (sent === "too_large") return this.#fail("too_large", "too_long", {});
+    if (sent === "unavailable") return this.#fail("unavailable", "not_sent", {});
+    return undefined;
+  }
+
+  /** Why a private message could not be stored, or `undefined` once it is queued. */
+  #published(outcome: PublishOutcome): Outcome | undefined {
+    if (outcome === "too_large") return this.#fail("too_large", "too_long", {});
+    if (outcome === "busy") return this.#fail("unavailable", "not_sent", {});
+    return undefined;
   }
 
   /**

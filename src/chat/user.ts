@@ -9,6 +9,7 @@ import type { Identity, Role } from "../auth/tokens.ts";
 import { addressKey } from "../net/ip.ts";
 import type { Place, PrivateEvent, Sink } from "../vocabulary/events.ts";
 import type { FloodGuard, TokenBucket } from "../limits.ts";
+import { Devices } from "./devices.ts";
 import type { Asked } from "./requests.ts";
 import { ReadPositions } from "./read_positions.ts";
 import type { Room } from "./room.ts";
@@ -33,34 +34,13 @@ export class LingeringSink implements Sink {
   }
 
   send(event: Parameters<Sink["send"]>[0]): void {
-    if (event.type !== "private") return;
+    // One kept in the account's inbox is replayed from there on resume.
+    if (event.type !== "private" || event.seq !== undefined) return;
     if (this.kept.length < this.#limit) this.kept.push(event);
     else this.dropped++;
   }
 
   close(): void {}
-}
-
-/**
- * Token mode: the live connections of one account signed in on several
- * devices. Each is sent all the account's events; the list never changes
- * in place, so a send goes to the devices there were when it began.
- */
-export class Devices implements Sink {
-  /** Oldest first. */
-  readonly list: readonly Sink[];
-
-  constructor(list: readonly Sink[]) {
-    this.list = list;
-  }
-
-  send(event: Parameters<Sink["send"]>[0], own?: boolean): void {
-    for (const device of this.list) device.send(event, own);
-  }
-
-  close(reason: Parameters<Sink["close"]>[0]): void {
-    for (const device of this.list) device.close(reason);
-  }
 }
 
 /** What a user starts with. */

@@ -12,6 +12,7 @@ import { getLogger } from "@logtape/logtape";
 import { sameName, shownName } from "../text/names.ts";
 import type { PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
+import type { Inboxes } from "./inboxes.ts";
 import type { Membership, OpenRefusal } from "./membership.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
@@ -26,6 +27,7 @@ export interface WelcomesOptions {
   readonly rooms: RoomDirectory<User>;
   /** Called once a welcomed user is in their room, before its backlog (for its topic). */
   readonly entered: (user: User, room: Room<User>) => void;
+  readonly inboxes: Inboxes;
 }
 
 /** How sessions begin, as their users see it. */
@@ -77,6 +79,7 @@ export class Welcomes {
       ? { epoch: start.epoch, seq: start.lastSeq }
       : undefined;
     membership.sendBacklog(user, room, seen);
+    this.#options.inboxes.backlog(user, start.privates);
     membership.enter(user, room, "connected");
   }
 
@@ -105,5 +108,6 @@ export class Welcomes {
     );
     for (const event of privates) to.send(event);
     if (dropped > 0) to.send(events.system("privates_dropped", { count: String(dropped) }));
+    this.#options.inboxes.backlog(user, start.privates, to);
   }
 }

@@ -138,6 +138,7 @@ const chatSchema = object({
   reserved_names: stringList(["server", "system", "admin", "root", "moderator"]),
   presence_notice_max_members: integer(200, { min: 0, max: 1_000_000 }),
   history_size: integer(100, { min: 0, max: 100_000 }),
+  pm_history_size: integer(100, { min: 0, max: 100_000 }),
   room_idle_ttl: number(3600, { min: 0, max: 31_536_000 }),
   max_rooms: integer(1000, { min: 1, max: 1_000_000 }),
   flood: object({
@@ -352,6 +353,7 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       reservedNames: chat.reserved_names,
       presenceNoticeMaxMembers: chat.presence_notice_max_members,
       historySize: chat.history_size,
+      pmHistorySize: chat.pm_history_size,
       roomIdleTtl: chat.room_idle_ttl,
       maxRooms: chat.max_rooms,
       unusedRoomTtl: chat.unused_room_ttl,

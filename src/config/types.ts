@@ -168,6 +168,8 @@ export interface ChatConfig {
   readonly presenceNoticeMaxMembers: number;
   /** Messages each room keeps for newcomers and resumes. */
   readonly historySize: number;
+  /** Token mode: private messages each account keeps, stored like a room's (0 keeps none). */
+  readonly pmHistorySize: number;
   /** Seconds an empty room (other than the lobby) is kept, with its history. */
   readonly roomIdleTtl: number;
   /** Rooms that may exist at once. */

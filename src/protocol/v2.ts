@@ -52,8 +52,13 @@ function toWire(event: ChatEvent, sentAt: string): Record<string, unknown> {
       const welcome = { ...base, room, epoch, name, token, text: event.body };
       return rank === undefined ? welcome : { ...welcome, rank };
     }
-    case "private":
-      return { ...base, from: event.from, to: event.to, text: event.text };
+    case "private": {
+      const { from, to, text, epoch, seq } = event;
+      if (seq === undefined) return { ...base, from, to, text };
+      // Kept in the account's inbox: where, to resume after it; replayed ones say so.
+      const kept = { ...base, from, to, text, epoch, seq };
+      return event.origin === "HISTORY" ? { ...kept, history: true } : kept;
+    }
     case "presence": {
       const { room, epoch, action, from, oldName, by, reason } = event;
       const presence = { ...base, room, epoch, action, from };
@@ -141,10 +146,22 @@ function needs(type: string, field: string): V2Input {
   return invalid(`"${type}" needs a string "${field}"`);
 }
 
+/** Reads `privates` of `resume`: the last private message seen, `{"epoch", "seq"}`. */
+function decodePrivates(value: unknown): { epoch?: string; seq: number } | string | undefined {
+  if (value === undefined) return undefined;
+  const problem = '"privates" must be {"epoch", "seq"}: the last private message you saw';
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return problem;
+  const { epoch, seq } = value as Fields;
+  if (epoch !== undefined && typeof epoch !== "string") return problem;
+  if (!Number.isSafeInteger(seq) || (seq as number) < 0) return problem;
+  return { epoch, seq: seq as number };
+}
+
 /**
  * Reads `resume`: `room` says where the client was and the last message it
- * saw there (`{"name", "epoch", "seq"}`); clients from before epochs send
- * `rooms`, one room name mapped to a seq.
+ * saw there (`{"name", "epoch", "seq"}`), and `privates` (token mode) the
+ * last private message it saw; clients from before epochs send `rooms`, one
+ * room name mapped to a seq.
  */
 function decodeResume(fields: Fields): V2Input {
   const name = stringField(fields, "name");
@@ -152,6 +169,8 @@ function decodeResume(fields: Fields): V2Input {
   const token = stringField(fields, "token");
   const auth = optionalText(fields, "auth");
   if (auth === null) return needs("resume", "auth");
+  const privates = decodePrivates(fields.privates);
+  if (typeof privates === "string") return invalid(privates);
   const resumable = true;
   if (fields.room !== undefined) {
     const room = fields.room;
@@ -168,7 +187,15 @@ function decodeResume(fields: Fields): V2Input {
     }
     return {
       kind: "start",
-      start: { name, token, room: roomName, epoch, lastSeq: seq as number, resumable },
+      start: {
+        name,
+        token,
+        room: roomName,
+        epoch,
+        lastSeq: seq as number,
+        resumable,
+        ...(privates === undefined ? {} : { privates }),
+      },
       ...(auth === undefined ? {} : { auth }),
     };
   }
@@ -184,7 +211,14 @@ function decodeResume(fields: Fields): V2Input {
   }
   return {
     kind: "start",
-    start: { name, token, room, lastSeq: lastSeq as number | undefined, resumable },
+    start: {
+      name,
+      token,
+      room,
+      lastSeq: lastSeq as number | undefined,
+      resumable,
+      ...(privates === undefined ? {} : { privates }),
+    },
     ...(auth === undefined ? {} : { auth }),
   };
 }

@@ -103,6 +103,17 @@ export function otherRoom(): Arg<string, true> {
   });
 }
 
+/** JSON only: the user whose private conversation with the asker a request is about. */
+export function conversationWith(): Arg<string, true> {
+  return optional({
+    label: "with",
+    expected: "a user's name",
+    span: undefined,
+    fromText: () => undefined,
+    fromJson: stringOf(MAX_NAME_UNITS),
+  });
+}
+
 /** How many of a user's newest messages to remove along (JSON only: v2 and the server API). */
 export function removeCount(): Arg<number, true> {
   return optional({

@@ -86,6 +86,8 @@ export interface MessageEvent extends EventBase {
   readonly removed?: boolean;
   /** Who said it, as the chat tells users apart (their instance and user id); never sent. */
   readonly saidBy?: { readonly instance: string; readonly userId: number };
+  /** A private message kept in an inbox: who it is for (sent as a `private` event). */
+  readonly to?: string;
 }
 
 /** The first event of a session. */
@@ -107,6 +109,13 @@ export interface PrivateEvent extends EventBase {
   readonly from: string;
   readonly to: string;
   readonly text: string;
+  /**
+   * Token mode, with `pm_history_size`: where the message is kept in the
+   * account's inbox (its epoch and seq, to resume after); `origin` is
+   * `HISTORY` when it is replayed.
+   */
+  readonly epoch?: string;
+  readonly seq?: number;
 }
 
 /** Someone arrived in, left or was renamed in a room. */
@@ -290,6 +299,8 @@ export interface SessionStart {
   /** ...and the position of the last message seen there: the log's epoch and the seq. */
   readonly epoch?: string;
   readonly lastSeq?: number;
+  /** Token mode: the position of the last private message seen, in the account's inbox. */
+  readonly privates?: { readonly epoch?: string; readonly seq: number };
   /** Whether the client can resume: its session then lingers when the connection drops. */
   readonly resumable?: boolean;
   /** The client's address: flood control and room creation are also counted per address. */

@@ -16,6 +16,7 @@ import {
   type Arg,
   type ArgValue,
   commandName,
+  conversationWith,
   count,
   duration,
   message,
@@ -173,9 +174,10 @@ export const REQUESTS = {
     who: "everyone",
   }),
   history: define({
-    args: { count: count("n") },
+    args: { count: count("n"), with: conversationWith() },
     summary: "replays the newest messages of your room",
-    description: "replays up to `n` of the newest messages of your room (default: all kept)",
+    description:
+      "replays up to `n` of the newest messages of your room (default: all kept); v2, token mode: `with` a user, of your private conversation with them",
     section: "chat",
     who: "everyone",
   }),

@@ -264,6 +264,24 @@ browserTest(
       await mine.waitFor(WAIT);
       assertEquals(await mine.locator("button.edit").count(), 1, "your own, so yours to edit");
     });
+
+    await t.step("a conversation held on one shows on a device opened later", async () => {
+      const bob = await open(browser, server, `#auth=${await tokenFor("Bob")}`, DESKTOP);
+      await say(bob, "!pm Ann are you there?");
+      await message(laptop, "are you there?", ".private");
+      await say(phone, "!pm Bob yes, on my phone");
+      await message(bob, "yes, on my phone", ".private");
+      const tablet = await open(browser, server, `#auth=${await tokenFor("Ann")}`, PHONE);
+      await tablet.click("#rooms-toggle");
+      await tablet.locator("#conversations button", { hasText: "Bob" }).click();
+      await message(tablet, "are you there?", "", "#conversation");
+      await message(tablet, "yes, on my phone", "", "#conversation");
+      assertEquals(
+        await tablet.locator("#messages li.private").count(),
+        0,
+        "the replay is not news in the room",
+      );
+    });
   },
   { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: TOKEN_SECRET },
 );

@@ -440,7 +440,7 @@ export function longestTextFor(maxPayload: number): number {
 function noteBytes(note: RoomNote): number {
   const units = note.room.length + note.author.name.length + note.id.length +
     (note.kind === "message"
-      ? note.text.length + changeUnits(note)
+      ? note.text.length + changeUnits(note) + (note.to?.length ?? 0)
       : (note.oldName?.length ?? 0) + (note.by?.length ?? 0) + (note.reason?.length ?? 0));
   return NOTE_FIXED_BYTES + 3 * units;
 }

@@ -70,3 +70,31 @@ Deno.test("readPrivateNote: a text longer than any user could send is refused", 
     DecodeError,
   );
 });
+
+Deno.test("readRoomNotes: an inbox holds private messages and nothing else", () => {
+  const kept = { ...note, room: "@Bob", to: "Bob" };
+  const read = (notes: unknown[]) =>
+    readRoomNotes(JSON.stringify({ from: "a1", n: 1, notes }), "@bob", 100);
+  const first = read([kept]).notes[0];
+  assertEquals(first?.kind === "message" ? first.to : undefined, "Bob");
+  const refused = [
+    { ...note, room: "@Bob" },
+    { ...kept, change: { target: "a1.0", action: "delete", author: "Ann" } },
+    { ...kept, to: "n".repeat(65) },
+    {
+      kind: "presence",
+      room: "@Bob",
+      id: "a1.2",
+      sentAt: 1,
+      author: note.author,
+      action: "join",
+      notice: "joined",
+    },
+  ];
+  assertEquals(read(refused).notes, [undefined, undefined, undefined, undefined]);
+  // A room's message says nobody it is for.
+  assertEquals(
+    readRoomNotes(JSON.stringify([{ ...note, to: "Bob" }]), "lobby", 100).notes,
+    [undefined],
+  );
+});

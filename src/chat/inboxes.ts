@@ -1,0 +1,159 @@
+/**
+ * Token mode: each account's private conversations, kept like a room's
+ * history. A private message is published to the inbox log of its sender
+ * and of its target (each by the instance where that account is), numbered
+ * and stored there by the broker, and shown to the account's devices when
+ * the broker delivers it back: stored before anyone sees it, replayed on
+ * connect after the position the client gives, with the gap rules of rooms.
+ *
+ * @module
+ */
+
+import {
+  type Author,
+  type Broker,
+  inboxOf,
+  inboxOwner,
+  type LogPosition,
+  type MessageNote,
+  type PrivateNote,
+  type PublishOutcome,
+  type Settled,
+} from "../broker/types.ts";
+import type { Metrics } from "../metrics.ts";
+import { nameKey, sameName } from "../text/names.ts";
+import type { Sink } from "../vocabulary/events.ts";
+import type { EventFactory } from "./event_factory.ts";
+import { Room } from "./room.ts";
+import type { User } from "./user.ts";
+import type { UserDirectory } from "./users.ts";
+
+/** What {@linkcode Inboxes} works with, shared with the chatroom. */
+export interface InboxesOptions {
+  /** Private messages each inbox keeps; 0 keeps none, and private messages go as before. */
+  readonly size: number;
+  /** Only signed accounts have inboxes: an open-mode name is anyone's once it is free. */
+  readonly tokenMode: boolean;
+  readonly broker: Broker;
+  readonly events: EventFactory;
+  readonly metrics: Metrics;
+  readonly users: UserDirectory;
+}
+
+/** Where a client stopped reading its private messages. */
+export interface InboxPosition {
+  readonly epoch?: string;
+  readonly seq: number;
+}
+
+/** The inboxes this instance reads: its accounts' (every stored one, alone). */
+export class Inboxes {
+  readonly #options: InboxesOptions;
+  /** Each inbox's kept messages, by the key of its owner's name. */
+  readonly #kept = new Map<string, Room<never>>();
+
+  constructor(options: InboxesOptions) {
+    this.#options = options;
+  }
+
+  /** Whether `user`'s private messages are kept in an inbox. */
+  keeps(user: User): boolean {
+    return this.#options.tokenMode && this.#options.size > 0 && user.verified;
+  }
+
+  /** Starts reading `user`'s inbox here; settles once what it keeps is delivered. */
+  follow(user: User): Settled<void> {
+    if (!this.keeps(user)) return undefined;
+    return this.#options.broker.log.follow(inboxOf(user.name));
+  }
+
+  /** `user`'s session ended here: their inbox need not be read here any more. */
+  unfollow(user: User): void {
+    if (this.keeps(user)) this.#options.broker.log.unfollow(inboxOf(user.name));
+  }
+
+  /**
+   * Publishes `note` to the inbox of `owner` (its sender or its target),
+   * said by `author`; the owner's devices see it once it is stored.
+   */
+  publish(note: PrivateNote, owner: string, author: Author): PublishOutcome {
+    const { id, sentAt, text, to } = note;
+    return this.#options.broker.log.publish({
+      kind: "message",
+      room: inboxOf(owner),
+      id,
+      sentAt,
+      author,
+      text,
+      emote: false,
+      to,
+    });
+  }
+
+  /**
+   * A message of an inbox, delivered in the inbox's order: kept, and shown
+   * to its owner's devices when the owner is here. One that is neither to
+   * nor from the owner does not belong there and is dropped, counted.
+   */
+  deliver(note: MessageNote, position?: LogPosition): void {
+    const owner = inboxOwner(note.room)!;
+    const key = nameKey(owner);
+    if (nameKey(note.to ?? "") !== key && nameKey(note.author.name) !== key) {
+      this.#options.metrics.clusterMalformed.inc();
+      return;
+    }
+    const inbox = this.#inbox(owner);
+    const { epoch = inbox.epoch, seq = inbox.nextSeq } = position ?? {};
+    const message = this.#options.events.message(note, inbox.name, seq, epoch);
+    // Delivered before (after a reconnect): not news.
+    if (!inbox.append(message, epoch)) return;
+    const user = this.#options.users.find(owner);
+    if (user === undefined || !user.started || !sameName(user.name, owner)) return;
+    user.sink.send(this.#options.events.kept(message, user.name, false));
+  }
+
+  /**
+   * Sends `user` (or one device of theirs, `to`) the private messages they
+   * missed: after `seen` when given (a gap first when that cannot be
+   * exact), else every kept one.
+   */
+  backlog(user: User, seen: InboxPosition | undefined, to: Sink = user.sink): void {
+    if (!this.keeps(user)) return;
+    const inbox = this.#kept.get(nameKey(user.name));
+    if (inbox === undefined) return;
+    const { messages, gap } = seen === undefined
+      ? { messages: inbox.recent(this.#options.size), gap: undefined }
+      : inbox.backlogAfter(seen.epoch, seen.seq);
+    const { events } = this.#options;
+    if (gap !== undefined) to.send(events.gap(inbox, gap));
+    for (const message of messages) to.send(events.kept(message, user.name, true));
+  }
+
+  /** Up to `count` of the newest kept messages between `user` and `peer`, oldest first, to `to`. */
+  conversation(user: User, peer: string, count: number, to: Sink): void {
+    const inbox = this.#kept.get(nameKey(user.name));
+    const { events } = this.#options;
+    const between = (inbox?.recent(this.#options.size) ?? []).filter((message) =>
+      sameName(message.from, peer) || sameName(message.to ?? "", peer)
+    ).slice(-count);
+    if (between.length === 0) to.send(events.system("conversation_empty", { name: peer }));
+    for (const message of between) to.send(events.kept(message, user.name, true));
+  }
+
+  /** The inbox `log` is no longer read here: what was kept of it is stale. */
+  forget(log: string): void {
+    this.#kept.delete(nameKey(inboxOwner(log) ?? ""));
+  }
+
+  #inbox(owner: string): Room<never> {
+    const key = nameKey(owner);
+    let inbox = this.#kept.get(key);
+    if (inbox === undefined) {
+      const name = inboxOf(owner);
+      const epoch = this.#options.broker.log.epochOf(name);
+      inbox = new Room<never>(name, { historySize: this.#options.size, epoch });
+      this.#kept.set(key, inbox);
+    }
+    return inbox;
+  }
+}

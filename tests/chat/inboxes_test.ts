@@ -1,0 +1,145 @@
+/**
+ * Token mode: an account's private conversations are kept in its inbox,
+ * stored before they are shown, replayed when the account connects (after
+ * the position it gives), and read back a conversation at a time.
+ */
+
+import { assertEquals } from "@std/assert";
+import type { Chatroom } from "../../src/chat/mod.ts";
+import type { ChatAuth } from "../../src/chat/sign_in.ts";
+import type { User } from "../../src/chat/user.ts";
+import type { ChatEvent, SessionStart } from "../../src/vocabulary/events.ts";
+import { connect, createTestChatroom, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
+
+const AUTH: ChatAuth = { tokenMode: true, expiryWarning: 60 };
+const FAST = { ...TEST_CHAT_CONFIG.flood, rate: 1000, burst: 1000 };
+
+const identity = (name: string) => ({ name, roles: new Set<never>(), expiresAt: undefined });
+
+function tokenChat(pmHistorySize = 100, auth: ChatAuth = AUTH): Chatroom {
+  return createTestChatroom({
+    auth,
+    config: { ...TEST_CHAT_CONFIG, flood: FAST, pmHistorySize },
+  });
+}
+
+/** Signs `name` in on a new device; its first events taken. */
+function signIn(chatroom: Chatroom, name: string, start: SessionStart = {}) {
+  const sink = new FakeSink();
+  const user = connect(chatroom, sink, { identity: identity(name), ...start });
+  return { sink, user };
+}
+
+/** The private events among `events`, as `[origin, body, seq]`. */
+function privates(events: readonly ChatEvent[]): [string, string, number | undefined][] {
+  return events.flatMap((event) =>
+    event.type === "private" ? [[event.origin, event.body, event.seq]] : []
+  );
+}
+
+const pm = (chatroom: Chatroom, user: User, to: string, text: string) =>
+  receive(chatroom, user, `!pm ${to} ${text}`);
+
+Deno.test("a private message is kept in both inboxes and replayed on connect", async (t) => {
+  const chatroom = tokenChat();
+  const ann = signIn(chatroom, "Ann");
+  const bob = signIn(chatroom, "Bob");
+  ann.sink.take();
+  bob.sink.take();
+
+  await t.step("shown live with its place in each inbox", () => {
+    pm(chatroom, ann.user, "Bob", "psst");
+    pm(chatroom, bob.user, "Ann", "what?");
+    assertEquals(privates(bob.sink.events), [
+      ["PRIVATE", "PM <- Ann: psst", 1],
+      ["PRIVATE", "PM -> Ann: what?", 2],
+    ]);
+    assertEquals(privates(ann.sink.events), [
+      ["PRIVATE", "PM -> Bob: psst", 1],
+      ["PRIVATE", "PM <- Bob: what?", 2],
+    ]);
+  });
+
+  await t.step("a device that connects later reads the conversation", () => {
+    const laptop = signIn(chatroom, "Bob");
+    assertEquals(privates(laptop.sink.events), [
+      ["HISTORY", "PM <- Ann: psst", 1],
+      ["HISTORY", "PM -> Ann: what?", 2],
+    ]);
+    chatroom.detach(laptop.user, laptop.sink);
+  });
+
+  await t.step("after the session ends, the next one reads it too", () => {
+    chatroom.disconnect(bob.user);
+    const again = signIn(chatroom, "Bob");
+    assertEquals(privates(again.sink.events), [
+      ["HISTORY", "PM <- Ann: psst", 1],
+      ["HISTORY", "PM -> Ann: what?", 2],
+    ]);
+  });
+
+  await t.step("a resume after a position replays only what came after it", () => {
+    const epoch = ann.sink.events.find((event) => event.type === "private")?.epoch;
+    chatroom.disconnect(ann.user);
+    const back = signIn(chatroom, "Ann", { privates: { epoch, seq: 1 } });
+    assertEquals(privates(back.sink.events), [["HISTORY", "PM <- Bob: what?", 2]]);
+  });
+});
+
+Deno.test("a conversation is read back with history and with", () => {
+  const chatroom = tokenChat();
+  const ann = signIn(chatroom, "Ann");
+  const bob = signIn(chatroom, "Bob");
+  const cat = signIn(chatroom, "Cat");
+  pm(chatroom, ann.user, "Bob", "one");
+  pm(chatroom, cat.user, "Ann", "two");
+  pm(chatroom, bob.user, "Ann", "three");
+  ann.sink.take();
+  chatroom.handle(ann.user, { type: "history", with: "bob" });
+  assertEquals(privates(ann.sink.events), [
+    ["HISTORY", "PM -> Bob: one", 1],
+    ["HISTORY", "PM <- Bob: three", 3],
+  ]);
+  ann.sink.take();
+  chatroom.handle(ann.user, { type: "history", with: "Bob", count: 1 });
+  assertEquals(privates(ann.sink.events), [["HISTORY", "PM <- Bob: three", 3]]);
+  ann.sink.take();
+  chatroom.handle(ann.user, { type: "history", with: "Dan" });
+  assertEquals(ann.sink.take(), [["SERVER", "No private messages with Dan kept"]]);
+});
+
+Deno.test("an inbox keeps pm_history_size messages; a resume from before says what is gone", () => {
+  const chatroom = tokenChat(2);
+  const ann = signIn(chatroom, "Ann");
+  const bob = signIn(chatroom, "Bob");
+  for (const text of ["one", "two", "three", "four"]) pm(chatroom, ann.user, "Bob", text);
+  const epoch = bob.sink.events.find((event) => event.type === "private")?.epoch;
+  chatroom.disconnect(bob.user);
+  const back = signIn(chatroom, "Bob");
+  assertEquals(privates(back.sink.events), [
+    ["HISTORY", "PM <- Ann: three", 3],
+    ["HISTORY", "PM <- Ann: four", 4],
+  ]);
+  chatroom.disconnect(back.user);
+  const resumed = signIn(chatroom, "Bob", { privates: { epoch, seq: 1 } });
+  const gap = resumed.sink.events.find((event) => event.type === "gap");
+  assertEquals(gap?.type === "gap" ? gap.reason : undefined, "trimmed");
+  assertEquals(privates(resumed.sink.events).length, 2);
+});
+
+Deno.test("without tokens, or with pm_history_size 0, private messages are not kept", () => {
+  for (const chatroom of [tokenChat(0), tokenChat(100, { tokenMode: false, expiryWarning: 60 })]) {
+    const ann = new FakeSink();
+    const annUser = connect(chatroom, ann, { name: "Ann" });
+    const bob = new FakeSink();
+    connect(chatroom, bob, { name: "Bob" });
+    pm(chatroom, annUser, "Bob", "psst");
+    assertEquals(privates(bob.events), [["PRIVATE", "PM <- Ann: psst", undefined]]);
+    ann.take();
+    pm(chatroom, annUser, "Ann", "note to self");
+    assertEquals(privates(ann.events), [
+      ["PRIVATE", "PM <- Ann: note to self", undefined],
+      ["PRIVATE", "PM -> Ann: note to self", undefined],
+    ]);
+  }
+});
