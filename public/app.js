@@ -168,7 +168,11 @@ function connect(start) {
     state.ready = false;
     clearTyping();
     if (event.code === 4000) {
-      setStatus("This session continues in another window.");
+      setStatus(
+        event.reason === "signed in on too many devices"
+          ? "Signed out here: your account is open on too many other devices."
+          : "This session continues in another window.",
+      );
       return;
     }
     if (event.code === 4003) {

@@ -6,10 +6,9 @@
  * @module
  */
 
-import { nameKey } from "../text/names.ts";
 import { DecodeError, fields, roomNote, text, whole } from "./decode.ts";
 import type { StoredMessage, StoredRoom } from "./kv_store.ts";
-import type { MessageNote } from "./types.ts";
+import { logKey, type MessageNote } from "./types.ts";
 
 /** The largest seq read back: far past any the server reaches, and still counted exactly. */
 const MAX_SEQ = 2 ** 50;
@@ -151,7 +150,7 @@ export function storedRoom(key: Deno.KvKey, value: unknown): StoredRoom {
   if (room.lastSeq < 0 || room.lastSeq > MAX_SEQ) {
     throw new DecodeError("a room's record has a seq below 0 or past any the server gives");
   }
-  if (key.length !== 2 || key[1] !== nameKey(room.name)) {
+  if (key.length !== 2 || key[1] !== logKey(room.name)) {
     throw new DecodeError("a room's record is filed under another room's key");
   }
   return room;
@@ -176,7 +175,7 @@ export function storedPage(key: Deno.KvKey, value: unknown, room: string, after:
   const notes = list.map((item) => {
     const note = roomNote(item);
     if (note.kind !== "message") throw new DecodeError("a page holds something not a message");
-    if (nameKey(note.room) !== room) throw new DecodeError("a page holds another room's message");
+    if (logKey(note.room) !== room) throw new DecodeError("a page holds another room's message");
     return note;
   });
   return { first, notes };

@@ -34,7 +34,6 @@
 
 import { getLogger } from "@logtape/logtape";
 import { dirname } from "@std/path";
-import { nameKey } from "../text/names.ts";
 import { DecodeError, moderationRecord } from "./decode.ts";
 import {
   keyBytes,
@@ -50,7 +49,7 @@ import {
   withinLimits,
   type Write,
 } from "./kv_layout.ts";
-import { inboxOwner, type MessageNote, type ModerationRecord } from "./types.ts";
+import { inboxOwner, logKey, type MessageNote, type ModerationRecord } from "./types.ts";
 
 const log = getLogger(["chat", "history"]);
 
@@ -295,7 +294,7 @@ export class KvStore {
     /** Pages fallen out of each room's history, deleted as far as the write has room for. */
     const stale: { id: string; key: string; life: string; ranges: PageRange[] }[] = [];
     for (const { room, messages } of batch.rooms) {
-      const key = nameKey(room.name);
+      const key = logKey(room.name);
       writes.push({
         key: ["room", key],
         value: room,
@@ -353,7 +352,7 @@ export class KvStore {
    * them with {@linkcode KvStore.removeMessages}.
    */
   async removeRoom(name: string, life: string): Promise<void> {
-    const key = nameKey(name);
+    const key = logKey(name);
     const record = await this.#kv.get<StoredRoom>(["room", key]);
     if (record.value?.life === life) {
       await this.#commitOperation(this.#kv.atomic().check(record).delete(["room", key]));
@@ -366,8 +365,8 @@ export class KvStore {
    * at the next start.
    */
   async removeMessages(name: string, life: string, signal?: AbortSignal): Promise<void> {
-    this.#pages.delete(`${nameKey(name)}\n${life}`);
-    await this.#deleteAll(["msg", nameKey(name), life], signal);
+    this.#pages.delete(`${logKey(name)}\n${life}`);
+    await this.#deleteAll(["msg", logKey(name), life], signal);
   }
 
   /**

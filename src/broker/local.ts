@@ -8,7 +8,6 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { Metrics } from "../metrics.ts";
-import { nameKey } from "../text/names.ts";
 import type { Batch, KvStore, LoadedRoom, StoredMessage } from "./kv_store.ts";
 import {
   jsonUnits,
@@ -22,6 +21,7 @@ import {
 import {
   type Broker,
   type BrokerHandler,
+  logKey,
   type MessageNote,
   type ModerationRecord,
   type PresenceNote,
@@ -165,7 +165,7 @@ export class LocalBroker implements Broker {
         roomLog.epoch = randomId();
         broker.#dirty.add(roomLog);
       }
-      broker.#logs.set(nameKey(room.name), roomLog);
+      broker.#logs.set(logKey(room.name), roomLog);
     }
     broker.#loaded = rooms;
     broker.#loadedFailing = wasFailing;
@@ -258,7 +258,7 @@ export class LocalBroker implements Broker {
   }
 
   #removed(room: string): void {
-    const key = nameKey(room);
+    const key = logKey(room);
     const removed = this.#logs.get(key);
     if (removed === undefined) return;
     this.#logs.delete(key);
@@ -284,7 +284,7 @@ export class LocalBroker implements Broker {
   }
 
   #logOf(room: string): LogState {
-    const key = nameKey(room);
+    const key = logKey(room);
     let roomLog = this.#logs.get(key);
     if (roomLog === undefined) {
       const epoch = randomId();
@@ -330,7 +330,7 @@ export class LocalBroker implements Broker {
     let keys = 0;
     for (const roomLog of this.#dirty) {
       if (newest.has(roomLog)) continue;
-      if ((keys += keyBytes(nameKey(roomLog.name))) > RECORD_KEYS_PER_BATCH) break;
+      if ((keys += keyBytes(logKey(roomLog.name))) > RECORD_KEYS_PER_BATCH) break;
       newest.set(roomLog, roomLog.stored);
     }
     const rooms = [...newest].map(([roomLog, lastSeq]) => {

@@ -56,6 +56,15 @@ export function inboxOwner(log: string): string | undefined {
   return log.startsWith(INBOX_PREFIX) ? log.slice(INBOX_PREFIX.length) : undefined;
 }
 
+/**
+ * The key a log is filed and published under: a room's compares as names
+ * do (`Games` is `games`); an inbox's is its name exactly, since a signed
+ * account is its name exactly and a look-alike account is another one.
+ */
+export function logKey(log: string): string {
+  return log.startsWith(INBOX_PREFIX) ? log : nameKey(log);
+}
+
 /** Which notice a presence note shows. */
 export type PresenceNotice =
   /** A session starting or ending. */

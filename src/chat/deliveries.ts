@@ -20,7 +20,7 @@ import {
   type TypingNote,
 } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
-import type { ChatEvent } from "../vocabulary/events.ts";
+import type { ChatEvent, MessageEvent } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Inboxes } from "./inboxes.ts";
 import type { Moderation } from "./moderation.ts";
@@ -60,6 +60,20 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
     }
   };
 
+  /**
+   * Another message under a seq `log` holds: a broken promise, said and
+   * counted, and the message still reaches everyone rather than vanishing.
+   */
+  const conflict = (held: Room<unknown>, message: MessageEvent): void => {
+    metrics.historyConflicts.inc();
+    log.error("Log {log} already holds seq {seq} ({kept}); {id} was numbered with it", {
+      log: held.name,
+      seq: message.seq,
+      kept: held.keptAt(message.seq)?.id,
+      id: message.id,
+    });
+  };
+
   /** The local user an event is about, if it is one of ours. */
   const localAuthor = (author: Author): User | undefined =>
     author.instance === broker.instance ? users.byId(author.userId) : undefined;
@@ -90,7 +104,7 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
   return {
     deliverRoomNote(note: RoomNote, position?: LogPosition): void {
       if (inboxOwner(note.room) !== undefined) {
-        if (note.kind === "message") inboxes.deliver(note, position);
+        if (note.kind === "message") inboxes.deliver(note, position, conflict);
         return;
       }
       const room = rooms.ensure(note.room);
@@ -104,20 +118,10 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
         const message = changed?.removed && change?.action === "edit"
           ? events.scrubbed(said)
           : said;
-        if (!room.append(message, epoch)) {
-          const kept = room.keptAt(seq);
-          // A message seen before (delivered again after a reconnect) is not news.
-          if (kept === undefined || kept.id === note.id) return;
-          // Another message under a seq the room holds: a broken promise, said and counted,
-          // and the message still reaches everyone rather than vanishing.
-          metrics.historyConflicts.inc();
-          log.error("Room {room} already holds seq {seq} ({kept}); {id} was numbered with it", {
-            room: room.name,
-            seq,
-            kept: kept.id,
-            id: note.id,
-          });
-        }
+        const kept = room.keep(message, epoch);
+        // A message seen before (delivered again after a reconnect) is not news.
+        if (kept === "seen") return;
+        if (kept === "conflict") conflict(room, message);
         if (change !== undefined && changed !== undefined && !changed.removed) {
           // The changed message reads changed from now on, in history too; once removed, so do
           // its edits, whose text would otherwise still be read there.
@@ -153,6 +157,7 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
     },
     setDegraded: (degraded) => notifyAll(degraded ? "degraded" : "recovered"),
     messagesLost(name) {
+      if (inboxOwner(name) !== undefined) return inboxes.lost(name);
       const room = rooms.find(name);
       if (room !== undefined) broadcast(room, events.gap(room, "lost"));
     },

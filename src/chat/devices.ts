@@ -7,6 +7,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { type Identity, rank } from "../auth/tokens.ts";
 import type { Metrics } from "../metrics.ts";
 import type { Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
@@ -36,6 +37,22 @@ export class Devices implements Sink {
   }
 }
 
+/**
+ * The account holding `user`'s session signed in again, with `identity`:
+ * its roles are the newest token's (every device is told of a change), and
+ * the session stays signed in while the latest of its tokens is valid.
+ */
+export function signedInAgain(user: User, identity: Identity, events: EventFactory): void {
+  const before = rank(user.roles);
+  const { expiresAt } = identity;
+  const later = user.expiresAt === undefined || expiresAt === undefined
+    ? undefined
+    : Math.max(user.expiresAt, expiresAt);
+  user.renew({ ...identity, expiresAt: later });
+  const now = rank(user.roles);
+  if (now !== before) user.sink.send({ ...events.system("refreshed", {}), rank: now });
+}
+
 /** What {@linkcode addDevice} works with. */
 export interface DevicesOptions {
   readonly events: EventFactory;
@@ -49,7 +66,7 @@ export function addDevice(user: User, device: Sink, options: DevicesOptions): vo
   const { events, metrics, maxDevices } = options;
   for (const oldest of user.addDevice(device, maxDevices)) {
     oldest.send(events.error("too_many_devices", "too_many_devices", { max: String(maxDevices) }));
-    oldest.close("replaced");
+    oldest.close("too_many_devices");
     metrics.connectionsClosed.inc("too_many_devices");
   }
   metrics.devicesAdded.inc();

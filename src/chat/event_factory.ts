@@ -25,7 +25,6 @@ import type {
   WelcomeEvent,
 } from "../vocabulary/events.ts";
 import type { RequestProblem } from "../vocabulary/requests.ts";
-import { nameKey } from "../text/names.ts";
 
 /** Shown when a moderator gives no reason. */
 export const NO_REASON = "no reason given";
@@ -296,8 +295,8 @@ export class EventFactory {
   kept(message: MessageEvent, owner: string, replayed: boolean): PrivateEvent {
     const { id, sentAt, from, text, epoch, seq } = message;
     const to = message.to ?? owner;
-    // Said by someone else: received; said by the owner (on any of their devices): sent.
-    const received = nameKey(from) !== nameKey(owner);
+    // Said by someone else (a look-alike account too): received; by the owner: sent.
+    const received = from !== owner;
     const body = received
       ? this.text("pm_received", { from, message: text })
       : this.text("pm_sent", { to, message: text });

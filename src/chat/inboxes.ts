@@ -21,8 +21,9 @@ import {
   type Settled,
 } from "../broker/types.ts";
 import type { Metrics } from "../metrics.ts";
-import { nameKey, sameName } from "../text/names.ts";
-import type { Sink } from "../vocabulary/events.ts";
+import { sameName } from "../text/names.ts";
+import type { SeenPosition } from "../vocabulary/arguments.ts";
+import type { MessageEvent, Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
 import { Room } from "./room.ts";
 import type { User } from "./user.ts";
@@ -40,16 +41,13 @@ export interface InboxesOptions {
   readonly users: UserDirectory;
 }
 
-/** Where a client stopped reading its private messages. */
-export interface InboxPosition {
-  readonly epoch?: string;
-  readonly seq: number;
-}
-
 /** The inboxes this instance reads: its accounts' (every stored one, alone). */
 export class Inboxes {
   readonly #options: InboxesOptions;
-  /** Each inbox's kept messages, by the key of its owner's name. */
+  /**
+   * Each inbox's kept messages, by its owner's name exactly: a signed
+   * account is its name, and a look-alike's is another account's inbox.
+   */
   readonly #kept = new Map<string, Room<never>>();
 
   constructor(options: InboxesOptions) {
@@ -93,45 +91,64 @@ export class Inboxes {
   /**
    * A message of an inbox, delivered in the inbox's order: kept, and shown
    * to its owner's devices when the owner is here. One that is neither to
-   * nor from the owner does not belong there and is dropped, counted.
+   * nor from the owner does not belong there and is dropped, counted; one
+   * under a seq the inbox holds for another goes to `conflict` and is shown.
    */
-  deliver(note: MessageNote, position?: LogPosition): void {
+  deliver(
+    note: MessageNote,
+    position: LogPosition | undefined,
+    conflict: (inbox: Room<never>, message: MessageEvent) => void,
+  ): void {
     const owner = inboxOwner(note.room)!;
-    const key = nameKey(owner);
-    if (nameKey(note.to ?? "") !== key && nameKey(note.author.name) !== key) {
+    if (note.to !== owner && note.author.name !== owner) {
       this.#options.metrics.clusterMalformed.inc();
       return;
     }
     const inbox = this.#inbox(owner);
     const { epoch = inbox.epoch, seq = inbox.nextSeq } = position ?? {};
     const message = this.#options.events.message(note, inbox.name, seq, epoch);
+    const kept = inbox.keep(message, epoch);
     // Delivered before (after a reconnect): not news.
-    if (!inbox.append(message, epoch)) return;
-    const user = this.#options.users.find(owner);
-    if (user === undefined || !user.started || !sameName(user.name, owner)) return;
+    if (kept === "seen") return;
+    if (kept === "conflict") conflict(inbox, message);
+    const user = this.#owner(owner);
+    if (user === undefined || !user.started) return;
     user.sink.send(this.#options.events.kept(message, user.name, false));
+    // Seen by a live device: a session that lingers from now on resumes after it.
+    if (user.lingering === undefined) user.inboxSeen = { epoch, seq };
+  }
+
+  /** Messages of the inbox `log` were dropped before this instance read them: its owner is told. */
+  lost(log: string): void {
+    const owner = inboxOwner(log) ?? "";
+    const inbox = this.#kept.get(owner);
+    const user = this.#owner(owner);
+    if (inbox !== undefined && user !== undefined) {
+      user.sink.send(this.#options.events.gap(inbox, "lost"));
+    }
   }
 
   /**
-   * Sends `user` (or one device of theirs, `to`) the private messages they
-   * missed: after `seen` when given (a gap first when that cannot be
-   * exact), else every kept one.
+   * Sends `user` (or one device of theirs, `to`) their private messages:
+   * with `seen`, those after it, as news (a gap first when that cannot be
+   * exact); without, every kept one, as history.
    */
-  backlog(user: User, seen: InboxPosition | undefined, to: Sink = user.sink): void {
+  backlog(user: User, seen: SeenPosition | undefined, to: Sink = user.sink): void {
     if (!this.keeps(user)) return;
-    const inbox = this.#kept.get(nameKey(user.name));
+    const inbox = this.#kept.get(user.name);
     if (inbox === undefined) return;
     const { messages, gap } = seen === undefined
       ? { messages: inbox.recent(this.#options.size), gap: undefined }
       : inbox.backlogAfter(seen.epoch, seen.seq);
     const { events } = this.#options;
     if (gap !== undefined) to.send(events.gap(inbox, gap));
-    for (const message of messages) to.send(events.kept(message, user.name, true));
+    const replayed = seen === undefined;
+    for (const message of messages) to.send(events.kept(message, user.name, replayed));
   }
 
   /** Up to `count` of the newest kept messages between `user` and `peer`, oldest first, to `to`. */
   conversation(user: User, peer: string, count: number, to: Sink): void {
-    const inbox = this.#kept.get(nameKey(user.name));
+    const inbox = this.#kept.get(user.name);
     const { events } = this.#options;
     const between = (inbox?.recent(this.#options.size) ?? []).filter((message) =>
       sameName(message.from, peer) || sameName(message.to ?? "", peer)
@@ -142,17 +159,22 @@ export class Inboxes {
 
   /** The inbox `log` is no longer read here: what was kept of it is stale. */
   forget(log: string): void {
-    this.#kept.delete(nameKey(inboxOwner(log) ?? ""));
+    this.#kept.delete(inboxOwner(log) ?? "");
+  }
+
+  /** The local user whose account is `owner`, exactly. */
+  #owner(owner: string): User | undefined {
+    const user = this.#options.users.find(owner);
+    return user?.name === owner && user.verified ? user : undefined;
   }
 
   #inbox(owner: string): Room<never> {
-    const key = nameKey(owner);
-    let inbox = this.#kept.get(key);
+    let inbox = this.#kept.get(owner);
     if (inbox === undefined) {
       const name = inboxOf(owner);
       const epoch = this.#options.broker.log.epochOf(name);
       inbox = new Room<never>(name, { historySize: this.#options.size, epoch });
-      this.#kept.set(key, inbox);
+      this.#kept.set(owner, inbox);
     }
     return inbox;
   }

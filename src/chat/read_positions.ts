@@ -8,10 +8,11 @@
 
 import type { SeenPosition } from "../vocabulary/arguments.ts";
 
-/** What a room is, for its read position: its name and the epoch of its log. */
+/** What a room is, for its read position: its name, the epoch of its log and its newest seq. */
 export interface RoomAt {
   readonly name: string;
   readonly epoch: string;
+  readonly lastSeq: number;
 }
 
 /** Whether `position` is further than `kept` in a room whose log is in `epoch`. */
@@ -42,9 +43,11 @@ export class ReadPositions {
     for (const [name, position] of seen) {
       const room = find(name);
       if (room === undefined) continue;
-      if (isFurther(position, positions.get(room.name), room.epoch)) {
-        positions.set(room.name, position);
-      }
+      // Nobody read past the newest message: a position beyond it would hide the next ones.
+      const read = position.epoch === room.epoch && position.seq > room.lastSeq
+        ? { epoch: room.epoch, seq: room.lastSeq }
+        : position;
+      if (isFurther(read, positions.get(room.name), room.epoch)) positions.set(room.name, read);
     }
     return positions;
   }

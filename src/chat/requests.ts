@@ -39,7 +39,7 @@ import type { RoomDirectory } from "./rooms.ts";
 import type { Sessions } from "./sessions.ts";
 import type { SignIns } from "./sign_in.ts";
 import type { Talk } from "./talk.ts";
-import type { User } from "./user.ts";
+import type { Asked, User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
 
 /** Renames one user may make at once, and how fast they earn them back. */
@@ -72,12 +72,6 @@ export interface RequestsOptions {
   readonly move: (user: User, room: Room<User>) => Settled<void>;
   /** Token mode: the accounts' private conversations. */
   readonly inboxes: Inboxes;
-}
-
-/** A user's request, and the device it came from (where answers to it go). */
-export interface Asked {
-  readonly request: ClientRequest;
-  readonly from: Sink;
 }
 
 /** A request's handler: what `actor` asked, and what came of it. */
@@ -149,7 +143,7 @@ export class Requests {
    * it. An unexpected error is logged and answered to this user only.
    */
   handle(user: User, request: ClientRequest, from: Sink = user.sink): void {
-    if (!this.#options.users.has(user) || !this.#passesFloodControl(user, from)) return;
+    if (!this.#options.users.has(user) || !this.#passesFloodControl(user)) return;
     const waiting = user.waiting;
     if (waiting === undefined) return this.#dispatchSafely(user, { request, from });
     if (waiting.length < MAX_WAITING) waiting.push({ request, from });
@@ -384,10 +378,11 @@ export class Requests {
   }
 
   /**
-   * Every request draws from the user's bucket and from their address's; a
-   * warning goes to the device that sent it (`from`), a close to them all.
+   * Every request draws from the user's bucket and from their address's.
+   * An account's devices share the bucket, so its warning and its close go
+   * to every one of them.
    */
-  #passesFloodControl(user: User, from: Sink): boolean {
+  #passesFloodControl(user: User): boolean {
     const { events, metrics } = this.#options;
     const now = this.#options.now();
     // A user quiet long enough to fill their bucket again is warned again next time.
@@ -403,7 +398,7 @@ export class Requests {
       if (user.floodWarned) return false;
       user.floodWarned = true;
       log.info("User {id} is flooding; dropping messages", { id: user.id });
-      from.send(events.error("flood", "flood_warning", {}));
+      user.sink.send(events.error("flood", "flood_warning", {}));
     } else {
       log.info("Closing user {id}: kept flooding", { id: user.id });
       metrics.connectionsClosed.inc("flood");

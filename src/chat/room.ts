@@ -95,6 +95,17 @@ export class Room<M> {
   }
 
   /**
+   * Keeps a delivered message (see {@linkcode Room.append}): `seen` when it
+   * was delivered before, `conflict` when its seq is another message's (a
+   * broken promise, for the caller to tell).
+   */
+  keep(message: MessageEvent, epoch: string): "kept" | "seen" | "conflict" {
+    if (this.append(message, epoch)) return "kept";
+    const kept = this.keptAt(message.seq);
+    return kept === undefined || kept.id === message.id ? "seen" : "conflict";
+  }
+
+  /**
    * Drops the kept history, which is stale once the server stopped following
    * the room; the next message delivered starts it again.
    */

@@ -18,14 +18,14 @@ import type { ChatConfig } from "../config/mod.ts";
 import { FloodGuard } from "../limits.ts";
 import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
-import type { Place, PrivateEvent, SessionStart, Sink } from "../vocabulary/events.ts";
+import type { Place, SessionStart, Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
 import type { Gate, IdentityRefusal } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import { settle } from "./outcome.ts";
 import type { Room } from "./room.ts";
 import type { RoomDirectory } from "./rooms.ts";
-import { addDevice } from "./devices.ts";
+import { addDevice, signedInAgain } from "./devices.ts";
 import type { Inboxes } from "./inboxes.ts";
 import { Lingering } from "./lingering.ts";
 import type { User } from "./user.ts";
@@ -141,13 +141,14 @@ export class Sessions {
     // The gate let the name in: whoever holds it is this very account.
     const holder = users.find(identity.name);
     if (holder !== undefined) {
-      holder.renew(identity);
+      signedInAgain(holder, identity, this.#options.events);
       // Its rank may have changed: the other instances decide by it.
       this.#options.membership.announceName(holder);
       // A session that lingers is picked up; a live one gains a device.
       if (holder.lingering !== undefined) return this.#resume(holder, sink, start);
       // The new device alone gets the session's first events, unless it is still being welcomed.
       addDevice(holder, sink, this.#options);
+      if (start.resumable === true) holder.resumable = true;
       if (holder.started) this.#welcomes.resumed(holder, start, [], 0, sink);
       return holder;
     }
@@ -235,7 +236,8 @@ export class Sessions {
   forget(user: User): void {
     this.#lingering.forget(user);
     this.#options.gate.forget(user);
-    this.#options.inboxes.unfollow(user);
+    // A session that ended before (a stale call) leaves the inbox to whoever holds the name now.
+    if (this.#options.users.has(user)) this.#options.inboxes.unfollow(user);
   }
 
   /**
@@ -250,7 +252,7 @@ export class Sessions {
     if (user === undefined || !user.started || !proven) return undefined;
     const lingering = user.lingering;
     if (lingering === undefined) user.sink.close("replaced");
-    const privates = (lingering?.kept ?? []).map(toPrivateNote);
+    const privates = lingering?.notes() ?? [];
     log.info("User {id} ({name}) resumed on another instance", { id: user.id, name });
     this.#options.membership.exit(user, undefined);
     // The last one here gone: the room need not be read here any more.
@@ -397,7 +399,14 @@ export class Sessions {
     user.attach(sink);
     this.#options.metrics.sessionsResumed.inc();
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
-    this.#welcomes.resumed(user, start, lingering?.kept ?? [], lingering?.dropped ?? 0);
+    // A client that does not say where it stopped in its inbox stopped where the session did.
+    const privates = start.privates ?? user.inboxSeen;
+    this.#welcomes.resumed(
+      user,
+      { ...start, privates },
+      lingering?.kept ?? [],
+      lingering?.dropped ?? 0,
+    );
     return user;
   }
 
@@ -430,9 +439,4 @@ export class Sessions {
     log.info("User {id} renamed from {old} to {name}", { id: user.id, old, name });
     membership.announce(user, "rename", "renamed", { oldName: old });
   }
-}
-
-function toPrivateNote(event: PrivateEvent): Handover["privates"][number] {
-  const { id, sentAt, from, to, text } = event;
-  return { id, sentAt, from, to, text };
 }

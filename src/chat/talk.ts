@@ -195,10 +195,10 @@ export class Talk {
     const sender = actor.user;
     // The sender's own copy, for all their devices; one to yourself is kept once.
     if (sender !== undefined && !(sender === local && inboxes.keeps(sender))) {
-      const copy = { ...note, id: events.nextId() };
+      // Stored, the copy is a message of the sender's inbox, with an id of its own.
       const stored = inboxes.keeps(sender) &&
-        inboxes.publish(copy, sender.name, author) === "queued";
-      if (!stored) sender.sink.send(events.private(copy, "sent"));
+        inboxes.publish({ ...note, id: events.nextId() }, sender.name, author) === "queued";
+      if (!stored) sender.sink.send(events.private(note, "sent"));
     }
     return { ok: true, id: note.id };
   }

@@ -6,13 +6,15 @@
  */
 
 import type { Identity, Role } from "../auth/tokens.ts";
+import type { PrivateNote } from "../broker/types.ts";
 import { addressKey } from "../net/ip.ts";
 import type { Place, PrivateEvent, Sink } from "../vocabulary/events.ts";
 import type { FloodGuard, TokenBucket } from "../limits.ts";
 import { Devices } from "./devices.ts";
-import type { Asked } from "./requests.ts";
 import { ReadPositions } from "./read_positions.ts";
 import type { Room } from "./room.ts";
+import type { SeenPosition } from "../vocabulary/arguments.ts";
+import type { ClientRequest } from "../vocabulary/requests.ts";
 
 /**
  * Where a dropped session's events go while it lingers, waiting to be
@@ -41,6 +43,17 @@ export class LingeringSink implements Sink {
   }
 
   close(): void {}
+
+  /** The kept private messages, as they travel to another instance picking the session up. */
+  notes(): PrivateNote[] {
+    return this.kept.map(({ id, sentAt, from, to, text }) => ({ id, sentAt, from, to, text }));
+  }
+}
+
+/** A user's request, and the device it came from (where answers to it go). */
+export interface Asked {
+  readonly request: ClientRequest;
+  readonly from: Sink;
 }
 
 /** What a user starts with. */
@@ -64,7 +77,8 @@ export class User {
   readonly flood: FloodGuard;
   /** Secret that lets a new connection pick this session up (see `resume`). */
   readonly token: string = crypto.randomUUID();
-  readonly resumable: boolean;
+  /** Whether a client of the session can resume it (with several devices: once any can). */
+  resumable: boolean;
   /** The client's address, when known (not for users of tests)... */
   readonly address: string | undefined;
   /** ...and the key per-address limits count it under (an IPv6 address's /64). */
@@ -81,6 +95,8 @@ export class User {
   floodWarned = false;
   /** Renames left to the user, made at their first rename. */
   renames: TokenBucket | undefined;
+  /** Token mode: the newest message of the inbox a live device of the session was sent. */
+  inboxSeen: SeenPosition | undefined;
   /** Where the session stopped reading each room, as its devices said. */
   readonly read: ReadPositions = new ReadPositions();
   /** When the user last told a room (by key) that they were typing. */
@@ -119,8 +135,8 @@ export class User {
   renew(identity: Identity): void {
     this.roles.clear();
     for (const role of identity.roles) this.roles.add(role);
+    if (identity.expiresAt !== this.expiresAt) this.expiryWarned = false;
     this.expiresAt = identity.expiresAt;
-    this.expiryWarned = false;
   }
 
   /** The name others see; changed only through the chatroom so its index stays true. */

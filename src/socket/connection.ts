@@ -29,8 +29,10 @@ export const CLOSE_CODES = {
   frameTooLarge: 1009,
   /** A client that cannot keep up ("try again later"). */
   slowConsumer: 1013,
-  /** The session was resumed on another connection. */
+  /** The session was resumed on another connection... */
   replaced: 4000,
+  /** ...or the account signed in on one device too many, and this was its oldest. */
+  too_many_devices: 4000,
   /** Token mode: no valid signed token, or it expired. */
   unauthorized: 4001,
   /** A moderator removed the user (a kick or a ban). */
@@ -42,6 +44,7 @@ const CLOSE_REASONS: Readonly<Record<CloseReason, string>> = {
   shutdown: "server shutting down",
   flood: "flooding",
   replaced: "session resumed elsewhere",
+  too_many_devices: "signed in on too many devices",
   unauthorized: "sign-in token missing, refused or expired",
   removed: "removed by a moderator",
 };

@@ -9,7 +9,14 @@ import type { Chatroom } from "../../src/chat/mod.ts";
 import type { ChatAuth } from "../../src/chat/sign_in.ts";
 import type { User } from "../../src/chat/user.ts";
 import { createMetrics } from "../../src/metrics.ts";
-import { connect, createTestChatroom, FakeSink, receive, TEST_CHAT_CONFIG } from "../_fakes.ts";
+import {
+  connect,
+  createTestChatroom,
+  FakeSink,
+  NOW,
+  receive,
+  TEST_CHAT_CONFIG,
+} from "../_fakes.ts";
 
 const AUTH: ChatAuth = { tokenMode: true, expiryWarning: 60, maxDevices: 3 };
 const FAST = { ...TEST_CHAT_CONFIG.flood, rate: 1000, burst: 1000 };
@@ -148,6 +155,53 @@ Deno.test("what one device read counts as read on the others", () => {
     0,
     "another epoch's seq is not further",
   );
+  // A position past the newest message counts as the newest: the next one is still unread.
+  assertEquals(unread(phone, [["games", { epoch, seq: Number.MAX_SAFE_INTEGER }]]), 0);
+  receive(chatroom, bobUser, "four");
+  assertEquals(unread(laptop, []), 1);
+});
+
+Deno.test("the account floods as one, and every device is warned", () => {
+  const chatroom = createTestChatroom({
+    auth: AUTH,
+    config: { ...TEST_CHAT_CONFIG, flood: { ...TEST_CHAT_CONFIG.flood, rate: 0.001, burst: 3 } },
+  });
+  const phone = new FakeSink();
+  const ann = connect(chatroom, phone, { identity: identity("Ann") });
+  const laptop = device(chatroom, ann);
+  phone.take();
+  laptop.take();
+  receive(chatroom, ann, "one", phone);
+  receive(chatroom, ann, "two", laptop);
+  receive(chatroom, ann, "three", phone);
+  receive(chatroom, ann, "four", laptop);
+  const said = [
+    ["SELF", "Ann: one"],
+    ["SELF", "Ann: two"],
+    ["SELF", "Ann: three"],
+    ["SERVER", "You are sending messages too fast: slow down, they are being dropped."],
+  ];
+  assertEquals(phone.take(), said, "the other device learns why what it sends is dropped");
+  assertEquals(laptop.take(), said);
+});
+
+Deno.test("a rooms answer goes to the device that asked", () => {
+  const { chatroom, phone, ann } = withAnnAndBob();
+  const laptop = device(chatroom, ann);
+  laptop.take();
+  chatroom.handle(ann, { type: "rooms" }, laptop);
+  assertEquals(laptop.events.map((event) => event.type), ["rooms"]);
+  assertEquals(phone.take(), []);
+});
+
+Deno.test("the session stays signed in while the latest of its devices' tokens is valid", () => {
+  const chatroom = createTestChatroom({ auth: AUTH });
+  const expiring = (ms: number) => ({ identity: { ...identity("Ann"), expiresAt: NOW + ms } });
+  const ann = connect(chatroom, new FakeSink(), expiring(60_000));
+  connect(chatroom, new FakeSink(), expiring(3_600_000));
+  assertEquals(ann.expiresAt, NOW + 3_600_000);
+  connect(chatroom, new FakeSink(), expiring(30_000));
+  assertEquals(ann.expiresAt, NOW + 3_600_000, "a sooner token does not cut it short");
 });
 
 Deno.test("past max_devices the oldest device is told why and closed", () => {
@@ -159,7 +213,7 @@ Deno.test("past max_devices the oldest device is told why and closed", () => {
     "SERVER",
     "You signed in on another device, and 2 at once is the most: this one, the oldest, is closed.",
   ]]);
-  assertEquals(phone.closed, "replaced");
+  assertEquals(phone.closed, "too_many_devices");
   assertEquals(laptop.closed, undefined);
   assertEquals(ann.devices, [laptop, tablet]);
   // The closed device's end is not the session's.
@@ -172,6 +226,6 @@ Deno.test("past max_devices the oldest device is told why and closed", () => {
 Deno.test("with max_devices 1, a new device takes the session over", () => {
   const { chatroom, phone, ann } = withAnnAndBob(1);
   const laptop = device(chatroom, ann);
-  assertEquals(phone.closed, "replaced");
+  assertEquals(phone.closed, "too_many_devices");
   assertEquals(ann.devices, [laptop]);
 });

@@ -78,11 +78,11 @@ Deno.test("a private message is kept in both inboxes and replayed on connect", a
     ]);
   });
 
-  await t.step("a resume after a position replays only what came after it", () => {
+  await t.step("a start after a position brings only what came after it, as news", () => {
     const epoch = ann.sink.events.find((event) => event.type === "private")?.epoch;
     chatroom.disconnect(ann.user);
     const back = signIn(chatroom, "Ann", { privates: { epoch, seq: 1 } });
-    assertEquals(privates(back.sink.events), [["HISTORY", "PM <- Bob: what?", 2]]);
+    assertEquals(privates(back.sink.events), [["PRIVATE", "PM <- Bob: what?", 2]]);
   });
 });
 
@@ -127,12 +127,28 @@ Deno.test("an inbox keeps pm_history_size messages; a resume from before says wh
   assertEquals(privates(resumed.sink.events).length, 2);
 });
 
+Deno.test("a lingering session resumed without a position gets what it missed, once", () => {
+  const chatroom = tokenChat();
+  const ann = signIn(chatroom, "Ann", { resumable: true });
+  const bob = signIn(chatroom, "Bob");
+  pm(chatroom, bob.user, "Ann", "before");
+  chatroom.detach(ann.user, ann.sink);
+  pm(chatroom, bob.user, "Ann", "while away");
+  const back = signIn(chatroom, "Ann", { resumable: true });
+  assertEquals(privates(back.sink.events), [["PRIVATE", "PM <- Bob: while away", 2]]);
+});
+
 Deno.test("without tokens, or with pm_history_size 0, private messages are not kept", () => {
-  for (const chatroom of [tokenChat(0), tokenChat(100, { tokenMode: false, expiryWarning: 60 })]) {
+  const open = tokenChat(100, { tokenMode: false, expiryWarning: 60 });
+  const sessions = [
+    { chatroom: tokenChat(0), as: (name: string) => ({ identity: identity(name) }) },
+    { chatroom: open, as: (name: string) => ({ name }) },
+  ];
+  for (const { chatroom, as } of sessions) {
     const ann = new FakeSink();
-    const annUser = connect(chatroom, ann, { name: "Ann" });
+    const annUser = connect(chatroom, ann, as("Ann"));
     const bob = new FakeSink();
-    connect(chatroom, bob, { name: "Bob" });
+    connect(chatroom, bob, as("Bob"));
     pm(chatroom, annUser, "Bob", "psst");
     assertEquals(privates(bob.events), [["PRIVATE", "PM <- Ann: psst", undefined]]);
     ann.take();
@@ -142,4 +158,20 @@ Deno.test("without tokens, or with pm_history_size 0, private messages are not k
       ["PRIVATE", "PM -> Ann: note to self", undefined],
     ]);
   }
+});
+
+Deno.test("a look-alike account has an inbox of its own", () => {
+  const chatroom = tokenChat();
+  const alice = signIn(chatroom, "Alice");
+  const bob = signIn(chatroom, "Bob");
+  pm(chatroom, bob.user, "Alice", "for Alice only");
+  chatroom.disconnect(alice.user);
+  const other = signIn(chatroom, "ALICE");
+  assertEquals(privates(other.sink.events), []);
+  chatroom.handle(other.user, { type: "history", with: "Bob" });
+  assertEquals(other.sink.take().at(-1), ["SERVER", "No private messages with Bob kept"]);
+  pm(chatroom, other.user, "Bob", "I am someone else");
+  chatroom.disconnect(other.user);
+  const back = signIn(chatroom, "Alice");
+  assertEquals(privates(back.sink.events), [["HISTORY", "PM <- Bob: for Alice only", 1]]);
 });

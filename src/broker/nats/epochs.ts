@@ -8,8 +8,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
-import { nameKey } from "../../text/names.ts";
-import { randomId } from "../types.ts";
+import { logKey, randomId } from "../types.ts";
 import { DecodeError } from "../decode.ts";
 import { bucketKey, decodeBucketKey } from "./wire.ts";
 
@@ -36,7 +35,7 @@ export class ClusterEpochs {
 
   /** The room's epoch: the one agreed on, or a new one proposed now. */
   of(room: string): string {
-    const key = nameKey(room);
+    const key = logKey(room);
     const known = this.#epochs.get(key);
     if (known !== undefined) return known;
     const epoch = randomId();
@@ -55,7 +54,7 @@ export class ClusterEpochs {
 
   /** Forgets a removed room's epoch: a room of that name later starts a new one. */
   forget(room: string): void {
-    const key = nameKey(room);
+    const key = logKey(room);
     this.#epochs.delete(key);
     this.#options.bucket.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot forget the epoch of room {room}: {error}", { room, error });

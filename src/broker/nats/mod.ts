@@ -29,7 +29,6 @@ import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-i
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
 import type { Metrics } from "../../metrics.ts";
-import { nameKey } from "../../text/names.ts";
 import { InstanceMail } from "./control.ts";
 import { ClusterEpochs } from "./epochs.ts";
 import { clusterGauges } from "./gauges.ts";
@@ -46,7 +45,9 @@ import {
   type BrokerHandler,
   type Cluster,
   type Handover,
+  inboxOwner,
   type LocalHolder,
+  logKey,
   type NameDirectory,
   randomId,
   type Records,
@@ -322,7 +323,7 @@ export class NatsBroker implements Broker {
   }
 
   #follow(room: string): void | Promise<void> {
-    const key = nameKey(room);
+    const key = logKey(room);
     const leaving = this.#unfollowing.get(key);
     if (leaving !== undefined) {
       clearTimeout(leaving);
@@ -349,13 +350,14 @@ export class NatsBroker implements Broker {
         },
       });
       this.#feeds.set(key, feed);
-      this.#typing.follow(room);
+      // Nobody types in an inbox.
+      if (inboxOwner(room) === undefined) this.#typing.follow(room);
     }
     return feed.caughtUp ? undefined : feed.ready;
   }
 
   #unfollow(room: string): void {
-    const key = nameKey(room);
+    const key = logKey(room);
     if (!this.#feeds.has(key) || this.#unfollowing.has(key)) return;
     this.#unfollowing.set(
       key,

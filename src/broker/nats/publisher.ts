@@ -19,8 +19,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
-import { nameKey } from "../../text/names.ts";
-import type { PublishOutcome, RoomNote } from "../types.ts";
+import { logKey, type PublishOutcome, type RoomNote } from "../types.ts";
 import { changeUnits } from "../kv_layout.ts";
 import { SentBatches } from "./sent.ts";
 import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
@@ -62,7 +61,7 @@ const encoder = new TextEncoder();
  * not hold (".", "*", ">", spaces, and "%" itself) written as %XX.
  */
 export function roomToken(room: string): string {
-  return nameKey(room).replace(
+  return logKey(room).replace(
     /[.*>%\s]/gu,
     (char) => encodeURIComponent(char).replace(".", "%2E").replace("*", "%2A"),
   );

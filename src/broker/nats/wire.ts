@@ -8,7 +8,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { MAX_NAME_UNITS, nameKey } from "../../text/names.ts";
+import { MAX_NAME_UNITS } from "../../text/names.ts";
 import {
   author,
   DecodeError,
@@ -20,13 +20,14 @@ import {
   time,
   whole,
 } from "../decode.ts";
-import type {
-  KickNote,
-  KickResult,
-  ModerationRecord,
-  PrivateNote,
-  RoomNote,
-  TypingNote,
+import {
+  type KickNote,
+  type KickResult,
+  logKey,
+  type ModerationRecord,
+  type PrivateNote,
+  type RoomNote,
+  type TypingNote,
 } from "../types.ts";
 
 const log = getLogger(["chat", "cluster"]);
@@ -169,9 +170,9 @@ function readNotes(
       refused.push(error);
     }
   }
-  const key = nameKey(room);
+  const key = logKey(room);
   const others = notes.some((note) =>
-    note !== undefined && note.room !== room && nameKey(note.room) !== key
+    note !== undefined && note.room !== room && logKey(note.room) !== key
   );
   if (others) {
     throw new DecodeError("a batch holds a note of another room");

@@ -74,7 +74,7 @@ Deno.test("readPrivateNote: a text longer than any user could send is refused", 
 Deno.test("readRoomNotes: an inbox holds private messages and nothing else", () => {
   const kept = { ...note, room: "@Bob", to: "Bob" };
   const read = (notes: unknown[]) =>
-    readRoomNotes(JSON.stringify({ from: "a1", n: 1, notes }), "@bob", 100);
+    readRoomNotes(JSON.stringify({ from: "a1", n: 1, notes }), "@Bob", 100);
   const first = read([kept]).notes[0];
   assertEquals(first?.kind === "message" ? first.to : undefined, "Bob");
   const refused = [
@@ -92,6 +92,8 @@ Deno.test("readRoomNotes: an inbox holds private messages and nothing else", () 
     },
   ];
   assertEquals(read(refused).notes, [undefined, undefined, undefined, undefined]);
+  // An inbox is its account's exactly: a look-alike account's is another log.
+  assertThrows(() => read([{ ...kept, room: "@BOB", to: "BOB" }]), DecodeError);
   // A room's message says nobody it is for.
   assertEquals(
     readRoomNotes(JSON.stringify([{ ...note, to: "Bob" }]), "lobby", 100).notes,
