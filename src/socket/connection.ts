@@ -229,6 +229,11 @@ export class Connection implements Sink {
         }
         : { name, room, address, identity, resumable: true };
       if (identity === undefined && verifier !== undefined) {
+        const request = opening?.kind === "request" ? opening.request : undefined;
+        // A hello or resume that could not be read says why, rather than that it had no token.
+        if (request?.type === "invalid" && request.problem.code === "bad_request") {
+          return this.#refuse(`the first frame could not be read: ${request.problem.reason}`);
+        }
         const auth = opening?.kind === "start" ? opening.auth : undefined;
         return this.#verify(verifier, auth, start, inputs.slice(opening?.kind === "start" ? 1 : 0));
       }

@@ -304,6 +304,21 @@ Deno.test("an account signs in on several devices; past max_devices the oldest c
   });
 });
 
+Deno.test("a first frame that cannot be read says why, not that it had no token", async () => {
+  const { sign, verifier } = await signer("HS256");
+  await withServer({ verifier }, async (server) => {
+    const client = await TestClient.connect<V2Frame>(server.url, "chat.v2");
+    const auth = await sign({ sub: "Alice" });
+    client.send(JSON.stringify({ type: "resume", name: "Alice", auth, privates: { seq: -1 } }));
+    const first = await client.next();
+    assertEquals([first.code, first.text], [
+      "unauthorized",
+      'Your token was refused: the first frame could not be read: "privates" must be {"epoch", "seq"}: the last private message you saw',
+    ]);
+    assertEquals((await within(client.closed, "the close")).code, 4001);
+  });
+});
+
 Deno.test("a token's roles make a moderator; others are refused", async () => {
   const { sign, verifier } = await signer("ES256");
   await withServer({ verifier }, async (server) => {
