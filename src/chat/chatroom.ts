@@ -15,7 +15,7 @@ import { createCatalog } from "../messages.ts";
 import { createMetrics, type Metrics } from "../metrics.ts";
 import { generateName, reservedKeys } from "../text/names.ts";
 import type { Place, SessionStart, Sink } from "../vocabulary/events.ts";
-import type { ClientRequest } from "../vocabulary/requests.ts";
+import type { ClientRequest, RequestProblem } from "../vocabulary/requests.ts";
 import { Backend } from "./backend.ts";
 import { createDeliveries } from "./deliveries.ts";
 import { EventFactory } from "./event_factory.ts";
@@ -257,9 +257,16 @@ export class Chatroom {
     return ban === undefined ? undefined : { kind: "banned", ban };
   }
 
-  /** Token mode: tells a client that may not start a session why (the caller closes it). */
-  refuse(sink: Sink, reason: string): void {
-    sink.send(this.#events.error("unauthorized", "unauthorized", { reason }));
+  /**
+   * Token mode: tells a client that may not start a session why (the caller
+   * closes it): its token, or a first frame that could not be read.
+   */
+  refuse(sink: Sink, reason: string | RequestProblem): void {
+    sink.send(
+      typeof reason === "string"
+        ? this.#events.error("unauthorized", "unauthorized", { reason })
+        : this.#events.problem(reason),
+    );
   }
 
   /**

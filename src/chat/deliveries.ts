@@ -88,17 +88,9 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
     for (const user of users.all()) user.sink.send(notice);
   };
 
-  /** A private message from another instance: a signed account's is stored in its inbox first. */
+  /** A private message from another instance (a signed account's go through its inbox). */
   const deliverPrivate = (note: PrivateNote): void => {
-    const user = users.find(note.to);
-    if (user === undefined) return;
-    if (inboxes.keeps(user)) {
-      const author = { instance: broker.instance, userId: 0, name: note.from };
-      if (inboxes.publish(note, user.name, author) === "queued") return;
-      // Not storable now: shown all the same, and counted.
-      metrics.historyUnsaved.inc();
-    }
-    user.sink.send(events.private(note, "received"));
+    users.find(note.to)?.sink.send(events.private(note, "received"));
   };
 
   return {

@@ -54,9 +54,14 @@ export class Inboxes {
     this.#options = options;
   }
 
+  /** Whether signed accounts' private messages are kept: token mode, with `pm_history_size`. */
+  get enabled(): boolean {
+    return this.#options.tokenMode && this.#options.size > 0;
+  }
+
   /** Whether `user`'s private messages are kept in an inbox. */
   keeps(user: User): boolean {
-    return this.#options.tokenMode && this.#options.size > 0 && user.verified;
+    return this.enabled && user.verified;
   }
 
   /** Starts reading `user`'s inbox here; settles once what it keeps is delivered. */
@@ -71,8 +76,9 @@ export class Inboxes {
   }
 
   /**
-   * Publishes `note` to the inbox of `owner` (its sender or its target),
-   * said by `author`; the owner's devices see it once it is stored.
+   * Publishes `note` to the inbox of `owner` (its sender or its target,
+   * here or on another instance), said by `author`; the owner's devices see
+   * it once it is stored, from the instance that reads the inbox.
    */
   publish(note: PrivateNote, owner: string, author: Author): PublishOutcome {
     const { id, sentAt, text, to } = note;

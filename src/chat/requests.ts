@@ -145,7 +145,7 @@ export class Requests {
   handle(user: User, request: ClientRequest, from: Sink = user.sink): void {
     if (!this.#options.users.has(user) || !this.#passesFloodControl(user)) return;
     const waiting = user.waiting;
-    if (waiting === undefined) return this.#dispatchSafely(user, { request, from });
+    if (waiting === undefined) return this.#dispatchSafely(user, request, from);
     if (waiting.length < MAX_WAITING) waiting.push({ request, from });
     else this.#options.metrics.messagesDropped.inc("flood");
   }
@@ -216,11 +216,11 @@ export class Requests {
 
   /** Handles a request that waited, unless a newer step makes it wait again. */
   #handleInTurn(user: User, asked: Asked): void {
-    if (user.waiting === undefined) this.#dispatchSafely(user, asked);
+    if (user.waiting === undefined) this.#dispatchSafely(user, asked.request, asked.from);
     else user.waiting.push(asked);
   }
 
-  #dispatchSafely(user: User, { request, from }: Asked): void {
+  #dispatchSafely(user: User, request: ClientRequest, from: Sink): void {
     const { events, metrics } = this.#options;
     try {
       if (request.type === "invalid") {

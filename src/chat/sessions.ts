@@ -399,8 +399,9 @@ export class Sessions {
     user.attach(sink);
     this.#options.metrics.sessionsResumed.inc();
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
-    // A client that does not say where it stopped in its inbox stopped where the session did.
-    const privates = start.privates ?? user.inboxSeen;
+    // A client resuming without saying where it stopped in its inbox stopped where the session
+    // did; a fresh one (a hello) knows nothing yet.
+    const privates = start.privates ?? (start.token === undefined ? undefined : user.inboxSeen);
     this.#welcomes.resumed(
       user,
       { ...start, privates },

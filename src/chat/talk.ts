@@ -186,11 +186,12 @@ export class Talk {
       ? { instance: broker.instance, userId: 0, name: actor.name }
       : membership.author(actor.user);
     let refusal: Outcome | undefined;
-    if (remote !== undefined) refusal = this.#mail(note, remote);
-    // A signed account's copy is stored in its inbox first, and shown from there.
-    else if (local !== undefined && inboxes.keeps(local)) {
-      refusal = this.#published(inboxes.publish(note, local.name, author));
-    } else local?.sink.send(events.private(note, "received"));
+    // A signed account's copy is stored in its inbox first, wherever the account is, and shown
+    // from there by the instance that holds it: nothing rides on that instance being reachable.
+    if (local === undefined ? inboxes.enabled : inboxes.keeps(local)) {
+      refusal = this.#published(inboxes.publish(note, to, author));
+    } else if (remote !== undefined) refusal = this.#mail(note, remote);
+    else local?.sink.send(events.private(note, "received"));
     if (refusal !== undefined) return refusal;
     const sender = actor.user;
     // The sender's own copy, for all their devices; one to yourself is kept once.

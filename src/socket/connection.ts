@@ -11,7 +11,7 @@ import { getLogger } from "@logtape/logtape";
 import type { Identity, TokenVerifier } from "../auth/tokens.ts";
 import type { Chatroom, User } from "../chat/mod.ts";
 import type { ChatEvent, CloseReason, Place, SessionStart, Sink } from "../vocabulary/events.ts";
-import type { ClientRequest } from "../vocabulary/requests.ts";
+import type { ClientRequest, RequestProblem } from "../vocabulary/requests.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
 import { TokenBucket } from "../limits.ts";
@@ -232,7 +232,7 @@ export class Connection implements Sink {
         const request = opening?.kind === "request" ? opening.request : undefined;
         // A hello or resume that could not be read says why, rather than that it had no token.
         if (request?.type === "invalid" && request.problem.code === "bad_request") {
-          return this.#refuse(`the first frame could not be read: ${request.problem.reason}`);
+          return this.#refuse(request.problem);
         }
         const auth = opening?.kind === "start" ? opening.auth : undefined;
         return this.#verify(verifier, auth, start, inputs.slice(opening?.kind === "start" ? 1 : 0));
@@ -286,12 +286,15 @@ export class Connection implements Sink {
     });
   }
 
-  /** Token mode: says why the client may not start a session, and closes with 4001. */
-  #refuse(reason: string): void {
+  /**
+   * Token mode: says why the client may not start a session (its token, or
+   * a first frame that could not be read), and closes with 4001.
+   */
+  #refuse(reason: string | RequestProblem): void {
     if (this.#closing) return;
-    log.info("Refused a token from {address}: {reason}", {
+    log.info("Refused a session from {address}: {reason}", {
       address: this.#options.address,
-      reason,
+      reason: typeof reason === "string" ? reason : reason.code,
     });
     this.#options.metrics.connectionsClosed.inc("unauthorized");
     this.#chatroom.refuse(this, reason);

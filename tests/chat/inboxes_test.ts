@@ -134,8 +134,15 @@ Deno.test("a lingering session resumed without a position gets what it missed, o
   pm(chatroom, bob.user, "Ann", "before");
   chatroom.detach(ann.user, ann.sink);
   pm(chatroom, bob.user, "Ann", "while away");
-  const back = signIn(chatroom, "Ann", { resumable: true });
+  const back = signIn(chatroom, "Ann", { resumable: true, token: ann.user.token });
   assertEquals(privates(back.sink.events), [["PRIVATE", "PM <- Bob: while away", 2]]);
+  // A fresh client (a hello, no session token) knows nothing yet: it gets them all, as history.
+  chatroom.detach(ann.user, back.sink);
+  const fresh = signIn(chatroom, "Ann", { resumable: true });
+  assertEquals(privates(fresh.sink.events), [
+    ["HISTORY", "PM <- Bob: before", 1],
+    ["HISTORY", "PM <- Bob: while away", 2],
+  ]);
 });
 
 Deno.test("without tokens, or with pm_history_size 0, private messages are not kept", () => {

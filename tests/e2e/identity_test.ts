@@ -312,8 +312,8 @@ Deno.test("a first frame that cannot be read says why, not that it had no token"
     client.send(JSON.stringify({ type: "resume", name: "Alice", auth, privates: { seq: -1 } }));
     const first = await client.next();
     assertEquals([first.code, first.text], [
-      "unauthorized",
-      'Your token was refused: the first frame could not be read: "privates" must be {"epoch", "seq"}: the last private message you saw',
+      "bad_request",
+      'Bad request: "privates" must be {"epoch", "seq"}: the last private message you saw',
     ]);
     assertEquals((await within(client.closed, "the close")).code, 4001);
   });

@@ -5,6 +5,7 @@
  */
 
 import { assertEquals } from "@std/assert";
+import { delay } from "@std/async/delay";
 import { join } from "@std/path";
 import { SignJWT } from "jose";
 import { TestClient, type V2Frame } from "./_client.ts";
@@ -32,6 +33,21 @@ async function signIn(instance: ServerProcess, name: string, privates?: unknown)
   ));
   await client.waitFor((frame) => frame.type === "welcome", `${name}'s welcome`);
   return client;
+}
+
+/**
+ * Signs `name` in on `instance` once the cluster has let go of the name: an
+ * instance that has not yet seen the name's dead holder go refuses it (4001).
+ */
+async function signInOnceFree(instance: ServerProcess, name: string) {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await signIn(instance, name);
+    } catch (error) {
+      if (attempt === 10) throw error;
+      await delay(300);
+    }
+  }
 }
 
 /** The next `count` private events `client` receives. */
@@ -117,7 +133,35 @@ Deno.test({
       pm(ann, "Bob", "still there?");
       const [live] = await privates(moved, 1);
       assertEquals(live, ["Ann", "Bob", "still there?", false]);
-      await Promise.all([ann.close(), bob.close(), moved.close()]);
+
+      // NATS goes away for a moment: what Bob sends meanwhile goes out when it is back.
+      await cluster.nats.stop("SIGKILL");
+      pm(moved, "Ann", "during the outage");
+      await cluster.nats.start();
+      const late = await ann.waitFor((frame) => frame.text === "during the outage", "the late one");
+      assertEquals([late.type, late.from, late.history], ["private", "Bob", undefined]);
+
+      // Ann's instance dies just after Bob writes to her: her inbox has it, wherever she returns.
+      await a.kill();
+      pm(moved, "Ann", "while your server was down");
+      await moved.waitFor((frame) => frame.text === "while your server was down", "Bob's copy");
+      // Once every instance has seen Ann's instance go, her name is free to sign in with elsewhere.
+      await moved.waitFor(
+        (frame) => frame.type === "presence" && frame.action === "leave" && frame.from === "Ann",
+        "Ann's leaving",
+      );
+      const returned = await signInOnceFree(b, "Ann");
+      const replayed = await privates(returned, 4);
+      assertEquals(replayed.map(([, , text]) => text), [
+        "across",
+        "back",
+        "still there?",
+        "during the outage",
+      ]);
+      assertEquals(await privates(returned, 1), [
+        ["Bob", "Ann", "while your server was down", true],
+      ]);
+      await Promise.all([bob.close(), moved.close(), returned.close()]);
     } finally {
       await cluster.dispose();
     }
