@@ -362,6 +362,11 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "Your sign-in has expired: connect again with a fresh token.",
   },
+  held_elsewhere: {
+    placeholders: [],
+    text:
+      "Your account is held by another server of this chat that does not answer: try again in a few seconds.",
+  },
   too_many_devices: {
     placeholders: ["max"],
     text:

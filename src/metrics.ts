@@ -87,7 +87,8 @@ export type CloseCause =
   | "inbound_rate"
   | "unauthorized"
   | "removed"
-  | "too_many_devices";
+  | "too_many_devices"
+  | "held_elsewhere";
 /** What moderators (and the server API) did. */
 export type ModerationAction = "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow";
 /** The class of a server API answer. */
@@ -162,6 +163,7 @@ export function createMetrics(): Metrics {
           "unauthorized",
           "removed",
           "too_many_devices",
+          "held_elsewhere",
         ],
       },
     ),

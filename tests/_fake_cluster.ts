@@ -38,6 +38,11 @@ export class FakeCluster {
     return broker;
   }
 
+  /** Whether `instance` is one of the cluster's (one that is not answers nothing, as if dead). */
+  has(instance: string): boolean {
+    return this.#brokers.has(instance);
+  }
+
   /** The handler of an instance. */
   handlerOf(instance: string): BrokerHandler {
     const handler = this.#brokers.get(instance)?.handler;
@@ -124,7 +129,9 @@ class FakeBroker implements Broker {
         },
         takeOver: (name, token, holder, verified) => {
           const held = shared.names.get(nameKey(name));
-          if (held === undefined || held.instance === instance) return Promise.resolve(undefined);
+          if (held === undefined || held.instance === instance || !shared.has(held.instance)) {
+            return Promise.resolve(undefined);
+          }
           const handover = shared.handlerOf(held.instance).handOver(name, token, verified);
           if (handover !== undefined) {
             shared.names.set(nameKey(name), entry(name, { ...holder, room: handover.room }));

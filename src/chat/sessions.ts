@@ -375,19 +375,18 @@ export class Sessions {
 
   /**
    * A signed token's name is held by a session this one could not take
-   * over (another instance did not hand it over, or claimed it first):
-   * nothing else will do.
+   * over (another instance did not answer, as a dead one does until the
+   * cluster lets its names go, or claimed it first): nothing else will do
+   * now, so the client is told to try again shortly; its token is good.
    */
   #refuseVerified(user: User): void {
     log.warning("User {id} cannot have the name {name} of their token: it is held elsewhere", {
       id: user.id,
       name: user.name,
     });
-    this.#options.metrics.connectionsClosed.inc("unauthorized");
-    user.sink.send(this.#options.events.error("unauthorized", "unauthorized", {
-      reason: `the name ${user.name} is held by a session that could not be taken over`,
-    }));
-    user.sink.close("unauthorized");
+    this.#options.metrics.connectionsClosed.inc("held_elsewhere");
+    user.sink.send(this.#options.events.error("unavailable", "held_elsewhere", {}));
+    user.sink.close("retry");
     this.#options.end(user);
   }
 

@@ -27,8 +27,10 @@ export const CLOSE_CODES = {
   flood: 1008,
   /** A frame over `max_frame_bytes`. */
   frameTooLarge: 1009,
-  /** A client that cannot keep up ("try again later"). */
+  /** A client that cannot keep up ("try again later")... */
   slowConsumer: 1013,
+  /** ...or a session that cannot start now but may shortly. */
+  retry: 1013,
   /** The session was resumed on another connection... */
   replaced: 4000,
   /** ...or the account signed in on one device too many, and this was its oldest. */
@@ -44,6 +46,7 @@ const CLOSE_REASONS: Readonly<Record<CloseReason, string>> = {
   shutdown: "server shutting down",
   flood: "flooding",
   replaced: "session resumed elsewhere",
+  retry: "try again in a few seconds",
   too_many_devices: "signed in on too many devices",
   unauthorized: "sign-in token missing, refused or expired",
   removed: "removed by a moderator",

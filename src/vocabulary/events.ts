@@ -249,6 +249,8 @@ export type CloseReason =
   | "shutdown"
   /** The client kept flooding. */
   | "flood"
+  /** The session cannot start now, but may shortly: the client should try again. */
+  | "retry"
   /** Token mode: the oldest device of an account signed in on more than it may be. */
   | "too_many_devices"
   /** The session was resumed on another connection. */

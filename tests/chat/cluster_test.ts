@@ -168,6 +168,21 @@ Deno.test("a session moves to the instance its account connects to", async () =>
   }
 });
 
+Deno.test("an account held by an instance that does not answer is told to try again", async () => {
+  const { cluster, a } = twoInstances(true);
+  // Held by an instance that is gone, until the cluster lets its names go.
+  cluster.names.set("ann", { name: "Ann", room: "lobby", instance: "i9", userId: 1, rank: 0 });
+  const sink = new FakeSink();
+  connect(a, sink, { identity: { name: "Ann", roles: new Set<never>(), expiresAt: undefined } });
+  await sink.waitFor((event) => event.type === "error", "the refusal");
+  assertEquals(sink.take(), [[
+    "SERVER",
+    "Your account is held by another server of this chat that does not answer: try again in a few seconds.",
+  ]]);
+  assertEquals(sink.closed, "retry");
+  assertEquals(a.size, 0);
+});
+
 Deno.test("a seq the room already holds for another message: said, counted, never dropped", async () => {
   const cluster = new FakeCluster();
   const metrics = createMetrics();
