@@ -153,7 +153,6 @@ function connect(start) {
   state.socket = socket;
   state.ready = false;
   socket.addEventListener("open", () => {
-    state.attempt = 0;
     setStatus("Connected");
     state.sentAuth = start.auth;
     socket.send(JSON.stringify(start));
@@ -234,6 +233,8 @@ function requestRooms() {
 function handle(event) {
   switch (event.type) {
     case "welcome":
+      // Back-off starts again once a session is under way, not when a socket merely opens.
+      state.attempt = 0;
       state.ready = true;
       state.refreshing = undefined;
       state.name = event.name;

@@ -362,10 +362,10 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "Your sign-in has expired: connect again with a fresh token.",
   },
-  held_elsewhere: {
+  sign_in_later: {
     placeholders: [],
     text:
-      "Your account is held by another server of this chat that does not answer: try again in a few seconds.",
+      "Your account cannot be signed in here yet: another server of this chat holds it and does not answer, or the servers cannot reach each other. Try again in a few seconds.",
   },
   too_many_devices: {
     placeholders: ["max"],

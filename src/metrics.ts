@@ -88,7 +88,7 @@ export type CloseCause =
   | "unauthorized"
   | "removed"
   | "too_many_devices"
-  | "held_elsewhere";
+  | "try_again";
 /** What moderators (and the server API) did. */
 export type ModerationAction = "kick" | "mute" | "unmute" | "ban" | "unban" | "topic" | "slow";
 /** The class of a server API answer. */
@@ -163,7 +163,7 @@ export function createMetrics(): Metrics {
           "unauthorized",
           "removed",
           "too_many_devices",
-          "held_elsewhere",
+          "try_again",
         ],
       },
     ),

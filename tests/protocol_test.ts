@@ -108,6 +108,7 @@ Deno.test("v2 decodes every request", () => {
           epoch: "e1",
           lastSeq: 4,
           resumable: true,
+          resuming: true,
         },
       },
     ],
@@ -115,7 +116,14 @@ Deno.test("v2 decodes every request", () => {
       { type: "resume", name: "Ann", token: "t", rooms: { games: 4 } },
       {
         kind: "start",
-        start: { name: "Ann", token: "t", room: "games", lastSeq: 4, resumable: true },
+        start: {
+          name: "Ann",
+          token: "t",
+          room: "games",
+          lastSeq: 4,
+          resumable: true,
+          resuming: true,
+        },
       },
     ],
     [
@@ -128,6 +136,7 @@ Deno.test("v2 decodes every request", () => {
           room: undefined,
           lastSeq: undefined,
           resumable: true,
+          resuming: true,
         },
       },
     ],

@@ -1,10 +1,11 @@
 /**
  * Token mode: each account's private conversations, kept like a room's
- * history. A private message is published to the inbox log of its sender
- * and of its target (each by the instance where that account is), numbered
- * and stored there by the broker, and shown to the account's devices when
- * the broker delivers it back: stored before anyone sees it, replayed on
- * connect after the position the client gives, with the gap rules of rooms.
+ * history. The sender's instance publishes a private message to the inbox
+ * log of its sender and of its target, wherever the target is; the broker
+ * numbers and stores it, and the instance reading the inbox (the one where
+ * its account is) shows it to the account's devices when it is delivered:
+ * stored before anyone sees it, replayed on connect after the position the
+ * client gives, with the gap rules of rooms.
  *
  * @module
  */
@@ -142,7 +143,11 @@ export class Inboxes {
   backlog(user: User, seen: SeenPosition | undefined, to: Sink = user.sink): void {
     if (!this.keeps(user)) return;
     const inbox = this.#kept.get(user.name);
-    if (inbox === undefined) return;
+    // Nothing kept yet: whatever comes next is news to a session that resumes.
+    if (inbox === undefined) {
+      user.inboxSeen = { seq: 0 };
+      return;
+    }
     const { messages, gap } = seen === undefined
       ? { messages: inbox.recent(this.#options.size), gap: undefined }
       : inbox.backlogAfter(seen.epoch, seen.seq);
@@ -150,6 +155,7 @@ export class Inboxes {
     if (gap !== undefined) to.send(events.gap(inbox, gap));
     const replayed = seen === undefined;
     for (const message of messages) to.send(events.kept(message, user.name, replayed));
+    user.inboxSeen = { epoch: inbox.epoch, seq: inbox.lastSeq };
   }
 
   /** Up to `count` of the newest kept messages between `user` and `peer`, oldest first, to `to`. */

@@ -384,8 +384,8 @@ export class Sessions {
       id: user.id,
       name: user.name,
     });
-    this.#options.metrics.connectionsClosed.inc("held_elsewhere");
-    user.sink.send(this.#options.events.error("unavailable", "held_elsewhere", {}));
+    this.#options.metrics.connectionsClosed.inc("try_again");
+    user.sink.send(this.#options.events.error("unavailable", "sign_in_later", {}));
     user.sink.close("retry");
     this.#options.end(user);
   }
@@ -400,7 +400,7 @@ export class Sessions {
     log.info("User {id} ({name}) resumed", { id: user.id, name: user.name });
     // A client resuming without saying where it stopped in its inbox stopped where the session
     // did; a fresh one (a hello) knows nothing yet.
-    const privates = start.privates ?? (start.token === undefined ? undefined : user.inboxSeen);
+    const privates = start.privates ?? (start.resuming ? user.inboxSeen : undefined);
     this.#welcomes.resumed(
       user,
       { ...start, privates },

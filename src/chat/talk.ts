@@ -197,8 +197,11 @@ export class Talk {
     // The sender's own copy, for all their devices; one to yourself is kept once.
     if (sender !== undefined && !(sender === local && inboxes.keeps(sender))) {
       // Stored, the copy is a message of the sender's inbox, with an id of its own.
-      const stored = inboxes.keeps(sender) &&
+      const keeps = inboxes.keeps(sender);
+      const stored = keeps &&
         inboxes.publish({ ...note, id: events.nextId() }, sender.name, author) === "queued";
+      // Not storable now (the outbox just filled): shown all the same, and counted.
+      if (keeps && !stored) this.#options.metrics.historyUnsaved.inc();
       if (!stored) sender.sink.send(events.private(note, "sent"));
     }
     return { ok: true, id: note.id };

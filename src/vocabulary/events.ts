@@ -307,6 +307,8 @@ export interface SessionStart {
   readonly privates?: { readonly epoch?: string; readonly seq: number };
   /** Whether the client can resume: its session then lingers when the connection drops. */
   readonly resumable?: boolean;
+  /** Whether the client asked to go on where it was (a v2 `resume`), rather than to begin. */
+  readonly resuming?: boolean;
   /** The client's address: flood control and room creation are also counted per address. */
   readonly address?: string;
   /** Token mode: who the client's signed token says it is; the name is then that. */

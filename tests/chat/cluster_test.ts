@@ -177,7 +177,7 @@ Deno.test("an account held by an instance that does not answer is told to try ag
   await sink.waitFor((event) => event.type === "error", "the refusal");
   assertEquals(sink.take(), [[
     "SERVER",
-    "Your account is held by another server of this chat that does not answer: try again in a few seconds.",
+    "Your account cannot be signed in here yet: another server of this chat holds it and does not answer, or the servers cannot reach each other. Try again in a few seconds.",
   ]]);
   assertEquals(sink.closed, "retry");
   assertEquals(a.size, 0);

@@ -134,15 +134,30 @@ Deno.test("a lingering session resumed without a position gets what it missed, o
   pm(chatroom, bob.user, "Ann", "before");
   chatroom.detach(ann.user, ann.sink);
   pm(chatroom, bob.user, "Ann", "while away");
-  const back = signIn(chatroom, "Ann", { resumable: true, token: ann.user.token });
+  const resume = { resumable: true, resuming: true };
+  const back = signIn(chatroom, "Ann", resume);
   assertEquals(privates(back.sink.events), [["PRIVATE", "PM <- Bob: while away", 2]]);
-  // A fresh client (a hello, no session token) knows nothing yet: it gets them all, as history.
+  // Resumed again at once: nothing new, so nothing comes twice.
   chatroom.detach(ann.user, back.sink);
+  const again = signIn(chatroom, "Ann", resume);
+  assertEquals(privates(again.sink.events), []);
+  // A fresh client (a hello) knows nothing yet: it gets them all, as history.
+  chatroom.detach(ann.user, again.sink);
   const fresh = signIn(chatroom, "Ann", { resumable: true });
   assertEquals(privates(fresh.sink.events), [
     ["HISTORY", "PM <- Bob: before", 1],
     ["HISTORY", "PM <- Bob: while away", 2],
   ]);
+});
+
+Deno.test("a session that had no private message yet gets what came while it lingered, as news", () => {
+  const chatroom = tokenChat();
+  const ann = signIn(chatroom, "Ann", { resumable: true });
+  const bob = signIn(chatroom, "Bob");
+  chatroom.detach(ann.user, ann.sink);
+  pm(chatroom, bob.user, "Ann", "first ever");
+  const back = signIn(chatroom, "Ann", { resumable: true, resuming: true });
+  assertEquals(privates(back.sink.events), [["PRIVATE", "PM <- Bob: first ever", 1]]);
 });
 
 Deno.test("without tokens, or with pm_history_size 0, private messages are not kept", () => {

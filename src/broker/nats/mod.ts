@@ -12,8 +12,9 @@
  * - Each room's epoch is in a second bucket, so all instances agree on it.
  * - Bans, mutes and room settings are in a third, watched by every instance
  *   (see `records.ts`).
- * - Private messages, kicks and session handovers go straight to the
- *   target's instance over core NATS.
+ * - Kicks, session handovers and open mode's private messages go straight
+ *   to the target's instance over core NATS (token mode's are stored in
+ *   the target's inbox, a log of the stream).
  * - When an instance stops sending heartbeats, the survivors say goodbye for
  *   its users (each goodbye delivered once) and release their names.
  *
