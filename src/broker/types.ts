@@ -10,6 +10,7 @@
  */
 
 import { nameKey } from "../text/names.ts";
+import type { SeenPosition } from "../vocabulary/arguments.ts";
 import type { MessageChange } from "../vocabulary/events.ts";
 
 /** Who did something: the instance, the user's id there, and the name they had. */
@@ -143,6 +144,8 @@ export interface Handover {
   readonly room: string;
   /** Private messages kept for it while it lingered, oldest first. */
   readonly privates: readonly PrivateNote[];
+  /** Where its devices said they stopped reading each room, by room name. */
+  readonly read?: ReadonlyMap<string, SeenPosition>;
 }
 
 /**

@@ -27,6 +27,11 @@ function isFurther(position: SeenPosition, kept: SeenPosition | undefined, epoch
 export class ReadPositions {
   readonly #positions = new Map<string, SeenPosition>();
 
+  /** The positions kept, by room name: what a session moving to another instance takes along. */
+  get all(): ReadonlyMap<string, SeenPosition> {
+    return this.#positions;
+  }
+
   /**
    * Takes the positions a device reports (`seen`, by room name as it spelt
    * it) where they are further than the ones kept, forgets rooms that are

@@ -260,7 +260,7 @@ export class Sessions {
     this.forget(user);
     // The name moves with the session: the other instance holds it now.
     this.#options.users.remove(user);
-    return { room: user.room.name, privates };
+    return { room: user.room.name, privates, read: user.read.all };
   }
 
   /**
@@ -416,6 +416,8 @@ export class Sessions {
     const opened = membership.open(handover.room, { user, address: user.address });
     const room = typeof opened === "object" ? opened : rooms.lobby;
     user.room = room;
+    // What its devices read comes along, for the rooms this instance knows.
+    if (handover.read !== undefined) user.read.merge(handover.read, (name) => rooms.find(name));
     this.#options.after(user, this.#follow(user), () => {
       if (!this.#options.users.has(user)) return;
       user.started = true;

@@ -168,6 +168,31 @@ Deno.test("a session moves to the instance its account connects to", async () =>
   }
 });
 
+Deno.test("what an account read comes along when its session moves to another instance", async () => {
+  const { a, b } = twoInstances(true);
+  const identity = { name: "Ann", roles: new Set<never>(), expiresAt: undefined };
+  const bob = await userOn(a, "Bob");
+  await answers({ chatroom: a, ...bob }, "!join games", ["You are now in games with: Bob"]);
+  for (const text of ["one", "two", "three"]) receive(a, bob.user, text);
+  const said = bob.sink.events.findLast((event) => event.type === "message");
+  const epoch = said?.type === "message" ? said.epoch : undefined;
+  const phone = new FakeSink();
+  const ann = connect(a, phone, { identity, resumable: true });
+  await phone.waitFor(isWelcome, "Ann's welcome");
+  a.handle(ann, { type: "rooms", seen: new Map([["games", { epoch, seq: 2 }]]) });
+  await phone.waitFor((event) => event.type === "rooms", "the rooms on the phone");
+  const laptop = new FakeSink();
+  const moved = connect(b, laptop, { identity, resumable: true });
+  await laptop.waitFor(isWelcome, "the welcome back");
+  laptop.take();
+  b.handle(moved, { type: "rooms", seen: new Map() });
+  const listed = await laptop.waitFor((event) => event.type === "rooms", "the rooms");
+  const games = listed.type === "rooms"
+    ? listed.rooms.find((room) => room.name === "games")
+    : undefined;
+  assertEquals(games?.unread, 1, "read on the phone, read on the laptop, on another instance");
+});
+
 Deno.test("an account held by an instance that does not answer is told to try again", async () => {
   const { cluster, a } = twoInstances(true);
   // Held by an instance that is gone, until the cluster lets its names go.

@@ -122,7 +122,9 @@ export class InstanceMail implements Mail {
         { timeout: REPLY_TIMEOUT_MS },
       );
       const reply = readTakeoverReply(answer.string(), this.#options.maxText);
-      return reply.ok ? { room: reply.room, privates: reply.privates } : undefined;
+      return reply.ok
+        ? { room: reply.room, privates: reply.privates, read: reply.read }
+        : undefined;
     } catch (error) {
       log.warning("Instance {instance} did not hand {name} over: {error}", {
         instance,
@@ -151,9 +153,12 @@ export class InstanceMail implements Mail {
       const handover = handler.handOver(name, token, verified);
       if (handover !== undefined) this.#options.handedOver(name);
       return JSON.stringify(
-        handover === undefined
-          ? { ok: false }
-          : { ok: true, room: handover.room, privates: handover.privates },
+        handover === undefined ? { ok: false } : {
+          ok: true,
+          room: handover.room,
+          privates: handover.privates,
+          read: Object.fromEntries(handover.read ?? []),
+        },
       );
     }, JSON.stringify({ ok: false }));
   }

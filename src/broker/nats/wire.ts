@@ -9,6 +9,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { MAX_NAME_UNITS } from "../../text/names.ts";
+import { seen, type SeenPosition } from "../../vocabulary/arguments.ts";
 import {
   author,
   DecodeError,
@@ -111,7 +112,12 @@ export interface TakeoverRequest {
 
 /** The answer to a {@linkcode TakeoverRequest}: where the session was, or a refusal. */
 export type TakeoverReply =
-  | { readonly ok: true; readonly room: string; readonly privates: readonly PrivateNote[] }
+  | {
+    readonly ok: true;
+    readonly room: string;
+    readonly privates: readonly PrivateNote[];
+    readonly read?: ReadonlyMap<string, SeenPosition>;
+  }
   | { readonly ok: false };
 
 function parse(data: string): unknown {
@@ -272,9 +278,14 @@ export function readTakeoverReply(data: string, maxText: number): TakeoverReply 
   if (record.ok !== true) return { ok: false };
   const privates = record.privates;
   if (!Array.isArray(privates)) throw new DecodeError('a takeover reply needs a list "privates"');
+  const read = record.read === undefined ? undefined : seen().fromJson(record.read);
+  if (record.read !== undefined && read === undefined) {
+    throw new DecodeError('a takeover reply\'s "read" must map rooms to {"epoch", "seq"}');
+  }
   return {
     ok: true,
     room: text(record, "room", "a takeover reply", 256),
     privates: privates.map((value) => privateNote(value, maxText)),
+    read,
   };
 }

@@ -1,6 +1,10 @@
 import { assertEquals, assertThrows } from "@std/assert";
 import { DecodeError } from "../../../src/broker/decode.ts";
-import { readPrivateNote, readRoomNotes } from "../../../src/broker/nats/wire.ts";
+import {
+  readPrivateNote,
+  readRoomNotes,
+  readTakeoverReply,
+} from "../../../src/broker/nats/wire.ts";
 
 const note = {
   kind: "message",
@@ -98,5 +102,19 @@ Deno.test("readRoomNotes: an inbox holds private messages and nothing else", () 
   assertEquals(
     readRoomNotes(JSON.stringify([{ ...note, to: "Bob" }]), "lobby", 100).notes,
     [undefined],
+  );
+});
+
+Deno.test("readTakeoverReply: what the session read comes along, checked", () => {
+  const reply = { ok: true, room: "lobby", privates: [] };
+  const read = readTakeoverReply(
+    JSON.stringify({ ...reply, read: { games: { epoch: "e1", seq: 2 } } }),
+    100,
+  );
+  assertEquals(read.ok ? [...(read.read ?? [])] : [], [["games", { epoch: "e1", seq: 2 }]]);
+  assertEquals(readTakeoverReply(JSON.stringify(reply), 100), { ...reply, read: undefined });
+  assertThrows(
+    () => readTakeoverReply(JSON.stringify({ ...reply, read: { games: { seq: -1 } } }), 100),
+    DecodeError,
   );
 });
