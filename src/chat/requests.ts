@@ -143,7 +143,10 @@ export class Requests {
    * it. An unexpected error is logged and answered to this user only.
    */
   handle(user: User, request: ClientRequest, from: Sink = user.sink): void {
-    if (!this.#options.users.has(user) || !this.#passesFloodControl(user)) return;
+    if (!this.#options.users.has(user)) return;
+    // A device no longer the session's (closed for too many, its close not done) speaks for nobody.
+    if (from !== user.sink && !user.devices.includes(from)) return;
+    if (!this.#passesFloodControl(user)) return;
     const waiting = user.waiting;
     if (waiting === undefined) return this.#dispatchSafely(user, request, from);
     if (waiting.length < MAX_WAITING) waiting.push({ request, from });

@@ -216,6 +216,10 @@ Deno.test("past max_devices the oldest device is told why and closed", () => {
   assertEquals(phone.closed, "too_many_devices");
   assertEquals(laptop.closed, undefined);
   assertEquals(ann.devices, [laptop, tablet]);
+  // A closed device that keeps sending (its close not yet done) speaks for nobody.
+  laptop.take();
+  receive(chatroom, ann, "from the closed phone", phone);
+  assertEquals([phone.take(), laptop.take(), bob.take()], [[], [], []]);
   // The closed device's end is not the session's.
   chatroom.detach(ann, phone);
   assertEquals(ann.devices, [laptop, tablet]);
