@@ -38,17 +38,15 @@ export class Devices implements Sink {
 }
 
 /**
- * The account holding `user`'s session signed in again, with `identity`:
- * its roles are the newest token's (every device is told of a change), and
- * the session stays signed in while the latest of its tokens is valid.
+ * The account holding `user`'s session signed in again, with `identity`.
+ * Its devices share one sign-in, and the newest token says what it is, as
+ * a refresh does: its roles (every device is told of a change) and its
+ * expiry. Keeping an older token's later expiry would let a short-lived
+ * token's roles outlive it.
  */
 export function signedInAgain(user: User, identity: Identity, events: EventFactory): void {
   const before = rank(user.roles);
-  const { expiresAt } = identity;
-  const later = user.expiresAt === undefined || expiresAt === undefined
-    ? undefined
-    : Math.max(user.expiresAt, expiresAt);
-  user.renew({ ...identity, expiresAt: later });
+  user.renew(identity);
   const now = rank(user.roles);
   if (now !== before) user.sink.send({ ...events.system("refreshed", {}), rank: now });
 }

@@ -6,6 +6,7 @@
 
 import { assertEquals, assertStrictEquals } from "@std/assert";
 import type { Chatroom } from "../../src/chat/mod.ts";
+import { rank, type Role } from "../../src/auth/tokens.ts";
 import type { ChatAuth } from "../../src/chat/sign_in.ts";
 import type { User } from "../../src/chat/user.ts";
 import { createMetrics } from "../../src/metrics.ts";
@@ -194,14 +195,20 @@ Deno.test("a rooms answer goes to the device that asked", () => {
   assertEquals(phone.take(), []);
 });
 
-Deno.test("the session stays signed in while the latest of its devices' tokens is valid", () => {
+Deno.test("the newest token says what the session may do, and until when", () => {
   const chatroom = createTestChatroom({ auth: AUTH });
-  const expiring = (ms: number) => ({ identity: { ...identity("Ann"), expiresAt: NOW + ms } });
-  const ann = connect(chatroom, new FakeSink(), expiring(60_000));
-  connect(chatroom, new FakeSink(), expiring(3_600_000));
-  assertEquals(ann.expiresAt, NOW + 3_600_000);
-  connect(chatroom, new FakeSink(), expiring(30_000));
-  assertEquals(ann.expiresAt, NOW + 3_600_000, "a sooner token does not cut it short");
+  const token = (ms: number, roles: Role[] = []) => ({
+    identity: { name: "Ann", roles: new Set(roles), expiresAt: NOW + ms },
+  });
+  const laptop = new FakeSink();
+  const ann = connect(chatroom, laptop, token(3_600_000));
+  laptop.take();
+  // A short-lived moderator token: its roles last only as long as it does.
+  connect(chatroom, new FakeSink(), token(60_000, ["moderator"]));
+  assertEquals([rank(ann.roles), ann.expiresAt], [1, NOW + 60_000]);
+  assertEquals(laptop.take(), [["SERVER", "Your sign-in is renewed."]]);
+  connect(chatroom, new FakeSink(), token(3_600_000));
+  assertEquals([rank(ann.roles), ann.expiresAt], [0, NOW + 3_600_000]);
 });
 
 Deno.test("past max_devices the oldest device is told why and closed", () => {
