@@ -9,7 +9,7 @@
 
 import type { ChatEvent, MessageEvent, SessionStart } from "../vocabulary/events.ts";
 import { COMMANDS } from "../vocabulary/commands.ts";
-import type { Arg } from "../vocabulary/arguments.ts";
+import { type Arg, readPosition, type SeenPosition } from "../vocabulary/arguments.ts";
 import {
   type ClientRequest,
   isRequestType,
@@ -147,14 +147,10 @@ function needs(type: string, field: string): V2Input {
 }
 
 /** Reads `privates` of `resume`: the last private message seen, `{"epoch", "seq"}`. */
-function decodePrivates(value: unknown): { epoch?: string; seq: number } | string | undefined {
+function decodePrivates(value: unknown): SeenPosition | string | undefined {
   if (value === undefined) return undefined;
-  const problem = '"privates" must be {"epoch", "seq"}: the last private message you saw';
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return problem;
-  const { epoch, seq } = value as Fields;
-  if (epoch !== undefined && typeof epoch !== "string") return problem;
-  if (!Number.isSafeInteger(seq) || (seq as number) < 0) return problem;
-  return { epoch, seq: seq as number };
+  return readPosition(value) ??
+    '"privates" must be {"epoch", "seq"}: the last private message you saw';
 }
 
 /**

@@ -253,7 +253,8 @@ export interface SeenPosition {
 /** Most rooms one `seen` may give positions for. */
 export const MAX_SEEN_ROOMS = 1000;
 
-function position(value: unknown): SeenPosition | undefined {
+/** A position as JSON, `{"epoch", "seq"}`, checked (the epoch bounded), or `undefined`. */
+export function readPosition(value: unknown): SeenPosition | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return undefined;
   const { epoch, seq } = value as Record<string, unknown>;
   if (epoch !== undefined && (typeof epoch !== "string" || epoch.length > MAX_NAME_UNITS)) {
@@ -276,7 +277,7 @@ export function seen(): Arg<ReadonlyMap<string, SeenPosition>, true> {
       if (entries.length > MAX_SEEN_ROOMS) return undefined;
       const positions = new Map<string, SeenPosition>();
       for (const [room, at] of entries) {
-        const read = position(at);
+        const read = readPosition(at);
         if (read === undefined || room.length > MAX_NAME_UNITS) return undefined;
         positions.set(room, read);
       }

@@ -9,6 +9,7 @@
  */
 
 import type { Identity } from "../auth/tokens.ts";
+import type { SeenPosition } from "./arguments.ts";
 
 /** Who an event is from, as the original text protocol names it. */
 export type Origin = "SERVER" | "USER" | "SELF" | "PRIVATE" | "HISTORY";
@@ -304,7 +305,7 @@ export interface SessionStart {
   readonly epoch?: string;
   readonly lastSeq?: number;
   /** Token mode: the position of the last private message seen, in the account's inbox. */
-  readonly privates?: { readonly epoch?: string; readonly seq: number };
+  readonly privates?: SeenPosition;
   /** Whether the client can resume: its session then lingers when the connection drops. */
   readonly resumable?: boolean;
   /** Whether the client asked to go on where it was (a v2 `resume`), rather than to begin. */
