@@ -17,7 +17,7 @@ import type {
   Broker,
   PrivateNote,
   PublishOutcome,
-  RemoteUser,
+  Sent,
   Settled,
 } from "../broker/types.ts";
 import type { ChatConfig } from "../config/mod.ts";
@@ -150,14 +150,7 @@ export class Talk {
       text,
       emote: request.type === "me",
     });
-    switch (outcome) {
-      case "queued":
-        return { ok: true, id };
-      case "busy":
-        return this.#fail("unavailable", "not_sent", {});
-      case "too_large":
-        return this.#fail("too_large", "too_long", {});
-    }
+    return this.#notSent(outcome) ?? { ok: true, id };
   }
 
   pm(actor: Actor, request: RequestOf<"pm">): Outcome {
@@ -189,9 +182,10 @@ export class Talk {
     // A signed account's copy is stored in its inbox first, wherever the account is, and shown
     // from there by the instance that holds it: nothing rides on that instance being reachable.
     if (local === undefined ? inboxes.enabled : inboxes.keeps(local)) {
-      refusal = this.#published(inboxes.publish(note, to, author));
-    } else if (remote !== undefined) refusal = this.#mail(note, remote);
-    else local?.sink.send(events.private(note, "received"));
+      refusal = this.#notSent(inboxes.publish(note, to, author));
+    } else if (remote !== undefined) {
+      refusal = this.#notSent(this.#options.broker.cluster?.mail.sendPrivate(note, remote));
+    } else local?.sink.send(events.private(note, "received"));
     if (refusal !== undefined) return refusal;
     const sender = actor.user;
     // The sender's own copy, for all their devices; one to yourself is kept once.
@@ -207,18 +201,15 @@ export class Talk {
     return { ok: true, id: note.id };
   }
 
-  /** Sends a private message to the instance of its target; says why not when it cannot go. */
-  #mail(note: PrivateNote, to: RemoteUser): Outcome | undefined {
-    const sent = this.#options.broker.cluster?.mail.sendPrivate(note, to);
-    if (sent === "too_large") return this.#fail("too_large", "too_long", {});
-    if (sent === "unavailable") return this.#fail("unavailable", "not_sent", {});
-    return undefined;
-  }
-
-  /** Why a private message could not be stored, or `undefined` once it is queued. */
-  #published(outcome: PublishOutcome): Outcome | undefined {
+  /**
+   * What the sender is told when what they said could not go out (published
+   * to a log, or sent straight to another instance), or `undefined` when it did.
+   */
+  #notSent(outcome: PublishOutcome | Sent | undefined): Outcome | undefined {
     if (outcome === "too_large") return this.#fail("too_large", "too_long", {});
-    if (outcome === "busy") return this.#fail("unavailable", "not_sent", {});
+    if (outcome === "busy" || outcome === "unavailable") {
+      return this.#fail("unavailable", "not_sent", {});
+    }
     return undefined;
   }
 
@@ -333,19 +324,15 @@ export class Talk {
       emote: message.emote,
       change: { target: message.id, action, author: message.from },
     });
-    switch (outcome) {
-      case "queued":
-        // Users see the change itself; the server API is told in words.
-        return actor.user === undefined
-          ? { ok: true, id, done: `message ${message.id} of ${message.from} removed` }
-          : { ok: true, id };
-      case "busy":
-        room.removing(message.id, false);
-        return this.#fail("unavailable", "not_sent", {});
-      case "too_large":
-        room.removing(message.id, false);
-        return this.#fail("too_large", "too_long", {});
+    const refusal = this.#notSent(outcome);
+    if (refusal !== undefined) {
+      room.removing(message.id, false);
+      return refusal;
     }
+    // Users see the change itself; the server API is told in words.
+    return actor.user === undefined
+      ? { ok: true, id, done: `message ${message.id} of ${message.from} removed` }
+      : { ok: true, id };
   }
 
   /**
