@@ -150,6 +150,7 @@ async function serve(config: Config, options: { dev: boolean; repair: boolean })
     descriptors: descriptors?.current,
     admission,
     verifier,
+    cluster: "cluster" in broker ? broker.cluster : undefined,
     apiKeys: config.server.apiKeys,
   });
   let server = listen(config, handler, tls);

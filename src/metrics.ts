@@ -116,6 +116,7 @@ export interface Metrics {
   readonly clusterRefused: Counter;
   readonly clusterOversized: Counter;
   readonly clusterLost: Counter;
+  readonly clusterRelaysLost: Counter;
   readonly clusterNotesReceived: Counter;
   readonly presenceSuppressed: Counter;
   readonly roomsReclaimed: Counter;
@@ -227,6 +228,10 @@ export function createMetrics(): Metrics {
     clusterLost: new Counter(
       "chat_cluster_lost_total",
       "Stream messages of rooms read here that NATS dropped before they were read (kept_per_room).",
+    ),
+    clusterRelaysLost: new Counter(
+      "chat_cluster_relays_lost_total",
+      "Devices relayed to or from another instance whose link was lost (each closed with 1013).",
     ),
     presenceSuppressed: new Counter(
       "chat_presence_suppressed_total",

@@ -147,6 +147,8 @@ class FakeBroker implements Broker {
         kick: (note, to) => Promise.resolve(shared.handlerOf(to.instance).deliverKick(note)),
         rankOf: (to) => Promise.resolve(shared.handlerOf(to.instance).rankOf(to.name)),
       },
+      // Devices on other instances are relayed over sockets: the e2e cluster tests cover them.
+      relay: { open: () => Promise.resolve(undefined), serve: () => {} },
     };
   }
 

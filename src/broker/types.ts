@@ -355,10 +355,53 @@ export interface Mail {
   rankOf(to: RemoteUser): Promise<number | undefined>;
 }
 
+/**
+ * What the instance of a device tells the instance holding its account's
+ * session, asking it to take the device: the socket's part of a connection.
+ */
+export interface DeviceOpening {
+  /** The account, exactly as signed. */
+  readonly name: string;
+  readonly protocol: "v1" | "v2";
+  /** The client's address. */
+  readonly address?: string;
+  /** The upgrade's `?room=`. */
+  readonly room?: string;
+  /** The upgrade's `?token=`, checked again there; otherwise the first frame holds it. */
+  readonly token?: string;
+}
+
+/** One end of a relayed device: what the other end sends arrives here. */
+export interface DeviceEnd {
+  /** A frame from the other end (a binary one as an empty buffer: its bytes are never read). */
+  frame(data: string | ArrayBuffer): void;
+  /** The other end closed with `code`, or the link was lost. */
+  ended(code: number, reason: string): void;
+}
+
+/** The way to the other end of a relayed device. */
+export interface DeviceLink {
+  send(data: string | ArrayBuffer): void;
+  close(code: number, reason: string): void;
+}
+
+/** Devices of one account on different instances, each relayed to the session's. */
+export interface Relay {
+  /**
+   * The device's side: asks `instance` to take a device of the account
+   * `opening.name`; the link once it has, `undefined` when it will not (the
+   * session is not live there) or does not answer.
+   */
+  open(instance: string, opening: DeviceOpening, end: DeviceEnd): Promise<DeviceLink | undefined>;
+  /** The session's side: how a device is taken (its end), or refused (`undefined`). */
+  serve(take: (opening: DeviceOpening, link: DeviceLink) => Settled<DeviceEnd | undefined>): void;
+}
+
 /** The other instances, in a cluster. */
 export interface Cluster {
   readonly names: NameDirectory;
   readonly mail: Mail;
+  readonly relay: Relay;
 }
 
 /** The link between the chatroom and the rooms' logs, the records and the other instances. */

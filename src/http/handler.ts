@@ -17,6 +17,8 @@ import type { Chatroom } from "../chat/mod.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
 import type { Place } from "../vocabulary/events.ts";
 import { serveChatSocket } from "../socket/connection.ts";
+import { deviceRelay, serveRelayedDevices } from "../socket/relay.ts";
+import type { Cluster } from "../broker/types.ts";
 import { createMetrics, type Metrics, renderMetrics } from "../metrics.ts";
 import { Outbox } from "../socket/outbox.ts";
 import { V2_PROTOCOL } from "../protocol/v2.ts";
@@ -50,6 +52,8 @@ export interface HandlerOptions {
   admission?: Admission;
   /** Token mode: what checks signed tokens. */
   verifier?: TokenVerifier;
+  /** The other instances, in a cluster: an account's devices on them are relayed to its session. */
+  cluster?: Cluster;
   /** Keys of the server API; none turns it off. */
   apiKeys?: readonly string[];
   /** Milliseconds an API request's body may take to arrive (10 s by default). */
@@ -81,8 +85,13 @@ export function createHandler(options: HandlerOptions): Handler {
     verifier,
     apiKeys = [],
     apiBodyTimeout,
+    cluster,
   } = options;
   const outbox = new Outbox();
+  const relay = cluster === undefined || verifier === undefined ? undefined : deviceRelay(cluster);
+  if (cluster !== undefined && verifier !== undefined) {
+    serveRelayedDevices(cluster.relay, chatroom, { limits, metrics, outbox, verifier });
+  }
   const health = () => ({
     status: healthy() ? "ok" : "degraded",
     connections: admission.open,
@@ -129,7 +138,7 @@ export function createHandler(options: HandlerOptions): Handler {
       return refuse({ reason: "token", status: 401, message }, address, request);
     }
     return verifier.verify(token).then(
-      (identity) => accept(request, url, address, place, { v2, identity }),
+      (identity) => accept(request, url, address, place, { v2, identity, token }),
       (error: unknown) => {
         place.release();
         const reason = error instanceof Error ? error.message : "the token could not be checked";
@@ -152,7 +161,7 @@ export function createHandler(options: HandlerOptions): Handler {
     url: URL,
     address: string,
     place: Place,
-    { v2, identity }: { v2: boolean; identity?: Identity },
+    { v2, identity, token }: { v2: boolean; identity?: Identity; token?: string },
   ): Response => {
     const refusal = chatroom.refusalAtUpgrade(identity, address);
     if (refusal !== undefined) {
@@ -184,8 +193,10 @@ export function createHandler(options: HandlerOptions): Handler {
       room: url.searchParams.get("room") ?? undefined,
       address,
       identity,
+      token,
       verifier,
       place,
+      relay,
     });
     return upgraded.response;
   };

@@ -16,6 +16,8 @@ import type { ConnectionLimits } from "../config/mod.ts";
 import type { Metrics } from "../metrics.ts";
 import { TokenBucket } from "../limits.ts";
 import type { Outbox } from "./outbox.ts";
+import type { DeviceRelay } from "./relay.ts";
+import type { DeviceLink } from "../broker/types.ts";
 import { decodeV1Frame } from "../protocol/v1.ts";
 import { decodeV2Frame, type V2Input } from "../protocol/v2.ts";
 
@@ -96,8 +98,9 @@ export interface ConnectionOptions {
   readonly room?: string;
   /** The client's address. */
   readonly address?: string;
-  /** Token mode: who the upgrade's `?token=` says the client is... */
+  /** Token mode: who the upgrade's `?token=` says the client is (`token`)... */
   readonly identity?: Identity;
+  readonly token?: string;
   /** ...or, for a v2 client that sends its token in `hello` or `resume`, what checks it. */
   readonly verifier?: TokenVerifier;
   /**
@@ -105,10 +108,15 @@ export interface ConnectionOptions {
    * closes, unless its session lingers and keeps it.
    */
   readonly place?: Place;
+  /**
+   * Token mode, in a cluster: where a device goes whose account's session
+   * is live on another instance (none for a device relayed here).
+   */
+  readonly relay?: DeviceRelay;
 }
 
-/** Frames a v2 client may send while its token is being checked; later ones are dropped. */
-const MAX_FRAMES_WHILE_VERIFYING = 16;
+/** Frames a client may send while its session's start waits; later ones are dropped. */
+const MAX_FRAMES_WAITING = 16;
 /** Token mode: how long a v2 socket may stay open before its first frame. */
 const HELLO_DEADLINE_MS = 10_000;
 
@@ -136,8 +144,13 @@ export class Connection implements Sink {
   /** Set once the socket's end was handled, so its place is given back once. */
   #ended = false;
   #user: User | undefined;
-  /** Token mode, v2: frames that came while the token of `hello` or `resume` is checked. */
-  #verifying: (string | ArrayBuffer)[] | undefined;
+  /**
+   * Frames that came while the session's start waits: for the token of
+   * `hello` or `resume` to be checked, or another instance to take the device.
+   */
+  #waiting: (string | ArrayBuffer)[] | undefined;
+  /** Set when the device is relayed to its session's instance: frames go there and back. */
+  #link: DeviceLink | undefined;
   /** Token mode, v2: ends the wait for the first frame. */
   #helloTimer: ReturnType<typeof setTimeout> | undefined;
   /**
@@ -170,15 +183,53 @@ export class Connection implements Sink {
     if (this.#v2 && this.#options.verifier !== undefined && this.#options.identity === undefined) {
       // Token mode: a socket that never says hello does not keep its place.
       this.#helloTimer = setTimeout(() => {
-        if (this.#user === undefined && this.#verifying === undefined) {
+        if (this.#user === undefined && this.#waiting === undefined && this.#link === undefined) {
           this.#refuse(`no hello with a token came within ${HELLO_DEADLINE_MS / 1000} s`);
         }
       }, HELLO_DEADLINE_MS);
     }
     if (!this.#v2) {
       const { name, room, address, identity } = this.#options;
-      this.#start({ name, room, address, identity });
+      this.#begin({ name, room, address, identity }, undefined, []);
     }
+  }
+
+  /**
+   * Starts the session with what is left of the first frame (`rest`); or,
+   * when a verified account's live session is on another instance, relays
+   * this device there, starting with the frames that opened it (`first`,
+   * read there again, token and all). Frames that came meanwhile follow.
+   */
+  #begin(start: SessionStart, first: string | ArrayBuffer | undefined, rest: readonly V2Input[]) {
+    const { relay, protocol, address, room, token } = this.#options;
+    const joining = start.identity === undefined
+      ? undefined
+      : relay?.join(start.identity.name, { protocol, address, room, token }, {
+        // What the session's instance sends: frames to write, and the close.
+        frame: (data) => typeof data === "string" && !this.#closing && this.#write(data),
+        ended: (code, reason) => this.#shut(code, reason),
+      });
+    const go = (link: DeviceLink | undefined) => {
+      const waiting = this.#waiting ?? [];
+      this.#waiting = undefined;
+      if (link !== undefined) {
+        if (this.#closing) return link.close(1000, "");
+        this.#link = link;
+        for (const data of first === undefined ? waiting : [first, ...waiting]) link.send(data);
+        return;
+      }
+      if (this.#closing) return;
+      const user = this.#start(start);
+      if (user === undefined) return;
+      for (const input of rest) this.#handleV2(user, input);
+      for (const data of waiting) this.#take(data);
+    };
+    if (joining === undefined) return go(undefined);
+    this.#waiting ??= [];
+    joining.then(go).catch((error: unknown) => {
+      log.error("Cannot start a session: {error}", { error });
+      this.close("retry");
+    });
   }
 
   /** Starts the session. */
@@ -198,6 +249,16 @@ export class Connection implements Sink {
     if (!this.#inbound.take(performance.now(), size)) {
       return this.#cutOff(CLOSE_CODES.flood, "inbound_rate");
     }
+    if (this.#link !== undefined) return this.#link.send(data);
+    if (this.#waiting !== undefined) {
+      if (this.#waiting.length < MAX_FRAMES_WAITING) this.#waiting.push(data);
+      return;
+    }
+    this.#take(data);
+  }
+
+  /** Reads a frame of a connection served here. */
+  #take(data: string | ArrayBuffer): void {
     if (this.#v2) return this.#receivedV2(data);
     if (this.#user === undefined) return;
     this.#chatroom.handle(
@@ -208,15 +269,10 @@ export class Connection implements Sink {
   }
 
   #receivedV2(data: string | ArrayBuffer): void {
-    if (this.#verifying !== undefined) {
-      if (this.#verifying.length < MAX_FRAMES_WHILE_VERIFYING) this.#verifying.push(data);
-      return;
-    }
     const inputs: readonly V2Input[] = typeof data === "string"
       ? decodeV2Frame(data)
       : [{ kind: "request", request: BINARY }];
-    let first = 0;
-    let user = this.#user;
+    const user = this.#user;
     if (user === undefined) {
       // A session starts with hello or resume; any other first request starts a plain one.
       const opening = inputs[0];
@@ -238,13 +294,12 @@ export class Connection implements Sink {
           return this.#refuse(request.problem);
         }
         const auth = opening?.kind === "start" ? opening.auth : undefined;
-        return this.#verify(verifier, auth, start, inputs.slice(opening?.kind === "start" ? 1 : 0));
+        const rest = inputs.slice(opening?.kind === "start" ? 1 : 0);
+        return this.#verify(verifier, auth, start, data, rest);
       }
-      if (opening?.kind === "start") first = 1;
-      user = this.#start(start);
-      if (user === undefined) return;
+      return this.#begin(start, data, inputs.slice(opening?.kind === "start" ? 1 : 0));
     }
-    for (let index = first; index < inputs.length; index++) this.#handleV2(user, inputs[index]);
+    for (const input of inputs) this.#handleV2(user, input);
   }
 
   #handleV2(user: User, input: V2Input): void {
@@ -266,21 +321,17 @@ export class Connection implements Sink {
     verifier: TokenVerifier,
     auth: string | undefined,
     start: SessionStart,
+    first: string | ArrayBuffer,
     rest: readonly V2Input[],
   ): void {
     if (auth === undefined) {
       return this.#refuse('a token is required: send it as "auth" in hello or resume');
     }
-    this.#verifying = [];
+    this.#waiting = [];
     verifier.verify(auth).then((identity) => {
       if (this.#closing) return;
       // The chat says why, and closes, when it refuses the session.
-      const user = this.#start({ ...start, identity });
-      if (user === undefined) return;
-      for (const input of rest) this.#handleV2(user, input);
-      const waiting = this.#verifying ?? [];
-      this.#verifying = undefined;
-      for (const data of waiting) this.#receivedV2(data);
+      this.#begin({ ...start, identity }, first, rest);
     }, (error: unknown) => {
       this.#refuse(error instanceof Error ? error.message : "the token could not be checked");
     }).catch((error: unknown) => {
@@ -312,6 +363,7 @@ export class Connection implements Sink {
     clearTimeout(this.#helloTimer);
     this.#closing = true;
     const { place } = this.#options;
+    this.#link?.close(1000, "");
     // A session that lingers keeps the place; otherwise it is given back now.
     if (this.#user !== undefined) this.#chatroom.detach(this.#user, this, place);
     place?.release();

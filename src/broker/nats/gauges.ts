@@ -14,6 +14,8 @@ export interface ClusterState {
   readonly outbox: () => number;
   /** The feeds of the rooms this instance reads. */
   readonly feeds: () => ReadonlyMap<string, { readonly lag: number }>;
+  /** Devices relayed to or from another instance. */
+  readonly relayed: () => number;
 }
 
 export function clusterGauges(state: ClusterState): Gauge[] {
@@ -37,6 +39,11 @@ export function clusterGauges(state: ClusterState): Gauge[] {
       name: "chat_cluster_lag",
       help: "Stream messages of followed rooms not yet read.",
       read: () => [...state.feeds().values()].reduce((sum, feed) => sum + feed.lag, 0),
+    },
+    {
+      name: "chat_cluster_relayed_devices",
+      help: "Devices relayed to or from another instance (their account's session is on one).",
+      read: state.relayed,
     },
   ];
 }

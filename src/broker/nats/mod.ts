@@ -14,7 +14,8 @@
  *   (see `records.ts`).
  * - Kicks, session handovers and open mode's private messages go straight
  *   to the target's instance over core NATS (token mode's are stored in
- *   the target's inbox, a log of the stream).
+ *   the target's inbox, a log of the stream), as do the frames of devices
+ *   relayed to their account's session (see `relay.ts`).
  * - When an instance stops sending heartbeats, the survivors say goodbye for
  *   its users (each goodbye delivered once) and release their names.
  *
@@ -26,9 +27,9 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { DiscardPolicy, jetstream, jetstreamManager, StorageType } from "@nats-io/jetstream";
+import { jetstream } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
-import { type KV, Kvm } from "@nats-io/kv";
+import type { KV } from "@nats-io/kv";
 import type { Metrics } from "../../metrics.ts";
 import { InstanceMail } from "./control.ts";
 import { ClusterEpochs } from "./epochs.ts";
@@ -37,6 +38,8 @@ import { RoomFeed } from "./feed.ts";
 import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
+import { NatsRelay } from "./relay.ts";
+import { MODERATION_BUCKET, NAMES_BUCKET, openStorage, ROOMS_BUCKET, STREAM } from "./storage.ts";
 import { connectNats } from "./tcp.ts";
 import { Publisher, purgeIfQuiet } from "./publisher.ts";
 import { TypingLink } from "./typing.ts";
@@ -57,17 +60,8 @@ import {
   type TypingNote,
 } from "../types.ts";
 
-const STREAM = "CHAT_ROOMS";
-const ROOM_SUBJECTS = "chat.room.>";
-const NAMES_BUCKET = "chat_names";
-/** Each room's epoch, so every instance numbers a room's log in the same one. */
-const ROOMS_BUCKET = "chat_rooms";
-/** Bans, mutes and room settings, which every instance applies. */
-const MODERATION_BUCKET = "chat_moderation";
 /** A room no local user is in any more is read this much longer, in case someone comes back. */
 const UNFOLLOW_AFTER_MS = 10_000;
-/** The room stream's size at most: past it, its oldest messages are dropped. */
-const STREAM_MAX_BYTES = 512 * 1024 * 1024;
 /** Notes in one stream message: a message's seq is the stream's times this, plus its index. */
 const SEQ_FACTOR = 1000;
 
@@ -111,6 +105,7 @@ export class NatsBroker implements Broker {
   readonly #mail: InstanceMail;
   readonly #liveness: Liveness;
   readonly #typing: TypingLink;
+  readonly #relay: NatsRelay;
   #handler: BrokerHandler | undefined;
   readonly log: RoomLog = {
     epochOf: (room) => this.#epochs.of(room),
@@ -196,17 +191,27 @@ export class NatsBroker implements Broker {
       deliver: (note) => this.#handler?.deliverTyping(note),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
+    this.#relay = new NatsRelay({
+      nc,
+      instance: this.instance,
+      maxPayload: () => this.maxPayload,
+      malformed: (subject, error) => this.#malformed(subject, error),
+      lost: () => options.metrics?.clusterRelaysLost.inc(),
+      pingMs: options.heartbeat * 1000,
+      silentMs: options.nameTtl * 1000,
+    });
     const records = this.#records;
     this.records = {
       save: (key, record) => records.save(key, record),
       removeExpired: (key, at) => records.removeExpired(key, at),
       all: () => records.all(),
     };
-    this.cluster = { names: this.#directory(), mail: this.#mail };
+    this.cluster = { names: this.#directory(), mail: this.#mail, relay: this.#relay };
     options.metrics?.gauges.push(...clusterGauges({
       connected: () => this.#connected,
       outbox: () => this.#publisher.waiting,
       feeds: () => this.#feeds,
+      relayed: () => this.#relay.size,
     }));
   }
 
@@ -222,36 +227,8 @@ export class NatsBroker implements Broker {
       // Error objects for async traces cost more than the rest of a publish.
       noAsyncTraces: true,
     });
-    const jsm = await jetstreamManager(nc);
-    const stream = {
-      name: STREAM,
-      subjects: [ROOM_SUBJECTS],
-      storage: StorageType.File,
-      // More than the history, so that an instance that fell behind still reads everything.
-      max_msgs_per_subject: Math.max(options.keptPerRoom, options.historySize),
-      // Below the shipped configs' file storage (1 and 2 GB), so old messages go, not new ones.
-      max_bytes: STREAM_MAX_BYTES,
-      discard: DiscardPolicy.Old,
-      allow_direct: true,
-    };
-    try {
-      await jsm.streams.info(STREAM);
-      await jsm.streams.update(STREAM, stream);
-    } catch {
-      await jsm.streams.add(stream);
-    }
-    const kvm = new Kvm(nc);
-    const names = await kvm.create(NAMES_BUCKET, {
-      history: 1,
-      ttl: options.nameTtl * 1000,
-      storage: StorageType.File,
-    });
-    const rooms = await kvm.create(ROOMS_BUCKET, { history: 1, storage: StorageType.File });
-    const moderation = await kvm.create(MODERATION_BUCKET, {
-      history: 1,
-      storage: StorageType.File,
-    });
-    return new NatsBroker(options, nc, jsm, { names, rooms, moderation });
+    const { jsm, buckets } = await openStorage(nc, options);
+    return new NatsBroker(options, nc, jsm, buckets);
   }
 
   /** Whether NATS is there and takes what is published. */
@@ -288,6 +265,7 @@ export class NatsBroker implements Broker {
     await this.#epochs.watch();
     await this.#records.watch();
     this.#mail.listen(handler);
+    this.#relay.listen();
     this.#watchStatus();
     this.#liveness.start();
     log.info("Joined the cluster as instance {instance}", { instance: this.instance });
@@ -385,6 +363,7 @@ export class NatsBroker implements Broker {
   async close(): Promise<void> {
     this.#liveness.stop();
     this.#mail.close();
+    this.#relay.close();
     await this.#publisher.drained();
     this.#publisher.close();
     for (const timer of this.#unfollowing.values()) clearTimeout(timer);
@@ -428,6 +407,7 @@ export class NatsBroker implements Broker {
           this.#connected = false;
           this.#back = new Promise((resolve) => this.#markBack = resolve);
           this.#publisher.connected = false;
+          this.#relay.disconnected();
           this.#handler?.setDegraded(true);
         } else if (status.type === "reconnect" && !this.#connected) {
           this.#connected = true;
