@@ -148,7 +148,7 @@ class FakeBroker implements Broker {
         rankOf: (to) => Promise.resolve(shared.handlerOf(to.instance).rankOf(to.name)),
       },
       // Devices on other instances are relayed over sockets: the e2e cluster tests cover them.
-      relay: { open: () => Promise.resolve(undefined), serve: () => {} },
+      relay: { open: () => Promise.resolve("not_live"), serve: () => {} },
     };
   }
 

@@ -365,11 +365,14 @@ export interface DeviceOpening {
   readonly protocol: "v1" | "v2";
   /** The client's address. */
   readonly address?: string;
-  /** The upgrade's `?room=`. */
+  /** The upgrade's `?room=`, cut to {@linkcode MAX_OPENING_ROOM} (a longer one names no room). */
   readonly room?: string;
   /** The upgrade's `?token=`, checked again there; otherwise the first frame holds it. */
   readonly token?: string;
 }
+
+/** UTF-16 units of an opening's `room`, at most: any room's name is far shorter. */
+export const MAX_OPENING_ROOM = 1024;
 
 /** One end of a relayed device: what the other end sends arrives here. */
 export interface DeviceEnd {
@@ -389,11 +392,19 @@ export interface DeviceLink {
 export interface Relay {
   /**
    * The device's side: asks `instance` to take a device of the account
-   * `opening.name`; the link once it has, `undefined` when it will not (the
-   * session is not live there) or does not answer.
+   * `opening.name`. The link once it has; `not_live` when the session is
+   * not live there (the device may start its own); `unavailable` when it
+   * did not answer or could not take it (the device should try again).
    */
-  open(instance: string, opening: DeviceOpening, end: DeviceEnd): Promise<DeviceLink | undefined>;
-  /** The session's side: how a device is taken (its end), or refused (`undefined`). */
+  open(
+    instance: string,
+    opening: DeviceOpening,
+    end: DeviceEnd,
+  ): Promise<DeviceLink | "not_live" | "unavailable">;
+  /**
+   * The session's side: how a device is taken (its end), refused as not
+   * live (`undefined`), or refused for another reason (a throw).
+   */
   serve(take: (opening: DeviceOpening, link: DeviceLink) => Settled<DeviceEnd | undefined>): void;
 }
 

@@ -261,6 +261,13 @@ export class Chatroom {
    * Token mode: tells a client that may not start a session why (the caller
    * closes it): its token, or a first frame that could not be read.
    */
+  /** A session that cannot start now but may in a few seconds: the client is told, and closed. */
+  tryLater(sink: Sink): void {
+    this.#metrics.connectionsClosed.inc("try_again");
+    sink.send(this.#events.error("unavailable", "sign_in_later", {}));
+    sink.close("retry");
+  }
+
   refuse(sink: Sink, reason: string | RequestProblem): void {
     sink.send(
       typeof reason === "string"

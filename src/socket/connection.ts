@@ -144,10 +144,7 @@ export class Connection implements Sink {
   /** Set once the socket's end was handled, so its place is given back once. */
   #ended = false;
   #user: User | undefined;
-  /**
-   * Frames that came while the session's start waits: for the token of
-   * `hello` or `resume` to be checked, or another instance to take the device.
-   */
+  /** Frames that came while the start waits: for a token's check, or another instance. */
   #waiting: (string | ArrayBuffer)[] | undefined;
   /** Set when the device is relayed to its session's instance: frames go there and back. */
   #link: DeviceLink | undefined;
@@ -202,29 +199,33 @@ export class Connection implements Sink {
    */
   #begin(start: SessionStart, first: string | ArrayBuffer | undefined, rest: readonly V2Input[]) {
     const { relay, protocol, address, room, token } = this.#options;
-    const joining = start.identity === undefined
-      ? undefined
-      : relay?.join(start.identity.name, { protocol, address, room, token }, {
+    const joining = start.identity === undefined || relay === undefined
+      ? "not_live"
+      : relay.join(start.identity.name, { protocol, address, room, token }, {
         // What the session's instance sends: frames to write, and the close.
-        frame: (data) => typeof data === "string" && !this.#closing && this.#write(data),
+        frame: (data) => {
+          if (typeof data === "string" && !this.#closing) this.#write(data);
+        },
         ended: (code, reason) => this.#shut(code, reason),
       });
-    const go = (link: DeviceLink | undefined) => {
+    const go = (joined: DeviceLink | "not_live" | "unavailable") => {
       const waiting = this.#waiting ?? [];
       this.#waiting = undefined;
-      if (link !== undefined) {
-        if (this.#closing) return link.close(1000, "");
-        this.#link = link;
-        for (const data of first === undefined ? waiting : [first, ...waiting]) link.send(data);
+      if (typeof joined === "object") {
+        if (this.#closing) return joined.close(1000, "");
+        this.#link = joined;
+        for (const data of first === undefined ? waiting : [first, ...waiting]) joined.send(data);
         return;
       }
       if (this.#closing) return;
+      // Held live elsewhere, yet not taken there: starting here would take it from its devices.
+      if (joined === "unavailable") return this.#chatroom.tryLater(this);
       const user = this.#start(start);
       if (user === undefined) return;
       for (const input of rest) this.#handleV2(user, input);
-      for (const data of waiting) this.#take(data);
+      for (const data of waiting) this.#read(data);
     };
-    if (joining === undefined) return go(undefined);
+    if (joining === "not_live") return go(joining);
     this.#waiting ??= [];
     joining.then(go).catch((error: unknown) => {
       log.error("Cannot start a session: {error}", { error });
@@ -254,11 +255,11 @@ export class Connection implements Sink {
       if (this.#waiting.length < MAX_FRAMES_WAITING) this.#waiting.push(data);
       return;
     }
-    this.#take(data);
+    this.#read(data);
   }
 
   /** Reads a frame of a connection served here. */
-  #take(data: string | ArrayBuffer): void {
+  #read(data: string | ArrayBuffer): void {
     if (this.#v2) return this.#receivedV2(data);
     if (this.#user === undefined) return;
     this.#chatroom.handle(
@@ -413,6 +414,8 @@ export class Connection implements Sink {
     if (this.#closing) return;
     this.#closing = true;
     this.#socket.close(code, reason);
+    // A relayed device leaves its session now, not once its socket's close handshake ends.
+    this.#link?.close(1000, "");
   }
 
   #cutOff(code: number, reason: "frame_too_large" | "slow_consumer" | "inbound_rate"): void {

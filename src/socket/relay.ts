@@ -9,7 +9,14 @@
  */
 
 import type { TokenVerifier } from "../auth/tokens.ts";
-import type { Cluster, DeviceEnd, DeviceLink, DeviceOpening, Relay } from "../broker/types.ts";
+import {
+  type Cluster,
+  type DeviceEnd,
+  type DeviceLink,
+  type DeviceOpening,
+  MAX_OPENING_ROOM,
+  type Relay,
+} from "../broker/types.ts";
 import type { Chatroom } from "../chat/mod.ts";
 import { Connection, type ConnectionOptions, type SocketLike } from "./connection.ts";
 
@@ -17,14 +24,15 @@ import { Connection, type ConnectionOptions, type SocketLike } from "./connectio
 export interface DeviceRelay {
   /**
    * Relays a device of `name` to the instance holding that account's live
-   * session: the link once it took the device, else `undefined` (at once when
-   * no other instance holds the name).
+   * session: the link once it took the device, `not_live` when no other
+   * instance holds the session live (at once when none holds the name), or
+   * `unavailable` when the one holding it did not take it.
    */
   join(
     name: string,
     opening: Omit<DeviceOpening, "name">,
     end: DeviceEnd,
-  ): Promise<DeviceLink | undefined> | undefined;
+  ): Promise<DeviceLink | "not_live" | "unavailable"> | "not_live";
 }
 
 /** The device's side: asks the instance holding exactly `name`, if another one does. */
@@ -33,8 +41,9 @@ export function deviceRelay(cluster: Cluster): DeviceRelay {
     join(name, opening, end) {
       const holder = cluster.names.find(name);
       // A look-alike's holder is not this account's: the gate refuses it here.
-      if (holder === undefined || holder.name !== name) return undefined;
-      return cluster.relay.open(holder.instance, { ...opening, name }, end);
+      if (holder === undefined || holder.name !== name) return "not_live";
+      const room = opening.room?.slice(0, MAX_OPENING_ROOM);
+      return cluster.relay.open(holder.instance, { ...opening, room, name }, end);
     },
   };
 }
@@ -83,12 +92,15 @@ export function serveRelayedDevices(
         user.lingering === undefined;
     };
     if (!live()) return undefined;
-    const identity = opening.token === undefined
-      ? undefined
-      : await verifier.verify(opening.token).catch(() => undefined);
-    if (opening.token !== undefined && (identity === undefined || identity.name !== opening.name)) {
-      return undefined;
+    // A text client shows its token in the upgrade; without one there is no account to join.
+    if (opening.protocol === "v1" && opening.token === undefined) {
+      throw new Error("a text client's opening has no token");
     }
+    const identity = opening.token === undefined ? undefined : await verifier.verify(opening.token);
+    if (identity !== undefined && identity.name !== opening.name) {
+      throw new Error("the token names another account");
+    }
+    if (!live()) return undefined;
     const socket = new RelayedSocket(link, () => connection.closed());
     const connection: Connection = new Connection(socket, chatroom, {
       ...options,

@@ -16,9 +16,15 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection, Subscription } from "@nats-io/nats-core";
-import type { DeviceEnd, DeviceLink, DeviceOpening, Relay, Settled } from "../types.ts";
-import { DecodeError, fields, text, whole } from "../decode.ts";
-import { MAX_NAME_UNITS } from "../../text/names.ts";
+import {
+  type DeviceEnd,
+  type DeviceLink,
+  type DeviceOpening,
+  type Relay,
+  type Settled,
+} from "../types.ts";
+import { type Fields, fields } from "../decode.ts";
+import { parse, type Part, readOpening, readPart } from "./wire.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -28,25 +34,14 @@ const OPEN_TIMEOUT_MS = 3_000;
 const LOST = { code: 1013, reason: "try again in a few seconds" } as const;
 /** The close a device gets when an instance it depends on stops: it signs in elsewhere. */
 const SHUTDOWN = { code: 1001, reason: "server shutting down" } as const;
-/** UTF-16 units of one frame, at most, put together from its parts. */
-const MAX_FRAME_UNITS = 16 * 1024 * 1024;
-/** Parts kept, at most, that come before the session's instance said it took the device. */
-const MAX_EARLY_PARTS = 4096;
-/** The close codes below 3000 a server may send (the rest are reserved). */
-const SENDABLE_CODES = new Set([
-  1000,
-  1001,
-  1002,
-  1003,
-  1007,
-  1008,
-  1009,
-  1010,
-  1011,
-  1012,
-  1013,
-  1014,
-]);
+/**
+ * UTF-16 units of one frame, at most, put together from its parts (and of
+ * what comes before a device is taken): a client's frame is at most
+ * `max_frame_bytes`, a server's a batch of 256 events.
+ */
+const MAX_FRAME_UNITS = 4 * 1024 * 1024;
+/** Openings being taken at once, at most; past it, devices are told to try again. */
+const MAX_TAKING = 64;
 /** Bytes of a part's envelope, at most (its JSON keys, id and number). */
 const ENVELOPE_BYTES = 256;
 
@@ -64,20 +59,9 @@ interface Link {
   /** The parts of a long frame received so far. */
   parts: string[];
   units: number;
-  /** The device's side, until the session's agreed: what came meanwhile. */
+  /** The device's side, until the session's agreed: what came meanwhile, and its length. */
   early?: Part[];
-}
-
-/** One part of what goes through a link (`k`: frame, binary frame, close, ping). */
-interface Part {
-  readonly id: string;
-  readonly n: number;
-  readonly k: "f" | "b" | "c" | "p";
-  /** A frame's text, or a part of it when `more`. */
-  readonly d?: string;
-  readonly more?: boolean;
-  readonly code?: number;
-  readonly reason?: string;
+  earlyUnits: number;
 }
 
 /** What {@linkcode NatsRelay} works with. */
@@ -103,6 +87,8 @@ export class NatsRelay implements Relay {
   readonly #subscriptions: Subscription[] = [];
   #take: ((opening: DeviceOpening, link: DeviceLink) => Settled<DeviceEnd | undefined>) | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
+  /** Openings being taken now. */
+  #taking = 0;
 
   constructor(options: NatsRelayOptions) {
     this.#options = options;
@@ -117,32 +103,35 @@ export class NatsRelay implements Relay {
     instance: string,
     opening: DeviceOpening,
     end: DeviceEnd,
-  ): Promise<DeviceLink | undefined> {
+  ): Promise<DeviceLink | "not_live" | "unavailable"> {
     const id = crypto.randomUUID();
     // Kept from now: the session's side may send before its answer is read here.
     const { link, way } = this.#add(id, instance, end, []);
+    let answer: Fields;
     try {
-      const answer = await this.#options.nc.request(
+      const reply = await this.#options.nc.request(
         `chat.relay.${instance}.open`,
         JSON.stringify({ ...opening, id, from: this.#options.instance }),
         { timeout: OPEN_TIMEOUT_MS },
       );
-      if (fields(parse(answer.string()), "an answer to a device").ok !== true) {
-        this.#links.delete(id);
-        return undefined;
-      }
+      answer = fields(parse(reply.string()), "an answer to a device");
     } catch (error) {
       log.warning("Instance {instance} did not take a device of {name}: {error}", {
         instance,
         name: opening.name,
         error,
       });
-      // It may have taken it after all: it is told, and the device starts here.
+      // It may have taken it after all: it is told.
       way.close(LOST.code, LOST.reason);
-      return undefined;
+      return "unavailable";
+    }
+    if (answer.ok !== true) {
+      this.#links.delete(id);
+      return answer.live === false ? "not_live" : "unavailable";
     }
     const early = link.early ?? [];
     link.early = undefined;
+    link.earlyUnits = 0;
     for (const part of early) this.#receive(part);
     return way;
   }
@@ -157,34 +146,8 @@ export class NatsRelay implements Relay {
     const opens = nc.subscribe(`chat.relay.${instance}.open`);
     const parts = nc.subscribe(`chat.relay.${instance}`);
     this.#subscriptions.push(opens, parts);
-    this.#read(opens, async (message) => {
-      const refuse = () => message.respond(JSON.stringify({ ok: false }));
-      let opening: DeviceOpening & { id: string; from: string };
-      try {
-        opening = readOpening(message.string());
-      } catch (error) {
-        this.#options.malformed(opens.getSubject(), error);
-        return refuse();
-      }
-      const { id, from, ...rest } = opening;
-      if (this.#take === undefined || this.#links.has(id)) return refuse();
-      let end: DeviceEnd | undefined;
-      // Nothing comes from the device before the answer; what is sent to it meanwhile waits there.
-      const { link, way } = this.#add(id, from, {
-        frame: (data) => end?.frame(data),
-        ended: (code, reason) => end?.ended(code, reason),
-      });
-      try {
-        end = await this.#take(rest, way);
-      } catch (error) {
-        log.error("Cannot take a device of {name}: {error}", { name: rest.name, error });
-      }
-      if (end === undefined || this.#links.get(id) !== link) {
-        this.#links.delete(id);
-        return refuse();
-      }
-      message.respond(JSON.stringify({ ok: true }));
-    });
+    // Each opening is answered on its own: one slow to take holds up no other.
+    this.#read(opens, (message) => void this.#answer(message));
     this.#read(parts, (message) => {
       try {
         this.#receive(readPart(message.string()));
@@ -211,6 +174,54 @@ export class NatsRelay implements Relay {
     }
   }
 
+  /**
+   * Answers another instance asking this one to take a device: `ok`, or
+   * `live: false` when the account's session is not live here (the device
+   * may start its own), or a plain refusal (it is told to try again).
+   */
+  async #answer(message: { string(): string; respond(data: string): boolean }): Promise<void> {
+    const respond = (answer: object) => {
+      try {
+        message.respond(JSON.stringify(answer));
+      } catch (error) {
+        log.warning("Cannot answer a device's opening: {error}", { error });
+      }
+    };
+    let opening: DeviceOpening & { id: string; from: string };
+    try {
+      opening = readOpening(message.string());
+    } catch (error) {
+      this.#options.malformed(`chat.relay.${this.#options.instance}.open`, error);
+      return respond({ ok: false });
+    }
+    const { id, from, ...rest } = opening;
+    if (this.#take === undefined || this.#links.has(id) || this.#taking >= MAX_TAKING) {
+      return respond({ ok: false });
+    }
+    let end: DeviceEnd | undefined;
+    // Nothing comes from the device before the answer; what is sent to it meanwhile waits there.
+    const { link, way } = this.#add(id, from, {
+      frame: (data) => end?.frame(data),
+      ended: (code, reason) => end?.ended(code, reason),
+    });
+    this.#taking++;
+    let refusal: object | undefined;
+    try {
+      end = await this.#take(rest, way);
+      if (end === undefined) refusal = { ok: false, live: false };
+    } catch (error) {
+      log.warning("Cannot take a device of {name}: {error}", { name: rest.name, error });
+      refusal = { ok: false };
+    } finally {
+      this.#taking--;
+    }
+    if (refusal === undefined && this.#links.get(id) === link) return respond({ ok: true });
+    // Refused, or the device's side gave up waiting: whatever started here ends.
+    this.#links.delete(id);
+    end?.ended(LOST.code, LOST.reason);
+    respond(refusal ?? { ok: false });
+  }
+
   /** A link of `id` with `peer`; `early` keeps what comes before the other end agreed. */
   #add(
     id: string,
@@ -230,6 +241,7 @@ export class NatsRelay implements Relay {
       parts: [],
       units: 0,
       early,
+      earlyUnits: 0,
     };
     this.#links.set(id, link);
     const way: DeviceLink = {
@@ -237,8 +249,12 @@ export class NatsRelay implements Relay {
         if (this.#links.get(id) !== link) return;
         if (typeof data !== "string") return this.#post(link, { k: "b" });
         // A frame longer than one NATS message takes goes in parts.
-        const size = Math.max(1024, Math.floor((this.#options.maxPayload() - ENVELOPE_BYTES) / 6));
-        for (let at = 0; at === 0 || at < data.length; at += size) {
+        const size = Math.max(64, Math.floor((this.#options.maxPayload() - ENVELOPE_BYTES) / 6));
+        for (
+          let at = 0;
+          (at === 0 || at < data.length) && this.#links.get(id) === link;
+          at += size
+        ) {
           const rest = at + size < data.length;
           this.#post(
             link,
@@ -274,8 +290,11 @@ export class NatsRelay implements Relay {
     const link = this.#links.get(part.id);
     if (link === undefined) return;
     if (link.early !== undefined) {
-      if (link.early.length < MAX_EARLY_PARTS) link.early.push(part);
-      else this.#lose(link, "too much came before the device was taken");
+      link.earlyUnits += part.d?.length ?? 0;
+      if (link.earlyUnits > MAX_FRAME_UNITS) {
+        return this.#lose(link, "too much came before the device was taken");
+      }
+      link.early.push(part);
       return;
     }
     if (part.n !== link.received + 1) return this.#lose(link, `part ${link.received + 1} was lost`);
@@ -338,10 +357,12 @@ export class NatsRelay implements Relay {
 
   #read(
     subscription: Subscription,
-    handle: (message: { string(): string; respond(data: string): boolean }) => unknown,
+    handle: (message: { string(): string; respond(data: string): boolean }) => void,
   ): void {
     (async () => {
-      for await (const message of subscription) await handle(message);
+      for await (const message of subscription) {
+        handle(message);
+      }
     })().catch((error) =>
       log.error("Stopped relaying devices on {subject}: {error}", {
         subject: subscription.getSubject(),
@@ -349,55 +370,4 @@ export class NatsRelay implements Relay {
       })
     );
   }
-}
-
-function parse(data: string): unknown {
-  try {
-    return JSON.parse(data);
-  } catch {
-    throw new DecodeError("not JSON");
-  }
-}
-
-/** A request to take a device, as another instance sends it. */
-function readOpening(data: string): DeviceOpening & { id: string; from: string } {
-  const record = fields(parse(data), "a device's opening");
-  const protocol = record.protocol;
-  if (protocol !== "v1" && protocol !== "v2") {
-    throw new DecodeError('a device\'s opening needs a "protocol" of v1 or v2');
-  }
-  const optional = (key: string, max: number) =>
-    record[key] === undefined ? undefined : text(record, key, "a device's opening", max);
-  return {
-    id: text(record, "id", "a device's opening", 64),
-    from: text(record, "from", "a device's opening", 64),
-    name: text(record, "name", "a device's opening", MAX_NAME_UNITS),
-    protocol,
-    address: optional("address", 64),
-    room: optional("room", 1024),
-    token: optional("token", 16 * 1024),
-  };
-}
-
-/** One part of what a link carries. */
-function readPart(data: string): Part {
-  const record = fields(parse(data), "a relayed part");
-  const k = record.k === "f" || record.k === "b" || record.k === "c" || record.k === "p"
-    ? record.k
-    : undefined;
-  if (k === undefined) throw new DecodeError('a relayed part needs a "k" of f, b, c or p');
-  const part: Part = {
-    id: text(record, "id", "a relayed part", 64),
-    n: whole(record, "n", "a relayed part"),
-    k,
-  };
-  if (k === "f") {
-    return { ...part, d: text(record, "d", "a relayed part"), more: record.more === true };
-  }
-  if (k !== "c") return part;
-  const code = whole(record, "code", "a relayed close");
-  if (!SENDABLE_CODES.has(code) && !(code >= 3000 && code <= 4999)) {
-    throw new DecodeError(`a relayed close has a code no socket may send: ${code}`);
-  }
-  return { ...part, code, reason: text(record, "reason", "a relayed close", 123) };
 }

@@ -13,6 +13,7 @@ import { seen, type SeenPosition } from "../../vocabulary/arguments.ts";
 import {
   author,
   DecodeError,
+  type Fields,
   fields,
   message,
   moderationRecord,
@@ -22,9 +23,11 @@ import {
   whole,
 } from "../decode.ts";
 import {
+  type DeviceOpening,
   type KickNote,
   type KickResult,
   logKey,
+  MAX_OPENING_ROOM,
   type ModerationRecord,
   type PrivateNote,
   type RoomNote,
@@ -120,7 +123,7 @@ export type TakeoverReply =
   }
   | { readonly ok: false };
 
-function parse(data: string): unknown {
+export function parse(data: string): unknown {
   try {
     return JSON.parse(data);
   } catch {
@@ -288,4 +291,82 @@ export function readTakeoverReply(data: string, maxText: number): TakeoverReply 
     privates: privates.map((value) => privateNote(value, maxText)),
     read,
   };
+}
+
+/** One part of what goes through a link (`k`: frame, binary frame, close, ping). */
+/** The close codes below 3000 a server may send (the rest are reserved). */
+const SENDABLE_CODES = new Set([
+  1000,
+  1001,
+  1002,
+  1003,
+  1007,
+  1008,
+  1009,
+  1010,
+  1011,
+  1012,
+  1013,
+  1014,
+]);
+
+export interface Part {
+  readonly id: string;
+  readonly n: number;
+  readonly k: "f" | "b" | "c" | "p";
+  /** A frame's text, or a part of it when `more`. */
+  readonly d?: string;
+  readonly more?: boolean;
+  readonly code?: number;
+  readonly reason?: string;
+}
+
+/** A request to take a device, as another instance sends it. */
+export function readOpening(data: string): DeviceOpening & { id: string; from: string } {
+  const record = fields(parse(data), "a device's opening");
+  const protocol = record.protocol;
+  if (protocol !== "v1" && protocol !== "v2") {
+    throw new DecodeError('a device\'s opening needs a "protocol" of v1 or v2');
+  }
+  const optional = (key: string, max: number) =>
+    record[key] === undefined ? undefined : text(record, key, "a device's opening", max);
+  return {
+    id: token(record, "id"),
+    from: token(record, "from"),
+    name: text(record, "name", "a device's opening", MAX_NAME_UNITS),
+    protocol,
+    address: optional("address", 64),
+    room: optional("room", MAX_OPENING_ROOM),
+    token: optional("token", 64 * 1024),
+  };
+}
+
+/** A link's id or an instance's: a part of a subject, so letters, digits, `-` and `_` only. */
+function token(record: Fields, key: string): string {
+  const value = text(record, key, "a device's opening", 64);
+  if (!/^[\w-]+$/.test(value)) throw new DecodeError(`a device's opening has a bad "${key}"`);
+  return value;
+}
+
+/** One part of what a link carries. */
+export function readPart(data: string): Part {
+  const record = fields(parse(data), "a relayed part");
+  const k = record.k === "f" || record.k === "b" || record.k === "c" || record.k === "p"
+    ? record.k
+    : undefined;
+  if (k === undefined) throw new DecodeError('a relayed part needs a "k" of f, b, c or p');
+  const part: Part = {
+    id: text(record, "id", "a relayed part", 64),
+    n: whole(record, "n", "a relayed part"),
+    k,
+  };
+  if (k === "f") {
+    return { ...part, d: text(record, "d", "a relayed part"), more: record.more === true };
+  }
+  if (k !== "c") return part;
+  const code = whole(record, "code", "a relayed close");
+  if (!SENDABLE_CODES.has(code) && !(code >= 3000 && code <= 4999)) {
+    throw new DecodeError(`a relayed close has a code no socket may send: ${code}`);
+  }
+  return { ...part, code, reason: text(record, "reason", "a relayed close", 123) };
 }

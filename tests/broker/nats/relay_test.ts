@@ -1,0 +1,143 @@
+/**
+ * The relay of devices between two instances, on a private nats-server:
+ * how an opening is answered when the session's side is slow, refuses, or
+ * is sent garbage.
+ */
+
+import { assertEquals } from "@std/assert";
+import { delay } from "@std/async/delay";
+import type { NatsConnection } from "@nats-io/nats-core";
+import { NatsRelay } from "../../../src/broker/nats/relay.ts";
+import { connectNats } from "../../../src/broker/nats/tcp.ts";
+import type { DeviceEnd, DeviceLink, DeviceOpening } from "../../../src/broker/types.ts";
+import { natsAvailable, startNats } from "../../e2e/_nats.ts";
+
+const ALICE: DeviceOpening = { name: "Alice", protocol: "v2" };
+
+/** Two relays, `a` (the session's side) and `b` (the device's), on one nats-server. */
+async function withRelays(
+  body: (
+    relays: { a: NatsRelay; b: NatsRelay; nc: NatsConnection; malformed: string[] },
+  ) => Promise<void>,
+) {
+  const server = await startNats();
+  const connections: NatsConnection[] = [];
+  const malformed: string[] = [];
+  const relay = async (instance: string) => {
+    const nc = await connectNats({ servers: server.url });
+    connections.push(nc);
+    const relay = new NatsRelay({
+      nc,
+      instance,
+      maxPayload: () => 1024 * 1024,
+      malformed: (subject) => malformed.push(subject),
+      lost: () => {},
+      pingMs: 1000,
+      silentMs: 3000,
+    });
+    relay.listen();
+    return relay;
+  };
+  const [a, b] = [await relay("aaaa"), await relay("bbbb")];
+  try {
+    await body({ a, b, nc: connections[1], malformed });
+  } finally {
+    a.close();
+    b.close();
+    await Promise.all(connections.map((nc) => nc.close()));
+    await server.dispose();
+  }
+}
+
+/** An end that keeps what happens to it. */
+function recordingEnd(events: string[], who: string): DeviceEnd {
+  return {
+    frame: (data) => events.push(`${who} got ${data}`),
+    ended: (code) => events.push(`${who} ended ${code}`),
+  };
+}
+
+Deno.test({
+  name: "a device is taken, not taken (not live), or told to try again (no answer in time)",
+  ignore: !natsAvailable(),
+  fn: () =>
+    withRelays(async ({ a, b }) => {
+      const events: string[] = [];
+      let take: (link: DeviceLink) => Promise<DeviceEnd | undefined> = () =>
+        Promise.resolve(undefined);
+      a.serve((_opening, link) => take(link));
+      assertEquals(await b.open("aaaa", ALICE, recordingEnd(events, "device")), "not_live");
+
+      take = (link) => {
+        // Sent before the answer: it waits on the device's side, then comes first.
+        link.send("welcome");
+        return Promise.resolve(recordingEnd(events, "session"));
+      };
+      const link = await b.open("aaaa", ALICE, recordingEnd(events, "device"));
+      if (typeof link !== "object") throw new Error(`not taken: ${link}`);
+      link.send("hello");
+      link.close(1000, "");
+      while (events.length < 3) await delay(10);
+      assertEquals(events, ["device got welcome", "session got hello", "session ended 1000"]);
+
+      // Taken only after the device's side gave up: what started there is ended at once.
+      events.length = 0;
+      take = async () => {
+        await delay(3500);
+        events.push("session took it");
+        return recordingEnd(events, "session");
+      };
+      assertEquals(await b.open("aaaa", ALICE, recordingEnd(events, "device")), "unavailable");
+      while (events.length < 2) await delay(10);
+      assertEquals(events, ["session took it", "session ended 1013"]);
+      assertEquals([a.size, b.size], [0, 0]);
+    }),
+});
+
+Deno.test({
+  name: "a slow opening holds up no other",
+  ignore: !natsAvailable(),
+  fn: () =>
+    withRelays(async ({ a, b }) => {
+      a.serve(async (opening) => {
+        if (opening.name === "Slow") await delay(2000);
+        return { frame: () => {}, ended: () => {} };
+      });
+      const end: DeviceEnd = { frame: () => {}, ended: () => {} };
+      const slow = b.open("aaaa", { ...ALICE, name: "Slow" }, end);
+      const started = Date.now();
+      assertEquals(typeof await b.open("aaaa", ALICE, end), "object");
+      assertEquals(Date.now() - started < 1000, true);
+      assertEquals(typeof await slow, "object");
+    }),
+});
+
+Deno.test({
+  name: "what cannot be read on the relay's subjects is counted and refused",
+  ignore: !natsAvailable(),
+  fn: () =>
+    withRelays(async ({ a, nc, malformed }) => {
+      a.serve(() => ({ frame: () => {}, ended: () => {} }));
+      const parts = [
+        "x",
+        "[]",
+        '{"id":"q","n":1,"k":"z"}',
+        '{"id":"q","n":1,"k":"c","code":1005,"reason":""}',
+      ];
+      for (const data of parts) nc.publish("chat.relay.aaaa", data);
+      const answers = [];
+      for (
+        const data of [
+          "garbage",
+          JSON.stringify({ ...ALICE, id: "x", from: "b.*" }),
+          JSON.stringify({ ...ALICE, id: "x", from: "bbbb", protocol: "v3" }),
+        ]
+      ) {
+        answers.push((await nc.request("chat.relay.aaaa.open", data, { timeout: 1000 })).json());
+      }
+      assertEquals(answers, [{ ok: false }, { ok: false }, { ok: false }]);
+      while (malformed.length < parts.length + answers.length) await delay(10);
+      assertEquals(malformed.length, 7);
+      assertEquals(a.size, 0);
+    }),
+});
