@@ -5,17 +5,18 @@
  * runs its own sockets (every rule on the same road); the device's instance
  * carries frames both ways and closes the socket when told to.
  *
- * Frames are numbered each way: a lost one ends the link, as does an end not
- * heard of for `name_ttl` (each end speaks at least every `heartbeat`, so a
- * dead instance's devices go when its names do) and the loss of this
- * instance's link to NATS. The device is then closed with "try again", and
+ * Frames are numbered each way: a lost one ends the link, as does the other
+ * instance no longer listening (NATS answers "no responders" to the next
+ * part sent there: a killed instance's devices go as soon as they speak),
+ * an end not heard of for `name_ttl` (each end speaks at least every
+ * `heartbeat`) and the loss of this instance's link to NATS. The device is then closed with "try again", and
  * signs in again.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { NatsConnection, Subscription } from "@nats-io/nats-core";
+import type { Msg, NatsConnection, Subscription } from "@nats-io/nats-core";
 import {
   type DeviceEnd,
   type DeviceLink,
@@ -145,7 +146,16 @@ export class NatsRelay implements Relay {
     const { nc, instance } = this.#options;
     const opens = nc.subscribe(`chat.relay.${instance}.open`);
     const parts = nc.subscribe(`chat.relay.${instance}`);
-    this.#subscriptions.push(opens, parts);
+    const gone = nc.subscribe(`chat.relay.${instance}.gone.*`);
+    this.#subscriptions.push(opens, parts, gone);
+    // NATS says so at once when a part went to an instance nobody listens for any more.
+    this.#read(gone, (message) => {
+      if (message.headers?.code !== 503) return;
+      const peer = message.subject.slice(`chat.relay.${instance}.gone.`.length);
+      for (const link of [...this.#links.values()]) {
+        if (link.peer === peer) this.#lose(link, "the other instance is gone");
+      }
+    });
     // Each opening is answered on its own: one slow to take holds up no other.
     this.#read(opens, (message) => void this.#answer(message));
     this.#read(parts, (message) => {
@@ -179,7 +189,7 @@ export class NatsRelay implements Relay {
    * `live: false` when the account's session is not live here (the device
    * may start its own), or a plain refusal (it is told to try again).
    */
-  async #answer(message: { string(): string; respond(data: string): boolean }): Promise<void> {
+  async #answer(message: Msg): Promise<void> {
     const respond = (answer: object) => {
       try {
         message.respond(JSON.stringify(answer));
@@ -280,6 +290,8 @@ export class NatsRelay implements Relay {
       this.#options.nc.publish(
         `chat.relay.${link.peer}`,
         JSON.stringify({ id: link.id, n: ++link.sent, ...part }),
+        // Never answered; but when the peer no longer listens, NATS answers "no responders".
+        { reply: `chat.relay.${this.#options.instance}.gone.${link.peer}` },
       );
     } catch (error) {
       this.#lose(link, error instanceof Error ? error.message : String(error));
@@ -357,7 +369,7 @@ export class NatsRelay implements Relay {
 
   #read(
     subscription: Subscription,
-    handle: (message: { string(): string; respond(data: string): boolean }) => void,
+    handle: (message: Msg) => void,
   ): void {
     (async () => {
       for await (const message of subscription) {

@@ -16,9 +16,13 @@ const ALICE: DeviceOpening = { name: "Alice", protocol: "v2" };
 
 /** Two relays, `a` (the session's side) and `b` (the device's), on one nats-server. */
 async function withRelays(
-  body: (
-    relays: { a: NatsRelay; b: NatsRelay; nc: NatsConnection; malformed: string[] },
-  ) => Promise<void>,
+  body: (relays: {
+    a: NatsRelay;
+    b: NatsRelay;
+    /** The connections of `a` and of `b`. */
+    connections: NatsConnection[];
+    malformed: string[];
+  }) => Promise<void>,
 ) {
   const server = await startNats();
   const connections: NatsConnection[] = [];
@@ -33,19 +37,27 @@ async function withRelays(
       malformed: (subject) => malformed.push(subject),
       lost: () => {},
       pingMs: 1000,
-      silentMs: 3000,
+      // Far longer than any test: a link given up here was given up for another reason.
+      silentMs: 60_000,
     });
     relay.listen();
     return relay;
   };
   const [a, b] = [await relay("aaaa"), await relay("bbbb")];
   try {
-    await body({ a, b, nc: connections[1], malformed });
+    await body({ a, b, connections, malformed });
   } finally {
     a.close();
     b.close();
     await Promise.all(connections.map((nc) => nc.close()));
     await server.dispose();
+  }
+}
+
+/** Waits until `done` holds, 5 s at most. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (const started = Date.now(); !done(); await delay(10)) {
+    if (Date.now() - started > 5000) throw new Error(`Timed out waiting for ${what}`);
   }
 }
 
@@ -77,7 +89,7 @@ Deno.test({
       if (typeof link !== "object") throw new Error(`not taken: ${link}`);
       link.send("hello");
       link.close(1000, "");
-      while (events.length < 3) await delay(10);
+      await until(() => events.length === 3, "the frames and the close");
       assertEquals(events, ["device got welcome", "session got hello", "session ended 1000"]);
 
       // Taken only after the device's side gave up: what started there is ended at once.
@@ -88,7 +100,7 @@ Deno.test({
         return recordingEnd(events, "session");
       };
       assertEquals(await b.open("aaaa", ALICE, recordingEnd(events, "device")), "unavailable");
-      while (events.length < 2) await delay(10);
+      await until(() => events.length === 2, "the late take and its end");
       assertEquals(events, ["session took it", "session ended 1013"]);
       assertEquals([a.size, b.size], [0, 0]);
     }),
@@ -116,7 +128,7 @@ Deno.test({
   name: "what cannot be read on the relay's subjects is counted and refused",
   ignore: !natsAvailable(),
   fn: () =>
-    withRelays(async ({ a, nc, malformed }) => {
+    withRelays(async ({ a, connections: [, nc], malformed }) => {
       a.serve(() => ({ frame: () => {}, ended: () => {} }));
       const parts = [
         "x",
@@ -136,8 +148,26 @@ Deno.test({
         answers.push((await nc.request("chat.relay.aaaa.open", data, { timeout: 1000 })).json());
       }
       assertEquals(answers, [{ ok: false }, { ok: false }, { ok: false }]);
-      while (malformed.length < parts.length + answers.length) await delay(10);
+      await until(() => malformed.length === parts.length + answers.length, "every refusal");
       assertEquals(malformed.length, 7);
       assertEquals(a.size, 0);
+    }),
+});
+
+Deno.test({
+  name: "a link to an instance that is gone ends as soon as something is sent on it",
+  ignore: !natsAvailable(),
+  fn: () =>
+    withRelays(async ({ a, b, connections: [natsOfA] }) => {
+      const events: string[] = [];
+      a.serve(() => ({ frame: () => {}, ended: () => {} }));
+      const link = await b.open("aaaa", ALICE, recordingEnd(events, "device"));
+      if (typeof link !== "object") throw new Error(`not taken: ${link}`);
+      // The session's instance dies: its subscriptions go with its connection.
+      await natsOfA.close();
+      link.send("into the void");
+      await until(() => events.length > 0, "the device to be closed");
+      assertEquals(events, ["device ended 1013"]);
+      assertEquals(b.size, 0);
     }),
 });
