@@ -1,6 +1,7 @@
 /** Headless Chromium (Debian's package) driven by playwright-core, for the browser tests. */
 
 import { type Browser, chromium, type Page } from "playwright-core";
+import { type ConfigChanges, testConfigDir } from "./_config.ts";
 import { type ServerProcess, startServerProcess } from "./_process.ts";
 
 /** Where Debian's `chromium` package puts the browser. */
@@ -104,13 +105,15 @@ export async function open(
 }
 
 /**
- * A browser test against a server of its own (started with `env`); the
- * server and the browser are stopped after it, whatever happens.
+ * A browser test against a server of its own (started with `env`, and with
+ * the `config` changes to the test environment when given); the server and
+ * the browser are stopped after it, whatever happens.
  */
 export function browserTest(
   name: string,
   body: (t: Deno.TestContext, browser: Browser, server: ServerProcess) => Promise<void>,
   env?: Record<string, string>,
+  config?: ConfigChanges,
 ): void {
   Deno.test({
     name,
@@ -119,13 +122,17 @@ export function browserTest(
     sanitizeOps: false,
     sanitizeResources: false,
     async fn(t) {
-      const server = await startServerProcess({ env });
+      const configDir = config === undefined ? undefined : await testConfigDir(config);
+      const server = await startServerProcess({
+        env: configDir === undefined ? env : { ...env, CHAT_CONFIG_DIR: configDir },
+      });
       const browser = await launchBrowser();
       try {
         await body(t, browser, server);
       } finally {
         await browser.close();
         await server.kill();
+        if (configDir !== undefined) await Deno.remove(configDir, { recursive: true });
       }
     },
   });
