@@ -1,7 +1,7 @@
 /**
  * Renders docs/screenshot.png (a desktop window) and docs/screenshot-phone.png
- * (a phone) of people chatting, one message edited, one of them typing. Run with `deno task screenshot` (needs
- * Debian's chromium).
+ * (a phone) of people chatting, one message edited, one removed, one of them typing. Run with
+ * `deno task screenshot` (needs Debian's chromium).
  */
 
 import type { Page } from "playwright-core";
@@ -35,11 +35,18 @@ try {
     [ann, "Morning! Did the deploy go out?"],
     [bob, "It did, ten minuts ago. Metrics look calm."],
     [cleo, "Nice. I'm on my phone, reading along."],
+    [cleo, "and the staging keys are in the vault"],
     [ann, "!me raises a coffee"],
     [bob, "!pm Ann can you review my notes in #release?"],
     [ann, "Sure, after standup."],
   ];
   for (const [page, text] of lines) await say(page, text);
+  // Cleo takes back a line that was not for this room: everyone sees that one was removed.
+  cleo.once("dialog", (dialog) => dialog.accept());
+  await cleo.locator("#messages li.self", { hasText: "staging keys" }).locator("button.delete")
+    .focus();
+  await cleo.keyboard.press("Enter");
+  await ann.locator("#messages li.removed").waitFor();
   // Bob fixes his typo: ArrowUp in the empty box takes his newest message back to it.
   await bob.press("#input", "ArrowUp");
   await say(bob, "It did, ten minutes ago. Metrics look calm.");
