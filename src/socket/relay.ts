@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { TokenVerifier } from "../auth/tokens.ts";
+import { TokenError, type TokenVerifier } from "../auth/tokens.ts";
 import {
   type Cluster,
   type DeviceEnd,
@@ -84,8 +84,17 @@ export function serveRelayedDevices(
     readonly verifier: TokenVerifier;
   },
 ): void {
-  const { verifier } = options;
   relay.serve(async (opening, link) => {
+    // Only a token of this account signs this device in (a hello or resume may hold any).
+    const verifier: TokenVerifier = {
+      async verify(token) {
+        const identity = await options.verifier.verify(token);
+        if (identity.name !== opening.name) {
+          throw new TokenError("the token names another account than this device's");
+        }
+        return identity;
+      },
+    };
     const live = () => {
       const user = chatroom.findUser(opening.name);
       return user !== undefined && user.name === opening.name && user.started &&
@@ -97,13 +106,11 @@ export function serveRelayedDevices(
       throw new Error("a text client's opening has no token");
     }
     const identity = opening.token === undefined ? undefined : await verifier.verify(opening.token);
-    if (identity !== undefined && identity.name !== opening.name) {
-      throw new Error("the token names another account");
-    }
     if (!live()) return undefined;
     const socket = new RelayedSocket(link, () => connection.closed());
     const connection: Connection = new Connection(socket, chatroom, {
       ...options,
+      verifier,
       protocol: opening.protocol,
       room: opening.room,
       address: opening.address,

@@ -5,13 +5,14 @@
  */
 
 import { assertEquals } from "@std/assert";
-import type { Identity } from "../../src/auth/tokens.ts";
-import type { DeviceEnd, DeviceLink } from "../../src/broker/types.ts";
+import { SignJWT } from "jose";
+import { createVerifier, type Identity } from "../../src/auth/tokens.ts";
+import type { DeviceEnd, DeviceLink, Relay } from "../../src/broker/types.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { Connection, type SocketLike } from "../../src/socket/connection.ts";
 import { Outbox } from "../../src/socket/outbox.ts";
-import type { DeviceRelay } from "../../src/socket/relay.ts";
-import { createTestChatroom } from "../_fakes.ts";
+import { type DeviceRelay, serveRelayedDevices } from "../../src/socket/relay.ts";
+import { connect, createTestChatroom, FakeSink } from "../_fakes.ts";
 
 class FakeSocket implements SocketLike {
   bufferedAmount = 0;
@@ -87,6 +88,13 @@ function relayedConnection(options: { bufferedBytes?: number } = {}) {
 /** Lets the promise callbacks queued so far run. */
 const settled = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
+/** Waits until `done` holds, 5 s at most. */
+async function until(done: () => boolean, what: string): Promise<void> {
+  for (const started = Date.now(); !done(); await settled()) {
+    if (Date.now() - started > 5000) throw new Error(`Timed out waiting for ${what}`);
+  }
+}
+
 Deno.test("a relayed device's frames go to its session's instance, in order", async () => {
   const device = relayedConnection();
   assertEquals(device.asked, ["Alice v1 the-token"]);
@@ -145,4 +153,73 @@ Deno.test("a relayed device too slow to read leaves its session at once", async 
   assertEquals(device.socket.closedWith?.[0], 1013);
   // Not when the stalled socket's close handshake ends, which may take long.
   assertEquals(link.closes, 1);
+});
+
+/** Serves devices relayed to a token-mode chatroom where Alice's session is live; returns how to relay one. */
+async function sessionSide() {
+  const secret = "a-relay-test-secret-of-at-least-32-characters";
+  const verifier = (await createVerifier({
+    mode: "token",
+    algorithm: "HS256",
+    secret,
+    publicKeyFile: undefined,
+    nameClaim: "sub",
+    rolesClaim: "roles",
+    issuer: undefined,
+    audience: undefined,
+    expiryWarning: 60,
+    maxTokenLifetime: 86_400,
+    maxDevices: 5,
+    operatorPassword: undefined,
+  }))!;
+  const chatroom = createTestChatroom({ auth: { tokenMode: true, expiryWarning: 60 } });
+  connect(chatroom, new FakeSink(), { identity: ALICE });
+  let take: Parameters<Relay["serve"]>[0] | undefined;
+  const relay: Relay = {
+    open: () => Promise.resolve("unavailable"),
+    serve: (serving) => take = serving,
+  };
+  serveRelayedDevices(relay, chatroom, {
+    limits: { maxFrameBytes: 65536, maxBufferedBytes: 1 << 20, maxInboundBytesPerSecond: 1 << 20 },
+    metrics: createMetrics(),
+    outbox: new Outbox(),
+    verifier,
+  });
+  const tokenFor = (name: string) =>
+    new SignJWT({ sub: name }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h")
+      .sign(new TextEncoder().encode(secret));
+  return { chatroom, tokenFor, take: take! };
+}
+
+/** A link on the session's side that keeps what goes to the device. */
+class DeviceSide implements DeviceLink {
+  readonly frames: string[] = [];
+  closedWith: number | undefined;
+
+  send(data: string | ArrayBuffer): void {
+    if (typeof data === "string") this.frames.push(data);
+  }
+
+  close(code: number): void {
+    this.closedWith = code;
+  }
+}
+
+Deno.test("a relayed device signs in with a token of its own account only", async () => {
+  const { chatroom, tokenFor, take } = await sessionSide();
+  const link = new DeviceSide();
+  const end = await take({ name: "Alice", protocol: "v2" }, link);
+  if (end === undefined) throw new Error("Alice's live session did not take the device");
+  end.frame(JSON.stringify({ type: "hello", auth: await tokenFor("Carol") }));
+  await until(() => link.closedWith !== undefined, "the device to be refused");
+  assertEquals(link.closedWith, 4001);
+  assertEquals(chatroom.findUser("Carol"), undefined);
+
+  // With Alice's own token it joins her session.
+  const own = new DeviceSide();
+  const ownEnd = await take({ name: "Alice", protocol: "v2" }, own);
+  ownEnd!.frame(JSON.stringify({ type: "hello", auth: await tokenFor("Alice") }));
+  await until(() => own.frames.some((frame) => frame.includes('"welcome"')), "the welcome");
+  assertEquals(own.closedWith, undefined);
+  assertEquals(chatroom.findUser("Alice")?.devices.length, 2);
 });
