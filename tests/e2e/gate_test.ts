@@ -8,8 +8,7 @@
  */
 
 import { assert, assertEquals } from "@std/assert";
-import { SignJWT } from "jose";
-import { createVerifier, type TokenVerifier } from "../../src/auth/tokens.ts";
+import { hs256 } from "../_tokens.ts";
 import {
   FLOOD_OFF,
   rawUpgrade,
@@ -28,25 +27,7 @@ const SECRET = "a-test-secret-that-is-at-least-32-characters";
 const PASSWORD = "correct horse battery staple";
 const API_KEY = "an-api-key-of-sixteen-or-more";
 
-const verifier: TokenVerifier = (await createVerifier({
-  mode: "token",
-  algorithm: "HS256",
-  secret: SECRET,
-  publicKeyFile: undefined,
-  nameClaim: "sub",
-  rolesClaim: "roles",
-  issuer: undefined,
-  audience: undefined,
-  expiryWarning: 60,
-  maxTokenLifetime: 86_400,
-  maxDevices: 5,
-  operatorPassword: undefined,
-}))!;
-
-function sign(sub: string, roles: string[] = []): Promise<string> {
-  return new SignJWT({ sub, roles }).setProtectedHeader({ alg: "HS256" })
-    .setExpirationTime("1h").sign(new TextEncoder().encode(SECRET));
-}
+const { verifier, sign } = await hs256(SECRET);
 
 /** Every limit that would get in the way of many quick connections from one address. */
 const RELAXED: TestServerOptions = {

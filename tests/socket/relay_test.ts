@@ -5,14 +5,14 @@
  */
 
 import { assertEquals } from "@std/assert";
-import { SignJWT } from "jose";
-import { createVerifier, type Identity } from "../../src/auth/tokens.ts";
+import type { Identity } from "../../src/auth/tokens.ts";
 import type { DeviceEnd, DeviceLink, Relay } from "../../src/broker/types.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import { Connection, type SocketLike } from "../../src/socket/connection.ts";
 import { Outbox } from "../../src/socket/outbox.ts";
 import { type DeviceRelay, serveRelayedDevices } from "../../src/socket/relay.ts";
 import { connect, createTestChatroom, FakeSink } from "../_fakes.ts";
+import { hs256 } from "../_tokens.ts";
 
 class FakeSocket implements SocketLike {
   bufferedAmount = 0;
@@ -157,21 +157,7 @@ Deno.test("a relayed device too slow to read leaves its session at once", async 
 
 /** Serves devices relayed to a token-mode chatroom where Alice's session is live; returns how to relay one. */
 async function sessionSide() {
-  const secret = "a-relay-test-secret-of-at-least-32-characters";
-  const verifier = (await createVerifier({
-    mode: "token",
-    algorithm: "HS256",
-    secret,
-    publicKeyFile: undefined,
-    nameClaim: "sub",
-    rolesClaim: "roles",
-    issuer: undefined,
-    audience: undefined,
-    expiryWarning: 60,
-    maxTokenLifetime: 86_400,
-    maxDevices: 5,
-    operatorPassword: undefined,
-  }))!;
+  const { verifier, sign } = await hs256("a-relay-test-secret-of-at-least-32-characters");
   const chatroom = createTestChatroom({ auth: { tokenMode: true, expiryWarning: 60 } });
   connect(chatroom, new FakeSink(), { identity: ALICE });
   let take: Parameters<Relay["serve"]>[0] | undefined;
@@ -185,10 +171,7 @@ async function sessionSide() {
     outbox: new Outbox(),
     verifier,
   });
-  const tokenFor = (name: string) =>
-    new SignJWT({ sub: name }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h")
-      .sign(new TextEncoder().encode(secret));
-  return { chatroom, tokenFor, take: take! };
+  return { chatroom, tokenFor: (name: string) => sign(name), take: take! };
 }
 
 /** A link on the session's side that keeps what goes to the device. */
