@@ -302,6 +302,10 @@ browserTest(
       assert(width <= 320, `the page is ${width} px wide`);
     });
   },
+  undefined,
+  // A page says what a person would say in a minute within a second (each join also asks for
+  // the room list): flood control, one bucket for all pages of one address, would drop some.
+  { floodOff: true },
 );
 
 browserTest(
@@ -359,6 +363,10 @@ browserTest(
       }
     }
   },
+  undefined,
+  // A page says what a person would say in a minute within a second (each join also asks for
+  // the room list): flood control, one bucket for all pages of one address, would drop some.
+  { floodOff: true },
 );
 
 const AUTH_SECRET = "a-browser-test-secret-of-at-least-32-characters";
