@@ -257,10 +257,6 @@ export class Chatroom {
     return ban === undefined ? undefined : { kind: "banned", ban };
   }
 
-  /**
-   * Token mode: tells a client that may not start a session why (the caller
-   * closes it): its token, or a first frame that could not be read.
-   */
   /** A session that cannot start now but may in a few seconds: the client is told, and closed. */
   tryLater(sink: Sink): void {
     this.#metrics.connectionsClosed.inc("try_again");
@@ -268,6 +264,10 @@ export class Chatroom {
     sink.close("retry");
   }
 
+  /**
+   * Token mode: tells a client that may not start a session why (the caller
+   * closes it): its token, or a first frame that could not be read.
+   */
   refuse(sink: Sink, reason: string | RequestProblem): void {
     sink.send(
       typeof reason === "string"

@@ -18,41 +18,9 @@ import { TokenBucket } from "../limits.ts";
 import type { Outbox } from "./outbox.ts";
 import type { DeviceRelay } from "./relay.ts";
 import type { DeviceLink } from "../broker/types.ts";
+import { CLOSE_CODES, CLOSE_REASONS } from "./close.ts";
 import { decodeV1Frame } from "../protocol/v1.ts";
 import { decodeV2Frame, type V2Input } from "../protocol/v2.ts";
-
-/** WebSocket close codes the server sends. */
-export const CLOSE_CODES = {
-  /** The server is stopping ("going away"). */
-  shutdown: 1001,
-  /** The client broke a rule: here, it kept flooding. */
-  flood: 1008,
-  /** A frame over `max_frame_bytes`. */
-  frameTooLarge: 1009,
-  /** A client that cannot keep up ("try again later")... */
-  slowConsumer: 1013,
-  /** ...or a session that cannot start now but may shortly. */
-  retry: 1013,
-  /** The session was resumed on another connection... */
-  replaced: 4000,
-  /** ...or the account signed in on one device too many, and this was its oldest. */
-  too_many_devices: 4000,
-  /** Token mode: no valid signed token, or it expired. */
-  unauthorized: 4001,
-  /** A moderator removed the user (a kick or a ban). */
-  removed: 4003,
-} as const;
-
-/** The reason sent with each close the chat asks for. */
-const CLOSE_REASONS: Readonly<Record<CloseReason, string>> = {
-  shutdown: "server shutting down",
-  flood: "flooding",
-  replaced: "session resumed elsewhere",
-  retry: "try again in a few seconds",
-  too_many_devices: "signed in on too many devices",
-  unauthorized: "sign-in token missing, refused or expired",
-  removed: "removed by a moderator",
-};
 
 /** The part of a WebSocket the chat uses, so tests can pass a fake. */
 export interface SocketLike {
@@ -98,8 +66,9 @@ export interface ConnectionOptions {
   readonly room?: string;
   /** The client's address. */
   readonly address?: string;
-  /** Token mode: who the upgrade's `?token=` says the client is (`token`)... */
+  /** Token mode: who the upgrade's `?token=` says the client is... */
   readonly identity?: Identity;
+  /** ...and that token, for another instance to check again when the device is relayed there. */
   readonly token?: string;
   /** ...or, for a v2 client that sends its token in `hello` or `resume`, what checks it. */
   readonly verifier?: TokenVerifier;
@@ -240,6 +209,8 @@ export class Connection implements Sink {
 
   /** Handles one frame from the client: decoded, then handed to the chat request by request. */
   received(data: string | ArrayBuffer): void {
+    // Closing (refused, or told to try again): what was on its way is not read, nor relayed.
+    if (this.#closing) return;
     this.#options.metrics.messagesReceived.inc();
     const { maxFrameBytes } = this.#options.limits;
     const tooBig = typeof data === "string"
@@ -413,7 +384,12 @@ export class Connection implements Sink {
   #shut(code: number, reason: string): void {
     if (this.#closing) return;
     this.#closing = true;
-    this.#socket.close(code, reason);
+    try {
+      this.#socket.close(code, reason);
+    } catch {
+      // A reason the socket will not carry (another instance's, relayed) leaves the code.
+      this.#socket.close(code);
+    }
     // A relayed device leaves its session now, not once its socket's close handshake ends.
     this.#link?.close(1000, "");
   }

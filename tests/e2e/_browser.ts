@@ -123,15 +123,17 @@ export function browserTest(
     sanitizeResources: false,
     async fn(t) {
       const configDir = config === undefined ? undefined : await testConfigDir(config);
-      const server = await startServerProcess({
-        env: configDir === undefined ? env : { ...env, CHAT_CONFIG_DIR: configDir },
-      });
-      const browser = await launchBrowser();
+      let server: ServerProcess | undefined;
+      let browser: Browser | undefined;
       try {
+        server = await startServerProcess({
+          env: configDir === undefined ? env : { ...env, CHAT_CONFIG_DIR: configDir },
+        });
+        browser = await launchBrowser();
         await body(t, browser, server);
       } finally {
-        await browser.close();
-        await server.kill();
+        await browser?.close();
+        await server?.kill();
         if (configDir !== undefined) await Deno.remove(configDir, { recursive: true });
       }
     },

@@ -8,6 +8,7 @@
 
 import { assert, assertEquals } from "@std/assert";
 import { SignJWT } from "jose";
+import type { Browser } from "playwright-core";
 import {
   browserAvailable,
   browserTest,
@@ -341,8 +342,9 @@ Deno.test({
       instances: 2,
       env: { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: TOKEN_SECRET },
     });
-    const browser = await launchBrowser();
+    let browser: Browser | undefined;
     try {
+      browser = await launchBrowser();
       const [a, b] = cluster.instances;
       const laptop = await open(browser, a, `#auth=${await tokenFor("Ann")}`, DESKTOP);
       const phone = await open(browser, b, `#auth=${await tokenFor("Ann")}`, PHONE);
@@ -356,7 +358,7 @@ Deno.test({
       await phone.locator("#messages li.message.self", { hasText: "and back" }).waitFor(WAIT);
       assertEquals(await laptop.getByText("This session continues in another window.").count(), 0);
     } finally {
-      await browser.close();
+      await browser?.close();
       await cluster.dispose();
     }
   },

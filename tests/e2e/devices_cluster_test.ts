@@ -7,19 +7,16 @@
 
 import { assertEquals } from "@std/assert";
 import { delay } from "@std/async/delay";
-import { SignJWT } from "jose";
 import { TestClient, type V2Frame, within } from "./_client.ts";
 import { type Cluster, startCluster, wsUrl } from "./_cluster.ts";
 import { natsAvailable, type NatsOptions } from "./_nats.ts";
 import type { ServerProcess } from "./_process.ts";
+import { hs256 } from "../_tokens.ts";
 
 const SECRET = "a-devices-test-secret-of-at-least-32-characters";
 const TOKEN_MODE = { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: SECRET };
 
-function tokenFor(name: string): Promise<string> {
-  return new SignJWT({ sub: name }).setProtectedHeader({ alg: "HS256" }).setExpirationTime("1h")
-    .sign(new TextEncoder().encode(SECRET));
-}
+const { sign: tokenFor } = await hs256(SECRET);
 
 /** A v2 client signed in as `name` on `instance` (resuming after `seq` of the lobby), and its welcome. */
 async function signIn(instance: ServerProcess, name: string, seq?: unknown) {
@@ -30,8 +27,13 @@ async function signIn(instance: ServerProcess, name: string, seq?: unknown) {
       ? { type: "hello", auth }
       : { type: "resume", name, auth, room: { name: "lobby", seq } },
   ));
-  const welcome = await client.waitFor((frame) => frame.type === "welcome", `${name}'s welcome`);
-  return { client, welcome };
+  try {
+    const welcome = await client.waitFor((frame) => frame.type === "welcome", `${name}'s welcome`);
+    return { client, welcome };
+  } catch (error) {
+    await client.close();
+    throw error;
+  }
 }
 
 /** Waits for the message `text`, keeping every frame passed on the way in `seen`. */
@@ -196,11 +198,11 @@ Deno.test({
       const first = (await signIn(b, "Alice")).client;
       const relayed = (await signIn(a, "Alice")).client;
       await first.close();
-      clients.push(relayed);
-      for (let device = 3; device <= 6; device++) clients.push((await signIn(b, "Alice")).client);
+      const onB: TestClient<V2Frame>[] = [];
+      for (let device = 3; device <= 6; device++) onB.push((await signIn(b, "Alice")).client);
       // A sixth device closes the oldest, wherever it is.
       const last = (await signIn(a, "Alice")).client;
-      clients.push(last);
+      clients.push(relayed, ...onB, last);
       const told = await relayed.waitFor((frame) => frame.type === "error");
       assertEquals(told.code, "too_many_devices");
       const closed = await within(relayed.closed, "the oldest device to close");
@@ -210,8 +212,8 @@ Deno.test({
       // The device relayed through the instance that dies leaves the session; it goes on.
       await a.kill();
       await metricBecomes(b, "chat_cluster_relayed_devices", 0);
-      say(clients[1], "after");
-      await message(clients[4], "after");
+      say(onB[0], "after");
+      await message(onB[3], "after");
     }),
 });
 
@@ -272,4 +274,23 @@ Deno.test({
         for (const text of more) await message(laptop, text);
       },
     ),
+});
+
+Deno.test({
+  name: "the session's instance stopping closes its relayed devices with 1001",
+  ignore: !natsAvailable(),
+  fn: () =>
+    withCluster({ instances: 2 }, async (cluster, clients) => {
+      const [a, b] = cluster.instances;
+      const laptop = (await signIn(a, "Alice")).client;
+      const phone = (await signIn(b, "Alice")).client;
+      clients.push(laptop, phone);
+      a.child.kill("SIGTERM");
+      // The relayed phone hears the session's own close, carried by the link; the laptop's socket
+      // may be closed by the runtime's server first, in its own words.
+      const closed = await within(phone.closed, "the phone to close");
+      assertEquals([closed.code, closed.reason], [1001, "server shutting down"]);
+      assertEquals((await within(laptop.closed, "the laptop to close")).code, 1001);
+      await metricBecomes(b, "chat_cluster_relayed_devices", 0);
+    }),
 });

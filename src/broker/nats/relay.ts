@@ -30,7 +30,7 @@ import { parse, type Part, readOpening, readPart } from "./wire.ts";
 const log = getLogger(["chat", "cluster"]);
 
 /** How long the session's instance may take to agree to take a device. */
-const OPEN_TIMEOUT_MS = 3_000;
+export const OPEN_TIMEOUT_MS = 3_000;
 /** The close a device gets when its link is lost: it may sign in again at once. */
 const LOST = { code: 1013, reason: "try again in a few seconds" } as const;
 /** The close a device gets when an instance it depends on stops: it signs in elsewhere. */
@@ -225,11 +225,15 @@ export class NatsRelay implements Relay {
     } finally {
       this.#taking--;
     }
-    if (refusal === undefined && this.#links.get(id) === link) return respond({ ok: true });
-    // Refused, or the device's side gave up waiting: whatever started here ends.
-    this.#links.delete(id);
-    end?.ended(LOST.code, LOST.reason);
-    respond(refusal ?? { ok: false });
+    if (refusal !== undefined || end === undefined) {
+      this.#links.delete(id);
+      return respond(refusal ?? { ok: false });
+    }
+    // Gone already: closed here while it started (refused: what it was told and the close wait
+    // on the device's side, which reads them once answered), or by the device's side, which gave
+    // up waiting (whatever started here ends; a late answer goes nowhere).
+    if (this.#links.get(id) !== link) end.ended(LOST.code, LOST.reason);
+    respond({ ok: true });
   }
 
   /** A link of `id` with `peer`; `early` keeps what comes before the other end agreed. */

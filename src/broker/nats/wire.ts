@@ -293,7 +293,6 @@ export function readTakeoverReply(data: string, maxText: number): TakeoverReply 
   };
 }
 
-/** One part of what goes through a link (`k`: frame, binary frame, close, ping). */
 /** The close codes below 3000 a server may send (the rest are reserved). */
 const SENDABLE_CODES = new Set([
   1000,
@@ -310,6 +309,7 @@ const SENDABLE_CODES = new Set([
   1014,
 ]);
 
+/** One part of what goes through a link (`k`: frame, binary frame, close, ping). */
 export interface Part {
   readonly id: string;
   readonly n: number;
@@ -368,5 +368,10 @@ export function readPart(data: string): Part {
   if (!SENDABLE_CODES.has(code) && !(code >= 3000 && code <= 4999)) {
     throw new DecodeError(`a relayed close has a code no socket may send: ${code}`);
   }
-  return { ...part, code, reason: text(record, "reason", "a relayed close", 123) };
+  const reason = text(record, "reason", "a relayed close", 123);
+  // A socket's close reason holds 123 bytes of UTF-8, at most.
+  if (new TextEncoder().encode(reason).length > 123) {
+    throw new DecodeError("a relayed close has a reason longer than 123 bytes");
+  }
+  return { ...part, code, reason };
 }
