@@ -48,7 +48,7 @@ const ALICE: Identity = { name: "Alice", roles: new Set(), expiresAt: undefined 
  * A text connection signed in as Alice through `?token=`, whose relay answers
  * when `answer` is called; `end` is what the session's side writes through.
  */
-function relayedConnection(options: { bufferedBytes?: number } = {}) {
+function relayedConnection(options: { bufferedBytes?: number; protocol?: "v1" | "v2" } = {}) {
   const socket = new FakeSocket();
   const chatroom = createTestChatroom();
   let answer: (joined: DeviceLink | "not_live" | "unavailable") => void = () => {};
@@ -62,7 +62,7 @@ function relayedConnection(options: { bufferedBytes?: number } = {}) {
     },
   };
   const connection = new Connection(socket, chatroom, {
-    protocol: "v1",
+    protocol: options.protocol ?? "v1",
     limits: {
       maxFrameBytes: 65536,
       maxBufferedBytes: options.bufferedBytes ?? 1 << 20,
@@ -205,4 +205,17 @@ Deno.test("a relayed device signs in with a token of its own account only", asyn
   await until(() => own.frames.some((frame) => frame.includes('"welcome"')), "the welcome");
   assertEquals(own.closedWith, undefined);
   assertEquals(chatroom.findUser("Alice")?.devices.length, 2);
+});
+
+Deno.test("a device told to try again reads nothing more, and asks no instance again", async () => {
+  const device = relayedConnection({ protocol: "v2" });
+  device.connection.received(JSON.stringify({ type: "hello" }));
+  assertEquals(device.asked, ["Alice v2 the-token"]);
+  device.answer("unavailable");
+  await settled();
+  assertEquals(device.socket.closedWith?.[0], 1013);
+  // A frame already on its way when the close was sent.
+  device.connection.received(JSON.stringify({ type: "say", text: "still here?" }));
+  await settled();
+  assertEquals(device.asked.length, 1);
 });
