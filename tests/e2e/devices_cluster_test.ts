@@ -18,7 +18,7 @@ const TOKEN_MODE = { CHAT_AUTH_MODE: "token", CHAT_AUTH_SECRET: SECRET };
 
 const { sign: tokenFor } = await hs256(SECRET);
 
-/** A v2 client signed in as `name` on `instance` (resuming after `seq` of the lobby), and its welcome. */
+/** A v2 client signed in as `name` on `instance` (resuming after the lobby's `seq`), and its welcome. */
 async function signIn(instance: ServerProcess, name: string, seq?: unknown) {
   const client = await TestClient.connect<V2Frame>(wsUrl(instance), "chat.v2");
   const auth = await tokenFor(name);

@@ -155,7 +155,7 @@ Deno.test("a relayed device too slow to read leaves its session at once", async 
   assertEquals(link.closes, 1);
 });
 
-/** Serves devices relayed to a token-mode chatroom where Alice's session is live; returns how to relay one. */
+/** A token-mode chatroom where Alice's session is live, serving relayed devices; and how to relay one. */
 async function sessionSide() {
   const { verifier, sign } = await hs256("a-relay-test-secret-of-at-least-32-characters");
   const chatroom = createTestChatroom({ auth: { tokenMode: true, expiryWarning: 60 } });

@@ -7,10 +7,10 @@
  *
  * Frames are numbered each way: a lost one ends the link, as does the other
  * instance no longer listening (NATS answers "no responders" to the next
- * part sent there: a killed instance's devices go as soon as they speak),
+ * part sent there once it has seen that instance go: a frame, or a ping),
  * an end not heard of for `name_ttl` (each end speaks at least every
- * `heartbeat`) and the loss of this instance's link to NATS. The device is then closed with "try again", and
- * signs in again.
+ * `heartbeat`), and the loss of this instance's link to NATS. The device is
+ * then closed with "try again", and signs in again.
  *
  * @module
  */
@@ -261,23 +261,8 @@ export class NatsRelay implements Relay {
     const way: DeviceLink = {
       send: (data) => {
         if (this.#links.get(id) !== link) return;
-        if (typeof data !== "string") return this.#post(link, { k: "b" });
-        // A frame longer than one NATS message takes goes in parts.
-        const size = Math.max(64, Math.floor((this.#options.maxPayload() - ENVELOPE_BYTES) / 6));
-        for (
-          let at = 0;
-          (at === 0 || at < data.length) && this.#links.get(id) === link;
-          at += size
-        ) {
-          const rest = at + size < data.length;
-          this.#post(
-            link,
-            rest ? { k: "f", d: data.slice(at, at + size), more: true } : {
-              k: "f",
-              d: data.slice(at),
-            },
-          );
-        }
+        if (typeof data === "string") this.#sendFrame(link, data);
+        else this.#post(link, { k: "b" });
       },
       close: (code, reason) => {
         if (this.#links.get(id) !== link) return;
@@ -286,6 +271,19 @@ export class NatsRelay implements Relay {
       },
     };
     return { link, way };
+  }
+
+  /** Sends a frame, in parts when it is longer than one NATS message takes. */
+  #sendFrame(link: Link, data: string): void {
+    // A UTF-16 unit takes 6 bytes of JSON at most (`\uXXXX`); a pair cut in two is joined again.
+    const size = Math.max(64, Math.floor((this.#options.maxPayload() - ENVELOPE_BYTES) / 6));
+    let at = 0;
+    for (; data.length - at > size; at += size) {
+      this.#post(link, { k: "f", d: data.slice(at, at + size), more: true });
+      // Lost on the way (a part could not be sent): the rest goes nowhere.
+      if (this.#links.get(link.id) !== link) return;
+    }
+    this.#post(link, { k: "f", d: data.slice(at) });
   }
 
   #post(link: Link, part: Omit<Part, "id" | "n">): void {
