@@ -192,3 +192,48 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "cluster: changes made while a reader was away reach it once, after its author's instance died",
+  ignore: !natsAvailable(),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const cluster = await startCluster({ instances: 3 });
+    try {
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: bob, welcome } = await cluster.v2(1, { type: "hello", name: "Bob" });
+      const typo = await say(ann, "a typo hree");
+      const oops = await say(ann, "not for this room");
+      await bob.waitFor((frame) => frame.id === oops.id, "the last message Bob reads");
+      await bob.close();
+
+      // While Bob is away, Ann changes both; then her instance is killed.
+      send(ann, { type: "edit", id: typo.id, text: "a typo here" });
+      const edit = await ann.waitFor((frame) => frame.type === "edit", "the edit");
+      send(ann, { type: "delete", id: oops.id });
+      const removal = await ann.waitFor((frame) => frame.type === "delete", "the removal");
+      await cluster.instances[0].kill();
+
+      // Bob resumes through a third instance, after the last message he read.
+      const { client: back } = await cluster.v2(2, {
+        type: "resume",
+        name: "Bob",
+        token: welcome.token,
+        room: { name: "lobby", epoch: oops.epoch, seq: oops.seq },
+      });
+      // Everything it gets up to its own next message: the two changes, once each, in order.
+      send(back, { type: "say", text: "back" });
+      const got: V2Frame[] = [];
+      await back.waitFor((frame) => {
+        got.push(frame);
+        return frame.type === "message" && frame.text === "back";
+      }, "Bob's next message");
+      const changes = got.filter((frame) => frame.type === "edit" || frame.type === "delete");
+      assertEquals(changes.map(strip), [strip(edit), strip(removal)]);
+    } finally {
+      await cluster.dispose();
+    }
+  },
+});
