@@ -19,7 +19,7 @@ import type { ClientRequest, RequestProblem } from "../vocabulary/requests.ts";
 import { Backend } from "./backend.ts";
 import { createDeliveries } from "./deliveries.ts";
 import { EventFactory } from "./event_factory.ts";
-import { Gate, type IdentityRefusal } from "./gate.ts";
+import { Gate, type IdentityRefusal, tellTryLater } from "./gate.ts";
 import { Membership } from "./membership.ts";
 import { Moderation, type Removal } from "./moderation.ts";
 import { ModeratorCommands } from "./moderator_commands.ts";
@@ -257,11 +257,9 @@ export class Chatroom {
     return ban === undefined ? undefined : { kind: "banned", ban };
   }
 
-  /** A session that cannot start now but may in a few seconds: the client is told, and closed. */
+  /** See {@linkcode tellTryLater}. */
   tryLater(sink: Sink): void {
-    this.#metrics.connectionsClosed.inc("try_again");
-    sink.send(this.#events.error("unavailable", "sign_in_later", {}));
-    sink.close("retry");
+    tellTryLater(sink, { metrics: this.#metrics, events: this.#events });
   }
 
   /**

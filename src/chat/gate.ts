@@ -18,6 +18,9 @@ import { comparisonKeys, MAX_NAME_LENGTH, MAX_NAME_UNITS, nameProblem } from "..
 import type { Moderation } from "./moderation.ts";
 import type { User } from "./user.ts";
 import type { UserDirectory } from "./users.ts";
+import type { Metrics } from "../metrics.ts";
+import type { Sink } from "../vocabulary/events.ts";
+import type { EventFactory } from "./event_factory.ts";
 
 /** What the {@linkcode Gate} consults. */
 export interface GateOptions {
@@ -148,4 +151,18 @@ export class Gate {
     if (this.#claimant(name, self) !== undefined) return true;
     return this.#options.broker.cluster?.names.find(name) !== undefined;
   }
+}
+
+/**
+ * Tells a client whose session cannot start now, but may in a few seconds
+ * (its account is held by an instance that does not answer, or that did not
+ * take the device), why; then closes it with 1013.
+ */
+export function tellTryLater(
+  sink: Sink,
+  options: { readonly metrics: Metrics; readonly events: EventFactory },
+): void {
+  options.metrics.connectionsClosed.inc("try_again");
+  sink.send(options.events.error("unavailable", "sign_in_later", {}));
+  sink.close("retry");
 }

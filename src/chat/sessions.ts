@@ -20,7 +20,7 @@ import type { Metrics } from "../metrics.ts";
 import { nameKey } from "../text/names.ts";
 import type { Place, SessionStart, Sink } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
-import type { Gate, IdentityRefusal } from "./gate.ts";
+import { type Gate, type IdentityRefusal, tellTryLater } from "./gate.ts";
 import type { Membership } from "./membership.ts";
 import { settle } from "./outcome.ts";
 import type { Room } from "./room.ts";
@@ -384,9 +384,7 @@ export class Sessions {
       id: user.id,
       name: user.name,
     });
-    this.#options.metrics.connectionsClosed.inc("try_again");
-    user.sink.send(this.#options.events.error("unavailable", "sign_in_later", {}));
-    user.sink.close("retry");
+    tellTryLater(user.sink, this.#options);
     this.#options.end(user);
   }
 

@@ -17,7 +17,7 @@ import type { Chatroom } from "../chat/mod.ts";
 import type { ConnectionLimits } from "../config/mod.ts";
 import type { Place } from "../vocabulary/events.ts";
 import { serveChatSocket } from "../socket/connection.ts";
-import { deviceRelay, serveRelayedDevices } from "../socket/relay.ts";
+import { type DeviceRelay, deviceRelay, serveRelayedDevices } from "../socket/relay.ts";
 import type { Cluster } from "../broker/types.ts";
 import { createMetrics, type Metrics, renderMetrics } from "../metrics.ts";
 import { Outbox } from "../socket/outbox.ts";
@@ -88,8 +88,10 @@ export function createHandler(options: HandlerOptions): Handler {
     cluster,
   } = options;
   const outbox = new Outbox();
-  const relay = cluster === undefined || verifier === undefined ? undefined : deviceRelay(cluster);
+  // Token mode in a cluster: devices go to their account's live session, wherever it is.
+  let relay: DeviceRelay | undefined;
   if (cluster !== undefined && verifier !== undefined) {
+    relay = deviceRelay(cluster);
     serveRelayedDevices(cluster.relay, chatroom, { limits, metrics, outbox, verifier });
   }
   const health = () => ({
