@@ -142,12 +142,8 @@ export class Inboxes {
    */
   backlog(user: User, seen: SeenPosition | undefined, to: Sink = user.sink): void {
     if (!this.keeps(user)) return;
-    const inbox = this.#kept.get(user.name);
-    // Nothing kept yet: whatever comes next is news to a session that resumes.
-    if (inbox === undefined) {
-      user.inboxSeen = { seq: 0 };
-      return;
-    }
+    // Nothing kept yet is an empty inbox: a position in it says what it says of any log's.
+    const inbox = this.#inbox(user.name);
     const { messages, gap } = seen === undefined
       ? { messages: inbox.recent(this.#options.size), gap: undefined }
       : inbox.backlogAfter(seen.epoch, seen.seq);
@@ -162,9 +158,14 @@ export class Inboxes {
   conversation(user: User, peer: string, count: number, to: Sink): void {
     const inbox = this.#kept.get(user.name);
     const { events } = this.#options;
-    const between = (inbox?.recent(this.#options.size) ?? []).filter((message) =>
-      sameName(message.from, peer) || sameName(message.to ?? "", peer)
-    ).slice(-count);
+    const kept = inbox?.recent(this.#options.size) ?? [];
+    const named = (same: (name: string) => boolean) =>
+      kept.filter((message) => same(message.from) || same(message.to ?? ""));
+    // An account is its name exactly, and a look-alike's messages are another conversation; a
+    // name typed loosely (`bob`) finds the conversation when no account is named so exactly.
+    const exact = named((name) => name === peer);
+    const between = (exact.length > 0 ? exact : named((name) => sameName(name, peer)))
+      .slice(-count);
     if (between.length === 0) to.send(events.system("conversation_empty", { name: peer }));
     for (const message of between) to.send(events.kept(message, user.name, true));
   }

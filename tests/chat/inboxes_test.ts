@@ -197,3 +197,25 @@ Deno.test("a look-alike account has an inbox of its own", () => {
   const back = signIn(chatroom, "Alice");
   assertEquals(privates(back.sink.events), [["HISTORY", "PM <- Bob: for Alice only", 1]]);
 });
+
+Deno.test("a position in an inbox that holds nothing (any more) here gets a gap, not silence", () => {
+  const chatroom = tokenChat();
+  // Say a restart without a store: the client remembers seq 7 of an epoch this server never had.
+  const back = signIn(chatroom, "Ann", { privates: { epoch: "0ld3p0c4", seq: 7 } });
+  const gap = back.sink.events.find((event) => event.type === "gap");
+  assertEquals(gap?.type === "gap" ? gap.reason : undefined, "epoch");
+  assertEquals(privates(back.sink.events), []);
+});
+
+Deno.test("a conversation read back holds the account named exactly, not a look-alike", () => {
+  const chatroom = tokenChat();
+  const bob = signIn(chatroom, "Bob");
+  const alice = signIn(chatroom, "Alice");
+  pm(chatroom, alice.user, "Bob", "from Alice");
+  chatroom.disconnect(alice.user);
+  const lookAlike = signIn(chatroom, "ALICE");
+  pm(chatroom, lookAlike.user, "Bob", "from ALICE, another account");
+  bob.sink.take();
+  chatroom.handle(bob.user, { type: "history", with: "Alice" });
+  assertEquals(privates(bob.sink.events), [["HISTORY", "PM <- Alice: from Alice", 1]]);
+});
