@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { SeenPosition } from "../vocabulary/arguments.ts";
+import { MAX_SEEN_ROOMS, type SeenPosition } from "../vocabulary/arguments.ts";
 
 /** What a room is, for its read position: its name, the epoch of its log and its newest seq. */
 export interface RoomAt {
@@ -23,7 +23,13 @@ function isFurther(position: SeenPosition, kept: SeenPosition | undefined, epoch
   return position.seq > kept.seq;
 }
 
-/** One session's read positions, one per room that exists. */
+/**
+ * One session's read positions, one per room that exists, and at most as
+ * many as one request may report ({@linkcode MAX_SEEN_ROOMS}): so many go
+ * to another instance with the session, which reads them as it reads a
+ * request's (with more than `max_rooms` rooms, the rooms first read keep
+ * their positions).
+ */
 export class ReadPositions {
   readonly #positions = new Map<string, SeenPosition>();
 
@@ -52,7 +58,9 @@ export class ReadPositions {
       const read = position.epoch === room.epoch && position.seq > room.lastSeq
         ? { epoch: room.epoch, seq: room.lastSeq }
         : position;
-      if (isFurther(read, positions.get(room.name), room.epoch)) positions.set(room.name, read);
+      const kept = positions.get(room.name);
+      if (kept === undefined && positions.size >= MAX_SEEN_ROOMS) continue;
+      if (isFurther(read, kept, room.epoch)) positions.set(room.name, read);
     }
     return positions;
   }
