@@ -186,8 +186,9 @@ export class Requests {
   /**
    * Runs `then` once `settled` is: at once when it is ready, else later,
    * with the user's requests waiting meanwhile and handled after it, in order.
+   * If it fails, the device that asked (`from`) is told.
    */
-  after<T>(user: User, settled: Settled<T>, then: (value: T) => void): void {
+  after<T>(user: User, settled: Settled<T>, then: (value: T) => void, from?: Sink): void {
     if (!(settled instanceof Promise)) return then(settled);
     const { users } = this.#options;
     const step = {};
@@ -196,7 +197,7 @@ export class Requests {
     settled.then(then).catch((error) => {
       log.error("A request of user {id} could not be completed: {error}", { id: user.id, error });
       if (users.has(user)) {
-        user.sink.send(this.#options.events.error("unavailable", "not_sent", {}));
+        (from ?? user.sink).send(this.#options.events.error("unavailable", "not_sent", {}));
       }
     }).finally(() => {
       // A step started by `then` takes the waiting requests over.
@@ -241,7 +242,7 @@ export class Requests {
         } else if (outcome.done !== undefined) {
           from.send(events.system("done", { what: outcome.done }));
         }
-      });
+      }, from);
     } catch (error) {
       metrics.errors.inc();
       log.error("Failed to handle a {type} request from user {id}: {error}", {
