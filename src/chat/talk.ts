@@ -137,16 +137,14 @@ export class Talk {
     }
     const busy = this.#busy({ room: actor.room });
     if (busy !== undefined) return busy;
-    const { broker, events, membership, now } = this.#options;
+    const { broker, events, now } = this.#options;
     const id = events.nextId();
     const outcome = broker.log.publish({
       kind: "message",
       room: actor.room,
       id,
       sentAt: now(),
-      author: user === undefined
-        ? { instance: broker.instance, userId: 0, name: actor.name }
-        : membership.author(user),
+      author: this.#authorOf(actor),
       text,
       emote: request.type === "me",
     });
@@ -157,7 +155,7 @@ export class Talk {
     const name = stripWhitespace(this.clean(request.to));
     const text = trimMarks(this.clean(request.text));
     if (name === "" || text.trim() === "") return this.#usage("pm");
-    const { broker, events, gate, inboxes, membership, moderation, now } = this.#options;
+    const { broker, events, gate, inboxes, moderation, now } = this.#options;
     const muted = actor.user === undefined ? undefined : moderation.mutedFor(actor.user);
     if (muted !== undefined) {
       return this.#fail("muted", "still_muted", { duration: formatDuration(muted) });
@@ -175,16 +173,14 @@ export class Talk {
     const busy = this.#busy(actor.rank > 0 ? undefined : { user: to });
     if (busy !== undefined) return busy;
     const note: PrivateNote = { id: events.nextId(), sentAt: now(), from: actor.name, to, text };
-    const author = actor.user === undefined
-      ? { instance: broker.instance, userId: 0, name: actor.name }
-      : membership.author(actor.user);
+    const author = this.#authorOf(actor);
     let refusal: Outcome | undefined;
     // A signed account's copy is stored in its inbox first, wherever the account is, and shown
     // from there by the instance that holds it: nothing rides on that instance being reachable.
     if (local === undefined ? inboxes.enabled : inboxes.keeps(local)) {
       refusal = this.#notSent(inboxes.publish(note, to, author));
     } else if (remote !== undefined) {
-      refusal = this.#notSent(this.#options.broker.cluster?.mail.sendPrivate(note, remote));
+      refusal = this.#notSent(broker.cluster?.mail.sendPrivate(note, remote));
     } else local?.sink.send(events.private(note, "received"));
     if (refusal !== undefined) return refusal;
     const sender = actor.user;
@@ -199,6 +195,14 @@ export class Talk {
       if (!stored) sender.sink.send(events.private(note, "sent"));
     }
     return { ok: true, id: note.id };
+  }
+
+  /** Who says what `actor` says: a session, or a bot of the server API (user 0). */
+  #authorOf(actor: Actor): Author {
+    const { broker, membership } = this.#options;
+    return actor.user === undefined
+      ? { instance: broker.instance, userId: 0, name: actor.name }
+      : membership.author(actor.user);
   }
 
   /**
@@ -308,7 +312,7 @@ export class Talk {
     action: "edit" | "delete",
     text: string,
   ): Outcome {
-    const { broker, events, membership, now } = this.#options;
+    const { broker, events, now } = this.#options;
     const id = events.nextId();
     // Noted first: alone, the removal is delivered (and the note cleared) before publish returns.
     if (action === "delete") room.removing(message.id);
@@ -317,9 +321,7 @@ export class Talk {
       room: room.name,
       id,
       sentAt: now(),
-      author: actor.user === undefined
-        ? { instance: broker.instance, userId: 0, name: actor.name }
-        : membership.author(actor.user),
+      author: this.#authorOf(actor),
       text,
       emote: message.emote,
       change: { target: message.id, action, author: message.from },
