@@ -152,7 +152,7 @@ export class Chatroom {
       tokenMode: auth.tokenMode,
       maxDevices: auth.maxDevices ?? DEFAULT_MAX_DEVICES,
       inboxes,
-      entered: (user, room) => this.#sendTopic(user, room),
+      entered: (user, room, to) => this.#sendTopic(room, to ?? user.sink),
     });
     this.#signIns = new SignIns({
       auth,
@@ -399,7 +399,7 @@ export class Chatroom {
       if (!this.#users.has(user)) return;
       this.#exit(user, "left");
       user.sink.send(this.#membership.members(user, room, true));
-      this.#sendTopic(user, room);
+      this.#sendTopic(room, user.sink);
       this.#membership.sendBacklog(user, room);
       this.#membership.enter(user, room, "joined");
     });
@@ -428,9 +428,9 @@ export class Chatroom {
   }
 
   /** Tells `user`, entering `room`, its topic when it has one. */
-  #sendTopic(user: User, room: Room<User>): void {
+  #sendTopic(room: Room<User>, to: Sink): void {
     const topic = this.#moderation.settings.topicOf(room.name);
     if (topic === undefined) return;
-    user.sink.send(this.#events.system("topic", { room: room.name, topic }, room));
+    to.send(this.#events.system("topic", { room: room.name, topic }, room));
   }
 }

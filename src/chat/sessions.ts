@@ -61,7 +61,7 @@ export interface SessionsOptions {
   /** The one admission of names and identities. */
   readonly gate: Gate;
   /** Called once a welcomed user is in their room, before its backlog (for its topic). */
-  readonly entered: (user: User, room: Room<User>) => void;
+  readonly entered: (user: User, room: Room<User>, to?: Sink) => void;
 }
 
 /** Settles when both do: at once when both are ready. */

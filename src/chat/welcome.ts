@@ -25,8 +25,11 @@ export interface WelcomesOptions {
   readonly events: EventFactory;
   readonly membership: Membership;
   readonly rooms: RoomDirectory<User>;
-  /** Called once a welcomed user is in their room, before its backlog (for its topic). */
-  readonly entered: (user: User, room: Room<User>) => void;
+  /**
+   * Called once a welcomed user is in their room, before its backlog (for
+   * its topic), with the one device to tell when only it is welcomed (`to`).
+   */
+  readonly entered: (user: User, room: Room<User>, to?: Sink) => void;
   readonly inboxes: Inboxes;
 }
 
@@ -99,6 +102,7 @@ export class Welcomes {
     const room: Room<User> = user.room;
     to.send(events.welcome({ name: user.name, token: user.token, room, rank: rank(user.roles) }));
     to.send(membership.members(user, room, true));
+    this.#options.entered(user, room, to);
     const sameRoom = start.room !== undefined && sameName(start.room, room.name);
     membership.sendBacklog(
       user,

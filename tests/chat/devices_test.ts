@@ -240,3 +240,18 @@ Deno.test("with max_devices 1, a new device takes the session over", () => {
   assertEquals(phone.closed, "too_many_devices");
   assertEquals(ann.devices, [laptop]);
 });
+
+Deno.test("a new device hears its room's topic, as a new session does", () => {
+  const { chatroom, phone, ann } = withAnnAndBob();
+  const mod = new FakeSink();
+  const modUser = connect(chatroom, mod, {
+    identity: { name: "Mod", roles: new Set<Role>(["moderator"]), expiresAt: undefined },
+  });
+  receive(chatroom, modUser, "!topic Be kind");
+  phone.take();
+  const laptop = device(chatroom, ann, "lobby");
+  assertEquals(laptop.take().filter(([, body]) => body.startsWith("Topic")), [
+    ["SERVER", "Topic of lobby: Be kind"],
+  ]);
+  assertEquals(phone.take(), [], "only the new device is welcomed");
+});
