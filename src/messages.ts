@@ -362,6 +362,11 @@ export const MESSAGE_CATALOG = {
     placeholders: [],
     text: "Your sign-in has expired: connect again with a fresh token.",
   },
+  name_lapsed: {
+    placeholders: ["name"],
+    text:
+      "This server lost contact with the rest of the chat for too long to keep the name $name for you: it may be given to someone else now. Connect again in a few seconds.",
+  },
   sign_in_later: {
     placeholders: [],
     text:

@@ -237,6 +237,11 @@ export interface BrokerHandler {
   deliverTyping(note: TypingNote): void;
   /** A local user's name turned out to be held elsewhere. */
   nameLost(name: string): void;
+  /**
+   * This instance could not renew a local user's name in the cluster for
+   * so long that it may be given away: the session ends, its goodbye said.
+   */
+  nameLapsed(name: string): void;
   /** The link to the other instances was lost (`true`) or is back (`false`). */
   setDegraded(degraded: boolean): void;
   /** Messages said in `room` were dropped by the cluster before this instance could read them. */

@@ -147,6 +147,16 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
       const user = users.find(name);
       if (user !== undefined) sessions.nameLost(user);
     },
+    nameLapsed(name) {
+      const user = users.find(name);
+      if (user === undefined || user.name !== name) return;
+      if (user.lingering === undefined) {
+        metrics.connectionsClosed.inc("try_again");
+        user.sink.send(events.error("unavailable", "name_lapsed", { name }));
+        user.sink.close("retry");
+      }
+      sessions.endQuietly(user);
+    },
     setDegraded: (degraded) => notifyAll(degraded ? "degraded" : "recovered"),
     messagesLost(name) {
       if (inboxOwner(name) !== undefined) return inboxes.lost(name);

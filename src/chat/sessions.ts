@@ -254,13 +254,18 @@ export class Sessions {
     if (lingering === undefined) user.sink.close("replaced");
     const privates = lingering?.notes() ?? [];
     log.info("User {id} ({name}) resumed on another instance", { id: user.id, name });
+    // The name moves with the session: the other instance holds it now.
+    this.endQuietly(user);
+    return { room: user.room.name, privates, read: user.read.all };
+  }
+
+  /** Ends a session here without a word to its room, nor a word to the cluster about its name. */
+  endQuietly(user: User): void {
     this.#options.membership.exit(user, undefined);
     // The last one here gone: the room need not be read here any more.
     if (user.room.members.size === 0) this.#options.broker.log.unfollow(user.room.name);
     this.forget(user);
-    // The name moves with the session: the other instance holds it now.
     this.#options.users.remove(user);
-    return { room: user.room.name, privates, read: user.read.all };
   }
 
   /**

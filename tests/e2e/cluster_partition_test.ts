@@ -1,17 +1,18 @@
 /**
  * A partitioned instance: its link to NATS cut (through a proxy the test
- * controls) for longer than `name_ttl`, NATS itself fine. The others let
- * its users go, and may give their names away; on heal, the name stays with
- * its new holder, the partitioned instance's user is told and renamed, and
- * nobody is left listed under a name they do not hold; a user who kept their
- * name is shown arriving again, once.
+ * controls) for longer than `name_ttl`, NATS itself fine. It lets its users'
+ * names go (each user told, and closed with 1013) before the others take it
+ * for gone and may give the names away: no name is ever held twice. On heal,
+ * each goodbye has been shown once, every instance lists the same members,
+ * and the names are free again.
  */
 
-import { assertEquals, assertNotEquals } from "@std/assert";
+import { assert, assertEquals } from "@std/assert";
 import { delay } from "@std/async/delay";
 import { TestClient, type V2Frame, within } from "./_client.ts";
 import { testConfigDir } from "./_config.ts";
 import { natsAvailable, startNats } from "./_nats.ts";
+import { startCluster } from "./_cluster.ts";
 import { type ServerProcess, startServerProcess } from "./_process.ts";
 import { startProxy } from "./_proxy.ts";
 
@@ -65,6 +66,9 @@ async function withPartition(
     );
     const [a, c] = instances;
     await body({ a, c, proxy, clients });
+  } catch (e) {
+    for (const i of instances) console.log("----\n" + i.output.join("\n"));
+    throw e;
   } finally {
     await Promise.allSettled(clients.map((client) => client.close()));
     await Promise.allSettled(instances.map((instance) => instance.kill()));
@@ -83,8 +87,61 @@ function goodbyeOf(watcher: TestClient<V2Frame>, name: string): Promise<V2Frame>
   );
 }
 
+const LAPSED = "This server lost contact with the rest of the chat for too long to keep the name";
+
+/** Waits until `client` is told its name lapsed and is closed with 1013; resolves with when. */
+async function letGo(client: TestClient<V2Frame>, name: string): Promise<number> {
+  const told = await client.waitFor((frame) => frame.type === "error", "the notice", 10_000);
+  assertEquals(told.code, "unavailable");
+  assert(String(told.text).startsWith(`${LAPSED} ${name} for you`), String(told.text));
+  const closed = await within(client.closed, "the close", 5000);
+  assertEquals(closed.code, 1013);
+  return performance.now();
+}
+
+/** The frames `watcher` gets until `name` arrives, that arrival last. */
+async function until(watcher: TestClient<V2Frame>, name: string): Promise<V2Frame[]> {
+  const seen: V2Frame[] = [];
+  await watcher.waitFor(
+    (frame) => {
+      seen.push(frame);
+      return frame.type === "presence" && frame.action === "join" && frame.from === name;
+    },
+    `${name}'s arrival`,
+    10_000,
+  );
+  return seen;
+}
+
+/** How many of `frames` say `name` left. */
+function leavesOf(frames: readonly V2Frame[], name: string): number {
+  return frames.filter((frame) =>
+    frame.type === "presence" && frame.action === "leave" && frame.from === name
+  ).length;
+}
+
+/** Until both instances list exactly `expected` in the lobby. */
+function agreeOn(
+  clients: readonly TestClient<V2Frame>[],
+  expected: readonly string[],
+): Promise<void> {
+  return within(
+    (async () => {
+      while (true) {
+        const lists = await Promise.all(clients.map(members));
+        if (lists.every((list) => JSON.stringify(list) === JSON.stringify(expected.toSorted()))) {
+          return;
+        }
+        await delay(100);
+      }
+    })(),
+    "every instance to list the same members",
+    10_000,
+  );
+}
+
 Deno.test({
-  name: "a partitioned instance's name given away meanwhile stays with its new holder on heal",
+  name: "a partitioned instance lets its users' names go before anyone else can be given them",
   ignore,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -96,56 +153,37 @@ Deno.test({
       await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Alice");
 
       proxy.cut();
-      // The others let the cut-off instance's users go...
-      await goodbyeOf(watcher, "Alice");
-      // ...and once her entry has lapsed, her name may be given to someone else.
-      let second: TestClient<V2Frame> | undefined;
-      for (let tries = 0; second === undefined; tries++) {
+      const letGoAt = letGo(first, "Alice");
+      // Meanwhile, someone on the other side asks for her name, again and again.
+      let granted: number | undefined;
+      for (let tries = 0; granted === undefined; tries++) {
         const attempt = await hello(a, "Alice");
         clients.push(attempt.client);
-        if (attempt.welcome.name === "Alice") second = attempt.client;
-        else if (tries === 50) throw new Error("Alice's name was never given away");
+        if (attempt.welcome.name === "Alice") granted = performance.now();
+        else if (tries === 100) throw new Error("Alice's name was never given away");
         else {
           // Given another name: that session ends (nothing lingers here) before the next try.
           await attempt.client.close();
-          await delay(100);
+          await delay(50);
         }
       }
+      assert(await letGoAt < granted, "Alice was let go on the cut-off instance after the grant");
 
       proxy.heal();
-      // The partitioned instance's Alice is told, and renamed; the new holder keeps the name.
-      const refusal = await first.waitFor((frame) => frame.type === "error", "the refusal", 10_000);
-      assertEquals([refusal.code, refusal.text], [
-        "name_refused",
-        'Cannot change your name to "Alice": it is taken',
-      ]);
-      const renamed = await first.waitFor(
-        (frame) => frame.type === "presence" && frame.action === "rename",
-        "the rename",
-      );
-      assertNotEquals(renamed.from, "Alice");
-      // Everyone agrees on who is who (the new holder kept "Alice"), nobody listed under a lost name.
-      await within(
-        (async () => {
-          while (true) {
-            const [onA, onC] = [await members(second), await members(first)];
-            const expected = ["Alice", String(renamed.from), "Watcher"].toSorted();
-            if (
-              JSON.stringify(onA) === JSON.stringify(expected) &&
-              JSON.stringify(onC) === JSON.stringify(expected)
-            ) return;
-            await delay(100);
-          }
-        })(),
-        "both instances to list the same members",
-        10_000,
-      );
+      const { client: check } = await hello(c, "Check");
+      const { client: lister } = await hello(a, "Lister");
+      clients.push(check, lister);
+      // The goodbye was said on both sides, and shown once.
+      const seen = await until(watcher, "Check");
+      assertEquals(leavesOf(seen, "Alice"), 1);
+      // Nobody is left listed under a name they do not hold, on either side.
+      await agreeOn([lister, check], ["Alice", "Check", "Lister", "Watcher"]);
     });
   },
 });
 
 Deno.test({
-  name: "a partitioned instance's user who kept their name is shown arriving again on heal, once",
+  name: "a partitioned instance's user is shown leaving once, and has their name back after heal",
   ignore,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -157,19 +195,64 @@ Deno.test({
       await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Carol");
 
       proxy.cut();
-      await goodbyeOf(watcher, "Carol");
+      await letGo(carol, "Carol");
+      const goodbye = await goodbyeOf(watcher, "Carol");
+      assertEquals(goodbye.text, "Carol has disconnected!");
       proxy.heal();
-      const back = await watcher.waitFor(
-        (frame) => frame.type === "presence" && frame.from === "Carol",
-        "Carol back",
-        10_000,
-      );
+      const { client: again, welcome } = await hello(c, "Carol");
+      clients.push(again);
+      assertEquals(welcome.name, "Carol");
+      // Her own instance's goodbye, said while it was cut off, reaches the others now: not shown.
+      const seen = await until(watcher, "Carol");
+      assertEquals(leavesOf(seen, "Carol"), 0);
+      const back = seen.at(-1)!;
       assertEquals([back.action, back.text], ["join", "Carol has connected!"]);
-      // Once: what Carol says next is the next thing about her.
-      carol.send(JSON.stringify({ type: "say", text: "still here" }));
+      again.send(JSON.stringify({ type: "say", text: "still here" }));
       const next = await watcher.waitFor((frame) => frame.from === "Carol", "Carol's message");
       assertEquals([next.type, next.text], ["message", "still here"]);
-      assertEquals(await members(watcher), ["Carol", "Watcher"]);
+      await agreeOn([watcher, again], ["Carol", "Watcher"]);
     });
+  },
+});
+
+Deno.test({
+  name: "NATS away longer than the lease: users are told and closed, nothing said is lost",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const cluster = await startCluster({ instances: 2 });
+    try {
+      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
+      await ann.waitFor((frame) => frame.type === "presence" && frame.from === "Bob");
+      await cluster.nats.stop();
+      ann.send(JSON.stringify({ type: "say", text: "said while NATS was away" }));
+      await Promise.all([letGo(ann, "Ann"), letGo(bob, "Bob")]);
+      await cluster.nats.start();
+      // The names are free again on either instance (once each has its link back and deleted the
+      // entries it let go), and what Ann said before is there, once.
+      const again = async (index: number, name: string) => {
+        for (let tries = 0;; tries++) {
+          const { client, welcome } = await cluster.v2(index, { type: "hello", name });
+          if (welcome.name === name) return client;
+          await client.close();
+          if (tries === 50) throw new Error(`${name} never had their name back`);
+          await delay(100);
+        }
+      };
+      const bobAgain = await again(0, "Bob");
+      const annAgain = await again(1, "Ann");
+      // The backlog comes with the welcome; the members frame asked for after it ends the list.
+      bobAgain.send(JSON.stringify({ type: "members" }));
+      const seen: V2Frame[] = [];
+      await bobAgain.waitFor((frame) => seen.push(frame) > 0 && frame.type === "members");
+      const said = seen.filter((frame) => frame.type === "history" && frame.from === "Ann");
+      assertEquals(said.map((frame) => frame.text), ["said while NATS was away"]);
+      await annAgain.close();
+      await bobAgain.close();
+    } finally {
+      await cluster.dispose();
+    }
   },
 });

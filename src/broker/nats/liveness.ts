@@ -4,6 +4,11 @@
  * every survivor says goodbye for its users (each goodbye delivered once)
  * and releases their names.
  *
+ * So a name is held on a lease: an instance that could not write it again
+ * for nearly `name_ttl` (its link to NATS cut, or NATS away) lets it go, and
+ * says goodbye for its user as the others do, before the others may give it
+ * away. No name is held on two instances at once.
+ *
  * @module
  */
 
@@ -11,15 +16,17 @@ import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/nats-core";
 import type { RoomNote } from "../types.ts";
 import type { ClusterNames } from "./names.ts";
+import type { NameEntry } from "./wire.ts";
 import { DecodeError } from "../decode.ts";
 import { readHeartbeat } from "./wire.ts";
-import { nameKey } from "../../text/names.ts";
 
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
 /** Announcements looked up at once, at most. */
 const MAX_LOOKUPS = 8;
-/** Goodbyes for this instance's users answered, remembered at most (each is answered once). */
-const ANSWERED_KEPT = 4096;
+/** A name is let go this long before the others could take its instance for gone (at most)... */
+const LEASE_MARGIN_MS = 1000;
+/** ...and leases are looked at this often (at most). */
+const LEASE_CHECK_MS = 250;
 
 /** The id of the goodbye for user `userId` of the gone `instance`: the same on every survivor. */
 export function goodbyeId(instance: string, userId: number): string {
@@ -45,6 +52,8 @@ export interface LivenessOptions {
   readonly drained: () => Promise<void>;
   /** A heartbeat could not be read. */
   readonly malformed: (subject: string, error: unknown) => void;
+  /** The lease of a local user's name ran out: their session ends (their goodbye is said). */
+  readonly lapsed: (name: string) => void;
 }
 
 /** Heartbeats, sent and heard. */
@@ -53,13 +62,11 @@ export class Liveness {
   /** When each other instance last showed signs of life. */
   readonly #lastSeen = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
+  #leases: ReturnType<typeof setInterval> | undefined;
   /** Announcements being looked up in the bucket now. */
   #lookups = 0;
   /** When this instance last heard its own heartbeat: proof that its link to NATS carries. */
   #echoed = Date.now();
-  /** The goodbyes said for this instance's users that it answered, oldest first. */
-  readonly #answered = new Set<string>();
-  #returns = 0;
 
   constructor(options: LivenessOptions) {
     this.#options = options;
@@ -82,11 +89,53 @@ export class Liveness {
       log.error("Stopped following {what}: {error}", { what: "heartbeats", error })
     );
     this.#timer = setInterval(() => this.beat(), heartbeat * 1000);
+    this.#leases = setInterval(
+      () => this.#checkLeases(),
+      Math.min(LEASE_CHECK_MS, this.#margin / 2),
+    );
     this.beat();
   }
 
   stop(): void {
     clearInterval(this.#timer);
+    clearInterval(this.#leases);
+  }
+
+  /** How long before `name_ttl` runs out a name is let go: a second, or a quarter of it. */
+  get #margin(): number {
+    return Math.min(LEASE_MARGIN_MS, this.#options.nameTtl * 250);
+  }
+
+  /**
+   * Lets go of the names not written again for `name_ttl` less the margin,
+   * and says goodbye for their users. The others could take this instance
+   * for gone at `name_ttl` after they last heard of it, which is after the
+   * last write NATS took: so the name is let go here first.
+   */
+  #checkLeases(): void {
+    const now = Date.now();
+    const lapsed = this.#options.names.lapse(now - (this.#options.nameTtl * 1000 - this.#margin));
+    if (lapsed.length === 0) return;
+    log.warning("Lost the cluster for too long to keep {count} names; their users are let go", {
+      count: lapsed.length,
+    });
+    for (const user of lapsed) {
+      this.#goodbye(this.#options.instance, user, now);
+      this.#options.lapsed(user.name);
+    }
+  }
+
+  /** Says goodbye for `user` of `instance`, under the same id on every instance. */
+  #goodbye(instance: string, user: Pick<NameEntry, "room" | "userId" | "name">, now: number): void {
+    this.#options.publish({
+      kind: "presence",
+      room: user.room,
+      id: goodbyeId(instance, user.userId),
+      sentAt: now,
+      author: { instance, userId: user.userId, name: user.name },
+      action: "leave",
+      notice: "disconnected",
+    });
   }
 
   /**
@@ -126,6 +175,8 @@ export class Liveness {
 
   /** Keeps our names alive, tells the others we are, and lets go of instances that are not. */
   beat(): void {
+    // First, so that no name whose lease ran out (a stalled process, say) is written again.
+    this.#checkLeases();
     if (!this.#options.connected()) return;
     const { nc, instance, names } = this.#options;
     // The announcement first, so that no instance hears a heartbeat it cannot believe yet.
@@ -137,41 +188,6 @@ export class Liveness {
     // Gone instances' users are said goodbye to before their lapsed entries would be forgotten.
     this.#releaseDead();
     names.sweep();
-  }
-
-  /**
-   * A goodbye the others said for a user of this instance, whose link to
-   * NATS was cut so long that they took it for gone: when the user is still
-   * here, in that room, under that name, the room hears once that they are
-   * back, so that everyone lists them again.
-   */
-  answer(note: RoomNote): void {
-    const { instance, names, publish } = this.#options;
-    const { author } = note;
-    if (
-      note.kind !== "presence" || note.action !== "leave" || author.instance !== instance ||
-      note.id !== goodbyeId(instance, author.userId) || this.#answered.has(note.id)
-    ) return;
-    const entry = names.localEntry(author.name);
-    if (
-      entry === undefined || entry.name !== author.name || entry.userId !== author.userId ||
-      nameKey(entry.room) !== nameKey(note.room) ||
-      // Given to someone else meanwhile: the user is about to be renamed, not back.
-      names.find(author.name) !== undefined
-    ) return;
-    this.#answered.add(note.id);
-    if (this.#answered.size > ANSWERED_KEPT) {
-      this.#answered.delete(this.#answered.values().next().value!);
-    }
-    publish({
-      kind: "presence",
-      room: entry.room,
-      id: `${instance}.back.${author.userId}.${++this.#returns}`,
-      sentAt: Date.now(),
-      author,
-      action: "join",
-      notice: "connected",
-    });
   }
 
   /**
@@ -193,17 +209,7 @@ export class Liveness {
       this.#lastSeen.delete(instance);
       log.warning("Instance {instance} is gone; releasing its users", { instance });
       const users = this.#options.names.dropInstance(instance);
-      for (const user of users) {
-        this.#options.publish({
-          kind: "presence",
-          room: user.room,
-          id: goodbyeId(instance, user.userId),
-          sentAt: now,
-          author: { instance, userId: user.userId, name: user.name },
-          action: "leave",
-          notice: "disconnected",
-        });
-      }
+      for (const user of users) this.#goodbye(instance, user, now);
       // Once the goodbyes are stored, so nobody can take a name before its holder left.
       this.#options.drained().then(() => this.#options.names.release(users));
     }

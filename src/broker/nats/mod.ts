@@ -17,7 +17,9 @@
  *   the target's inbox, a log of the stream), as do the frames of devices
  *   relayed to their account's session (see `relay.ts`).
  * - When an instance stops sending heartbeats, the survivors say goodbye for
- *   its users (each goodbye delivered once) and release their names.
+ *   its users (each goodbye delivered once) and release their names; an
+ *   instance that could not renew its names for that long lets them go
+ *   first (see `liveness.ts`).
  *
  * Everything read from NATS is checked (`wire.ts`); what cannot be read is
  * logged, counted and dropped.
@@ -183,6 +185,7 @@ export class NatsBroker implements Broker {
       publish: (note) => void this.#publisher.publish(note),
       drained: () => this.#publisher.drained(),
       malformed: (subject, error) => this.#malformed(subject, error),
+      lapsed: (name) => this.#handler?.nameLapsed(name),
     });
     this.#typing = new TypingLink({
       nc,
@@ -393,7 +396,6 @@ export class NatsBroker implements Broker {
       } else if (live) {
         // Arrivals and departures from before this instance followed the room are not news.
         handler.deliverRoomNote(note);
-        this.#liveness.answer(note);
       }
     });
   }

@@ -16,6 +16,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
+import { delay } from "@std/async/delay";
 import { nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
 import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
@@ -56,6 +57,10 @@ export class ClusterNames {
   readonly #local = new Map<string, NameEntry>();
   /** The revision of our last write of each of them, so a write never lands on another's. */
   readonly #revisions = new Map<string, number>();
+  /** When our last write of each of them that NATS took was sent: the start of its lease. */
+  readonly #renewed = new Map<string, number>();
+  /** Entries of names let go here while NATS could not be told, by name key: their revisions. */
+  readonly #stale = new Map<string, number>();
   /** The look-alike guards of the names this instance holds. */
   readonly #guards: Guards;
   /** The other instances that announced themselves. */
@@ -74,11 +79,6 @@ export class ClusterNames {
   /** The user of another instance who holds `name` (or a look-alike of it). */
   find(name: string): RemoteUser | undefined {
     return this.#remote.get(bucketKey(nameKey(name))) ?? this.#remote.lookAlike(name);
-  }
-
-  /** The entry of `name` when this instance holds it. */
-  localEntry(name: string): NameEntry | undefined {
-    return this.#local.get(nameKey(name));
   }
 
   /** The entry of `name` when another instance holds exactly it. */
@@ -113,17 +113,19 @@ export class ClusterNames {
     const { bucket } = this.#options;
     const deadline = Date.now() + CLAIM_WAIT_MS;
     for (let tries = 1;; tries++) {
+      // While NATS is away, a request would wait for its own timeout, after NATS is back.
+      await this.#backBy(deadline);
+      let sent = Date.now();
       try {
-        this.#revisions.set(key, await bucket.create(bucketKey(key), JSON.stringify(entry)));
-        this.#local.set(key, entry);
+        this.#held(key, entry, await bucket.create(bucketKey(key), JSON.stringify(entry)), sent);
         return true;
       } catch (error) {
         const current = await bucket.get(bucketKey(key)).catch(() => undefined);
         if (current !== undefined && current !== null && current.operation === "PUT") {
-          // Ours already (a release still on its way), or someone else's.
+          // Ours already (a release still on its way, or a name let go here), or someone else's.
           if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
-          this.#revisions.set(key, await bucket.put(bucketKey(key), JSON.stringify(entry)));
-          this.#local.set(key, entry);
+          sent = Date.now();
+          this.#held(key, entry, await bucket.put(bucketKey(key), JSON.stringify(entry)), sent);
           return true;
         }
         if (Date.now() > deadline || tries >= MAX_CLAIM_TRIES) {
@@ -139,6 +141,25 @@ export class ClusterNames {
         }
       }
     }
+  }
+
+  /** Resolves when NATS is there, or at `deadline`. */
+  async #backBy(deadline: number): Promise<void> {
+    const timer = new AbortController();
+    const late = delay(Math.max(0, deadline - Date.now()), { signal: timer.signal }).catch(
+      () => {},
+    );
+    await Promise.race([this.#options.back(), late]);
+    timer.abort();
+  }
+
+  /** Records a name held here, written at `revision` (if known yet) by a write sent at `sent`. */
+  #held(key: string, entry: NameEntry, revision: number | undefined, sent: number): void {
+    this.#local.set(key, entry);
+    if (revision === undefined) this.#revisions.delete(key);
+    else this.#revisions.set(key, revision);
+    this.#renewed.set(key, sent);
+    this.#stale.delete(key);
   }
 
   /**
@@ -175,11 +196,14 @@ export class ClusterNames {
     const { bucket } = this.#options;
     const data = JSON.stringify(entry);
     const revision = this.#revisions.get(key);
+    const sent = Date.now();
     const write = revision === undefined
       ? bucket.create(bucketKey(key), data)
       : bucket.update(bucketKey(key), data, revision);
     write.then((next) => {
-      if (this.#local.has(key)) this.#revisions.set(key, next);
+      if (!this.#local.has(key)) return;
+      this.#revisions.set(key, next);
+      this.#renewed.set(key, Math.max(this.#renewed.get(key) ?? 0, sent));
     }, async (error) => {
       const current = this.#local.get(key) === entry
         ? await bucket.get(bucketKey(key)).catch(() => undefined)
@@ -207,18 +231,59 @@ export class ClusterNames {
   #forget(key: string): void {
     this.#local.delete(key);
     this.#revisions.delete(key);
+    this.#renewed.delete(key);
     this.#guards.drop(key, false);
+  }
+
+  /**
+   * Lets go of every name whose last write NATS took was sent before
+   * `before`: unless written again since, its entry may have lapsed in the
+   * bucket or been released by the others, who took this instance for gone,
+   * and the name may be someone else's now. Returns their entries. The
+   * entries left in the bucket are deleted once NATS takes it, unless
+   * written since.
+   */
+  lapse(before: number): NameEntry[] {
+    const lapsed: NameEntry[] = [];
+    for (const [key, entry] of this.#local) {
+      if ((this.#renewed.get(key) ?? 0) >= before) continue;
+      lapsed.push(entry);
+      const revision = this.#revisions.get(key);
+      if (revision !== undefined) this.#stale.set(key, revision);
+      this.#forget(key);
+    }
+    return lapsed;
+  }
+
+  /** Deletes the entries of names let go here, where they are still our last write. */
+  #dropStale(): void {
+    const { bucket } = this.#options;
+    for (const [key, revision] of this.#stale) {
+      bucket.get(bucketKey(key)).then((current) => {
+        if (this.#stale.get(key) !== revision) return;
+        this.#stale.delete(key);
+        if (current?.operation !== "PUT" || current.revision !== revision) return;
+        return bucket.delete(bucketKey(key), { previousSeq: revision });
+      }).catch((error) => {
+        // NATS away: the next heartbeat tries again.
+        log.debug("Cannot delete the lapsed entry of {key}: {error}", { key, error });
+      });
+    }
   }
 
   /** Records that a session handed over by another instance, and its name, are here now. */
   async movedHere(name: string, holder: LocalHolder): Promise<void> {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
-    this.#local.set(key, entry);
+    // The handover came over NATS: the link carried just now.
+    this.#held(key, entry, undefined, Date.now());
     const { bucket } = this.#options;
+    const sent = Date.now();
     await Promise.all([
       bucket.put(bucketKey(key), JSON.stringify(entry)).then((revision) => {
+        if (this.#local.get(key) !== entry) return;
         this.#revisions.set(key, revision);
+        this.#renewed.set(key, sent);
       }),
       this.#guards.record(name),
     ]).catch((error) => {
@@ -231,6 +296,7 @@ export class ClusterNames {
     const key = nameKey(name);
     if (!this.#local.delete(key)) return;
     this.#revisions.delete(key);
+    this.#renewed.delete(key);
     this.#options.bucket.delete(bucketKey(key)).catch((error) => {
       log.warning("Cannot release the name {name}: {error}", { name, error });
     });
@@ -246,6 +312,7 @@ export class ClusterNames {
   keepAlive(): void {
     for (const [key, entry] of this.#local) this.#write(key, entry);
     this.#guards.keepAlive();
+    this.#dropStale();
   }
 
   /**
@@ -293,6 +360,7 @@ export class ClusterNames {
     ]);
     this.#local.clear();
     this.#revisions.clear();
+    this.#renewed.clear();
   }
 
   /** Follows the bucket: who holds which name, where, from now on. */
