@@ -33,6 +33,7 @@ import { jetstream } from "@nats-io/jetstream";
 import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
 import type { KV } from "@nats-io/kv";
 import type { Metrics } from "../../metrics.ts";
+import { StreamAcks } from "./acks.ts";
 import { InstanceMail } from "./control.ts";
 import { ClusterEpochs } from "./epochs.ts";
 import { clusterGauges } from "./gauges.ts";
@@ -161,7 +162,7 @@ export class NatsBroker implements Broker {
       changed: (key, record) => this.#handler?.recordChanged(key, record),
       malformed: (subject, error) => this.#malformed(subject, error),
     });
-    this.#publisher = new Publisher(this.#js, {
+    this.#publisher = new Publisher(new StreamAcks(nc), {
       instance: this.instance,
       maxOutbox: options.maxOutbox,
       maxPayload: () => this.maxPayload,

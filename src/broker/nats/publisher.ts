@@ -17,10 +17,11 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { JetStreamClient, JetStreamManager } from "@nats-io/jetstream";
+import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { logKey, type PublishOutcome, type RoomNote } from "../types.ts";
 import { changeUnits } from "../kv_layout.ts";
+import type { StreamWriter } from "./acks.ts";
 import { SentBatches } from "./sent.ts";
 import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
 
@@ -132,7 +133,7 @@ interface StreamMessage {
 
 /** Sends room notes to the stream for one instance. */
 export class Publisher {
-  readonly #js: JetStreamClient;
+  readonly #acks: StreamWriter;
   readonly #instance: string;
   /** The last number given to a batch, by subject. */
   readonly #numbers = new Map<string, number>();
@@ -167,10 +168,10 @@ export class Publisher {
   #failing: { since: number; failures: number; loggedAt: number } | undefined;
 
   constructor(
-    js: JetStreamClient,
+    acks: StreamWriter,
     options: { instance: string; maxOutbox: number; maxPayload: () => number; metrics?: Metrics },
   ) {
-    this.#js = js;
+    this.#acks = acks;
     this.#instance = options.instance;
     this.#maxOutbox = options.maxOutbox;
     this.#maxPayload = options.maxPayload;
@@ -242,6 +243,7 @@ export class Publisher {
   set connected(connected: boolean) {
     this.#connected = connected;
     if (!connected) {
+      this.#acks.forget();
       this.#generation++;
       this.#inFlight = 0;
       this.#busy.clear();
@@ -310,9 +312,10 @@ export class Publisher {
     const subject = subjectOf(token, notes.some((note) => note.kind === "message") ? "m" : "p");
     const n = (this.#numbers.get(subject) ?? 0) + 1;
     this.#numbers.set(subject, n);
-    const payload = encoder.encode(JSON.stringify({ from: this.#instance, n, notes }));
+    const json = JSON.stringify({ from: this.#instance, n, notes });
+    const payload = encoder.encode(json);
     const id = `${this.#instance}.${n}.${crypto.randomUUID()}.${subject}`;
-    this.#sent.keep(id, subject, payload, { notes, from: this.#instance, n, refused: [] });
+    this.#sent.keep(id, subject, json, { notes, from: this.#instance, n, refused: [] });
     batch.message = { subject, payload, id };
     return batch.message;
   }
@@ -333,7 +336,7 @@ export class Publisher {
       this.#inFlight++;
       this.#busy.add(batch.token);
       const generation = this.#generation;
-      this.#js.publish(subject, payload, { msgID: id })
+      this.#acks.publish(subject, payload, id)
         .then(() => {
           batch.acked = true;
           this.#recovered();

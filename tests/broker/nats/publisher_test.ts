@@ -1,7 +1,7 @@
 /** What an instance publishes, it reads back from the stream without decoding it again. */
 
 import { assertEquals, assertStrictEquals } from "@std/assert";
-import type { JetStreamClient, PubAck } from "@nats-io/jetstream";
+import type { StreamWriter } from "../../../src/broker/nats/acks.ts";
 import { Publisher } from "../../../src/broker/nats/publisher.ts";
 import { readRoomNotes } from "../../../src/broker/nats/wire.ts";
 import type { MessageNote } from "../../../src/broker/types.ts";
@@ -15,14 +15,15 @@ interface Sent {
 /** A stream that stores everything at once, and the publisher writing to it. */
 function publisher(): { publisher: Publisher; sent: Sent[] } {
   const sent: Sent[] = [];
-  const js = {
-    publish(subject: string, payload: Uint8Array, options: { msgID: string }): Promise<PubAck> {
-      sent.push({ subject, payload, id: options.msgID });
-      return Promise.resolve({ stream: "CHAT", seq: sent.length, duplicate: false } as PubAck);
+  const stream: StreamWriter = {
+    publish(subject, payload, id) {
+      sent.push({ subject, payload, id });
+      return Promise.resolve();
     },
+    forget() {},
   };
   return {
-    publisher: new Publisher(js as unknown as JetStreamClient, {
+    publisher: new Publisher(stream, {
       instance: "a1",
       maxOutbox: 10_000,
       maxPayload: () => 1024 * 1024,
@@ -101,21 +102,22 @@ Deno.test("own batches nobody reads back are kept 1,024 and 8 MiB at most", asyn
 function heldStream() {
   const sent: (Sent & { ack(): void; fail(): void })[] = [];
   let waiting: (() => void) | undefined;
-  const js = {
-    publish(subject: string, payload: Uint8Array, options: { msgID: string }): Promise<PubAck> {
+  const stream: StreamWriter = {
+    publish(subject, payload, id) {
       return new Promise((resolve, reject) => {
         sent.push({
           subject,
           payload,
-          id: options.msgID,
-          ack: () => resolve({ stream: "CHAT", seq: sent.length, duplicate: false } as PubAck),
+          id,
+          ack: () => resolve(),
           fail: () => reject(new Error("connection lost midway")),
         });
         waiting?.();
       });
     },
+    forget() {},
   };
-  const out = new Publisher(js as unknown as JetStreamClient, {
+  const out = new Publisher(stream, {
     instance: "a1",
     maxOutbox: 10_000,
     maxPayload: () => 1024 * 1024,
