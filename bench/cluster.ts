@@ -1,10 +1,10 @@
 /**
  * `deno task bench --cluster`: what joining instances through NATS costs and
- * gives, on this machine, in one run: one instance alone, the same instance
- * on NATS (with one room, and with four), three instances on NATS each
- * serving their own room, and an
- * instance whose users are all in a quiet room while another serves a busy
- * one (interest-based routing: the quiet one should hardly work).
+ * gives, on this machine, in one run: one instance alone against the same
+ * instance on NATS, with one, three and four rooms, each pair measured round
+ * by round in turn; three instances on NATS each serving their own room; and
+ * an instance whose users are all in a quiet room while another serves a
+ * busy one (interest-based routing: the quiet one should hardly work).
  */
 
 import { delay } from "@std/async/delay";
@@ -35,9 +35,21 @@ export interface ClusterRow {
   readonly natsCpuPerMessageUs: number;
 }
 
+/** A setup on NATS against the same load alone, measured round by round in turn. */
+export interface ClusterRatio {
+  readonly setup: string;
+  readonly base: string;
+  readonly protocol: LoadOptions["protocol"];
+  /** Deliveries per second on NATS over alone: the median of the runs, the lowest and highest. */
+  readonly ratio: number;
+  readonly low: number;
+  readonly high: number;
+}
+
 /** What `--cluster` measured. */
 export interface ClusterReport {
   readonly rows: ClusterRow[];
+  readonly ratios: ClusterRatio[];
   /** CPU of the instance serving only a quiet room over that of the one serving the busy room. */
   readonly quietOverBusyCpu: number;
 }
@@ -130,44 +142,91 @@ async function startInstance(
   };
 }
 
+/** Rounds each setup runs before it is measured: the code a setup runs is warm then. */
+export const WARM_UP_ROUNDS = 10;
+/** Rounds measured per setup and run, at least (a round lasts a few milliseconds with v2). */
+export const MIN_ROUNDS = 40;
+
+/** Clients loading one setup, and the processes whose CPU it costs. */
+interface Setup {
+  readonly loads: { load: Load; clients: number }[];
+  readonly pids: { instances: number[]; nats?: number };
+}
+
+/** What one setup measured in one run. */
+interface Measured {
+  /** Deliveries per second, from the median round. */
+  readonly rate: number;
+  /** CPU seconds of the instances and of nats-server over the measured rounds. */
+  readonly instanceCpu: number;
+  readonly natsCpu: number;
+  readonly roomMessages: number;
+}
+
 /**
- * Runs `rounds` rounds on every load at once and returns deliveries per
- * second (from the median round), with the CPU the processes used meanwhile.
+ * Measures two setups round by round in turn (after a warm-up of each), so
+ * that they are compared moments apart on a machine whose speed drifts.
  */
-async function measure(
-  loads: { load: Load; clients: number }[],
+async function measurePair(
+  pair: readonly [Setup, Setup],
   options: ClusterBenchOptions,
-  pids: { instances: number[]; nats?: number },
-): Promise<{ rate: number; instanceCpu: number; natsCpu: number; roomMessages: number }> {
-  await Promise.all(loads.map(({ load }) => load.round()));
-  const cpu = (pid: number) => processCpuSeconds(pid);
-  const instanceBefore = pids.instances.map(cpu);
-  const natsBefore = pids.nats === undefined ? 0 : cpu(pids.nats);
-  const times: number[] = [];
-  for (let round = 0; round < options.rounds; round++) {
-    const started = performance.now();
-    await Promise.all(loads.map(({ load }) => load.round()));
-    times.push(performance.now() - started);
+): Promise<[Measured, Measured]> {
+  const round = (setup: Setup) => Promise.all(setup.loads.map(({ load }) => load.round()));
+  for (let warm = 0; warm < WARM_UP_ROUNDS; warm++) {
+    for (const setup of pair) await round(setup);
   }
-  const deliveries = loads.reduce((sum, { clients }) => sum + clients * clients, 0) *
-    options.messages;
-  const roomMessages = loads.reduce((sum, { clients }) => sum + clients, 0) * options.messages *
-    options.rounds;
-  return {
-    rate: deliveries / (median(times) / 1000),
-    instanceCpu: pids.instances.reduce((sum, pid, i) => sum + cpu(pid) - instanceBefore[i], 0),
-    natsCpu: pids.nats === undefined ? 0 : cpu(pids.nats) - natsBefore,
-    roomMessages,
+  const rounds = Math.max(options.rounds, MIN_ROUNDS);
+  const cpu = (pid: number) => processCpuSeconds(pid);
+  const state = pair.map((setup) => ({
+    times: [] as number[],
+    instanceCpu: 0,
+    natsCpu: 0,
+    setup,
+  }));
+  for (let i = 0; i < rounds; i++) {
+    for (const entry of state) {
+      const { pids } = entry.setup;
+      const instancesBefore = pids.instances.map(cpu);
+      const natsBefore = pids.nats === undefined ? 0 : cpu(pids.nats);
+      const started = performance.now();
+      await round(entry.setup);
+      entry.times.push(performance.now() - started);
+      entry.instanceCpu += pids.instances.reduce(
+        (sum, pid, index) => sum + cpu(pid) - instancesBefore[index],
+        0,
+      );
+      if (pids.nats !== undefined) entry.natsCpu += cpu(pids.nats) - natsBefore;
+    }
+  }
+  const result = ({ setup, times, instanceCpu, natsCpu }: (typeof state)[number]): Measured => {
+    const clients = setup.loads.map((load) => load.clients);
+    const deliveries = clients.reduce((sum, n) => sum + n * n, 0) * options.messages;
+    return {
+      rate: deliveries / (median(times) / 1000),
+      instanceCpu,
+      natsCpu,
+      roomMessages: clients.reduce((sum, n) => sum + n, 0) * options.messages * rounds,
+    };
   };
+  return [result(state[0]), result(state[1])];
 }
 
 /** The setups measured, as the report names them. */
 export const ALONE_ONE = "one instance alone, one room";
 export const NATS_ONE = "one instance on NATS, one room";
 export const ALONE_THREE = "one instance alone, three rooms";
-export const NATS_THREE = "three instances on NATS, a room each";
+export const NATS_THREE = "one instance on NATS, three rooms";
+export const NATS_THREE_INSTANCES = "three instances on NATS, a room each";
 export const ALONE_FOUR = "one instance alone, four rooms";
 export const NATS_FOUR = "one instance on NATS, four rooms";
+
+/** Each setup on NATS, and the setup alone it is compared with, round by round. */
+export const PAIRS: readonly (readonly [string, string])[] = [
+  [ALONE_ONE, NATS_ONE],
+  [ALONE_THREE, NATS_THREE],
+  [ALONE_FOUR, NATS_FOUR],
+  [ALONE_THREE, NATS_THREE_INSTANCES],
+];
 
 /** Splits `total` clients over `parts` groups as evenly as possible. */
 function split(total: number, parts: number): number[] {
@@ -179,18 +238,13 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
   const scratch = await Deno.makeTempDir({ prefix: "chat-bench-cluster-" });
   const samples = new Map<
     string,
-    { name: string; protocol: LoadOptions["protocol"]; values: ReturnType<typeof row>[] }
+    { name: string; protocol: LoadOptions["protocol"]; values: Measured[] }
   >();
-  const row = (rate: number, cpu: number, nats: number, messages: number) => ({
-    rate,
-    instanceUs: cpu / messages * 1e6,
-    natsUs: nats / messages * 1e6,
-  });
-  const record = (
-    name: string,
-    protocol: LoadOptions["protocol"],
-    value: ReturnType<typeof row>,
-  ) => {
+  const ratios = new Map<
+    string,
+    { setup: string; base: string; protocol: LoadOptions["protocol"]; values: number[] }
+  >();
+  const record = (name: string, protocol: LoadOptions["protocol"], value: Measured) => {
     const key = `${name}\n${protocol}`;
     const entry = samples.get(key) ?? { name, protocol, values: [] };
     entry.values.push(value);
@@ -204,18 +258,33 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
       const alone = await startInstance(await environment(scratch));
       const clusterEnv = await environment(scratch, nats.url);
       const joined = await Promise.all([0, 1, 2].map(() => startInstance(clusterEnv)));
+      const urls: Record<string, { urls: string[]; pids: Setup["pids"] }> = {
+        [ALONE_ONE]: { urls: [alone.url], pids: { instances: [alone.pid] } },
+        [NATS_ONE]: { urls: [joined[0].url], pids: { instances: [joined[0].pid], nats: nats.pid } },
+        [ALONE_THREE]: { urls: Array(3).fill(alone.url), pids: { instances: [alone.pid] } },
+        [NATS_THREE]: {
+          urls: Array(3).fill(joined[0].url),
+          pids: { instances: [joined[0].pid], nats: nats.pid },
+        },
+        [NATS_THREE_INSTANCES]: {
+          urls: joined.map((instance) => instance.url),
+          pids: { instances: joined.map((instance) => instance.pid), nats: nats.pid },
+        },
+        [ALONE_FOUR]: { urls: Array(4).fill(alone.url), pids: { instances: [alone.pid] } },
+        [NATS_FOUR]: {
+          urls: Array(4).fill(joined[0].url),
+          pids: { instances: [joined[0].pid], nats: nats.pid },
+        },
+      };
       try {
         for (const protocol of ["text", "v2-batched"] as const) {
-          /** Loads `urls` at once, the clients split between them, each group in a room of its own. */
-          const spread = async (
-            name: string,
-            urls: string[],
-            pids: { instances: number[]; nats?: number },
-          ) => {
-            const groups = split(options.clients, urls.length);
+          /** The clients of setup `name`, split between its URLs, each group in a room of its own. */
+          const open = async (name: string): Promise<Setup> => {
+            const { urls: targets, pids } = urls[name];
+            const groups = split(options.clients, targets.length);
             // One worker thread per group, so that three groups use no more threads than one.
-            const workers = urls.length === 1 ? options.workers : 1;
-            const loads = await Promise.all(urls.map(async (url, i) => ({
+            const workers = targets.length === 1 ? options.workers : 1;
+            const loads = await Promise.all(targets.map(async (url, i) => ({
               load: await Load.open({
                 ...options,
                 workers,
@@ -227,27 +296,22 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
               }),
               clients: groups[i],
             })));
-            try {
-              const result = await measure(loads, options, pids);
-              record(
-                name,
-                protocol,
-                row(result.rate, result.instanceCpu, result.natsCpu, result.roomMessages),
-              );
-            } finally {
-              for (const { load } of loads) load.close();
-            }
+            return { loads, pids };
           };
-          const natsPids = (instances: { pid: number }[]) => ({
-            instances: instances.map((instance) => instance.pid),
-            nats: nats.pid,
-          });
-          await spread(ALONE_ONE, [alone.url], { instances: [alone.pid] });
-          await spread(NATS_ONE, [joined[0].url], natsPids([joined[0]]));
-          await spread(ALONE_THREE, [alone.url, alone.url, alone.url], { instances: [alone.pid] });
-          await spread(NATS_THREE, joined.map((instance) => instance.url), natsPids(joined));
-          await spread(ALONE_FOUR, Array(4).fill(alone.url), { instances: [alone.pid] });
-          await spread(NATS_FOUR, Array(4).fill(joined[0].url), natsPids([joined[0]]));
+          for (const [base, setup] of PAIRS) {
+            const pair = [await open(base), await open(setup)] as const;
+            try {
+              const [alone, onNats] = await measurePair(pair, options);
+              record(base, protocol, alone);
+              record(setup, protocol, onNats);
+              const key = `${setup}\n${protocol}`;
+              const entry = ratios.get(key) ?? { setup, base, protocol, values: [] };
+              entry.values.push(onNats.rate / alone.rate);
+              ratios.set(key, entry);
+            } finally {
+              for (const { loads } of pair) for (const { load } of loads) load.close();
+            }
+          }
         }
         // Interest-based routing: the second instance's users sit in a quiet room.
         const quiet = await Load.open({
@@ -288,8 +352,20 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
     name,
     protocol,
     deliveriesPerSecond: median(values.map((value) => value.rate)),
-    instanceCpuPerMessageUs: median(values.map((value) => value.instanceUs)),
-    natsCpuPerMessageUs: median(values.map((value) => value.natsUs)),
+    instanceCpuPerMessageUs: median(values.map((value) => value.instanceCpu / value.roomMessages)) *
+      1e6,
+    natsCpuPerMessageUs: median(values.map((value) => value.natsCpu / value.roomMessages)) * 1e6,
   }));
-  return { rows, quietOverBusyCpu: median(quietRatios) };
+  return {
+    rows,
+    ratios: [...ratios.values()].map(({ setup, base, protocol, values }) => ({
+      setup,
+      base,
+      protocol,
+      ratio: median(values),
+      low: Math.min(...values),
+      high: Math.max(...values),
+    })),
+    quietOverBusyCpu: median(quietRatios),
+  };
 }

@@ -14,14 +14,15 @@ import { parseArgs } from "@std/cli/parse-args";
 import { fromFileUrl, join } from "@std/path";
 import { barChart } from "./chart.ts";
 import {
-  ALONE_FOUR,
   ALONE_ONE,
-  ALONE_THREE,
   benchCluster,
   type ClusterReport,
+  MIN_ROUNDS,
   NATS_FOUR,
   NATS_ONE,
   NATS_THREE,
+  NATS_THREE_INSTANCES,
+  WARM_UP_ROUNDS,
 } from "./cluster.ts";
 import { Load, type LoadOptions, type LoadResult, median, processCpuSeconds } from "./load.ts";
 
@@ -564,45 +565,54 @@ function clusterSection(report: ClusterReport | undefined): string {
   if (report === undefined) {
     return "Not measured in this run (`deno task bench --cluster`, with `nats-server` installed).";
   }
-  const rate = (name: string, protocol: string) =>
-    report.rows.find((row) => row.name === name && row.protocol === protocol)
-      ?.deliveriesPerSecond ?? NaN;
   const rows = report.rows.map((row) =>
     `| ${row.name} | ${row.protocol} | ${number(row.deliveriesPerSecond)} | ${
       number(row.instanceCpuPerMessageUs, 1)
     } µs | ${number(row.natsCpuPerMessageUs, 1)} µs |`
   );
-  const ratio = (protocol: string, name: string, base: string) =>
-    number(rate(name, protocol) / rate(base, protocol), 2);
+  const ratio = (setup: string, protocol: string) => {
+    const found = report.ratios.find((entry) =>
+      entry.setup === setup && entry.protocol === protocol
+    );
+    return found === undefined
+      ? "n/a"
+      : `${number(found.ratio, 2)}x (${number(found.low, 2)} to ${number(found.high, 2)})`;
+  };
+  const both = (setup: string) =>
+    `text ${ratio(setup, "text")}, v2 with batched sends ${ratio(setup, "v2-batched")}`;
   const cpu = (protocol: string) => {
     const of = (setup: string) =>
       report.rows.find((row) => row.name === setup && row.protocol === protocol)
         ?.instanceCpuPerMessageUs ?? NaN;
     return number(of(NATS_ONE) / of(ALONE_ONE), 2);
   };
+  const runs = Math.max(1, Math.min(options.runs, 3));
   return `The same load (${options.clients} clients, ${options.messages} messages each a round) on one
-instance alone and on the same instance joined to NATS (nats-server runs on this machine too); then
-the clients split into three rooms, on one instance alone and on three instances on NATS, one room
-each; then into four rooms, on one instance alone and on the same instance on NATS (deliveries
-counted in all the rooms together). CPU is per room message: the instances'
-together, and nats-server's. Medians of ${Math.max(1, Math.min(options.runs, 3))} runs; every
-process shares the same ${navigator.hardwareConcurrency} cores.
+instance alone and on the same instance joined to NATS (nats-server runs on this machine too), with
+the clients in one room, split into three rooms, and into four (deliveries counted in all the rooms
+together); then the three rooms on three instances on NATS, one room each. Each setup on NATS is
+measured round by round in turn with the same load alone, after ${WARM_UP_ROUNDS} warm-up rounds of each,
+for ${
+    Math.max(options.rounds, MIN_ROUNDS)
+  } rounds; a setup's rate is its median round. CPU is per room
+message: the instances' together, and nats-server's. Medians of ${runs} runs; every process shares the
+same ${navigator.hardwareConcurrency} cores.
 
 | setup | protocol | deliveries/s | instance CPU per message | nats-server CPU per message |
 | --- | --- | ---: | ---: | ---: |
 ${rows.join("\n")}
 
-- One instance on NATS / alone: text ${
-    ratio("text", NATS_ONE, ALONE_ONE)
-  }x, v2 with batched sends ${ratio("v2-batched", NATS_ONE, ALONE_ONE)}x; CPU per room message ${
-    cpu("text")
-  }x and ${cpu("v2-batched")}x the instance alone's.
-- Three instances on NATS, a room each / one instance alone with the same three rooms: text ${
-    ratio("text", NATS_THREE, ALONE_THREE)
-  }x, v2 with batched sends ${ratio("v2-batched", NATS_THREE, ALONE_THREE)}x.
-- One instance on NATS / alone, with four rooms: text ${
-    ratio("text", NATS_FOUR, ALONE_FOUR)
-  }x, v2 with batched sends ${ratio("v2-batched", NATS_FOUR, ALONE_FOUR)}x.
+Deliveries per second on NATS over alone, each ratio taken within a run between rounds measured in
+turn, then the median of the runs (the lowest and highest run in brackets):
+
+- One room: ${both(NATS_ONE)}. CPU per room message: ${cpu("text")}x and ${
+    cpu("v2-batched")
+  }x the instance alone's.
+- Three rooms: ${both(NATS_THREE)}.
+- Four rooms: ${both(NATS_FOUR)}.
+- Three instances on NATS, a room each, against one instance alone with the same three rooms: ${
+    both(NATS_THREE_INSTANCES)
+  }. They share the cores with nats-server and carry three times the runtime's fixed costs.
 - Where the rest goes, from a CPU profile of the four-room case: [cluster_cost.md](cluster_cost.md).
 - Interest-based routing: an instance whose users all sit in a quiet room used ${
     number(report.quietOverBusyCpu * 100, 1)
