@@ -14,7 +14,7 @@ import type { ConsumerMessages } from "@nats-io/jetstream";
 import { roomToken } from "./publisher.ts";
 import type { RoomNote } from "../types.ts";
 import { DecodeError } from "../decode.ts";
-import { readRoomNotes, type RoomBatch } from "./wire.ts";
+import { readRoomNotes, type RoomBatch } from "./batch.ts";
 
 const log = getLogger(["chat", "cluster"]);
 

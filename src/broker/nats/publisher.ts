@@ -23,7 +23,7 @@ import { logKey, type PublishOutcome, type RoomNote } from "../types.ts";
 import { changeUnits } from "../kv_layout.ts";
 import type { StreamWriter } from "./acks.ts";
 import { SentBatches } from "./sent.ts";
-import { MAX_NOTES_PER_BATCH, type RoomBatch } from "./wire.ts";
+import { MAX_NOTES_PER_BATCH, type RoomBatch, writeRoomBatch } from "./batch.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -312,7 +312,7 @@ export class Publisher {
     const subject = subjectOf(token, notes.some((note) => note.kind === "message") ? "m" : "p");
     const n = (this.#numbers.get(subject) ?? 0) + 1;
     this.#numbers.set(subject, n);
-    const json = JSON.stringify({ from: this.#instance, n, notes });
+    const json = writeRoomBatch(this.#instance, n, notes);
     const payload = encoder.encode(json);
     const id = `${this.#instance}.${n}.${crypto.randomUUID()}.${subject}`;
     this.#sent.keep(id, subject, json, { notes, from: this.#instance, n, refused: [] });

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { RoomBatch } from "./wire.ts";
+import type { RoomBatch } from "./batch.ts";
 
 /**
  * Batches kept, at most, and their JSON's UTF-16 units (one of a room nobody here follows

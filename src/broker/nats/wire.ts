@@ -17,7 +17,6 @@ import {
   fields,
   message,
   moderationRecord,
-  roomNote,
   text,
   time,
   whole,
@@ -26,11 +25,9 @@ import {
   type DeviceOpening,
   type KickNote,
   type KickResult,
-  logKey,
   MAX_OPENING_ROOM,
   type ModerationRecord,
   type PrivateNote,
-  type RoomNote,
   type TypingNote,
 } from "../types.ts";
 
@@ -63,9 +60,6 @@ export function malformedReporter(
   };
 }
 
-/** Notes in one stream message at most, as instances publish them (the rest of 1,000 is margin). */
-export const MAX_NOTES_PER_BATCH = 256;
-
 /** KV keys allow only a few characters, so keys are stored base64url-encoded. */
 export function bucketKey(key: string): string {
   const bytes = new TextEncoder().encode(key);
@@ -77,20 +71,6 @@ export function bucketKey(key: string): string {
 export function decodeBucketKey(key: string): string {
   const base64 = key.replaceAll("-", "+").replaceAll("_", "/");
   return new TextDecoder().decode(Uint8Array.from(atob(base64), (char) => char.charCodeAt(0)));
-}
-
-/**
- * One stream message of a room: its notes, numbered by the instance that
- * published them, per room and subject, from 1 (so that a reader can tell
- * when some were dropped before it read them).
- */
-export interface RoomBatch {
-  /** In order; a note that could not be read leaves its place empty, so seqs stay the same everywhere. */
-  readonly notes: (RoomNote | undefined)[];
-  readonly from?: string;
-  readonly n?: number;
-  /** Why notes of it were left out (each could not be read), if any were. */
-  readonly refused: DecodeError[];
 }
 
 /** What the names bucket holds for each name. */
@@ -134,59 +114,6 @@ export function parse(data: string): unknown {
 /** A moderation record from the shared bucket, checked. */
 export function readModerationRecord(data: string): ModerationRecord {
   return moderationRecord(parse(data));
-}
-
-/**
- * A batch of room notes of `room`, as one stream message holds them, each
- * message at most `maxText` characters long (`max_message_len`).
- */
-export function readRoomNotes(data: string, room: string, maxText: number): RoomBatch {
-  const value = parse(data);
-  // Before batches were numbered, a batch was the bare list.
-  if (Array.isArray(value)) return readNotes(value, room, maxText);
-  const { notes: list, from, n } = fields(value, "a batch of room notes");
-  const notes = readNotes(list, room, maxText);
-  if (typeof from !== "string" || from === "" || !Number.isSafeInteger(n) || (n as number) < 1) {
-    throw new DecodeError("a batch's number is not an instance and a count from 1");
-  }
-  return { ...notes, from, n: n as number };
-}
-
-/**
- * The notes of a batch: one that cannot be read (a message longer than
- * `max_message_len` here, say) is left out alone, not with the others.
- */
-function readNotes(
-  list: unknown,
-  room: string,
-  maxText: number,
-): { notes: (RoomNote | undefined)[]; refused: DecodeError[] } {
-  if (!Array.isArray(list) || list.length === 0) {
-    throw new DecodeError("a batch of room notes is not a list");
-  }
-  // A message's seq is the stream's times 1000 plus its place: more would number two the same.
-  if (list.length > MAX_NOTES_PER_BATCH) {
-    throw new DecodeError(`a batch holds more than ${MAX_NOTES_PER_BATCH} notes`);
-  }
-  const notes: (RoomNote | undefined)[] = [];
-  const refused: DecodeError[] = [];
-  for (const value of list) {
-    try {
-      notes.push(roomNote(value, maxText));
-    } catch (error) {
-      if (!(error instanceof DecodeError)) throw error;
-      notes.push(undefined);
-      refused.push(error);
-    }
-  }
-  const key = logKey(room);
-  const others = notes.some((note) =>
-    note !== undefined && note.room !== room && logKey(note.room) !== key
-  );
-  if (others) {
-    throw new DecodeError("a batch holds a note of another room");
-  }
-  return { notes, refused };
 }
 
 /** A private message, its text at most `maxText` characters long (`max_message_len`). */

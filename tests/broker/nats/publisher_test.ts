@@ -3,7 +3,7 @@
 import { assertEquals, assertStrictEquals } from "@std/assert";
 import type { StreamWriter } from "../../../src/broker/nats/acks.ts";
 import { Publisher } from "../../../src/broker/nats/publisher.ts";
-import { readRoomNotes } from "../../../src/broker/nats/wire.ts";
+import { readRoomNotes } from "../../../src/broker/nats/batch.ts";
 import type { MessageNote } from "../../../src/broker/types.ts";
 
 interface Sent {
