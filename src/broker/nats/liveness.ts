@@ -113,9 +113,10 @@ export class Liveness {
    * last write NATS took: so the name is let go here first.
    */
   #checkLeases(): void {
-    const now = Date.now();
-    const lapsed = this.#options.names.lapse(now - (this.#options.nameTtl * 1000 - this.#margin));
+    const lease = this.#options.nameTtl * 1000 - this.#margin;
+    const lapsed = this.#options.names.lapse(performance.now() - lease);
     if (lapsed.length === 0) return;
+    const now = Date.now();
     log.warning("Lost the cluster for too long to keep {count} names; their users are let go", {
       count: lapsed.length,
     });

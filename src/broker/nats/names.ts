@@ -57,7 +57,10 @@ export class ClusterNames {
   readonly #local = new Map<string, NameEntry>();
   /** The revision of our last write of each of them, so a write never lands on another's. */
   readonly #revisions = new Map<string, number>();
-  /** When our last write of each of them that NATS took was sent: the start of its lease. */
+  /**
+   * When our last write of each of them that NATS took was sent (on the
+   * monotonic clock, which no clock change moves): the start of its lease.
+   */
   readonly #renewed = new Map<string, number>();
   /** Entries of names let go here while NATS could not be told, by name key: their revisions. */
   readonly #stale = new Map<string, number>();
@@ -115,7 +118,7 @@ export class ClusterNames {
     for (let tries = 1;; tries++) {
       // While NATS is away, a request would wait for its own timeout, after NATS is back.
       await this.#backBy(deadline);
-      let sent = Date.now();
+      let sent = performance.now();
       try {
         this.#held(key, entry, await bucket.create(bucketKey(key), JSON.stringify(entry)), sent);
         return true;
@@ -124,7 +127,7 @@ export class ClusterNames {
         if (current !== undefined && current !== null && current.operation === "PUT") {
           // Ours already (a release still on its way, or a name let go here), or someone else's.
           if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
-          sent = Date.now();
+          sent = performance.now();
           this.#held(key, entry, await bucket.put(bucketKey(key), JSON.stringify(entry)), sent);
           return true;
         }
@@ -196,7 +199,7 @@ export class ClusterNames {
     const { bucket } = this.#options;
     const data = JSON.stringify(entry);
     const revision = this.#revisions.get(key);
-    const sent = Date.now();
+    const sent = performance.now();
     const write = revision === undefined
       ? bucket.create(bucketKey(key), data)
       : bucket.update(bucketKey(key), data, revision);
@@ -237,7 +240,7 @@ export class ClusterNames {
 
   /**
    * Lets go of every name whose last write NATS took was sent before
-   * `before`: unless written again since, its entry may have lapsed in the
+   * `before` (by `performance.now()`): unless written again since, its entry may have lapsed in the
    * bucket or been released by the others, who took this instance for gone,
    * and the name may be someone else's now. Returns their entries. The
    * entries left in the bucket are deleted once NATS takes it, unless
@@ -276,9 +279,9 @@ export class ClusterNames {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     // The handover came over NATS: the link carried just now.
-    this.#held(key, entry, undefined, Date.now());
+    this.#held(key, entry, undefined, performance.now());
     const { bucket } = this.#options;
-    const sent = Date.now();
+    const sent = performance.now();
     await Promise.all([
       bucket.put(bucketKey(key), JSON.stringify(entry)).then((revision) => {
         if (this.#local.get(key) !== entry) return;
