@@ -26,6 +26,9 @@ import { type RemoteEntry, RemoteNames } from "./remote_names.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
+/** How long a claim waits before it asks again, after a request failed with NATS there. */
+const CLAIM_RETRY_MS = 100;
+
 /** What {@linkcode ClusterNames} works with. */
 export interface ClusterNamesOptions {
   /** This instance's id. */
@@ -62,8 +65,8 @@ export class ClusterNames {
    * monotonic clock, which no clock change moves): the start of its lease.
    */
   readonly #renewed = new Map<string, number>();
-  /** Entries of names let go here while NATS could not be told, by name key: their revisions. */
-  readonly #stale = new Map<string, number>();
+  /** The keys of names let go here while NATS could not be told, until their entries are gone. */
+  readonly #stale = new Set<string>();
   /** The look-alike guards of the names this instance holds. */
   readonly #guards: Guards;
   /** The other instances that announced themselves. */
@@ -128,20 +131,24 @@ export class ClusterNames {
           // Ours already (a release still on its way, or a name let go here), or someone else's.
           if (this.#local.has(key) || !this.#isOwnEntry(current.string())) return false;
           sent = performance.now();
-          this.#held(key, entry, await bucket.put(bucketKey(key), JSON.stringify(entry)), sent);
-          return true;
+          // Over that very entry only: released and taken elsewhere meanwhile, it is not ours.
+          const written = await bucket.update(
+            bucketKey(key),
+            JSON.stringify(entry),
+            current.revision,
+          )
+            .catch(() => undefined);
+          if (written !== undefined) {
+            this.#held(key, entry, written, sent);
+            return true;
+          }
         }
         if (Date.now() > deadline || tries >= MAX_CLAIM_TRIES) {
           log.warning("Cannot claim the name {name}: {error}", { name, error });
           return false;
         }
-        // Released meanwhile: try again at once; NATS away: wait for it.
-        if (current === undefined) {
-          await Promise.race([
-            this.#options.back(),
-            new Promise((resolve) => setTimeout(resolve, 1000)),
-          ]);
-        }
+        // Changed meanwhile, or a request that failed with NATS there: a moment, then again.
+        if (current === undefined || current?.operation === "PUT") await delay(CLAIM_RETRY_MS);
       }
     }
   }
@@ -251,24 +258,28 @@ export class ClusterNames {
     for (const [key, entry] of this.#local) {
       if ((this.#renewed.get(key) ?? 0) >= before) continue;
       lapsed.push(entry);
-      const revision = this.#revisions.get(key);
-      if (revision !== undefined) this.#stale.set(key, revision);
+      this.#stale.add(key);
       this.#forget(key);
     }
     return lapsed;
   }
 
-  /** Deletes the entries of names let go here, where they are still our last write. */
+  /**
+   * Deletes the entries of names let go here while they are still this
+   * instance's (a write in flight when the name was let go may have landed
+   * since): a name is free again once NATS takes the delete.
+   */
   #dropStale(): void {
     const { bucket } = this.#options;
-    for (const [key, revision] of this.#stale) {
-      bucket.get(bucketKey(key)).then((current) => {
-        if (this.#stale.get(key) !== revision) return;
-        this.#stale.delete(key);
-        if (current?.operation !== "PUT" || current.revision !== revision) return;
-        return bucket.delete(bucketKey(key), { previousSeq: revision });
+    for (const key of this.#stale) {
+      const bucketKeyOf = bucketKey(key);
+      bucket.get(bucketKeyOf).then(async (current) => {
+        const ours = current?.operation === "PUT" && this.#isOwnEntry(current.string());
+        // Looked at again after a delete: a write in flight could still create it anew.
+        if (!ours || this.#local.has(key)) return this.#stale.delete(key);
+        await bucket.delete(bucketKeyOf, { previousSeq: current.revision });
       }).catch((error) => {
-        // NATS away: the next heartbeat tries again.
+        // NATS away, or written again meanwhile: the next heartbeat looks again.
         log.debug("Cannot delete the lapsed entry of {key}: {error}", { key, error });
       });
     }
