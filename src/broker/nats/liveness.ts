@@ -59,14 +59,14 @@ export interface LivenessOptions {
 /** Heartbeats, sent and heard. */
 export class Liveness {
   readonly #options: LivenessOptions;
-  /** When each other instance last showed signs of life. */
+  /** When each other instance last showed signs of life (every time here is monotonic). */
   readonly #lastSeen = new Map<string, number>();
   #timer: ReturnType<typeof setInterval> | undefined;
   #leases: ReturnType<typeof setInterval> | undefined;
   /** Announcements being looked up in the bucket now. */
   #lookups = 0;
   /** When this instance last heard its own heartbeat: proof that its link to NATS carries. */
-  #echoed = Date.now();
+  #echoed = performance.now();
 
   constructor(options: LivenessOptions) {
     this.#options = options;
@@ -79,7 +79,7 @@ export class Liveness {
       for await (const message of nc.subscribe(HEARTBEAT_SUBJECT)) {
         try {
           const other = readHeartbeat(message.string());
-          if (other === instance) this.#echoed = Date.now();
+          if (other === instance) this.#echoed = performance.now();
           else this.#heard(other);
         } catch (error) {
           malformed(HEARTBEAT_SUBJECT, error);
@@ -164,12 +164,12 @@ export class Liveness {
 
   /** Another instance showed signs of life. */
   seen(instance: string): void {
-    this.#lastSeen.set(instance, Date.now());
+    this.#lastSeen.set(instance, performance.now());
   }
 
   /** Nobody could be heard while NATS was away: everyone starts afresh. */
   forgive(): void {
-    this.#echoed = Date.now();
+    this.#echoed = performance.now();
     for (const instance of this.#lastSeen.keys()) this.seen(instance);
     this.#options.names.forgive();
   }
@@ -200,7 +200,7 @@ export class Liveness {
    * holder arrives (both are published here, in that order).
    */
   #releaseDead(): void {
-    const now = Date.now();
+    const now = performance.now();
     // Not hearing ourselves, our own link is in doubt (cut, with the socket still open): then
     // silence says nothing of the others, and declaring them gone would tell lies on heal.
     if (now - this.#echoed > 2 * this.#options.heartbeat * 1000 + 1000) return;
@@ -210,7 +210,7 @@ export class Liveness {
       this.#lastSeen.delete(instance);
       log.warning("Instance {instance} is gone; releasing its users", { instance });
       const users = this.#options.names.dropInstance(instance);
-      for (const user of users) this.#goodbye(instance, user, now);
+      for (const user of users) this.#goodbye(instance, user, Date.now());
       // Once the goodbyes are stored, so nobody can take a name before its holder left.
       this.#options.drained().then(() => this.#options.names.release(users));
     }

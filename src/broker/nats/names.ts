@@ -336,12 +336,12 @@ export class ClusterNames {
    */
   sweep(): void {
     // Twice the lapse: a gone instance is declared so (and its users said goodbye to) first.
-    this.#remote.sweep(Date.now() - 2 * this.#options.lapse);
+    this.#remote.sweep(performance.now() - 2 * this.#options.lapse);
   }
 
   /** Nothing could be heard while NATS was away: every entry starts its count afresh. */
   forgive(): void {
-    this.#remote.touchAll(Date.now());
+    this.#remote.touchAll(performance.now());
   }
 
   /** Forgets the users of an instance that is gone, and returns them. */
@@ -406,7 +406,7 @@ export class ClusterNames {
             this.#forget(key);
             this.#options.lost(user.name);
           }
-          this.#remote.set(entry.key, { ...user, revision: entry.revision }, Date.now());
+          this.#remote.set(entry.key, { ...user, revision: entry.revision }, performance.now());
           this.#options.seen(user.instance);
         } catch (error) {
           this.#options.malformed(`$KV.${this.#options.bucketName}.${entry.key}`, error);
