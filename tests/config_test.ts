@@ -322,7 +322,7 @@ Deno.test("config errors name the file, the key and the fix", async (t) => {
           "cluster:\n  nats:\n    servers: [ws://127.0.0.1:8222]\n    name_ttl: 4\n    heartbeat: 3\n",
       },
       "server.yaml",
-      "must be at most half of name_ttl (4)",
+      "must be at most 1.5 (half of name_ttl, 4, less the lease's margin, 1)",
     ],
     [
       "a file that is not a mapping",

@@ -30,6 +30,15 @@ import { ConfigError, fail } from "./_errors.ts";
 import { readSecrets } from "./_secrets.ts";
 import { readYamlFile, setKey } from "./_yaml.ts";
 
+/**
+ * Seconds before `name_ttl` runs out that an instance lets a name go when it
+ * could not renew it (a second, or a quarter of `name_ttl` when shorter):
+ * so it does before the others could take the instance for gone.
+ */
+export function nameLeaseMargin(nameTtl: number): number {
+  return Math.min(1, nameTtl / 4);
+}
+
 export type {
   AuthConfig,
   ChatConfig,
@@ -285,10 +294,15 @@ export async function loadConfig(options: LoadConfigOptions = {}): Promise<Confi
       }`,
     );
   }
-  if (nats !== undefined && nats.heartbeat * 2 > nats.name_ttl) {
+  const longestHeartbeat = nats === undefined
+    ? Infinity
+    : (nats.name_ttl - nameLeaseMargin(nats.name_ttl)) / 2;
+  if (nats !== undefined && nats.heartbeat > longestHeartbeat) {
     fail(
       `"cluster.nats.heartbeat" in ${serverPath}`,
-      `must be at most half of name_ttl (${nats.name_ttl}) so a live instance never loses its names: current value is ${nats.heartbeat}`,
+      `must be at most ${longestHeartbeat} (half of name_ttl, ${nats.name_ttl}, less the lease's margin, ${
+        nameLeaseMargin(nats.name_ttl)
+      }) so that a live instance renews its names twice before they lapse: current value is ${nats.heartbeat}`,
     );
   }
 

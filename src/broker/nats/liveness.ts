@@ -19,13 +19,12 @@ import type { ClusterNames } from "./names.ts";
 import type { NameEntry } from "./wire.ts";
 import { DecodeError } from "../decode.ts";
 import { readHeartbeat } from "./wire.ts";
+import { nameLeaseMargin } from "../../config/mod.ts";
 
 const HEARTBEAT_SUBJECT = "chat.heartbeat";
 /** Announcements looked up at once, at most. */
 const MAX_LOOKUPS = 8;
-/** A name is let go this long before the others could take its instance for gone (at most)... */
-const LEASE_MARGIN_MS = 1000;
-/** ...and leases are looked at this often (at most). */
+/** Leases are looked at this often, at most (and twice per margin). */
 const LEASE_CHECK_MS = 250;
 
 /** The id of the goodbye for user `userId` of the gone `instance`: the same on every survivor. */
@@ -101,9 +100,9 @@ export class Liveness {
     clearInterval(this.#leases);
   }
 
-  /** How long before `name_ttl` runs out a name is let go: a second, or a quarter of it. */
+  /** How long before `name_ttl` runs out a name is let go, in milliseconds. */
   get #margin(): number {
-    return Math.min(LEASE_MARGIN_MS, this.#options.nameTtl * 250);
+    return nameLeaseMargin(this.#options.nameTtl) * 1000;
   }
 
   /**
