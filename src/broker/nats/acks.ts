@@ -27,7 +27,7 @@ export class PublishError extends Error {
 export interface StreamWriter {
   /** Resolves once the stream stored the message; rejects with why it did not. */
   publish(subject: string, payload: Uint8Array, id: string): Promise<void>;
-  /** Stops waiting for answers to what is in flight (the link dropped). */
+  /** Refuses what is in flight, whose answers will not be heard (the link dropped). */
   forget(): void;
 }
 
@@ -76,10 +76,12 @@ export class StreamAcks implements StreamWriter {
     return promise;
   }
 
-  /** Stops waiting for what is in flight: no answer to it will be heard (the link dropped). */
+  /** Refuses what is in flight: no answer to it will be heard (the link dropped). */
   forget(): void {
+    const waiting = [...this.#waiting.values()];
     this.#waiting.clear();
     this.#stopTimer();
+    for (const { reject } of waiting) reject(new PublishError("the link to NATS dropped"));
   }
 
   #answered(message: Msg): void {

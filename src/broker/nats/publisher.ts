@@ -157,7 +157,7 @@ export class Publisher {
   /** Set when a send failed: nothing more goes out until the in-flight ones settle. */
   #failed = false;
   #connected = true;
-  /** Bumped when the connection drops: answers to what was sent before are no longer awaited. */
+  /** Bumped when the connection drops: what was sent before goes again, its answers unheard. */
   #generation = 0;
   #retry: ReturnType<typeof setTimeout> | undefined;
   /** Who waits until nothing does. */
@@ -338,10 +338,11 @@ export class Publisher {
       const generation = this.#generation;
       this.#acks.publish(subject, payload, id)
         .then(() => {
+          // Answers to what was sent before the link dropped are not heard (see `forget`).
+          if (generation !== this.#generation) return;
           batch.acked = true;
           this.#recovered();
-          if (generation === this.#generation) this.#settle(batch);
-          else this.#dropAcknowledged();
+          this.#settle(batch);
         })
         .catch((error) => {
           if (generation !== this.#generation) return;

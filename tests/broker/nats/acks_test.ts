@@ -118,3 +118,18 @@ Deno.test({
     });
   },
 });
+
+Deno.test({
+  name: "what is in flight when the link drops is refused at once",
+  ignore,
+  async fn() {
+    await withAcks(async ({ acks, nc }) => {
+      const silent = nc.subscribe("quiet");
+      await nc.flush();
+      const waiting = acks.publish("quiet", bytes("hello?"), "id-1");
+      acks.forget();
+      await assertRejects(() => waiting, PublishError, "the link to NATS dropped");
+      silent.unsubscribe();
+    });
+  },
+});
