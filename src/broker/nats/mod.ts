@@ -42,9 +42,16 @@ import { Liveness } from "./liveness.ts";
 import { ClusterNames } from "./names.ts";
 import { ClusterRecords } from "./records.ts";
 import { NatsRelay } from "./relay.ts";
-import { MODERATION_BUCKET, NAMES_BUCKET, openStorage, ROOMS_BUCKET, STREAM } from "./storage.ts";
+import {
+  MODERATION_BUCKET,
+  NAMES_BUCKET,
+  openStorage,
+  purgeIfQuiet,
+  ROOMS_BUCKET,
+  STREAM,
+} from "./storage.ts";
 import { connectNats } from "./tcp.ts";
-import { Publisher, purgeIfQuiet } from "./publisher.ts";
+import { Publisher } from "./publisher.ts";
 import { TypingLink } from "./typing.ts";
 import { malformedReporter } from "./wire.ts";
 import {
@@ -183,7 +190,7 @@ export class NatsBroker implements Broker {
       nameTtl: options.nameTtl,
       heartbeat: options.heartbeat,
       connected: () => this.#connected,
-      publish: (note) => void this.#publisher.publish(note),
+      publish: (note) => void this.#publisher.publish(note, { goodbye: true }),
       drained: () => this.#publisher.drained(),
       malformed: (subject, error) => this.#malformed(subject, error),
       lapsed: (name) => this.#handler?.nameLapsed(name),

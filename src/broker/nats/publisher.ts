@@ -17,7 +17,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { JetStreamManager } from "@nats-io/jetstream";
 import type { Metrics } from "../../metrics.ts";
 import { logKey, type PublishOutcome, type RoomNote } from "../types.ts";
 import { changeUnits } from "../kv_layout.ts";
@@ -75,32 +74,6 @@ export function roomSubject(room: string, kind: "m" | "p"): string {
 
 function subjectOf(token: string, kind: "m" | "p"): string {
   return `chat.room.${token}.${kind}`;
-}
-
-/**
- * Purges `room`'s messages from `stream`, unless one came since `quietSince`
- * (milliseconds since the Unix epoch), and says whether it did: an instance
- * removing a room it did not follow cannot tell whether others served it,
- * and the stream is every instance's history. Only what the stream held
- * when it was looked at goes: a message stored while the purge runs stays.
- */
-export async function purgeIfQuiet(
-  jsm: JetStreamManager,
-  stream: string,
-  room: string,
-  quietSince: number,
-): Promise<boolean> {
-  const { state } = await jsm.streams.info(stream);
-  // null when the room holds no message (any more): nothing says it was used.
-  const last = await jsm.streams.getMessage(stream, { last_by_subj: roomSubject(room, "m") });
-  if (last !== null && last.time.getTime() > quietSince) {
-    log.debug("Kept the history of room {room}: it was not quiet elsewhere", { room });
-    return false;
-  }
-  for (const kind of ["m", "p"] as const) {
-    await jsm.streams.purge(stream, { filter: roomSubject(room, kind), seq: state.last_seq + 1 });
-  }
-  return true;
 }
 
 /** One stream message to send: open to more notes of its room until first sent. */
@@ -190,10 +163,11 @@ export class Publisher {
 
   /**
    * Queues a note for the end of this turn: `busy` when too many wait
-   * already, `too_large` when it cannot go even alone under `max_payload`.
+   * already (unless it is a `goodbye`, which nobody else may say: one per
+   * user at most), `too_large` when it cannot go even alone under `max_payload`.
    */
-  publish(note: RoomNote): PublishOutcome {
-    if (this.waiting >= this.#maxOutbox) {
+  publish(note: RoomNote, { goodbye = false } = {}): PublishOutcome {
+    if (this.waiting >= this.#maxOutbox && !goodbye) {
       this.#metrics?.clusterRefused.inc();
       return "busy";
     }

@@ -14,6 +14,10 @@ import {
   StorageType,
 } from "@nats-io/jetstream";
 import { type KV, Kvm } from "@nats-io/kv";
+import { getLogger } from "@logtape/logtape";
+import { roomSubject } from "./publisher.ts";
+
+const log = getLogger(["chat", "cluster"]);
 
 export const STREAM = "CHAT_ROOMS";
 export const ROOM_SUBJECTS = "chat.room.>";
@@ -70,4 +74,30 @@ export async function openStorage(
     storage: StorageType.File,
   });
   return { jsm, buckets: { names, rooms, moderation } };
+}
+
+/**
+ * Purges `room`'s messages from `stream`, unless one came since `quietSince`
+ * (milliseconds since the Unix epoch), and says whether it did: an instance
+ * removing a room it did not follow cannot tell whether others served it,
+ * and the stream is every instance's history. Only what the stream held
+ * when it was looked at goes: a message stored while the purge runs stays.
+ */
+export async function purgeIfQuiet(
+  jsm: JetStreamManager,
+  stream: string,
+  room: string,
+  quietSince: number,
+): Promise<boolean> {
+  const { state } = await jsm.streams.info(stream);
+  // null when the room holds no message (any more): nothing says it was used.
+  const last = await jsm.streams.getMessage(stream, { last_by_subj: roomSubject(room, "m") });
+  if (last !== null && last.time.getTime() > quietSince) {
+    log.debug("Kept the history of room {room}: it was not quiet elsewhere", { room });
+    return false;
+  }
+  for (const kind of ["m", "p"] as const) {
+    await jsm.streams.purge(stream, { filter: roomSubject(room, kind), seq: state.last_seq + 1 });
+  }
+  return true;
 }

@@ -207,3 +207,30 @@ Deno.test("what was in flight when the link dropped goes again, under the same i
   await out.drained();
   out.close();
 });
+
+Deno.test("a goodbye is queued past max_outbox, where anything else is refused", () => {
+  const stream: StreamWriter = { publish: () => Promise.resolve(), forget() {} };
+  const out = new Publisher(stream, {
+    instance: "a1",
+    maxOutbox: 2,
+    maxPayload: () => 1024 * 1024,
+  });
+  out.connected = false;
+  assertEquals([out.publish(note(1)), out.publish(note(2)), out.publish(note(3))], [
+    "queued",
+    "queued",
+    "busy",
+  ]);
+  const goodbye = {
+    kind: "presence",
+    room: "lobby",
+    id: "a1.gone.1",
+    sentAt: 4,
+    author: { instance: "a1", userId: 1, name: "Ann" },
+    action: "leave",
+    notice: "disconnected",
+  } as const;
+  assertEquals(out.publish(goodbye, { goodbye: true }), "queued");
+  assertEquals(out.waiting, 3);
+  out.close();
+});
