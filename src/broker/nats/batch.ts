@@ -7,8 +7,9 @@
  * instance of their authors). For ordinary messages that is less than half
  * the bytes of the notes as they are in memory, and half the time to write
  * (15 µs against 32 µs for 140 messages): the bytes are much of what the
- * cluster costs per message (written, sent, stored, read back). Batches written before, with the notes whole (`notes`) or as
- * a bare list, are still read.
+ * cluster costs per message (written, sent, stored, read back). Batches
+ * written before, with the notes whole (`notes`) or as a bare list, are
+ * still read.
  *
  * @module
  */

@@ -45,7 +45,7 @@ export interface LivenessOptions {
   readonly heartbeat: number;
   /** Whether NATS is there to send to. */
   readonly connected: () => boolean;
-  /** Publishes a goodbye for a user of a gone instance, or one let go here (past `max_outbox`)... */
+  /** Publishes a goodbye for a user of a gone instance, or let go here (past `max_outbox`)... */
   readonly publish: (note: RoomNote) => void;
   /** ...and resolves once what was published is stored. */
   readonly drained: () => Promise<void>;

@@ -39,8 +39,9 @@ const FAILURE_LOG_EVERY_MS = 30_000;
 const UNHEALTHY_AFTER_MS = 5_000;
 /**
  * What a stream message holds besides its notes and its subject:
- * `{"from":…,"n":…,"notes":[…]}`, and the header of its id (which holds the
- * subject once more: counted apart, at 3 bytes a unit).
+ * `{"from":…,"n":…,"room":…,"m":[…]}` (the room is counted in each note's
+ * bound, which a packed note no longer holds), and the header of its id
+ * (which holds the subject once more: counted apart, at 3 bytes a unit).
  */
 const ENVELOPE_BYTES = 128;
 /** UTF-16 units of an ordinary room's longest subject: 32 characters, each escaped (`%2E`). */
@@ -289,7 +290,12 @@ export class Publisher {
     const json = writeRoomBatch(this.#instance, n, notes);
     const payload = encoder.encode(json);
     const id = `${this.#instance}.${n}.${crypto.randomUUID()}.${subject}`;
-    this.#sent.keep(id, subject, json, { notes, from: this.#instance, n, refused: [] });
+    this.#sent.keep(id, subject, json, payload.length, {
+      notes,
+      from: this.#instance,
+      n,
+      refused: [],
+    });
     batch.message = { subject, payload, id };
     return batch.message;
   }

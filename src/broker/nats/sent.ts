@@ -20,10 +20,12 @@ interface Kept {
   readonly id: string;
   readonly subject: string;
   readonly json: string;
+  /** Its length in UTF-8. */
+  readonly bytes: number;
   readonly batch: RoomBatch;
 }
 
-/** Decoding and comparing strings is native work: ten times as fast as comparing bytes in a loop. */
+/** Decoding and comparing strings is native work: ten times as fast as a loop over bytes. */
 const decoder = new TextDecoder();
 
 /** Batches sent and not yet read back, by stream message id, the oldest forgotten first. */
@@ -31,9 +33,9 @@ export class SentBatches {
   readonly #kept = new Map<string, Kept>();
   #units = 0;
 
-  /** Keeps `batch`, sent as `json` (in UTF-8) on `subject` under the stream message id `id`. */
-  keep(id: string, subject: string, json: string, batch: RoomBatch): void {
-    this.#kept.set(id, { id, subject, json, batch });
+  /** Keeps `batch`, sent as `json` (`bytes` in UTF-8) on `subject` under the message id `id`. */
+  keep(id: string, subject: string, json: string, bytes: number, batch: RoomBatch): void {
+    this.#kept.set(id, { id, subject, json, bytes, batch });
     this.#units += json.length;
     for (const oldest of this.#kept.values()) {
       if (this.#kept.size <= MAX_KEPT && this.#units <= MAX_KEPT_UNITS) break;
@@ -50,7 +52,7 @@ export class SentBatches {
     if (kept === undefined) return undefined;
     this.#forget(kept);
     // A length that differs tells at once; one that does not is checked to the last unit.
-    return kept.subject === subject && data.length >= kept.json.length &&
+    return kept.subject === subject && data.length === kept.bytes &&
         decoder.decode(data) === kept.json
       ? kept.batch
       : undefined;
