@@ -18,6 +18,8 @@ import { DecodeError, type Fields, fields, roomNote } from "../decode.ts";
 import { logKey, type RoomNote } from "../types.ts";
 import { parse } from "./wire.ts";
 
+/** The longest instance id read (ids are 8 characters; a heartbeat's may be 64). */
+const MAX_INSTANCE_ID = 64;
 /** Notes in one stream message at most, as instances publish them (the rest of 1,000 is margin). */
 export const MAX_NOTES_PER_BATCH = 256;
 
@@ -124,7 +126,10 @@ export function readRoomNotes(data: string, room: string, maxText: number): Room
   if (Array.isArray(value)) return readNotes(value, room, whole);
   const record = fields(value, "a batch of room notes");
   const { from, n } = record;
-  if (typeof from !== "string" || from === "" || !Number.isSafeInteger(n) || (n as number) < 1) {
+  if (
+    typeof from !== "string" || from === "" || from.length > MAX_INSTANCE_ID ||
+    !Number.isSafeInteger(n) || (n as number) < 1
+  ) {
     throw new DecodeError("a batch's number is not an instance and a count from 1");
   }
   const notes = record.m === undefined

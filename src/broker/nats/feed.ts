@@ -18,6 +18,9 @@ import { readRoomNotes, type RoomBatch } from "./batch.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
+/** Publishers whose batch numbers a feed remembers, at most: instances of a cluster are fewer. */
+const MAX_PUBLISHERS = 256;
+
 /** Stream messages one pull asks for. */
 const PULL_BATCH = 256;
 /** Wait before reading again after the read failed. */
@@ -170,7 +173,12 @@ export class RoomFeed {
   #count({ from, n }: RoomBatch): void {
     if (from === undefined || n === undefined) return;
     const last = this.#numbers.get(from);
+    // Most recently heard last, so that a flood of made-up publishers forgets them first.
+    this.#numbers.delete(from);
     this.#numbers.set(from, Math.max(n, last ?? 0));
+    if (this.#numbers.size > MAX_PUBLISHERS) {
+      this.#numbers.delete(this.#numbers.keys().next().value!);
+    }
     // The first one read from a publisher may follow others no longer kept: that is history.
     if (last !== undefined && n > last + 1) this.#options.lost(n - last - 1);
   }

@@ -30,6 +30,7 @@ Deno.test("readRoomNotes: numbered batches, bare lists, and what is refused", as
       ["a number below 1", { from: "a1", n: 0, notes: [note] }],
       ["a number that is not whole", { from: "a1", n: 1.5, notes: [note] }],
       ["no publisher", { n: 1, notes: [note] }],
+      ["a publisher id longer than any instance's", { from: "a".repeat(65), n: 1, notes: [note] }],
       ["no notes", { from: "a1", n: 1, notes: [] }],
       ["a note of another room", { from: "a1", n: 1, notes: [{ ...note, room: "ops" }] }],
       // Seqs are the stream's times 1000 plus the place: 1,001 notes would number two alike.
