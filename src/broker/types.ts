@@ -1,10 +1,9 @@
 /**
  * What travels between instances of the chat. The chatroom hands every room
- * event and private message to a {@linkcode Broker} and acts on what the broker
+ * event and private message to a {@linkcode Broker} and acts on what it
  * delivers back, so one process alone (the local broker) and several joined
  * through NATS run the same code. The broker owns each room's log: it numbers
- * messages, keeps the log's epoch and stores the log before it delivers.
- * Everything here is plain JSON-friendly data.
+ * messages, keeps its epoch and stores it before it delivers. Plain JSON data.
  *
  * @module
  */
@@ -237,10 +236,7 @@ export interface BrokerHandler {
   deliverTyping(note: TypingNote): void;
   /** A local user's name turned out to be held elsewhere. */
   nameLost(name: string): void;
-  /**
-   * This instance could not renew a local user's name in the cluster for
-   * so long that it may be given away: the session ends, its goodbye said.
-   */
+  /** A local user's name could not be renewed in time: the session ends, its goodbye said. */
   nameLapsed(name: string): void;
   /** The link to the other instances was lost (`true`) or is back (`false`). */
   setDegraded(degraded: boolean): void;
@@ -446,4 +442,9 @@ export interface Broker {
 /** A new random id of 8 hex digits, for instances and epochs. */
 export function randomId(): string {
   return crypto.randomUUID().slice(0, 8);
+}
+
+/** The id of a session's departure: the same said by its instance or for it by the survivors. */
+export function departureId(instance: string, userId: number): string {
+  return `${instance}.gone.${userId}`;
 }

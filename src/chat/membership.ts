@@ -9,7 +9,13 @@
 import { getLogger } from "@logtape/logtape";
 import { deadline } from "@std/async/deadline";
 import { rank } from "../auth/tokens.ts";
-import type { Author, Broker, PresenceNote, RemoteUser } from "../broker/types.ts";
+import {
+  type Author,
+  type Broker,
+  departureId,
+  type PresenceNote,
+  type RemoteUser,
+} from "../broker/types.ts";
 import { addressKey } from "../net/ip.ts";
 import { looksLike, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import type { Metrics } from "../metrics.ts";
@@ -214,10 +220,13 @@ export class Membership {
     notice: PresenceNote["notice"],
     details: { oldName?: string; by?: string; reason?: string } = {},
   ): void {
+    // A session's departure has the id its instance's survivors would give it: said by both
+    // (this instance was cut off meanwhile), it shows once.
+    const departure = action === "leave" && notice === "disconnected";
     this.#broker.log.publish({
       kind: "presence",
       room: user.room.name,
-      id: this.#events.nextId(),
+      id: departure ? departureId(this.#broker.instance, user.id) : this.#events.nextId(),
       sentAt: this.#now(),
       author: this.author(user),
       action,

@@ -1,10 +1,15 @@
-/** A TCP proxy on loopback whose link a test can cut and heal, for partitions. */
+/** A TCP proxy on loopback whose link a test can cut, freeze and heal, for partitions. */
 
-/** A proxy to one port: `cut` drops every connection and refuses new ones until `heal`. */
+/**
+ * A proxy to one port: `cut` drops every connection and refuses new ones
+ * until `heal`; `freeze` passes nothing on, the sockets left open (as a
+ * real partition does to TCP), until `heal` lets what was held through.
+ */
 export interface Proxy {
   /** The port to connect to instead of the target's. */
   readonly port: number;
   cut(): void;
+  freeze(): void;
   heal(): void;
   close(): Promise<void>;
 }
@@ -22,8 +27,19 @@ export function startProxy(target: number): Proxy {
       // Closed already, by the other side.
     }
   };
+  let flowing: Promise<void> = Promise.resolve();
+  let thaw = () => {};
   const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
-    await from.readable.pipeTo(to.writable).catch(() => {});
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (let read = await from.read(buffer); read !== null; read = await from.read(buffer)) {
+        // Frozen: nothing more is read either, so the bytes wait in the sockets.
+        await flowing;
+        for (let sent = 0; sent < read;) sent += await to.write(buffer.subarray(sent, read));
+      }
+    } catch {
+      // Dropped, by the test or by either side.
+    }
     drop(from);
     drop(to);
   };
@@ -49,11 +65,16 @@ export function startProxy(target: number): Proxy {
       open = false;
       for (const conn of [...links]) drop(conn);
     },
+    freeze() {
+      flowing = new Promise((resolve) => thaw = resolve);
+    },
     heal() {
       open = true;
+      thaw();
     },
     async close() {
       open = false;
+      thaw();
       listener.close();
       for (const conn of [...links]) drop(conn);
       await accepting;

@@ -7,7 +7,7 @@
  * and the names are free again.
  */
 
-import { assert, assertEquals } from "@std/assert";
+import { assert, assertEquals, assertNotEquals } from "@std/assert";
 import { delay } from "@std/async/delay";
 import { TestClient, type V2Frame, within } from "./_client.ts";
 import { testConfigDir } from "./_config.ts";
@@ -211,6 +211,83 @@ Deno.test({
       const next = await watcher.waitFor((frame) => frame.from === "Carol", "Carol's message");
       assertEquals([next.type, next.text], ["message", "still here"]);
       await agreeOn([watcher, again], ["Carol", "Watcher"]);
+    });
+  },
+});
+
+/** Asks `instance` for `name` until it is granted (another name each time before). */
+async function grantedOn(
+  instance: ServerProcess,
+  name: string,
+  clients: TestClient<V2Frame>[],
+): Promise<TestClient<V2Frame>> {
+  for (let tries = 0;; tries++) {
+    const attempt = await hello(instance, name);
+    clients.push(attempt.client);
+    if (attempt.welcome.name === name) return attempt.client;
+    if (tries === 100) throw new Error(`${name} was never given away`);
+    await attempt.client.close();
+    await delay(50);
+  }
+}
+
+Deno.test({
+  name:
+    "a user who leaves while their instance's link is frozen: nothing held up lands on the new holder",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withPartition(async ({ a, c, proxy, clients }) => {
+      const { client: watcher } = await hello(a, "Watcher");
+      const { client: xavier } = await hello(c, "Xavier");
+      clients.push(watcher, xavier);
+      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Xavier");
+
+      // The link passes nothing, its sockets open: what Xavier's instance sends when he leaves
+      // (his departure, and the release of his name) waits in them.
+      proxy.freeze();
+      await xavier.close();
+      const heir = await grantedOn(a, "Xavier", clients);
+      proxy.heal();
+      // Once the link carries (a name is granted there), what was held has landed.
+      const { client: check } = await hello(c, "Check");
+      clients.push(check);
+      const { welcome } = await hello(c, "Xavier");
+      assertNotEquals(welcome.name, "Xavier");
+      // The new holder keeps the name: never told otherwise, listed as himself everywhere.
+      heir.send(JSON.stringify({ type: "members" }));
+      const told: V2Frame[] = [];
+      await heir.waitFor((frame) => told.push(frame) > 0 && frame.type === "members");
+      assertEquals(told.filter((frame) => frame.type === "error"), []);
+      await agreeOn([heir, check], ["Check", "Watcher", "Xavier", String(welcome.name)]);
+    });
+  },
+});
+
+Deno.test({
+  name:
+    "a user who leaves while their instance is cut off is shown leaving once, before the new holder",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withPartition(async ({ a, c, proxy, clients }) => {
+      const { client: watcher } = await hello(a, "Watcher");
+      const { client: xavier } = await hello(c, "Xavier");
+      clients.push(watcher, xavier);
+      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Xavier");
+
+      proxy.cut();
+      await xavier.close();
+      await grantedOn(a, "Xavier", clients);
+      proxy.heal();
+      // His own instance's departure, said during the cut, arrives now, before Check's arrival.
+      const { client: check } = await hello(c, "Check");
+      clients.push(check);
+      const seen = await until(watcher, "Check");
+      const xaviers = seen.filter((frame) => frame.type === "presence" && frame.from === "Xavier");
+      assertEquals(xaviers.map((frame) => frame.action), ["leave", "join"]);
     });
   },
 });

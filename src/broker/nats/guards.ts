@@ -14,6 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
 import { comparisonKeys, nameKey } from "../../text/names.ts";
 import { bucketKey, decodeBucketKey } from "./wire.ts";
+import { deleteIfOurs } from "./bucket_writes.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -95,13 +96,18 @@ export class Guards {
     if (guards === undefined) return;
     for (const guard of [...guards]) {
       if (except.includes(guard)) continue;
-      const name = this.#names.get(guard);
       this.#remove(guard);
-      if (!release) continue;
-      this.#options.bucket.delete(guard).catch((error) => {
-        log.warning("Cannot release the guard of {name}: {error}", { name, error });
-      });
+      if (release) void this.#release(guard);
     }
+  }
+
+  /** Deletes guard `key` while it is still this instance's and not held here again. */
+  async #release(key: string): Promise<void> {
+    const ours = (data: string) =>
+      !this.#names.has(key) && this.#read(data)?.instance === this.#options.instance;
+    await deleteIfOurs(this.#options.bucket, key, ours).catch((error) => {
+      log.debug("Did not release the guard {key}: {error}", { key, error });
+    });
   }
 
   /** Writes every guard again, before the bucket's TTL drops it. */
@@ -118,7 +124,7 @@ export class Guards {
     const keys = [...this.#names.keys()];
     this.#names.clear();
     this.#byName.clear();
-    await Promise.allSettled(keys.map((key) => this.#options.bucket.delete(key)));
+    await Promise.allSettled(keys.map((key) => this.#release(key)));
   }
 
   /**

@@ -14,7 +14,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/nats-core";
-import type { RoomNote } from "../types.ts";
+import { departureId, type RoomNote } from "../types.ts";
 import type { ClusterNames } from "./names.ts";
 import type { NameEntry } from "./wire.ts";
 import { DecodeError } from "../decode.ts";
@@ -26,11 +26,6 @@ const HEARTBEAT_SUBJECT = "chat.heartbeat";
 const MAX_LOOKUPS = 8;
 /** Leases are looked at this often, at most (and twice per margin). */
 const LEASE_CHECK_MS = 250;
-
-/** The id of the goodbye for user `userId` of the gone `instance`: the same on every survivor. */
-export function goodbyeId(instance: string, userId: number): string {
-  return `${instance}.gone.${userId}`;
-}
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -130,7 +125,7 @@ export class Liveness {
     this.#options.publish({
       kind: "presence",
       room: user.room,
-      id: goodbyeId(instance, user.userId),
+      id: departureId(instance, user.userId),
       sentAt: now,
       author: { instance, userId: user.userId, name: user.name },
       action: "leave",

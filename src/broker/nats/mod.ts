@@ -308,7 +308,7 @@ export class NatsBroker implements Broker {
     if (current === undefined) return undefined;
     const handover = await this.#mail.takeOver(current.instance, { name, token, verified });
     if (handover === undefined) return undefined;
-    await this.#names.movedHere(name, { ...holder, room: handover.room });
+    await this.#names.movedHere(name, { ...holder, room: handover.room }, current);
     return handover;
   }
 

@@ -20,6 +20,7 @@ import { delay } from "@std/async/delay";
 import { nameKey } from "../../text/names.ts";
 import type { LocalHolder, RemoteUser } from "../types.ts";
 import { bucketKey, type NameEntry, readNameEntry } from "./wire.ts";
+import { deleteIfOurs, writeOver } from "./bucket_writes.ts";
 import { CLAIM_WAIT_MS, guardKeys, Guards, isGuard, MAX_CLAIM_TRIES } from "./guards.ts";
 import { announcedBy, Instances } from "./instances.ts";
 import { type RemoteEntry, RemoteNames } from "./remote_names.ts";
@@ -65,7 +66,7 @@ export class ClusterNames {
    * monotonic clock, which no clock change moves): the start of its lease.
    */
   readonly #renewed = new Map<string, number>();
-  /** The keys of names let go here while NATS could not be told, until their entries are gone. */
+  /** The keys of names let go here, until their entries are seen gone from the bucket. */
   readonly #stale = new Set<string>();
   /** The look-alike guards of the names this instance holds. */
   readonly #guards: Guards;
@@ -264,37 +265,38 @@ export class ClusterNames {
     return lapsed;
   }
 
-  /**
-   * Deletes the entries of names let go here while they are still this
-   * instance's (a write in flight when the name was let go may have landed
-   * since): a name is free again once NATS takes the delete.
-   */
+  /** Deletes the entries of names let go here that are still this instance's (see `#dropOwn`). */
   #dropStale(): void {
-    const { bucket } = this.#options;
-    for (const key of this.#stale) {
-      const bucketKeyOf = bucketKey(key);
-      bucket.get(bucketKeyOf).then(async (current) => {
-        const ours = current?.operation === "PUT" && this.#isOwnEntry(current.string());
-        // Looked at again after a delete: a write in flight could still create it anew.
-        if (!ours || this.#local.has(key)) return this.#stale.delete(key);
-        await bucket.delete(bucketKeyOf, { previousSeq: current.revision });
-      }).catch((error) => {
-        // NATS away, or written again meanwhile: the next heartbeat looks again.
-        log.debug("Cannot delete the lapsed entry of {key}: {error}", { key, error });
-      });
+    for (const key of this.#stale) void this.#dropOwn(key);
+  }
+
+  /** Deletes the entry of a name let go here while it is still this instance's. */
+  async #dropOwn(key: string): Promise<void> {
+    const ours = (data: string) => !this.#local.has(key) && this.#isOwnEntry(data);
+    try {
+      if (await deleteIfOurs(this.#options.bucket, bucketKey(key), ours)) this.#stale.delete(key);
+    } catch (error) {
+      // NATS away, or written again meanwhile: the next heartbeat looks again.
+      log.debug("Cannot delete the entry of {key} let go here: {error}", { key, error });
     }
   }
 
-  /** Records that a session handed over by another instance, and its name, are here now. */
-  async movedHere(name: string, holder: LocalHolder): Promise<void> {
+  /**
+   * Records that a session handed over by `from` (its entry as last heard),
+   * and its name, are here now, written over the old holder's entry only.
+   * When it cannot be, the next heartbeat's write finds out whose it is.
+   */
+  async movedHere(name: string, holder: LocalHolder, from: RemoteEntry): Promise<void> {
     const key = nameKey(name);
     const entry = this.#entry(name, holder);
     // The handover came over NATS: the link carried just now.
     this.#held(key, entry, undefined, performance.now());
     const { bucket } = this.#options;
     const sent = performance.now();
+    const theirs = (data: string) => this.#isEntryOf(data, from.instance);
+    const write = writeOver(bucket, bucketKey(key), JSON.stringify(entry), from.revision, theirs);
     await Promise.all([
-      bucket.put(bucketKey(key), JSON.stringify(entry)).then((revision) => {
+      write.then((revision) => {
         if (this.#local.get(key) !== entry) return;
         this.#revisions.set(key, revision);
         this.#renewed.set(key, sent);
@@ -311,9 +313,8 @@ export class ClusterNames {
     if (!this.#local.delete(key)) return;
     this.#revisions.delete(key);
     this.#renewed.delete(key);
-    this.#options.bucket.delete(bucketKey(key)).catch((error) => {
-      log.warning("Cannot release the name {name}: {error}", { name, error });
-    });
+    this.#stale.add(key);
+    void this.#dropOwn(key);
     this.#guards.drop(key, true);
   }
 
@@ -366,15 +367,15 @@ export class ClusterNames {
 
   /** Releases every name this instance holds (it is leaving the cluster). */
   async releaseAll(): Promise<void> {
-    const { bucket } = this.#options;
-    await Promise.allSettled([
-      ...[...this.#local.keys()].map((key) => bucket.delete(bucketKey(key))),
-      this.#guards.releaseAll(),
-      this.instances.release(),
-    ]);
+    const keys = [...this.#local.keys(), ...this.#stale];
     this.#local.clear();
     this.#revisions.clear();
     this.#renewed.clear();
+    await Promise.allSettled([
+      ...keys.map((key) => this.#dropOwn(key)),
+      this.#guards.releaseAll(),
+      this.instances.release(),
+    ]);
   }
 
   /** Follows the bucket: who holds which name, where, from now on. */
