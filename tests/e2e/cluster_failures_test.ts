@@ -222,11 +222,22 @@ Deno.test({
     const cluster: Cluster = await startCluster({ instances: 2 });
     const nc = await wsconnect({ servers: cluster.nats.wsUrl });
     try {
-      const { client: ann } = await cluster.v2(0, { type: "hello", name: "Ann" });
+      const { client: ann, welcome } = await cluster.v2(0, { type: "hello", name: "Ann" });
       const { client: bob } = await cluster.v2(1, { type: "hello", name: "Bob" });
+      // Event ids start with their instance's id; a message numbers its batches in the room.
+      const annsInstance = String(welcome.id).split(".")[0];
+      ann.send(JSON.stringify({ type: "say", text: "before the garbage" }));
+      for (const client of [ann, bob]) {
+        await client.waitFor((frame) => frame.text === "before the garbage");
+      }
       for (
         const [subject, data] of [
           ["chat.room.lobby.m", "not json at all"],
+          // Numbered far ahead under a real instance's id, with nothing readable: no gap follows.
+          [
+            "chat.room.lobby.m",
+            JSON.stringify({ from: annsInstance, n: 1_000_000, room: "lobby", m: [{ bogus: 1 }] }),
+          ],
           ["chat.room.lobby.m", '[{"kind":"message","room":"lobby"}]'],
           [
             "chat.room.lobby.m",
@@ -256,13 +267,16 @@ Deno.test({
       for (const client of [ann, bob]) {
         const texts: string[] = [];
         await client.waitFor((frame) => {
-          if (frame.type === "message") texts.push(String(frame.text));
+          if (frame.type === "message" || frame.type === "gap") {
+            texts.push(`${frame.type} ${frame.text}`);
+          }
           return frame.text === "after the garbage";
         });
-        assertEquals(texts, ["after the garbage"]);
+        assertEquals(texts, ["message after the garbage"]);
       }
       for (const index of [0, 1]) {
         assert(await cluster.metric(index, "chat_cluster_malformed_total") >= 3);
+        assertEquals(await cluster.metric(index, "chat_cluster_lost_total"), 0);
         const health = await (await fetch(`${cluster.instances[index].httpUrl}/healthz`)).json();
         assertEquals(health.status, "ok");
       }

@@ -148,7 +148,10 @@ export class RoomFeed {
           const batch =
             this.#options.readBack(message.headers?.get(MSG_ID), message.subject, message.data) ??
               readRoomNotes(message.string(), this.room, this.#options.maxText);
-          if (message.subject.endsWith(".m")) this.#count(batch);
+          // Numbers count only from a batch with something readable: garbage says nothing.
+          if (message.subject.endsWith(".m") && batch.notes.some((note) => note !== undefined)) {
+            this.#count(batch);
+          }
           for (const error of batch.refused) this.#options.malformed(message.subject, error);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);
         } catch (error) {
