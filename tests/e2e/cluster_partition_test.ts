@@ -45,14 +45,16 @@ async function withPartition(
       clients: TestClient<V2Frame>[];
     },
   ) => Promise<void>,
+  timing = { nameTtl: 2, heartbeat: 0.5 },
 ): Promise<void> {
   const nats = await startNats();
   const proxy = startProxy(Number(new URL(nats.url).port));
+  const { nameTtl, heartbeat } = timing;
   const configDir = await testConfigDir({
     floodOff: true,
     chat: { session_linger: "0" },
-    server:
-      `cluster:\n  nats:\n    servers: ["${nats.url}"]\n    name_ttl: 2\n    heartbeat: 0.5\n`,
+    server: `cluster:\n  nats:\n    servers: ["${nats.url}"]\n    name_ttl: ${nameTtl}\n` +
+      `    heartbeat: ${heartbeat}\n`,
   });
   const env = { CHAT_CONFIG_DIR: configDir };
   const instances: ServerProcess[] = [];
@@ -289,6 +291,42 @@ Deno.test({
       const xaviers = seen.filter((frame) => frame.type === "presence" && frame.from === "Xavier");
       assertEquals(xaviers.map((frame) => frame.action), ["leave", "join"]);
     });
+  },
+});
+
+Deno.test({
+  name:
+    "a handover asked of a frozen instance, and given up by the asker, is not done after the heal",
+  ignore,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    await withPartition(async ({ a, c, proxy, clients }) => {
+      const { client: watcher } = await hello(a, "Watcher");
+      const { client: xavier, welcome } = await hello(c, "Xavier");
+      clients.push(watcher, xavier);
+      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Xavier");
+
+      // Longer than the asker waits (3 s), shorter than the lease (10 s here): Xavier keeps his
+      // name, and his instance gets the request after it was given up.
+      proxy.freeze();
+      const elsewhere = await TestClient.connect<V2Frame>(
+        `${a.httpUrl.replace(/^http/, "ws")}/ws`,
+        "chat.v2",
+      );
+      clients.push(elsewhere);
+      elsewhere.send(JSON.stringify({ type: "resume", name: "Xavier", token: welcome.token }));
+      const other = await elsewhere.waitFor((frame) => frame.type === "welcome", "the welcome");
+      assertNotEquals(other.name, "Xavier");
+      proxy.heal();
+      const { client: check } = await hello(c, "Check");
+      clients.push(check);
+      // His session is still his, where it was: what he says reaches the others.
+      xavier.send(JSON.stringify({ type: "say", text: "still here" }));
+      const said = await watcher.waitFor((frame) => frame.type === "message", "Xavier's message");
+      assertEquals([said.from, said.text], ["Xavier", "still here"]);
+      assertEquals(xavier.socket.readyState, WebSocket.OPEN);
+    }, { nameTtl: 10, heartbeat: 1 });
   },
 });
 

@@ -19,7 +19,9 @@ import type {
   RemoteUser,
   Sent,
 } from "../types.ts";
+import { fields } from "../decode.ts";
 import {
+  parse,
   readKickNote,
   readKickResult,
   readPrivateNote,
@@ -31,6 +33,19 @@ import {
 
 /** How long a handover or a kick may take before it is given up. */
 const REPLY_TIMEOUT_MS = 3000;
+/**
+ * A handover or a kick older than this when it arrives (held up on a stalled
+ * link) is refused: its sender may have stopped waiting, and acting on it
+ * would act for nobody. The rest of the wait is for the answer's way back
+ * and for the instances' clocks, which must agree to well within it.
+ */
+const MAX_REQUEST_AGE_MS = REPLY_TIMEOUT_MS / 2;
+
+/** Whether a request, by the send time it carries, is older than {@linkcode MAX_REQUEST_AGE_MS}. */
+function heldUp(data: string): boolean {
+  const { sentAt } = fields(parse(data), "a request");
+  return typeof sentAt === "number" && Date.now() - sentAt > MAX_REQUEST_AGE_MS;
+}
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -78,7 +93,7 @@ export class InstanceMail implements Mail {
     try {
       const answer = await this.#options.nc.request(
         `chat.kick.${to.instance}`,
-        JSON.stringify(note),
+        JSON.stringify({ ...note, sentAt: Date.now() }),
         { timeout: REPLY_TIMEOUT_MS },
       );
       return readKickResult(answer.string());
@@ -118,7 +133,7 @@ export class InstanceMail implements Mail {
     try {
       const answer = await this.#options.nc.request(
         `chat.ctl.${instance}`,
-        JSON.stringify(request),
+        JSON.stringify({ ...request, sentAt: Date.now() }),
         { timeout: REPLY_TIMEOUT_MS },
       );
       const reply = readTakeoverReply(answer.string(), this.#options.maxText);
@@ -143,14 +158,15 @@ export class InstanceMail implements Mail {
       return undefined;
     });
     this.#serve(`chat.kick.${instance}`, (data) => {
-      return JSON.stringify({ result: handler.deliverKick(readKickNote(data)) });
+      const result = heldUp(data) ? "unavailable" : handler.deliverKick(readKickNote(data));
+      return JSON.stringify({ result });
     }, JSON.stringify({ result: "not_found" }));
     this.#serve(`chat.rank.${instance}`, (data) => {
       return JSON.stringify({ rank: handler.rankOf(readRankRequest(data)) ?? null });
     }, JSON.stringify({ rank: null }));
     this.#serve(`chat.ctl.${instance}`, (data) => {
       const { name, token, verified } = readTakeoverRequest(data);
-      const handover = handler.handOver(name, token, verified);
+      const handover = heldUp(data) ? undefined : handler.handOver(name, token, verified);
       if (handover !== undefined) this.#options.handedOver(name);
       return JSON.stringify(
         handover === undefined ? { ok: false } : {
