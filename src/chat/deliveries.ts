@@ -14,6 +14,7 @@ import {
   type Broker,
   type BrokerHandler,
   inboxOwner,
+  logKey,
   type LogPosition,
   type PrivateNote,
   type RoomNote,
@@ -32,8 +33,14 @@ import type { UserDirectory } from "./users.ts";
 
 const log = getLogger(["chat", "room"]);
 
-/** Presence notes remembered by id, so one delivered twice shows once. */
+/**
+ * Presence notes remembered by room and id, so one delivered twice shows
+ * once: arrivals and moves, and apart (so that no flood of those pushes them
+ * out), the ends of sessions, which a cut-off instance and its survivors
+ * both say.
+ */
 const PRESENCE_IDS_KEPT = 4096;
+const DEPARTURES_KEPT = 65_536;
 
 /** What {@linkcode createDeliveries} works with, shared with the chatroom. */
 export interface DeliveriesOptions {
@@ -51,7 +58,8 @@ export interface DeliveriesOptions {
 export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
   const { broker, events, metrics, users, rooms, sessions, moderation, inboxes } = options;
   /** The ids of the newest presence notes delivered, oldest first. */
-  const seenPresence = new Set<string>();
+  const seenPresence = new Remembered(PRESENCE_IDS_KEPT);
+  const seenDepartures = new Remembered(DEPARTURES_KEPT);
 
   /** Sends one event object to everyone in `room` but `except`; sinks never block or throw. */
   const broadcast = (room: Room<User>, event: ChatEvent, except?: User): void => {
@@ -128,11 +136,9 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
         return;
       }
       // The same note twice (every survivor says goodbye for a gone instance's users) shows once.
-      if (seenPresence.has(note.id)) return;
-      seenPresence.add(note.id);
-      if (seenPresence.size > PRESENCE_IDS_KEPT) {
-        seenPresence.delete(seenPresence.values().next().value!);
-      }
+      const departure = note.action === "leave" && note.notice !== "left";
+      const seen = departure ? seenDepartures : seenPresence;
+      if (!seen.first(`${logKey(note.room)} ${note.id}`)) return;
       const event = events.presence(note, room.name, room.epoch);
       // A rename is news to the renamed user too; an arrival or departure is not.
       broadcast(room, event, note.action === "rename" ? undefined : author);
@@ -176,4 +182,22 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
       return user === undefined ? undefined : rank(user.roles);
     },
   };
+}
+
+/** Keys remembered, `bound` at most, the oldest forgotten first. */
+class Remembered {
+  readonly #keys = new Set<string>();
+  readonly #bound: number;
+
+  constructor(bound: number) {
+    this.#bound = bound;
+  }
+
+  /** Remembers `key`; says whether it is new. */
+  first(key: string): boolean {
+    if (this.#keys.has(key)) return false;
+    this.#keys.add(key);
+    if (this.#keys.size > this.#bound) this.#keys.delete(this.#keys.values().next().value!);
+    return true;
+  }
 }

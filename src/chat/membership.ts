@@ -220,9 +220,9 @@ export class Membership {
     notice: PresenceNote["notice"],
     details: { oldName?: string; by?: string; reason?: string } = {},
   ): void {
-    // A session's departure has the id its instance's survivors would give it: said by both
-    // (this instance was cut off meanwhile), it shows once.
-    const departure = action === "leave" && notice === "disconnected";
+    // The end of a session (not a move) has the id its instance's survivors would give it: said
+    // by both (this instance was cut off meanwhile), it shows once.
+    const departure = action === "leave" && notice !== "left";
     this.#broker.log.publish({
       kind: "presence",
       room: user.room.name,

@@ -6,7 +6,7 @@
  */
 
 import { assertEquals } from "@std/assert";
-import type { MessageNote } from "../../src/broker/types.ts";
+import type { MessageNote, PresenceNote } from "../../src/broker/types.ts";
 import type { Chatroom } from "../../src/chat/mod.ts";
 import { createMetrics } from "../../src/metrics.ts";
 import type { ChatEvent } from "../../src/vocabulary/events.ts";
@@ -238,4 +238,27 @@ Deno.test("a seq the room already holds for another message: said, counted, neve
   handler.deliverRoomNote(note("other", "numbered twice"), position);
   assertEquals(sink.take().map(([, body]) => body), ["Zed: numbered twice"]);
   assertEquals(metrics.historyConflicts.get(), 1);
+});
+
+Deno.test("the end of a session said twice shows once, even after many other arrivals", async () => {
+  const cluster = new FakeCluster();
+  const chatroom = createTestChatroom({ broker: cluster.join() });
+  const { sink } = await userOn(chatroom, "Ann");
+  const handler = cluster.handlerOf("i1");
+  const zed = { instance: "i9", userId: 1, name: "Zed" };
+  const presence = (
+    id: string,
+    action: PresenceNote["action"],
+    notice: PresenceNote["notice"],
+    room = "lobby",
+  ): PresenceNote => ({ kind: "presence", room, id, sentAt: 0, author: zed, action, notice });
+  sink.take();
+  handler.deliverRoomNote(presence("i9.gone.1", "leave", "disconnected"));
+  // More arrivals than are remembered by id come and go meanwhile...
+  for (let i = 0; i < 5000; i++) handler.deliverRoomNote(presence(`i8.${i}`, "join", "connected"));
+  sink.take();
+  // ...and the same end, said by Zed's own instance once its link is back (a kick, here), is
+  // not shown again.
+  handler.deliverRoomNote({ ...presence("i9.gone.1", "leave", "kicked"), by: "Mod", reason: "r" });
+  assertEquals(sink.take(), []);
 });
