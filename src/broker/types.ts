@@ -443,8 +443,3 @@ export interface Broker {
 export function randomId(): string {
   return crypto.randomUUID().slice(0, 8);
 }
-
-/** The id of a session's departure: the same said by its instance or for it by the survivors. */
-export function departureId(instance: string, userId: number): string {
-  return `${instance}.gone.${userId}`;
-}

@@ -20,6 +20,7 @@ import {
   type RoomNote,
   type TypingNote,
 } from "../broker/types.ts";
+import { isDeparture } from "../broker/departures.ts";
 import type { Metrics } from "../metrics.ts";
 import type { ChatEvent, MessageEvent } from "../vocabulary/events.ts";
 import type { EventFactory } from "./event_factory.ts";
@@ -136,8 +137,7 @@ export function createDeliveries(options: DeliveriesOptions): BrokerHandler {
         return;
       }
       // The same note twice (every survivor says goodbye for a gone instance's users) shows once.
-      const departure = note.action === "leave" && note.notice !== "left";
-      const seen = departure ? seenDepartures : seenPresence;
+      const seen = isDeparture(note) ? seenDepartures : seenPresence;
       if (!seen.first(`${logKey(note.room)} ${note.id}`)) return;
       const event = events.presence(note, room.name, room.epoch);
       // A rename is news to the renamed user too; an arrival or departure is not.

@@ -9,13 +9,8 @@
 import { getLogger } from "@logtape/logtape";
 import { deadline } from "@std/async/deadline";
 import { rank } from "../auth/tokens.ts";
-import {
-  type Author,
-  type Broker,
-  departureId,
-  type PresenceNote,
-  type RemoteUser,
-} from "../broker/types.ts";
+import type { Author, Broker, PresenceNote, RemoteUser } from "../broker/types.ts";
+import { departureId, isDeparture } from "../broker/departures.ts";
 import { addressKey } from "../net/ip.ts";
 import { looksLike, MAX_NAME_UNITS, nameKey } from "../text/names.ts";
 import type { Metrics } from "../metrics.ts";
@@ -222,11 +217,12 @@ export class Membership {
   ): void {
     // The end of a session (not a move) has the id its instance's survivors would give it: said
     // by both (this instance was cut off meanwhile), it shows once.
-    const departure = action === "leave" && notice !== "left";
     this.#broker.log.publish({
       kind: "presence",
       room: user.room.name,
-      id: departure ? departureId(this.#broker.instance, user.id) : this.#events.nextId(),
+      id: isDeparture({ action, notice })
+        ? departureId(this.#broker.instance, user.id)
+        : this.#events.nextId(),
       sentAt: this.#now(),
       author: this.author(user),
       action,

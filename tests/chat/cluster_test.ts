@@ -244,6 +244,8 @@ Deno.test("the end of a session said twice shows once, even after many other arr
   const cluster = new FakeCluster();
   const chatroom = createTestChatroom({ broker: cluster.join() });
   const { sink } = await userOn(chatroom, "Ann");
+  const bob = await userOn(chatroom, "Bob");
+  await answers({ chatroom, ...bob }, "!join games", ["You are now in games with: Bob"]);
   const handler = cluster.handlerOf("i1");
   const zed = { instance: "i9", userId: 1, name: "Zed" };
   const presence = (
@@ -254,6 +256,11 @@ Deno.test("the end of a session said twice shows once, even after many other arr
   ): PresenceNote => ({ kind: "presence", room, id, sentAt: 0, author: zed, action, notice });
   sink.take();
   handler.deliverRoomNote(presence("i9.gone.1", "leave", "disconnected"));
+  assertEquals(sink.take().map(([, body]) => body), ["Zed has disconnected!"]);
+  // The same id in another room is that room's news.
+  bob.sink.take();
+  handler.deliverRoomNote(presence("i9.gone.1", "leave", "disconnected", "games"));
+  assertEquals(bob.sink.take().map(([, body]) => body), ["Zed has disconnected!"]);
   // More arrivals than are remembered by id come and go meanwhile...
   for (let i = 0; i < 5000; i++) handler.deliverRoomNote(presence(`i8.${i}`, "join", "connected"));
   sink.take();

@@ -27,6 +27,7 @@ export function startProxy(target: number): Proxy {
       // Closed already, by the other side.
     }
   };
+  let frozen = false;
   let flowing: Promise<void> = Promise.resolve();
   let thaw = () => {};
   const pipe = async (from: Deno.Conn, to: Deno.Conn) => {
@@ -66,10 +67,13 @@ export function startProxy(target: number): Proxy {
       for (const conn of [...links]) drop(conn);
     },
     freeze() {
+      if (frozen) return;
+      frozen = true;
       flowing = new Promise((resolve) => thaw = resolve);
     },
     heal() {
       open = true;
+      frozen = false;
       thaw();
     },
     async close() {

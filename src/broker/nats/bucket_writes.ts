@@ -1,9 +1,11 @@
 /**
- * Writes to the names bucket that never land on another instance's entry.
- * A request can be held up on a stalled link (its socket open, nothing
- * passing) and reach NATS only after the heal, when the name may be someone
- * else's: so nothing is deleted or overwritten blind, only over a revision
- * just read and found to be the right owner's.
+ * Deletes and handovers in the names bucket that never land on another
+ * instance's entry. A request can be held up on a stalled link (its socket
+ * open, nothing passing) and reach NATS only after the heal, when the name
+ * may be someone else's: so these go only over a revision just read and
+ * found to be the right owner's. (Renewals write over their own last
+ * revision, see `names.ts`; the look-alike guards' renewals are still plain
+ * puts, which the holder's next heartbeat puts right.)
  *
  * @module
  */

@@ -41,10 +41,17 @@ const REPLY_TIMEOUT_MS = 3000;
  */
 const MAX_REQUEST_AGE_MS = REPLY_TIMEOUT_MS / 2;
 
-/** Whether a request, by the send time it carries, is older than {@linkcode MAX_REQUEST_AGE_MS}. */
-function heldUp(data: string): boolean {
+/**
+ * Whether a request, by the send time it carries, is older than
+ * {@linkcode MAX_REQUEST_AGE_MS}; each one refused so is logged, with its
+ * age (a stalled link, or clocks that do not agree).
+ */
+function heldUp(data: string, what: string): boolean {
   const { sentAt } = fields(parse(data), "a request");
-  return typeof sentAt === "number" && Date.now() - sentAt > MAX_REQUEST_AGE_MS;
+  const age = typeof sentAt === "number" ? Date.now() - sentAt : 0;
+  if (age <= MAX_REQUEST_AGE_MS) return false;
+  log.warning("Refused {what} that arrived {age} ms after it was sent", { what, age });
+  return true;
 }
 
 const log = getLogger(["chat", "cluster"]);
@@ -158,7 +165,9 @@ export class InstanceMail implements Mail {
       return undefined;
     });
     this.#serve(`chat.kick.${instance}`, (data) => {
-      const result = heldUp(data) ? "unavailable" : handler.deliverKick(readKickNote(data));
+      const note = readKickNote(data);
+      const late = heldUp(data, `a kick of ${note.name}`);
+      const result = late ? "unavailable" : handler.deliverKick(note);
       return JSON.stringify({ result });
     }, JSON.stringify({ result: "not_found" }));
     this.#serve(`chat.rank.${instance}`, (data) => {
@@ -166,7 +175,8 @@ export class InstanceMail implements Mail {
     }, JSON.stringify({ rank: null }));
     this.#serve(`chat.ctl.${instance}`, (data) => {
       const { name, token, verified } = readTakeoverRequest(data);
-      const handover = heldUp(data) ? undefined : handler.handOver(name, token, verified);
+      const late = heldUp(data, `a handover of ${name}`);
+      const handover = late ? undefined : handler.handOver(name, token, verified);
       if (handover !== undefined) this.#options.handedOver(name);
       return JSON.stringify(
         handover === undefined ? { ok: false } : {

@@ -148,10 +148,7 @@ export class RoomFeed {
           const batch =
             this.#options.readBack(message.headers?.get(MSG_ID), message.subject, message.data) ??
               readRoomNotes(message.string(), this.room, this.#options.maxText);
-          // Numbers count only from a batch with something readable: garbage says nothing.
-          if (message.subject.endsWith(".m") && batch.notes.some((note) => note !== undefined)) {
-            this.#count(batch);
-          }
+          if (message.subject.endsWith(".m")) this.#count(batch);
           for (const error of batch.refused) this.#options.malformed(message.subject, error);
           this.#options.deliver(batch.notes, message.seq, this.#caughtUp);
         } catch (error) {
@@ -173,9 +170,13 @@ export class RoomFeed {
   }
 
   /** Notes the number of a room message, and what its publisher's numbers skipped. */
-  #count({ from, n }: RoomBatch): void {
+  #count({ from, n, notes }: RoomBatch): void {
     if (from === undefined || n === undefined) return;
     const last = this.#numbers.get(from);
+    // A batch with nothing readable (garbage, or notes past this instance's limits) only moves the
+    // count on by one: it neither opens a gap (a readable batch after it would) nor starts one.
+    const readable = notes.some((note) => note !== undefined);
+    if (!readable && (last === undefined || n !== last + 1)) return;
     // Most recently heard last, so that a flood of made-up publishers forgets them first.
     this.#numbers.delete(from);
     this.#numbers.set(from, Math.max(n, last ?? 0));

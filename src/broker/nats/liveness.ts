@@ -14,7 +14,8 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/nats-core";
-import { departureId, type RoomNote } from "../types.ts";
+import type { RoomNote } from "../types.ts";
+import { departureId } from "../departures.ts";
 import type { ClusterNames } from "./names.ts";
 import type { NameEntry } from "./wire.ts";
 import { DecodeError } from "../decode.ts";

@@ -198,8 +198,13 @@ export function readRankReply(data: string): number | undefined {
 /** The answer to a kick sent to the target's instance. */
 export function readKickResult(data: string): KickResult {
   const result = fields(parse(data), "a kick's answer").result;
-  if (result === "done" || result === "outranked" || result === "not_found") return result;
-  throw new DecodeError('a kick\'s answer needs a "result" of done, outranked or not_found');
+  if (
+    result === "done" || result === "outranked" || result === "not_found" ||
+    result === "unavailable"
+  ) return result;
+  throw new DecodeError(
+    'a kick\'s answer needs a "result" of done, outranked, not_found or unavailable',
+  );
 }
 
 /** The answer to a takeover, its kept private messages at most `maxText` characters long. */
