@@ -1,16 +1,24 @@
 /**
- * Deletes and handovers in the names bucket that never land on another
- * instance's entry. A request can be held up on a stalled link (its socket
- * open, nothing passing) and reach NATS only after the heal, when the name
- * may be someone else's: so these go only over a revision just read and
- * found to be the right owner's. (Renewals write over their own last
- * revision, see `names.ts`; the look-alike guards' renewals are still plain
- * puts, which the holder's next heartbeat puts right.)
+ * Writes to the names bucket that never land on another instance's entry.
+ * A request can be held up on a stalled link (its socket open, nothing
+ * passing) and reach NATS only after the heal, when the name may be someone
+ * else's: so deletes, handovers and the guards' renewals go only over a
+ * revision written by, or just read and found to be, the right owner's.
+ * (Names' renewals write over their own last revision, see `names.ts`.)
  *
  * @module
  */
 
 import type { KV } from "@nats-io/kv";
+
+/** An entry written over is someone else's now. */
+export class TakenElsewhere extends Error {
+  override readonly name = "TakenElsewhere";
+
+  constructor(key: string) {
+    super(`the entry ${key} is someone else's now`);
+  }
+}
 
 /**
  * Deletes `key` when its entry is `ours`, over that revision only. Resolves
@@ -33,7 +41,8 @@ export async function deleteIfOurs(
  * Writes `data` under `key` over the entry at `revision`; when it was
  * written again since, over that later one, if it is still `theirs` (the
  * same owner's); when it is gone, creates it. Resolves with the revision
- * written; rejects when the entry is someone else's now.
+ * written; rejects with {@linkcode TakenElsewhere} when the entry is
+ * someone else's now.
  */
 export async function writeOver(
   bucket: KV,
@@ -47,7 +56,7 @@ export async function writeOver(
   } catch {
     const current = await bucket.get(key);
     if (current === null || current.operation !== "PUT") return await bucket.create(key, data);
-    if (!theirs(current.string())) throw new Error("the entry is someone else's now");
+    if (!theirs(current.string())) throw new TakenElsewhere(key);
     return await bucket.update(key, data, current.revision);
   }
 }

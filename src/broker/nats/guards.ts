@@ -14,7 +14,7 @@ import { getLogger } from "@logtape/logtape";
 import type { KV } from "@nats-io/kv";
 import { comparisonKeys, nameKey } from "../../text/names.ts";
 import { bucketKey, decodeBucketKey } from "./wire.ts";
-import { deleteIfOurs } from "./bucket_writes.ts";
+import { deleteIfOurs, TakenElsewhere, writeOver } from "./bucket_writes.ts";
 
 const log = getLogger(["chat", "cluster"]);
 
@@ -59,6 +59,8 @@ export class Guards {
   readonly #names = new Map<string, string>();
   /** ...and the guards of each name, by name key. */
   readonly #byName = new Map<string, Set<string>>();
+  /** The revision of our last write of each guard, so a renewal never lands on another's. */
+  readonly #revisions = new Map<string, number>();
 
   constructor(options: GuardsOptions) {
     this.#options = options;
@@ -80,9 +82,9 @@ export class Guards {
   async record(name: string): Promise<void> {
     const value = this.#value(name);
     await Promise.all(
-      guardKeys(name).map((key) => {
+      guardKeys(name).map(async (key) => {
         this.#add(key, name);
-        return this.#options.bucket.put(key, value);
+        this.#revisions.set(key, await this.#options.bucket.put(key, value));
       }),
     );
   }
@@ -110,11 +112,23 @@ export class Guards {
     });
   }
 
-  /** Writes every guard again, before the bucket's TTL drops it. */
+  /**
+   * Writes every guard again, over our own last write only: one taken by
+   * another instance meanwhile (held up on a stalled link, this renewal would
+   * have landed on it) is let go here.
+   */
   keepAlive(): void {
+    const { bucket, instance } = this.#options;
+    const ours = (data: string) => this.#read(data)?.instance === instance;
     for (const [key, name] of this.#names) {
-      this.#options.bucket.put(key, this.#value(name)).catch((error) => {
+      const revision = this.#revisions.get(key) ?? 0;
+      writeOver(bucket, key, this.#value(name), revision, ours).then((written) => {
+        if (this.#names.get(key) === name) this.#revisions.set(key, written);
+      }, (error) => {
         log.warning("Cannot keep the guard of {name} alive: {error}", { name, error });
+        if (error instanceof TakenElsewhere && this.#names.get(key) === name) {
+          this.#remove(key);
+        }
       });
     }
   }
@@ -181,6 +195,7 @@ export class Guards {
   #taken(name: string, key: string, revision: number): boolean {
     if (this.#options.holds(nameKey(name))) {
       this.#add(key, name);
+      this.#revisions.set(key, revision);
       return true;
     }
     this.#options.bucket.delete(key, { previousSeq: revision }).catch(() => {});
@@ -200,6 +215,7 @@ export class Guards {
     const name = this.#names.get(key);
     if (name === undefined) return;
     this.#names.delete(key);
+    this.#revisions.delete(key);
     const byName = nameKey(name);
     const guards = this.#byName.get(byName);
     guards?.delete(key);

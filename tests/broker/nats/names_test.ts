@@ -4,6 +4,7 @@ import { assertEquals } from "@std/assert";
 import { delay } from "@std/async/delay";
 import type { KV } from "@nats-io/kv";
 import type { NatsConnection } from "@nats-io/nats-core";
+import { guardKeys } from "../../../src/broker/nats/guards.ts";
 import { ClusterNames } from "../../../src/broker/nats/names.ts";
 import { NAMES_BUCKET, openStorage } from "../../../src/broker/nats/storage.ts";
 import { connectNats } from "../../../src/broker/nats/tcp.ts";
@@ -115,6 +116,24 @@ Deno.test({
       const entry = await bucket.get(KEY);
       assertEquals(JSON.parse(entry!.string()).userId, 2);
       assertEquals(await b.claim("Ann", HOLDER), false);
+    });
+  },
+});
+
+Deno.test({
+  name: "a look-alike guard taken elsewhere meanwhile is not written over by its old holder",
+  ignore,
+  async fn() {
+    await withNames(async ({ a, bucket }) => {
+      assertEquals(await a.claim("Ann", HOLDER), true);
+      const [guard] = guardKeys("Ann");
+      // Another instance holds it now (a's link was stalled, say, and it took the guard as dead).
+      const theirs = JSON.stringify({ name: "AnnX", instance: "bbbb" });
+      await bucket.put(guard, theirs);
+      // A renewal sent blind would reach NATS before this look, on the same connection; one over
+      // a's own revision fails, and writes nothing after.
+      a.keepAlive();
+      assertEquals((await bucket.get(guard))?.string(), theirs);
     });
   },
 });
