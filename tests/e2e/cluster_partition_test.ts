@@ -142,33 +142,49 @@ function agreeOn(
   );
 }
 
+/** A watcher on `a`, and `name` on `c` (behind the proxy), once the watcher has seen them arrive. */
+async function watched(
+  { a, c, clients }: { a: ServerProcess; c: ServerProcess; clients: TestClient<V2Frame>[] },
+  name: string,
+) {
+  const { client: watcher } = await hello(a, "Watcher");
+  const { client: user, welcome } = await hello(c, name);
+  clients.push(watcher, user);
+  await watcher.waitFor((frame) => frame.type === "presence" && frame.from === name);
+  return { watcher, user, welcome };
+}
+
+/** Asks `instance` for `name` until it is granted (another name each time before). */
+async function grantedOn(
+  instance: ServerProcess,
+  name: string,
+  clients: TestClient<V2Frame>[],
+): Promise<TestClient<V2Frame>> {
+  for (let tries = 0;; tries++) {
+    const attempt = await hello(instance, name);
+    clients.push(attempt.client);
+    if (attempt.welcome.name === name) return attempt.client;
+    if (tries === 100) throw new Error(`${name} was never given away`);
+    await attempt.client.close();
+    await delay(50);
+  }
+}
+
 Deno.test({
   name: "a partitioned instance lets its users' names go before anyone else can be given them",
   ignore,
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withPartition(async ({ a, c, proxy, clients }) => {
-      const { client: watcher } = await hello(a, "Watcher");
-      const { client: first } = await hello(c, "Alice");
-      clients.push(watcher, first);
-      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Alice");
+    await withPartition(async (setup) => {
+      const { a, c, proxy, clients } = setup;
+      const { watcher, user: first } = await watched(setup, "Alice");
 
       proxy.cut();
       const letGoAt = letGo(first, "Alice");
       // Meanwhile, someone on the other side asks for her name, again and again.
-      let granted: number | undefined;
-      for (let tries = 0; granted === undefined; tries++) {
-        const attempt = await hello(a, "Alice");
-        clients.push(attempt.client);
-        if (attempt.welcome.name === "Alice") granted = performance.now();
-        else if (tries === 100) throw new Error("Alice's name was never given away");
-        else {
-          // Given another name: that session ends (nothing lingers here) before the next try.
-          await attempt.client.close();
-          await delay(50);
-        }
-      }
+      await grantedOn(a, "Alice", clients);
+      const granted = performance.now();
       assert(await letGoAt < granted, "Alice was let go on the cut-off instance after the grant");
 
       proxy.heal();
@@ -190,11 +206,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withPartition(async ({ a, c, proxy, clients }) => {
-      const { client: watcher } = await hello(a, "Watcher");
-      const { client: carol } = await hello(c, "Carol");
-      clients.push(watcher, carol);
-      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Carol");
+    await withPartition(async (setup) => {
+      const { c, proxy, clients } = setup;
+      const { watcher, user: carol } = await watched(setup, "Carol");
 
       proxy.cut();
       await letGo(carol, "Carol");
@@ -217,22 +231,6 @@ Deno.test({
   },
 });
 
-/** Asks `instance` for `name` until it is granted (another name each time before). */
-async function grantedOn(
-  instance: ServerProcess,
-  name: string,
-  clients: TestClient<V2Frame>[],
-): Promise<TestClient<V2Frame>> {
-  for (let tries = 0;; tries++) {
-    const attempt = await hello(instance, name);
-    clients.push(attempt.client);
-    if (attempt.welcome.name === name) return attempt.client;
-    if (tries === 100) throw new Error(`${name} was never given away`);
-    await attempt.client.close();
-    await delay(50);
-  }
-}
-
 Deno.test({
   name:
     "a user who leaves while their instance's link is frozen: nothing held up lands on the new holder",
@@ -240,11 +238,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withPartition(async ({ a, c, proxy, clients }) => {
-      const { client: watcher } = await hello(a, "Watcher");
-      const { client: xavier } = await hello(c, "Xavier");
-      clients.push(watcher, xavier);
-      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Xavier");
+    await withPartition(async (setup) => {
+      const { a, c, proxy, clients } = setup;
+      const { user: xavier } = await watched(setup, "Xavier");
 
       // The link passes nothing, its sockets open: what Xavier's instance sends when he leaves
       // (his departure, and the release of his name) waits in them.
@@ -274,11 +270,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withPartition(async ({ a, c, proxy, clients }) => {
-      const { client: watcher } = await hello(a, "Watcher");
-      const { client: xavier } = await hello(c, "Xavier");
-      clients.push(watcher, xavier);
-      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Xavier");
+    await withPartition(async (setup) => {
+      const { a, c, proxy, clients } = setup;
+      const { watcher, user: xavier } = await watched(setup, "Xavier");
 
       proxy.cut();
       await xavier.close();
@@ -301,11 +295,9 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
-    await withPartition(async ({ a, c, proxy, clients }) => {
-      const { client: watcher } = await hello(a, "Watcher");
-      const { client: xavier, welcome } = await hello(c, "Xavier");
-      clients.push(watcher, xavier);
-      await watcher.waitFor((frame) => frame.type === "presence" && frame.from === "Xavier");
+    await withPartition(async (setup) => {
+      const { a, c, proxy, clients } = setup;
+      const { watcher, user: xavier, welcome } = await watched(setup, "Xavier");
 
       // Longer than the asker waits (3 s), shorter than the lease (10 s here): Xavier keeps his
       // name, and his instance gets the request after it was given up.
